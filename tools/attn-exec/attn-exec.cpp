@@ -1,1 +1,156 @@
-int main() { return 1; }
+//===- attn-exec.cpp - run one attention variant on .npy inputs -----------===//
+//
+//   attn-exec SPEC.json --inputs DIR --outputs DIR --device cpu|reference
+//
+// Reads the inputs the spec needs from the input directory (see ExecIO.h),
+// runs the chosen device and writes o.npy, lse.npy (attention) and ht.npy
+// (linear kinds with a final state) to the output directory, all or nothing.
+// Any problem: a message on stderr naming the file, exit status 1.
+//
+//===----------------------------------------------------------------------===//
+
+#include "attn/Reference/Reference.h"
+#include "attn/Runtime/ExecIO.h"
+#include "attn/Runtime/HostTensors.h"
+#include "attn/Spec/Spec.h"
+
+#ifdef ATTN_HAVE_COMPILER
+#include "attn/Runtime/CpuBackend.h"
+#endif
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+using namespace attn;
+
+static const char kUsage[] =
+    "usage: attn-exec SPEC.json --inputs DIR --outputs DIR "
+    "--device cpu|reference\n"
+    "\n"
+    "Runs the attention variant described by SPEC.json on the .npy inputs in\n"
+    "the --inputs directory and writes the outputs to the --outputs directory.\n"
+    "\n"
+    "options (also accepted as --flag=value):\n"
+    "  --inputs DIR    q.npy, k.npy, v.npy and, where the variant needs them,\n"
+    "                  g.npy, block_mask.npy, q_doc_ids.npy, kv_doc_ids.npy,\n"
+    "                  alibi_slopes.npy, h0.npy, <tensor>.npy\n"
+    "  --outputs DIR   receives o.npy, lse.npy (attention), ht.npy (linear\n"
+    "                  kinds with a final state), all float32; created if\n"
+    "                  missing; on failure no output file is written\n"
+    "  --device NAME   reference (float64 reference), cpu (compiled CPU path),\n"
+    "                  cuda (not available yet)\n"
+    "  --help          print this message\n";
+
+static int usageError(const std::string &msg) {
+  std::fprintf(stderr, "attn-exec: %s\n%s", msg.c_str(), kUsage);
+  return 1;
+}
+
+static int fail(const std::string &msg) {
+  std::fprintf(stderr, "attn-exec: %s\n", msg.c_str());
+  return 1;
+}
+
+int main(int argc, char **argv) {
+  std::string specPath, inputs, outputs, device;
+  bool haveSpec = false, haveInputs = false, haveOutputs = false,
+       haveDevice = false;
+
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h" || arg == "-help") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
+    if (arg.size() > 1 && arg[0] == '-') {
+      std::string flag = arg, value;
+      bool inlineValue = false;
+      size_t eq = arg.find('=');
+      if (arg.compare(0, 2, "--") == 0 && eq != std::string::npos) {
+        flag = arg.substr(0, eq);
+        value = arg.substr(eq + 1);
+        inlineValue = true;
+      }
+      std::string *dst = nullptr;
+      bool *seen = nullptr;
+      if (flag == "--inputs") {
+        dst = &inputs;
+        seen = &haveInputs;
+      } else if (flag == "--outputs") {
+        dst = &outputs;
+        seen = &haveOutputs;
+      } else if (flag == "--device") {
+        dst = &device;
+        seen = &haveDevice;
+      } else {
+        return usageError("unknown option '" + arg + "'");
+      }
+      if (!inlineValue) {
+        if (i + 1 >= argc)
+          return usageError("option '" + flag + "' needs a value");
+        value = argv[++i];
+      }
+      if (*seen)
+        return usageError("option '" + flag + "' given twice");
+      if (value.empty())
+        return usageError("option '" + flag + "' needs a non-empty value");
+      *dst = value;
+      *seen = true;
+      continue;
+    }
+    if (haveSpec)
+      return usageError("unexpected argument '" + arg +
+                        "' (only one spec file)");
+    specPath = arg;
+    haveSpec = true;
+  }
+  if (!haveSpec)
+    return usageError("missing the spec file");
+  if (!haveInputs)
+    return usageError("missing --inputs DIR");
+  if (!haveOutputs)
+    return usageError("missing --outputs DIR");
+  if (!haveDevice)
+    return usageError("missing --device cpu|reference");
+  if (device != "cpu" && device != "reference" && device != "cuda")
+    return usageError("unknown device '" + device +
+                      "' (expected cpu or reference)");
+
+  Spec spec;
+  std::string error;
+  if (!parseSpecFile(specPath, spec, error)) {
+    // parseSpecFile prefixes the file name; make sure it is there.
+    if (error.find(specPath) == std::string::npos)
+      error = specPath + ": " + error;
+    return fail(error);
+  }
+
+  if (device == "cuda")
+    return fail("--device cuda is not available yet");
+#ifndef ATTN_HAVE_COMPILER
+  if (device == "cpu")
+    return fail("--device cpu needs the compiler; this is a runtime-only "
+                "build (ATTN_RUNTIME_ONLY)");
+#endif
+
+  ExecInputs in;
+  if (!loadInputs(spec, inputs, in, error))
+    return fail(error);
+
+  ExecOutputs out;
+  bool ok = false;
+  if (device == "reference") {
+    ok = runReference(spec, in, out, error);
+  } else {
+#ifdef ATTN_HAVE_COMPILER
+    ok = runCompiledCpu(spec, specPath, in, out, error);
+#endif
+  }
+  if (!ok)
+    return fail(error.empty() ? "--device " + device + " failed" : error);
+
+  if (!writeOutputs(spec, outputs, out, error))
+    return fail(error);
+  return 0;
+}

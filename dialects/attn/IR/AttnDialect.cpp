@@ -5,7 +5,7 @@
 #include "llvm/ADT/TypeSwitch.h"
 
 using namespace mlir;
-using namespace mlir::attn;
+using namespace attn;
 
 #include "attn/IR/AttnDialect.cpp.inc"
 #include "attn/IR/AttnEnums.cpp.inc"

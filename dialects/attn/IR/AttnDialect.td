@@ -14,7 +14,7 @@ include "mlir/IR/EnumAttr.td"
 
 def Attn_Dialect : Dialect {
   let name = "attn";
-  let cppNamespace = "::mlir::attn";
+  let cppNamespace = "::attn";
   let summary = "Attention variants: softmax, linear and gated linear attention";
   let description = [{
     The `attn` dialect describes one attention computation per op, precisely
@@ -85,10 +85,11 @@ def Attn_FeatureMap : I32EnumAttr<"FeatureMap", "feature map of linear attention
     I32EnumAttrCase<"EluPlusOne", 1, "elu_plus_one">,
     I32EnumAttrCase<"Relu", 2, "relu">
   ]> {
-  let cppNamespace = "::mlir::attn";
+  let cppNamespace = "::attn";
   let genSpecializedAttr = 0;
 }
 def Attn_FeatureMapAttr : EnumAttr<Attn_Dialect, Attn_FeatureMap, "feature_map"> {
+  let assemblyFormat = "`<` $value `>`";
   let summary = "Feature map phi applied to queries and keys";
   let description = [{
     `identity`: phi(x) = x; `elu_plus_one`: phi(x) = elu(x) + 1 (positive);
@@ -101,16 +102,52 @@ def Attn_GateKind : I32EnumAttr<"GateKind", "shape of the decay gates", [
     I32EnumAttrCase<"Vector", 1, "vector">,
     I32EnumAttrCase<"HeadConstant", 2, "head_constant">
   ]> {
-  let cppNamespace = "::mlir::attn";
+  let cppNamespace = "::attn";
   let genSpecializedAttr = 0;
 }
 def Attn_GateKindAttr : EnumAttr<Attn_Dialect, Attn_GateKind, "gate"> {
+  let assemblyFormat = "`<` $value `>`";
   let summary = "How the log-space decay gates are shaped";
   let description = [{
     `scalar`: one gate per head and step, `g : [B, H, S]` (RetNet/Mamba2-like);
     `vector`: one gate per head, step and key channel, `g : [B, H, S, Dqk]`
     (GLA); `head_constant`: one constant gate per head, `g : [H]` (RetNet).
   }];
+}
+
+def Attn_TilePlanAttr : Attn_Attr<"TilePlan", "tile_plan"> {
+  let summary = "Tile sizes and the symbolic classification of (q-tile, k-tile) pairs";
+  let description = [{
+    Written by `attn-plan-tiles`, read by `attn-tile-softmax`. For the q tile
+    `t` (rows `[t * block_q, (t + 1) * block_q)`), the k tiles in
+    `[kv_begin, kv_end)` may hold visible pairs; those outside are *empty* and
+    never visited. Within that range the tiles in `[full_begin, full_end)` are
+    *full* as far as the static masks (causal, window, recognized diagonal
+    bounds, the sequence ends) go; the others are *partial* and get element
+    masks. Each bound is an affine map `(t)[Sq, Sk]`: begin bounds are the
+    maximum of the map's results, end bounds the minimum.
+
+    `data_masks` lists the masks known only at run time (`block_sparse`,
+    `documents`): each visited tile is classified again from the data (skip
+    when empty, element mask when partial). `element_mask_everywhere` is set
+    when a custom mask could not be summarized: every tile then applies it.
+
+    ```mlir
+    #attn.tile_plan<block_q = 64, block_k = 64,
+      kv_begin = affine_map<(d0)[s0, s1] -> (0)>,
+      full_begin = affine_map<(d0)[s0, s1] -> (0)>,
+      full_end = affine_map<(d0)[s0, s1] -> (d0 + (s1 - s0) floordiv 64 ..., s1 floordiv 64)>,
+      kv_end = affine_map<...>, data_masks = [], element_mask_everywhere = false>
+    ```
+  }];
+  let parameters = (ins "int64_t":$block_q, "int64_t":$block_k,
+                        "::mlir::AffineMapAttr":$kv_begin,
+                        "::mlir::AffineMapAttr":$full_begin,
+                        "::mlir::AffineMapAttr":$full_end,
+                        "::mlir::AffineMapAttr":$kv_end,
+                        "::mlir::ArrayAttr":$data_masks,
+                        "bool":$element_mask_everywhere);
+  let assemblyFormat = "`<` struct(params) `>`";
 }
 
 #endif // ATTN_DIALECT_TD

@@ -17,7 +17,7 @@
 #include <cmath>
 
 using namespace mlir;
-using namespace mlir::attn;
+using namespace attn;
 
 #define GET_OP_CLASSES
 #include "attn/IR/AttnOps.cpp.inc"
@@ -323,7 +323,7 @@ static LogicalResult verifyModRegion(AttentionOp op, Region &region,
       return op.emitOpError() << "argument #" << i << " of the " << name
                               << " region must be " << type << ", got "
                               << arg.getType() << "; the region takes " << signature;
-  auto yield = dyn_cast<YieldOp>(block.getTerminator());
+  auto yield = block.empty() ? YieldOp() : dyn_cast<YieldOp>(block.back());
   if (!yield)
     return op.emitOpError() << name << " region must end with attn.yield";
   if (yield.getValues().size() != 1 || yield.getValues()[0].getType() != yieldType)
@@ -392,5 +392,56 @@ LogicalResult GatedLinearAttentionOp::verify() {
   case GateKind::HeadConstant:
     return expectShape(op, "gates", getGates(), f32, {h}, "[H] (gate = head_constant)");
   }
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Tiled-level ops
+//===----------------------------------------------------------------------===//
+
+/// Checks a rank-`rank` f32 memref operand of the online-softmax state.
+static LogicalResult expectF32Rank(Operation *op, StringRef name, Value v,
+                                   int64_t rank) {
+  auto type = cast<MemRefType>(v.getType());
+  if (type.getRank() == rank && type.getElementType().isF32())
+    return success();
+  return op->emitOpError() << name << " must be a rank-" << rank
+                           << " f32 memref, got " << type;
+}
+
+LogicalResult OnlineSoftmaxOp::verify() {
+  Operation *op = getOperation();
+  if (failed(expectF32Rank(op, "scores", getScores(), 2)) ||
+      failed(expectF32Rank(op, "max", getMax(), 1)) ||
+      failed(expectF32Rank(op, "sum", getSum(), 1)) ||
+      failed(expectF32Rank(op, "acc", getAcc(), 2)))
+    return failure();
+  auto value = cast<MemRefType>(getValue().getType());
+  if (value.getRank() != 2)
+    return emitOpError() << "value must be a rank-2 memref [c, Dv], got " << value;
+  if (!dimsAgree(dimOf(getScores(), 1), value.getDimSize(0)))
+    return emitOpError() << "value rows (" << value.getDimSize(0)
+                         << ") must equal score columns (" << dimOf(getScores(), 1)
+                         << ")";
+  if (!dimsAgree(dimOf(getAcc(), 1), value.getDimSize(1)))
+    return emitOpError() << "acc columns (" << dimOf(getAcc(), 1)
+                         << ") must equal value columns (" << value.getDimSize(1)
+                         << ")";
+  return success();
+}
+
+LogicalResult SoftmaxFinalizeOp::verify() {
+  Operation *op = getOperation();
+  if (failed(expectF32Rank(op, "max", getMax(), 1)) ||
+      failed(expectF32Rank(op, "sum", getSum(), 1)) ||
+      failed(expectF32Rank(op, "acc", getAcc(), 2)) ||
+      (getLse() && failed(expectF32Rank(op, "lse", getLse(), 1))))
+    return failure();
+  auto out = cast<MemRefType>(getOut().getType());
+  if (out.getRank() != 2 || !isa<FloatType>(out.getElementType()))
+    return emitOpError() << "out must be a rank-2 float memref [r, Dv], got " << out;
+  if (!dimsAgree(dimOf(getAcc(), 1), out.getDimSize(1)))
+    return emitOpError() << "out columns (" << out.getDimSize(1)
+                         << ") must equal acc columns (" << dimOf(getAcc(), 1) << ")";
   return success();
 }

@@ -81,7 +81,8 @@ def Attn_AttentionOp : Attn_Op<"attention", [AttrSizedOperandSegments]> {
     UnitAttr:$causal,
     OptionalAttr<Attn_WindowAttr>:$window,
     OptionalAttr<Attn_BlockSparseAttr>:$block_sparse,
-    OptionalAttr<F32Attr>:$softcap
+    OptionalAttr<F32Attr>:$softcap,
+    OptionalAttr<Attn_TilePlanAttr>:$tile_plan
   );
   let regions = (region AnyRegion:$score_mod, AnyRegion:$mask_mod);
 
@@ -222,6 +223,68 @@ def Attn_SeqLensOp : Attn_Op<"seq_lens", [Pure, HasParent<"AttentionOp">]> {
   }];
   let results = (outs Index:$query_len, Index:$key_len);
   let assemblyFormat = "attr-dict `:` type($query_len) `,` type($key_len)";
+}
+
+//===----------------------------------------------------------------------===//
+// Tiled level: the online-softmax state as first-class ops.
+//===----------------------------------------------------------------------===//
+
+def Attn_OnlineSoftmaxOp : Attn_Op<"online_softmax"> {
+  let summary = "Folds one tile of scores into the running (max, sum, acc) state";
+  let description = [{
+    `scores` is an `[r, c]` tile of scores already in the base-2 domain
+    (multiplied by log2(e)), masked entries `-inf`; `value` is the matching
+    `[c, Dv]` tile of V. The state is the running row maximum `max [r]`, the
+    running sum `sum [r]` and the unnormalized output `acc [r, Dv]`, all f32,
+    updated in place:
+
+    ```
+    m' = max(m, rowmax(S));  alpha = exp2(m - m')  (1 when m' = -inf)
+    P  = exp2(S - m')        (0 where S = -inf)
+    sum' = alpha * sum + rowsum(P);  acc' = alpha * acc + P V
+    ```
+
+    ```mlir
+    attn.online_softmax %s, %v, %m, %l, %acc : memref<?x?xf32>,
+        memref<?x64xbf16, strided<[64, 1], offset: ?>>, memref<?xf32>,
+        memref<?xf32>, memref<?x64xf32>
+    ```
+  }];
+  let arguments = (ins Arg<AnyMemRef, "", [MemRead]>:$scores,
+                       Arg<AnyMemRef, "", [MemRead]>:$value,
+                       Arg<AnyMemRef, "", [MemRead, MemWrite]>:$max,
+                       Arg<AnyMemRef, "", [MemRead, MemWrite]>:$sum,
+                       Arg<AnyMemRef, "", [MemRead, MemWrite]>:$acc);
+  let assemblyFormat = [{
+    $scores `,` $value `,` $max `,` $sum `,` $acc attr-dict `:`
+    type($scores) `,` type($value) `,` type($max) `,` type($sum) `,` type($acc)
+  }];
+  let hasVerifier = 1;
+}
+
+def Attn_SoftmaxFinalizeOp : Attn_Op<"softmax_finalize"> {
+  let summary = "Normalizes the accumulator and computes the log-sum-exp";
+  let description = [{
+    `out = acc / sum` and `lse = (max + log2(sum)) * ln(2)` (natural log). A
+    row whose sum is 0 (no visible key) gets `out = 0` and `lse = -inf`, never
+    NaN. `out` may have any float element type (rounded from f32).
+
+    ```mlir
+    attn.softmax_finalize %m, %l, %acc, %out lse(%lse) : memref<?xf32>,
+        memref<?xf32>, memref<?x64xf32>, memref<?x64xbf16, strided<[64, 1], offset: ?>>,
+        memref<?xf32, strided<[1], offset: ?>>
+    ```
+  }];
+  let arguments = (ins Arg<AnyMemRef, "", [MemRead]>:$max,
+                       Arg<AnyMemRef, "", [MemRead]>:$sum,
+                       Arg<AnyMemRef, "", [MemRead]>:$acc,
+                       Arg<AnyMemRef, "", [MemWrite]>:$out,
+                       Arg<Optional<AnyMemRef>, "", [MemWrite]>:$lse);
+  let assemblyFormat = [{
+    $max `,` $sum `,` $acc `,` $out (`lse` `(` $lse^ `)`)? attr-dict `:`
+    type($max) `,` type($sum) `,` type($acc) `,` type($out) (`,` type($lse)^)?
+  }];
+  let hasVerifier = 1;
 }
 
 #endif // ATTN_OPS_TD

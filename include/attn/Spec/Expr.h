@@ -35,8 +35,9 @@ enum class ExprKind {
   IntLiteral,   // intValue
   FloatLiteral, // floatValue
   BoolLiteral,  // intValue (0 or 1)
-  Var,          // var
+  Var,          // var (op holds the name as written)
   Index,        // tensor[operands...]: tensorIndex into the declared tensors
+                // (op holds the tensor name)
   Unary,        // op: "-" or "!"
   Binary,       // op: + - * / % < <= > >= == != && ||
   Call,         // op: select min max abs exp tanh
@@ -71,6 +72,18 @@ std::unique_ptr<Expr> parseExpr(const std::string &text, const ExprContext &ctx,
 
 /// Collects which variables an expression reads (for `attn.seq_lens` etc.).
 bool exprUsesVar(const Expr &e, ExprVar v);
+
+/// Whether an expression indexes the declared tensor number `tensorIndex`.
+bool exprUsesTensor(const Expr &e, int tensorIndex);
+
+/// Renders a checked expression fully parenthesized, with implicit
+/// promotions shown as `float(x)`: "((q + 1) < k)". For tests and diagnostics.
+std::string exprToString(const Expr &e);
+
+/// Expressions nested deeper than this (parentheses, unary operators, or
+/// operator chains in the syntax tree) are rejected rather than risking the
+/// stack of every recursive consumer.
+constexpr int kMaxExprDepth = 256;
 
 } // namespace attn
 

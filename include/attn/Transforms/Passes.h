@@ -1,0 +1,28 @@
+//===- Passes.h - attn passes -----------------------------------*- C++ -*-===//
+#ifndef ATTN_TRANSFORMS_PASSES_H
+#define ATTN_TRANSFORMS_PASSES_H
+
+#include "attn/IR/AttnOps.h"
+#include "mlir/Dialect/Affine/IR/AffineOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Pass/Pass.h"
+
+namespace attn {
+
+#define GEN_PASS_DECL
+#include "attn/Transforms/Passes.h.inc"
+
+#define GEN_PASS_REGISTRATION
+#include "attn/Transforms/Passes.h.inc"
+
+/// Registers the attn passes and the named pipelines (attn-cpu-pipeline).
+void registerAttnPipelines();
+
+/// The CPU pipeline: attn ops -> tiled loops -> LLVM dialect, ready for the
+/// ExecutionEngine. Functions get the C interface (_mlir_ciface_<name>).
+void buildCpuPipeline(mlir::OpPassManager &pm);
+
+} // namespace attn
+
+#endif // ATTN_TRANSFORMS_PASSES_H

@@ -1,0 +1,83 @@
+//===- Passes.td - attn passes -----------------------------*- tablegen -*-===//
+#ifndef ATTN_TRANSFORMS_PASSES_TD
+#define ATTN_TRANSFORMS_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def AttnNormalizeMasks : Pass<"attn-normalize-masks"> {
+  let summary = "Canonicalizes masks: one band per op, custom regions to attributes";
+  let description = [{
+    * `causal` plus `window<left = L, right = R>` becomes the single band
+      `window<left = L, right = 0>` (causal clamps the right bound to 0).
+    * A `mask_mod` region that is a conjunction of bottom-right aligned
+      diagonal bounds (`k <= q + Sk - Sq + R`, `k >= q + Sk - Sq - L`) becomes
+      `causal` or a `window` attribute, so the tile analysis sees it; the
+      region (and captures nobody reads any more) is removed.
+  }];
+  let dependentDialects = ["::attn::AttnDialect"];
+}
+
+def AttnPlanTiles : Pass<"attn-plan-tiles"> {
+  let summary = "Chooses tile sizes and classifies (q-tile, k-tile) pairs symbolically";
+  let description = [{
+    Attaches `#attn.tile_plan` to every `attn.attention`: the tile sizes and,
+    as affine maps of the q-tile index with symbols (Sq, Sk), the range of k
+    tiles that may hold visible pairs and the sub-range that is full. Masks
+    that are data (block layout, document ids) are listed for run-time
+    classification. Tile sizes come from the pass options, else from the
+    function's `attn.options` (spec `options.block_q` / `block_k`).
+  }];
+  let options = [
+    Option<"blockQ", "block-q", "int64_t", /*default=*/"0",
+           "Rows of a query tile (0: from attn.options, else 64)">,
+    Option<"blockK", "block-k", "int64_t", /*default=*/"0",
+           "Keys of a key tile (0: from attn.options, else 64)">,
+  ];
+  let dependentDialects = ["::attn::AttnDialect", "::mlir::affine::AffineDialect"];
+}
+
+def AttnTileSoftmax : Pass<"attn-tile-softmax"> {
+  let summary = "Tiles softmax attention and fuses the online softmax";
+  let description = [{
+    Rewrites every planned `attn.attention` into a parallel loop over
+    (batch, query head, query tile) and, per query tile, loops over only the
+    non-empty key tiles: partial tiles before and after the full ones apply
+    element masks, full tiles do not. Scores carry log2(e) folded into the
+    scale; the running state is updated by `attn.online_softmax` and written
+    by `attn.softmax_finalize`. Query head h reads key/value head
+    h / (Hq / Hkv).
+  }];
+  let dependentDialects = ["::attn::AttnDialect", "::mlir::affine::AffineDialect",
+                           "::mlir::scf::SCFDialect", "::mlir::arith::ArithDialect",
+                           "::mlir::math::MathDialect", "::mlir::memref::MemRefDialect",
+                           "::mlir::linalg::LinalgDialect"];
+}
+
+def AttnTileLinear : Pass<"attn-tile-linear"> {
+  let summary = "Chunkwise form of linear and gated linear attention";
+  let description = [{
+    Rewrites `attn.linear_attention` and `attn.gated_linear_attention` into
+    a parallel loop over (batch, head) carrying the f32 state through a loop
+    over chunks: per chunk, the intra-chunk causal products with decay
+    `exp2(log2(e) * (G_t - G_s))` (G the in-chunk cumulative log gates, so
+    every exponent is <= 0 for decaying gates), the inter-chunk contribution
+    `q_t exp(G_t) S`, and the state update.
+  }];
+  let options = [
+    Option<"chunk", "chunk", "int64_t", /*default=*/"0",
+           "Chunk length (0: from attn.options, else 64)">,
+  ];
+  let dependentDialects = ["::attn::AttnDialect", "::mlir::affine::AffineDialect",
+                           "::mlir::scf::SCFDialect", "::mlir::arith::ArithDialect",
+                           "::mlir::math::MathDialect", "::mlir::memref::MemRefDialect",
+                           "::mlir::linalg::LinalgDialect"];
+}
+
+def AttnLowerTileOps : Pass<"attn-lower-tile-ops"> {
+  let summary = "Expands attn.online_softmax and attn.softmax_finalize into loops";
+  let dependentDialects = ["::mlir::scf::SCFDialect", "::mlir::arith::ArithDialect",
+                           "::mlir::math::MathDialect", "::mlir::memref::MemRefDialect",
+                           "::mlir::linalg::LinalgDialect"];
+}
+
+#endif // ATTN_TRANSFORMS_PASSES_TD

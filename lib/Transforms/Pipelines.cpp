@@ -1,0 +1,48 @@
+//===- Pipelines.cpp - named pass pipelines -------------------------------===//
+//
+// The stage list of the CPU path in one readable place. The GPU pipeline will
+// share everything up to the tiled form.
+//
+//===----------------------------------------------------------------------===//
+
+#include "attn/Transforms/Passes.h"
+
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
+
+using namespace mlir;
+
+namespace attn {
+
+/// attn ops -> tiled loops (target independent).
+static constexpr const char *kTilingStages =
+    "attn-normalize-masks,attn-plan-tiles,attn-tile-softmax,attn-tile-linear";
+
+/// tiled loops -> LLVM dialect on the host.
+static constexpr const char *kCpuStages =
+    "attn-lower-tile-ops,func.func(convert-linalg-to-loops),lower-affine,"
+    "convert-scf-to-cf,expand-strided-metadata,lower-affine,"
+    "finalize-memref-to-llvm,convert-math-to-libm,convert-math-to-llvm,"
+    "convert-arith-to-llvm,convert-index-to-llvm,convert-func-to-llvm,"
+    "convert-cf-to-llvm,reconcile-unrealized-casts";
+
+void buildCpuPipeline(OpPassManager &pm) {
+  std::string pipeline = std::string(kTilingStages) + "," + kCpuStages;
+  // The pipeline text is a constant of this file: a parse failure is a bug.
+  if (failed(parsePassPipeline(pipeline, pm, llvm::errs())))
+    llvm::report_fatal_error("attn: malformed built-in CPU pipeline");
+}
+
+void registerAttnPipelines() {
+  registerAttnPasses();
+  PassPipelineRegistration<>("attn-tile",
+                             "attn ops to the target-independent tiled form",
+                             [](OpPassManager &pm) {
+                               (void)parsePassPipeline(kTilingStages, pm);
+                             });
+  PassPipelineRegistration<>("attn-cpu-pipeline",
+                             "attn ops to the LLVM dialect for host execution",
+                             buildCpuPipeline);
+}
+
+} // namespace attn
