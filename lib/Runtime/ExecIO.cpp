@@ -359,6 +359,21 @@ bool Loader::load(ExecInputs &in, std::string &error) {
     }
   }
 
+  // Refuse sizes whose outputs could not be held (rather than dying in an
+  // allocation): each output array must stay below 2^31 elements.
+  const double kMaxElements = double(int64_t(1) << 31);
+  double outElems = double(size[SB]) * double(size[SHq]) * double(size[SSq]) *
+                    double(size[SDv]);
+  double stateElems = double(size[SB]) * double(size[SHq]) *
+                      double(size[SDqk]) * double(size[SDv]);
+  if (outElems >= kMaxElements || (linear && stateElems >= kMaxElements)) {
+    error = "v.npy: the output o [B, Hq, Sq, Dv] = [" +
+            std::to_string(size[SB]) + ", " + std::to_string(size[SHq]) + ", " +
+            std::to_string(size[SSq]) + ", " + std::to_string(size[SDv]) +
+            "] (or the state) would be too large";
+    return false;
+  }
+
   in.B = size[SB];
   in.Hq = size[SHq];
   in.Hkv = size[canon(SHkv)];

@@ -37,9 +37,11 @@ int64_t mulDims(std::initializer_list<int64_t> dims) {
 
 class SpecModuleBuilder {
 public:
-  SpecModuleBuilder(MLIRContext &ctx, const Spec &spec, StringRef sourceName)
+  SpecModuleBuilder(MLIRContext &ctx, const Spec &spec, StringRef sourceName,
+                    bool forceLse)
       : ctx(ctx), spec(spec), builder(&ctx),
-        loc(FileLineColLoc::get(&ctx, sourceName, 1, 1)) {}
+        loc(FileLineColLoc::get(&ctx, sourceName, 1, 1)),
+        returnLse(spec.returnLse || forceLse) {}
 
   OwningOpRef<ModuleOp> build();
 
@@ -105,6 +107,7 @@ private:
   const Spec &spec;
   OpBuilder builder;
   Location loc;
+  bool returnLse;
 
   // Values of the expression variables while a region is being emitted.
   struct RegionEnv {
@@ -172,7 +175,7 @@ void SpecModuleBuilder::buildAttention(ModuleOp module) {
         shape, t.elementType == TensorElementType::F32 ? f32 : i32));
   }
   types.push_back(headType(spec.headsQ, spec.seqQ, spec.headDimV, et));
-  if (spec.returnLse)
+  if (returnLse)
     types.push_back(MemRefType::get({b, hq, sq}, f32));
 
   func::FuncOp func = createFunc(module, types);
@@ -186,7 +189,7 @@ void SpecModuleBuilder::buildAttention(ModuleOp module) {
   ValueRange captures = args.slice(next, spec.tensors.size());
   next += spec.tensors.size();
   Value out = take(true);
-  Value lse = take(spec.returnLse);
+  Value lse = take(returnLse);
 
   auto op = attn::AttentionOp::create(builder, loc, args[0], args[1], args[2],
                                       blockMask, qDocs, kvDocs, slopes, captures,
@@ -417,10 +420,10 @@ Value SpecModuleBuilder::emit(const Expr &e) {
 } // namespace
 
 OwningOpRef<ModuleOp> buildSpecModule(MLIRContext &ctx, const Spec &spec,
-                                      StringRef sourceName) {
+                                      StringRef sourceName, bool forceLse) {
   ctx.loadDialect<attn::AttnDialect, func::FuncDialect, arith::ArithDialect,
                   math::MathDialect, memref::MemRefDialect>();
-  return SpecModuleBuilder(ctx, spec, sourceName).build();
+  return SpecModuleBuilder(ctx, spec, sourceName, forceLse).build();
 }
 
 void registerSpecDialects(DialectRegistry &registry) {

@@ -7,8 +7,11 @@
 
 #include "attn/Transforms/Passes.h"
 
+#include "mlir/InitAllPasses.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
+
+#include <mutex>
 
 using namespace mlir;
 
@@ -26,11 +29,16 @@ static constexpr const char *kCpuStages =
     "convert-arith-to-llvm,convert-index-to-llvm,convert-func-to-llvm,"
     "convert-cf-to-llvm,reconcile-unrealized-casts";
 
-void buildCpuPipeline(OpPassManager &pm) {
+LogicalResult buildCpuPipeline(OpPassManager &pm) {
+  // The textual pipeline names passes; make sure they are registered even
+  // when the caller is a library user rather than attn-opt.
+  static std::once_flag registered;
+  std::call_once(registered, [] {
+    registerAllPasses();
+    registerAttnPasses();
+  });
   std::string pipeline = std::string(kTilingStages) + "," + kCpuStages;
-  // The pipeline text is a constant of this file: a parse failure is a bug.
-  if (failed(parsePassPipeline(pipeline, pm, llvm::errs())))
-    llvm::report_fatal_error("attn: malformed built-in CPU pipeline");
+  return parsePassPipeline(pipeline, pm, llvm::errs());
 }
 
 void registerAttnPipelines() {
@@ -42,7 +50,7 @@ void registerAttnPipelines() {
                              });
   PassPipelineRegistration<>("attn-cpu-pipeline",
                              "attn ops to the LLVM dialect for host execution",
-                             buildCpuPipeline);
+                             [](OpPassManager &pm) { (void)buildCpuPipeline(pm); });
 }
 
 } // namespace attn

@@ -326,10 +326,11 @@ TEST(Npy, MutatedHeadersNeverCrash) {
       g[pos] = v;
       Array a;
       std::string err;
-      if (!parse(g, a, err))
+      if (!parse(g, a, err)) {
         EXPECT_FALSE(err.empty());
-      else
+      } else {
         EXPECT_EQ(a.bytes.size(), size_t(a.numElements()) * dtypeSize(a.dtype));
+      }
     }
   for (int iter = 0; iter < 2000; ++iter) {
     std::vector<uint8_t> g = f;
@@ -340,8 +341,9 @@ TEST(Npy, MutatedHeadersNeverCrash) {
       g.resize(rng() % g.size());
     Array a;
     std::string err;
-    if (!parse(g, a, err))
+    if (!parse(g, a, err)) {
       EXPECT_FALSE(err.empty());
+    }
   }
 }
 
@@ -466,10 +468,12 @@ TEST(Conversions, HalfRoundsToNearestEven) {
     ASSERT_LE(std::fabs(a - g), std::fabs(a - up)) << f;
     ASSERT_LE(std::fabs(a - g), std::fabs(a - down)) << f;
     if (std::fabs(a - g) == std::fabs(a - up) ||
-        (mag > 0 && std::fabs(a - g) == std::fabs(a - down)))
+        (mag > 0 && std::fabs(a - g) == std::fabs(a - down))) {
       ASSERT_EQ(mag & 1, 0) << "tie not to even for " << f;
-    if (got != 0)
+    }
+    if (got != 0) {
       ASSERT_EQ(std::signbit(got), std::signbit(fd));
+    }
   }
 #if defined(__FLT16_MAX__) && (defined(__x86_64__) || defined(__aarch64__))
   // Cross-check against the compiler's own conversion where there is one.
@@ -507,8 +511,9 @@ TEST(Conversions, Bf16) {
   EXPECT_EQ(bf16ToFloat(0x4049), floatOf(0x40490000u));
   for (uint32_t b = 0; b < 0x10000; ++b) {
     float f = bf16ToFloat(uint16_t(b));
-    if (!std::isnan(f))
+    if (!std::isnan(f)) {
       ASSERT_EQ(floatToBf16(f), b);
+    }
   }
   // Round to nearest: the result is never farther than half an ulp.
   std::mt19937 rng(11);

@@ -19,10 +19,12 @@ namespace attn {
 ///   gated_linear_attention:  query, key, value, gates, [initial_state], out,
 ///                            [final_state]
 /// A valid spec always yields IR that verifies; `sourceName` only feeds the
-/// locations.
+/// locations. `forceLse` adds the lse output even where the spec does not ask
+/// for it (attn-exec always writes lse.npy).
 mlir::OwningOpRef<mlir::ModuleOp> buildSpecModule(mlir::MLIRContext &ctx,
                                                   const Spec &spec,
-                                                  llvm::StringRef sourceName);
+                                                  llvm::StringRef sourceName,
+                                                  bool forceLse = false);
 
 /// Registers the dialects buildSpecModule needs.
 void registerSpecDialects(mlir::DialectRegistry &registry);

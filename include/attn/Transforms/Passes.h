@@ -21,7 +21,7 @@ void registerAttnPipelines();
 
 /// The CPU pipeline: attn ops -> tiled loops -> LLVM dialect, ready for the
 /// ExecutionEngine. Functions get the C interface (_mlir_ciface_<name>).
-void buildCpuPipeline(mlir::OpPassManager &pm);
+mlir::LogicalResult buildCpuPipeline(mlir::OpPassManager &pm);
 
 } // namespace attn
 
