@@ -11,6 +11,7 @@
 
 #include "attn/Spec/Expr.h"
 
+#include <cfloat>
 #include <charconv>
 #include <cstdio>
 #include <limits>
@@ -134,8 +135,8 @@ bool lex(const std::string &text, std::vector<Token> &tokens,
         // "12abc", "1.2.3", "2e": swallow the rest of the word for the message.
         while (i < n && (isIdentChar(text[i]) || text[i] == '.'))
           ++i;
-        return fail(start, "malformed number " +
-                               quote(text.substr(start, i - start)));
+        return fail(start,
+                    "malformed number " + quote(text.substr(start, i - start)));
       }
       t.text = text.substr(start, i - start);
       if (isFloat) {
@@ -143,9 +144,13 @@ bool lex(const std::string &text, std::vector<Token> &tokens,
         double v = 0;
         auto res = std::from_chars(t.text.data(), t.text.data() + t.text.size(),
                                    v, std::chars_format::general);
-        if (res.ec != std::errc() || res.ptr != t.text.data() + t.text.size())
+        // Kernels compute in f32: a literal beyond its range would silently
+        // become infinite there but not in the float64 reference.
+        if (res.ec != std::errc() || res.ptr != t.text.data() + t.text.size() ||
+            v > static_cast<double>(FLT_MAX))
           return fail(start, "float literal " + quote(t.text) +
-                                 " is out of range");
+                                 " is out of range (the f32 maximum is about "
+                                 "3.4e38)");
         t.floatValue = v;
       } else {
         t.kind = Tok::Int;
@@ -153,11 +158,11 @@ bool lex(const std::string &text, std::vector<Token> &tokens,
         auto res = std::from_chars(t.text.data(), t.text.data() + t.text.size(),
                                    v, 10);
         if (res.ec != std::errc() || res.ptr != t.text.data() + t.text.size())
-          return fail(start, "integer literal " + quote(t.text) +
-                                 " is out of range (the largest is " +
-                                 std::to_string(
-                                     std::numeric_limits<int64_t>::max()) +
-                                 ")");
+          return fail(start,
+                      "integer literal " + quote(t.text) +
+                          " is out of range (the largest is " +
+                          std::to_string(std::numeric_limits<int64_t>::max()) +
+                          ")");
         t.intValue = v;
       }
       tokens.push_back(std::move(t));
@@ -467,9 +472,9 @@ private:
         if (!parseOr(out))
           return false;
         if (!isPunct(")"))
-          return fail(peek().column, "expected ')' to close the '(' at column " +
-                                         std::to_string(column) + ", got " +
-                                         describe(peek()));
+          return fail(peek().column,
+                      "expected ')' to close the '(' at column " +
+                          std::to_string(column) + ", got " + describe(peek()));
         ++pos;
         // A node starts where its source text starts, parentheses included.
         out.e->column = column;
@@ -493,10 +498,13 @@ struct VarName {
   ExprType type;
 };
 const VarName kVars[] = {
-    {"b", ExprVar::B, ExprType::Int},      {"h", ExprVar::H, ExprType::Int},
-    {"q", ExprVar::Q, ExprType::Int},      {"k", ExprVar::K, ExprType::Int},
+    {"b", ExprVar::B, ExprType::Int},
+    {"h", ExprVar::H, ExprType::Int},
+    {"q", ExprVar::Q, ExprType::Int},
+    {"k", ExprVar::K, ExprType::Int},
     {"score", ExprVar::Score, ExprType::Float},
-    {"Sq", ExprVar::Sq, ExprType::Int},    {"Sk", ExprVar::Sk, ExprType::Int},
+    {"Sq", ExprVar::Sq, ExprType::Int},
+    {"Sk", ExprVar::Sk, ExprType::Int},
 };
 const char *const kFunctions[] = {"select", "min", "max", "abs", "exp", "tanh"};
 
@@ -627,12 +635,12 @@ private:
     if (t >= 0) {
       size_t rank = (*ctx.tensors)[t].shape.size();
       return fail(e.column, "tensor " + quote(e.op) + " must be indexed with " +
-                                plural(rank, "index", "indices") + ", as in " + e.op +
-                                "[...]");
+                                plural(rank, "index", "indices") + ", as in " +
+                                e.op + "[...]");
     }
     if (isFunction(e.op))
-      return fail(e.column, quote(e.op) + " is a function; call it as " +
-                                e.op + "(...)");
+      return fail(e.column,
+                  quote(e.op) + " is a function; call it as " + e.op + "(...)");
     return unknownName(e.column, e.op);
   }
 
@@ -654,10 +662,10 @@ private:
       if (!check(e.operands[i]))
         return false;
       if (e.operands[i]->type != ExprType::Int)
-        return fail(e.operands[i]->column,
-                    "index " + std::to_string(i + 1) + " of tensor " +
-                        quote(e.op) + " must be Int, got " +
-                        typeName(e.operands[i]->type));
+        return fail(e.operands[i]->column, "index " + std::to_string(i + 1) +
+                                               " of tensor " + quote(e.op) +
+                                               " must be Int, got " +
+                                               typeName(e.operands[i]->type));
     }
     e.tensorIndex = t;
     e.type = decl.elementType == TensorElementType::F32 ? ExprType::Float
@@ -671,8 +679,8 @@ private:
     ExprType t = e.operands[0]->type;
     if (e.op == "!") {
       if (t != ExprType::Bool)
-        return fail(e.column, "operator '!' expects a Bool operand, got " +
-                                  typeName(t));
+        return fail(e.column,
+                    "operator '!' expects a Bool operand, got " + typeName(t));
       e.type = ExprType::Bool;
       return true;
     }
@@ -724,7 +732,8 @@ private:
     }
     size_t arity = f == "select" ? 3 : (f == "min" || f == "max") ? 2 : 1;
     if (e.operands.size() != arity)
-      return fail(e.column, f + " expects " + plural(arity, "argument", "arguments") +
+      return fail(e.column, f + " expects " +
+                                plural(arity, "argument", "arguments") +
                                 ", got " + std::to_string(e.operands.size()));
     for (auto &operand : e.operands)
       if (!check(operand))
@@ -757,10 +766,11 @@ private:
       return true;
     }
     if (!isNumber(ops[0]->type))
-      return fail(e.column, f +
-                                (f == "abs" ? " expects an Int or Float argument"
-                                            : " expects a Float argument") +
-                                ", got " + typeName(ops[0]->type));
+      return fail(e.column,
+                  f +
+                      (f == "abs" ? " expects an Int or Float argument"
+                                  : " expects a Float argument") +
+                      ", got " + typeName(ops[0]->type));
     if (f == "abs") {
       e.type = ops[0]->type;
       return true;

@@ -357,8 +357,8 @@ std::string shortenJsonMessage(const std::string &what) {
   size_t lastRead = s.find("; last read: '");
   if (lastRead != std::string::npos) {
     size_t end = s.find("'; expected ", lastRead + 14);
-    s.erase(lastRead, end == std::string::npos ? std::string::npos
-                                               : end + 1 - lastRead);
+    s.erase(lastRead,
+            end == std::string::npos ? std::string::npos : end + 1 - lastRead);
   }
   std::string out;
   for (unsigned char c : s) {
@@ -441,8 +441,8 @@ bool parseJson(const std::string &text, json &root, std::string &error) {
     case PrepassHandler::Stop::Syntax: {
       // `position` counts the bytes read, the offending one included.
       size_t offset = handler.position > 0 ? handler.position - 1 : 0;
-      error = lineColumn(text, offset) + ": " +
-              shortenJsonMessage(handler.message);
+      error =
+          lineColumn(text, offset) + ": " + shortenJsonMessage(handler.message);
       return false;
     }
     case PrepassHandler::Stop::Duplicate: {
@@ -528,7 +528,8 @@ private:
       for (const KeyRule &r : rules)
         if (r.kinds & bit)
           allowed.push_back(r.key);
-      return fail(p, "unknown key; expected one of " + joinList(allowed, false));
+      return fail(p,
+                  "unknown key; expected one of " + joinList(allowed, false));
     }
     return true;
   }
@@ -593,8 +594,8 @@ private:
     return true;
   }
 
-  bool getPositiveInt(const json &obj, const std::string &path,
-                      const char *key, int64_t &out) {
+  bool getPositiveInt(const json &obj, const std::string &path, const char *key,
+                      int64_t &out) {
     if (!obj.contains(key))
       return true;
     return intValue(obj[key], child(path, key), 1, "a positive integer", out);
@@ -692,12 +693,11 @@ bool Validator::run(const json &root) {
   spec.kind = static_cast<VariantKind>(kind);
 
   static const std::vector<KeyRule> rootRules = {
-      {"name", kAll},         {"kind", kAll},      {"dtype", kAll},
-      {"layout", kAll},       {"scale", kAll},     {"shape", kAll},
-      {"mask", kAttn},        {"score", kAttn},    {"tensors", kAttn},
-      {"outputs", kAttn},     {"feature_map", kLin},
-      {"normalize", kLin},    {"gate", kGated},    {"state", kLinear},
-      {"options", kAll},
+      {"name", kAll},     {"kind", kAll},        {"dtype", kAll},
+      {"layout", kAll},   {"scale", kAll},       {"shape", kAll},
+      {"mask", kAttn},    {"score", kAttn},      {"tensors", kAttn},
+      {"outputs", kAttn}, {"feature_map", kLin}, {"normalize", kLin},
+      {"gate", kGated},   {"state", kLinear},    {"options", kAll},
   };
   if (!checkKeys(root, "", rootRules))
     return false;
@@ -938,7 +938,8 @@ bool Validator::parseScore(const json &root) {
     const json &a = s["alibi"];
     if (a.is_boolean()) {
       spec.alibi = a.get<bool>() ? AlibiShape::PerHead : AlibiShape::None;
-    } else if (a.is_string() && a.get_ref<const std::string &>() == "per_head") {
+    } else if (a.is_string() &&
+               a.get_ref<const std::string &>() == "per_head") {
       spec.alibi = AlibiShape::PerHead;
     } else if (a.is_string() &&
                a.get_ref<const std::string &>() == "per_batch_head") {

@@ -405,9 +405,15 @@ Value SpecModuleBuilder::emit(const Expr &e) {
                                                         operand(1))
                      : (Value)arith::MaxSIOp::create(builder, loc, operand(0),
                                                      operand(1));
-    if (e.op == "abs")
-      return isFloat ? (Value)math::AbsFOp::create(builder, loc, operand(0))
-                     : (Value)math::AbsIOp::create(builder, loc, operand(0));
+    if (e.op == "abs") {
+      Value x = operand(0);
+      if (isFloat)
+        return math::AbsFOp::create(builder, loc, x);
+      // max(x, -x): index-typed math.absi has no LLVM lowering.
+      Value neg = arith::SubIOp::create(
+          builder, loc, arith::ConstantIndexOp::create(builder, loc, 0), x);
+      return arith::MaxSIOp::create(builder, loc, x, neg);
+    }
     if (e.op == "exp")
       return math::ExpOp::create(builder, loc, operand(0));
     return math::TanhOp::create(builder, loc, operand(0));

@@ -52,9 +52,8 @@ void lowerOnlineSoftmax(OnlineSoftmaxOp op) {
       lb.forLoop(zero, dv, [&](Value e) {
         Value a = memref::LoadOp::create(b, op.getAcc(), ValueRange{r, e});
         Value v = lb.loadF32(op.getValue(), {c, e});
-        memref::StoreOp::create(
-            b, arith::AddFOp::create(b, a, arith::MulFOp::create(b, p, v)),
-            op.getAcc(), ValueRange{r, e});
+        memref::StoreOp::create(b, math::FmaOp::create(b, p, v, a), op.getAcc(),
+                                ValueRange{r, e});
       });
       return arith::AddFOp::create(b, sum, p);
     });

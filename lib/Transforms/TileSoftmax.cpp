@@ -204,8 +204,8 @@ void SoftmaxTiler::computeScores(QueryTile &qt, Value colBegin, Value cols,
                                 [&](Value d, Value accum) {
                                   Value x = lb.loadF32(qt.query, {r, d});
                                   Value y = lb.loadF32(key, {c, d});
-                                  return arith::AddFOp::create(
-                                      b, accum, arith::MulFOp::create(b, x, y));
+                                  // fused multiply-add, as tensor cores do
+                                  return math::FmaOp::create(b, x, y, accum);
                                 });
       Value row = arith::AddIOp::create(b, qt.rowBegin, r);
       Value col = arith::AddIOp::create(b, colBegin, c);
@@ -219,10 +219,12 @@ void SoftmaxTiler::computeScores(QueryTile &qt, Value colBegin, Value cols,
 
 Value SoftmaxTiler::modifyScore(QueryTile &qt, Value s, Value row, Value col) {
   double scale = op.getEffectiveScale();
-  bool modified = op.getSoftcap() || op.getAlibiSlopes() || !op.getScoreMod().empty();
-  if (!modified) // log2(e) folded into the scale: one multiply.
-    return arith::MulFOp::create(b, s, lb.f32(scale * kLog2e));
-  s = arith::MulFOp::create(b, s, lb.f32(scale));
+  // Soft-cap and score_mod need the natural-log score; ALiBi alone is linear
+  // and takes log2(e) into its slope, so the common cases cost one multiply
+  // (plus one fused multiply-subtract for ALiBi) and round once less.
+  bool natural = op.getSoftcap() || !op.getScoreMod().empty();
+  double factor = natural ? scale : scale * kLog2e;
+  s = arith::MulFOp::create(b, s, lb.f32(factor));
   if (auto cap = op.getSoftcap()) {
     double c = cap->convertToDouble();
     Value t = math::TanhOp::create(b, arith::MulFOp::create(b, s, lb.f32(1.0 / c)));
@@ -232,15 +234,20 @@ Value SoftmaxTiler::modifyScore(QueryTile &qt, Value s, Value row, Value col) {
     // distance |i + Sk - Sq - j| from the bottom-right aligned diagonal.
     Value diag = arith::SubIOp::create(b, arith::AddIOp::create(b, row, seqK),
                                        arith::AddIOp::create(b, seqQ, col));
-    Value dist = lb.indexToF32(math::AbsIOp::create(b, diag));
+    Value negDiag = arith::SubIOp::create(b, lb.index(0), diag);
+    Value dist = lb.indexToF32(arith::MaxSIOp::create(b, diag, negDiag));
     bool perBatch = cast<MemRefType>(slopes.getType()).getRank() == 2;
     Value slope = perBatch ? lb.loadF32(slopes, {qt.batch, qt.head})
                            : lb.loadF32(slopes, {qt.head});
+    if (!natural)
+      slope = arith::MulFOp::create(b, slope, lb.f32(kLog2e));
     s = arith::SubFOp::create(b, s, arith::MulFOp::create(b, slope, dist));
   }
   if (!op.getScoreMod().empty())
     s = inlineRegion(op.getScoreMod(), {qt.batch, qt.head, row, col, s});
-  return arith::MulFOp::create(b, s, lb.f32(kLog2e));
+  if (natural)
+    s = arith::MulFOp::create(b, s, lb.f32(kLog2e));
+  return s;
 }
 
 Value SoftmaxTiler::isVisible(QueryTile &qt, Value row, Value col) {

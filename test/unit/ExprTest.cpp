@@ -75,7 +75,8 @@ TEST(ExprPrecedence, ArithmeticBindsTighterThanComparison) {
 TEST(ExprPrecedence, LeftAssociative) {
   EXPECT_EQ(show("q - k - 1 > 0"), "(((q - k) - 1) > 0)");
   EXPECT_EQ(show("q / 2 / 3 != q % 5 % 2"), "(((q / 2) / 3) != ((q % 5) % 2))");
-  EXPECT_EQ(show("q < 1 || q < 2 || q < 3"), "(((q < 1) || (q < 2)) || (q < 3))");
+  EXPECT_EQ(show("q < 1 || q < 2 || q < 3"),
+            "(((q < 1) || (q < 2)) || (q < 3))");
 }
 
 TEST(ExprPrecedence, AndBindsTighterThanOr) {
@@ -110,8 +111,8 @@ TEST(ExprLiterals, Values) {
   struct Case {
     const char *text;
     double value;
-  } floats[] = {{"1.5", 1.5}, {"2e-3", 2e-3}, {".5", 0.5},
-                {"1e3", 1000.0}, {"3.", 3.0}, {"2.5E+2", 250.0}};
+  } floats[] = {{"1.5", 1.5},    {"2e-3", 2e-3}, {".5", 0.5},
+                {"1e3", 1000.0}, {"3.", 3.0},    {"2.5E+2", 250.0}};
   for (const Case &c : floats) {
     Parsed f = parse(c.text, ExprType::Float);
     ASSERT_TRUE(f.e) << c.text << ": " << f.error;
@@ -135,9 +136,12 @@ TEST(ExprVariables, AllNamesResolve) {
     const char *text;
     ExprVar var;
     ExprType type;
-  } cases[] = {{"b", ExprVar::B, ExprType::Int},   {"h", ExprVar::H, ExprType::Int},
-               {"q", ExprVar::Q, ExprType::Int},   {"k", ExprVar::K, ExprType::Int},
-               {"Sq", ExprVar::Sq, ExprType::Int}, {"Sk", ExprVar::Sk, ExprType::Int},
+  } cases[] = {{"b", ExprVar::B, ExprType::Int},
+               {"h", ExprVar::H, ExprType::Int},
+               {"q", ExprVar::Q, ExprType::Int},
+               {"k", ExprVar::K, ExprType::Int},
+               {"Sq", ExprVar::Sq, ExprType::Int},
+               {"Sk", ExprVar::Sk, ExprType::Int},
                {"score", ExprVar::Score, ExprType::Float}};
   for (const Case &c : cases) {
     Parsed p = parse(c.text, c.type, /*score=*/true);
@@ -191,8 +195,10 @@ TEST(ExprTypes, IntResultPromotedWhenFloatRequired) {
 TEST(ExprTypes, Calls) {
   EXPECT_EQ(show("select(q < k, 1, 2.5)", ExprType::Float),
             "select((q < k), float(1), 2.5)");
-  EXPECT_EQ(show("select(q < k, q, k)", ExprType::Int), "select((q < k), q, k)");
-  EXPECT_EQ(show("select(q < k, true, b == 0)"), "select((q < k), true, (b == 0))");
+  EXPECT_EQ(show("select(q < k, q, k)", ExprType::Int),
+            "select((q < k), q, k)");
+  EXPECT_EQ(show("select(q < k, true, b == 0)"),
+            "select((q < k), true, (b == 0))");
   EXPECT_EQ(show("min(q, 1.5)", ExprType::Float), "min(float(q), 1.5)");
   EXPECT_EQ(show("max(q, k)", ExprType::Int), "max(q, k)");
   EXPECT_EQ(show("abs(q - k)", ExprType::Int), "abs((q - k))");
@@ -222,18 +228,23 @@ TEST(ExprTypes, Indexing) {
   EXPECT_EQ(i.e->tensorIndex, 1);
   EXPECT_EQ(i.e->type, ExprType::Int);
   EXPECT_EQ(show("ids[q] == ids[k]"), "(ids[q] == ids[k])");
-  EXPECT_EQ(show("bias[ids[q], k % 16] > 0.5"), "(bias[ids[q], (k % 16)] > 0.5)");
+  EXPECT_EQ(show("bias[ids[q], k % 16] > 0.5"),
+            "(bias[ids[q], (k % 16)] > 0.5)");
 }
 
 TEST(ExprErrors, Lexical) {
   EXPECT_EQ(errorOf(""), "column 1: empty expression");
   EXPECT_EQ(errorOf(" \t\n"), "column 1: empty expression");
   EXPECT_EQ(errorOf("q # k"), "column 3: unexpected character '#'");
-  EXPECT_EQ(errorOf("q & k"), "column 3: unexpected character '&'; did you mean '&&'?");
-  EXPECT_EQ(errorOf("q | k"), "column 3: unexpected character '|'; did you mean '||'?");
-  EXPECT_EQ(errorOf("q = k"), "column 3: unexpected character '='; did you mean '=='?");
+  EXPECT_EQ(errorOf("q & k"),
+            "column 3: unexpected character '&'; did you mean '&&'?");
+  EXPECT_EQ(errorOf("q | k"),
+            "column 3: unexpected character '|'; did you mean '||'?");
+  EXPECT_EQ(errorOf("q = k"),
+            "column 3: unexpected character '='; did you mean '=='?");
   EXPECT_EQ(errorOf("q < k\xC3\xA9"), "column 6: unexpected character '\\xC3'");
-  EXPECT_EQ(errorOf(std::string("q <\0 k", 6)), "column 4: unexpected character '\\x00'");
+  EXPECT_EQ(errorOf(std::string("q <\0 k", 6)),
+            "column 4: unexpected character '\\x00'");
   EXPECT_EQ(errorOf("12abc < q"), "column 1: malformed number '12abc'");
   EXPECT_EQ(errorOf("q < 1.2.3"), "column 5: malformed number '1.2.3'");
   EXPECT_EQ(errorOf("q < 2e"), "column 5: malformed number '2e'");
@@ -241,75 +252,97 @@ TEST(ExprErrors, Lexical) {
   EXPECT_EQ(errorOf("q < 99999999999999999999"),
             "column 5: integer literal '99999999999999999999' is out of range "
             "(the largest is 9223372036854775807)");
-  EXPECT_EQ(errorOf("q < 1e999"), "column 5: float literal '1e999' is out of range");
+  EXPECT_EQ(errorOf("q < 1e999"), "column 5: float literal '1e999' is out of "
+                                  "range (the f32 maximum is about 3.4e38)");
+  EXPECT_EQ(errorOf("q < 1e39"), "column 5: float literal '1e39' is out of "
+                                 "range (the f32 maximum is about 3.4e38)");
+  EXPECT_EQ(show("q < 3e38"), "(float(q) < 3e+38)");
 }
 
 TEST(ExprErrors, Syntax) {
-  EXPECT_EQ(errorOf("q +"), "column 4: expected an operand, got the end of the expression");
+  EXPECT_EQ(errorOf("q +"),
+            "column 4: expected an operand, got the end of the expression");
   EXPECT_EQ(errorOf("q + )"), "column 5: expected an operand, got ')'");
-  EXPECT_EQ(errorOf("q k"),
-            "column 3: expected an operator or the end of the expression, got 'k'");
+  EXPECT_EQ(
+      errorOf("q k"),
+      "column 3: expected an operator or the end of the expression, got 'k'");
   EXPECT_EQ(errorOf("q < k)"), "column 6: unmatched ')'");
   EXPECT_EQ(errorOf("q < k]"), "column 6: unmatched ']'");
-  EXPECT_EQ(errorOf("(q < k"),
-            "column 7: expected ')' to close the '(' at column 1, got the end of "
-            "the expression");
+  EXPECT_EQ(
+      errorOf("(q < k"),
+      "column 7: expected ')' to close the '(' at column 1, got the end of "
+      "the expression");
   EXPECT_EQ(errorOf("min(q k) < 1"),
             "column 7: expected ',' or ')' in the arguments of 'min', got 'k'");
   EXPECT_EQ(errorOf("bias[h k] < 1"),
             "column 8: expected ',' or ']' in the indices of 'bias', got 'k'");
   EXPECT_EQ(errorOf("min(q,) < 1"), "column 7: expected an operand, got ')'");
-  EXPECT_EQ(errorOf("q < k < 5"),
-            "column 7: comparisons cannot be chained; combine them with &&, as in "
-            "a < b && b < c");
-  EXPECT_EQ(errorOf("q == k != true"),
-            "column 8: comparisons cannot be chained; combine them with &&, as in "
-            "a < b && b < c");
-  EXPECT_EQ(errorOf("bias[h][k] > 0"),
-            "column 8: tensor 'bias' is already indexed; put all indices in one "
-            "pair of brackets, as in bias[i, j]");
+  EXPECT_EQ(
+      errorOf("q < k < 5"),
+      "column 7: comparisons cannot be chained; combine them with &&, as in "
+      "a < b && b < c");
+  EXPECT_EQ(
+      errorOf("q == k != true"),
+      "column 8: comparisons cannot be chained; combine them with &&, as in "
+      "a < b && b < c");
+  EXPECT_EQ(
+      errorOf("bias[h][k] > 0"),
+      "column 8: tensor 'bias' is already indexed; put all indices in one "
+      "pair of brackets, as in bias[i, j]");
   EXPECT_EQ(errorOf("(q)[1] > 0"),
             "column 4: only a tensor name can be indexed, as in bias[h, k]");
-  EXPECT_EQ(errorOf("true(1)"),
-            "column 5: expected an operator or the end of the expression, got '('");
+  EXPECT_EQ(
+      errorOf("true(1)"),
+      "column 5: expected an operator or the end of the expression, got '('");
 }
 
 TEST(ExprErrors, Names) {
-  EXPECT_EQ(errorOf("q < k && foo"),
-            "column 10: unknown name 'foo'; names are b, h, q, k, Sq, Sk and the "
-            "tensors (bias, ids)");
-  EXPECT_EQ(errorOf("foo", ExprType::Bool, false, /*withTensors=*/false),
-            "column 1: unknown name 'foo'; names are b, h, q, k, Sq, Sk; no tensors "
-            "are declared");
-  EXPECT_EQ(errorOf("foo", ExprType::Float, /*score=*/true, false),
-            "column 1: unknown name 'foo'; names are b, h, q, k, score, Sq, Sk; no "
-            "tensors are declared");
+  EXPECT_EQ(
+      errorOf("q < k && foo"),
+      "column 10: unknown name 'foo'; names are b, h, q, k, Sq, Sk and the "
+      "tensors (bias, ids)");
+  EXPECT_EQ(
+      errorOf("foo", ExprType::Bool, false, /*withTensors=*/false),
+      "column 1: unknown name 'foo'; names are b, h, q, k, Sq, Sk; no tensors "
+      "are declared");
+  EXPECT_EQ(
+      errorOf("foo", ExprType::Float, /*score=*/true, false),
+      "column 1: unknown name 'foo'; names are b, h, q, k, score, Sq, Sk; no "
+      "tensors are declared");
   EXPECT_EQ(errorOf("B < 1"),
             "column 1: unknown name 'B'; names are b, h, q, k, Sq, Sk and the "
             "tensors (bias, ids)");
-  EXPECT_EQ(errorOf("score > 0", ExprType::Bool, false, false),
-            "column 1: 'score' is only visible in score functions, not in mask "
-            "predicates; names are b, h, q, k, Sq, Sk; no tensors are declared");
-  EXPECT_EQ(errorOf("bias > 0"),
-            "column 1: tensor 'bias' must be indexed with 2 indices, as in bias[...]");
-  EXPECT_EQ(errorOf("ids > 0"),
-            "column 1: tensor 'ids' must be indexed with 1 index, as in ids[...]");
-  EXPECT_EQ(errorOf("exp < 1"), "column 1: 'exp' is a function; call it as exp(...)");
-  EXPECT_EQ(errorOf("q[1] < 1"), "column 1: 'q' is not a tensor and cannot be indexed");
+  EXPECT_EQ(
+      errorOf("score > 0", ExprType::Bool, false, false),
+      "column 1: 'score' is only visible in score functions, not in mask "
+      "predicates; names are b, h, q, k, Sq, Sk; no tensors are declared");
+  EXPECT_EQ(errorOf("bias > 0"), "column 1: tensor 'bias' must be indexed with "
+                                 "2 indices, as in bias[...]");
+  EXPECT_EQ(
+      errorOf("ids > 0"),
+      "column 1: tensor 'ids' must be indexed with 1 index, as in ids[...]");
+  EXPECT_EQ(errorOf("exp < 1"),
+            "column 1: 'exp' is a function; call it as exp(...)");
+  EXPECT_EQ(errorOf("q[1] < 1"),
+            "column 1: 'q' is not a tensor and cannot be indexed");
   EXPECT_EQ(errorOf("min[1] < 1"),
             "column 1: 'min' is not a tensor and cannot be indexed");
-  EXPECT_EQ(errorOf("foo[1] < 1"),
-            "column 1: unknown name 'foo'; names are b, h, q, k, Sq, Sk and the "
-            "tensors (bias, ids)");
-  EXPECT_EQ(errorOf("q(1) < 1"),
-            "column 1: 'q' is not a function; functions are select, min, max, abs, "
-            "exp, tanh");
-  EXPECT_EQ(errorOf("bias(1) < 1"),
-            "column 1: 'bias' is not a function; functions are select, min, max, "
-            "abs, exp, tanh");
-  EXPECT_EQ(errorOf("q < sqrt(k)"),
-            "column 5: unknown function 'sqrt'; functions are select, min, max, "
-            "abs, exp, tanh");
+  EXPECT_EQ(
+      errorOf("foo[1] < 1"),
+      "column 1: unknown name 'foo'; names are b, h, q, k, Sq, Sk and the "
+      "tensors (bias, ids)");
+  EXPECT_EQ(
+      errorOf("q(1) < 1"),
+      "column 1: 'q' is not a function; functions are select, min, max, abs, "
+      "exp, tanh");
+  EXPECT_EQ(
+      errorOf("bias(1) < 1"),
+      "column 1: 'bias' is not a function; functions are select, min, max, "
+      "abs, exp, tanh");
+  EXPECT_EQ(
+      errorOf("q < sqrt(k)"),
+      "column 5: unknown function 'sqrt'; functions are select, min, max, "
+      "abs, exp, tanh");
 }
 
 TEST(ExprErrors, IndexRankAndType) {
@@ -334,56 +367,70 @@ TEST(ExprErrors, OperatorTypes) {
             "column 1: operator '&&' expects Bool operands, got Int and Bool");
   EXPECT_EQ(errorOf("q + 1 && k"),
             "column 1: operator '&&' expects Bool operands, got Int and Int");
-  EXPECT_EQ(errorOf("q < k || 1.5"),
-            "column 1: operator '||' expects Bool operands, got Bool and Float");
-  EXPECT_EQ(errorOf("!q"), "column 1: operator '!' expects a Bool operand, got Int");
+  EXPECT_EQ(
+      errorOf("q < k || 1.5"),
+      "column 1: operator '||' expects Bool operands, got Bool and Float");
+  EXPECT_EQ(errorOf("!q"),
+            "column 1: operator '!' expects a Bool operand, got Int");
   EXPECT_EQ(errorOf("-(q < k)"),
             "column 1: operator '-' expects an Int or Float operand, got Bool");
-  EXPECT_EQ(errorOf("true + 1 > 0"),
-            "column 1: operator '+' expects Int or Float operands, got Bool and Int");
-  EXPECT_EQ(errorOf("q * (k < 1) > 0"),
-            "column 1: operator '*' expects Int or Float operands, got Int and Bool");
-  EXPECT_EQ(errorOf("true < 1"),
-            "column 1: operator '<' expects Int or Float operands, got Bool and Int");
+  EXPECT_EQ(
+      errorOf("true + 1 > 0"),
+      "column 1: operator '+' expects Int or Float operands, got Bool and Int");
+  EXPECT_EQ(
+      errorOf("q * (k < 1) > 0"),
+      "column 1: operator '*' expects Int or Float operands, got Int and Bool");
+  EXPECT_EQ(
+      errorOf("true < 1"),
+      "column 1: operator '<' expects Int or Float operands, got Bool and Int");
   EXPECT_EQ(errorOf("(q < k) == (k < q)"),
-            "column 1: operator '==' expects Int or Float operands, got Bool and Bool");
+            "column 1: operator '==' expects Int or Float operands, got Bool "
+            "and Bool");
   EXPECT_EQ(errorOf("score % 2", ExprType::Float, true),
             "column 1: operator '%' expects Int operands, got Float and Int");
   EXPECT_EQ(errorOf("q % 2.0 == 0"),
             "column 1: operator '%' expects Int operands, got Int and Float");
   EXPECT_EQ(errorOf("q < k && (q + (k < 1)) > 0"),
-            "column 10: operator '+' expects Int or Float operands, got Int and Bool");
+            "column 10: operator '+' expects Int or Float operands, got Int "
+            "and Bool");
 }
 
 TEST(ExprErrors, CallTypesAndArity) {
   EXPECT_EQ(errorOf("min(q) < 1"), "column 1: min expects 2 arguments, got 1");
-  EXPECT_EQ(errorOf("max(q, k, b) < 1"), "column 1: max expects 2 arguments, got 3");
-  EXPECT_EQ(errorOf("abs(q, k) < 1"), "column 1: abs expects 1 argument, got 2");
+  EXPECT_EQ(errorOf("max(q, k, b) < 1"),
+            "column 1: max expects 2 arguments, got 3");
+  EXPECT_EQ(errorOf("abs(q, k) < 1"),
+            "column 1: abs expects 1 argument, got 2");
   EXPECT_EQ(errorOf("exp() < 1"), "column 1: exp expects 1 argument, got 0");
   EXPECT_EQ(errorOf("select(q < k, 1) > 0"),
             "column 1: select expects 3 arguments, got 2");
   EXPECT_EQ(errorOf("select(q, 1, 2) > 0"),
-            "column 8: select expects a Bool condition as its first argument, got Int");
-  EXPECT_EQ(errorOf("select(q < k, 1, true)"),
-            "column 1: select expects two numbers or two Bools after the condition, "
-            "got Int and Bool");
+            "column 8: select expects a Bool condition as its first argument, "
+            "got Int");
+  EXPECT_EQ(
+      errorOf("select(q < k, 1, true)"),
+      "column 1: select expects two numbers or two Bools after the condition, "
+      "got Int and Bool");
   EXPECT_EQ(errorOf("min(q < k, 1) > 0"),
             "column 1: min expects Int or Float arguments, got Bool and Int");
   EXPECT_EQ(errorOf("abs(true) > 0"),
             "column 1: abs expects an Int or Float argument, got Bool");
-  EXPECT_EQ(errorOf("exp(q < k) > 0"), "column 1: exp expects a Float argument, got Bool");
+  EXPECT_EQ(errorOf("exp(q < k) > 0"),
+            "column 1: exp expects a Float argument, got Bool");
   EXPECT_EQ(errorOf("q < k && tanh(true) > 0"),
             "column 10: tanh expects a Float argument, got Bool");
 }
 
 TEST(ExprErrors, ResultType) {
-  EXPECT_EQ(errorOf("score * 2", ExprType::Bool, true),
-            "column 1: expected a Bool expression (a mask predicate), got Float");
+  EXPECT_EQ(
+      errorOf("score * 2", ExprType::Bool, true),
+      "column 1: expected a Bool expression (a mask predicate), got Float");
   EXPECT_EQ(errorOf("q + k"),
             "column 1: expected a Bool expression (a mask predicate), got Int");
   EXPECT_EQ(errorOf("score > 0", ExprType::Float, true),
             "column 1: expected a Float expression (a score), got Bool");
-  EXPECT_EQ(errorOf("1.5", ExprType::Int), "column 1: expected an Int expression, got Float");
+  EXPECT_EQ(errorOf("1.5", ExprType::Int),
+            "column 1: expected an Int expression, got Float");
   // The root starts at its opening parenthesis.
   EXPECT_EQ(errorOf("  (q + k)"),
             "column 3: expected a Bool expression (a mask predicate), got Int");
@@ -413,13 +460,13 @@ TEST(ExprColumns, EveryNodeRecordsItsStart) {
 
   Parsed q = parse("(q + 1) * k > -k", ExprType::Bool);
   ASSERT_TRUE(q.e) << q.error;
-  EXPECT_EQ(q.e->column, 1);                                   // >
-  EXPECT_EQ(q.e->operands[0]->column, 1);                      // *
-  EXPECT_EQ(q.e->operands[0]->operands[0]->column, 1);         // (q + 1)
+  EXPECT_EQ(q.e->column, 1);                                        // >
+  EXPECT_EQ(q.e->operands[0]->column, 1);                           // *
+  EXPECT_EQ(q.e->operands[0]->operands[0]->column, 1);              // (q + 1)
   EXPECT_EQ(q.e->operands[0]->operands[0]->operands[0]->column, 2); // q
   EXPECT_EQ(q.e->operands[0]->operands[0]->operands[1]->column, 6); // 1
-  EXPECT_EQ(q.e->operands[0]->operands[1]->column, 11);        // k
-  EXPECT_EQ(q.e->operands[1]->column, 15);                     // -k
+  EXPECT_EQ(q.e->operands[0]->operands[1]->column, 11);             // k
+  EXPECT_EQ(q.e->operands[1]->column, 15);                          // -k
   EXPECT_EQ(q.e->operands[1]->operands[0]->column, 16);
 
   Parsed c = parse("x < min(q, k)", ExprType::Bool);
@@ -438,22 +485,27 @@ TEST(ExprDepth, ParenthesesAtTheLimit) {
   };
   Parsed ok = parse(nested(kMaxExprDepth - 1), ExprType::Int);
   EXPECT_TRUE(ok.e) << ok.error;
-  EXPECT_EQ(errorOf(nested(kMaxExprDepth), ExprType::Int),
-            "column 257: expression is nested too deeply (more than 256 levels)");
-  EXPECT_EQ(errorOf(nested(100000), ExprType::Int),
-            "column 257: expression is nested too deeply (more than 256 levels)");
+  EXPECT_EQ(
+      errorOf(nested(kMaxExprDepth), ExprType::Int),
+      "column 257: expression is nested too deeply (more than 256 levels)");
+  EXPECT_EQ(
+      errorOf(nested(100000), ExprType::Int),
+      "column 257: expression is nested too deeply (more than 256 levels)");
   // Unclosed, too: the limit trips before the missing ')' is noticed.
-  EXPECT_EQ(errorOf(std::string(1000000, '(')),
-            "column 257: expression is nested too deeply (more than 256 levels)");
+  EXPECT_EQ(
+      errorOf(std::string(1000000, '(')),
+      "column 257: expression is nested too deeply (more than 256 levels)");
 }
 
 TEST(ExprDepth, UnaryChains) {
   Parsed ok = parse(std::string(kMaxExprDepth - 1, '-') + "q", ExprType::Int);
   EXPECT_TRUE(ok.e) << ok.error;
-  EXPECT_EQ(errorOf(std::string(kMaxExprDepth, '-') + "q", ExprType::Int),
-            "column 256: expression is nested too deeply (more than 256 levels)");
-  EXPECT_EQ(errorOf(std::string(500000, '!') + "true"),
-            "column 256: expression is nested too deeply (more than 256 levels)");
+  EXPECT_EQ(
+      errorOf(std::string(kMaxExprDepth, '-') + "q", ExprType::Int),
+      "column 256: expression is nested too deeply (more than 256 levels)");
+  EXPECT_EQ(
+      errorOf(std::string(500000, '!') + "true"),
+      "column 256: expression is nested too deeply (more than 256 levels)");
 }
 
 TEST(ExprDepth, OperatorChains) {
@@ -466,8 +518,9 @@ TEST(ExprDepth, OperatorChains) {
   // A chain of n terms is a left-leaning tree of height n.
   Parsed ok = parse(chain(kMaxExprDepth), ExprType::Int);
   EXPECT_TRUE(ok.e) << ok.error;
-  EXPECT_EQ(errorOf(chain(kMaxExprDepth + 1), ExprType::Int),
-            "column 512: expression is nested too deeply (more than 256 levels)");
+  EXPECT_EQ(
+      errorOf(chain(kMaxExprDepth + 1), ExprType::Int),
+      "column 512: expression is nested too deeply (more than 256 levels)");
   std::string big = chain(200000);
   Parsed bad = parse(big, ExprType::Int);
   EXPECT_FALSE(bad.e);
@@ -506,11 +559,53 @@ TEST(ExprUses, VarsAndTensors) {
 TEST(ExprRobustness, RandomTokenSoup) {
   // Random sequences of valid and invalid tokens must parse or fail cleanly;
   // a parsed result always has the requested type.
-  static const char *const pieces[] = {
-      "q", "k", "b", "h", "Sq", "Sk", "score", "bias", "ids", "foo", "1", "2.5",
-      ".5", "1e3", "true", "false", "(", ")", "[", "]", ",", "+", "-", "*",
-      "/", "%", "<", "<=", ">", ">=", "==", "!=", "&&", "||", "!", "select",
-      "min", "max", "abs", "exp", "tanh", " ", "#", "&", "=", "\xFF", "9999999999999999999999"};
+  static const char *const pieces[] = {"q",
+                                       "k",
+                                       "b",
+                                       "h",
+                                       "Sq",
+                                       "Sk",
+                                       "score",
+                                       "bias",
+                                       "ids",
+                                       "foo",
+                                       "1",
+                                       "2.5",
+                                       ".5",
+                                       "1e3",
+                                       "true",
+                                       "false",
+                                       "(",
+                                       ")",
+                                       "[",
+                                       "]",
+                                       ",",
+                                       "+",
+                                       "-",
+                                       "*",
+                                       "/",
+                                       "%",
+                                       "<",
+                                       "<=",
+                                       ">",
+                                       ">=",
+                                       "==",
+                                       "!=",
+                                       "&&",
+                                       "||",
+                                       "!",
+                                       "select",
+                                       "min",
+                                       "max",
+                                       "abs",
+                                       "exp",
+                                       "tanh",
+                                       " ",
+                                       "#",
+                                       "&",
+                                       "=",
+                                       "\xFF",
+                                       "9999999999999999999999"};
   const size_t numPieces = sizeof(pieces) / sizeof(pieces[0]);
   std::mt19937 rng(1234);
   int parsed = 0;
@@ -519,7 +614,7 @@ TEST(ExprRobustness, RandomTokenSoup) {
     int len = 1 + static_cast<int>(rng() % 24);
     for (int i = 0; i < len; ++i)
       text += pieces[rng() % numPieces];
-    ExprType want = iter % 3 == 0 ? ExprType::Bool
+    ExprType want = iter % 3 == 0   ? ExprType::Bool
                     : iter % 3 == 1 ? ExprType::Float
                                     : ExprType::Int;
     Parsed p = parse(text, want, iter % 2 == 0);

@@ -1,4 +1,4 @@
-//===- SpecTest.cpp - the JSON spec parser ---------------------------------===//
+//===- SpecTest.cpp - the JSON spec parser --------------------------------===//
 
 #include "attn/Spec/Spec.h"
 
@@ -56,7 +56,8 @@ std::string readFile(const std::filesystem::path &p) {
 
 std::map<std::string, std::string> exampleTexts() {
   std::map<std::string, std::string> out;
-  for (const auto &entry : std::filesystem::directory_iterator(ATTN_EXAMPLES_DIR))
+  for (const auto &entry :
+       std::filesystem::directory_iterator(ATTN_EXAMPLES_DIR))
     if (entry.path().extension() == ".json")
       out[entry.path().stem().string()] = readFile(entry.path());
   return out;
@@ -86,8 +87,8 @@ TEST(SpecExamples, EveryExampleParses) {
     names.push_back(name);
     Spec spec;
     std::string error;
-    EXPECT_TRUE(parseSpecFile(std::string(ATTN_EXAMPLES_DIR) + "/" + name + ".json",
-                              spec, error))
+    EXPECT_TRUE(parseSpecFile(
+        std::string(ATTN_EXAMPLES_DIR) + "/" + name + ".json", spec, error))
         << error;
     EXPECT_EQ(spec.name, name) << "the function name should match the file";
     EXPECT_EQ(spec.batch, kDynamic) << name;
@@ -96,8 +97,9 @@ TEST(SpecExamples, EveryExampleParses) {
     EXPECT_FALSE(spec.canonicalJson.empty());
   }
   std::vector<std::string> expected = {
-      "alibi", "block_sparse", "bshd",   "causal", "custom",       "dense",       "document",
-      "gated_scalar", "gated_vector", "gqa", "linear", "softcap", "window"};
+      "alibi",  "block_sparse", "bshd",         "causal",       "custom",
+      "dense",  "document",     "gated_scalar", "gated_vector", "gqa",
+      "linear", "softcap",      "window"};
   EXPECT_EQ(names, expected);
 }
 
@@ -237,11 +239,13 @@ TEST(SpecParse, MinimalAttentionDefaults) {
 }
 
 TEST(SpecParse, CanonicalJsonKeepsOrderAndDropsWhitespace) {
-  ParsedSpec p = parse(" {\n \"name\" : \"t\", \"kind\":\"attention\",\n\t\"dtype\": \"f16\", "
-                       "\"shape\": {\"head_dim\": 64, \"batch\": null}, \"scale\": 0.5}\n");
+  ParsedSpec p = parse(
+      " {\n \"name\" : \"t\", \"kind\":\"attention\",\n\t\"dtype\": \"f16\", "
+      "\"shape\": {\"head_dim\": 64, \"batch\": null}, \"scale\": 0.5}\n");
   ASSERT_TRUE(p.ok) << p.error;
-  EXPECT_EQ(p.spec.canonicalJson,
-            R"({"name":"t","kind":"attention","dtype":"f16","shape":{"head_dim":64,"batch":null},"scale":0.5})");
+  EXPECT_EQ(
+      p.spec.canonicalJson,
+      R"({"name":"t","kind":"attention","dtype":"f16","shape":{"head_dim":64,"batch":null},"scale":0.5})");
   EXPECT_EQ(*p.spec.scale, 0.5);
   EXPECT_EQ(p.spec.effectiveScale(), 0.5);
 }
@@ -264,8 +268,9 @@ TEST(SpecParse, StaticShapesAndOptions) {
 }
 
 TEST(SpecParse, LinearShapesAndChunk) {
-  ParsedSpec p = parse(linear(R"("options":{"chunk":64},"feature_map":"relu")",
-                              R"({"batch":1,"heads":4,"seq":1000,"head_dim":32})"));
+  ParsedSpec p =
+      parse(linear(R"("options":{"chunk":64},"feature_map":"relu")",
+                   R"({"batch":1,"heads":4,"seq":1000,"head_dim":32})"));
   ASSERT_TRUE(p.ok) << p.error;
   EXPECT_EQ(p.spec.headsQ, 4);
   EXPECT_EQ(p.spec.headsKV, 4);
@@ -282,12 +287,15 @@ TEST(SpecParse, LinearShapesAndChunk) {
 }
 
 TEST(SpecParse, AlibiForms) {
-  EXPECT_EQ(parse(attention(R"("score":{"alibi":false})")).spec.alibi, AlibiShape::None);
-  EXPECT_EQ(parse(attention(R"("score":{"alibi":true})")).spec.alibi, AlibiShape::PerHead);
+  EXPECT_EQ(parse(attention(R"("score":{"alibi":false})")).spec.alibi,
+            AlibiShape::None);
+  EXPECT_EQ(parse(attention(R"("score":{"alibi":true})")).spec.alibi,
+            AlibiShape::PerHead);
   EXPECT_EQ(parse(attention(R"("score":{"alibi":"per_head"})")).spec.alibi,
             AlibiShape::PerHead);
-  EXPECT_EQ(parse(attention(R"("score":{"alibi":"per_batch_head"})")).spec.alibi,
-            AlibiShape::PerBatchHead);
+  EXPECT_EQ(
+      parse(attention(R"("score":{"alibi":"per_batch_head"})")).spec.alibi,
+      AlibiShape::PerBatchHead);
 }
 
 TEST(SpecParse, GateKinds) {
@@ -320,21 +328,27 @@ TEST(SpecParse, TensorsKeepDeclarationOrder) {
 }
 
 TEST(SpecParse, NormalizeWithoutStateIsFine) {
-  EXPECT_EQ(errorOf(linear(R"("normalize":true,"state":{"initial":false,"final":false})")),
+  EXPECT_EQ(errorOf(linear(
+                R"("normalize":true,"state":{"initial":false,"final":false})")),
             "ok");
-  EXPECT_EQ(errorOf(linear(R"("normalize":false,"state":{"initial":true,"final":true})")),
+  EXPECT_EQ(errorOf(linear(
+                R"("normalize":false,"state":{"initial":true,"final":true})")),
             "ok");
 }
 
 TEST(SpecParse, DynamicHeadsSkipTheMultipleCheck) {
-  EXPECT_EQ(errorOf(attention("", R"({"heads_q":null,"heads_kv":4,"head_dim":64})")), "ok");
+  EXPECT_EQ(
+      errorOf(attention("", R"({"heads_q":null,"heads_kv":4,"head_dim":64})")),
+      "ok");
   EXPECT_EQ(errorOf(attention("", R"({"heads_q":6,"head_dim":64})")), "ok");
 }
 
 TEST(SpecParse, Names) {
   EXPECT_STREQ(variantKindName(VariantKind::Attention), "attention");
-  EXPECT_STREQ(variantKindName(VariantKind::LinearAttention), "linear_attention");
-  EXPECT_STREQ(variantKindName(VariantKind::GatedLinearAttention), "gated_linear_attention");
+  EXPECT_STREQ(variantKindName(VariantKind::LinearAttention),
+               "linear_attention");
+  EXPECT_STREQ(variantKindName(VariantKind::GatedLinearAttention),
+               "gated_linear_attention");
   EXPECT_STREQ(elementTypeName(ElementType::F16), "f16");
   EXPECT_STREQ(elementTypeName(ElementType::BF16), "bf16");
   EXPECT_STREQ(elementTypeName(ElementType::F32), "f32");
@@ -353,10 +367,13 @@ TEST(SpecParse, Names) {
 //===----------------------------------------------------------------------===//
 
 TEST(SpecErrors, InvalidJson) {
-  EXPECT_EQ(errorOf(""), "line 1, column 1: empty input; expected a JSON object");
-  EXPECT_EQ(errorOf("  \n "), "line 2, column 2: empty input; expected a JSON object");
-  EXPECT_EQ(errorOf(R"({"name": "t",)"),
-            "line 1, column 14: unexpected end of input; expected string literal");
+  EXPECT_EQ(errorOf(""),
+            "line 1, column 1: empty input; expected a JSON object");
+  EXPECT_EQ(errorOf("  \n "),
+            "line 2, column 2: empty input; expected a JSON object");
+  EXPECT_EQ(
+      errorOf(R"({"name": "t",)"),
+      "line 1, column 14: unexpected end of input; expected string literal");
   EXPECT_EQ(errorOf(R"({"name": x})"), "line 1, column 10: invalid literal");
   EXPECT_EQ(errorOf("{\n  \"name\": \"t\",\n  \"kind\": attention\n}"),
             "line 3, column 11: invalid literal");
@@ -366,17 +383,20 @@ TEST(SpecErrors, InvalidJson) {
             "line 1, column 14: invalid literal; expected end of input");
   EXPECT_EQ(errorOf(R"({"name":"t"} {})"),
             "line 1, column 14: unexpected '{'; expected end of input");
-  EXPECT_EQ(errorOf(R"({"a":1e400})"), "line 1, column 10: number overflow parsing '1e400'");
+  EXPECT_EQ(errorOf(R"({"a":1e400})"),
+            "line 1, column 10: number overflow parsing '1e400'");
   EXPECT_EQ(errorOf("{\"name\":\"\xFF\"}"),
             "line 1, column 10: invalid string: ill-formed UTF-8 byte");
-  EXPECT_EQ(errorOf(std::string("{\"a\":\0}", 7)), "line 1, column 6: unexpected NUL byte");
+  EXPECT_EQ(errorOf(std::string("{\"a\":\0}", 7)),
+            "line 1, column 6: unexpected NUL byte");
   EXPECT_EQ(errorOf(attention() + std::string("\0junk", 5)),
             "line 1, column 70: unexpected NUL byte");
   EXPECT_EQ(errorOf(std::string("{\"a\" 1 \0", 9)),
             "line 1, column 6: unexpected number literal; expected ':'");
-  EXPECT_EQ(errorOf("{\"a\":\"x\ny\"}"),
-            "line 1, column 8: invalid string: control character U+000A (LF) must be "
-            "escaped to \\u000A or \\n");
+  EXPECT_EQ(
+      errorOf("{\"a\":\"x\ny\"}"),
+      "line 1, column 8: invalid string: control character U+000A (LF) must be "
+      "escaped to \\u000A or \\n");
   EXPECT_EQ(errorOf("// comment\n{}"), "line 1, column 1: invalid literal");
 }
 
@@ -384,9 +404,11 @@ TEST(SpecErrors, DuplicateKeys) {
   EXPECT_EQ(errorOf(R"({"name":"a","name":"b"})"), R"(duplicate key "name")");
   EXPECT_EQ(errorOf(attention("", R"({"head_dim":64,"head_dim":32})")),
             R"(shape: duplicate key "head_dim")");
-  EXPECT_EQ(errorOf(attention(R"("tensors":{"bias":{"dtype":"f32","dtype":"i32"}})")),
-            R"(tensors.bias: duplicate key "dtype")");
-  EXPECT_EQ(errorOf(R"({"x":[1,{"a":1}, {"b":2,"b":3}]})"), R"(x[2]: duplicate key "b")");
+  EXPECT_EQ(
+      errorOf(attention(R"("tensors":{"bias":{"dtype":"f32","dtype":"i32"}})")),
+      R"(tensors.bias: duplicate key "dtype")");
+  EXPECT_EQ(errorOf(R"({"x":[1,{"a":1}, {"b":2,"b":3}]})"),
+            R"(x[2]: duplicate key "b")");
 }
 
 TEST(SpecErrors, NestingIsBounded) {
@@ -397,7 +419,8 @@ TEST(SpecErrors, NestingIsBounded) {
   std::string deepObjects;
   for (int i = 0; i < 100000; ++i)
     deepObjects += "{\"[\":";
-  EXPECT_EQ(errorOf(deepObjects), "line 1, column 321: nesting deeper than 64 levels");
+  EXPECT_EQ(errorOf(deepObjects),
+            "line 1, column 321: nesting deeper than 64 levels");
 }
 
 //===----------------------------------------------------------------------===//
@@ -405,43 +428,57 @@ TEST(SpecErrors, NestingIsBounded) {
 //===----------------------------------------------------------------------===//
 
 TEST(SpecErrors, TopLevel) {
-  EXPECT_EQ(errorOf("[1,2]"), "expected a JSON object at the top level, got [1,2]");
+  EXPECT_EQ(errorOf("[1,2]"),
+            "expected a JSON object at the top level, got [1,2]");
   EXPECT_EQ(errorOf("3"), "expected a JSON object at the top level, got 3");
   EXPECT_EQ(errorOf("{}"), R"(missing required key "kind")");
-  EXPECT_EQ(errorOf(R"({"kind":"attention"})"), R"(missing required key "name")");
-  EXPECT_EQ(errorOf(R"({"kind":"attention","name":"t"})"), R"(missing required key "dtype")");
+  EXPECT_EQ(errorOf(R"({"kind":"attention"})"),
+            R"(missing required key "name")");
+  EXPECT_EQ(errorOf(R"({"kind":"attention","name":"t"})"),
+            R"(missing required key "dtype")");
   EXPECT_EQ(errorOf(R"({"kind":"attention","name":"t","dtype":"f32"})"),
             R"(missing required key "shape")");
-  EXPECT_EQ(errorOf(R"({"kind":"attention","name":"t","dtype":"f32","shape":{}})"),
-            R"(shape: missing required key "head_dim")");
-  EXPECT_EQ(errorOf(R"({"name":"t","kind":"gated_linear_attention","dtype":"f16","shape":{"head_dim":64}})"),
-            R"(missing required key "gate")");
+  EXPECT_EQ(
+      errorOf(R"({"kind":"attention","name":"t","dtype":"f32","shape":{}})"),
+      R"(shape: missing required key "head_dim")");
+  EXPECT_EQ(
+      errorOf(
+          R"({"name":"t","kind":"gated_linear_attention","dtype":"f16","shape":{"head_dim":64}})"),
+      R"(missing required key "gate")");
 }
 
 TEST(SpecErrors, WrongTypesAndValues) {
-  EXPECT_EQ(errorOf(R"({"name":3,"kind":"attention"})"), "name: expected a string, got 3");
-  EXPECT_EQ(errorOf(R"({"name":"1x","kind":"attention"})"),
-            R"(name: expected an identifier ([A-Za-z_][A-Za-z0-9_]*), got "1x")");
-  EXPECT_EQ(errorOf(R"({"name":"my-kernel","kind":"attention"})"),
-            R"(name: expected an identifier ([A-Za-z_][A-Za-z0-9_]*), got "my-kernel")");
+  EXPECT_EQ(errorOf(R"({"name":3,"kind":"attention"})"),
+            "name: expected a string, got 3");
+  EXPECT_EQ(
+      errorOf(R"({"name":"1x","kind":"attention"})"),
+      R"(name: expected an identifier ([A-Za-z_][A-Za-z0-9_]*), got "1x")");
+  EXPECT_EQ(
+      errorOf(R"({"name":"my-kernel","kind":"attention"})"),
+      R"(name: expected an identifier ([A-Za-z_][A-Za-z0-9_]*), got "my-kernel")");
   EXPECT_EQ(errorOf(R"({"name":"","kind":"attention"})"),
             R"(name: expected an identifier ([A-Za-z_][A-Za-z0-9_]*), got "")");
-  EXPECT_EQ(errorOf(R"({"kind":"softmax"})"),
-            R"(kind: expected one of "attention", "linear_attention", "gated_linear_attention", got "softmax")");
-  EXPECT_EQ(errorOf(R"({"kind":null})"),
-            R"(kind: expected one of "attention", "linear_attention", "gated_linear_attention", got null)");
+  EXPECT_EQ(
+      errorOf(R"({"kind":"softmax"})"),
+      R"(kind: expected one of "attention", "linear_attention", "gated_linear_attention", got "softmax")");
+  EXPECT_EQ(
+      errorOf(R"({"kind":null})"),
+      R"(kind: expected one of "attention", "linear_attention", "gated_linear_attention", got null)");
   EXPECT_EQ(errorOf(R"({"name":"t","kind":"attention","dtype":"fp16"})"),
             R"(dtype: expected one of "f16", "bf16", "f32", got "fp16")");
   EXPECT_EQ(errorOf(attention(R"("layout":"sbhd")")),
             R"(layout: expected one of "bhsd", "bshd", got "sbhd")");
   EXPECT_EQ(errorOf(attention(R"("scale":-1)")),
             "scale: expected a positive finite number, got -1");
-  EXPECT_EQ(errorOf(attention(R"("scale":0)")), "scale: expected a positive finite number, got 0");
+  EXPECT_EQ(errorOf(attention(R"("scale":0)")),
+            "scale: expected a positive finite number, got 0");
   EXPECT_EQ(errorOf(attention(R"("scale":"x")")),
             R"(scale: expected a positive finite number, got "x")");
-  EXPECT_EQ(errorOf(attention(R"("scale":1e300)")),
-            "scale: expected a positive number within the f32 range, got 1e+300");
-  EXPECT_EQ(errorOf(attention("", "[64]")), "shape: expected an object, got [64]");
+  EXPECT_EQ(
+      errorOf(attention(R"("scale":1e300)")),
+      "scale: expected a positive number within the f32 range, got 1e+300");
+  EXPECT_EQ(errorOf(attention("", "[64]")),
+            "shape: expected an object, got [64]");
   EXPECT_EQ(errorOf(attention("", R"([1,[2,{"a":null}]])")),
             R"(shape: expected an object, got [1,[2,{"a":null}]])");
 }
@@ -455,10 +492,12 @@ TEST(SpecErrors, Sizes) {
             "shape.head_dim: expected a positive integer, got 64.0");
   EXPECT_EQ(errorOf(attention("", R"({"head_dim":64,"head_dim_v":-2})")),
             "shape.head_dim_v: expected a positive integer, got -2");
-  EXPECT_EQ(errorOf(attention("", R"({"head_dim":3000000000})")),
-            "shape.head_dim: 3000000000 is too large (the limit is 2147483647)");
+  EXPECT_EQ(
+      errorOf(attention("", R"({"head_dim":3000000000})")),
+      "shape.head_dim: 3000000000 is too large (the limit is 2147483647)");
   EXPECT_EQ(errorOf(attention("", R"({"head_dim":18446744073709551615})")),
-            "shape.head_dim: 18446744073709551615 is too large (the limit is 2147483647)");
+            "shape.head_dim: 18446744073709551615 is too large (the limit is "
+            "2147483647)");
   EXPECT_EQ(errorOf(attention("", R"({"batch":0,"head_dim":64})")),
             "shape.batch: expected a positive integer or null, got 0");
   EXPECT_EQ(errorOf(attention("", R"({"seq_k":-5,"head_dim":64})")),
@@ -473,7 +512,8 @@ TEST(SpecErrors, Sizes) {
             "mask.window.left: expected a non-negative integer, got -1");
   EXPECT_EQ(errorOf(attention(R"("mask":{"window":{"left":0,"right":1.5}})")),
             "mask.window.right: expected a non-negative integer, got 1.5");
-  EXPECT_EQ(errorOf(attention(R"("mask":{"block_sparse":{"block_q":0,"block_k":64}})")),
+  EXPECT_EQ(errorOf(attention(
+                R"("mask":{"block_sparse":{"block_q":0,"block_k":64}})")),
             "mask.block_sparse.block_q: expected a positive integer, got 0");
   EXPECT_EQ(errorOf(attention(R"("options":{"block_q":64,"block_k":0})")),
             "options.block_k: expected a positive integer, got 0");
@@ -482,7 +522,8 @@ TEST(SpecErrors, Sizes) {
 }
 
 TEST(SpecErrors, NestedTypes) {
-  EXPECT_EQ(errorOf(attention(R"("mask":true)")), "mask: expected an object, got true");
+  EXPECT_EQ(errorOf(attention(R"("mask":true)")),
+            "mask: expected an object, got true");
   EXPECT_EQ(errorOf(attention(R"("mask":{"causal":"yes"})")),
             R"(mask.causal: expected true or false, got "yes")");
   EXPECT_EQ(errorOf(attention(R"("mask":{"documents":1})")),
@@ -493,73 +534,96 @@ TEST(SpecErrors, NestedTypes) {
             "mask.custom: expected a string (an expression), got 3");
   EXPECT_EQ(errorOf(attention(R"("score":{"softcap":-50})")),
             "score.softcap: expected a positive finite number, got -50");
-  EXPECT_EQ(errorOf(attention(R"("score":{"alibi":3})")),
-            R"(score.alibi: expected true, false, "per_head" or "per_batch_head", got 3)");
-  EXPECT_EQ(errorOf(attention(R"("score":{"alibi":"per_row"})")),
-            R"(score.alibi: expected true, false, "per_head" or "per_batch_head", got "per_row")");
+  EXPECT_EQ(
+      errorOf(attention(R"("score":{"alibi":3})")),
+      R"(score.alibi: expected true, false, "per_head" or "per_batch_head", got 3)");
+  EXPECT_EQ(
+      errorOf(attention(R"("score":{"alibi":"per_row"})")),
+      R"(score.alibi: expected true, false, "per_head" or "per_batch_head", got "per_row")");
   EXPECT_EQ(errorOf(attention(R"("score":{"custom":null})")),
             "score.custom: expected a string (an expression), got null");
   EXPECT_EQ(errorOf(attention(R"("outputs":{"lse":1})")),
             "outputs.lse: expected true or false, got 1");
-  EXPECT_EQ(errorOf(attention(R"("outputs":[])")), "outputs: expected an object, got []");
-  EXPECT_EQ(errorOf(attention(R"("tensors":[])")), "tensors: expected an object, got []");
+  EXPECT_EQ(errorOf(attention(R"("outputs":[])")),
+            "outputs: expected an object, got []");
+  EXPECT_EQ(errorOf(attention(R"("tensors":[])")),
+            "tensors: expected an object, got []");
   EXPECT_EQ(errorOf(attention(R"("options":"fast")")),
             R"(options: expected an object, got "fast")");
-  EXPECT_EQ(errorOf(linear(R"("feature_map":"gelu")")),
-            R"(feature_map: expected one of "identity", "elu_plus_one", "relu", got "gelu")");
+  EXPECT_EQ(
+      errorOf(linear(R"("feature_map":"gelu")")),
+      R"(feature_map: expected one of "identity", "elu_plus_one", "relu", got "gelu")");
   EXPECT_EQ(errorOf(linear(R"("normalize":"yes")")),
             R"(normalize: expected true or false, got "yes")");
-  EXPECT_EQ(errorOf(linear(R"("state":true)")), "state: expected an object, got true");
+  EXPECT_EQ(errorOf(linear(R"("state":true)")),
+            "state: expected an object, got true");
   EXPECT_EQ(errorOf(linear(R"("state":{"initial":1})")),
             "state.initial: expected true or false, got 1");
-  EXPECT_EQ(errorOf(R"({"name":"t","kind":"gated_linear_attention","dtype":"f16","gate":"matrix","shape":{"head_dim":64}})"),
-            R"(gate: expected one of "scalar", "vector", "head_constant", got "matrix")");
+  EXPECT_EQ(
+      errorOf(
+          R"({"name":"t","kind":"gated_linear_attention","dtype":"f16","gate":"matrix","shape":{"head_dim":64}})"),
+      R"(gate: expected one of "scalar", "vector", "head_constant", got "matrix")");
 }
 
 TEST(SpecErrors, LongValuesAreTruncated) {
   std::string longKind(100, 'a');
-  EXPECT_EQ(errorOf(R"({"kind":")" + longKind + "\"}"),
-            R"(kind: expected one of "attention", "linear_attention", "gated_linear_attention", got ")" +
-                std::string(36, 'a') + "...");
-  EXPECT_EQ(errorOf(attention(R"("scale":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20])")),
-            "scale: expected a positive finite number, got [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,...");
+  EXPECT_EQ(
+      errorOf(R"({"kind":")" + longKind + "\"}"),
+      R"(kind: expected one of "attention", "linear_attention", "gated_linear_attention", got ")" +
+          std::string(36, 'a') + "...");
+  EXPECT_EQ(
+      errorOf(attention(
+          R"("scale":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20])")),
+      "scale: expected a positive finite number, got "
+      "[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,...");
   // A multi-byte character is never cut in half.
   std::string accents;
   for (int i = 0; i < 30; ++i)
     accents += "\xC3\xA9";
-  EXPECT_EQ(errorOf(R"({"kind":"x)" + accents + "\"}"),
-            R"(kind: expected one of "attention", "linear_attention", "gated_linear_attention", got "x)" +
-                accents.substr(0, 34) + "...");
+  EXPECT_EQ(
+      errorOf(R"({"kind":"x)" + accents + "\"}"),
+      R"(kind: expected one of "attention", "linear_attention", "gated_linear_attention", got "x)" +
+          accents.substr(0, 34) + "...");
 }
 
 TEST(SpecErrors, UnknownKeysAtEveryLevel) {
   EXPECT_EQ(errorOf(attention(R"("colour":1)")),
-            "colour: unknown key; expected one of name, kind, dtype, layout, scale, shape, "
+            "colour: unknown key; expected one of name, kind, dtype, layout, "
+            "scale, shape, "
             "mask, score, tensors, outputs, options");
   EXPECT_EQ(errorOf(linear(R"("colour":1)")),
-            "colour: unknown key; expected one of name, kind, dtype, layout, scale, shape, "
+            "colour: unknown key; expected one of name, kind, dtype, layout, "
+            "scale, shape, "
             "feature_map, normalize, state, options");
   EXPECT_EQ(errorOf(gated(R"("colour":1)")),
-            "colour: unknown key; expected one of name, kind, dtype, layout, scale, shape, "
+            "colour: unknown key; expected one of name, kind, dtype, layout, "
+            "scale, shape, "
             "gate, state, options");
   EXPECT_EQ(errorOf(attention("", R"({"head_dim":64,"depth":3})")),
-            "shape.depth: unknown key; expected one of batch, heads_q, heads_kv, seq_q, "
+            "shape.depth: unknown key; expected one of batch, heads_q, "
+            "heads_kv, seq_q, "
             "seq_k, head_dim, head_dim_v");
-  EXPECT_EQ(errorOf(linear("", R"({"head_dim":64,"depth":3})")),
-            "shape.depth: unknown key; expected one of batch, heads, seq, head_dim, "
-            "head_dim_v");
-  EXPECT_EQ(errorOf(attention(R"("mask":{"colour":1})")),
-            "mask.colour: unknown key; expected one of causal, window, block_sparse, "
-            "documents, custom");
-  EXPECT_EQ(errorOf(attention(R"("mask":{"window":{"left":1,"right":0,"top":2}})")),
-            "mask.window.top: unknown key; expected one of left, right");
-  EXPECT_EQ(errorOf(attention(R"("mask":{"block_sparse":{"block_q":1,"block_k":1,"b":2}})")),
-            "mask.block_sparse.b: unknown key; expected one of block_q, block_k");
+  EXPECT_EQ(
+      errorOf(linear("", R"({"head_dim":64,"depth":3})")),
+      "shape.depth: unknown key; expected one of batch, heads, seq, head_dim, "
+      "head_dim_v");
+  EXPECT_EQ(
+      errorOf(attention(R"("mask":{"colour":1})")),
+      "mask.colour: unknown key; expected one of causal, window, block_sparse, "
+      "documents, custom");
+  EXPECT_EQ(
+      errorOf(attention(R"("mask":{"window":{"left":1,"right":0,"top":2}})")),
+      "mask.window.top: unknown key; expected one of left, right");
+  EXPECT_EQ(
+      errorOf(attention(
+          R"("mask":{"block_sparse":{"block_q":1,"block_k":1,"b":2}})")),
+      "mask.block_sparse.b: unknown key; expected one of block_q, block_k");
   EXPECT_EQ(errorOf(attention(R"("score":{"bias":1})")),
             "score.bias: unknown key; expected one of softcap, alibi, custom");
-  EXPECT_EQ(errorOf(attention(
-                R"("tensors":{"bias":{"dtype":"f32","shape":[1],"layout":"x"}},"score":{"custom":"bias[0]"})")),
-            "tensors.bias.layout: unknown key; expected one of dtype, shape");
+  EXPECT_EQ(
+      errorOf(attention(
+          R"("tensors":{"bias":{"dtype":"f32","shape":[1],"layout":"x"}},"score":{"custom":"bias[0]"})")),
+      "tensors.bias.layout: unknown key; expected one of dtype, shape");
   EXPECT_EQ(errorOf(attention(R"("outputs":{"o":true})")),
             "outputs.o: unknown key; expected one of lse");
   EXPECT_EQ(errorOf(linear(R"("state":{"middle":true})")),
@@ -568,10 +632,12 @@ TEST(SpecErrors, UnknownKeysAtEveryLevel) {
             "options.warps: unknown key; expected one of block_q, block_k");
   EXPECT_EQ(errorOf(linear(R"("options":{"warps":4})")),
             "options.warps: unknown key; expected one of chunk");
-  EXPECT_EQ(errorOf(attention(R"("mask":{"a b":1})")),
-            R"(mask["a b"]: unknown key; expected one of causal, window, block_sparse, documents, custom)");
-  EXPECT_EQ(errorOf(attention(R"("mask":{"":1})")),
-            R"(mask[""]: unknown key; expected one of causal, window, block_sparse, documents, custom)");
+  EXPECT_EQ(
+      errorOf(attention(R"("mask":{"a b":1})")),
+      R"(mask["a b"]: unknown key; expected one of causal, window, block_sparse, documents, custom)");
+  EXPECT_EQ(
+      errorOf(attention(R"("mask":{"":1})")),
+      R"(mask[""]: unknown key; expected one of causal, window, block_sparse, documents, custom)");
 }
 
 TEST(SpecErrors, MissingNestedKeys) {
@@ -592,25 +658,30 @@ TEST(SpecErrors, KindForbiddenKeys) {
             "mask: not allowed for kind linear_attention");
   EXPECT_EQ(errorOf(gated(R"("score":{})")),
             "score: not allowed for kind gated_linear_attention");
-  EXPECT_EQ(errorOf(linear(R"("tensors":{})")), "tensors: not allowed for kind linear_attention");
+  EXPECT_EQ(errorOf(linear(R"("tensors":{})")),
+            "tensors: not allowed for kind linear_attention");
   EXPECT_EQ(errorOf(gated(R"("outputs":{})")),
             "outputs: not allowed for kind gated_linear_attention");
   EXPECT_EQ(errorOf(gated(R"("feature_map":"relu")")),
             "feature_map: not allowed for kind gated_linear_attention");
   EXPECT_EQ(errorOf(gated(R"("normalize":true)")),
             "normalize: not allowed for kind gated_linear_attention");
-  EXPECT_EQ(errorOf(linear(R"("gate":"scalar")")), "gate: not allowed for kind linear_attention");
-  EXPECT_EQ(errorOf(attention(R"("state":{})")), "state: not allowed for kind attention");
+  EXPECT_EQ(errorOf(linear(R"("gate":"scalar")")),
+            "gate: not allowed for kind linear_attention");
+  EXPECT_EQ(errorOf(attention(R"("state":{})")),
+            "state: not allowed for kind attention");
   EXPECT_EQ(errorOf(attention(R"("feature_map":"relu")")),
             "feature_map: not allowed for kind attention");
-  EXPECT_EQ(errorOf(attention("", R"({"heads":4,"head_dim":64})")),
-            "shape.heads: not allowed for kind attention; use heads_q and heads_kv");
+  EXPECT_EQ(
+      errorOf(attention("", R"({"heads":4,"head_dim":64})")),
+      "shape.heads: not allowed for kind attention; use heads_q and heads_kv");
   EXPECT_EQ(errorOf(attention("", R"({"seq":4,"head_dim":64})")),
             "shape.seq: not allowed for kind attention; use seq_q and seq_k");
   EXPECT_EQ(errorOf(linear("", R"({"heads_q":4,"head_dim":64})")),
             "shape.heads_q: not allowed for kind linear_attention; use heads");
-  EXPECT_EQ(errorOf(gated("", R"({"seq_k":4,"head_dim":64})")),
-            "shape.seq_k: not allowed for kind gated_linear_attention; use seq");
+  EXPECT_EQ(
+      errorOf(gated("", R"({"seq_k":4,"head_dim":64})")),
+      "shape.seq_k: not allowed for kind gated_linear_attention; use seq");
   EXPECT_EQ(errorOf(attention(R"("options":{"chunk":64})")),
             "options.chunk: not allowed for kind attention");
   EXPECT_EQ(errorOf(gated(R"("options":{"block_q":64})")),
@@ -618,80 +689,117 @@ TEST(SpecErrors, KindForbiddenKeys) {
 }
 
 TEST(SpecErrors, HeadsMustDivide) {
-  EXPECT_EQ(errorOf(attention("", R"({"heads_q":6,"heads_kv":4,"head_dim":64})")),
-            "shape.heads_q: 6 is not a multiple of shape.heads_kv (4)");
-  EXPECT_EQ(errorOf(attention("", R"({"heads_q":4,"heads_kv":8,"head_dim":64})")),
-            "shape.heads_q: 4 is not a multiple of shape.heads_kv (8)");
-  EXPECT_EQ(errorOf(attention("", R"({"heads_q":32,"heads_kv":8,"head_dim":64})")), "ok");
+  EXPECT_EQ(
+      errorOf(attention("", R"({"heads_q":6,"heads_kv":4,"head_dim":64})")),
+      "shape.heads_q: 6 is not a multiple of shape.heads_kv (4)");
+  EXPECT_EQ(
+      errorOf(attention("", R"({"heads_q":4,"heads_kv":8,"head_dim":64})")),
+      "shape.heads_q: 4 is not a multiple of shape.heads_kv (8)");
+  EXPECT_EQ(
+      errorOf(attention("", R"({"heads_q":32,"heads_kv":8,"head_dim":64})")),
+      "ok");
 }
 
 TEST(SpecErrors, TensorDeclarations) {
   const std::string use = R"(,"score":{"custom":"score"})";
-  EXPECT_EQ(errorOf(attention(R"("tensors":{"1x":{"dtype":"f32","shape":[1]}})" + use)),
-            "tensors.1x: invalid tensor name; expected an identifier ([A-Za-z_][A-Za-z0-9_]*)");
-  EXPECT_EQ(errorOf(attention(R"("tensors":{"a-b":{"dtype":"f32","shape":[1]}})" + use)),
-            R"(tensors["a-b"]: invalid tensor name; expected an identifier ([A-Za-z_][A-Za-z0-9_]*))");
-  for (const char *reserved : {"b", "h", "q", "k", "score", "Sq", "Sk", "select", "min", "max",
-                               "abs", "exp", "tanh", "true", "false"}) {
+  EXPECT_EQ(errorOf(attention(
+                R"("tensors":{"1x":{"dtype":"f32","shape":[1]}})" + use)),
+            "tensors.1x: invalid tensor name; expected an identifier "
+            "([A-Za-z_][A-Za-z0-9_]*)");
+  EXPECT_EQ(
+      errorOf(
+          attention(R"("tensors":{"a-b":{"dtype":"f32","shape":[1]}})" + use)),
+      R"(tensors["a-b"]: invalid tensor name; expected an identifier ([A-Za-z_][A-Za-z0-9_]*))");
+  for (const char *reserved :
+       {"b", "h", "q", "k", "score", "Sq", "Sk", "select", "min", "max", "abs",
+        "exp", "tanh", "true", "false"}) {
     EXPECT_EQ(errorOf(attention(R"("tensors":{")" + std::string(reserved) +
                                 R"(":{"dtype":"f32","shape":[1]}})" + use)),
               "tensors." + std::string(reserved) + ": \"" + reserved +
-                  "\" is a reserved name of the expression language and cannot name a tensor");
+                  "\" is a reserved name of the expression language and cannot "
+                  "name a tensor");
   }
-  EXPECT_EQ(errorOf(attention(R"("tensors":{"bias":3})")),
-            R"(tensors.bias: expected an object with "dtype" and "shape", got 3)");
-  EXPECT_EQ(errorOf(attention(R"("tensors":{"bias":{"dtype":"f16","shape":[1]}})")),
-            R"(tensors.bias.dtype: expected one of "f32", "i32", got "f16")");
-  EXPECT_EQ(errorOf(attention(R"("tensors":{"bias":{"dtype":"f32","shape":[]}})")),
-            "tensors.bias.shape: expected a non-empty array of positive integers or nulls, got []");
-  EXPECT_EQ(errorOf(attention(R"("tensors":{"bias":{"dtype":"f32","shape":16}})")),
-            "tensors.bias.shape: expected a non-empty array of positive integers or nulls, got 16");
-  EXPECT_EQ(errorOf(attention(R"("tensors":{"bias":{"dtype":"f32","shape":[16,-3]}})")),
-            "tensors.bias.shape[1]: expected a positive integer or null, got -3");
-  EXPECT_EQ(errorOf(attention(R"("tensors":{"bias":{"dtype":"f32","shape":[16,"S"]}})")),
-            R"(tensors.bias.shape[1]: expected a positive integer or null, got "S")");
+  EXPECT_EQ(
+      errorOf(attention(R"("tensors":{"bias":3})")),
+      R"(tensors.bias: expected an object with "dtype" and "shape", got 3)");
+  EXPECT_EQ(
+      errorOf(attention(R"("tensors":{"bias":{"dtype":"f16","shape":[1]}})")),
+      R"(tensors.bias.dtype: expected one of "f32", "i32", got "f16")");
+  EXPECT_EQ(
+      errorOf(attention(R"("tensors":{"bias":{"dtype":"f32","shape":[]}})")),
+      "tensors.bias.shape: expected a non-empty array of positive integers or "
+      "nulls, got []");
+  EXPECT_EQ(
+      errorOf(attention(R"("tensors":{"bias":{"dtype":"f32","shape":16}})")),
+      "tensors.bias.shape: expected a non-empty array of positive integers or "
+      "nulls, got 16");
+  EXPECT_EQ(
+      errorOf(
+          attention(R"("tensors":{"bias":{"dtype":"f32","shape":[16,-3]}})")),
+      "tensors.bias.shape[1]: expected a positive integer or null, got -3");
+  EXPECT_EQ(
+      errorOf(
+          attention(R"("tensors":{"bias":{"dtype":"f32","shape":[16,"S"]}})")),
+      R"(tensors.bias.shape[1]: expected a positive integer or null, got "S")");
 }
 
 TEST(SpecErrors, UnreadTensors) {
-  EXPECT_EQ(errorOf(attention(R"("tensors":{"bias":{"dtype":"f32","shape":[16,null]}})")),
-            "tensors.bias: declared but read by neither mask.custom nor score.custom");
   EXPECT_EQ(errorOf(attention(
-                R"("tensors":{"ids":{"dtype":"i32","shape":[null]},"bias":{"dtype":"f32","shape":[16]}},)"
-                R"("mask":{"custom":"ids[q] == ids[k]"},"score":{"custom":"score * 2"})")),
-            "tensors.bias: declared but read by neither mask.custom nor score.custom");
-  EXPECT_EQ(errorOf(attention(
-                R"("tensors":{"ids":{"dtype":"i32","shape":[null]}},"mask":{"custom":"ids[q] == ids[k]"})")),
-            "ok");
+                R"("tensors":{"bias":{"dtype":"f32","shape":[16,null]}})")),
+            "tensors.bias: declared but read by neither mask.custom nor "
+            "score.custom");
+  EXPECT_EQ(
+      errorOf(attention(
+          R"("tensors":{"ids":{"dtype":"i32","shape":[null]},"bias":{"dtype":"f32","shape":[16]}},)"
+          R"("mask":{"custom":"ids[q] == ids[k]"},"score":{"custom":"score * 2"})")),
+      "tensors.bias: declared but read by neither mask.custom nor "
+      "score.custom");
+  EXPECT_EQ(
+      errorOf(attention(
+          R"("tensors":{"ids":{"dtype":"i32","shape":[null]}},"mask":{"custom":"ids[q] == ids[k]"})")),
+      "ok");
 }
 
 TEST(SpecErrors, NormalizeWithState) {
-  const char *msg = "normalize: cannot be combined with state.initial or state.final: the "
-                    "normalizer is not part of the carried state";
-  EXPECT_EQ(errorOf(linear(R"("normalize":true,"state":{"initial":true})")), msg);
+  const char *msg =
+      "normalize: cannot be combined with state.initial or state.final: the "
+      "normalizer is not part of the carried state";
+  EXPECT_EQ(errorOf(linear(R"("normalize":true,"state":{"initial":true})")),
+            msg);
   EXPECT_EQ(errorOf(linear(R"("normalize":true,"state":{"final":true})")), msg);
 }
 
 TEST(SpecErrors, Expressions) {
-  EXPECT_EQ(errorOf(attention(
-                R"("tensors":{"bias":{"dtype":"f32","shape":[16,null]}},"mask":{"custom":"q<k &&foo"},"score":{"custom":"score + bias[h, k]"})")),
-            "mask.custom: column 7: unknown name 'foo'; names are b, h, q, k, Sq, Sk and the "
-            "tensors (bias)");
-  EXPECT_EQ(errorOf(attention(R"("mask":{"custom":"score > 0"})")),
-            "mask.custom: column 1: 'score' is only visible in score functions, not in mask "
-            "predicates; names are b, h, q, k, Sq, Sk; no tensors are declared");
+  EXPECT_EQ(
+      errorOf(attention(
+          R"("tensors":{"bias":{"dtype":"f32","shape":[16,null]}},"mask":{"custom":"q<k &&foo"},"score":{"custom":"score + bias[h, k]"})")),
+      "mask.custom: column 7: unknown name 'foo'; names are b, h, q, k, Sq, Sk "
+      "and the "
+      "tensors (bias)");
+  EXPECT_EQ(
+      errorOf(attention(R"("mask":{"custom":"score > 0"})")),
+      "mask.custom: column 1: 'score' is only visible in score functions, not "
+      "in mask "
+      "predicates; names are b, h, q, k, Sq, Sk; no tensors are declared");
   EXPECT_EQ(errorOf(attention(R"("mask":{"custom":"q + k"})")),
-            "mask.custom: column 1: expected a Bool expression (a mask predicate), got Int");
+            "mask.custom: column 1: expected a Bool expression (a mask "
+            "predicate), got Int");
   EXPECT_EQ(errorOf(attention(R"("score":{"custom":"score > 0"})")),
-            "score.custom: column 1: expected a Float expression (a score), got Bool");
-  EXPECT_EQ(errorOf(attention(R"("mask":{"custom":""})")), "mask.custom: column 1: empty expression");
+            "score.custom: column 1: expected a Float expression (a score), "
+            "got Bool");
+  EXPECT_EQ(errorOf(attention(R"("mask":{"custom":""})")),
+            "mask.custom: column 1: empty expression");
   EXPECT_EQ(errorOf(attention(R"("mask":{"custom":"q <\u0000 k"})")),
             "mask.custom: column 4: unexpected character '\\x00'");
   EXPECT_EQ(errorOf(attention(R"("mask":{"custom":"q < k < 2"})")),
-            "mask.custom: column 7: comparisons cannot be chained; combine them with &&, as "
+            "mask.custom: column 7: comparisons cannot be chained; combine "
+            "them with &&, as "
             "in a < b && b < c");
-  EXPECT_EQ(errorOf(attention(
-                R"("tensors":{"bias":{"dtype":"f32","shape":[16,null]}},"score":{"custom":"score + bias[k]"})")),
-            "score.custom: column 9: tensor 'bias' has rank 2 but is indexed with 1 index");
+  EXPECT_EQ(
+      errorOf(attention(
+          R"("tensors":{"bias":{"dtype":"f32","shape":[16,null]}},"score":{"custom":"score + bias[k]"})")),
+      "score.custom: column 9: tensor 'bias' has rank 2 but is indexed with 1 "
+      "index");
 }
 
 TEST(SpecFile, Errors) {
@@ -753,8 +861,9 @@ TEST(SpecRobustness, EveryPrefixOfEveryExample) {
 }
 
 TEST(SpecRobustness, SingleByteMutations) {
-  const unsigned char bytes[] = {0x00, '"', '{', '}', '[', ']', ',', ':', '0', '9', '-',
-                                 'x', ' ', '\\', '.', 'e', 'n', 't', 0xC3, 0xFF, 0x7F, '\n'};
+  const unsigned char bytes[] = {0x00, '"', '{',  '}',  '[',  ']',  ',', ':',
+                                 '0',  '9', '-',  'x',  ' ',  '\\', '.', 'e',
+                                 'n',  't', 0xC3, 0xFF, 0x7F, '\n'};
   for (const auto &[name, text] : exampleTexts()) {
     size_t accepted = 0;
     for (size_t i = 0; i < text.size(); ++i) {
@@ -779,7 +888,8 @@ TEST(SpecRobustness, SingleByteMutations) {
 
 TEST(SpecRobustness, RandomMultiByteMutations) {
   std::mt19937 rng(42);
-  const std::string alphabet = "{}[],:\"\\0123456789-+.eEtrufalsn xqk<>=&|!()*%/";
+  const std::string alphabet =
+      "{}[],:\"\\0123456789-+.eEtrufalsn xqk<>=&|!()*%/";
   for (const auto &[name, text] : exampleTexts()) {
     size_t accepted = 0;
     for (int iter = 0; iter < 1500; ++iter) {
