@@ -25,7 +25,7 @@ static constexpr const char *kTilingStages =
 static constexpr const char *kCpuStages =
     "attn-lower-tile-ops,func.func(convert-linalg-to-loops),lower-affine,"
     "convert-scf-to-cf,expand-strided-metadata,lower-affine,"
-    "finalize-memref-to-llvm,convert-math-to-libm,convert-math-to-llvm,"
+    "finalize-memref-to-llvm,convert-math-to-llvm,convert-math-to-libm,"
     "convert-arith-to-llvm,convert-index-to-llvm,convert-func-to-llvm,"
     "convert-cf-to-llvm,reconcile-unrealized-casts";
 

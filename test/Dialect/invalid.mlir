@@ -21,7 +21,7 @@ func.func @case2(%q: memref<2x4x100x64xi32>, %k: memref<2x4x130x64xbf16>, %v: me
 // -----
 
 func.func @case3(%q: memref<2x4x100x64xbf16>, %k: memref<2x4x130x64xf16>, %v: memref<2x4x130x64xbf16>, %o: memref<2x4x100x64xbf16>) {
-  // expected-error @+1 {{element type of key (f16) must equal the element type of query (bf16)}}
+  // expected-error @+1 {{element type of key ('f16') must equal the element type of query ('bf16')}}
   attn.attention ins(%q, %k, %v : memref<2x4x100x64xbf16>, memref<2x4x130x64xf16>, memref<2x4x130x64xbf16>)
       outs(%o : memref<2x4x100x64xbf16>)
   return
@@ -312,7 +312,7 @@ func.func @case34(%q: memref<2x4x100x64xbf16>, %k: memref<2x4x130x64xbf16>, %v: 
   // expected-error @+1 {{argument #4 of the mask_mod region must be 'memref<4xf32>', got 'memref<8xf32>'; the region takes (b: index, h: index, q: index, k: index) followed by the 1 capture type(s)}}
   attn.attention ins(%q, %k, %v : memref<2x4x100x64xbf16>, memref<2x4x130x64xbf16>, memref<2x4x130x64xbf16>) captures(%t : memref<4xf32>)
       outs(%o : memref<2x4x100x64xbf16>)  mask_mod {
-      ^bb0(%b: index, %h: index, %i: index, %j: index, %t: memref<8xf32>):
+      ^bb0(%b: index, %h: index, %i: index, %j: index, %tt: memref<8xf32>):
         %c = arith.constant true
         attn.yield %c : i1
       }
@@ -335,7 +335,7 @@ func.func @case35(%q: memref<2x4x100x64xbf16>, %k: memref<2x4x130x64xbf16>, %v: 
 // -----
 
 func.func @case36(%q: memref<2x4x100x64xbf16>, %k: memref<2x4x130x64xbf16>, %v: memref<2x4x130x64xbf16>, %o: memref<2x4x100x64xbf16>) {
-  // expected-error @+1 {{mask_mod region must yield exactly one 'i1', got 1 value(s) of type(s) (f32)}}
+  // expected-error @+1 {{mask_mod region must yield exactly one 'i1', got 1 value(s) of type(s) ('f32')}}
   attn.attention ins(%q, %k, %v : memref<2x4x100x64xbf16>, memref<2x4x130x64xbf16>, memref<2x4x130x64xbf16>)
       outs(%o : memref<2x4x100x64xbf16>)  mask_mod {
       ^bb0(%b: index, %h: index, %i: index, %j: index):
@@ -348,7 +348,7 @@ func.func @case36(%q: memref<2x4x100x64xbf16>, %k: memref<2x4x130x64xbf16>, %v: 
 // -----
 
 func.func @case37(%q: memref<2x4x100x64xbf16>, %k: memref<2x4x130x64xbf16>, %v: memref<2x4x130x64xbf16>, %o: memref<2x4x100x64xbf16>) {
-  // expected-error @+1 {{score_mod region must yield exactly one 'f32', got 2 value(s) of type(s) (f32, f32)}}
+  // expected-error @+1 {{score_mod region must yield exactly one 'f32', got 2 value(s) of type(s) ('f32', 'f32')}}
   attn.attention ins(%q, %k, %v : memref<2x4x100x64xbf16>, memref<2x4x130x64xbf16>, memref<2x4x130x64xbf16>)
       outs(%o : memref<2x4x100x64xbf16>)  score_mod {
       ^bb0(%b: index, %h: index, %i: index, %j: index, %s: f32):
@@ -387,7 +387,8 @@ func.func @case40(%x: f32) -> f32 {
 // -----
 
 func.func @case41() {
-  // expected-error @+1 {{expected ::attn::FeatureMap to be one of: identity, elu_plus_one, relu}}
+  // expected-error @+2 {{expected ::attn::FeatureMap to be one of: identity, elu_plus_one, relu}}
+  // expected-error @+1 {{failed to parse Attn_FeatureMapAttr parameter 'value' which is to be a `::attn::FeatureMap`}}
   "test.use"() {fm = #attn.feature_map<sigmoid>} : () -> ()
   return
 }
@@ -449,7 +450,7 @@ func.func @case47(%q: memref<2x4x50x64xf32>, %k: memref<2x4x50x64xf32>, %v: memr
 // -----
 
 func.func @case48(%q: memref<2x4x50x64xf32>, %k: memref<2x4x50x64xf32>, %v: memref<2x4x50x64xf32>, %o: memref<2x4x50x64xf32>) {
-  // expected-error @+1 {{scale must be a positive finite number, got inf}}
+  // expected-error @+1 {{scale must be a positive finite number, got INF}}
   attn.linear_attention ins(%q, %k, %v : memref<2x4x50x64xf32>, memref<2x4x50x64xf32>, memref<2x4x50x64xf32>)
       outs(%o : memref<2x4x50x64xf32>) {scale = 0x7F800000 : f32}
   return
@@ -485,8 +486,65 @@ func.func @case51(%q: memref<2x4x50x64xf32>, %k: memref<2x4x50x64xf32>, %v: memr
 // -----
 
 func.func @case52(%q: memref<2x4x50x64xf16>, %k: memref<2x4x50x64xf32>, %v: memref<2x4x50x64xf32>, %g: memref<2x4x50xf32>, %o: memref<2x4x50x64xf32>) {
-  // expected-error @+1 {{element type of key (f32) must equal the element type of query (f16)}}
+  // expected-error @+1 {{element type of key ('f32') must equal the element type of query ('f16')}}
   attn.gated_linear_attention ins(%q, %k, %v, %g : memref<2x4x50x64xf16>, memref<2x4x50x64xf32>, memref<2x4x50x64xf32>, memref<2x4x50xf32>)
       outs(%o : memref<2x4x50x64xf32>) {gate = #attn.gate<scalar>}
+  return
+}
+
+// -----
+
+// Tiled-level ops.
+func.func @online_scores(%s: memref<?x?xf16>, %v: memref<?x64xf32>, %m: memref<?xf32>, %l: memref<?xf32>, %a: memref<?x64xf32>) {
+  // expected-error @+1 {{scores must be a rank-2 f32 memref, got 'memref<?x?xf16>'}}
+  attn.online_softmax %s, %v, %m, %l, %a : memref<?x?xf16>, memref<?x64xf32>, memref<?xf32>, memref<?xf32>, memref<?x64xf32>
+  return
+}
+
+// -----
+
+func.func @online_value_rank(%s: memref<?x?xf32>, %v: memref<64xf32>, %m: memref<?xf32>, %l: memref<?xf32>, %a: memref<?x64xf32>) {
+  // expected-error @+1 {{value must be a rank-2 memref [c, Dv], got 'memref<64xf32>'}}
+  attn.online_softmax %s, %v, %m, %l, %a : memref<?x?xf32>, memref<64xf32>, memref<?xf32>, memref<?xf32>, memref<?x64xf32>
+  return
+}
+
+// -----
+
+func.func @online_value_rows(%s: memref<?x32xf32>, %v: memref<16x64xf32>, %m: memref<?xf32>, %l: memref<?xf32>, %a: memref<?x64xf32>) {
+  // expected-error @+1 {{value rows (16) must equal score columns (32)}}
+  attn.online_softmax %s, %v, %m, %l, %a : memref<?x32xf32>, memref<16x64xf32>, memref<?xf32>, memref<?xf32>, memref<?x64xf32>
+  return
+}
+
+// -----
+
+func.func @online_acc_cols(%s: memref<?x?xf32>, %v: memref<?x64xf32>, %m: memref<?xf32>, %l: memref<?xf32>, %a: memref<?x32xf32>) {
+  // expected-error @+1 {{acc columns (32) must equal value columns (64)}}
+  attn.online_softmax %s, %v, %m, %l, %a : memref<?x?xf32>, memref<?x64xf32>, memref<?xf32>, memref<?xf32>, memref<?x32xf32>
+  return
+}
+
+// -----
+
+func.func @finalize_out(%m: memref<?xf32>, %l: memref<?xf32>, %a: memref<?x64xf32>, %o: memref<?x64xi32>) {
+  // expected-error @+1 {{out must be a rank-2 float memref [r, Dv], got 'memref<?x64xi32>'}}
+  attn.softmax_finalize %m, %l, %a, %o : memref<?xf32>, memref<?xf32>, memref<?x64xf32>, memref<?x64xi32>
+  return
+}
+
+// -----
+
+func.func @finalize_cols(%m: memref<?xf32>, %l: memref<?xf32>, %a: memref<?x64xf32>, %o: memref<?x32xbf16>) {
+  // expected-error @+1 {{out columns (32) must equal acc columns (64)}}
+  attn.softmax_finalize %m, %l, %a, %o : memref<?xf32>, memref<?xf32>, memref<?x64xf32>, memref<?x32xbf16>
+  return
+}
+
+// -----
+
+func.func @finalize_lse(%m: memref<?xf32>, %l: memref<?xf32>, %a: memref<?x64xf32>, %o: memref<?x64xbf16>, %lse: memref<?x2xf32>) {
+  // expected-error @+1 {{lse must be a rank-1 f32 memref, got 'memref<?x2xf32>'}}
+  attn.softmax_finalize %m, %l, %a, %o lse(%lse) : memref<?xf32>, memref<?xf32>, memref<?x64xf32>, memref<?x64xbf16>, memref<?x2xf32>
   return
 }

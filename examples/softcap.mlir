@@ -1,0 +1,9 @@
+// The 'softcap' example variant, as attn-opt --spec examples/softcap.json prints it.
+// Run it through the pipeline with: attn-opt examples/softcap.mlir --attn-tile
+module {
+  func.func @softcap(%arg0: memref<?x16x?x128xbf16>, %arg1: memref<?x16x?x128xbf16>, %arg2: memref<?x16x?x128xbf16>, %arg3: memref<?x16x?x128xbf16>) {
+    attn.attention ins(%arg0, %arg1, %arg2 : memref<?x16x?x128xbf16>, memref<?x16x?x128xbf16>, memref<?x16x?x128xbf16>) outs(%arg3 : memref<?x16x?x128xbf16>) {softcap = 5.000000e+01 : f32}
+    return
+  }
+}
+
