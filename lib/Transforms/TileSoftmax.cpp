@@ -16,6 +16,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "LoopBuilder.h"
+#include "ScoreEmitter.h"
 #include "attn/Analysis/MaskAnalysis.h"
 #include "attn/Transforms/Passes.h"
 
@@ -31,8 +32,6 @@ namespace attn {
 #include "attn/Transforms/Passes.h.inc"
 
 namespace {
-
-constexpr double kLog2e = 1.4426950408889634;
 
 class SoftmaxTiler {
 public:
@@ -54,15 +53,10 @@ private:
   void buildKeyTile(QueryTile &qt, Value keyTile, bool full);
   void computeScores(QueryTile &qt, Value colBegin, Value cols, Value key,
                      Value scores, bool elementMask);
-  Value modifyScore(QueryTile &qt, Value s, Value row, Value col);
-  Value isVisible(QueryTile &qt, Value row, Value col);
   /// (any visible, all visible) for the data masks over a tile.
   std::pair<Value, Value> classifyData(QueryTile &qt, Value colBegin, Value cols);
   std::pair<Value, Value> docRange(Value ids, Value begin, Value count, Value batch);
-  Value inlineRegion(Region &region, ArrayRef<Value> leadingArgs);
   Value boundsFromMap(AffineMapAttr map, Value tile, bool isMax);
-  /// Index into a "B or 1" / "Hq or 1" layout dimension.
-  Value layoutIndex(Value layout, int64_t dim, Value index);
 
   AttentionOp op;
   ImplicitLocOpBuilder &b;
@@ -70,6 +64,7 @@ private:
   TilePlanAttr plan;
   MaskSummary mask;
   Value seqQ, seqK, group;
+  std::optional<ScoreEmitter> emitter;
   int64_t headDim = 0, headDimV = 0;
 };
 
@@ -80,18 +75,13 @@ Value SoftmaxTiler::boundsFromMap(AffineMapAttr map, Value tile, bool isMax) {
   return affine::AffineMinOp::create(b, map.getValue(), operands);
 }
 
-Value SoftmaxTiler::layoutIndex(Value layout, int64_t dim, Value index) {
-  Value isOne = arith::CmpIOp::create(b, arith::CmpIPredicate::eq,
-                                      lb.dim(layout, dim), lb.index(1));
-  return arith::SelectOp::create(b, isOne, lb.index(0), index);
-}
-
 void SoftmaxTiler::build() {
   headDim = cast<MemRefType>(op.getQuery().getType()).getDimSize(3);
   headDimV = cast<MemRefType>(op.getValue().getType()).getDimSize(3);
   Value batches = lb.dim(op.getQuery(), 0), headsQ = lb.dim(op.getQuery(), 1);
   seqQ = lb.dim(op.getQuery(), 2);
   seqK = lb.dim(op.getKey(), 2);
+  emitter.emplace(op, b, seqQ, seqK, IRMapping());
   group = arith::DivUIOp::create(b, headsQ, lb.dim(op.getKey(), 1));
   AffineExpr s0 = b.getAffineSymbolExpr(0);
   Value queryTiles = affine::AffineApplyOp::create(
@@ -209,77 +199,13 @@ void SoftmaxTiler::computeScores(QueryTile &qt, Value colBegin, Value cols,
                                 });
       Value row = arith::AddIOp::create(b, qt.rowBegin, r);
       Value col = arith::AddIOp::create(b, colBegin, c);
-      Value s = modifyScore(qt, dot, row, col);
+      Value s = emitter->score(dot, qt.batch, qt.head, row, col);
       if (elementMask)
-        s = arith::SelectOp::create(b, isVisible(qt, row, col), s, lb.negInf());
+        s = arith::SelectOp::create(b, emitter->visible(qt.batch, qt.head, row, col), s,
+                                    lb.negInf());
       memref::StoreOp::create(b, s, scores, ValueRange{r, c});
     });
   });
-}
-
-Value SoftmaxTiler::modifyScore(QueryTile &qt, Value s, Value row, Value col) {
-  double scale = op.getEffectiveScale();
-  // Soft-cap and score_mod need the natural-log score; ALiBi alone is linear
-  // and takes log2(e) into its slope, so the common cases cost one multiply
-  // (plus one fused multiply-subtract for ALiBi) and round once less.
-  bool natural = op.getSoftcap() || !op.getScoreMod().empty();
-  double factor = natural ? scale : scale * kLog2e;
-  s = arith::MulFOp::create(b, s, lb.f32(factor));
-  if (auto cap = op.getSoftcap()) {
-    double c = cap->convertToDouble();
-    Value t = math::TanhOp::create(b, arith::MulFOp::create(b, s, lb.f32(1.0 / c)));
-    s = arith::MulFOp::create(b, t, lb.f32(c));
-  }
-  if (Value slopes = op.getAlibiSlopes()) {
-    // distance |i + Sk - Sq - j| from the bottom-right aligned diagonal.
-    Value diag = arith::SubIOp::create(b, arith::AddIOp::create(b, row, seqK),
-                                       arith::AddIOp::create(b, seqQ, col));
-    Value negDiag = arith::SubIOp::create(b, lb.index(0), diag);
-    Value dist = lb.indexToF32(arith::MaxSIOp::create(b, diag, negDiag));
-    bool perBatch = cast<MemRefType>(slopes.getType()).getRank() == 2;
-    Value slope = perBatch ? lb.loadF32(slopes, {qt.batch, qt.head})
-                           : lb.loadF32(slopes, {qt.head});
-    if (!natural)
-      slope = arith::MulFOp::create(b, slope, lb.f32(kLog2e));
-    s = arith::SubFOp::create(b, s, arith::MulFOp::create(b, slope, dist));
-  }
-  if (!op.getScoreMod().empty())
-    s = inlineRegion(op.getScoreMod(), {qt.batch, qt.head, row, col, s});
-  if (natural)
-    s = arith::MulFOp::create(b, s, lb.f32(kLog2e));
-  return s;
-}
-
-Value SoftmaxTiler::isVisible(QueryTile &qt, Value row, Value col) {
-  Value visible = lb.boolean(true);
-  auto both = [&](Value c) { visible = arith::AndIOp::create(b, visible, c); };
-  // Diagonal bounds relative to the bottom-right aligned diagonal i + Sk - Sq.
-  Value diag = arith::SubIOp::create(b, arith::AddIOp::create(b, row, seqK), seqQ);
-  if (op.getCausal())
-    both(arith::CmpIOp::create(b, arith::CmpIPredicate::sle, col, diag));
-  if (auto window = op.getWindowAttr()) {
-    Value lo = arith::SubIOp::create(b, diag, lb.index(window.getLeft()));
-    Value hi = arith::AddIOp::create(b, diag, lb.index(window.getRight()));
-    both(arith::CmpIOp::create(b, arith::CmpIPredicate::sge, col, lo));
-    both(arith::CmpIOp::create(b, arith::CmpIPredicate::sle, col, hi));
-  }
-  if (Value layout = op.getBlockMask()) {
-    auto bs = op.getBlockSparseAttr();
-    Value bi = arith::DivUIOp::create(b, row, lb.index(bs.getBlockQ()));
-    Value bj = arith::DivUIOp::create(b, col, lb.index(bs.getBlockK()));
-    Value lbatch = layoutIndex(layout, 0, qt.batch), lhead = layoutIndex(layout, 1, qt.head);
-    Value byte = memref::LoadOp::create(b, layout, ValueRange{lbatch, lhead, bi, bj});
-    both(arith::CmpIOp::create(b, arith::CmpIPredicate::ne, byte,
-                               arith::ConstantIntOp::create(b, 0, 8)));
-  }
-  if (op.getQDocIds()) {
-    Value qd = memref::LoadOp::create(b, op.getQDocIds(), ValueRange{qt.batch, row});
-    Value kd = memref::LoadOp::create(b, op.getKvDocIds(), ValueRange{qt.batch, col});
-    both(arith::CmpIOp::create(b, arith::CmpIPredicate::eq, qd, kd));
-  }
-  if (!op.getMaskMod().empty())
-    both(inlineRegion(op.getMaskMod(), {qt.batch, qt.head, row, col}));
-  return visible;
 }
 
 std::pair<Value, Value> SoftmaxTiler::docRange(Value ids, Value begin, Value count,
@@ -314,7 +240,8 @@ std::pair<Value, Value> SoftmaxTiler::classifyData(QueryTile &qt, Value colBegin
     };
     auto [r0, r1] = blockRange(qt.rowBegin, qt.rows, bs.getBlockQ());
     auto [c0, c1] = blockRange(colBegin, cols, bs.getBlockK());
-    Value lbatch = layoutIndex(layout, 0, qt.batch), lhead = layoutIndex(layout, 1, qt.head);
+    Value lbatch = emitter->layoutIndex(layout, 0, qt.batch);
+    Value lhead = emitter->layoutIndex(layout, 1, qt.head);
     Value zero8 = arith::ConstantIntOp::create(b, 0, 8);
     auto scan = [&](bool wantAny) {
       return lb.reduceLoop(r0, r1, lb.boolean(!wantAny), [&](Value i, Value acc) {
@@ -344,24 +271,6 @@ std::pair<Value, Value> SoftmaxTiler::classifyData(QueryTile &qt, Value colBegin
     all = arith::AndIOp::create(b, all, same);
   }
   return {any, all};
-}
-
-Value SoftmaxTiler::inlineRegion(Region &region, ArrayRef<Value> leadingArgs) {
-  Block &body = region.front();
-  IRMapping mapping;
-  SmallVector<Value> args(leadingArgs);
-  llvm::append_range(args, op.getCaptures());
-  for (auto [arg, value] : llvm::zip(body.getArguments(), args))
-    mapping.map(arg, value);
-  for (Operation &inner : body.without_terminator()) {
-    if (auto lens = dyn_cast<SeqLensOp>(inner)) {
-      mapping.map(lens.getQueryLen(), seqQ);
-      mapping.map(lens.getKeyLen(), seqK);
-      continue;
-    }
-    b.clone(inner, mapping);
-  }
-  return mapping.lookup(cast<YieldOp>(body.back()).getValues()[0]);
 }
 
 struct TileSoftmaxPass : public impl::AttnTileSoftmaxBase<TileSoftmaxPass> {

@@ -1,0 +1,107 @@
+//===- ScoreEmitter.cpp - per-element scores and masks --------------------===//
+
+#include "ScoreEmitter.h"
+
+#include "mlir/IR/IRMapping.h"
+
+using namespace mlir;
+
+namespace attn {
+
+ScoreEmitter::ScoreEmitter(AttentionOp op, ImplicitLocOpBuilder &b, Value seqQ,
+                           Value seqK, IRMapping operands)
+    : op(op), b(b), lb(b), seqQ(seqQ), seqK(seqK), operands(std::move(operands)) {}
+
+bool ScoreEmitter::needsNaturalScores() {
+  return op.getSoftcap() || !op.getScoreMod().empty();
+}
+
+Value ScoreEmitter::score(Value s, Value batch, Value head, Value row, Value col) {
+  double scale = op.getEffectiveScale();
+  // Soft-cap and score_mod need the natural-log score; ALiBi alone is linear
+  // and takes log2(e) into its slope, so the common cases cost one multiply
+  // (plus one multiply-subtract for ALiBi) and round once less.
+  bool natural = needsNaturalScores();
+  s = arith::MulFOp::create(b, s, lb.f32(natural ? scale : scale * kLog2e));
+  if (auto cap = op.getSoftcap()) {
+    double c = cap->convertToDouble();
+    Value t = math::TanhOp::create(b, arith::MulFOp::create(b, s, lb.f32(1.0 / c)));
+    s = arith::MulFOp::create(b, t, lb.f32(c));
+  }
+  if (Value slopes = operand(op.getAlibiSlopes())) {
+    // distance |i + Sk - Sq - j| from the bottom-right aligned diagonal.
+    Value diag = arith::SubIOp::create(b, arith::AddIOp::create(b, row, seqK),
+                                       arith::AddIOp::create(b, seqQ, col));
+    Value negDiag = arith::SubIOp::create(b, lb.index(0), diag);
+    Value dist = lb.indexToF32(arith::MaxSIOp::create(b, diag, negDiag));
+    bool perBatch = cast<MemRefType>(slopes.getType()).getRank() == 2;
+    Value slope = perBatch ? lb.loadF32(slopes, {batch, head}) : lb.loadF32(slopes, {head});
+    if (!natural)
+      slope = arith::MulFOp::create(b, slope, lb.f32(kLog2e));
+    s = arith::SubFOp::create(b, s, arith::MulFOp::create(b, slope, dist));
+  }
+  if (!op.getScoreMod().empty())
+    s = inlineRegion(op.getScoreMod(), {batch, head, row, col, s});
+  if (natural)
+    s = arith::MulFOp::create(b, s, lb.f32(kLog2e));
+  return s;
+}
+
+Value ScoreEmitter::layoutIndex(Value layout, int64_t dim, Value index) {
+  Value isOne = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, lb.dim(layout, dim),
+                                      lb.index(1));
+  return arith::SelectOp::create(b, isOne, lb.index(0), index);
+}
+
+Value ScoreEmitter::visible(Value batch, Value head, Value row, Value col) {
+  Value result = lb.boolean(true);
+  auto both = [&](Value c) { result = arith::AndIOp::create(b, result, c); };
+  // Diagonal bounds relative to the bottom-right aligned diagonal i + Sk - Sq.
+  Value diag = arith::SubIOp::create(b, arith::AddIOp::create(b, row, seqK), seqQ);
+  if (op.getCausal())
+    both(arith::CmpIOp::create(b, arith::CmpIPredicate::sle, col, diag));
+  if (auto window = op.getWindowAttr()) {
+    Value lo = arith::SubIOp::create(b, diag, lb.index(window.getLeft()));
+    Value hi = arith::AddIOp::create(b, diag, lb.index(window.getRight()));
+    both(arith::CmpIOp::create(b, arith::CmpIPredicate::sge, col, lo));
+    both(arith::CmpIOp::create(b, arith::CmpIPredicate::sle, col, hi));
+  }
+  if (Value layout = operand(op.getBlockMask())) {
+    auto bs = op.getBlockSparseAttr();
+    Value bi = arith::DivUIOp::create(b, row, lb.index(bs.getBlockQ()));
+    Value bj = arith::DivUIOp::create(b, col, lb.index(bs.getBlockK()));
+    Value lbatch = layoutIndex(layout, 0, batch), lhead = layoutIndex(layout, 1, head);
+    Value byte = memref::LoadOp::create(b, layout, ValueRange{lbatch, lhead, bi, bj});
+    both(arith::CmpIOp::create(b, arith::CmpIPredicate::ne, byte,
+                               arith::ConstantIntOp::create(b, 0, 8)));
+  }
+  if (op.getQDocIds()) {
+    Value qd = memref::LoadOp::create(b, operand(op.getQDocIds()), ValueRange{batch, row});
+    Value kd = memref::LoadOp::create(b, operand(op.getKvDocIds()), ValueRange{batch, col});
+    both(arith::CmpIOp::create(b, arith::CmpIPredicate::eq, qd, kd));
+  }
+  if (!op.getMaskMod().empty())
+    both(inlineRegion(op.getMaskMod(), {batch, head, row, col}));
+  return result;
+}
+
+Value ScoreEmitter::inlineRegion(Region &region, ArrayRef<Value> leadingArgs) {
+  Block &body = region.front();
+  IRMapping mapping;
+  SmallVector<Value> args(leadingArgs);
+  for (Value capture : op.getCaptures())
+    args.push_back(operand(capture));
+  for (auto [arg, value] : llvm::zip(body.getArguments(), args))
+    mapping.map(arg, value);
+  for (Operation &inner : body.without_terminator()) {
+    if (auto lens = dyn_cast<SeqLensOp>(inner)) {
+      mapping.map(lens.getQueryLen(), seqQ);
+      mapping.map(lens.getKeyLen(), seqK);
+      continue;
+    }
+    b.clone(inner, mapping);
+  }
+  return mapping.lookup(cast<YieldOp>(body.back()).getValues()[0]);
+}
+
+} // namespace attn

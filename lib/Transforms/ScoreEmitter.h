@@ -1,0 +1,59 @@
+//===- ScoreEmitter.h - per-element scores and masks of attn.attention ----===//
+//
+// The element-level semantics of one attention op (score modifiers in their
+// fixed order, the visibility predicate, inlined regions), emitted at a given
+// (batch, head, row, col). Shared by every lowering (CPU tiles, GPU kernels)
+// so the variants mean the same thing on every target.
+//
+//===----------------------------------------------------------------------===//
+#ifndef ATTN_LIB_TRANSFORMS_SCOREEMITTER_H
+#define ATTN_LIB_TRANSFORMS_SCOREEMITTER_H
+
+#include "LoopBuilder.h"
+#include "attn/IR/AttnOps.h"
+#include "mlir/IR/IRMapping.h"
+
+namespace attn {
+
+constexpr double kLog2e = 1.4426950408889634;
+constexpr double kLn2 = 0.6931471805599453;
+
+class ScoreEmitter {
+public:
+  /// `operands` maps the op's operands to the values to use at the emission
+  /// point (a GPU kernel's arguments, or the op's own operands).
+  ScoreEmitter(AttentionOp op, mlir::ImplicitLocOpBuilder &b, mlir::Value seqQ,
+               mlir::Value seqK, mlir::IRMapping operands);
+
+  /// Whether scores need their natural-log value (soft-cap, score_mod).
+  bool needsNaturalScores();
+
+  /// The modified score in the base-2 domain from the raw dot product q.k:
+  /// scale, soft-cap, ALiBi, score_mod, times log2(e) (folded where possible).
+  mlir::Value score(mlir::Value dot, mlir::Value batch, mlir::Value head,
+                    mlir::Value row, mlir::Value col);
+
+  /// Whether key `col` is visible to query `row` under every mask of the op
+  /// (diagonal bounds, block layout, documents, mask_mod).
+  mlir::Value visible(mlir::Value batch, mlir::Value head, mlir::Value row,
+                      mlir::Value col);
+
+  /// Index into a "B or 1" / "Hq or 1" dimension of the block layout.
+  mlir::Value layoutIndex(mlir::Value layout, int64_t dim, mlir::Value index);
+
+  /// The value the op operand `v` has at the emission point.
+  mlir::Value operand(mlir::Value v) const { return operands.lookupOrDefault(v); }
+
+private:
+  mlir::Value inlineRegion(mlir::Region &region, llvm::ArrayRef<mlir::Value> leadingArgs);
+
+  AttentionOp op;
+  mlir::ImplicitLocOpBuilder &b;
+  LoopBuilder lb;
+  mlir::Value seqQ, seqK;
+  mlir::IRMapping operands;
+};
+
+} // namespace attn
+
+#endif // ATTN_LIB_TRANSFORMS_SCOREEMITTER_H
