@@ -80,4 +80,22 @@ def AttnLowerTileOps : Pass<"attn-lower-tile-ops"> {
                            "::mlir::linalg::LinalgDialect"];
 }
 
+def AttnLowerToGpuKernels : Pass<"attn-lower-to-gpu-kernels", "::mlir::ModuleOp"> {
+  let summary = "Turns each function holding one attn op into a GPU kernel";
+  let description = [{
+    The portable SIMT kernels (one thread per query row, K/V tiles staged in
+    shared memory, the online softmax in registers; one thread per value
+    column for the linear kinds, in recurrent form). Each function holding
+    an attn op becomes a `gpu.func` kernel of the same name and arguments in
+    the `gpu.module @attn_kernels`; the host function is removed. Softmax ops
+    must carry a `tile_plan` (attn-plan-tiles): block_q threads per block, k
+    tiles of block_k keys, only the non-empty k tiles visited and element
+    masks only on the partial ones. Tensor-core kernels are future work.
+  }];
+  let dependentDialects = ["::mlir::gpu::GPUDialect", "::mlir::vector::VectorDialect",
+                           "::mlir::affine::AffineDialect", "::mlir::scf::SCFDialect",
+                           "::mlir::arith::ArithDialect", "::mlir::math::MathDialect",
+                           "::mlir::memref::MemRefDialect"];
+}
+
 #endif // ATTN_TRANSFORMS_PASSES_TD

@@ -1,0 +1,478 @@
+//===- LowerToGpuKernels.cpp - portable SIMT GPU kernels ------------------===//
+//
+// The first GPU lowering: correct for every variant, simple, and with no
+// tensor cores yet. Softmax attention: one block per (q tile, head, batch),
+// one thread per query row; Q, K and V tiles are staged in shared memory; the
+// k-tile loop visits only the plan's non-empty tiles and computes element
+// masks only on partial ones; the online softmax runs per key in registers.
+// Linear kinds: one block per (head, batch), one thread per value column,
+// the f32 state column in registers, the recurrence over time.
+//
+// Per-thread vectors are split into chunks of at most 32 lanes so that every
+// index is a compile-time constant: the state stays in registers, not in a
+// stack frame (the ptxas gate checks this).
+//
+//===----------------------------------------------------------------------===//
+
+#include "LoopBuilder.h"
+#include "ScoreEmitter.h"
+#include "attn/Transforms/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/IRMapping.h"
+
+using namespace mlir;
+
+namespace attn {
+#define GEN_PASS_DEF_ATTNLOWERTOGPUKERNELS
+#include "attn/Transforms/Passes.h.inc"
+
+namespace {
+
+/// Lanes per register chunk: the largest power of two <= 32 dividing `n`.
+int64_t chunkWidth(int64_t n) {
+  int64_t w = 32;
+  while (n % w != 0)
+    w /= 2;
+  return w;
+}
+
+class KernelBuilder {
+public:
+  KernelBuilder(ImplicitLocOpBuilder &b) : b(b), lb(b) {}
+
+  /// scf.for carrying `init`; `body(iv, state)` returns the next state.
+  SmallVector<Value> forWithState(
+      Value from, Value to, Value step, ValueRange init,
+      const std::function<SmallVector<Value>(Value, ValueRange)> &body) {
+    auto loop = scf::ForOp::create(b, from, to, step, init);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(loop.getBody());
+    SmallVector<Value> next = body(loop.getInductionVar(), loop.getRegionIterArgs());
+    scf::YieldOp::create(b, next);
+    return SmallVector<Value>(loop.getResults());
+  }
+
+  /// scf.if with results: `thenBody` and `elseBody` return values of `types`.
+  SmallVector<Value> ifWithResults(Value cond, TypeRange types,
+                                   const std::function<SmallVector<Value>()> &thenBody,
+                                   const std::function<SmallVector<Value>()> &elseBody) {
+    auto ifOp = scf::IfOp::create(b, types, cond, /*withElseRegion=*/true);
+    {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+      scf::YieldOp::create(b, thenBody());
+      b.setInsertionPointToStart(&ifOp.getElseRegion().front());
+      scf::YieldOp::create(b, elseBody());
+    }
+    return SmallVector<Value>(ifOp.getResults());
+  }
+
+  /// Loads `width` contiguous elements at `indices` (last index varies) as f32.
+  Value loadVectorF32(Value memref, ValueRange indices, int64_t width) {
+    Type et = cast<MemRefType>(memref.getType()).getElementType();
+    Value v = vector::LoadOp::create(b, VectorType::get({width}, et), memref, indices);
+    if (et.isF32())
+      return v;
+    return arith::ExtFOp::create(b, VectorType::get({width}, b.getF32Type()), v);
+  }
+
+  Value splat(Value scalar, int64_t width) {
+    return vector::BroadcastOp::create(b, VectorType::get({width}, scalar.getType()),
+                                       scalar);
+  }
+
+  Value reduceAdd(Value v) {
+    return vector::ReductionOp::create(b, vector::CombiningKind::ADD, v);
+  }
+
+  /// Cooperative copy of rows [first, first + rows) of `src`'s [b, h, :, :]
+  /// slice into `dst` [rows, width], zero beyond `limit` rows.
+  void stageTile(Value src, Value batch, Value head, Value first, Value limit,
+                 Value dst, int64_t rows, int64_t width, Value tid, int64_t threads) {
+    Type et = cast<MemRefType>(dst.getType()).getElementType();
+    Value total = lb.index(rows * width), stride = lb.index(threads);
+    auto loop = scf::ForOp::create(b, tid, total, stride);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(loop.getBody());
+    Value e = loop.getInductionVar();
+    Value r = arith::DivUIOp::create(b, e, lb.index(width));
+    Value d = arith::RemUIOp::create(b, e, lb.index(width));
+    Value pos = arith::AddIOp::create(b, first, r);
+    Value inside = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, pos, limit);
+    Value zero = arith::ConstantOp::create(b, et, b.getZeroAttr(et));
+    Value v = ifWithResults(
+        inside, {et},
+        [&] {
+          return SmallVector<Value>{
+              memref::LoadOp::create(b, src, ValueRange{batch, head, pos, d})};
+        },
+        [&] { return SmallVector<Value>{zero}; })[0];
+    memref::StoreOp::create(b, v, dst, ValueRange{r, d});
+  }
+
+  ImplicitLocOpBuilder &b;
+  LoopBuilder lb;
+};
+
+/// Creates the kernel (same name and arguments as `host`) and maps the host
+/// arguments to the kernel's.
+gpu::GPUFuncOp createKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
+                            func::FuncOp host, ArrayRef<Type> workgroup,
+                            IRMapping &mapping) {
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToEnd(module.getBody());
+  auto kernel = gpu::GPUFuncOp::create(b, host.getName(), host.getFunctionType(),
+                                       TypeRange(workgroup), TypeRange());
+  kernel->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
+  Block &entry = kernel.getBody().front();
+  for (auto [hostArg, kernelArg] :
+       llvm::zip(host.getArguments(), entry.getArguments().take_front(host.getNumArguments())))
+    mapping.map(hostArg, kernelArg);
+  return kernel;
+}
+
+MemRefType sharedTile(MLIRContext *ctx, int64_t rows, int64_t cols, Type et) {
+  auto space = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
+  return MemRefType::get({rows, cols}, et, MemRefLayoutAttrInterface(), space);
+}
+
+void buildSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
+                        func::FuncOp host, AttentionOp op) {
+  TilePlanAttr plan = op.getTilePlanAttr();
+  int64_t bq = plan.getBlockQ(), bk = plan.getBlockK();
+  auto qType = cast<MemRefType>(op.getQuery().getType());
+  Type et = qType.getElementType(), f32 = b.getF32Type();
+  int64_t d = qType.getDimSize(3);
+  int64_t dv = cast<MemRefType>(op.getValue().getType()).getDimSize(3);
+  // A thread holds q.k's operands (D lanes) and its part of the accumulator
+  // in registers: split the value columns over `split` threads per row until
+  // that fits well under the 255-register limit (no spills).
+  int64_t split = 1;
+  while (d + dv / split > 160 && dv % (split * 2) == 0)
+    split *= 2;
+  int64_t dvPart = dv / split, threads = bq * split;
+  int64_t wd = chunkWidth(d), wv = chunkWidth(dvPart);
+  MLIRContext *ctx = b.getContext();
+
+  IRMapping map;
+  gpu::GPUFuncOp kernel = createKernel(
+      b, module, host,
+      {sharedTile(ctx, bq, d, et), sharedTile(ctx, bk, d, et), sharedTile(ctx, bk, dv, et)},
+      map);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(&kernel.getBody().front());
+  KernelBuilder kb(b);
+  LoopBuilder &lb = kb.lb;
+  Value qs = kernel.getWorkgroupAttributions()[0];
+  Value ks = kernel.getWorkgroupAttributions()[1];
+  Value vs = kernel.getWorkgroupAttributions()[2];
+  Value q = map.lookup(op.getQuery()), k = map.lookup(op.getKey());
+  Value v = map.lookup(op.getValue()), out = map.lookup(op.getOut());
+
+  Value tile = gpu::BlockIdOp::create(b, gpu::Dimension::x);
+  Value head = gpu::BlockIdOp::create(b, gpu::Dimension::y);
+  Value batch = gpu::BlockIdOp::create(b, gpu::Dimension::z);
+  Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
+  Value rowInTile = arith::RemUIOp::create(b, tid, lb.index(bq));
+  Value colOffset = arith::MulIOp::create(
+      b, arith::DivUIOp::create(b, tid, lb.index(bq)), lb.index(dvPart));
+  Value seqQ = lb.dim(q, 2), seqK = lb.dim(k, 2);
+  Value group = arith::DivUIOp::create(b, lb.dim(q, 1), lb.dim(k, 1));
+  Value kvHead = arith::DivUIOp::create(b, head, group);
+  Value rowBegin = arith::MulIOp::create(b, tile, lb.index(bq));
+  Value row = arith::AddIOp::create(b, rowBegin, rowInTile);
+  Value valid = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, row, seqQ);
+  ScoreEmitter emitter(op, b, seqQ, seqK, map);
+
+  kernel->setAttr("attn.block_threads", b.getI64IntegerAttr(threads));
+  kb.stageTile(q, batch, head, rowBegin, seqQ, qs, bq, d, tid, threads);
+  gpu::BarrierOp::create(b);
+
+  auto bound = [&](AffineMapAttr m, bool isMax) -> Value {
+    SmallVector<Value> operands = {tile, seqQ, seqK};
+    if (isMax)
+      return affine::AffineMaxOp::create(b, m.getValue(), operands);
+    return affine::AffineMinOp::create(b, m.getValue(), operands);
+  };
+  Value kvBegin = bound(plan.getKvBegin(), true), kvEnd = bound(plan.getKvEnd(), false);
+  Value fullBegin = arith::MinSIOp::create(
+      b, arith::MaxSIOp::create(b, bound(plan.getFullBegin(), true), kvBegin), kvEnd);
+  Value fullEnd = arith::MinSIOp::create(
+      b, arith::MaxSIOp::create(b, bound(plan.getFullEnd(), false), fullBegin), kvEnd);
+
+  // State: running max, running sum (base 2), accumulator chunks.
+  VectorType accChunk = VectorType::get({wv}, f32);
+  SmallVector<Value> init = {lb.negInf(), lb.f32(0.0)};
+  for (int64_t c = 0; c < dvPart / wv; ++c)
+    init.push_back(arith::ConstantOp::create(b, accChunk, DenseElementsAttr::get(accChunk, 0.0f)));
+  SmallVector<Type> stateTypes = llvm::to_vector(ValueRange(init).getTypes());
+
+  SmallVector<Value> state = kb.forWithState(
+      kvBegin, kvEnd, lb.index(1), init, [&](Value kt, ValueRange st) {
+        Value colBegin = arith::MulIOp::create(b, kt, lb.index(bk));
+        Value cols = arith::MinSIOp::create(
+            b, lb.index(bk), arith::SubIOp::create(b, seqK, colBegin));
+        kb.stageTile(k, batch, kvHead, colBegin, seqK, ks, bk, d, tid, threads);
+        kb.stageTile(v, batch, kvHead, colBegin, seqK, vs, bk, dv, tid, threads);
+        gpu::BarrierOp::create(b);
+        Value needMask = lb.boolean(true);
+        if (!plan.getElementMaskEverywhere() && !op.getBlockMask() && !op.getQDocIds()) {
+          Value isFull = arith::AndIOp::create(
+              b, arith::CmpIOp::create(b, arith::CmpIPredicate::sge, kt, fullBegin),
+              arith::CmpIOp::create(b, arith::CmpIPredicate::slt, kt, fullEnd));
+          needMask = arith::XOrIOp::create(b, isFull, lb.boolean(true));
+        }
+        SmallVector<Value> next = kb.ifWithResults(
+            valid, stateTypes,
+            [&] {
+              return kb.forWithState(
+                  lb.index(0), cols, lb.index(1), st, [&](Value c, ValueRange s) {
+                    Value col = arith::AddIOp::create(b, colBegin, c);
+                    Value dot = lb.f32(0.0);
+                    for (int64_t w = 0; w < d / wd; ++w) {
+                      Value qv = kb.loadVectorF32(qs, {rowInTile, lb.index(w * wd)}, wd);
+                      Value kv = kb.loadVectorF32(ks, {c, lb.index(w * wd)}, wd);
+                      dot = arith::AddFOp::create(
+                          b, dot, kb.reduceAdd(arith::MulFOp::create(b, qv, kv)));
+                    }
+                    Value score = emitter.score(dot, batch, head, row, col);
+                    Value visible = kb.ifWithResults(
+                        needMask, {b.getI1Type()},
+                        [&] { return SmallVector<Value>{emitter.visible(batch, head, row, col)}; },
+                        [&] { return SmallVector<Value>{lb.boolean(true)}; })[0];
+                    score = arith::SelectOp::create(b, visible, score, lb.negInf());
+                    // Online softmax, one key at a time, guarded for -inf.
+                    Value m = s[0], l = s[1];
+                    Value mNew = arith::MaximumFOp::create(b, m, score);
+                    Value noneSeen =
+                        arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, mNew, lb.negInf());
+                    Value alpha = arith::SelectOp::create(
+                        b, noneSeen, lb.f32(1.0),
+                        math::Exp2Op::create(b, arith::SubFOp::create(b, m, mNew)));
+                    Value masked =
+                        arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, score, lb.negInf());
+                    Value p = arith::SelectOp::create(
+                        b, masked, lb.f32(0.0),
+                        math::Exp2Op::create(b, arith::SubFOp::create(b, score, mNew)));
+                    SmallVector<Value> result = {
+                        mNew, arith::AddFOp::create(b, arith::MulFOp::create(b, l, alpha), p)};
+                    Value alphaV = kb.splat(alpha, wv), pV = kb.splat(p, wv);
+                    for (int64_t w = 0; w < dvPart / wv; ++w) {
+                      Value vcol = arith::AddIOp::create(b, colOffset, lb.index(w * wv));
+                      Value vv = kb.loadVectorF32(vs, {c, vcol}, wv);
+                      Value scaled = arith::MulFOp::create(b, s[2 + w], alphaV);
+                      result.push_back(vector::FMAOp::create(b, pV, vv, scaled));
+                    }
+                    return result;
+                  });
+            },
+            [&] { return SmallVector<Value>(st); });
+        gpu::BarrierOp::create(b);
+        return next;
+      });
+
+  // Finalize: out = acc / sum (0 for a fully masked row), lse natural log.
+  lb.ifThen(valid, [&] {
+    Value sum = state[1];
+    Value empty = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, sum, lb.f32(0.0));
+    Value inv = arith::SelectOp::create(b, empty, lb.f32(0.0),
+                                        arith::DivFOp::create(b, lb.f32(1.0), sum));
+    Value invV = kb.splat(inv, wv);
+    Type outEt = cast<MemRefType>(out.getType()).getElementType();
+    for (int64_t w = 0; w < dvPart / wv; ++w) {
+      Value o = arith::MulFOp::create(b, state[2 + w], invV);
+      if (outEt != f32)
+        o = arith::TruncFOp::create(b, VectorType::get({wv}, outEt), o);
+      Value ocol = arith::AddIOp::create(b, colOffset, lb.index(w * wv));
+      vector::StoreOp::create(b, o, out, ValueRange{batch, head, row, ocol});
+    }
+    Value firstPart = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, tid, lb.index(bq));
+    if (op.getLse()) lb.ifThen(firstPart, [&] {
+      Value lse = map.lookup(op.getLse());
+      Value natural = arith::MulFOp::create(
+          b, arith::AddFOp::create(b, state[0], math::Log2Op::create(b, sum)), lb.f32(kLn2));
+      memref::StoreOp::create(b, arith::SelectOp::create(b, empty, lb.negInf(), natural),
+                              lse, ValueRange{batch, head, row});
+    });
+  });
+  gpu::ReturnOp::create(b);
+}
+
+/// The problem of both linear ops, as the kernel needs it.
+struct LinearKernelProblem {
+  Value query, key, value, gates, initial, out, final;
+  FeatureMap featureMap = FeatureMap::Identity;
+  bool normalize = false;
+  std::optional<GateKind> gate;
+  double scale = 1.0;
+};
+
+void buildLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
+                       func::FuncOp host, LinearKernelProblem p) {
+  IRMapping map;
+  gpu::GPUFuncOp kernel = createKernel(b, module, host, {}, map);
+  kernel->setAttr("attn.block_threads",
+                  b.getI64IntegerAttr(cast<MemRefType>(p.value.getType()).getDimSize(3)));
+  for (Value *v : {&p.query, &p.key, &p.value, &p.gates, &p.initial, &p.out, &p.final})
+    if (*v)
+      *v = map.lookup(*v);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(&kernel.getBody().front());
+  KernelBuilder kb(b);
+  LoopBuilder &lb = kb.lb;
+  Type f32 = b.getF32Type();
+  int64_t dk = cast<MemRefType>(p.query.getType()).getDimSize(3);
+  int64_t w = chunkWidth(dk), chunks = dk / w;
+  VectorType chunkType = VectorType::get({w}, f32);
+
+  Value head = gpu::BlockIdOp::create(b, gpu::Dimension::y);
+  Value batch = gpu::BlockIdOp::create(b, gpu::Dimension::z);
+  Value col = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
+  Value seq = lb.dim(p.query, 2);
+
+  auto featureMap = [&](Value x) -> Value {
+    Value zero = kb.splat(lb.f32(0.0), w);
+    switch (p.featureMap) {
+    case FeatureMap::Identity:
+      return x;
+    case FeatureMap::Relu:
+      return arith::MaximumFOp::create(b, x, zero);
+    case FeatureMap::EluPlusOne:
+      return arith::SelectOp::create(
+          b, arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, x, zero),
+          arith::AddFOp::create(b, x, kb.splat(lb.f32(1.0), w)), math::ExpOp::create(b, x));
+    }
+    return x;
+  };
+
+  // The state column S[:, col] (and the normalizer z) as register chunks.
+  SmallVector<Value> init;
+  for (int64_t c = 0; c < chunks; ++c) {
+    if (p.initial) {
+      SmallVector<Value> lanes;
+      for (int64_t i = 0; i < w; ++i)
+        lanes.push_back(lb.loadF32(p.initial, {batch, head, lb.index(c * w + i), col}));
+      init.push_back(vector::FromElementsOp::create(b, chunkType, lanes));
+    } else {
+      init.push_back(arith::ConstantOp::create(b, chunkType, DenseElementsAttr::get(chunkType, 0.0f)));
+    }
+  }
+  if (p.normalize)
+    for (int64_t c = 0; c < chunks; ++c)
+      init.push_back(arith::ConstantOp::create(b, chunkType, DenseElementsAttr::get(chunkType, 0.0f)));
+
+  SmallVector<Value> state = kb.forWithState(
+      lb.index(0), seq, lb.index(1), init, [&](Value t, ValueRange st) {
+        Value vt = lb.loadF32(p.value, {batch, head, t, col});
+        Value decayScalar;
+        if (p.gate == GateKind::Scalar)
+          decayScalar = lb.loadF32(p.gates, {batch, head, t});
+        else if (p.gate == GateKind::HeadConstant)
+          decayScalar = lb.loadF32(p.gates, {head});
+        if (decayScalar)
+          decayScalar = math::Exp2Op::create(
+              b, arith::MulFOp::create(b, decayScalar, lb.f32(kLog2e)));
+        SmallVector<Value> next;
+        SmallVector<Value> keys;
+        for (int64_t c = 0; c < chunks; ++c) {
+          Value kc = featureMap(kb.loadVectorF32(p.key, {batch, head, t, lb.index(c * w)}, w));
+          keys.push_back(kc);
+          Value s = st[c];
+          if (decayScalar)
+            s = arith::MulFOp::create(b, s, kb.splat(decayScalar, w));
+          if (p.gate == GateKind::Vector) {
+            Value g = kb.loadVectorF32(p.gates, {batch, head, t, lb.index(c * w)}, w);
+            s = arith::MulFOp::create(
+                b, s, math::Exp2Op::create(b, arith::MulFOp::create(b, g, kb.splat(lb.f32(kLog2e), w))));
+          }
+          next.push_back(vector::FMAOp::create(b, kc, kb.splat(vt, w), s));
+        }
+        if (p.normalize)
+          for (int64_t c = 0; c < chunks; ++c)
+            next.push_back(arith::AddFOp::create(b, st[chunks + c], keys[c]));
+        Value num = lb.f32(0.0), den = lb.f32(0.0);
+        for (int64_t c = 0; c < chunks; ++c) {
+          Value qc = featureMap(kb.loadVectorF32(p.query, {batch, head, t, lb.index(c * w)}, w));
+          num = arith::AddFOp::create(b, num, kb.reduceAdd(arith::MulFOp::create(b, qc, next[c])));
+          if (p.normalize)
+            den = arith::AddFOp::create(
+                b, den, kb.reduceAdd(arith::MulFOp::create(b, qc, next[chunks + c])));
+        }
+        Value o;
+        if (p.normalize) {
+          Value zero = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, den, lb.f32(0.0));
+          o = arith::SelectOp::create(b, zero, lb.f32(0.0), arith::DivFOp::create(b, num, den));
+        } else {
+          o = arith::MulFOp::create(b, num, lb.f32(p.scale));
+        }
+        lb.storeFromF32(o, p.out, {batch, head, t, col});
+        return next;
+      });
+
+  if (p.final)
+    for (int64_t c = 0; c < chunks; ++c)
+      for (int64_t i = 0; i < w; ++i)
+        memref::StoreOp::create(b, vector::ExtractOp::create(b, state[c], i), p.final,
+                                ValueRange{batch, head, lb.index(c * w + i), col});
+  gpu::ReturnOp::create(b);
+}
+
+struct LowerToGpuKernelsPass
+    : public impl::AttnLowerToGpuKernelsBase<LowerToGpuKernelsPass> {
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    SmallVector<func::FuncOp> hosts;
+    for (auto func : module.getOps<func::FuncOp>()) {
+      bool hasAttn = false;
+      func.walk([&](Operation *op) {
+        hasAttn |= isa<AttentionOp, LinearAttentionOp, GatedLinearAttentionOp>(op);
+      });
+      if (hasAttn)
+        hosts.push_back(func);
+    }
+    if (hosts.empty())
+      return;
+    ImplicitLocOpBuilder b(module.getLoc(), module.getContext());
+    b.setInsertionPointToEnd(module.getBody());
+    module->setAttr(gpu::GPUDialect::getContainerModuleAttrName(), b.getUnitAttr());
+    auto gpuModule = gpu::GPUModuleOp::create(b, "attn_kernels");
+
+    for (func::FuncOp host : hosts) {
+      b.setLoc(host.getLoc());
+      bool ok = true;
+      host.walk([&](Operation *op) {
+        if (auto attention = dyn_cast<AttentionOp>(op)) {
+          if (!attention.getTilePlanAttr()) {
+            attention.emitOpError() << "has no tile_plan; run attn-plan-tiles first";
+            ok = false;
+            return;
+          }
+          buildSoftmaxKernel(b, gpuModule, host, attention);
+        } else if (auto lin = dyn_cast<LinearAttentionOp>(op)) {
+          LinearKernelProblem p{lin.getQuery(), lin.getKey(), lin.getValue(), Value(),
+                                lin.getInitialState(), lin.getOut(), lin.getFinalState()};
+          p.featureMap = lin.getFeatureMap();
+          p.normalize = lin.getNormalize();
+          p.scale = lin.getEffectiveScale();
+          buildLinearKernel(b, gpuModule, host, p);
+        } else if (auto gated = dyn_cast<GatedLinearAttentionOp>(op)) {
+          LinearKernelProblem p{gated.getQuery(), gated.getKey(), gated.getValue(),
+                                gated.getGates(), gated.getInitialState(), gated.getOut(),
+                                gated.getFinalState()};
+          p.gate = gated.getGate();
+          p.scale = gated.getEffectiveScale();
+          buildLinearKernel(b, gpuModule, host, p);
+        }
+      });
+      if (!ok)
+        return signalPassFailure();
+      host.erase();
+    }
+  }
+};
+
+} // namespace
+} // namespace attn
