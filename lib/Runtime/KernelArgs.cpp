@@ -234,6 +234,34 @@ std::vector<HostBuffer> bindArguments(const Spec &spec, const ExecInputs &in,
   return buffers;
 }
 
+std::vector<std::string> argumentRoles(const Spec &spec, bool withLse) {
+  std::vector<std::string> roles = {"query", "key", "value"};
+  if (spec.kind == VariantKind::Attention) {
+    if (spec.blockSparse)
+      roles.push_back("block_mask");
+    if (spec.documents) {
+      roles.push_back("q_doc_ids");
+      roles.push_back("kv_doc_ids");
+    }
+    if (spec.alibi != AlibiShape::None)
+      roles.push_back("alibi_slopes");
+    for (const TensorDecl &t : spec.tensors)
+      roles.push_back("tensor:" + t.name);
+    roles.push_back("out");
+    if (spec.returnLse || withLse)
+      roles.push_back("lse");
+    return roles;
+  }
+  if (spec.kind == VariantKind::GatedLinearAttention)
+    roles.push_back("gates");
+  if (spec.initialState)
+    roles.push_back("initial_state");
+  roles.push_back("out");
+  if (spec.finalState)
+    roles.push_back("final_state");
+  return roles;
+}
+
 void readOutputs(const Spec &spec, const std::vector<HostBuffer> &buffers,
                  ExecOutputs &out) {
   (void)spec;

@@ -14,9 +14,18 @@
 #include "attn/Runtime/HostTensors.h"
 #include "attn/Spec/Spec.h"
 
+#include "attn/Runtime/Manifest.h"
+
 #ifdef ATTN_HAVE_COMPILER
 #include "attn/Runtime/CpuBackend.h"
+#include "attn/Target/GpuCompiler.h"
 #endif
+#ifdef ATTN_HAVE_CUDA
+#include "attn/Runtime/CudaRuntime.h"
+#endif
+
+#include <cstdlib>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
@@ -26,7 +35,9 @@ using namespace attn;
 
 static const char kUsage[] =
     "usage: attn-exec SPEC.json --inputs DIR --outputs DIR "
-    "--device cpu|reference\n"
+    "--device cpu|reference|cuda\n"
+    "       attn-exec --kernel MANIFEST.json --inputs DIR --outputs DIR "
+    "--device cuda\n"
     "\n"
     "Runs the attention variant described by SPEC.json on the .npy inputs in\n"
     "the --inputs directory and writes the outputs to the --outputs directory.\n"
@@ -39,7 +50,12 @@ static const char kUsage[] =
     "                  kinds with a final state), all float32; created if\n"
     "                  missing; on failure no output file is written\n"
     "  --device NAME   reference (float64 reference), cpu (compiled CPU path),\n"
-    "                  cuda (not available yet)\n"
+    "                  cuda (the GPU kernel: compiled from the spec where the\n"
+    "                  compiler is built, or an attn-compile output given by\n"
+    "                  --kernel)\n"
+    "  --kernel FILE   a kernel manifest written by attn-compile (instead of\n"
+    "                  the spec; works in runtime-only builds)\n"
+    "  --chip NAME     with --device cuda and a spec: sm_80 (default) or sm_90a\n"
     "  --help          print this message\n";
 
 static int usageError(const std::string &msg) {
@@ -53,9 +69,9 @@ static int fail(const std::string &msg) {
 }
 
 int main(int argc, char **argv) {
-  std::string specPath, inputs, outputs, device;
+  std::string specPath, inputs, outputs, device, kernelPath, chip = "sm_80";
   bool haveSpec = false, haveInputs = false, haveOutputs = false,
-       haveDevice = false;
+       haveDevice = false, haveKernel = false, haveChip = false;
 
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -83,6 +99,12 @@ int main(int argc, char **argv) {
       } else if (flag == "--device") {
         dst = &device;
         seen = &haveDevice;
+      } else if (flag == "--kernel") {
+        dst = &kernelPath;
+        seen = &haveKernel;
+      } else if (flag == "--chip") {
+        dst = &chip;
+        seen = &haveChip;
       } else {
         return usageError("unknown option '" + arg + "'");
       }
@@ -105,8 +127,10 @@ int main(int argc, char **argv) {
     specPath = arg;
     haveSpec = true;
   }
-  if (!haveSpec)
-    return usageError("missing the spec file");
+  if (!haveSpec && !haveKernel)
+    return usageError("missing the spec file (or --kernel MANIFEST.json)");
+  if (haveSpec && haveKernel)
+    return usageError("give either a spec file or --kernel, not both");
   if (!haveInputs)
     return usageError("missing --inputs DIR");
   if (!haveOutputs)
@@ -115,19 +139,36 @@ int main(int argc, char **argv) {
     return usageError("missing --device cpu|reference");
   if (device != "cpu" && device != "reference" && device != "cuda")
     return usageError("unknown device '" + device +
-                      "' (expected cpu or reference)");
+                      "' (expected cpu, reference or cuda)");
+  if (haveKernel && device != "cuda")
+    return usageError("--kernel runs a GPU kernel: use --device cuda");
 
-  Spec spec;
+  Spec specStorage;
+  const Spec *specPtr = &specStorage;
+  KernelManifest manifest;
   std::string error;
-  if (!parseSpecFile(specPath, spec, error)) {
+  if (haveKernel) {
+    if (!readManifest(kernelPath, manifest, error))
+      return fail(error);
+    specPtr = manifest.spec.get();
+  } else if (!parseSpecFile(specPath, specStorage, error)) {
     // parseSpecFile prefixes the file name; make sure it is there.
     if (error.find(specPath) == std::string::npos)
       error = specPath + ": " + error;
     return fail(error);
   }
+  const Spec &spec = *specPtr;
 
+#ifndef ATTN_HAVE_CUDA
   if (device == "cuda")
-    return fail("--device cuda is not available yet");
+    return fail("--device cuda needs the CUDA runtime; this build found no CUDA headers");
+#endif
+#ifndef ATTN_HAVE_COMPILER
+  if (device == "cuda" && !haveKernel)
+    return fail("--device cuda with a spec needs the compiler; this is a runtime-only "
+                "build (ATTN_RUNTIME_ONLY): compile with attn-compile elsewhere and pass "
+                "--kernel MANIFEST.json");
+#endif
 #ifndef ATTN_HAVE_COMPILER
   if (device == "cpu")
     return fail("--device cpu needs the compiler; this is a runtime-only "
@@ -142,9 +183,35 @@ int main(int argc, char **argv) {
   bool ok = false;
   if (device == "reference") {
     ok = runReference(spec, in, out, error);
-  } else {
+  } else if (device == "cpu") {
 #ifdef ATTN_HAVE_COMPILER
     ok = runCompiledCpu(spec, specPath, in, out, error);
+#endif
+  } else {
+#ifdef ATTN_HAVE_CUDA
+    std::string tmpDir;
+#ifdef ATTN_HAVE_COMPILER
+    if (!haveKernel) {
+      // Compile into a private temporary directory, run, clean up.
+      char pattern[] = "/tmp/attn-exec-XXXXXX";
+      if (!mkdtemp(pattern))
+        return fail("cannot create a temporary directory for the kernel");
+      tmpDir = pattern;
+      GpuCompileOptions options;
+      options.chip = chip;
+      PtxasReport report;
+      if (!compileSpecForGpu(spec, specPath, options, tmpDir, manifest, report, error)) {
+        std::system(("rm -rf '" + tmpDir + "'").c_str());
+        return fail(error);
+      }
+      manifest.spec = std::make_unique<Spec>();
+      std::string specError;
+      parseSpecFile(specPath, *manifest.spec, specError);
+    }
+#endif
+    ok = runCudaKernel(manifest, in, out, error);
+    if (!tmpDir.empty())
+      std::system(("rm -rf '" + tmpDir + "'").c_str());
 #endif
   }
   if (!ok)

@@ -42,6 +42,10 @@ struct HostBuffer {
 std::vector<HostBuffer> bindArguments(const Spec &spec, const ExecInputs &in,
                                       bool withLse);
 
+/// The roles of the arguments bindArguments produces, in ABI order, without
+/// needing the inputs (for manifests).
+std::vector<std::string> argumentRoles(const Spec &spec, bool withLse);
+
 /// Copies the output buffers into `out` (logical order).
 void readOutputs(const Spec &spec, const std::vector<HostBuffer> &buffers,
                  ExecOutputs &out);

@@ -1,0 +1,35 @@
+//===- CudaRuntime.h - load and launch attn kernels (driver API) -*- C++ -*-===//
+//
+// No MLIR: this builds in the runtime-only configuration on GPU machines. The
+// CUDA driver (libcuda.so.1) is opened at run time, so binaries that link
+// this still start, and fail with a message, on machines without a driver.
+// Every driver call's result is checked; failures come back as false plus a
+// message naming the call, never an abort.
+//
+//===----------------------------------------------------------------------===//
+#ifndef ATTN_RUNTIME_CUDARUNTIME_H
+#define ATTN_RUNTIME_CUDARUNTIME_H
+
+#include "attn/Runtime/HostTensors.h"
+#include "attn/Runtime/Manifest.h"
+
+#include <string>
+
+namespace attn {
+
+struct CudaRunOptions {
+  int device = 0;
+  int timingRepeats = 0;        ///< >0: also time that many launches
+  double *medianMilliseconds = nullptr; ///< receives the median when timing
+};
+
+/// Loads the manifest's kernel (cubin if present, else PTX) on the device,
+/// copies the inputs, launches, and copies the outputs back. Outputs are
+/// poisoned with NaN before the launch.
+bool runCudaKernel(const KernelManifest &manifest, const ExecInputs &in,
+                   ExecOutputs &out, std::string &error,
+                   const CudaRunOptions &options = {});
+
+} // namespace attn
+
+#endif // ATTN_RUNTIME_CUDARUNTIME_H

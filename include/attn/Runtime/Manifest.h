@@ -1,0 +1,52 @@
+//===- Manifest.h - the JSON manifest next to each kernel -------*- C++ -*-===//
+//
+// A manifest is everything the runtime needs to launch a kernel without the
+// compiler: the entry name, the chip, the PTX/cubin files, the launch shape as
+// functions of the problem sizes, the argument ABI and the spec it came from.
+// Plain C++ (nlohmann/json); never throws on a malformed file.
+//
+//===----------------------------------------------------------------------===//
+#ifndef ATTN_RUNTIME_MANIFEST_H
+#define ATTN_RUNTIME_MANIFEST_H
+
+#include "attn/Runtime/HostTensors.h"
+#include "attn/Spec/Spec.h"
+
+#include <array>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace attn {
+
+/// One grid dimension: ceil(symbol / divisor), or a constant when symbol is "".
+struct GridTerm {
+  std::string symbol; ///< "B", "Hq", "Sq" or "" for a constant
+  int64_t divisor = 1;
+  int64_t value = 1;
+};
+
+struct KernelManifest {
+  static constexpr const char *kFormat = "attn.kernel/1";
+  std::string name, entry, chip, ptxFile, cubinFile;
+  std::array<int64_t, 3> block = {1, 1, 1};
+  std::array<GridTerm, 3> grid;
+  int64_t dynamicSharedMemory = 0;
+  std::vector<std::string> argumentRoles;
+  std::string sha256;
+  std::unique_ptr<Spec> spec;
+  std::string directory; ///< where the manifest was read from (for relative paths)
+
+  /// Grid size for the bound problem sizes.
+  std::array<int64_t, 3> gridFor(const ExecInputs &in) const;
+  /// Serializes to the manifest JSON (ordered, pretty-printed).
+  std::string toJson(const std::string &specJson,
+                     const std::string &extraJson = "{}") const;
+};
+
+/// Reads a manifest; errors name the file and the key path.
+bool readManifest(const std::string &path, KernelManifest &manifest, std::string &error);
+
+} // namespace attn
+
+#endif // ATTN_RUNTIME_MANIFEST_H

@@ -1,0 +1,42 @@
+//===- GpuCompiler.h - spec -> PTX (+ cubin) + manifest ---------*- C++ -*-===//
+#ifndef ATTN_TARGET_GPUCOMPILER_H
+#define ATTN_TARGET_GPUCOMPILER_H
+
+#include "attn/Runtime/Manifest.h"
+#include "attn/Spec/Spec.h"
+
+#include <string>
+
+namespace attn {
+
+struct GpuCompileOptions {
+  std::string chip = "sm_90a"; ///< sm_80 (portable) or sm_90a
+  int64_t blockQ = 0, blockK = 0; ///< 0: the heuristic
+  bool cubin = false;             ///< also assemble with ptxas
+  bool failOnSpills = false;      ///< with cubin: any spill or stack frame is an error
+  std::string cudaHome;           ///< default: $CUDA_HOME, else the build's toolkit
+};
+
+/// What ptxas said about the kernel (when it ran).
+struct PtxasReport {
+  bool ran = false;
+  int registers = 0;
+  int stackFrameBytes = 0, spillStoreBytes = 0, spillLoadBytes = 0;
+  int sharedMemoryBytes = 0;
+  std::string log;
+};
+
+/// Compiles one spec to `outDir/<name>.ptx` (and `.cubin`) plus the manifest
+/// `outDir/<name>.json`, each written atomically. Softmax kernels always
+/// return LSE. Errors name the stage that failed.
+bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
+                       const GpuCompileOptions &options, const std::string &outDir,
+                       KernelManifest &manifest, PtxasReport &report,
+                       std::string &error);
+
+/// The compiler's version string (part of cache keys and manifests).
+const char *compilerVersion();
+
+} // namespace attn
+
+#endif // ATTN_TARGET_GPUCOMPILER_H

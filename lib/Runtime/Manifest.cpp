@@ -1,0 +1,166 @@
+//===- Manifest.cpp - the JSON manifest next to each kernel ---------------===//
+
+#include "attn/Runtime/Manifest.h"
+#include "attn/Runtime/KernelArgs.h"
+
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <sstream>
+
+namespace attn {
+
+using json = nlohmann::ordered_json;
+
+std::array<int64_t, 3> KernelManifest::gridFor(const ExecInputs &in) const {
+  std::array<int64_t, 3> g{};
+  for (int i = 0; i < 3; ++i) {
+    const GridTerm &t = grid[i];
+    int64_t v = t.value;
+    if (t.symbol == "B")
+      v = in.B;
+    else if (t.symbol == "Hq")
+      v = in.Hq;
+    else if (t.symbol == "Sq")
+      v = in.Sq;
+    if (!t.symbol.empty())
+      v = (v + t.divisor - 1) / t.divisor;
+    g[i] = v;
+  }
+  return g;
+}
+
+std::string KernelManifest::toJson(const std::string &specJson,
+                                   const std::string &extraJson) const {
+  json j;
+  j["format"] = kFormat;
+  j["name"] = name;
+  j["entry"] = entry;
+  j["chip"] = chip;
+  j["ptx"] = ptxFile;
+  j["cubin"] = cubinFile.empty() ? json(nullptr) : json(cubinFile);
+  json launch;
+  launch["block"] = {block[0], block[1], block[2]};
+  json gridJson = json::array();
+  for (const GridTerm &t : grid) {
+    if (t.symbol.empty())
+      gridJson.push_back({{"value", t.value}});
+    else
+      gridJson.push_back({{"symbol", t.symbol}, {"ceil_div", t.divisor}});
+  }
+  launch["grid"] = gridJson;
+  launch["dynamic_shared_memory"] = dynamicSharedMemory;
+  j["launch"] = launch;
+  j["abi"] = "memref-descriptor: per argument {allocated ptr, aligned ptr, offset, "
+             "sizes[rank], strides[rank]}, 8 bytes each, in this order";
+  j["arguments"] = argumentRoles;
+  j["sha256"] = sha256;
+  j["spec"] = json::parse(specJson, nullptr, false);
+  json extra = json::parse(extraJson, nullptr, false);
+  if (extra.is_object())
+    for (auto &[k, v] : extra.items())
+      j[k] = v;
+  return j.dump(2) + "\n";
+}
+
+namespace {
+
+bool fail(std::string &error, const std::string &path, const std::string &msg) {
+  error = path + ": " + msg;
+  return false;
+}
+
+} // namespace
+
+bool readManifest(const std::string &path, KernelManifest &m, std::string &error) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    return fail(error, path, "cannot open");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  json j = json::parse(ss.str(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object())
+    return fail(error, path, "not a JSON object");
+  auto str = [&](const char *key, std::string &out) {
+    if (!j.contains(key) || !j[key].is_string())
+      return fail(error, path, std::string(key) + ": expected a string");
+    out = j[key].get<std::string>();
+    return true;
+  };
+  std::string format;
+  if (!str("format", format))
+    return false;
+  if (format != KernelManifest::kFormat)
+    return fail(error, path, "format: expected \"" + std::string(KernelManifest::kFormat) +
+                                 "\", got \"" + format + "\"");
+  if (!str("name", m.name) || !str("entry", m.entry) || !str("chip", m.chip) ||
+      !str("ptx", m.ptxFile) || !str("sha256", m.sha256))
+    return false;
+  if (j.contains("cubin") && j["cubin"].is_string())
+    m.cubinFile = j["cubin"].get<std::string>();
+  if (!j.contains("launch") || !j["launch"].is_object())
+    return fail(error, path, "launch: expected an object");
+  const json &launch = j["launch"];
+  if (!launch.contains("block") || !launch["block"].is_array() || launch["block"].size() != 3)
+    return fail(error, path, "launch.block: expected 3 integers");
+  for (int i = 0; i < 3; ++i) {
+    if (!launch["block"][i].is_number_integer() || launch["block"][i].get<int64_t>() < 1)
+      return fail(error, path, "launch.block[" + std::to_string(i) + "]: expected a positive integer");
+    m.block[i] = launch["block"][i].get<int64_t>();
+  }
+  if (!launch.contains("grid") || !launch["grid"].is_array() || launch["grid"].size() != 3)
+    return fail(error, path, "launch.grid: expected 3 terms");
+  for (int i = 0; i < 3; ++i) {
+    const json &t = launch["grid"][i];
+    std::string where = "launch.grid[" + std::to_string(i) + "]";
+    if (!t.is_object())
+      return fail(error, path, where + ": expected an object");
+    if (t.contains("value")) {
+      if (!t["value"].is_number_integer() || t["value"].get<int64_t>() < 1)
+        return fail(error, path, where + ".value: expected a positive integer");
+      m.grid[i] = {"", 1, t["value"].get<int64_t>()};
+      continue;
+    }
+    if (!t.contains("symbol") || !t["symbol"].is_string())
+      return fail(error, path, where + ": expected \"value\" or \"symbol\"");
+    std::string sym = t["symbol"].get<std::string>();
+    if (sym != "B" && sym != "Hq" && sym != "Sq")
+      return fail(error, path, where + ".symbol: expected B, Hq or Sq, got \"" + sym + "\"");
+    int64_t div = 1;
+    if (t.contains("ceil_div")) {
+      if (!t["ceil_div"].is_number_integer() || t["ceil_div"].get<int64_t>() < 1)
+        return fail(error, path, where + ".ceil_div: expected a positive integer");
+      div = t["ceil_div"].get<int64_t>();
+    }
+    m.grid[i] = {sym, div, 1};
+  }
+  if (launch.contains("dynamic_shared_memory")) {
+    if (!launch["dynamic_shared_memory"].is_number_integer())
+      return fail(error, path, "launch.dynamic_shared_memory: expected an integer");
+    m.dynamicSharedMemory = launch["dynamic_shared_memory"].get<int64_t>();
+  }
+  if (!j.contains("spec") || !j["spec"].is_object())
+    return fail(error, path, "spec: expected the spec object the kernel was compiled from");
+  auto spec = std::make_unique<Spec>();
+  std::string specError;
+  if (!parseSpec(j["spec"].dump(), *spec, specError))
+    return fail(error, path, "spec." + specError);
+  if (!j.contains("arguments") || !j["arguments"].is_array())
+    return fail(error, path, "arguments: expected an array of roles");
+  m.argumentRoles.clear();
+  for (const json &r : j["arguments"]) {
+    if (!r.is_string())
+      return fail(error, path, "arguments: expected strings");
+    m.argumentRoles.push_back(r.get<std::string>());
+  }
+  // The ABI is derived from the spec; a manifest that disagrees is stale.
+  if (m.argumentRoles != argumentRoles(*spec, /*withLse=*/true) &&
+      m.argumentRoles != argumentRoles(*spec, /*withLse=*/false))
+    return fail(error, path, "arguments: do not match the argument list of the spec");
+  m.spec = std::move(spec);
+  auto slash = path.find_last_of('/');
+  m.directory = slash == std::string::npos ? "." : path.substr(0, slash);
+  return true;
+}
+
+} // namespace attn

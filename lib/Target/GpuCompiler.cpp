@@ -1,0 +1,256 @@
+//===- GpuCompiler.cpp - spec -> PTX (+ cubin) + manifest -----------------===//
+//
+// Stages: attn IR (from the spec) -> normalize masks -> plan tiles (GPU tile
+// sizes) -> SIMT kernels in a gpu.module -> gpu-lower-to-nvvm-pipeline (NVVM
+// -> LLVM NVPTX -> PTX text) -> optionally ptxas -> cubin. The manifest
+// records what the runtime needs to launch the kernel without the compiler.
+//
+//===----------------------------------------------------------------------===//
+
+#include "attn/Target/GpuCompiler.h"
+#include "attn/Runtime/KernelArgs.h"
+#include "attn/Spec/SpecToIR.h"
+#include "attn/Transforms/Passes.h"
+
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
+#include "mlir/InitAllPasses.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Target/LLVM/NVVM/Target.h"
+#include "mlir/Target/LLVMIR/Dialect/All.h"
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/Program.h"
+#include "llvm/Support/SHA256.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <cstdlib>
+#include <mutex>
+#include <regex>
+
+#ifndef ATTN_DEFAULT_CUDA_HOME
+#define ATTN_DEFAULT_CUDA_HOME "/usr/local/cuda"
+#endif
+
+using namespace mlir;
+
+namespace attn {
+
+const char *compilerVersion() { return "attn 0.1 (MLIR 22)"; }
+
+namespace {
+
+int64_t elementBytes(ElementType t) { return t == ElementType::F32 ? 4 : 2; }
+
+/// Tile sizes of the SIMT kernel: Q, K and V tiles must fit the 48 KiB of
+/// static shared memory a block gets without opting in.
+std::pair<int64_t, int64_t> chooseGpuTiles(const Spec &spec) {
+  int64_t es = elementBytes(spec.dtype), budget = 48 * 1024;
+  int64_t bq = 64, bk = 32;
+  while (bq > 16 && bq * spec.headDim * es > budget / 2)
+    bq /= 2;
+  while (bk > 1 && bq * spec.headDim * es + bk * (spec.headDim + spec.headDimV) * es > budget)
+    bk /= 2;
+  return {bq, bk};
+}
+
+bool writeAtomically(const std::string &path, llvm::StringRef contents, std::string &error) {
+  std::string tmp = path + ".tmp";
+  std::error_code ec;
+  {
+    llvm::raw_fd_ostream os(tmp, ec);
+    if (ec) {
+      error = tmp + ": " + ec.message();
+      return false;
+    }
+    os << contents;
+    os.close();
+    if (os.has_error()) {
+      error = tmp + ": write failed";
+      llvm::sys::fs::remove(tmp);
+      return false;
+    }
+  }
+  if ((ec = llvm::sys::fs::rename(tmp, path))) {
+    error = path + ": " + ec.message();
+    llvm::sys::fs::remove(tmp);
+    return false;
+  }
+  return true;
+}
+
+bool runPtxas(const std::string &cudaHome, const std::string &chip, const std::string &ptx,
+              const std::string &cubin, PtxasReport &report, std::string &error) {
+  auto ptxas = llvm::sys::findProgramByName("ptxas", {cudaHome + "/bin"});
+  if (!ptxas) {
+    error = "ptxas not found in " + cudaHome + "/bin (set CUDA_HOME)";
+    return false;
+  }
+  llvm::SmallString<128> logPath;
+  llvm::sys::fs::createTemporaryFile("attn-ptxas", "log", logPath);
+  std::optional<llvm::StringRef> redirects[] = {std::nullopt, llvm::StringRef(logPath),
+                                                llvm::StringRef(logPath)};
+  std::string arch = "-arch=" + chip;
+  llvm::SmallVector<llvm::StringRef> args = {*ptxas, arch, "-v", ptx, "-o", cubin};
+  std::string message;
+  int rc = llvm::sys::ExecuteAndWait(*ptxas, args, std::nullopt, redirects, 0, 0, &message);
+  auto log = llvm::MemoryBuffer::getFile(logPath);
+  report.log = log ? (*log)->getBuffer().str() : "";
+  llvm::sys::fs::remove(logPath);
+  report.ran = true;
+  if (rc != 0) {
+    error = "ptxas failed (" + std::to_string(rc) + "): " + message + report.log;
+    return false;
+  }
+  std::smatch m;
+  std::regex frame(R"((\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads)");
+  std::regex regs(R"(Used (\d+) registers)"), smem(R"((\d+) bytes smem)");
+  if (std::regex_search(report.log, m, frame)) {
+    report.stackFrameBytes = std::stoi(m[1]);
+    report.spillStoreBytes = std::stoi(m[2]);
+    report.spillLoadBytes = std::stoi(m[3]);
+  }
+  if (std::regex_search(report.log, m, regs))
+    report.registers = std::stoi(m[1]);
+  if (std::regex_search(report.log, m, smem))
+    report.sharedMemoryBytes = std::stoi(m[1]);
+  return true;
+}
+
+} // namespace
+
+bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
+                       const GpuCompileOptions &options, const std::string &outDir,
+                       KernelManifest &manifest, PtxasReport &report,
+                       std::string &error) {
+  if (options.chip != "sm_80" && options.chip != "sm_90a" && options.chip != "sm_90") {
+    error = "unsupported chip '" + options.chip + "' (expected sm_80, sm_90 or sm_90a)";
+    return false;
+  }
+  static std::once_flag registered;
+  std::call_once(registered, [] {
+    registerAllPasses();
+    registerAttnPasses();
+  });
+  std::string cudaHome = options.cudaHome;
+  if (cudaHome.empty())
+    cudaHome = std::getenv("CUDA_HOME") ? std::getenv("CUDA_HOME") : ATTN_DEFAULT_CUDA_HOME;
+
+  DialectRegistry registry;
+  registerAllDialects(registry);
+  registerAllExtensions(registry);
+  registerAllToLLVMIRTranslations(registry);
+  NVVM::registerNVVMTargetInterfaceExternalModels(registry);
+  MLIRContext context(registry);
+  context.loadAllAvailableDialects();
+  std::string diagnostics;
+  llvm::raw_string_ostream diagStream(diagnostics);
+  ScopedDiagnosticHandler handler(&context, [&](Diagnostic &diag) {
+    diagStream << diag << "\n";
+    return success();
+  });
+
+  auto [heuristicQ, heuristicK] = chooseGpuTiles(spec);
+  int64_t bq = options.blockQ > 0 ? options.blockQ : heuristicQ;
+  int64_t bk = options.blockK > 0 ? options.blockK : heuristicK;
+  OwningOpRef<ModuleOp> module = buildSpecModule(context, spec, specPath, /*forceLse=*/true);
+  PassManager kernels(&context);
+  std::string stage1 = "attn-normalize-masks,attn-plan-tiles{block-q=" + std::to_string(bq) +
+                       " block-k=" + std::to_string(bk) + "},attn-lower-to-gpu-kernels";
+  if (failed(parsePassPipeline(stage1, kernels, diagStream)) || failed(kernels.run(*module))) {
+    error = "generating the GPU kernel for " + specPath + " failed: " + diagnostics;
+    return false;
+  }
+  int64_t threads = 0;
+  module->walk([&](gpu::GPUFuncOp f) {
+    if (auto t = f->getAttrOfType<IntegerAttr>("attn.block_threads"))
+      threads = t.getInt();
+  });
+  if (threads <= 0 || threads > 1024) {
+    error = "internal error: the kernel's block size (" + std::to_string(threads) +
+            ") is not in [1, 1024]";
+    return false;
+  }
+
+  PassManager toPtx(&context);
+  std::string stage2 = "gpu-lower-to-nvvm-pipeline{cubin-chip=" + options.chip +
+                       " cubin-features=+ptx80 cubin-format=isa opt-level=3}";
+  if (failed(parsePassPipeline(stage2, toPtx, diagStream)) || failed(toPtx.run(*module))) {
+    error = "lowering the kernel of " + specPath + " to PTX failed: " + diagnostics;
+    return false;
+  }
+  std::string ptx;
+  module->walk([&](gpu::BinaryOp binary) {
+    for (Attribute object : binary.getObjects())
+      if (auto obj = dyn_cast<gpu::ObjectAttr>(object))
+        ptx = obj.getObject().str();
+  });
+  if (ptx.empty()) {
+    error = "internal error: no PTX was produced for " + specPath;
+    return false;
+  }
+
+  std::error_code ec = llvm::sys::fs::create_directories(outDir);
+  if (ec) {
+    error = outDir + ": " + ec.message();
+    return false;
+  }
+  std::string ptxName = spec.name + ".ptx", cubinName;
+  std::string ptxPath = outDir + "/" + ptxName;
+  if (!writeAtomically(ptxPath, ptx, error))
+    return false;
+  if (options.cubin) {
+    cubinName = spec.name + ".cubin";
+    if (!runPtxas(cudaHome, options.chip, ptxPath, outDir + "/" + cubinName + ".tmp", report,
+                  error))
+      return false;
+    if ((ec = llvm::sys::fs::rename(outDir + "/" + cubinName + ".tmp", outDir + "/" + cubinName))) {
+      error = outDir + "/" + cubinName + ": " + ec.message();
+      return false;
+    }
+    if (options.failOnSpills && (report.stackFrameBytes || report.spillStoreBytes ||
+                                 report.spillLoadBytes)) {
+      error = spec.name + " (" + options.chip + "): ptxas reports " +
+              std::to_string(report.stackFrameBytes) + " bytes stack frame, " +
+              std::to_string(report.spillStoreBytes) + " bytes spill stores, " +
+              std::to_string(report.spillLoadBytes) + " bytes spill loads";
+      return false;
+    }
+  }
+
+  manifest.name = manifest.entry = spec.name;
+  manifest.chip = options.chip;
+  manifest.ptxFile = ptxName;
+  manifest.cubinFile = cubinName;
+  manifest.block = {threads, 1, 1};
+  if (spec.kind == VariantKind::Attention)
+    manifest.grid = {GridTerm{"Sq", bq, 1}, GridTerm{"Hq", 1, 1}, GridTerm{"B", 1, 1}};
+  else
+    manifest.grid = {GridTerm{"", 1, 1}, GridTerm{"Hq", 1, 1}, GridTerm{"B", 1, 1}};
+  manifest.dynamicSharedMemory = 0;
+  manifest.argumentRoles = argumentRoles(spec, /*withLse=*/true);
+  auto hash = llvm::SHA256::hash(llvm::arrayRefFromStringRef(ptx));
+  manifest.sha256 = llvm::toHex(hash, /*LowerCase=*/true);
+  manifest.directory = outDir;
+
+  std::string extra = "{\"compiler\": \"" + std::string(compilerVersion()) +
+                      "\", \"tiles\": {\"block_q\": " + std::to_string(bq) +
+                      ", \"block_k\": " + std::to_string(bk) + "}";
+  if (report.ran)
+    extra += ", \"ptxas\": {\"registers\": " + std::to_string(report.registers) +
+             ", \"stack_frame_bytes\": " + std::to_string(report.stackFrameBytes) +
+             ", \"spill_store_bytes\": " + std::to_string(report.spillStoreBytes) +
+             ", \"spill_load_bytes\": " + std::to_string(report.spillLoadBytes) +
+             ", \"shared_memory_bytes\": " + std::to_string(report.sharedMemoryBytes) + "}";
+  extra += "}";
+  return writeAtomically(outDir + "/" + spec.name + ".json",
+                         manifest.toJson(spec.canonicalJson, extra), error);
+}
+
+} // namespace attn
