@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# On the machine with the compiler: compile every example and GPU test spec
+# for sm_90a (PTX + cubin, ptxas gate) and sm_80 (portable PTX, which the
+# driver compiles for the GPU at load), and copy the nlohmann/json headers the
+# runtime-only build on the GPU machine needs. Outputs (git-ignored):
+# gpu-kernels/ and third_party/, which the GPU run carries.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+bash scripts/build.sh >/dev/null
+rm -rf gpu-kernels
+specs=(examples/*.json test/gpu/specs/*.json)
+build/bin/attn-compile "${specs[@]}" -o gpu-kernels/sm_90a --chip sm_90a --cubin --fail-on-spills
+build/bin/attn-compile "${specs[@]}" -o gpu-kernels/sm_80 --chip sm_80 --cubin --fail-on-spills -q
+rm -f gpu-kernels/sm_80/*.cubin   # run the sm_80 PTX through the driver's JIT
+sed -i 's/"cubin": "[^"]*"/"cubin": null/' gpu-kernels/sm_80/*.json
+mkdir -p third_party/nlohmann_json/include
+cp -r /usr/include/nlohmann third_party/nlohmann_json/include/
+echo "prepared: $(ls gpu-kernels/sm_90a/*.json | wc -l) kernels per chip"
