@@ -137,8 +137,12 @@ def main():
     ap.add_argument("--kernels", required=True, help="directory of manifests (recursively)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--sanitize", action="store_true")
+    ap.add_argument("--only", default="", help="comma-separated chip/name filters, e.g. sm_90a/gqa")
     args = ap.parse_args()
     manifests = sorted(glob.glob(os.path.join(args.kernels, "**", "*.json"), recursive=True))
+    if args.only:
+        wanted = args.only.split(",")
+        manifests = [m for m in manifests if any(m.endswith(w + ".json") for w in wanted)]
     rows, sanit = [], []
     for mi, mpath in enumerate(manifests):
         with open(mpath) as f:
