@@ -56,6 +56,8 @@ static const char kUsage[] =
     "  --kernel FILE   a kernel manifest written by attn-compile (instead of\n"
     "                  the spec; works in runtime-only builds)\n"
     "  --chip NAME     with --device cuda and a spec: sm_80 (default) or sm_90a\n"
+    "  --repeat N      with --device cuda: also time N launches (after 3\n"
+    "                  warm-ups) and print the median as 'median_ms=<t>'\n"
     "  --help          print this message\n";
 
 static int usageError(const std::string &msg) {
@@ -69,9 +71,9 @@ static int fail(const std::string &msg) {
 }
 
 int main(int argc, char **argv) {
-  std::string specPath, inputs, outputs, device, kernelPath, chip = "sm_80";
+  std::string specPath, inputs, outputs, device, kernelPath, chip = "sm_80", repeat;
   bool haveSpec = false, haveInputs = false, haveOutputs = false,
-       haveDevice = false, haveKernel = false, haveChip = false;
+       haveDevice = false, haveKernel = false, haveChip = false, haveRepeat = false;
 
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -105,6 +107,9 @@ int main(int argc, char **argv) {
       } else if (flag == "--chip") {
         dst = &chip;
         seen = &haveChip;
+      } else if (flag == "--repeat") {
+        dst = &repeat;
+        seen = &haveRepeat;
       } else {
         return usageError("unknown option '" + arg + "'");
       }
@@ -140,6 +145,16 @@ int main(int argc, char **argv) {
   if (device != "cpu" && device != "reference" && device != "cuda")
     return usageError("unknown device '" + device +
                       "' (expected cpu, reference or cuda)");
+  int repeats = 0;
+  if (haveRepeat) {
+    char *end = nullptr;
+    long n = std::strtol(repeat.c_str(), &end, 10);
+    if (!end || *end || n < 1 || n > 100000)
+      return usageError("--repeat expects a count between 1 and 100000, got '" + repeat + "'");
+    if (device != "cuda")
+      return usageError("--repeat times GPU launches: use --device cuda");
+    repeats = int(n);
+  }
   if (haveKernel && device != "cuda")
     return usageError("--kernel runs a GPU kernel: use --device cuda");
 
@@ -209,7 +224,13 @@ int main(int argc, char **argv) {
       parseSpecFile(specPath, *manifest.spec, specError);
     }
 #endif
-    ok = runCudaKernel(manifest, in, out, error);
+    CudaRunOptions runOptions;
+    double medianMs = 0;
+    runOptions.timingRepeats = repeats;
+    runOptions.medianMilliseconds = &medianMs;
+    ok = runCudaKernel(manifest, in, out, error, runOptions);
+    if (ok && repeats > 0)
+      std::printf("median_ms=%.6f\n", medianMs);
     if (!tmpDir.empty())
       std::system(("rm -rf '" + tmpDir + "'").c_str());
 #endif
