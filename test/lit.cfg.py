@@ -24,5 +24,12 @@ llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 tools = [
     ToolSubst("attn-opt", unresolved="fatal"),
     ToolSubst("attn-exec", unresolved="fatal"),
+    ToolSubst("attn-compile", unresolved="fatal"),
 ]
 llvm_config.add_tool_substitutions(tools, [config.attn_tools_dir, config.llvm_tools_dir])
+
+# ptxas from the CUDA toolkit (CUDA_HOME at configure time): the gate tests
+# need it; attn-compile finds it through CUDA_HOME, which lit must forward.
+if os.path.exists(os.path.join(config.cuda_home, "bin", "ptxas")):
+    config.available_features.add("ptxas")
+config.environment["CUDA_HOME"] = config.cuda_home

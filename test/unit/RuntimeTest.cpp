@@ -1,0 +1,148 @@
+//===- RuntimeTest.cpp - manifests, argument packing, runtime errors ------===//
+//
+// The parts of the GPU runtime that need no GPU: they run in CI.
+//
+//===----------------------------------------------------------------------===//
+
+#include "attn/Runtime/KernelArgs.h"
+#include "attn/Runtime/Manifest.h"
+#ifdef ATTN_HAVE_CUDA
+#include "attn/Runtime/CudaRuntime.h"
+#endif
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <dlfcn.h>
+#include <fstream>
+
+using namespace attn;
+
+namespace {
+
+const char *kCausalSpec =
+    R"({"name": "c", "kind": "attention", "dtype": "bf16", "layout": "bshd",
+        "shape": {"heads_q": 4, "heads_kv": 2, "head_dim": 8}, "mask": {"causal": true}})";
+
+std::string writeTemp(const std::string &name, const std::string &text) {
+  std::string path = testing::TempDir() + name;
+  std::ofstream(path) << text;
+  return path;
+}
+
+std::string manifestJson(const std::string &grid0 = R"({"symbol": "Sq", "ceil_div": 64})",
+                         const std::string &args =
+                             R"(["query", "key", "value", "out", "lse"])") {
+  return std::string(R"({"format": "attn.kernel/1", "name": "c", "entry": "c",
+    "chip": "sm_90a", "ptx": "c.ptx", "cubin": null, "sha256": "00",
+    "launch": {"block": [256, 1, 1], "grid": [)") +
+         grid0 + R"(, {"symbol": "Hq"}, {"symbol": "B"}], "dynamic_shared_memory": 0},
+    "arguments": )" + args + R"(, "spec": )" + kCausalSpec + "}";
+}
+
+ExecInputs smallInputs(const Spec &spec) {
+  ExecInputs in;
+  in.B = 2;
+  in.Hq = 4;
+  in.Hkv = 2;
+  in.Sq = 3;
+  in.Sk = 5;
+  in.Dqk = in.Dv = 8;
+  auto fill = [](HostArray &a, std::vector<int64_t> shape) {
+    a = HostArray(shape);
+    for (size_t i = 0; i < a.data.size(); ++i)
+      a.data[i] = double(i % 7) - 3.0;
+  };
+  fill(in.q, {2, 4, 3, 8});
+  fill(in.k, {2, 2, 5, 8});
+  fill(in.v, {2, 2, 5, 8});
+  (void)spec;
+  return in;
+}
+
+} // namespace
+
+TEST(Manifest, ReadsAValidManifest) {
+  KernelManifest m;
+  std::string error;
+  ASSERT_TRUE(readManifest(writeTemp("ok.json", manifestJson()), m, error)) << error;
+  EXPECT_EQ(m.entry, "c");
+  EXPECT_EQ(m.chip, "sm_90a");
+  EXPECT_EQ(m.block[0], 256);
+  ASSERT_TRUE(m.spec);
+  EXPECT_TRUE(m.spec->causal);
+  ExecInputs in = smallInputs(*m.spec);
+  in.Sq = 130;
+  auto grid = m.gridFor(in);
+  EXPECT_EQ(grid[0], 3); // ceil(130 / 64)
+  EXPECT_EQ(grid[1], 4);
+  EXPECT_EQ(grid[2], 2);
+}
+
+TEST(Manifest, RejectsMalformedFilesWithTheKeyPath) {
+  struct Case {
+    std::string text, message;
+  } cases[] = {
+      {"not json", "not a JSON object"},
+      {R"({"format": "other"})", "format: expected \"attn.kernel/1\", got \"other\""},
+      {manifestJson(R"({"symbol": "Sk"})"), "launch.grid[0].symbol: expected B, Hq or Sq, got \"Sk\""},
+      {manifestJson(R"({"symbol": "Sq", "ceil_div": 0})"), "launch.grid[0].ceil_div: expected a positive integer"},
+      {manifestJson(R"({"symbol": "Sq"})", R"(["query", "out"])"),
+       "arguments: do not match the argument list of the spec"},
+  };
+  for (const Case &c : cases) {
+    KernelManifest m;
+    std::string error;
+    EXPECT_FALSE(readManifest(writeTemp("bad.json", c.text), m, error)) << c.text;
+    EXPECT_NE(error.find(c.message), std::string::npos) << error;
+  }
+  KernelManifest m;
+  std::string error;
+  EXPECT_FALSE(readManifest(testing::TempDir() + "does-not-exist.json", m, error));
+  EXPECT_NE(error.find("cannot open"), std::string::npos);
+}
+
+TEST(KernelArgs, BshdStridesRolesAndPoisonedOutputs) {
+  Spec spec;
+  std::string error;
+  ASSERT_TRUE(parseSpec(kCausalSpec, spec, error)) << error;
+  ExecInputs in = smallInputs(spec);
+  std::vector<HostBuffer> buffers = bindArguments(spec, in, /*withLse=*/true);
+  std::vector<std::string> roles;
+  for (const HostBuffer &b : buffers)
+    roles.push_back(b.role);
+  EXPECT_EQ(roles, argumentRoles(spec, true));
+  EXPECT_EQ(roles, (std::vector<std::string>{"query", "key", "value", "out", "lse"}));
+  // bshd: logical [B, H, S, D] with memory order [B, S, H, D].
+  EXPECT_EQ(buffers[0].strides, (std::vector<int64_t>{3 * 4 * 8, 8, 4 * 8, 1}));
+  EXPECT_EQ(buffers[0].elem, BufferElem::BF16);
+  // The value at logical (1, 2, 1, 3) sits at 1*96 + 1*32 + 2*8 + 3.
+  double expected = in.q.at({1, 2, 1, 3});
+  EXPECT_EQ(buffers[0].load(96 + 32 + 16 + 3), expected);
+  // Outputs start as NaN so an unwritten element cannot pass.
+  EXPECT_TRUE(std::isnan(buffers[3].load(0)));
+  EXPECT_TRUE(buffers[3].isOutput && buffers[4].isOutput);
+  // Reading back gives logical order.
+  buffers[3].store(buffers[3].physicalOffset({1, 3, 2, 7}), 42.0);
+  ExecOutputs out;
+  readOutputs(spec, buffers, out);
+  EXPECT_EQ(out.out.at({1, 3, 2, 7}), 42.0);
+  ASSERT_TRUE(out.lse.has_value());
+}
+
+#ifdef ATTN_HAVE_CUDA
+TEST(CudaRuntime, FailsWithAMessageWithoutADriver) {
+  if (void *lib = dlopen("libcuda.so.1", RTLD_NOW)) {
+    dlclose(lib);
+    GTEST_SKIP() << "a CUDA driver is present; this test is for machines without one";
+  }
+  KernelManifest m;
+  std::string error;
+  ASSERT_TRUE(readManifest(writeTemp("ok.json", manifestJson()), m, error)) << error;
+  ExecInputs in = smallInputs(*m.spec);
+  ExecOutputs out;
+  EXPECT_FALSE(runCudaKernel(m, in, out, error));
+  EXPECT_NE(error.find("libcuda.so.1"), std::string::npos) << error;
+}
+#endif
