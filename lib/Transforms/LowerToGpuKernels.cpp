@@ -14,6 +14,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "GpuKernelCommon.h"
 #include "LoopBuilder.h"
 #include "ScoreEmitter.h"
 #include "attn/Transforms/Passes.h"
@@ -30,114 +31,6 @@ namespace attn {
 #include "attn/Transforms/Passes.h.inc"
 
 namespace {
-
-/// Lanes per register chunk: the largest power of two <= 32 dividing `n`.
-int64_t chunkWidth(int64_t n) {
-  int64_t w = 32;
-  while (n % w != 0)
-    w /= 2;
-  return w;
-}
-
-class KernelBuilder {
-public:
-  KernelBuilder(ImplicitLocOpBuilder &b) : b(b), lb(b) {}
-
-  /// scf.for carrying `init`; `body(iv, state)` returns the next state.
-  SmallVector<Value> forWithState(
-      Value from, Value to, Value step, ValueRange init,
-      const std::function<SmallVector<Value>(Value, ValueRange)> &body) {
-    auto loop = scf::ForOp::create(b, from, to, step, init);
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(loop.getBody());
-    SmallVector<Value> next = body(loop.getInductionVar(), loop.getRegionIterArgs());
-    scf::YieldOp::create(b, next);
-    return SmallVector<Value>(loop.getResults());
-  }
-
-  /// scf.if with results: `thenBody` and `elseBody` return values of `types`.
-  SmallVector<Value> ifWithResults(Value cond, TypeRange types,
-                                   const std::function<SmallVector<Value>()> &thenBody,
-                                   const std::function<SmallVector<Value>()> &elseBody) {
-    auto ifOp = scf::IfOp::create(b, types, cond, /*withElseRegion=*/true);
-    {
-      OpBuilder::InsertionGuard guard(b);
-      b.setInsertionPointToStart(&ifOp.getThenRegion().front());
-      scf::YieldOp::create(b, thenBody());
-      b.setInsertionPointToStart(&ifOp.getElseRegion().front());
-      scf::YieldOp::create(b, elseBody());
-    }
-    return SmallVector<Value>(ifOp.getResults());
-  }
-
-  /// Loads `width` contiguous elements at `indices` (last index varies) as f32.
-  Value loadVectorF32(Value memref, ValueRange indices, int64_t width) {
-    Type et = cast<MemRefType>(memref.getType()).getElementType();
-    Value v = vector::LoadOp::create(b, VectorType::get({width}, et), memref, indices);
-    if (et.isF32())
-      return v;
-    return arith::ExtFOp::create(b, VectorType::get({width}, b.getF32Type()), v);
-  }
-
-  Value splat(Value scalar, int64_t width) {
-    return vector::BroadcastOp::create(b, VectorType::get({width}, scalar.getType()),
-                                       scalar);
-  }
-
-  Value reduceAdd(Value v) {
-    return vector::ReductionOp::create(b, vector::CombiningKind::ADD, v);
-  }
-
-  /// Cooperative copy of rows [first, first + rows) of `src`'s [b, h, :, :]
-  /// slice into `dst` [rows, width], zero beyond `limit` rows.
-  void stageTile(Value src, Value batch, Value head, Value first, Value limit,
-                 Value dst, int64_t rows, int64_t width, Value tid, int64_t threads) {
-    Type et = cast<MemRefType>(dst.getType()).getElementType();
-    Value total = lb.index(rows * width), stride = lb.index(threads);
-    auto loop = scf::ForOp::create(b, tid, total, stride);
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(loop.getBody());
-    Value e = loop.getInductionVar();
-    Value r = arith::DivUIOp::create(b, e, lb.index(width));
-    Value d = arith::RemUIOp::create(b, e, lb.index(width));
-    Value pos = arith::AddIOp::create(b, first, r);
-    Value inside = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, pos, limit);
-    Value zero = arith::ConstantOp::create(b, et, b.getZeroAttr(et));
-    Value v = ifWithResults(
-        inside, {et},
-        [&] {
-          return SmallVector<Value>{
-              memref::LoadOp::create(b, src, ValueRange{batch, head, pos, d})};
-        },
-        [&] { return SmallVector<Value>{zero}; })[0];
-    memref::StoreOp::create(b, v, dst, ValueRange{r, d});
-  }
-
-  ImplicitLocOpBuilder &b;
-  LoopBuilder lb;
-};
-
-/// Creates the kernel (same name and arguments as `host`) and maps the host
-/// arguments to the kernel's.
-gpu::GPUFuncOp createKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
-                            func::FuncOp host, ArrayRef<Type> workgroup,
-                            IRMapping &mapping) {
-  OpBuilder::InsertionGuard guard(b);
-  b.setInsertionPointToEnd(module.getBody());
-  auto kernel = gpu::GPUFuncOp::create(b, host.getName(), host.getFunctionType(),
-                                       TypeRange(workgroup), TypeRange());
-  kernel->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
-  Block &entry = kernel.getBody().front();
-  for (auto [hostArg, kernelArg] :
-       llvm::zip(host.getArguments(), entry.getArguments().take_front(host.getNumArguments())))
-    mapping.map(hostArg, kernelArg);
-  return kernel;
-}
-
-MemRefType sharedTile(MLIRContext *ctx, int64_t rows, int64_t cols, Type et) {
-  auto space = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
-  return MemRefType::get({rows, cols}, et, MemRefLayoutAttrInterface(), space);
-}
 
 void buildSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                         func::FuncOp host, AttentionOp op) {
@@ -422,6 +315,8 @@ void buildLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
 
 struct LowerToGpuKernelsPass
     : public impl::AttnLowerToGpuKernelsBase<LowerToGpuKernelsPass> {
+  using AttnLowerToGpuKernelsBase::AttnLowerToGpuKernelsBase;
+
   void runOnOperation() override {
     ModuleOp module = getOperation();
     SmallVector<func::FuncOp> hosts;
@@ -450,7 +345,8 @@ struct LowerToGpuKernelsPass
             ok = false;
             return;
           }
-          buildSoftmaxKernel(b, gpuModule, host, attention);
+          if (!tensorCores || !buildMmaSoftmaxKernel(b, gpuModule, host, attention))
+            buildSoftmaxKernel(b, gpuModule, host, attention);
         } else if (auto lin = dyn_cast<LinearAttentionOp>(op)) {
           LinearKernelProblem p{lin.getQuery(), lin.getKey(), lin.getValue(), Value(),
                                 lin.getInitialState(), lin.getOut(), lin.getFinalState()};

@@ -335,8 +335,10 @@ def test_unavailable_devices(tmp_path):
     save_inputs(str(tmp_path / "in"), files)
     spec_path = write_spec(tmp_path, BASE)
     r = run_exec(spec_path, str(tmp_path / "in"), str(tmp_path / "out"), "cuda")
-    assert r.returncode == 1 and "not available yet" in r.stderr, r.stderr
-    assert not os.path.exists(tmp_path / "out")
+    if r.returncode != 0:  # CI: no GPU driver (the GPU machine runs test/gpu instead)
+        assert r.returncode == 1
+        assert "libcuda.so.1" in r.stderr or "no CUDA headers" in r.stderr, r.stderr
+        assert not os.path.exists(tmp_path / "out")
     r = run_exec(spec_path, str(tmp_path / "in"), str(tmp_path / "out"), "cpu")
     if r.returncode != 0:  # a runtime-only build
         assert r.returncode == 1

@@ -90,9 +90,19 @@ def AttnLowerToGpuKernels : Pass<"attn-lower-to-gpu-kernels", "::mlir::ModuleOp"
     the `gpu.module @attn_kernels`; the host function is removed. Softmax ops
     must carry a `tile_plan` (attn-plan-tiles): block_q threads per block, k
     tiles of block_k keys, only the non-empty k tiles visited and element
-    masks only on the partial ones. Tensor-core kernels are future work.
+    masks only on the partial ones.
+
+    With `tensor-cores`, softmax ops in f16/bf16 whose plan has 64-row q tiles
+    and 32-key k tiles get the mma.sync (m16n8k16) kernel instead: 4 warps of
+    16 rows, Q fragments in registers, S and P in registers, O += P V on
+    tensor cores (MmaSoftmaxKernel.cpp). Other ops keep the SIMT kernel.
   }];
+  let options = [
+    Option<"tensorCores", "tensor-cores", "bool", /*default=*/"false",
+           "Use the mma.sync tensor-core kernel where it applies">,
+  ];
   let dependentDialects = ["::mlir::gpu::GPUDialect", "::mlir::vector::VectorDialect",
+                           "::mlir::NVVM::NVVMDialect", "::mlir::LLVM::LLVMDialect",
                            "::mlir::affine::AffineDialect", "::mlir::scf::SCFDialect",
                            "::mlir::arith::ArithDialect", "::mlir::math::MathDialect",
                            "::mlir::memref::MemRefDialect"];
