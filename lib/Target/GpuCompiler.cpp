@@ -157,20 +157,27 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
   });
 
   auto [heuristicQ, heuristicK] = chooseGpuTiles(spec);
+  bool tensorCores = options.tensorCores && spec.kind == VariantKind::Attention &&
+                     spec.dtype != ElementType::F32;
+  if (tensorCores) // the mma.sync kernel's fixed tile: 4 warps x 16 rows, 32 keys
+    std::tie(heuristicQ, heuristicK) = std::make_pair(int64_t(64), int64_t(32));
   int64_t bq = options.blockQ > 0 ? options.blockQ : heuristicQ;
   int64_t bk = options.blockK > 0 ? options.blockK : heuristicK;
   OwningOpRef<ModuleOp> module = buildSpecModule(context, spec, specPath, /*forceLse=*/true);
   PassManager kernels(&context);
   std::string stage1 = "attn-normalize-masks,attn-plan-tiles{block-q=" + std::to_string(bq) +
-                       " block-k=" + std::to_string(bk) + "},attn-lower-to-gpu-kernels";
+                       " block-k=" + std::to_string(bk) + "},attn-lower-to-gpu-kernels" +
+                       (tensorCores ? "{tensor-cores=1}" : "");
   if (failed(parsePassPipeline(stage1, kernels, diagStream)) || failed(kernels.run(*module))) {
     error = "generating the GPU kernel for " + specPath + " failed: " + diagnostics;
     return false;
   }
   int64_t threads = 0;
+  bool usedTensorCores = false;
   module->walk([&](gpu::GPUFuncOp f) {
     if (auto t = f->getAttrOfType<IntegerAttr>("attn.block_threads"))
       threads = t.getInt();
+    usedTensorCores |= f->hasAttr("attn.tensor_cores");
   });
   if (threads <= 0 || threads > 1024) {
     error = "internal error: the kernel's block size (" + std::to_string(threads) +
@@ -240,6 +247,7 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
   manifest.directory = outDir;
 
   std::string extra = "{\"compiler\": \"" + std::string(compilerVersion()) +
+                      "\", \"kernel\": \"" + (usedTensorCores ? "mma.sync" : "simt") +
                       "\", \"tiles\": {\"block_q\": " + std::to_string(bq) +
                       ", \"block_k\": " + std::to_string(bk) + "}";
   if (report.ran)

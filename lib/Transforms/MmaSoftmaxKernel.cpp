@@ -52,7 +52,11 @@ public:
     v = arith::TruncFOp::create(b, VectorType::get({2}, elem), v);
     return packVector(v);
   }
+  /// An mma operand register: f16 pairs stay vector<2xf16>; bf16 pairs are
+  /// packed into an i32 (the form nvvm.mma.sync accepts for each).
   Value packVector(Value v2) {
+    if (elem.isF16())
+      return v2;
     Value asInt = vector::BitCastOp::create(b, VectorType::get({1}, b.getI32Type()), v2);
     return vector::ExtractOp::create(b, asInt, 0);
   }

@@ -31,6 +31,8 @@ static cl::opt<bool> failOnSpills(
 static cl::opt<int64_t> blockQ("block-q", cl::init(0), cl::desc("Query tile rows (0: heuristic)"));
 static cl::opt<int64_t> blockK("block-k", cl::init(0), cl::desc("Key tile length (0: heuristic)"));
 static cl::opt<bool> quiet("q", cl::desc("Print nothing on success"));
+static cl::opt<bool> tensorCores(
+    "tensor-cores", cl::desc("Use the mma.sync kernel for f16/bf16 softmax attention"));
 
 int main(int argc, char **argv) {
   InitLLVM init(argc, argv);
@@ -41,6 +43,7 @@ int main(int argc, char **argv) {
   options.failOnSpills = failOnSpills;
   options.blockQ = blockQ;
   options.blockK = blockK;
+  options.tensorCores = tensorCores;
   int failures = 0;
   for (const std::string &path : specs) {
     attn::Spec spec;
