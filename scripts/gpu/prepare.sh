@@ -11,8 +11,12 @@ rm -rf gpu-kernels
 specs=(examples/*.json test/gpu/specs/*.json)
 build/bin/attn-compile "${specs[@]}" -o gpu-kernels/sm_90a --chip sm_90a --cubin --fail-on-spills
 build/bin/attn-compile "${specs[@]}" -o gpu-kernels/sm_80 --chip sm_80 --cubin --fail-on-spills -q
-rm -f gpu-kernels/sm_80/*.cubin   # run the sm_80 PTX through the driver's JIT
-sed -i 's/"cubin": "[^"]*"/"cubin": null/' gpu-kernels/sm_80/*.json
+# The tensor-core (mma.sync) kernels, where they apply (f16/bf16 softmax).
+build/bin/attn-compile "${specs[@]}" -o gpu-kernels/tc_sm_90a --chip sm_90a --cubin --fail-on-spills --tensor-cores -q
+build/bin/attn-compile "${specs[@]}" -o gpu-kernels/tc_sm_80 --chip sm_80 --cubin --fail-on-spills --tensor-cores -q
+# Run the sm_80 PTX through the driver's JIT.
+rm -f gpu-kernels/sm_80/*.cubin gpu-kernels/tc_sm_80/*.cubin
+sed -i 's/"cubin": "[^"]*"/"cubin": null/' gpu-kernels/sm_80/*.json gpu-kernels/tc_sm_80/*.json
 mkdir -p third_party/nlohmann_json/include
 cp -r /usr/include/nlohmann third_party/nlohmann_json/include/
 echo "prepared: $(ls gpu-kernels/sm_90a/*.json | wc -l) kernels per chip"
