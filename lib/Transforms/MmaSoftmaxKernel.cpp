@@ -205,13 +205,16 @@ bool buildMmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
             int64_t rowSel = e / 2;
             Value col = arith::AddIOp::create(
                 b, colBegin, arith::AddIOp::create(b, lb.index(j * 8 + e % 2), t2));
-            Value score = emitter.score(acc[e], batch, head, evalRows[rowSel], col);
+            // Keys past Sk (a partial last tile) are masked below; score
+            // functions and masks are evaluated at a valid key so that a
+            // captured tensor indexed by k is never over-read.
+            Value colEval =
+                arith::MinSIOp::create(b, col, arith::SubIOp::create(b, seqK, lb.index(1)));
+            Value score = emitter.score(acc[e], batch, head, evalRows[rowSel], colEval);
             Value visible = kb.ifWithResults(
                 needMask, {b.getI1Type()},
                 [&] {
                   Value inSeq = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, col, seqK);
-                  Value colEval = arith::MinSIOp::create(
-                      b, col, arith::SubIOp::create(b, seqK, lb.index(1)));
                   Value vis = emitter.visible(batch, head, evalRows[rowSel], colEval);
                   return SmallVector<Value>{arith::AndIOp::create(b, inSeq, vis)};
                 },
