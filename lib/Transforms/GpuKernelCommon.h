@@ -97,24 +97,71 @@ public:
     memref::StoreOp::create(b, v, dst, ValueRange{r, d});
   }
 
+  /// stageTile with 16-byte accesses: `width` must be a multiple of the
+  /// vector length, and rows of `src` 16-byte aligned (head dims % 8 == 0).
+  void stageTileVectorized(Value src, Value batch, Value head, Value first, Value limit,
+                           Value dst, int64_t rows, int64_t width, Value tid,
+                           int64_t threads) {
+    Type et = cast<MemRefType>(dst.getType()).getElementType();
+    int64_t lanes = 16 / (et.getIntOrFloatBitWidth() / 8);
+    if (width % lanes != 0)
+      return stageTile(src, batch, head, first, limit, dst, rows, width, tid, threads);
+    VectorType vt = VectorType::get({lanes}, et);
+    int64_t perRow = width / lanes;
+    auto loop = scf::ForOp::create(b, tid, lb.index(rows * perRow), lb.index(threads));
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(loop.getBody());
+    Value e = loop.getInductionVar();
+    Value r = arith::DivUIOp::create(b, e, lb.index(perRow));
+    Value c = arith::MulIOp::create(b, arith::RemUIOp::create(b, e, lb.index(perRow)),
+                                    lb.index(lanes));
+    Value pos = arith::AddIOp::create(b, first, r);
+    Value inside = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, pos, limit);
+    Value zero = arith::ConstantOp::create(b, vt, DenseElementsAttr::get(vt, b.getZeroAttr(et)));
+    Value v = ifWithResults(
+        inside, {vt},
+        [&] {
+          return SmallVector<Value>{vector::LoadOp::create(
+              b, vt, src, ValueRange{batch, head, pos, c}, false, llvm::MaybeAlign(16))};
+        },
+        [&] { return SmallVector<Value>{zero}; })[0];
+    vector::StoreOp::create(b, v, dst, ValueRange{r, c}, false, llvm::MaybeAlign(16));
+  }
+
   ImplicitLocOpBuilder &b;
   LoopBuilder lb;
 };
 
 /// Creates the kernel (same name and arguments as `host`) and maps the host
 /// arguments to the kernel's.
+/// Creates the kernel (same name and arguments as `host`), maps the host
+/// arguments to the kernel's, and gives it one 16-byte aligned shared-memory
+/// buffer per type in `shared` (module-level globals: workgroup attributions
+/// are only 2-byte aligned, too little for 16-byte vector accesses).
 inline gpu::GPUFuncOp createKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
-                            func::FuncOp host, ArrayRef<Type> workgroup,
-                            IRMapping &mapping) {
+                                   func::FuncOp host, ArrayRef<Type> shared,
+                                   IRMapping &mapping, SmallVector<Value> &sharedValues) {
   OpBuilder::InsertionGuard guard(b);
+  SmallVector<std::string> names;
+  b.setInsertionPointToStart(module.getBody());
+  for (auto [i, type] : llvm::enumerate(shared)) {
+    names.push_back((host.getName() + "_smem" + std::to_string(i)).str());
+    memref::GlobalOp::create(b, names.back(), b.getStringAttr("private"),
+                             cast<MemRefType>(type), b.getUnitAttr(), /*constant=*/false,
+                             b.getI64IntegerAttr(16));
+  }
   b.setInsertionPointToEnd(module.getBody());
   auto kernel = gpu::GPUFuncOp::create(b, host.getName(), host.getFunctionType(),
-                                       TypeRange(workgroup), TypeRange());
+                                       TypeRange(), TypeRange());
   kernel->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
   Block &entry = kernel.getBody().front();
   for (auto [hostArg, kernelArg] :
        llvm::zip(host.getArguments(), entry.getArguments().take_front(host.getNumArguments())))
     mapping.map(hostArg, kernelArg);
+  b.setInsertionPointToStart(&entry);
+  sharedValues.clear();
+  for (auto [name, type] : llvm::zip(names, shared))
+    sharedValues.push_back(memref::GetGlobalOp::create(b, type, name));
   return kernel;
 }
 

@@ -51,17 +51,18 @@ void buildSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   MLIRContext *ctx = b.getContext();
 
   IRMapping map;
+  SmallVector<Value> shared;
   gpu::GPUFuncOp kernel = createKernel(
       b, module, host,
       {sharedTile(ctx, bq, d, et), sharedTile(ctx, bk, d, et), sharedTile(ctx, bk, dv, et)},
-      map);
+      map, shared);
   OpBuilder::InsertionGuard guard(b);
-  b.setInsertionPointToStart(&kernel.getBody().front());
+  b.setInsertionPointToEnd(&kernel.getBody().front());
   KernelBuilder kb(b);
   LoopBuilder &lb = kb.lb;
-  Value qs = kernel.getWorkgroupAttributions()[0];
-  Value ks = kernel.getWorkgroupAttributions()[1];
-  Value vs = kernel.getWorkgroupAttributions()[2];
+  Value qs = shared[0];
+  Value ks = shared[1];
+  Value vs = shared[2];
   Value q = map.lookup(op.getQuery()), k = map.lookup(op.getKey());
   Value v = map.lookup(op.getValue()), out = map.lookup(op.getOut());
 
@@ -81,7 +82,7 @@ void buildSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   ScoreEmitter emitter(op, b, seqQ, seqK, map);
 
   kernel->setAttr("attn.block_threads", b.getI64IntegerAttr(threads));
-  kb.stageTile(q, batch, head, rowBegin, seqQ, qs, bq, d, tid, threads);
+  kb.stageTileVectorized(q, batch, head, rowBegin, seqQ, qs, bq, d, tid, threads);
   gpu::BarrierOp::create(b);
 
   auto bound = [&](AffineMapAttr m, bool isMax) -> Value {
@@ -108,8 +109,8 @@ void buildSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
         Value colBegin = arith::MulIOp::create(b, kt, lb.index(bk));
         Value cols = arith::MinSIOp::create(
             b, lb.index(bk), arith::SubIOp::create(b, seqK, colBegin));
-        kb.stageTile(k, batch, kvHead, colBegin, seqK, ks, bk, d, tid, threads);
-        kb.stageTile(v, batch, kvHead, colBegin, seqK, vs, bk, dv, tid, threads);
+        kb.stageTileVectorized(k, batch, kvHead, colBegin, seqK, ks, bk, d, tid, threads);
+        kb.stageTileVectorized(v, batch, kvHead, colBegin, seqK, vs, bk, dv, tid, threads);
         gpu::BarrierOp::create(b);
         Value needMask = lb.boolean(true);
         if (!plan.getElementMaskEverywhere() && !op.getBlockMask() && !op.getQDocIds()) {
@@ -206,14 +207,15 @@ struct LinearKernelProblem {
 void buildLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                        func::FuncOp host, LinearKernelProblem p) {
   IRMapping map;
-  gpu::GPUFuncOp kernel = createKernel(b, module, host, {}, map);
+  SmallVector<Value> shared;
+  gpu::GPUFuncOp kernel = createKernel(b, module, host, {}, map, shared);
   kernel->setAttr("attn.block_threads",
                   b.getI64IntegerAttr(cast<MemRefType>(p.value.getType()).getDimSize(3)));
   for (Value *v : {&p.query, &p.key, &p.value, &p.gates, &p.initial, &p.out, &p.final})
     if (*v)
       *v = map.lookup(*v);
   OpBuilder::InsertionGuard guard(b);
-  b.setInsertionPointToStart(&kernel.getBody().front());
+  b.setInsertionPointToEnd(&kernel.getBody().front());
   KernelBuilder kb(b);
   LoopBuilder &lb = kb.lb;
   Type f32 = b.getF32Type();

@@ -104,23 +104,24 @@ bool buildMmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     return false;
   MLIRContext *ctx = b.getContext();
   IRMapping map;
+  SmallVector<Value> shared;
   gpu::GPUFuncOp kernel = createKernel(
       b, module, host,
       {sharedTile(ctx, kBlockQ, d, et), sharedTile(ctx, kBlockK, d, et),
        sharedTile(ctx, kBlockK, dv, et)},
-      map);
+      map, shared);
   int64_t threads = kWarps * 32;
   kernel->setAttr("attn.block_threads", b.getI64IntegerAttr(threads));
   kernel->setAttr("attn.tensor_cores", b.getUnitAttr());
   OpBuilder::InsertionGuard guard(b);
-  b.setInsertionPointToStart(&kernel.getBody().front());
+  b.setInsertionPointToEnd(&kernel.getBody().front());
   KernelBuilder kb(b);
   LoopBuilder &lb = kb.lb;
   MmaBuilder mb(b, et);
   Type f32 = b.getF32Type();
-  Value qs = kernel.getWorkgroupAttributions()[0];
-  Value ks = kernel.getWorkgroupAttributions()[1];
-  Value vs = kernel.getWorkgroupAttributions()[2];
+  Value qs = shared[0];
+  Value ks = shared[1];
+  Value vs = shared[2];
   Value q = map.lookup(op.getQuery()), k = map.lookup(op.getKey());
   Value v = map.lookup(op.getValue()), out = map.lookup(op.getOut());
 
@@ -147,7 +148,7 @@ bool buildMmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                        arith::MinSIOp::create(b, rows[1], lastRow)};
   ScoreEmitter emitter(op, b, seqQ, seqK, map);
 
-  kb.stageTile(q, batch, head, rowBegin, seqQ, qs, kBlockQ, d, tid, threads);
+  kb.stageTileVectorized(q, batch, head, rowBegin, seqQ, qs, kBlockQ, d, tid, threads);
   gpu::BarrierOp::create(b);
   // Q fragments (A operand), kept in registers for the whole k loop.
   SmallVector<std::array<Value, 4>> qFrag;
@@ -179,8 +180,8 @@ bool buildMmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   SmallVector<Value> state = kb.forWithState(
       kvBegin, kvEnd, lb.index(1), init, [&](Value kt, ValueRange st) {
         Value colBegin = arith::MulIOp::create(b, kt, lb.index(kBlockK));
-        kb.stageTile(k, batch, kvHead, colBegin, seqK, ks, kBlockK, d, tid, threads);
-        kb.stageTile(v, batch, kvHead, colBegin, seqK, vs, kBlockK, dv, tid, threads);
+        kb.stageTileVectorized(k, batch, kvHead, colBegin, seqK, ks, kBlockK, d, tid, threads);
+        kb.stageTileVectorized(v, batch, kvHead, colBegin, seqK, vs, kBlockK, dv, tid, threads);
         gpu::BarrierOp::create(b);
         Value needMask = lb.boolean(true);
         if (!plan.getElementMaskEverywhere() && !op.getBlockMask() && !op.getQDocIds()) {
