@@ -18,6 +18,7 @@
 
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 
 namespace attn {
 
@@ -40,12 +41,24 @@ public:
     Value v = vector::LoadOp::create(b, VectorType::get({2}, elem), tile, ValueRange{row, col});
     return packVector(v);
   }
-  /// Two elements from different rows, packed in an i32.
-  Value loadPairStrided(Value tile, Value row0, Value row1, Value col) {
-    Value x = memref::LoadOp::create(b, tile, ValueRange{row0, col});
-    Value y = memref::LoadOp::create(b, tile, ValueRange{row1, col});
-    return packVector(vector::FromElementsOp::create(b, VectorType::get({2}, elem), ValueRange{x, y}));
+  /// The two B-operand registers of one k16 x n8 tile whose k rows are rows
+  /// [row, row + 16) of `tile` and n columns [col, col + 8): one ldmatrix
+  /// .x2 (.trans when the tile is stored k-major, as V is). Lane l gives the
+  /// address of row l % 16.
+  std::array<Value, 2> ldmatrixB(Value tile, Value rowBase, Value laneRow, Value col,
+                                 bool transpose) {
+    return ldmatrixAt(tile, arith::AddIOp::create(b, rowBase, laneRow), col, transpose);
   }
+
+  /// ldmatrix .x2 with this lane's own row address (row, col).
+  std::array<Value, 2> ldmatrixAt(Value tile, Value row, Value col, bool transpose) {
+    VectorType vt = VectorType::get({2, 2}, elem);
+    Value m = nvgpu::LdMatrixOp::create(b, vt, tile, ValueRange{row, col},
+                                        b.getBoolAttr(transpose), b.getI32IntegerAttr(2));
+    return {packVector(vector::ExtractOp::create(b, m, 0)),
+            packVector(vector::ExtractOp::create(b, m, 1))};
+  }
+
   /// Two f32 values rounded to the element type and packed.
   Value packF32(Value x, Value y) {
     Value v = vector::FromElementsOp::create(b, VectorType::get({2}, f32), ValueRange{x, y});
@@ -133,6 +146,11 @@ bool buildMmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   Value lane = arith::RemUIOp::create(b, tid, lb.index(32));
   Value g = arith::DivUIOp::create(b, lane, lb.index(4));
   Value t2 = arith::MulIOp::create(b, arith::RemUIOp::create(b, lane, lb.index(4)), lb.index(2));
+  Value laneRow16 = arith::RemUIOp::create(b, lane, lb.index(16)); // ldmatrix row of this lane
+  Value laneRow8 = arith::RemUIOp::create(b, lane, lb.index(8));
+  Value laneColHalf = arith::MulIOp::create(
+      b, arith::RemUIOp::create(b, arith::DivUIOp::create(b, lane, lb.index(8)), lb.index(2)),
+      lb.index(8));
   Value seqQ = lb.dim(q, 2), seqK = lb.dim(k, 2);
   Value group = arith::DivUIOp::create(b, lb.dim(q, 1), lb.dim(k, 1));
   Value kvHead = arith::DivUIOp::create(b, head, group);
@@ -195,11 +213,13 @@ bool buildMmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
         SmallVector<Value> s; // [n tile][4]
         for (int64_t j = 0; j < nTilesS; ++j) {
           SmallVector<Value> acc(4, lb.f32(0.0));
-          Value key = arith::AddIOp::create(b, lb.index(j * 8), g);
+          // K is n-major (a key's dims are contiguous): plain ldmatrix, the
+          // lane's row is key j*8 + lane%8, its column half (lane/8)%2.
+          Value keyRow = arith::AddIOp::create(b, lb.index(j * 8), laneRow8);
           for (int64_t st2 = 0; st2 < d / 16; ++st2) {
-            Value c0 = arith::AddIOp::create(b, lb.index(st2 * 16), t2);
-            Value c8 = arith::AddIOp::create(b, c0, lb.index(8));
-            SmallVector<Value> bFrag = {mb.loadPair(ks, key, c0), mb.loadPair(ks, key, c8)};
+            Value col = arith::AddIOp::create(b, lb.index(st2 * 16), laneColHalf);
+            auto frag = mb.ldmatrixAt(ks, keyRow, col, /*transpose=*/false);
+            SmallVector<Value> bFrag = {frag[0], frag[1]};
             acc = mb.mma(qFrag[st2], bFrag, acc);
           }
           for (int64_t e = 0; e < 4; ++e) {
@@ -265,14 +285,10 @@ bool buildMmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
           const Value *lo = &p[(2 * u) * 4], *hi = &p[(2 * u + 1) * 4];
           SmallVector<Value> aFrag = {mb.packF32(lo[0], lo[1]), mb.packF32(lo[2], lo[3]),
                                       mb.packF32(hi[0], hi[1]), mb.packF32(hi[2], hi[3])};
-          Value k0 = arith::AddIOp::create(b, lb.index(u * 16), t2);
-          Value k1 = arith::AddIOp::create(b, k0, lb.index(1));
-          Value k8 = arith::AddIOp::create(b, k0, lb.index(8));
-          Value k9 = arith::AddIOp::create(b, k0, lb.index(9));
           for (int64_t n = 0; n < nTilesO; ++n) {
-            Value col = arith::AddIOp::create(b, lb.index(n * 8), g);
-            SmallVector<Value> bFrag = {mb.loadPairStrided(vs, k0, k1, col),
-                                        mb.loadPairStrided(vs, k8, k9, col)};
+            auto frag = mb.ldmatrixB(vs, lb.index(u * 16), laneRow16, lb.index(n * 8),
+                                     /*transpose=*/true);
+            SmallVector<Value> bFrag = {frag[0], frag[1]};
             SmallVector<Value> c(o.begin() + n * 4, o.begin() + n * 4 + 4);
             SmallVector<Value> dOut = mb.mma(aFrag, bFrag, c);
             std::copy(dOut.begin(), dOut.end(), o.begin() + n * 4);
