@@ -1,7 +1,7 @@
 //===- attn-compile.cpp - specs -> GPU kernels with manifests -------------===//
 //
 //   attn-compile SPEC.json... -o DIR [--chip sm_90a|sm_80] [--cubin]
-//                [--fail-on-spills] [--block-q N] [--block-k N]
+//                [--fail-on-spills] [--block-q N] [--block-k N] [--tensor-cores=false]
 //
 // Writes DIR/<name>.ptx, DIR/<name>.cubin (--cubin, through ptxas) and the
 // manifest DIR/<name>.json for each spec. Exit status 1 on any failure.
@@ -32,7 +32,9 @@ static cl::opt<int64_t> blockQ("block-q", cl::init(0), cl::desc("Query tile rows
 static cl::opt<int64_t> blockK("block-k", cl::init(0), cl::desc("Key tile length (0: heuristic)"));
 static cl::opt<bool> quiet("q", cl::desc("Print nothing on success"));
 static cl::opt<bool> tensorCores(
-    "tensor-cores", cl::desc("Use the mma.sync kernel for f16/bf16 softmax attention"));
+    "tensor-cores", cl::init(true),
+    cl::desc("Use the mma.sync kernel for f16/bf16 softmax attention (default; "
+             "--tensor-cores=false for the SIMT kernel)"));
 
 int main(int argc, char **argv) {
   InitLLVM init(argc, argv);

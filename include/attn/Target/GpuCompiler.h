@@ -13,7 +13,7 @@ struct GpuCompileOptions {
   std::string chip = "sm_90a"; ///< sm_80 (portable) or sm_90a
   int64_t blockQ = 0, blockK = 0; ///< 0: the heuristic
   bool cubin = false;             ///< also assemble with ptxas
-  bool tensorCores = false;       ///< mma.sync kernel for f16/bf16 softmax
+  bool tensorCores = true;        ///< mma.sync kernel for f16/bf16 softmax
   bool failOnSpills = false;      ///< with cubin: any spill or stack frame is an error
   std::string cudaHome;           ///< default: $CUDA_HOME, else the build's toolkit
 };
