@@ -27,14 +27,26 @@ namespace {
 
 constexpr int64_t kDefaultBlock = 64;
 
-/// A tile size: the pass option, else the enclosing function's attn.options.
-int64_t chooseTileSize(Operation *op, int64_t option, StringRef key) {
+constexpr int64_t kMaxBlock = 4096;
+
+/// A tile size: the pass option, else the enclosing function's attn.options,
+/// else the default. Out-of-range values are errors at the op.
+FailureOr<int64_t> chooseTileSize(Operation *op, int64_t option, StringRef optionName,
+                                  StringRef key) {
+  if (option < 0 || option > kMaxBlock)
+    return op->emitOpError() << "attn-plan-tiles option " << optionName
+                             << " must be between 1 and " << kMaxBlock
+                             << " (0: default), got " << option;
   if (option > 0)
     return option;
   if (auto func = op->getParentOfType<func::FuncOp>())
     if (auto opts = func->getAttrOfType<DictionaryAttr>("attn.options"))
-      if (auto v = opts.getAs<IntegerAttr>(key); v && v.getInt() > 0)
+      if (auto v = opts.getAs<IntegerAttr>(key)) {
+        if (v.getInt() < 1 || v.getInt() > kMaxBlock)
+          return op->emitOpError() << "attn.options." << key << " must be between 1 and "
+                                   << kMaxBlock << ", got " << v.getInt();
         return v.getInt();
+      }
   return kDefaultBlock;
 }
 
@@ -42,11 +54,16 @@ struct PlanTilesPass : public impl::AttnPlanTilesBase<PlanTilesPass> {
   using AttnPlanTilesBase::AttnPlanTilesBase;
 
   void runOnOperation() override {
-    getOperation()->walk([&](AttentionOp op) {
-      int64_t bq = chooseTileSize(op, blockQ, "block_q");
-      int64_t bk = chooseTileSize(op, blockK, "block_k");
-      op.setTilePlanAttr(buildPlan(op, bq, bk));
+    WalkResult result = getOperation()->walk([&](AttentionOp op) {
+      FailureOr<int64_t> bq = chooseTileSize(op, blockQ, "block-q", "block_q");
+      FailureOr<int64_t> bk = chooseTileSize(op, blockK, "block-k", "block_k");
+      if (failed(bq) || failed(bk))
+        return WalkResult::interrupt();
+      op.setTilePlanAttr(buildPlan(op, *bq, *bk));
+      return WalkResult::advance();
     });
+    if (result.wasInterrupted())
+      signalPassFailure();
   }
 
   TilePlanAttr buildPlan(AttentionOp op, int64_t bq, int64_t bk) {

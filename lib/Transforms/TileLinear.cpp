@@ -255,13 +255,23 @@ private:
   Value seq;
 };
 
-int64_t chooseChunk(Operation *op, int64_t option) {
+/// The chunk length: the pass option, else attn.options.chunk, else 64. The
+/// chunk's staging buffers live on the stack, hence the upper bound.
+FailureOr<int64_t> chooseChunk(Operation *op, int64_t option) {
+  constexpr int64_t kMaxChunk = 1024;
+  if (option < 0 || option > kMaxChunk)
+    return op->emitOpError() << "attn-tile-linear option chunk must be between 1 and "
+                             << kMaxChunk << " (0: default), got " << option;
   if (option > 0)
     return option;
   if (auto func = op->getParentOfType<func::FuncOp>())
     if (auto opts = func->getAttrOfType<DictionaryAttr>("attn.options"))
-      if (auto v = opts.getAs<IntegerAttr>("chunk"); v && v.getInt() > 0)
+      if (auto v = opts.getAs<IntegerAttr>("chunk")) {
+        if (v.getInt() < 1 || v.getInt() > kMaxChunk)
+          return op->emitOpError() << "attn.options.chunk must be between 1 and "
+                                   << kMaxChunk << ", got " << v.getInt();
         return v.getInt();
+      }
   return 64;
 }
 
@@ -289,8 +299,11 @@ struct TileLinearPass : public impl::AttnTileLinearBase<TileLinearPass> {
         p.gate = gated.getGate();
         p.scale = gated.getEffectiveScale();
       }
+      FailureOr<int64_t> chunkLength = chooseChunk(op, chunk);
+      if (failed(chunkLength))
+        return signalPassFailure();
       ImplicitLocOpBuilder b(op->getLoc(), op);
-      LinearTiler(p, b, chooseChunk(op, chunk)).build();
+      LinearTiler(p, b, *chunkLength).build();
       op->erase();
     }
   }
