@@ -25,6 +25,7 @@
 #endif
 
 #include <cstdlib>
+#include <filesystem>
 #include <unistd.h>
 
 #include <cstdio>
@@ -216,7 +217,8 @@ int main(int argc, char **argv) {
       options.chip = chip;
       PtxasReport report;
       if (!compileSpecForGpu(spec, specPath, options, tmpDir, manifest, report, error)) {
-        std::system(("rm -rf '" + tmpDir + "'").c_str());
+        std::error_code ec;
+        std::filesystem::remove_all(tmpDir, ec);
         return fail(error);
       }
       manifest.spec = std::make_unique<Spec>();
@@ -231,8 +233,10 @@ int main(int argc, char **argv) {
     ok = runCudaKernel(manifest, in, out, error, runOptions);
     if (ok && repeats > 0)
       std::printf("median_ms=%.6f\n", medianMs);
-    if (!tmpDir.empty())
-      std::system(("rm -rf '" + tmpDir + "'").c_str());
+    if (!tmpDir.empty()) {
+      std::error_code ec;
+      std::filesystem::remove_all(tmpDir, ec);
+    }
 #endif
   }
   if (!ok)
