@@ -13,9 +13,14 @@
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/Process.h"
+#include "llvm/Support/ThreadPool.h"
+#include "llvm/Support/Threading.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <atomic>
 #include <chrono>
+#include <mutex>
 
 using namespace llvm;
 
@@ -31,6 +36,8 @@ static cl::opt<bool> failOnSpills(
 static cl::opt<int64_t> blockQ("block-q", cl::init(0), cl::desc("Query tile rows (0: heuristic)"));
 static cl::opt<int64_t> blockK("block-k", cl::init(0), cl::desc("Key tile length (0: heuristic)"));
 static cl::opt<bool> quiet("q", cl::desc("Print nothing on success"));
+static cl::opt<unsigned> jobs("j", cl::init(0),
+                              cl::desc("Compile this many specs at once (0: one per core)"));
 static cl::opt<bool> tensorCores(
     "tensor-cores", cl::init(true),
     cl::desc("Use the mma.sync kernel for f16/bf16 softmax attention (default; "
@@ -46,32 +53,64 @@ int main(int argc, char **argv) {
   options.blockQ = blockQ;
   options.blockK = blockK;
   options.tensorCores = tensorCores;
-  int failures = 0;
-  for (const std::string &path : specs) {
+  // One MLIR context per spec, so specs compile independently in parallel.
+  // Results are printed in the order given, whatever order they finish in.
+  struct Result {
+    bool ok = false;
+    std::string text;
+  };
+  std::vector<Result> results(specs.size());
+  std::atomic<unsigned> done{0};
+  std::mutex progressMutex;
+  bool progress = !quiet && specs.size() > 1 && llvm::sys::Process::StandardErrIsDisplayed();
+  auto compileOne = [&](size_t index) {
+    const std::string &path = specs[index];
+    Result &result = results[index];
     attn::Spec spec;
     std::string error;
-    if (!attn::parseSpecFile(path, spec, error)) {
-      errs() << "attn-compile: error: " << error << "\n";
-      ++failures;
-      continue;
-    }
     auto start = std::chrono::steady_clock::now();
     attn::KernelManifest manifest;
     attn::PtxasReport report;
-    if (!attn::compileSpecForGpu(spec, path, options, outDir, manifest, report, error)) {
-      errs() << "attn-compile: error: " << error << "\n";
-      ++failures;
-      continue;
-    }
-    double ms = std::chrono::duration<double, std::milli>(
-                    std::chrono::steady_clock::now() - start).count();
-    if (!quiet) {
-      outs() << spec.name << ": " << options.chip << ", block " << manifest.block[0];
+    if (!attn::parseSpecFile(path, spec, error) ||
+        !attn::compileSpecForGpu(spec, path, options, outDir, manifest, report, error)) {
+      result.text = "attn-compile: error: " + error + "\n";
+    } else {
+      double ms = std::chrono::duration<double, std::milli>(
+                      std::chrono::steady_clock::now() - start).count();
+      llvm::raw_string_ostream os(result.text);
+      os << spec.name << ": " << options.chip << ", block " << manifest.block[0];
       if (report.ran)
-        outs() << ", " << report.registers << " registers, "
-               << report.stackFrameBytes << " B stack, " << report.spillStoreBytes
-               << " B spills, " << report.sharedMemoryBytes << " B smem";
-      outs() << ", " << llvm::format("%.0f", ms) << " ms\n";
+        os << ", " << report.registers << " registers, " << report.stackFrameBytes
+           << " B stack, " << report.spillStoreBytes << " B spills, "
+           << report.sharedMemoryBytes << " B smem";
+      os << ", " << llvm::format("%.0f", ms) << " ms\n";
+      result.ok = true;
+    }
+    unsigned finished = ++done;
+    if (progress) {
+      std::lock_guard<std::mutex> lock(progressMutex);
+      errs() << "\r[" << finished << "/" << specs.size() << "] " << path << "\x1b[K";
+      if (finished == specs.size())
+        errs() << "\r\x1b[K";
+    }
+  };
+  unsigned threads = jobs ? unsigned(jobs) : llvm::hardware_concurrency().compute_thread_count();
+  if (threads <= 1 || specs.size() == 1) {
+    for (size_t i = 0; i < specs.size(); ++i)
+      compileOne(i);
+  } else {
+    llvm::DefaultThreadPool pool(llvm::hardware_concurrency(threads));
+    for (size_t i = 0; i < specs.size(); ++i)
+      pool.async([&, i] { compileOne(i); });
+    pool.wait();
+  }
+  int failures = 0;
+  for (const Result &r : results) {
+    if (!r.ok) {
+      errs() << r.text;
+      ++failures;
+    } else if (!quiet) {
+      outs() << r.text;
     }
   }
   return failures ? 1 : 0;
