@@ -37,6 +37,7 @@ struct Driver {
   decltype(&::cuEventDestroy) eventDestroy = nullptr;
   decltype(&::cuGetErrorName) getErrorName = nullptr;
   decltype(&::cuGetErrorString) getErrorString = nullptr;
+  decltype(&::cuPointerGetAttribute) pointerGetAttribute = nullptr;
   std::string loadError;
 
   static Driver &get() {
@@ -80,6 +81,7 @@ private:
     sym(d.eventDestroy, "cuEventDestroy_v2");
     sym(d.getErrorName, "cuGetErrorName");
     sym(d.getErrorString, "cuGetErrorString");
+    sym(d.pointerGetAttribute, "cuPointerGetAttribute");
     return d;
   }
 };
@@ -247,3 +249,282 @@ bool runCudaKernel(const KernelManifest &m, const ExecInputs &in, ExecOutputs &o
 }
 
 } // namespace attn
+
+//===----------------------------------------------------------------------===//
+// C API (attn_runtime.h)
+//===----------------------------------------------------------------------===//
+
+#include "attn/attn_runtime.h"
+
+#include <cstring>
+
+struct attn_kernel {
+  attn::KernelManifest manifest;
+  CUmodule module = nullptr;
+  CUfunction function = nullptr;
+};
+
+namespace attn {
+namespace {
+
+attn_status report(char *err, size_t errLen, attn_status status, const std::string &message) {
+  if (err && errLen > 0) {
+    std::strncpy(err, message.c_str(), errLen - 1);
+    err[errLen - 1] = '\0';
+  }
+  return status;
+}
+
+std::string shapeString(const attn_tensor &t) {
+  std::string s = "[";
+  for (int i = 0; i < t.ndim; ++i)
+    s += (i ? ", " : "") + std::to_string(t.shape[i]);
+  return s + "]";
+}
+
+std::string expectedString(const std::vector<int64_t> &dims) {
+  std::string s = "[";
+  for (size_t i = 0; i < dims.size(); ++i)
+    s += (i ? ", " : "") + (dims[i] < 0 ? std::string("1 or B/Hq") : std::to_string(dims[i]));
+  return s + "]";
+}
+
+const char *dtypeName(attn_dtype d) {
+  switch (d) {
+  case ATTN_F32:
+    return "f32";
+  case ATTN_F16:
+    return "f16";
+  case ATTN_BF16:
+    return "bf16";
+  case ATTN_I32:
+    return "i32";
+  case ATTN_U8:
+    return "u8";
+  }
+  return "unknown";
+}
+
+attn_dtype dtypeOf(ElementType t) {
+  return t == ElementType::F16 ? ATTN_F16 : t == ElementType::BF16 ? ATTN_BF16 : ATTN_F32;
+}
+
+} // namespace
+
+/// Checks every argument against the spec and binds the problem sizes.
+/// Needs no GPU; messages name the argument, what was expected and found.
+bool validateLaunchArguments(const KernelManifest &m, const attn_tensor *args, int numArgs,
+                             ExecInputs &sizes, std::string &error) {
+  const Spec &spec = *m.spec;
+  const std::vector<std::string> &roles = m.argumentRoles;
+  if (numArgs != int(roles.size())) {
+    error = m.name + ": expected " + std::to_string(roles.size()) + " tensors (";
+    for (size_t i = 0; i < roles.size(); ++i)
+      error += (i ? ", " : "") + roles[i];
+    error += "), got " + std::to_string(numArgs);
+    return false;
+  }
+  for (int i = 0; i < numArgs; ++i)
+    if (args[i].ndim < 1 || args[i].ndim > ATTN_MAX_RANK || !args[i].data) {
+      error = m.name + ": " + roles[i] + ": expected a tensor with data and rank 1.." +
+              std::to_string(ATTN_MAX_RANK) + ", got rank " + std::to_string(args[i].ndim);
+      return false;
+    }
+  const attn_tensor &q = args[0], &k = args[1], &v = args[2];
+  for (int i = 0; i < 3; ++i)
+    if (args[i].ndim != 4) {
+      error = m.name + ": " + roles[i] + ": expected rank 4 [B, H, S, D], got " +
+              shapeString(args[i]);
+      return false;
+    }
+  sizes.B = q.shape[0];
+  sizes.Hq = q.shape[1];
+  sizes.Sq = q.shape[2];
+  sizes.Dqk = q.shape[3];
+  sizes.Hkv = k.shape[1];
+  sizes.Sk = k.shape[2];
+  sizes.Dv = v.shape[3];
+  bool linear = spec.kind != VariantKind::Attention;
+  auto staticOk = [](int64_t specDim, int64_t actual) { return specDim == kDynamic || specDim == actual; };
+  if (!staticOk(spec.batch, sizes.B) || !staticOk(spec.headsQ, sizes.Hq) ||
+      !staticOk(spec.headsKV, sizes.Hkv) || sizes.Dqk != spec.headDim ||
+      sizes.Dv != spec.headDimV || (!linear && !staticOk(spec.seqQ, sizes.Sq)) ||
+      !staticOk(spec.seqK, sizes.Sk)) {
+    error = m.name + ": the sizes of query/key/value (B=" + std::to_string(sizes.B) +
+            ", Hq=" + std::to_string(sizes.Hq) + ", Hkv=" + std::to_string(sizes.Hkv) +
+            ", Dqk=" + std::to_string(sizes.Dqk) + ", Dv=" + std::to_string(sizes.Dv) +
+            ") do not match the spec the kernel was compiled from";
+    return false;
+  }
+  if (sizes.Hkv < 1 || sizes.Hq % sizes.Hkv != 0) {
+    error = m.name + ": query heads (" + std::to_string(sizes.Hq) +
+            ") must be a multiple of key/value heads (" + std::to_string(sizes.Hkv) + ")";
+    return false;
+  }
+  if (linear && (sizes.Hkv != sizes.Hq || sizes.Sk != sizes.Sq)) {
+    error = m.name + ": linear attention needs equal heads and lengths for query and key";
+    return false;
+  }
+  int64_t B = sizes.B, Hq = sizes.Hq, Hkv = sizes.Hkv, Sq = sizes.Sq, Sk = sizes.Sk;
+  int64_t Dqk = sizes.Dqk, Dv = sizes.Dv;
+  attn_dtype et = dtypeOf(spec.dtype);
+  for (int i = 0; i < numArgs; ++i) {
+    const std::string &role = roles[i];
+    std::vector<int64_t> expected;
+    attn_dtype dtype = ATTN_F32;
+    bool headOperand = false;
+    if (role == "query" || role == "out") {
+      expected = {B, Hq, Sq, role == "out" ? Dv : Dqk};
+      dtype = et;
+      headOperand = true;
+    } else if (role == "key" || role == "value") {
+      expected = {B, Hkv, Sk, role == "key" ? Dqk : Dv};
+      dtype = et;
+      headOperand = true;
+    } else if (role == "lse") {
+      expected = {B, Hq, Sq};
+    } else if (role == "block_mask") {
+      auto [bq, bk] = *spec.blockSparse;
+      expected = {-1, -1, (Sq + bq - 1) / bq, (Sk + bk - 1) / bk};
+      dtype = ATTN_U8;
+    } else if (role == "q_doc_ids" || role == "kv_doc_ids") {
+      expected = {B, role == "q_doc_ids" ? Sq : Sk};
+      dtype = ATTN_I32;
+    } else if (role == "alibi_slopes") {
+      expected = spec.alibi == AlibiShape::PerHead ? std::vector<int64_t>{Hq}
+                                                   : std::vector<int64_t>{B, Hq};
+    } else if (role.rfind("tensor:", 0) == 0) {
+      for (const TensorDecl &t : spec.tensors)
+        if ("tensor:" + t.name == role) {
+          dtype = t.elementType == TensorElementType::F32 ? ATTN_F32 : ATTN_I32;
+          for (int64_t dim : t.shape)
+            expected.push_back(dim == kDynamic ? args[i].shape[expected.size()] : dim);
+        }
+    } else if (role == "gates") {
+      expected = spec.gate == GateKindSpec::HeadConstant ? std::vector<int64_t>{Hq}
+                 : spec.gate == GateKindSpec::Scalar     ? std::vector<int64_t>{B, Hq, Sq}
+                                                         : std::vector<int64_t>{B, Hq, Sq, Dqk};
+    } else if (role == "initial_state" || role == "final_state") {
+      expected = {B, Hq, Dqk, Dv};
+    }
+    bool ok = args[i].dtype == dtype && args[i].ndim == int(expected.size());
+    for (size_t d = 0; ok && d < expected.size(); ++d) {
+      int64_t e = expected[d];
+      int64_t full = d == 0 ? B : Hq;
+      ok = e < 0 ? (args[i].shape[d] == 1 || args[i].shape[d] == full) : args[i].shape[d] == e;
+    }
+    if (!ok) {
+      error = m.name + ": " + role + ": expected " + dtypeName(dtype) + " " +
+              expectedString(expected) + ", got " + dtypeName(args[i].dtype) + " " +
+              shapeString(args[i]);
+      return false;
+    }
+    if (headOperand && args[i].strides[3] != 1) {
+      error = m.name + ": " + role + ": the head dimension must be contiguous (stride 1), "
+              "got stride " + std::to_string(args[i].strides[3]);
+      return false;
+    }
+  }
+  return true;
+}
+
+} // namespace attn
+
+extern "C" {
+
+attn_status attn_kernel_load(const char *manifestPath, attn_kernel **kernel, char *err,
+                             size_t errLen) {
+  if (!manifestPath || !kernel)
+    return attn::report(err, errLen, ATTN_ERROR_INVALID_ARGUMENT,
+                        "attn_kernel_load: null manifest path or output pointer");
+  auto k = std::make_unique<attn_kernel>();
+  std::string error;
+  if (!attn::readManifest(manifestPath, k->manifest, error))
+    return attn::report(err, errLen, ATTN_ERROR_IO, error);
+  *kernel = k.release();
+  return ATTN_OK;
+}
+
+void attn_kernel_destroy(attn_kernel *kernel) {
+  if (!kernel)
+    return;
+  if (kernel->module)
+    attn::Driver::get().moduleUnload(kernel->module);
+  delete kernel;
+}
+
+int attn_kernel_num_arguments(const attn_kernel *kernel) {
+  return kernel ? int(kernel->manifest.argumentRoles.size()) : 0;
+}
+
+const char *attn_kernel_argument_role(const attn_kernel *kernel, int index) {
+  if (!kernel || index < 0 || index >= int(kernel->manifest.argumentRoles.size()))
+    return nullptr;
+  return kernel->manifest.argumentRoles[index].c_str();
+}
+
+attn_status attn_kernel_launch(attn_kernel *kernel, const attn_tensor *args, int numArgs,
+                               void *stream, char *err, size_t errLen) {
+  using namespace attn;
+  if (!kernel || (!args && numArgs > 0))
+    return report(err, errLen, ATTN_ERROR_INVALID_ARGUMENT,
+                  "attn_kernel_launch: null kernel or argument array");
+  const KernelManifest &m = kernel->manifest;
+  ExecInputs sizes;
+  std::string error;
+  if (!validateLaunchArguments(m, args, numArgs, sizes, error))
+    return report(err, errLen, ATTN_ERROR_INVALID_ARGUMENT, error);
+  Driver &d = Driver::get();
+  if (!d.loadError.empty())
+    return report(err, errLen, ATTN_ERROR_CUDA, d.loadError);
+  Checker check{d, error};
+  if (!check(d.init(0), "cuInit"))
+    return report(err, errLen, ATTN_ERROR_CUDA, error);
+  for (int i = 0; i < numArgs; ++i) {
+    unsigned memoryType = 0;
+    CUresult r = d.pointerGetAttribute(&memoryType, CU_POINTER_ATTRIBUTE_MEMORY_TYPE,
+                                       CUdeviceptr(args[i].data));
+    if (r != CUDA_SUCCESS || memoryType != CU_MEMORYTYPE_DEVICE)
+      return report(err, errLen, ATTN_ERROR_NOT_ON_DEVICE,
+                    m.name + ": " + m.argumentRoles[i] + ": the data is not CUDA device memory");
+  }
+  if (!kernel->function) {
+    CUdevice device;
+    CUcontext context;
+    std::string image;
+    bool haveCubin = !m.cubinFile.empty() && readFile(m.directory + "/" + m.cubinFile, image);
+    if (!haveCubin && !readFile(m.directory + "/" + m.ptxFile, image))
+      return report(err, errLen, ATTN_ERROR_IO, m.directory + "/" + m.ptxFile + ": unreadable");
+    image.push_back('\0');
+    if (!check(d.deviceGet(&device, 0), "cuDeviceGet") ||
+        !check(d.primaryCtxRetain(&context, device), "cuDevicePrimaryCtxRetain") ||
+        !check(d.ctxSetCurrent(context), "cuCtxSetCurrent") ||
+        !check(d.moduleLoadDataEx(&kernel->module, image.data(), 0, nullptr, nullptr),
+               "cuModuleLoadDataEx") ||
+        !check(d.moduleGetFunction(&kernel->function, kernel->module, m.entry.c_str()),
+               "cuModuleGetFunction"))
+      return report(err, errLen, ATTN_ERROR_CUDA, error);
+  }
+  // Memref descriptors: {allocated, aligned, offset, sizes..., strides...}.
+  std::vector<int64_t> words;
+  for (int i = 0; i < numArgs; ++i) {
+    words.push_back(int64_t(reinterpret_cast<uintptr_t>(args[i].data)));
+    words.push_back(int64_t(reinterpret_cast<uintptr_t>(args[i].data)));
+    words.push_back(0);
+    words.insert(words.end(), args[i].shape, args[i].shape + args[i].ndim);
+    words.insert(words.end(), args[i].strides, args[i].strides + args[i].ndim);
+  }
+  std::vector<void *> params;
+  for (int64_t &w : words)
+    params.push_back(&w);
+  std::array<int64_t, 3> grid = m.gridFor(sizes);
+  if (!check(d.launchKernel(kernel->function, unsigned(grid[0]), unsigned(grid[1]),
+                            unsigned(grid[2]), unsigned(m.block[0]), unsigned(m.block[1]),
+                            unsigned(m.block[2]), unsigned(m.dynamicSharedMemory),
+                            static_cast<CUstream>(stream), params.data(), nullptr),
+             "cuLaunchKernel"))
+    return report(err, errLen, ATTN_ERROR_CUDA, error);
+  return ATTN_OK;
+}
+
+} // extern "C"

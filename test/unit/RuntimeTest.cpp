@@ -146,3 +146,105 @@ TEST(CudaRuntime, FailsWithAMessageWithoutADriver) {
   EXPECT_NE(error.find("libcuda.so.1"), std::string::npos) << error;
 }
 #endif
+
+#ifdef ATTN_HAVE_CUDA
+namespace {
+
+attn_tensor tensor(std::vector<int64_t> shape, attn_dtype dtype, void *data,
+                   std::vector<int64_t> strides = {}) {
+  attn_tensor t{};
+  t.data = data;
+  t.ndim = int32_t(shape.size());
+  t.dtype = dtype;
+  if (strides.empty()) {
+    strides.assign(shape.size(), 1);
+    for (int64_t d = int64_t(shape.size()) - 2; d >= 0; --d)
+      strides[d] = strides[d + 1] * shape[d + 1];
+  }
+  for (size_t i = 0; i < shape.size(); ++i) {
+    t.shape[i] = shape[i];
+    t.strides[i] = strides[i];
+  }
+  return t;
+}
+
+} // namespace
+
+TEST(CApi, LoadReportsUnreadableManifests) {
+  attn_kernel *kernel = nullptr;
+  char err[256];
+  EXPECT_EQ(attn_kernel_load((testing::TempDir() + "nope.json").c_str(), &kernel, err, sizeof err),
+            ATTN_ERROR_IO);
+  EXPECT_NE(std::string(err).find("cannot open"), std::string::npos) << err;
+  EXPECT_EQ(attn_kernel_load(nullptr, &kernel, err, sizeof err), ATTN_ERROR_INVALID_ARGUMENT);
+}
+
+TEST(CApi, ChecksArgumentsAgainstTheSpec) {
+  attn_kernel *kernel = nullptr;
+  char err[512];
+  ASSERT_EQ(attn_kernel_load(writeTemp("capi.json", manifestJson()).c_str(), &kernel, err,
+                             sizeof err),
+            ATTN_OK)
+      << err;
+  ASSERT_EQ(attn_kernel_num_arguments(kernel), 5);
+  EXPECT_STREQ(attn_kernel_argument_role(kernel, 4), "lse");
+  EXPECT_EQ(attn_kernel_argument_role(kernel, 5), nullptr);
+  int dummy = 0;
+  // A [B, S, H, D] buffer viewed as [B, H, S, D]: strides permuted, no copy.
+  auto bshd = [&](int64_t b, int64_t h, int64_t s, int64_t d) {
+    return tensor({b, h, s, d}, ATTN_BF16, &dummy, {s * h * d, d, h * d, 1});
+  };
+  std::vector<attn_tensor> args = {bshd(2, 4, 100, 8), bshd(2, 2, 130, 8), bshd(2, 2, 130, 8),
+                                   bshd(2, 4, 100, 8), tensor({2, 4, 100}, ATTN_F32, &dummy)};
+  KernelManifest manifest;
+  std::string error;
+  ASSERT_TRUE(readManifest(writeTemp("capi2.json", manifestJson()), manifest, error)) << error;
+  attn::ExecInputs sizes;
+  ASSERT_TRUE(attn::validateLaunchArguments(manifest, args.data(), 5, sizes, error)) << error;
+  EXPECT_EQ(sizes.Sq, 100);
+  EXPECT_EQ(sizes.Sk, 130);
+
+  EXPECT_EQ(attn_kernel_launch(kernel, args.data(), 4, nullptr, err, sizeof err),
+            ATTN_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(err).find("expected 5 tensors (query, key, value, out, lse), got 4"),
+            std::string::npos) << err;
+
+  auto bad = args;
+  bad[1].dtype = ATTN_F16;
+  EXPECT_EQ(attn_kernel_launch(kernel, bad.data(), 5, nullptr, err, sizeof err),
+            ATTN_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(err).find("key: expected bf16 [2, 2, 130, 8], got f16 [2, 2, 130, 8]"),
+            std::string::npos) << err;
+
+  bad = args;
+  bad[3] = bshd(2, 4, 99, 8);
+  EXPECT_EQ(attn_kernel_launch(kernel, bad.data(), 5, nullptr, err, sizeof err),
+            ATTN_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(err).find("out: expected bf16 [2, 4, 100, 8], got bf16 [2, 4, 99, 8]"),
+            std::string::npos) << err;
+
+  bad = args;
+  bad[0].strides[3] = 2;
+  EXPECT_EQ(attn_kernel_launch(kernel, bad.data(), 5, nullptr, err, sizeof err),
+            ATTN_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(err).find("query: the head dimension must be contiguous"),
+            std::string::npos) << err;
+
+  bad = args;
+  bad[0] = bshd(2, 3, 100, 8);
+  bad[3] = bshd(2, 3, 100, 8);
+  EXPECT_EQ(attn_kernel_launch(kernel, bad.data(), 5, nullptr, err, sizeof err),
+            ATTN_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(err).find("do not match the spec"), std::string::npos) << err;
+
+  // Valid arguments on a machine without a driver: a CUDA error, no crash.
+  if (void *lib = dlopen("libcuda.so.1", RTLD_NOW)) {
+    dlclose(lib);
+  } else {
+    EXPECT_EQ(attn_kernel_launch(kernel, args.data(), 5, nullptr, err, sizeof err),
+              ATTN_ERROR_CUDA);
+    EXPECT_NE(std::string(err).find("libcuda.so.1"), std::string::npos) << err;
+  }
+  attn_kernel_destroy(kernel);
+}
+#endif

@@ -12,6 +12,7 @@
 
 #include "attn/Runtime/HostTensors.h"
 #include "attn/Runtime/Manifest.h"
+#include "attn/attn_runtime.h"
 
 #include <string>
 
@@ -29,6 +30,12 @@ struct CudaRunOptions {
 bool runCudaKernel(const KernelManifest &manifest, const ExecInputs &in,
                    ExecOutputs &out, std::string &error,
                    const CudaRunOptions &options = {});
+
+/// The C API's argument checks (attn_kernel_launch): count, dtype, rank,
+/// shape against the spec and each other, a contiguous head dimension. Binds
+/// the problem sizes into `sizes`. Needs no GPU.
+bool validateLaunchArguments(const KernelManifest &manifest, const attn_tensor *args,
+                             int numArgs, ExecInputs &sizes, std::string &error);
 
 } // namespace attn
 
