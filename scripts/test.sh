@@ -7,5 +7,6 @@ cd "$(dirname "$0")/.."
 bash scripts/build.sh
 ninja -C build check-attn
 ./build/bin/attn-unit-tests --gtest_brief=1
+./build/bin/attn-jit-tests --gtest_brief=1
 ATTN_EXEC="$PWD/build/bin/attn-exec" python3 -m pytest -q test/exec
 bash scripts/test_install.sh

@@ -1,0 +1,199 @@
+//===- Jit.cpp - compile specs on first use, cache in memory and on disk ---===//
+//
+// Memory: key -> loaded kernel, under a mutex; a per-key mutex makes
+// concurrent first requests for one spec compile once. Disk:
+// <cache>/<key>/{<name>.ptx, <name>.cubin, <name>.json}, written into
+// <cache>/<key>.tmp-<pid>-<n> and renamed into place; a rename that loses
+// the race to another process keeps the winner's entry.
+//
+//===----------------------------------------------------------------------===//
+
+#include "attn/attn_jit.h"
+#include "attn/Runtime/Manifest.h"
+#include "attn/Spec/Spec.h"
+#include "attn/Target/GpuCompiler.h"
+
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/Process.h"
+#include "llvm/Support/SHA256.h"
+
+#include <atomic>
+#include <cstring>
+#include <map>
+#include <unordered_map>
+#include <memory>
+#include <mutex>
+
+struct attn_jit {
+  std::string dir, chip;
+  std::mutex mutex; // guards kernels and keyLocks
+  std::map<std::string, attn_kernel *> kernels;
+  /// Exact spec text -> kernel: a repeated request skips parsing and hashing.
+  std::unordered_map<std::string, attn_kernel *> byText;
+  std::map<std::string, std::shared_ptr<std::mutex>> keyLocks;
+  std::atomic<uint64_t> compiles{0}, diskHits{0}, memoryHits{0}, rebuilt{0};
+  std::atomic<uint64_t> tmpCounter{0};
+};
+
+namespace {
+
+attn_status report(char *err, size_t errLen, attn_status status, const std::string &message) {
+  if (err && errLen > 0) {
+    std::strncpy(err, message.c_str(), errLen - 1);
+    err[errLen - 1] = '\0';
+  }
+  return status;
+}
+
+std::string sha256Hex(llvm::StringRef data) {
+  return llvm::toHex(llvm::SHA256::hash(llvm::arrayRefFromStringRef(data)), true);
+}
+
+/// A disk entry is usable when its manifest parses and its PTX matches the
+/// manifest's hash (a truncated or edited file does not).
+bool entryIsValid(const std::string &entryDir, const std::string &name) {
+  attn::KernelManifest m;
+  std::string error;
+  if (!attn::readManifest(entryDir + "/" + name + ".json", m, error))
+    return false;
+  auto ptx = llvm::MemoryBuffer::getFile(entryDir + "/" + m.ptxFile);
+  return ptx && sha256Hex((*ptx)->getBuffer()) == m.sha256;
+}
+
+} // namespace
+
+extern "C" {
+
+attn_status attn_jit_create(const char *cacheDir, const char *chip, attn_jit **jit, char *err,
+                            size_t errLen) {
+  if (!jit)
+    return report(err, errLen, ATTN_ERROR_INVALID_ARGUMENT, "attn_jit_create: null output");
+  auto j = std::make_unique<attn_jit>();
+  j->chip = chip ? chip : "sm_90a";
+  if (cacheDir) {
+    j->dir = cacheDir;
+  } else if (const char *xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) {
+    j->dir = std::string(xdg) + "/attn";
+  } else if (const char *home = std::getenv("HOME"); home && *home) {
+    j->dir = std::string(home) + "/.cache/attn";
+  } else {
+    return report(err, errLen, ATTN_ERROR_IO, "no cache directory: set XDG_CACHE_HOME or HOME");
+  }
+  if (std::error_code ec = llvm::sys::fs::create_directories(j->dir))
+    return report(err, errLen, ATTN_ERROR_IO, j->dir + ": " + ec.message());
+  // Probe writability now rather than at the first compile.
+  llvm::SmallString<128> probe;
+  int fd;
+  if (std::error_code ec = llvm::sys::fs::createUniqueFile(j->dir + "/.probe-%%%%%%", fd, probe))
+    return report(err, errLen, ATTN_ERROR_IO, j->dir + ": not writable: " + ec.message());
+  llvm::sys::Process::SafelyCloseFileDescriptor(fd);
+  llvm::sys::fs::remove(probe);
+  *jit = j.release();
+  return ATTN_OK;
+}
+
+void attn_jit_destroy(attn_jit *jit) {
+  if (!jit)
+    return;
+  for (auto &[key, kernel] : jit->kernels)
+    attn_kernel_destroy(kernel);
+  delete jit;
+}
+
+void attn_jit_get_stats(const attn_jit *jit, attn_jit_stats *stats) {
+  if (!jit || !stats)
+    return;
+  stats->compiles = jit->compiles;
+  stats->disk_hits = jit->diskHits;
+  stats->memory_hits = jit->memoryHits;
+  stats->rebuilt_corrupt_entries = jit->rebuilt;
+}
+
+attn_status attn_jit_get_kernel(attn_jit *jit, const char *specJson, attn_kernel **kernel,
+                                char *err, size_t errLen) {
+  if (!jit || !specJson || !kernel)
+    return report(err, errLen, ATTN_ERROR_INVALID_ARGUMENT,
+                  "attn_jit_get_kernel: null jit, spec or output");
+  {
+    std::lock_guard<std::mutex> lock(jit->mutex);
+    if (auto it = jit->byText.find(specJson); it != jit->byText.end()) {
+      ++jit->memoryHits;
+      *kernel = it->second;
+      return ATTN_OK;
+    }
+  }
+  attn::Spec spec;
+  std::string error;
+  if (!attn::parseSpec(specJson, spec, error))
+    return report(err, errLen, ATTN_ERROR_INVALID_ARGUMENT, "spec: " + error);
+  std::string key = sha256Hex(spec.canonicalJson + "\n" + attn::compilerVersion() + "\n" +
+                              jit->chip + "\ntensor-cores=1\n");
+  std::shared_ptr<std::mutex> keyLock;
+  {
+    std::lock_guard<std::mutex> lock(jit->mutex);
+    if (auto it = jit->kernels.find(key); it != jit->kernels.end()) {
+      ++jit->memoryHits;
+      jit->byText[specJson] = it->second;
+      *kernel = it->second;
+      return ATTN_OK;
+    }
+    auto &slot = jit->keyLocks[key];
+    if (!slot)
+      slot = std::make_shared<std::mutex>();
+    keyLock = slot;
+  }
+  std::lock_guard<std::mutex> compileLock(*keyLock);
+  {
+    std::lock_guard<std::mutex> lock(jit->mutex); // another thread may have won
+    if (auto it = jit->kernels.find(key); it != jit->kernels.end()) {
+      ++jit->memoryHits;
+      *kernel = it->second;
+      return ATTN_OK;
+    }
+  }
+
+  std::string entry = jit->dir + "/" + key;
+  bool exists = llvm::sys::fs::exists(entry);
+  if (exists && !entryIsValid(entry, spec.name)) {
+    ++jit->rebuilt;
+    llvm::sys::fs::remove_directories(entry);
+    exists = false;
+  }
+  if (exists) {
+    ++jit->diskHits;
+  } else {
+    std::string tmp = entry + ".tmp-" + std::to_string(llvm::sys::Process::getProcessId()) +
+                      "-" + std::to_string(jit->tmpCounter++);
+    attn::GpuCompileOptions options;
+    options.chip = jit->chip;
+    options.cubin = true;
+    attn::KernelManifest manifest;
+    attn::PtxasReport ptxas;
+    if (!attn::compileSpecForGpu(spec, "<jit spec>", options, tmp, manifest, ptxas, error)) {
+      llvm::sys::fs::remove_directories(tmp);
+      return report(err, errLen, ATTN_ERROR_IO, error);
+    }
+    ++jit->compiles;
+    if (llvm::sys::fs::rename(tmp, entry)) {
+      // Another process renamed its entry into place first: use that one.
+      llvm::sys::fs::remove_directories(tmp);
+      if (!entryIsValid(entry, spec.name))
+        return report(err, errLen, ATTN_ERROR_IO, entry + ": cannot install the cache entry");
+    }
+  }
+  attn_kernel *loaded = nullptr;
+  attn_status status =
+      attn_kernel_load((entry + "/" + spec.name + ".json").c_str(), &loaded, err, errLen);
+  if (status != ATTN_OK)
+    return status;
+  std::lock_guard<std::mutex> lock(jit->mutex);
+  jit->kernels[key] = loaded;
+  jit->byText[specJson] = loaded;
+  *kernel = loaded;
+  return ATTN_OK;
+}
+
+} // extern "C"

@@ -1,0 +1,161 @@
+//===- JitTest.cpp - the JIT cache: hits, misses, corruption, threads -----===//
+//
+// Compilation and caching need no GPU (kernels are only loaded from their
+// manifests); launching is covered by the GPU runs.
+//
+//===----------------------------------------------------------------------===//
+
+#include "attn/attn_jit.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+#include <vector>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string freshDir(const std::string &name) {
+  fs::path dir = fs::path(testing::TempDir()) / ("attn-jit-" + name);
+  fs::remove_all(dir);
+  return dir.string();
+}
+
+std::string spec(int heads) {
+  return R"({"name": "k", "kind": "attention", "dtype": "bf16",
+             "shape": {"heads_q": )" +
+         std::to_string(heads) + R"(, "heads_kv": 2, "head_dim": 64}, "mask": {"causal": true}})";
+}
+
+double microseconds(std::chrono::steady_clock::duration d) {
+  return std::chrono::duration<double, std::micro>(d).count();
+}
+
+} // namespace
+
+TEST(Jit, CompilesOnceThenHitsMemoryAndDisk) {
+  std::string dir = freshDir("hits");
+  char err[512];
+  attn_jit *jit = nullptr;
+  ASSERT_EQ(attn_jit_create(dir.c_str(), "sm_90a", &jit, err, sizeof err), ATTN_OK) << err;
+  attn_kernel *first = nullptr, *again = nullptr;
+  ASSERT_EQ(attn_jit_get_kernel(jit, spec(4).c_str(), &first, err, sizeof err), ATTN_OK) << err;
+  std::vector<double> times;
+  for (int i = 0; i < 200; ++i) {
+    auto start = std::chrono::steady_clock::now();
+    ASSERT_EQ(attn_jit_get_kernel(jit, spec(4).c_str(), &again, err, sizeof err), ATTN_OK);
+    times.push_back(microseconds(std::chrono::steady_clock::now() - start));
+    ASSERT_EQ(again, first);
+  }
+  std::sort(times.begin(), times.end());
+  // Issue #6 budget: an in-memory hit within 20 us (spec parsing included).
+  EXPECT_LE(times[times.size() / 2], 20.0) << "median in-memory hit " << times[times.size() / 2];
+  std::printf("median in-memory hit: %.2f us\n", times[times.size() / 2]);
+  attn_jit_stats stats;
+  attn_jit_get_stats(jit, &stats);
+  EXPECT_EQ(stats.compiles, 1u);
+  EXPECT_EQ(stats.memory_hits, 200u);
+  attn_jit_destroy(jit);
+
+  // A new JIT on the same directory: a disk hit, no compile, within 20 ms.
+  ASSERT_EQ(attn_jit_create(dir.c_str(), "sm_90a", &jit, err, sizeof err), ATTN_OK);
+  auto start = std::chrono::steady_clock::now();
+  ASSERT_EQ(attn_jit_get_kernel(jit, spec(4).c_str(), &again, err, sizeof err), ATTN_OK) << err;
+  double us = microseconds(std::chrono::steady_clock::now() - start);
+  EXPECT_LE(us, 20000.0) << "disk hit took " << us << " us";
+  std::printf("disk hit: %.2f ms\n", us / 1000);
+  attn_jit_get_stats(jit, &stats);
+  EXPECT_EQ(stats.compiles, 0u);
+  EXPECT_EQ(stats.disk_hits, 1u);
+  EXPECT_EQ(attn_kernel_num_arguments(again), 5);
+  attn_jit_destroy(jit);
+}
+
+TEST(Jit, RebuildsACorruptOrTruncatedEntry) {
+  std::string dir = freshDir("corrupt");
+  char err[512];
+  attn_jit *jit = nullptr;
+  attn_kernel *kernel = nullptr;
+  ASSERT_EQ(attn_jit_create(dir.c_str(), nullptr, &jit, err, sizeof err), ATTN_OK);
+  ASSERT_EQ(attn_jit_get_kernel(jit, spec(2).c_str(), &kernel, err, sizeof err), ATTN_OK) << err;
+  attn_jit_destroy(jit);
+  // Truncate the cached PTX: its hash no longer matches the manifest.
+  int truncated = 0;
+  for (auto &entry : fs::recursive_directory_iterator(dir))
+    if (entry.path().extension() == ".ptx") {
+      fs::resize_file(entry.path(), fs::file_size(entry.path()) / 2);
+      ++truncated;
+    }
+  ASSERT_EQ(truncated, 1);
+  ASSERT_EQ(attn_jit_create(dir.c_str(), nullptr, &jit, err, sizeof err), ATTN_OK);
+  ASSERT_EQ(attn_jit_get_kernel(jit, spec(2).c_str(), &kernel, err, sizeof err), ATTN_OK) << err;
+  attn_jit_stats stats;
+  attn_jit_get_stats(jit, &stats);
+  EXPECT_EQ(stats.rebuilt_corrupt_entries, 1u);
+  EXPECT_EQ(stats.compiles, 1u);
+  attn_jit_destroy(jit);
+  // And a garbage manifest is rebuilt the same way.
+  for (auto &entry : fs::recursive_directory_iterator(dir))
+    if (entry.path().extension() == ".json")
+      std::ofstream(entry.path()) << "{ not json";
+  ASSERT_EQ(attn_jit_create(dir.c_str(), nullptr, &jit, err, sizeof err), ATTN_OK);
+  ASSERT_EQ(attn_jit_get_kernel(jit, spec(2).c_str(), &kernel, err, sizeof err), ATTN_OK) << err;
+  attn_jit_get_stats(jit, &stats);
+  EXPECT_EQ(stats.rebuilt_corrupt_entries, 1u);
+  attn_jit_destroy(jit);
+}
+
+TEST(Jit, ConcurrentFirstRequestsCompileOnce) {
+  std::string dir = freshDir("threads");
+  char err[512];
+  attn_jit *jit = nullptr;
+  ASSERT_EQ(attn_jit_create(dir.c_str(), nullptr, &jit, err, sizeof err), ATTN_OK);
+  std::vector<attn_kernel *> got(4, nullptr);
+  std::vector<attn_status> status(4);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      char e[256];
+      status[t] = attn_jit_get_kernel(jit, spec(8).c_str(), &got[t], e, sizeof e);
+    });
+  for (auto &t : threads)
+    t.join();
+  for (int t = 0; t < 4; ++t) {
+    EXPECT_EQ(status[t], ATTN_OK);
+    EXPECT_EQ(got[t], got[0]);
+  }
+  attn_jit_stats stats;
+  attn_jit_get_stats(jit, &stats);
+  EXPECT_EQ(stats.compiles, 1u);
+  attn_jit_destroy(jit);
+}
+
+TEST(Jit, BadSpecsAndUnwritableDirectoriesAreErrors) {
+  char err[512];
+  attn_jit *jit = nullptr;
+  std::string file = freshDir("file");
+  std::ofstream(file) << "x";
+  EXPECT_EQ(attn_jit_create((file + "/sub").c_str(), nullptr, &jit, err, sizeof err),
+            ATTN_ERROR_IO);
+  EXPECT_NE(std::string(err).find(file), std::string::npos) << err;
+
+  std::string dir = freshDir("bad");
+  ASSERT_EQ(attn_jit_create(dir.c_str(), nullptr, &jit, err, sizeof err), ATTN_OK);
+  attn_kernel *kernel = nullptr;
+  EXPECT_EQ(attn_jit_get_kernel(jit, R"({"name": "k", "kind": "attention"})", &kernel, err,
+                                sizeof err),
+            ATTN_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(err).find("spec: missing required key \"dtype\""), std::string::npos)
+      << err;
+  EXPECT_EQ(attn_jit_get_kernel(jit, "{", &kernel, err, sizeof err), ATTN_ERROR_INVALID_ARGUMENT);
+  // Nothing half-written is left behind.
+  for (auto &entry : fs::directory_iterator(dir))
+    ADD_FAILURE() << "unexpected " << entry.path();
+  attn_jit_destroy(jit);
+}
