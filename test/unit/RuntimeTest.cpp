@@ -248,3 +248,59 @@ TEST(CApi, ChecksArgumentsAgainstTheSpec) {
   attn_kernel_destroy(kernel);
 }
 #endif
+
+#ifdef ATTN_HAVE_CUDA
+#include "attn/attn_dlpack.h"
+
+TEST(DLPack, ConvertsCudaTensorsAndRejectsTheRest) {
+  // A [B, S, H, D] = [2, 100, 4, 8] buffer viewed as the logical [B, H, S, D],
+  // as torch's .transpose(1, 2) gives.
+  int64_t vshape[4] = {2, 4, 100, 8};
+  int64_t vstrides[4] = {3200, 8, 32, 1};
+  char buffer[64];
+  DLTensor t{};
+  t.data = buffer;
+  t.device = {kDLCUDA, 0};
+  t.ndim = 4;
+  t.dtype = {kDLBfloat, 16, 1};
+  t.shape = vshape;
+  t.strides = vstrides;
+  t.byte_offset = 16;
+  attn_tensor out;
+  char err[256];
+  ASSERT_EQ(attn_tensor_from_dlpack(&t, &out, err, sizeof err), ATTN_OK) << err;
+  EXPECT_EQ(out.data, buffer + 16);
+  EXPECT_EQ(out.dtype, ATTN_BF16);
+  EXPECT_EQ(out.strides[1], 8);
+  EXPECT_EQ(out.strides[2], 32);
+  // NULL strides mean compact row-major.
+  t.strides = nullptr;
+  ASSERT_EQ(attn_tensor_from_dlpack(&t, &out, err, sizeof err), ATTN_OK);
+  EXPECT_EQ(out.strides[0], 4 * 100 * 8);
+  EXPECT_EQ(out.strides[3], 1);
+  // Host memory, unsupported dtypes and vector lanes are errors with messages.
+  t.device = {kDLCPU, 0};
+  EXPECT_EQ(attn_tensor_from_dlpack(&t, &out, err, sizeof err), ATTN_ERROR_NOT_ON_DEVICE);
+  EXPECT_NE(std::string(err).find("not on a CUDA device"), std::string::npos) << err;
+  t.device = {kDLCUDA, 0};
+  t.dtype = {kDLFloat, 64, 1};
+  EXPECT_EQ(attn_tensor_from_dlpack(&t, &out, err, sizeof err), ATTN_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(err).find("64 bits) is not supported"), std::string::npos) << err;
+  t.dtype = {kDLFloat, 16, 2};
+  EXPECT_EQ(attn_tensor_from_dlpack(&t, &out, err, sizeof err), ATTN_ERROR_INVALID_ARGUMENT);
+  // Through a kernel: the failing argument is named with its role.
+  attn_kernel *kernel = nullptr;
+  ASSERT_EQ(attn_kernel_load(writeTemp("dl.json", manifestJson()).c_str(), &kernel, err,
+                             sizeof err),
+            ATTN_OK);
+  t.dtype = {kDLBfloat, 16, 1};
+  DLTensor host = t;
+  host.device = {kDLCPU, 0};
+  const DLTensor *args[5] = {&t, &host, &t, &t, &t};
+  EXPECT_EQ(attn_kernel_launch_dlpack(kernel, args, 5, nullptr, err, sizeof err),
+            ATTN_ERROR_NOT_ON_DEVICE);
+  EXPECT_NE(std::string(err).find("argument 1 (key): the tensor is not on a CUDA device"),
+            std::string::npos) << err;
+  attn_kernel_destroy(kernel);
+}
+#endif
