@@ -8,5 +8,5 @@ bash scripts/build.sh
 ninja -C build check-attn
 ./build/bin/attn-unit-tests --gtest_brief=1
 ./build/bin/attn-jit-tests --gtest_brief=1
-ATTN_EXEC="$PWD/build/bin/attn-exec" python3 -m pytest -q test/exec
+ATTN_EXEC="$PWD/build/bin/attn-exec" python3 -m pytest -q test/exec test/python
 bash scripts/test_install.sh
