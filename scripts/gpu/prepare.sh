@@ -14,9 +14,13 @@ build/bin/attn-compile "${specs[@]}" -o gpu-kernels/sm_80 --chip sm_80 --cubin -
 # The default kernels: tensor cores (mma.sync) where they apply (f16/bf16 softmax).
 build/bin/attn-compile "${specs[@]}" -o gpu-kernels/tc_sm_90a --chip sm_90a --cubin --fail-on-spills -q
 build/bin/attn-compile "${specs[@]}" -o gpu-kernels/tc_sm_80 --chip sm_80 --cubin --fail-on-spills -q
+# The benchmark's kernels (bench/bench.py).
+build/bin/attn-compile bench/specs/*.json -o gpu-kernels/bench --chip sm_90a --cubin --fail-on-spills -q
 # Run the sm_80 PTX through the driver's JIT.
 rm -f gpu-kernels/sm_80/*.cubin gpu-kernels/tc_sm_80/*.cubin
 sed -i 's/"cubin": "[^"]*"/"cubin": null/' gpu-kernels/sm_80/*.json gpu-kernels/tc_sm_80/*.json
 mkdir -p third_party/nlohmann_json/include
 cp -r /usr/include/nlohmann third_party/nlohmann_json/include/
+# The runtime-only build on the GPU machine also builds libattn_runtime.so
+# (python/attn looks for it in build-rt/lib).
 echo "prepared: $(ls gpu-kernels/sm_90a/*.json | wc -l) kernels per chip"
