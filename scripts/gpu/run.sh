@@ -11,6 +11,6 @@ mkdir -p "$out"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv | tee "$out/gpu.txt"
 cmake -G Ninja -S . -B build-rt -DATTN_RUNTIME_ONLY=ON -DATTN_ENABLE_TESTS=OFF \
   -DCMAKE_BUILD_TYPE=Release >/dev/null
-ninja -C build-rt attn-exec >/dev/null
+ninja -C build-rt attn-exec attn_runtime_shared >/dev/null
 PYTHONUNBUFFERED=1 python3 test/gpu/run_gpu_checks.py --exec build-rt/bin/attn-exec \
   --kernels gpu-kernels --out "$out" --sanitize --only "$only" 2>&1 | tee "$out/log.txt" | grep -v '^{' 
