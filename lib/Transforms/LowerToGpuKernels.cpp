@@ -17,6 +17,7 @@
 #include "GpuKernelCommon.h"
 #include "LoopBuilder.h"
 #include "ScoreEmitter.h"
+#include "TileRange.h"
 #include "attn/Transforms/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -85,17 +86,7 @@ void buildSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   kb.stageTileVectorized(q, batch, head, rowBegin, seqQ, qs, bq, d, tid, threads);
   gpu::BarrierOp::create(b);
 
-  auto bound = [&](AffineMapAttr m, bool isMax) -> Value {
-    SmallVector<Value> operands = {tile, seqQ, seqK};
-    if (isMax)
-      return affine::AffineMaxOp::create(b, m.getValue(), operands);
-    return affine::AffineMinOp::create(b, m.getValue(), operands);
-  };
-  Value kvBegin = bound(plan.getKvBegin(), true), kvEnd = bound(plan.getKvEnd(), false);
-  Value fullBegin = arith::MinSIOp::create(
-      b, arith::MaxSIOp::create(b, bound(plan.getFullBegin(), true), kvBegin), kvEnd);
-  Value fullEnd = arith::MinSIOp::create(
-      b, arith::MaxSIOp::create(b, bound(plan.getFullEnd(), false), fullBegin), kvEnd);
+  KTileRange range = emitKTileRange(b, plan, tile, seqQ, seqK);
 
   // State: running max, running sum (base 2), accumulator chunks.
   VectorType accChunk = VectorType::get({wv}, f32);
@@ -105,20 +96,14 @@ void buildSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   SmallVector<Type> stateTypes = llvm::to_vector(ValueRange(init).getTypes());
 
   SmallVector<Value> state = kb.forWithState(
-      kvBegin, kvEnd, lb.index(1), init, [&](Value kt, ValueRange st) {
+      range.begin, range.end, lb.index(1), init, [&](Value kt, ValueRange st) {
         Value colBegin = arith::MulIOp::create(b, kt, lb.index(bk));
         Value cols = arith::MinSIOp::create(
             b, lb.index(bk), arith::SubIOp::create(b, seqK, colBegin));
         kb.stageTileVectorized(k, batch, kvHead, colBegin, seqK, ks, bk, d, tid, threads);
         kb.stageTileVectorized(v, batch, kvHead, colBegin, seqK, vs, bk, dv, tid, threads);
         gpu::BarrierOp::create(b);
-        Value needMask = lb.boolean(true);
-        if (!plan.getElementMaskEverywhere() && !op.getBlockMask() && !op.getQDocIds()) {
-          Value isFull = arith::AndIOp::create(
-              b, arith::CmpIOp::create(b, arith::CmpIPredicate::sge, kt, fullBegin),
-              arith::CmpIOp::create(b, arith::CmpIPredicate::slt, kt, fullEnd));
-          needMask = arith::XOrIOp::create(b, isFull, lb.boolean(true));
-        }
+        Value needMask = emitNeedsElementMask(b, op, range, kt);
         SmallVector<Value> next = kb.ifWithResults(
             valid, stateTypes,
             [&] {

@@ -15,6 +15,7 @@
 
 #include "GpuKernelCommon.h"
 #include "ScoreEmitter.h"
+#include "TileRange.h"
 
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
@@ -177,17 +178,7 @@ bool buildMmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                      mb.loadPair(qs, r1, c8)});
   }
 
-  auto bound = [&](AffineMapAttr m, bool isMax) -> Value {
-    SmallVector<Value> operands = {tile, seqQ, seqK};
-    if (isMax)
-      return affine::AffineMaxOp::create(b, m.getValue(), operands);
-    return affine::AffineMinOp::create(b, m.getValue(), operands);
-  };
-  Value kvBegin = bound(plan.getKvBegin(), true), kvEnd = bound(plan.getKvEnd(), false);
-  Value fullBegin = arith::MinSIOp::create(
-      b, arith::MaxSIOp::create(b, bound(plan.getFullBegin(), true), kvBegin), kvEnd);
-  Value fullEnd = arith::MinSIOp::create(
-      b, arith::MaxSIOp::create(b, bound(plan.getFullEnd(), false), fullBegin), kvEnd);
+  KTileRange range = emitKTileRange(b, plan, tile, seqQ, seqK);
 
   // State: max and partial sum for rows r0, r1; O as dv/8 tiles of 4 f32.
   int64_t nTilesS = kBlockK / 8, nTilesO = dv / 8;
@@ -196,18 +187,12 @@ bool buildMmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     init.push_back(lb.f32(0.0));
 
   SmallVector<Value> state = kb.forWithState(
-      kvBegin, kvEnd, lb.index(1), init, [&](Value kt, ValueRange st) {
+      range.begin, range.end, lb.index(1), init, [&](Value kt, ValueRange st) {
         Value colBegin = arith::MulIOp::create(b, kt, lb.index(kBlockK));
         kb.stageTileVectorized(k, batch, kvHead, colBegin, seqK, ks, kBlockK, d, tid, threads);
         kb.stageTileVectorized(v, batch, kvHead, colBegin, seqK, vs, kBlockK, dv, tid, threads);
         gpu::BarrierOp::create(b);
-        Value needMask = lb.boolean(true);
-        if (!plan.getElementMaskEverywhere() && !op.getBlockMask() && !op.getQDocIds()) {
-          Value isFull = arith::AndIOp::create(
-              b, arith::CmpIOp::create(b, arith::CmpIPredicate::sge, kt, fullBegin),
-              arith::CmpIOp::create(b, arith::CmpIPredicate::slt, kt, fullEnd));
-          needMask = arith::XOrIOp::create(b, isFull, lb.boolean(true));
-        }
+        Value needMask = emitNeedsElementMask(b, op, range, kt);
 
         // S = Q K^T, then scores and masks element by element.
         SmallVector<Value> s; // [n tile][4]

@@ -17,6 +17,7 @@
 
 #include "LoopBuilder.h"
 #include "ScoreEmitter.h"
+#include "TileRange.h"
 #include "attn/Analysis/MaskAnalysis.h"
 #include "attn/Transforms/Passes.h"
 
@@ -56,7 +57,6 @@ private:
   /// (any visible, all visible) for the data masks over a tile.
   std::pair<Value, Value> classifyData(QueryTile &qt, Value colBegin, Value cols);
   std::pair<Value, Value> docRange(Value ids, Value begin, Value count, Value batch);
-  Value boundsFromMap(AffineMapAttr map, Value tile, bool isMax);
 
   AttentionOp op;
   ImplicitLocOpBuilder &b;
@@ -67,13 +67,6 @@ private:
   std::optional<ScoreEmitter> emitter;
   int64_t headDim = 0, headDimV = 0;
 };
-
-Value SoftmaxTiler::boundsFromMap(AffineMapAttr map, Value tile, bool isMax) {
-  SmallVector<Value> operands = {tile, seqQ, seqK};
-  if (isMax)
-    return affine::AffineMaxOp::create(b, map.getValue(), operands);
-  return affine::AffineMinOp::create(b, map.getValue(), operands);
-}
 
 void SoftmaxTiler::build() {
   headDim = cast<MemRefType>(op.getQuery().getType()).getDimSize(3);
@@ -127,23 +120,17 @@ void SoftmaxTiler::buildQueryTile(Value batch, Value head, Value tileIndex) {
         docRange(op.getQDocIds(), qt.rowBegin, qt.rows, batch);
 
   // The k-tile ranges of the plan (empty tiles are never visited).
-  Value kvBegin = boundsFromMap(plan.getKvBegin(), tileIndex, /*isMax=*/true);
-  Value kvEnd = boundsFromMap(plan.getKvEnd(), tileIndex, /*isMax=*/false);
+  bool everywhere = plan.getElementMaskEverywhere();
+  KTileRange range = emitKTileRange(b, plan, tileIndex, seqQ, seqK, !everywhere);
   auto forTiles = [&](Value from, Value to, bool full) {
     lb.forLoop(from, to, [&](Value t) { buildKeyTile(qt, t, full); });
   };
-  if (plan.getElementMaskEverywhere()) {
-    forTiles(kvBegin, kvEnd, /*full=*/false);
+  if (everywhere) {
+    forTiles(range.begin, range.end, /*full=*/false);
   } else {
-    Value fullBegin = boundsFromMap(plan.getFullBegin(), tileIndex, true);
-    Value fullEnd = boundsFromMap(plan.getFullEnd(), tileIndex, false);
-    fullBegin = arith::MinSIOp::create(
-        b, arith::MaxSIOp::create(b, fullBegin, kvBegin), kvEnd);
-    fullEnd = arith::MinSIOp::create(
-        b, arith::MaxSIOp::create(b, fullEnd, fullBegin), kvEnd);
-    forTiles(kvBegin, fullBegin, /*full=*/false);
-    forTiles(fullBegin, fullEnd, /*full=*/true);
-    forTiles(fullEnd, kvEnd, /*full=*/false);
+    forTiles(range.begin, range.fullBegin, /*full=*/false);
+    forTiles(range.fullBegin, range.fullEnd, /*full=*/true);
+    forTiles(range.fullEnd, range.end, /*full=*/false);
   }
 
   Value out = lb.subview(op.getOut(), {batch, head, qt.rowBegin, zeroAttr},
