@@ -15,6 +15,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "GpuKernelCommon.h"
+#include "LinearProblem.h"
 #include "LoopBuilder.h"
 #include "ScoreEmitter.h"
 #include "TileRange.h"
@@ -180,17 +181,8 @@ void buildSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   gpu::ReturnOp::create(b);
 }
 
-/// The problem of both linear ops, as the kernel needs it.
-struct LinearKernelProblem {
-  Value query, key, value, gates, initial, out, final;
-  FeatureMap featureMap = FeatureMap::Identity;
-  bool normalize = false;
-  std::optional<GateKind> gate;
-  double scale = 1.0;
-};
-
 void buildLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
-                       func::FuncOp host, LinearKernelProblem p) {
+                       func::FuncOp host, LinearProblem p) {
   IRMapping map;
   SmallVector<Value> shared;
   gpu::GPUFuncOp kernel = createKernel(b, module, host, {}, map, shared);
@@ -213,20 +205,7 @@ void buildLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   Value col = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
   Value seq = lb.dim(p.query, 2);
 
-  auto featureMap = [&](Value x) -> Value {
-    Value zero = kb.splat(lb.f32(0.0), w);
-    switch (p.featureMap) {
-    case FeatureMap::Identity:
-      return x;
-    case FeatureMap::Relu:
-      return arith::MaximumFOp::create(b, x, zero);
-    case FeatureMap::EluPlusOne:
-      return arith::SelectOp::create(
-          b, arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, x, zero),
-          arith::AddFOp::create(b, x, kb.splat(lb.f32(1.0), w)), math::ExpOp::create(b, x));
-    }
-    return x;
-  };
+  auto featureMap = [&](Value x) { return emitFeatureMap(b, p.featureMap, x); };
 
   // The state column S[:, col] (and the normalizer z) as register chunks.
   SmallVector<Value> init;
@@ -334,20 +313,8 @@ struct LowerToGpuKernelsPass
           }
           if (!tensorCores || !buildMmaSoftmaxKernel(b, gpuModule, host, attention))
             buildSoftmaxKernel(b, gpuModule, host, attention);
-        } else if (auto lin = dyn_cast<LinearAttentionOp>(op)) {
-          LinearKernelProblem p{lin.getQuery(), lin.getKey(), lin.getValue(), Value(),
-                                lin.getInitialState(), lin.getOut(), lin.getFinalState()};
-          p.featureMap = lin.getFeatureMap();
-          p.normalize = lin.getNormalize();
-          p.scale = lin.getEffectiveScale();
-          buildLinearKernel(b, gpuModule, host, p);
-        } else if (auto gated = dyn_cast<GatedLinearAttentionOp>(op)) {
-          LinearKernelProblem p{gated.getQuery(), gated.getKey(), gated.getValue(),
-                                gated.getGates(), gated.getInitialState(), gated.getOut(),
-                                gated.getFinalState()};
-          p.gate = gated.getGate();
-          p.scale = gated.getEffectiveScale();
-          buildLinearKernel(b, gpuModule, host, p);
+        } else if (std::optional<LinearProblem> p = getLinearProblem(op)) {
+          buildLinearKernel(b, gpuModule, host, *p);
         }
       });
       if (!ok)

@@ -15,6 +15,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "LinearProblem.h"
 #include "LoopBuilder.h"
 #include "attn/Transforms/Passes.h"
 
@@ -30,15 +31,6 @@ namespace attn {
 namespace {
 
 constexpr double kLog2e = 1.4426950408889634;
-
-/// The parts of both linear ops the chunkwise form needs.
-struct LinearProblem {
-  Value query, key, value, gates, initial, out, final;
-  FeatureMap featureMap = FeatureMap::Identity;
-  bool normalize = false;
-  std::optional<GateKind> gate;
-  double scale = 1.0;
-};
 
 class LinearTiler {
 public:
@@ -60,21 +52,7 @@ public:
   }
 
 private:
-  Value featureMap(Value x) {
-    switch (p.featureMap) {
-    case FeatureMap::Identity:
-      return x;
-    case FeatureMap::Relu:
-      return arith::MaximumFOp::create(b, x, lb.f32(0.0));
-    case FeatureMap::EluPlusOne: {
-      Value positive = arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, x, lb.f32(0.0));
-      return arith::SelectOp::create(b, positive,
-                                     arith::AddFOp::create(b, x, lb.f32(1.0)),
-                                     math::ExpOp::create(b, x));
-    }
-    }
-    return x;
-  }
+  Value featureMap(Value x) { return emitFeatureMap(b, p.featureMap, x); }
 
   /// log-space gate of step `t` and channel `d`, times log2(e).
   Value gateLog2(Value batch, Value head, Value t, Value d) {
@@ -285,20 +263,7 @@ struct TileLinearPass : public impl::AttnTileLinearBase<TileLinearPass> {
         ops.push_back(op);
     });
     for (Operation *op : ops) {
-      LinearProblem p;
-      if (auto lin = dyn_cast<LinearAttentionOp>(op)) {
-        p = {lin.getQuery(), lin.getKey(), lin.getValue(), Value(),
-             lin.getInitialState(), lin.getOut(), lin.getFinalState()};
-        p.featureMap = lin.getFeatureMap();
-        p.normalize = lin.getNormalize();
-        p.scale = lin.getEffectiveScale();
-      } else {
-        auto gated = cast<GatedLinearAttentionOp>(op);
-        p = {gated.getQuery(), gated.getKey(), gated.getValue(), gated.getGates(),
-             gated.getInitialState(), gated.getOut(), gated.getFinalState()};
-        p.gate = gated.getGate();
-        p.scale = gated.getEffectiveScale();
-      }
+      LinearProblem p = *getLinearProblem(op);
       FailureOr<int64_t> chunkLength = chooseChunk(op, chunk);
       if (failed(chunkLength))
         return signalPassFailure();
