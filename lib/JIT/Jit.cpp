@@ -9,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "attn/attn_jit.h"
+#include "attn/Runtime/CStatus.h"
 #include "attn/Runtime/Manifest.h"
 #include "attn/Spec/Spec.h"
 #include "attn/Target/GpuCompiler.h"
@@ -40,14 +41,6 @@ struct attn_jit {
 
 namespace {
 
-attn_status report(char *err, size_t errLen, attn_status status, const std::string &message) {
-  if (err && errLen > 0) {
-    std::strncpy(err, message.c_str(), errLen - 1);
-    err[errLen - 1] = '\0';
-  }
-  return status;
-}
-
 std::string sha256Hex(llvm::StringRef data) {
   return llvm::toHex(llvm::SHA256::hash(llvm::arrayRefFromStringRef(data)), true);
 }
@@ -65,12 +58,14 @@ bool entryIsValid(const std::string &entryDir, const std::string &name) {
 
 } // namespace
 
+using attn::reportStatus;
+
 extern "C" {
 
 attn_status attn_jit_create(const char *cacheDir, const char *chip, attn_jit **jit, char *err,
                             size_t errLen) {
   if (!jit)
-    return report(err, errLen, ATTN_ERROR_INVALID_ARGUMENT, "attn_jit_create: null output");
+    return reportStatus(err, errLen, ATTN_ERROR_INVALID_ARGUMENT, "attn_jit_create: null output");
   auto j = std::make_unique<attn_jit>();
   j->chip = chip ? chip : "sm_90a";
   if (cacheDir) {
@@ -80,15 +75,15 @@ attn_status attn_jit_create(const char *cacheDir, const char *chip, attn_jit **j
   } else if (const char *home = std::getenv("HOME"); home && *home) {
     j->dir = std::string(home) + "/.cache/attn";
   } else {
-    return report(err, errLen, ATTN_ERROR_IO, "no cache directory: set XDG_CACHE_HOME or HOME");
+    return reportStatus(err, errLen, ATTN_ERROR_IO, "no cache directory: set XDG_CACHE_HOME or HOME");
   }
   if (std::error_code ec = llvm::sys::fs::create_directories(j->dir))
-    return report(err, errLen, ATTN_ERROR_IO, j->dir + ": " + ec.message());
+    return reportStatus(err, errLen, ATTN_ERROR_IO, j->dir + ": " + ec.message());
   // Probe writability now rather than at the first compile.
   llvm::SmallString<128> probe;
   int fd;
   if (std::error_code ec = llvm::sys::fs::createUniqueFile(j->dir + "/.probe-%%%%%%", fd, probe))
-    return report(err, errLen, ATTN_ERROR_IO, j->dir + ": not writable: " + ec.message());
+    return reportStatus(err, errLen, ATTN_ERROR_IO, j->dir + ": not writable: " + ec.message());
   llvm::sys::Process::SafelyCloseFileDescriptor(fd);
   llvm::sys::fs::remove(probe);
   *jit = j.release();
@@ -115,7 +110,7 @@ void attn_jit_get_stats(const attn_jit *jit, attn_jit_stats *stats) {
 attn_status attn_jit_get_kernel(attn_jit *jit, const char *specJson, attn_kernel **kernel,
                                 char *err, size_t errLen) {
   if (!jit || !specJson || !kernel)
-    return report(err, errLen, ATTN_ERROR_INVALID_ARGUMENT,
+    return reportStatus(err, errLen, ATTN_ERROR_INVALID_ARGUMENT,
                   "attn_jit_get_kernel: null jit, spec or output");
   {
     std::lock_guard<std::mutex> lock(jit->mutex);
@@ -128,7 +123,7 @@ attn_status attn_jit_get_kernel(attn_jit *jit, const char *specJson, attn_kernel
   attn::Spec spec;
   std::string error;
   if (!attn::parseSpec(specJson, spec, error))
-    return report(err, errLen, ATTN_ERROR_INVALID_ARGUMENT, "spec: " + error);
+    return reportStatus(err, errLen, ATTN_ERROR_INVALID_ARGUMENT, "spec: " + error);
   std::string key = sha256Hex(spec.canonicalJson + "\n" + attn::compilerVersion() + "\n" +
                               jit->chip + "\ntensor-cores=1\n");
   std::shared_ptr<std::mutex> keyLock;
@@ -174,14 +169,14 @@ attn_status attn_jit_get_kernel(attn_jit *jit, const char *specJson, attn_kernel
     attn::PtxasReport ptxas;
     if (!attn::compileSpecForGpu(spec, "<jit spec>", options, tmp, manifest, ptxas, error)) {
       llvm::sys::fs::remove_directories(tmp);
-      return report(err, errLen, ATTN_ERROR_IO, error);
+      return reportStatus(err, errLen, ATTN_ERROR_IO, error);
     }
     ++jit->compiles;
     if (llvm::sys::fs::rename(tmp, entry)) {
       // Another process renamed its entry into place first: use that one.
       llvm::sys::fs::remove_directories(tmp);
       if (!entryIsValid(entry, spec.name))
-        return report(err, errLen, ATTN_ERROR_IO, entry + ": cannot install the cache entry");
+        return reportStatus(err, errLen, ATTN_ERROR_IO, entry + ": cannot install the cache entry");
     }
   }
   attn_kernel *loaded = nullptr;

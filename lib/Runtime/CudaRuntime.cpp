@@ -255,6 +255,7 @@ bool runCudaKernel(const KernelManifest &m, const ExecInputs &in, ExecOutputs &o
 //===----------------------------------------------------------------------===//
 
 #include "attn/attn_runtime.h"
+#include "attn/Runtime/CStatus.h"
 
 #include <cstring>
 
@@ -267,13 +268,6 @@ struct attn_kernel {
 namespace attn {
 namespace {
 
-attn_status report(char *err, size_t errLen, attn_status status, const std::string &message) {
-  if (err && errLen > 0) {
-    std::strncpy(err, message.c_str(), errLen - 1);
-    err[errLen - 1] = '\0';
-  }
-  return status;
-}
 
 std::string shapeString(const attn_tensor &t) {
   std::string s = "[";
@@ -435,12 +429,12 @@ extern "C" {
 attn_status attn_kernel_load(const char *manifestPath, attn_kernel **kernel, char *err,
                              size_t errLen) {
   if (!manifestPath || !kernel)
-    return attn::report(err, errLen, ATTN_ERROR_INVALID_ARGUMENT,
+    return attn::reportStatus(err, errLen, ATTN_ERROR_INVALID_ARGUMENT,
                         "attn_kernel_load: null manifest path or output pointer");
   auto k = std::make_unique<attn_kernel>();
   std::string error;
   if (!attn::readManifest(manifestPath, k->manifest, error))
-    return attn::report(err, errLen, ATTN_ERROR_IO, error);
+    return attn::reportStatus(err, errLen, ATTN_ERROR_IO, error);
   *kernel = k.release();
   return ATTN_OK;
 }
@@ -467,25 +461,25 @@ attn_status attn_kernel_launch(attn_kernel *kernel, const attn_tensor *args, int
                                void *stream, char *err, size_t errLen) {
   using namespace attn;
   if (!kernel || (!args && numArgs > 0))
-    return report(err, errLen, ATTN_ERROR_INVALID_ARGUMENT,
+    return reportStatus(err, errLen, ATTN_ERROR_INVALID_ARGUMENT,
                   "attn_kernel_launch: null kernel or argument array");
   const KernelManifest &m = kernel->manifest;
   ExecInputs sizes;
   std::string error;
   if (!validateLaunchArguments(m, args, numArgs, sizes, error))
-    return report(err, errLen, ATTN_ERROR_INVALID_ARGUMENT, error);
+    return reportStatus(err, errLen, ATTN_ERROR_INVALID_ARGUMENT, error);
   Driver &d = Driver::get();
   if (!d.loadError.empty())
-    return report(err, errLen, ATTN_ERROR_CUDA, d.loadError);
+    return reportStatus(err, errLen, ATTN_ERROR_CUDA, d.loadError);
   Checker check{d, error};
   if (!check(d.init(0), "cuInit"))
-    return report(err, errLen, ATTN_ERROR_CUDA, error);
+    return reportStatus(err, errLen, ATTN_ERROR_CUDA, error);
   for (int i = 0; i < numArgs; ++i) {
     unsigned memoryType = 0;
     CUresult r = d.pointerGetAttribute(&memoryType, CU_POINTER_ATTRIBUTE_MEMORY_TYPE,
                                        CUdeviceptr(args[i].data));
     if (r != CUDA_SUCCESS || memoryType != CU_MEMORYTYPE_DEVICE)
-      return report(err, errLen, ATTN_ERROR_NOT_ON_DEVICE,
+      return reportStatus(err, errLen, ATTN_ERROR_NOT_ON_DEVICE,
                     m.name + ": " + m.argumentRoles[i] + ": the data is not CUDA device memory");
   }
   if (!kernel->function) {
@@ -494,7 +488,7 @@ attn_status attn_kernel_launch(attn_kernel *kernel, const attn_tensor *args, int
     std::string image;
     bool haveCubin = !m.cubinFile.empty() && readFile(m.directory + "/" + m.cubinFile, image);
     if (!haveCubin && !readFile(m.directory + "/" + m.ptxFile, image))
-      return report(err, errLen, ATTN_ERROR_IO, m.directory + "/" + m.ptxFile + ": unreadable");
+      return reportStatus(err, errLen, ATTN_ERROR_IO, m.directory + "/" + m.ptxFile + ": unreadable");
     image.push_back('\0');
     if (!check(d.deviceGet(&device, 0), "cuDeviceGet") ||
         !check(d.primaryCtxRetain(&context, device), "cuDevicePrimaryCtxRetain") ||
@@ -503,7 +497,7 @@ attn_status attn_kernel_launch(attn_kernel *kernel, const attn_tensor *args, int
                "cuModuleLoadDataEx") ||
         !check(d.moduleGetFunction(&kernel->function, kernel->module, m.entry.c_str()),
                "cuModuleGetFunction"))
-      return report(err, errLen, ATTN_ERROR_CUDA, error);
+      return reportStatus(err, errLen, ATTN_ERROR_CUDA, error);
   }
   // Memref descriptors: {allocated, aligned, offset, sizes..., strides...}.
   std::vector<int64_t> words;
@@ -523,7 +517,7 @@ attn_status attn_kernel_launch(attn_kernel *kernel, const attn_tensor *args, int
                             unsigned(m.block[2]), unsigned(m.dynamicSharedMemory),
                             static_cast<CUstream>(stream), params.data(), nullptr),
              "cuLaunchKernel"))
-    return report(err, errLen, ATTN_ERROR_CUDA, error);
+    return reportStatus(err, errLen, ATTN_ERROR_CUDA, error);
   return ATTN_OK;
 }
 

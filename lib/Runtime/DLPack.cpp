@@ -1,41 +1,31 @@
 //===- DLPack.cpp - DLTensor -> attn_tensor --------------------------------===//
 
 #include "attn/attn_dlpack.h"
+#include "attn/Runtime/CStatus.h"
 
-#include <cstring>
 #include <string>
 #include <vector>
 
-namespace {
-
-attn_status report(char *err, size_t errLen, attn_status status, const std::string &message) {
-  if (err && errLen > 0) {
-    std::strncpy(err, message.c_str(), errLen - 1);
-    err[errLen - 1] = '\0';
-  }
-  return status;
-}
-
-} // namespace
+using attn::reportStatus;
 
 extern "C" {
 
 attn_status attn_tensor_from_dlpack(const DLTensor *in, attn_tensor *out, char *err,
                                     size_t errLen) {
   if (!in || !out)
-    return report(err, errLen, ATTN_ERROR_INVALID_ARGUMENT, "null DLTensor");
+    return reportStatus(err, errLen, ATTN_ERROR_INVALID_ARGUMENT, "null DLTensor");
   if (in->device.device_type != kDLCUDA)
-    return report(err, errLen, ATTN_ERROR_NOT_ON_DEVICE,
+    return reportStatus(err, errLen, ATTN_ERROR_NOT_ON_DEVICE,
                   "the tensor is not on a CUDA device (DLPack device type " +
                       std::to_string(int(in->device.device_type)) + ")");
   if (in->ndim < 1 || in->ndim > ATTN_MAX_RANK)
-    return report(err, errLen, ATTN_ERROR_INVALID_ARGUMENT,
+    return reportStatus(err, errLen, ATTN_ERROR_INVALID_ARGUMENT,
                   "rank " + std::to_string(in->ndim) + " is not supported (1.." +
                       std::to_string(ATTN_MAX_RANK) + ")");
   const DLDataType &t = in->dtype;
   attn_dtype dtype;
   if (t.lanes != 1)
-    return report(err, errLen, ATTN_ERROR_INVALID_ARGUMENT, "vector dtypes (lanes > 1) are not supported");
+    return reportStatus(err, errLen, ATTN_ERROR_INVALID_ARGUMENT, "vector dtypes (lanes > 1) are not supported");
   if (t.code == kDLFloat && t.bits == 32)
     dtype = ATTN_F32;
   else if (t.code == kDLFloat && t.bits == 16)
@@ -47,7 +37,7 @@ attn_status attn_tensor_from_dlpack(const DLTensor *in, attn_tensor *out, char *
   else if ((t.code == kDLUInt || t.code == kDLInt) && t.bits == 8)
     dtype = ATTN_U8;
   else
-    return report(err, errLen, ATTN_ERROR_INVALID_ARGUMENT,
+    return reportStatus(err, errLen, ATTN_ERROR_INVALID_ARGUMENT,
                   "dtype (code " + std::to_string(t.code) + ", " + std::to_string(t.bits) +
                       " bits) is not supported; expected f32, f16, bf16, i32 or u8");
   attn_tensor r{};
@@ -67,14 +57,14 @@ attn_status attn_tensor_from_dlpack(const DLTensor *in, attn_tensor *out, char *
 attn_status attn_kernel_launch_dlpack(attn_kernel *kernel, const DLTensor *const *args,
                                       int numArgs, void *stream, char *err, size_t errLen) {
   if (numArgs < 0 || (!args && numArgs > 0))
-    return report(err, errLen, ATTN_ERROR_INVALID_ARGUMENT, "null argument array");
+    return reportStatus(err, errLen, ATTN_ERROR_INVALID_ARGUMENT, "null argument array");
   std::vector<attn_tensor> tensors(static_cast<size_t>(numArgs));
   for (int i = 0; i < numArgs; ++i) {
     attn_status s = attn_tensor_from_dlpack(args[i], &tensors[size_t(i)], err, errLen);
     if (s != ATTN_OK) {
       const char *role = attn_kernel_argument_role(kernel, i);
       std::string prefix = "argument " + std::to_string(i) + (role ? std::string(" (") + role + ")" : "") + ": ";
-      return report(err, errLen, s, prefix + (err ? err : ""));
+      return reportStatus(err, errLen, s, prefix + (err ? err : ""));
     }
   }
   return attn_kernel_launch(kernel, tensors.data(), numArgs, stream, err, errLen);
