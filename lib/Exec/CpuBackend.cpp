@@ -10,6 +10,7 @@
 #include "attn/Runtime/CpuBackend.h"
 #include "attn/Runtime/KernelArgs.h"
 #include "attn/Spec/SpecToIR.h"
+#include "attn/Transforms/CompilerContext.h"
 #include "attn/Transforms/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -19,10 +20,7 @@
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/IR/Verifier.h"
-#include "mlir/InitAllDialects.h"
-#include "mlir/InitAllExtensions.h"
 #include "mlir/Pass/PassManager.h"
-#include "mlir/Target/LLVMIR/Dialect/All.h"
 #include "llvm/Support/TargetSelect.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -32,18 +30,8 @@ using namespace mlir;
 namespace attn {
 bool runCompiledCpu(const Spec &spec, const std::string &specPath,
                     const ExecInputs &in, ExecOutputs &out, std::string &error) {
-  DialectRegistry registry;
-  registerAllDialects(registry);
-  registerAllExtensions(registry);
-  registerAllToLLVMIRTranslations(registry);
-  MLIRContext context(registry);
-  context.loadAllAvailableDialects();
-  std::string diagnostics;
-  llvm::raw_string_ostream diagStream(diagnostics);
-  ScopedDiagnosticHandler handler(&context, [&](Diagnostic &diag) {
-    diagStream << diag << "\n";
-    return success();
-  });
+  CompilerContext compiler;
+  MLIRContext &context = compiler.get();
 
   OwningOpRef<ModuleOp> module =
       buildSpecModule(context, spec, specPath, /*forceLse=*/true);
@@ -52,7 +40,7 @@ bool runCompiledCpu(const Spec &spec, const std::string &specPath,
   });
   PassManager pm(&context);
   if (failed(buildCpuPipeline(pm)) || failed(pm.run(*module))) {
-    error = "compiling " + specPath + " for the CPU failed: " + diagnostics;
+    error = "compiling " + specPath + " for the CPU failed: " + compiler.diagnostics();
     return false;
   }
 

@@ -10,18 +10,14 @@
 #include "attn/Target/GpuCompiler.h"
 #include "attn/Runtime/KernelArgs.h"
 #include "attn/Spec/SpecToIR.h"
+#include "attn/Transforms/CompilerContext.h"
 #include "attn/Transforms/Passes.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/MLIRContext.h"
-#include "mlir/InitAllDialects.h"
-#include "mlir/InitAllExtensions.h"
-#include "mlir/InitAllPasses.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
-#include "mlir/Target/LLVM/NVVM/Target.h"
-#include "mlir/Target/LLVMIR/Dialect/All.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/MemoryBuffer.h"
@@ -31,7 +27,6 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <cstdlib>
-#include <mutex>
 #include <regex>
 
 #ifndef ATTN_DEFAULT_CUDA_HOME
@@ -133,28 +128,14 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
     error = "unsupported chip '" + options.chip + "' (expected sm_80, sm_90 or sm_90a)";
     return false;
   }
-  static std::once_flag registered;
-  std::call_once(registered, [] {
-    registerAllPasses();
-    registerAttnPasses();
-  });
   std::string cudaHome = options.cudaHome;
   if (cudaHome.empty())
     cudaHome = std::getenv("CUDA_HOME") ? std::getenv("CUDA_HOME") : ATTN_DEFAULT_CUDA_HOME;
 
-  DialectRegistry registry;
-  registerAllDialects(registry);
-  registerAllExtensions(registry);
-  registerAllToLLVMIRTranslations(registry);
-  NVVM::registerNVVMTargetInterfaceExternalModels(registry);
-  MLIRContext context(registry);
-  context.loadAllAvailableDialects();
-  std::string diagnostics;
-  llvm::raw_string_ostream diagStream(diagnostics);
-  ScopedDiagnosticHandler handler(&context, [&](Diagnostic &diag) {
-    diagStream << diag << "\n";
-    return success();
-  });
+  CompilerContext compiler;
+  MLIRContext &context = compiler.get();
+  std::string pipelineErrors;
+  llvm::raw_string_ostream diagStream(pipelineErrors);
 
   auto [heuristicQ, heuristicK] = chooseGpuTiles(spec);
   bool tensorCores = options.tensorCores && spec.kind == VariantKind::Attention &&
@@ -169,7 +150,8 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
                        " block-k=" + std::to_string(bk) + "},attn-lower-to-gpu-kernels" +
                        (tensorCores ? "{tensor-cores=1}" : "");
   if (failed(parsePassPipeline(stage1, kernels, diagStream)) || failed(kernels.run(*module))) {
-    error = "generating the GPU kernel for " + specPath + " failed: " + diagnostics;
+    error = "generating the GPU kernel for " + specPath + " failed: " +
+            compiler.diagnostics() + pipelineErrors;
     return false;
   }
   int64_t threads = 0;
@@ -189,7 +171,8 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
   std::string stage2 = "gpu-lower-to-nvvm-pipeline{cubin-chip=" + options.chip +
                        " cubin-features=+ptx80 cubin-format=isa opt-level=3}";
   if (failed(parsePassPipeline(stage2, toPtx, diagStream)) || failed(toPtx.run(*module))) {
-    error = "lowering the kernel of " + specPath + " to PTX failed: " + diagnostics;
+    error = "lowering the kernel of " + specPath + " to PTX failed: " +
+            compiler.diagnostics() + pipelineErrors;
     return false;
   }
   std::string ptx;

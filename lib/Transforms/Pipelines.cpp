@@ -5,13 +5,12 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "attn/Transforms/CompilerContext.h"
 #include "attn/Transforms/Passes.h"
 
-#include "mlir/InitAllPasses.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
 
-#include <mutex>
 
 using namespace mlir;
 
@@ -32,11 +31,7 @@ static constexpr const char *kCpuStages =
 LogicalResult buildCpuPipeline(OpPassManager &pm) {
   // The textual pipeline names passes; make sure they are registered even
   // when the caller is a library user rather than attn-opt.
-  static std::once_flag registered;
-  std::call_once(registered, [] {
-    registerAllPasses();
-    registerAttnPasses();
-  });
+  ensurePassesRegistered();
   std::string pipeline = std::string(kTilingStages) + "," + kCpuStages;
   return parsePassPipeline(pipeline, pm, llvm::errs());
 }
