@@ -228,6 +228,12 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
   auto hash = llvm::SHA256::hash(llvm::arrayRefFromStringRef(ptx));
   manifest.sha256 = llvm::toHex(hash, /*LowerCase=*/true);
   manifest.directory = outDir;
+  // Self-contained, like a manifest read from disk: the spec it was built from.
+  manifest.spec = std::make_unique<Spec>();
+  if (!parseSpec(spec.canonicalJson, *manifest.spec, error)) {
+    error = "internal error: the canonical spec does not parse: " + error;
+    return false;
+  }
 
   std::string extra = "{\"compiler\": \"" + std::string(compilerVersion()) +
                       "\", \"kernel\": \"" + (usedTensorCores ? "mma.sync" : "simt") +

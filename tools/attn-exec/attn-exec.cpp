@@ -221,9 +221,6 @@ int main(int argc, char **argv) {
         std::filesystem::remove_all(tmpDir, ec);
         return fail(error);
       }
-      manifest.spec = std::make_unique<Spec>();
-      std::string specError;
-      parseSpecFile(specPath, *manifest.spec, specError);
     }
 #endif
     CudaRunOptions runOptions;

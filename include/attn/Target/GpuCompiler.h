@@ -28,8 +28,9 @@ struct PtxasReport {
 };
 
 /// Compiles one spec to `outDir/<name>.ptx` (and `.cubin`) plus the manifest
-/// `outDir/<name>.json`, each written atomically. Softmax kernels always
-/// return LSE. Errors name the stage that failed.
+/// `outDir/<name>.json`, each written atomically, and fills `manifest` as
+/// readManifest would (spec included). Softmax kernels always return LSE.
+/// Errors name the stage that failed.
 bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
                        const GpuCompileOptions &options, const std::string &outDir,
                        KernelManifest &manifest, PtxasReport &report,
