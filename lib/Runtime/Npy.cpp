@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "attn/Runtime/Npy.h"
+#include "attn/Runtime/HostTensors.h"
 
 #include <cctype>
 #include <cerrno>
@@ -199,15 +200,7 @@ static bool parseDescr(const std::string &d, DType &t, std::string &error) {
 // Array
 //===----------------------------------------------------------------------===//
 
-int64_t Array::numElements() const {
-  for (int64_t d : shape)
-    if (d == 0)
-      return 0;
-  int64_t n = 1;
-  for (int64_t d : shape)
-    n *= d;
-  return n;
-}
+int64_t Array::numElements() const { return HostArray::numElementsOf(shape); }
 
 template <typename T> static T loadAs(const uint8_t *p) {
   T v;
