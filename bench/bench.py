@@ -1,176 +1,987 @@
 #!/usr/bin/env python3
-"""Issue #5's benchmark: our kernels next to the peers, same inputs, same run.
+"""Issue #5's benchmark: our kernels next to the peers, on the same inputs, in one run.
 
-bf16 forward, B*S = 32768 tokens, H = 16, D = 128 (H*D = 2048, as
-../shared/bench/peers.py). Variants: dense, causal, sliding window 1024
-(causal), block-sparse (50% and 90% of 128x128 blocks dropped), ALiBi (causal),
-soft-cap 50 (causal), 4 documents (causal). Ours: kernels compiled by
-scripts/gpu/prepare.sh from bench/specs/, launched through python/attn (ctypes,
-no copies). Peers: SDPA FLASH and CUDNN (dense, causal), FlexAttention under
-torch.compile (every mask). FLOPs = 2*B*H*(visible pairs)*(Dqk+Dv). Each time
-is the median of triton.testing.do_bench; every variant is checked against a
-float32 reference on two (batch, head) slices (||out-ref||/||ref|| <= 1e-2, no
-NaN). Writes bench.json and bench.png to --out.
+bf16 forward on one GPU. Method, FLOP convention and mask definitions follow
+../shared/bench/peers.py (the peers' own measurement), so rows compare with its
+results:
 
-STATUS: written 2026-11-29 without a GPU run (device time was spent); the
-first GPU call of the next session should run it.
-    python3 bench/bench.py --kernels gpu-kernels/bench --out OUT
+  softmax rows   B*S = 32768 tokens, H*D = 2048 (D = 128: H = 16; D = 64: H = 32).
+                 dense, causal: D = 64 and 128, S = 1k, 4k, 16k; peers SDPA FLASH,
+                 SDPA CUDNN and FlexAttention (torch.compile, dynamic=False).
+                 window (causal, q - k < 1024), block50 / block90 (128x128 blocks,
+                 every query block keeps exactly round(nb * (1 - drop)) random key
+                 blocks, not causal), alibi (causal, slope_h = 2^(-8(h+1)/H)),
+                 softcap (causal, 50 tanh(s / 50)), document (4 documents from 3
+                 random cut points, causal within a document): D = 128, S = 4k, 16k;
+                 peer FlexAttention.
+  linear rows    B = 8, H = 16, D = 128, T = 4k, 16k: gla (per-channel gates,
+                 fla.ops.gla.chunk_gla) and simple_gla (one gate per head and step,
+                 fla.ops.simple_gla.chunk_simple_gla); peer flash-linear-attention
+                 from its source tree on --fla-path (git-ignored third_party/fla).
+
+Ours: manifests compiled by scripts/gpu/prepare.sh from bench/specs/ into
+gpu-kernels/bench, launched through python/attn (Kernel(manifest).launch on the
+torch tensors, no copies; the tensors are bound to the kernel's argument roles).
+
+FLOPs (identical for ours and every peer of a row; written into the JSON):
+  softmax: 2 * B * Hq * E * (Dqk + Dv), E = Sq*Sk dense, Sq*Sk/2 causal, causal
+           ALiBi and causal soft-cap (peers.py's "causal_half"; the exact count
+           S(S+1)/2 is in pairs_exact), the exact number of unmasked (q, k) pairs
+           for window, block-sparse and document masks.
+  linear:  nominal chunkwise count as peers.py: B*H*T*(2*C*(Dk+Dv) + 4*Dk*Dv), C = 64.
+
+Timing: triton.testing.do_bench (CUDA events, L2 flushed before each repetition),
+its median; each row repeats the measurement --reps times (default 3), interleaved
+ours / peer / peer / ..., and reports the median of the repetitions. First calls
+(module load, torch.compile, FLA's Triton autotuning) happen before any timing.
+
+Correctness: each implementation's output on the timed inputs against a float32
+reference (TF32 off) on two (batch, head) slices, ||out - ref|| / ||ref|| in
+float64 (as peers.py); FAIL above --tol (1e-2) or on any NaN/Inf anywhere in the
+output. Our outputs are pre-filled with NaN, so unwritten elements fail too.
+
+Ceilings: 2 GiB device copy (bytes read + written), torch.sum read, 8192^3 bf16
+matmul, at the start and again at the end of the run.
+
+Robust: every implementation of every row runs under try/except; an error is
+recorded in its cell and the run goes on. A CUDA error that breaks the context
+(illegal address) marks the remaining rows skipped. The JSON is rewritten after
+each row, so a killed run still leaves its rows. Rows past --budget-s are skipped.
+
+Writes OUT/bench.json, OUT/bench.md (table) and OUT/bench.png.
+On the GPU machine, after scripts/gpu/prepare.sh here (see bench/run_gpu.sh):
+    bash bench/run_gpu.sh OUT                       # everything, ~7 min
+    python3 bench/bench.py --out OUT --only dense,causal --seq 4096
+    python3 bench/bench.py --out OUT --only linear
 """
 import argparse
 import json
 import math
 import os
+import random
+import statistics
+import subprocess
 import sys
+import time
+import traceback
+import types
+import zlib
 
-import torch
-import triton.testing
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
-import attn  # noqa: E402
+SOFTMAX = ["dense", "causal", "window", "block50", "block90", "alibi", "softcap", "document"]
+MASKED = SOFTMAX[2:]
+LINEAR = ["gla", "simple_gla"]
+GROUPS = {"all": SOFTMAX + LINEAR, "softmax": SOFTMAX, "masked": MASKED, "linear": LINEAR}
+PEERS = ["flash", "cudnn", "flex", "fla"]
+FLA_CHUNK = 64
 
-H, D, TOKENS = 16, 128, 32768
+# Our kernel (manifest name in --kernels) per variant and head dim.
+SPEC = {("dense", 128): "b_dense", ("dense", 64): "b_dense_d64",
+        ("causal", 128): "b_causal", ("causal", 64): "b_causal_d64",
+        ("window", 128): "b_window", ("block50", 128): "b_block_sparse",
+        ("block90", 128): "b_block_sparse", ("alibi", 128): "b_alibi",
+        ("softcap", 128): "b_softcap", ("document", 128): "b_document",
+        ("gla", 128): "b_gla", ("simple_gla", 128): "b_simple_gla"}
+# The same variant's name in ../shared/bench/peers.py's flex section.
+PEERS_NAME = {"dense": "full", "causal": "causal", "window": "swa1024",
+              "block50": "blocksparse50", "block90": "blocksparse90", "alibi": "alibi_causal",
+              "softcap": "softcap50_causal", "document": "document4_causal",
+              "gla": "fla.chunk_gla", "simple_gla": "fla.chunk_simple_gla"}
+
+CONVENTIONS = {
+    "dtype": "bfloat16 inputs/outputs; float32 accumulation; our gates float32 (the spec's type), "
+             "FLA's gates bfloat16 with the same values",
+    "timing": "triton.testing.do_bench median (CUDA events, L2 flushed before each repetition); "
+              "each row: --reps measurements interleaved across implementations, median of them",
+    "flops_softmax": "2*B*Hq*E*(Dqk+Dv); E = Sq*Sk dense, Sq*Sk/2 causal / causal ALiBi / causal "
+                     "soft-cap (peers.py causal_half), exact unmasked (q,k) count for window, "
+                     "block-sparse, document (pairs_exact gives the exact count for every row)",
+    "flops_linear": "nominal chunkwise count, as peers.py fla_flops: B*H*T*(2*C*(Dk+Dv) + 4*Dk*Dv), "
+                    "C = 64, the same for ours and FLA",
+    "bytes_linear": "q, k, v read + o written once, 2 bytes/element, + gates at 2 bytes/element "
+                    "(peers.py fla_bytes; ours reads f32 gates, i.e. more than this)",
+    "rel_err": "||out-ref||/||ref|| (float64) over two (b,h) slices {(0,0),(B-1,H-1)} of the timed "
+               "inputs; ref = float32 math (TF32 off); FAIL above tol or on any non-finite output",
+    "ratio_to_X": "X's median time / ours (> 1: ours faster); same FLOPs on both sides",
+    "sliding_window": "causal and q - k < 1024 (ours: causal + window left 1023, right 0)",
+    "block_sparse": "128x128 blocks; each query block keeps exactly round(nb*(1-drop)) random key "
+                    "blocks (at least 1), torch.Generator seed 7*seed + S + keep; not causal",
+    "document": "4 documents per sequence, cut points random.Random(11*seed + S).sample("
+                "range(S//16, S - S//16), 3); causal within a document; same for every batch",
+    "alibi": "causal; score + slope_h*(k - q), slope_h = 2^(-8(h+1)/H) (ours: s - slope*|q - k|)",
+    "softcap": "causal; 50*tanh(s/50) with s = q.k/sqrt(D)",
+    "linear_math": "S_t = diag(exp(g_t)) S_{t-1} + k_t v_t^T (gla; scalar exp(g_t) for simple_gla), "
+                   "S_0 = 0, o_t = D^-0.5 q_t^T S_t (current token included); g natural-log decays "
+                   "logsigmoid(randn)/16 rounded to bf16",
+    "pct_matmul": "TFLOP/s / matmul ceiling of this run",
+}
 
 
-def visible_mask(variant, S, extras, device):
-    i = torch.arange(S, device=device)[:, None]
-    j = torch.arange(S, device=device)[None, :]
-    m = torch.ones(S, S, dtype=torch.bool, device=device)
-    if variant != "dense" and not variant.startswith("block"):
-        m &= j <= i
-    if variant == "window":
-        m &= j >= i - 1023
-    return m
+def log(*a):
+    print(*a, flush=True)
 
 
-def reference(q, k, v, variant, extras, b, h):
-    """float32 attention for one (b, h), with the variant's masks and scores."""
-    S = q.shape[2]
-    qs, ks, vs = (t[b, h].float() for t in (q, k, v))
-    s = (qs @ ks.T) / math.sqrt(D)
-    if variant == "softcap":
-        s = 50.0 * torch.tanh(s / 50.0)
-    i = torch.arange(S, device=q.device)[:, None]
-    j = torch.arange(S, device=q.device)[None, :]
-    if variant == "alibi":
-        s = s - extras["alibi_slopes"][h] * (i - j).abs()
-    m = visible_mask(variant, S, extras, q.device)
-    if variant.startswith("block"):
-        bm = extras["block_mask"][0, 0].bool()
-        m &= bm[i // 128, j // 128]
-    if variant == "document":
-        d = extras["q_doc_ids"][b]
-        m &= d[:, None] == d[None, :]
-    s = s.masked_fill(~m, float("-inf"))
-    p = torch.softmax(s, dim=-1).nan_to_num(0.0)
-    return p @ vs, m.sum().item()
+def parse_ints(s):
+    return [int(x) for x in str(s).split(",") if x.strip()]
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--kernels", required=True)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--seqs", default="4096,16384")
-    args = ap.parse_args()
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
-    flex = torch.compile(flex_attention, dynamic=False)
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--kernels", default=os.path.join(REPO, "gpu-kernels", "bench"),
+                    help="folder of our compiled manifests (scripts/gpu/prepare.sh)")
+    ap.add_argument("--out", default=os.environ.get("OUT") or "bench-out", help="output folder")
+    ap.add_argument("--only", default="all",
+                    help="comma list of variants (%s) or groups (%s)" % (",".join(SOFTMAX + LINEAR),
+                                                                         ",".join(GROUPS)))
+    ap.add_argument("--seq", type=parse_ints, default=None,
+                    help="sequence lengths to run (default: 1024,4096,16384 for dense/causal, "
+                         "4096,16384 for the others)")
+    ap.add_argument("--head-dims", type=parse_ints, default=[128, 64],
+                    help="head dims for dense/causal (the other variants are D=128 only)")
+    ap.add_argument("--peers", default=",".join(PEERS), help="peers to run: " + ",".join(PEERS))
+    ap.add_argument("--no-ours", action="store_true", help="peers only")
+    ap.add_argument("--reps", type=int, default=3, help="interleaved repetitions per row (median)")
+    ap.add_argument("--tol", type=float, default=1e-2)
+    ap.add_argument("--seed", type=int, default=1234, help="as peers.py (masks depend on it)")
+    ap.add_argument("--budget-s", type=float, default=400.0,
+                    help="rows that would start past this many seconds are skipped")
+    ap.add_argument("--ceilings", choices=["both", "start", "none"], default="both")
+    ap.add_argument("--copy-gib", type=float, default=2.0)
+    ap.add_argument("--tokens", type=int, default=32768, help="B*S for softmax rows")
+    ap.add_argument("--model-dim", type=int, default=2048, help="H*D for softmax rows")
+    ap.add_argument("--linear-batch", type=int, default=8)
+    ap.add_argument("--linear-heads", type=int, default=16)
+    ap.add_argument("--fla-path", default=os.path.join(REPO, "third_party", "fla"),
+                    help="folder holding flash-linear-attention's fla/ package")
+    ap.add_argument("--lib", default=None, help="libattn_runtime.so (default: $ATTN_RUNTIME_LIB, "
+                                                "build/lib, build-rt/lib)")
+    args = ap.parse_args(argv)
+    variants = []
+    for name in args.only.split(","):
+        name = name.strip()
+        if not name:
+            continue
+        if name in GROUPS:
+            variants += GROUPS[name]
+        elif name in SOFTMAX + LINEAR:
+            variants.append(name)
+        else:
+            ap.error(f"--only: unknown variant or group {name!r}")
+    args.variants = [v for v in SOFTMAX + LINEAR if v in variants]
+    args.peer_set = {p.strip() for p in args.peers.split(",") if p.strip()}
+    bad = args.peer_set - set(PEERS)
+    if bad:
+        ap.error(f"--peers: unknown {','.join(sorted(bad))}")
+    if args.reps < 1:
+        ap.error("--reps must be >= 1")
+    return args
+
+
+def plan_rows(args):
+    """(variant, S, D) in run order: dense/causal D=128, masked, linear, dense/causal D=64."""
+    def seqs(default):
+        return args.seq if args.seq else default
     rows = []
-    for S in [int(s) for s in args.seqs.split(",")]:
-        B = TOKENS // S
-        torch.manual_seed(S)
-        q, k, v = (torch.randn(B, H, S, D, device="cuda", dtype=torch.bfloat16) for _ in range(3))
-        variants = ["dense", "causal", "window", "block50", "block90", "alibi", "softcap", "document"]
-        for variant in variants:
-            name = {"block50": "block_sparse", "block90": "block_sparse"}.get(variant, variant)
-            extras = {}
-            nb = S // 128
-            if variant.startswith("block"):
-                keep = 0.5 if variant == "block50" else 0.1
-                extras["block_mask"] = (torch.rand(1, 1, nb, nb, device="cuda") < keep).to(torch.uint8)
-            if variant == "document":
-                doc = (torch.arange(S, device="cuda") * 4 // S).to(torch.int32)
-                extras["q_doc_ids"] = doc.expand(B, S).contiguous()
-                extras["kv_doc_ids"] = extras["q_doc_ids"]
-            if variant == "alibi":
-                extras["alibi_slopes"] = torch.tensor([2 ** (-8 * (h + 1) / H) for h in range(H)],
-                                                      device="cuda", dtype=torch.float32)
-            out = torch.empty_like(q)
-            lse = torch.empty(B, H, S, device="cuda", dtype=torch.float32)
-            kernel = attn.Kernel(os.path.join(args.kernels, f"b_{name}.json"))
-            tensors = {"query": q, "key": k, "value": v, "out": out, "lse": lse, **extras}
-            launch_args = [tensors[r] for r in kernel.roles]
-            ours_ms = triton.testing.do_bench(lambda: kernel.launch(*launch_args), quantiles=[0.5])
-            ours_ms = ours_ms[0] if isinstance(ours_ms, (list, tuple)) else ours_ms
-            torch.cuda.synchronize()
-            errs, pairs = [], 0
-            for b, h in ((0, 0), (B - 1, H - 1)):
-                ref, n = reference(q, k, v, variant, extras, b, h)
-                errs.append((out[b, h].float() - ref).norm().item() / max(ref.norm().item(), 1e-30))
-            _, pairs_one = reference(q[:1, :1], k[:1, :1], v[:1, :1], variant, extras, 0, 0)
-            pairs = pairs_one * B * H
-            flops = 2 * pairs * (D + D)
-            row = {"variant": variant, "S": S, "B": B, "pairs": pairs, "flops": flops,
-                   "ours_ms": ours_ms, "ours_tflops": flops / ours_ms / 1e9,
-                   "ours_err": max(errs), "ours_ok": max(errs) <= 1e-2 and not torch.isnan(out).any().item()}
-            if variant in ("dense", "causal"):
-                for peer, be in (("flash", SDPBackend.FLASH_ATTENTION), ("cudnn", SDPBackend.CUDNN_ATTENTION)):
-                    with sdpa_kernel([be]):
-                        fn = lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=variant == "causal")
-                        t = triton.testing.do_bench(fn, quantiles=[0.5])
-                    t = t[0] if isinstance(t, (list, tuple)) else t
-                    row[peer + "_tflops"] = flops / t / 1e9
-            # FlexAttention for every variant.
-            def mask_mod(b, h, qi, ki):
-                ok = qi >= ki if variant not in ("dense",) and not variant.startswith("block") else qi >= 0
-                if variant == "window":
-                    ok = ok & (qi - ki < 1024)
-                if variant.startswith("block"):
-                    ok = extras["block_mask"][0, 0, qi // 128, ki // 128] > 0
-                if variant == "document":
-                    ok = ok & (extras["q_doc_ids"][b, qi] == extras["q_doc_ids"][b, ki])
-                return ok
-            score_mod = None
-            if variant == "alibi":
-                slopes = extras["alibi_slopes"]
-                score_mod = lambda s, b, h, qi, ki: s - slopes[h] * (qi - ki).abs()
-            if variant == "softcap":
-                score_mod = lambda s, b, h, qi, ki: 50.0 * torch.tanh(s / 50.0)
-            bm = create_block_mask(mask_mod, B if variant == "document" else None, None, S, S)
-            fn = lambda: flex(q, k, v, score_mod=score_mod, block_mask=bm)
-            fn()
-            t = triton.testing.do_bench(fn, quantiles=[0.5])
-            t = t[0] if isinstance(t, (list, tuple)) else t
-            row["flex_tflops"] = flops / t / 1e9
-            for peer in ("flash", "cudnn", "flex"):
-                if peer + "_tflops" in row:
-                    row["ratio_to_" + peer] = row["ours_tflops"] / row[peer + "_tflops"]
-            rows.append(row)
-            print(json.dumps(row), flush=True)
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "bench.json"), "w") as f:
-        json.dump({"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__,
-                   "flop_convention": "2*B*H*(visible pairs)*(Dqk+Dv)", "rows": rows}, f, indent=1)
+    for D in sorted(args.head_dims, reverse=True):
+        if D not in (64, 128):
+            continue
+        block = []
+        for S in seqs([1024, 4096, 16384]):
+            for v in ("dense", "causal"):
+                if v in args.variants:
+                    block.append((v, S, D))
+        if D == 128:
+            rows += block
+            for S in seqs([4096, 16384]):
+                for v in MASKED:
+                    if v in args.variants:
+                        rows.append((v, S, 128))
+            for S in seqs([4096, 16384]):
+                for v in LINEAR:
+                    if v in args.variants:
+                        rows.append((v, S, 128))
+        else:
+            rows += block
+    if 128 not in args.head_dims:  # masked and linear rows are D=128 only, still run them
+        for S in seqs([4096, 16384]):
+            rows += [(v, S, 128) for v in MASKED + LINEAR if v in args.variants]
+    return rows
+
+
+# ----------------------------------------------------------------------------- torch parts
+# Everything below imports torch lazily, so that --help works without it.
+
+def sync():
+    import torch
+    torch.cuda.synchronize()
+
+
+def time_fn(fn, min_rep_ms=30.0, max_rep_ms=300.0, target_iters=20, warmup_ms=10.0):
+    """(p20, median, p80) ms of fn by triton.testing.do_bench; the repetition window is
+    sized from one timed call (peers.py's time_fn with a shorter window: the row is
+    repeated --reps times anyway)."""
+    import torch
+    from triton.testing import do_bench
+    sync()
+    st = torch.cuda.Event(enable_timing=True)
+    en = torch.cuda.Event(enable_timing=True)
+    st.record()
+    fn()
+    en.record()
+    sync()
+    est = max(st.elapsed_time(en), 1e-3)
+    rep = min(max(min_rep_ms, target_iters * est), max_rep_ms)
+    r = do_bench(fn, warmup=max(warmup_ms, est), rep=rep, quantiles=[0.2, 0.5, 0.8])
+    if not isinstance(r, (list, tuple)):
+        r = [r, r, r]
+    return float(r[0]), float(r[1]), float(r[2])
+
+
+def rel_err(outs, refs):
+    """sqrt(sum ||o-r||^2 / sum ||r||^2) in float64; nan if any o is non-finite (peers.py)."""
+    import torch
+    num = den = 0.0
+    for o, r in zip(outs, refs):
+        o = o.detach().double()
+        r = r.detach().double()
+        if not bool(torch.isfinite(o).all()):
+            return float("nan")
+        num += float((o - r).pow(2).sum())
+        den += float(r.pow(2).sum())
+    return math.sqrt(num / den) if den > 0 else float("nan")
+
+
+def ref_attn(q, k, v, scale, mask_fn=None, score_fn=None, b=0, h=0, chunk=4096):
+    """float32 softmax attention for one (b, h) (peers.py's ref_attn): q [Sq,D], k [Sk,D],
+    v [Sk,Dv]; mask_fn / score_fn have FlexAttention's mask_mod / score_mod signatures."""
+    import torch
+    q, k, v = q.float(), k.float(), v.float()
+    Sq, Sk = q.shape[0], k.shape[0]
+    out = torch.empty(Sq, v.shape[1], dtype=torch.float32, device=q.device)
+    kv_idx = torch.arange(Sk, device=q.device)[None, :]
+    bt = torch.tensor(b, device=q.device)
+    ht = torch.tensor(h, device=q.device)
+    for r0 in range(0, Sq, chunk):
+        r1 = min(Sq, r0 + chunk)
+        s = (q[r0:r1] @ k.T) * scale
+        q_idx = torch.arange(r0, r1, device=q.device)[:, None]
+        if score_fn is not None:
+            s = score_fn(s, bt, ht, q_idx, kv_idx)
+        if mask_fn is not None:
+            s = s.masked_fill(~mask_fn(bt, ht, q_idx, kv_idx), float("-inf"))
+        out[r0:r1] = torch.softmax(s, dim=-1) @ v
+    return out
+
+
+def ref_linear(q, k, v, g, scale):
+    """float32 recurrence (peers.py's ref_linear): q, k [P,T,K], v [P,T,V],
+    g None | [P,T,K] | [P,T] natural-log decays. S_t = exp(g_t) S_{t-1} + k_t v_t^T,
+    o_t = scale q_t^T S_t."""
+    import torch
+    q, k, v = q.float(), k.float(), v.float()
+    P, T, K = q.shape
+    st = torch.zeros(P, K, v.shape[-1], dtype=torch.float32, device=q.device)
+    out = torch.empty(P, T, v.shape[-1], dtype=torch.float32, device=q.device)
+    if g is not None:
+        g = g.float().exp()
+    for t in range(T):
+        if g is not None:
+            d = g[:, t]
+            st = st * (d[:, :, None] if d.dim() == 2 else d[:, None, None])
+        st = st + k[:, t, :, None] * v[:, t, None, :]
+        out[:, t] = torch.einsum("pk,pkv->pv", q[:, t] * scale, st)
+    return out
+
+
+def count_entries(mask_fn, Sq, Sk, rows=1024):
+    """Exact number of (q, k) pairs mask_fn keeps (b = h = 0), as peers.py."""
+    import torch
+    kv = torch.arange(Sk, device="cuda")[None, :]
+    z = torch.tensor(0, device="cuda")
+    total = 0
+    for r0 in range(0, Sq, rows):
+        q = torch.arange(r0, min(Sq, r0 + rows), device="cuda")[:, None]
+        total += int(mask_fn(z, z, q, kv).sum())
+    return total
+
+
+def _finite(x):
+    """NaN / Inf as strings, so that bench.json is strict JSON."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return str(x)
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    return x
+
+
+def check_pairs(B, H):
+    return sorted({(0, 0), (B - 1, H - 1)})
+
+
+def nvsmi():
     try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        labels = [f"{r['variant']}\n{r['S']}" for r in rows]
-        fig, ax = plt.subplots(figsize=(14, 5))
-        for i, key in enumerate(("ours", "cudnn", "flash", "flex")):
-            ax.bar([x + i * 0.2 for x in range(len(rows))], [r.get(key + "_tflops", 0) for r in rows],
-                   width=0.2, label=key)
-        ax.set_xticks([x + 0.3 for x in range(len(rows))], labels, fontsize=7)
-        ax.set_ylabel("TFLOP/s (visible pairs)")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(os.path.join(args.out, "bench.png"), dpi=120)
+        return subprocess.run(["nvidia-smi", "--query-gpu=name,clocks.sm,clocks.mem,temperature.gpu,power.draw",
+                               "--format=csv,noheader"], capture_output=True, text=True, timeout=20).stdout.strip()
     except Exception as e:  # noqa: BLE001
-        print("no plot:", e)
-    print("| variant | S | ours TFLOP/s | err | cuDNN | FLASH | Flex | ours/Flex |")
-    for r in rows:
-        print(f"| {r['variant']} | {r['S']} | {r['ours_tflops']:.1f} | {r['ours_err']:.1e} | "
-              f"{r.get('cudnn_tflops', 0):.0f} | {r.get('flash_tflops', 0):.0f} | "
-              f"{r.get('flex_tflops', 0):.0f} | {r.get('ratio_to_flex', 0):.2f} |")
+        return f"nvidia-smi failed: {e}"
+
+
+def softmax_variant(name, S, H, seed, device="cuda"):
+    """mask_fn, score_fn, FLOP rule, description, extra tensors of our kernel: the same
+    definitions as peers.py's flex_variant (same seeds, so the same random masks)."""
+    import torch
+    extras = {}
+
+    def causal(b, h, q, kv):
+        return q >= kv
+    if name == "dense":
+        return None, None, "dense", "no mask", extras
+    if name == "causal":
+        return causal, None, "causal_half", "causal", extras
+    if name == "window":
+        W = 1024
+
+        def swa(b, h, q, kv):
+            return (q >= kv) & (q - kv < W)
+        return swa, None, "exact", f"causal, q-k<{W}", extras
+    if name in ("block50", "block90"):
+        drop = 0.5 if name == "block50" else 0.9
+        nb = S // 128
+        keep_n = max(1, round(nb * (1.0 - drop)))
+        gen = torch.Generator().manual_seed(seed * 7 + S + keep_n)
+        cols = torch.rand(nb, nb, generator=gen).argsort(dim=1)[:, :keep_n]
+        keep = torch.zeros(nb, nb, dtype=torch.bool)
+        keep.scatter_(1, cols, True)
+        keep_flat = keep.flatten().to(device)
+        # ours: u8 [1, 1, ceil(S/128), ceil(S/128)], broadcast over batch and heads.
+        extras["block_mask"] = keep.to(torch.uint8).reshape(1, 1, nb, nb).to(device)
+
+        def bsparse(b, h, q, kv):
+            return keep_flat[(q // 128) * nb + (kv // 128)]
+        return bsparse, None, "exact", f"random, {keep_n}/{nb} key blocks kept per query block", extras
+    if name == "alibi":
+        slopes = torch.tensor([2.0 ** (-8.0 * (i + 1) / H) for i in range(H)], dtype=torch.float32,
+                              device=device)
+        extras["alibi_slopes"] = slopes  # ours: s - slope[h] * |q - k|, equal under causal
+
+        def alibi(score, b, h, q, kv):
+            return score + slopes[h] * (kv - q)
+        return causal, alibi, "causal_half", "causal, slope_h = 2^(-8(h+1)/H)", extras
+    if name == "softcap":
+        cap = 50.0
+
+        def softcap(score, b, h, q, kv):
+            return cap * torch.tanh(score / cap)
+        return causal, softcap, "causal_half", "causal, cap*tanh(s/cap), cap=50", extras
+    if name == "document":
+        ndoc = 4
+        rng = random.Random(seed * 11 + S)
+        cuts = sorted(rng.sample(range(S // 16, S - S // 16), ndoc - 1))
+        doc = torch.zeros(S, dtype=torch.int32)
+        for c in cuts:
+            doc[c:] += 1
+        doc = doc.to(device)
+        extras["doc"] = doc  # expanded to [B, S] per row
+
+        def document(b, h, q, kv):
+            return (doc[q] == doc[kv]) & (q >= kv)
+        lens = [b - a for a, b in zip([0] + cuts, cuts + [S])]
+        return document, None, "exact", f"causal within doc, lengths {lens}", extras
+    raise ValueError(name)
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.t0 = time.time()
+        self.rows = []
+        self.meta = {}
+        self.ceil = {}
+        self.kernels = {}
+        self.broken = None
+        self.fla = None
+        self.fla_tuned = set()
+        self.flex_c = None
+        os.makedirs(args.out, exist_ok=True)
+
+    def elapsed(self):
+        return time.time() - self.t0
+
+    # -- output
+    def write(self):
+        doc = _finite({"meta": self.meta, "conventions": CONVENTIONS, "ceilings": self.ceil,
+                       "elapsed_s": round(self.elapsed(), 1), "rows": self.rows})
+        path = os.path.join(self.args.out, "bench.json")
+        with open(path + ".tmp", "w") as f:
+            json.dump(doc, f, indent=1, default=str)
+        os.replace(path + ".tmp", path)
+
+    # -- environment
+    def env(self):
+        import torch
+        import triton
+        p = torch.cuda.get_device_properties(0)
+        m = {"argv": sys.argv, "torch": torch.__version__, "cuda": torch.version.cuda,
+             "cudnn": torch.backends.cudnn.version(), "triton": triton.__version__,
+             "python": sys.version.split()[0], "gpu": p.name, "sm_count": p.multi_processor_count,
+             "nvidia_smi_start": nvsmi(), "time_start": time.strftime("%Y-%m-%d %H:%M:%S"),
+             "kernels": os.path.abspath(self.args.kernels), "tol": self.args.tol,
+             "reps": self.args.reps, "seed": self.args.seed}
+        try:
+            m["commit"] = subprocess.run(["git", "-C", REPO, "rev-parse", "HEAD"], capture_output=True,
+                                         text=True, timeout=10).stdout.strip() or os.environ.get("ATTN_COMMIT", "")
+        except Exception:  # noqa: BLE001
+            m["commit"] = os.environ.get("ATTN_COMMIT", "")
+        try:
+            with open(os.path.join(self.args.fla_path, "COMMIT")) as f:
+                m["fla_commit"] = f.read().strip()
+        except OSError:
+            m["fla_commit"] = ""
+        self.meta = m
+        log(json.dumps(m, indent=1, default=str))
+
+    # -- ceilings (peers.py's, same sizes)
+    def ceilings(self, tag=""):
+        import torch
+        wu = 300.0
+        try:
+            n = int(self.args.copy_gib * 2**30) // 2
+            src = torch.randn(n, dtype=torch.bfloat16, device="cuda")
+            dst = torch.empty_like(src)
+            _, med, _ = time_fn(lambda: dst.copy_(src), warmup_ms=wu, max_rep_ms=500)
+            self.ceil["copy_gbps" + tag] = 4 * n / (med * 1e-3) / 1e9
+            _, med, _ = time_fn(lambda: src.sum(dtype=torch.float32), warmup_ms=wu, max_rep_ms=500)
+            self.ceil["read_gbps" + tag] = 2 * n / (med * 1e-3) / 1e9
+            src = dst = None  # free before the matmul
+        except Exception as e:  # noqa: BLE001
+            self.ceil["copy_error" + tag] = f"{type(e).__name__}: {e}"[:300]
+        try:
+            N = 8192
+            x = torch.randn(N, N, dtype=torch.bfloat16, device="cuda")
+            y = torch.randn(N, N, dtype=torch.bfloat16, device="cuda")
+            _, med, _ = time_fn(lambda: torch.matmul(x, y), warmup_ms=wu, max_rep_ms=500)
+            self.ceil["matmul_tflops" + tag] = 2 * N ** 3 / (med * 1e-3) / 1e12
+            x = y = None
+        except Exception as e:  # noqa: BLE001
+            self.ceil["matmul_error" + tag] = f"{type(e).__name__}: {e}"[:300]
+        torch.cuda.empty_cache()
+        self.ceil["nvidia_smi" + tag] = nvsmi()
+        log(f"CEILINGS{tag}: {json.dumps(self.ceil)}")
+        self.write()
+
+    # -- our kernels
+    def kernel(self, name):
+        if name not in self.kernels:
+            import attn
+            k = attn.Kernel(os.path.join(self.args.kernels, name + ".json"), library=self.args.lib)
+            self.meta.setdefault("attn_runtime_lib", getattr(attn.load_library(self.args.lib), "_name", ""))
+            info = {}
+            try:
+                with open(os.path.join(self.args.kernels, name + ".json")) as f:
+                    man = json.load(f)
+                info = {key: man.get(key) for key in ("kernel", "tiles", "ptxas", "sha256", "chip", "launch")}
+            except Exception:  # noqa: BLE001
+                pass
+            self.kernels[name] = (k, info)
+        return self.kernels[name]
+
+    def ours_fn(self, name, tensors):
+        """Binds tensors to the kernel's roles; returns (launch fn, manifest info)."""
+        import torch
+        k, info = self.kernel(name)
+        roles = k.roles
+        missing = [r for r in roles if r not in tensors]
+        if missing:
+            raise KeyError(f"{name}: no tensor for argument role(s) {missing} (roles {roles})")
+        launch_args = [tensors[r] for r in roles]
+        stream = torch.cuda.current_stream().cuda_stream
+
+        def fn():
+            k.launch(*launch_args, stream=stream)
+        return fn, dict(info, roles=roles)
+
+    # -- FLA
+    def import_fla(self):
+        """flash-linear-attention from --fla-path: first with fla, fla.ops, ... registered as
+        bare packages (their __init__ files import every op and transformers), then as a
+        normal import (what worked in peers.py's run 1)."""
+        if self.fla is not None:
+            return self.fla
+        path = os.path.abspath(self.args.fla_path)
+        if not os.path.isdir(os.path.join(path, "fla")):
+            self.fla = f"no fla/ package under {path}"
+            return self.fla
+        if path not in sys.path:
+            sys.path.insert(0, path)
+        errors = []
+        for mode in ("stubbed", "normal"):
+            t0 = time.perf_counter()
+            try:
+                for m in [m for m in sys.modules if m == "fla" or m.startswith("fla.")]:
+                    del sys.modules[m]
+                if mode == "stubbed":
+                    for pkg in ("fla", "fla.ops", "fla.modules", "fla.layers", "fla.models"):
+                        mod = types.ModuleType(pkg)
+                        mod.__path__ = [os.path.join(path, *pkg.split("."))]
+                        sys.modules[pkg] = mod
+                        if pkg == "fla":  # fla.utils imports fla.__version__
+                            with open(os.path.join(path, "fla", "__init__.py")) as f:
+                                init = f.read()
+                            ver = [ln.split("=", 1)[1].strip().strip("\"'") for ln in init.splitlines()
+                                   if ln.startswith("__version__")]
+                            mod.__version__ = ver[0] if ver else "0"
+                        if "." in pkg:
+                            parent, child = pkg.rsplit(".", 1)
+                            setattr(sys.modules[parent], child, mod)
+                from fla.ops.gla import chunk_gla
+                from fla.ops.simple_gla import chunk_simple_gla
+                self.meta["fla_import"] = f"{mode} ({time.perf_counter() - t0:.1f} s)"
+                self.fla = {"gla": chunk_gla, "simple_gla": chunk_simple_gla}
+                return self.fla
+            except Exception as e:  # noqa: BLE001
+                errors.append(f"{mode}: {type(e).__name__}: {e}")
+                log(f"fla import ({mode}) failed: {type(e).__name__}: {e}")
+                log("\n".join(traceback.format_exc().strip().splitlines()[-6:]))
+        self.fla = "fla import failed: " + " | ".join(errors)
+        self.meta["fla_import"] = self.fla
+        return self.fla
+
+    # -- one row
+    def run_row(self, variant, S, D):
+        a = self.args
+        linear = variant in LINEAR
+        row = {"variant": variant, "peers_py_name": PEERS_NAME[variant], "S": S, "D": D, "Dv": D,
+               "impls": {}}
+        if linear:
+            row.update(group="linear", B=a.linear_batch, H=a.linear_heads)
+        else:
+            H = a.model_dim // D
+            row.update(group="softmax", B=max(1, a.tokens // S), H=H)
+        need = 30.0
+        if linear and "fla" in a.peer_set and variant not in self.fla_tuned:
+            need = 150.0  # FLA's first call autotunes (35-95 s in peers.py's run)
+        if self.broken:
+            row["status"] = f"skipped: CUDA context broken earlier ({self.broken})"
+        elif self.elapsed() + need > a.budget_s:
+            row["status"] = f"skipped: time budget ({self.elapsed():.0f} s + ~{need:.0f} s > {a.budget_s:.0f} s)"
+        else:
+            row["status"] = "ok"
+            t0 = time.time()
+            try:
+                (self.linear_row if linear else self.softmax_row)(row)
+            except Exception as e:  # noqa: BLE001
+                row["status"] = "error"
+                row["error"] = f"{type(e).__name__}: {e}"[:500]
+                log("\n".join(traceback.format_exc().strip().splitlines()[-8:]))
+                self.check_context(f"{variant} S={S} D={D}")
+            row["wall_s"] = round(time.time() - t0, 1)
+        self.finish_row(row)
+        self.rows.append(row)
+        self.write()
+        log(self.fmt_row(row))
+        import torch
+        torch.cuda.empty_cache()
+
+    def check_context(self, where):
+        try:
+            sync()
+        except Exception as e:  # noqa: BLE001
+            self.broken = f"{where}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
+            log(f"!! CUDA context broken: {self.broken}")
+
+    def measure(self, row, impls, reference):
+        """impls: name -> (setup, outputs): setup() -> (fn, info) does the untimed preparation
+        (tensor binding, torch.compile, block masks); outputs(fn()) -> (full output, the
+        (b, h) slices matching `reference`). First call + correctness for each, then --reps
+        rounds of timings, each round timing every implementation once (interleaved)."""
+        import torch
+        a = self.args
+        fns = {}
+        for name, (setup, outputs) in impls.items():
+            cell = row["impls"].setdefault(name, {})
+            try:
+                fn, info = setup()
+                if info:
+                    cell.update(info)
+                t0 = time.perf_counter()
+                res = fn()
+                sync()
+                cell["first_call_s"] = round(time.perf_counter() - t0, 3)
+                full, slices = outputs(res)
+                finite = bool(torch.isfinite(full).all())
+                err = rel_err(slices, reference)
+                cell["rel_err"] = err
+                cell["finite"] = finite
+                cell["status"] = "ok" if finite and math.isfinite(err) and err <= a.tol else "FAIL"
+                del res, full, slices
+                fns[name] = fn
+            except Exception as e:  # noqa: BLE001
+                cell["status"] = "error"
+                cell["error"] = f"{type(e).__name__}: {e}"[:500]
+                log(f"  !! {row['variant']} S={row['S']} D={row['D']} {name}: {cell['error']}")
+                log("\n".join(traceback.format_exc().strip().splitlines()[-6:]))
+                self.check_context(f"{row['variant']} S={row['S']} {name}")
+                if self.broken:
+                    return
+        for rep in range(a.reps):
+            for name, fn in fns.items():
+                cell = row["impls"][name]
+                if cell.get("status") == "error":
+                    continue
+                try:
+                    p20, med, p80 = time_fn(fn)
+                    cell.setdefault("ms_reps", []).append(med)
+                    cell.setdefault("p20_p80_reps", []).append([p20, p80])
+                except Exception as e:  # noqa: BLE001
+                    cell["status"] = "error"
+                    cell["error"] = f"timing rep {rep}: {type(e).__name__}: {e}"[:500]
+                    self.check_context(f"{row['variant']} S={row['S']} {name} timing")
+                    if self.broken:
+                        return
+
+    def softmax_row(self, row):
+        import torch
+        import torch.nn.functional as F
+        a = self.args
+        variant, S, D, B, H = row["variant"], row["S"], row["D"], row["B"], row["H"]
+        mask_fn, score_fn, rule, desc, extras = softmax_variant(variant, S, H, a.seed)
+        row["mask"] = desc
+        if rule == "dense":
+            entries = S * S
+            row["pairs_exact"] = S * S
+        elif rule == "causal_half":
+            entries = S * S / 2
+            row["pairs_exact"] = S * (S + 1) // 2
+        else:
+            entries = count_entries(mask_fn, S, S)
+            row["pairs_exact"] = entries
+        row["entries"] = entries
+        row["entries_frac"] = entries / (S * S)
+        row["flops"] = 2 * B * H * entries * (D + D)
+        row["flop_rule"] = rule
+        torch.manual_seed(a.seed * 1000 + (zlib.crc32(f"{variant}/{S}/{D}".encode()) & 0xFFFF))
+        q = torch.randn(B, H, S, D, dtype=torch.bfloat16, device="cuda")
+        k = torch.randn(B, H, S, D, dtype=torch.bfloat16, device="cuda")
+        v = torch.randn(B, H, S, D, dtype=torch.bfloat16, device="cuda")
+        pairs = check_pairs(B, H)
+        reference = [ref_attn(q[b, h], k[b, h], v[b, h], D ** -0.5, mask_fn=mask_fn, score_fn=score_fn,
+                              b=b, h=h) for (b, h) in pairs]
+
+        def slices_of(out):
+            return [out[b, h] for (b, h) in pairs]
+
+        impls = {}
+        if not a.no_ours:
+            def ours_setup():
+                # bhsd specs: the kernels assume contiguous [B, H, S, D] (identity layout).
+                out = torch.full_like(q, float("nan"))
+                lse = torch.full((B, H, S), float("nan"), dtype=torch.float32, device="cuda")
+                tensors = {"query": q, "key": k, "value": v, "out": out, "lse": lse}
+                if "block_mask" in extras:
+                    tensors["block_mask"] = extras["block_mask"]
+                if "doc" in extras:
+                    ids = extras["doc"].expand(B, S).contiguous()
+                    tensors["q_doc_ids"] = ids
+                    tensors["kv_doc_ids"] = ids
+                if "alibi_slopes" in extras:
+                    tensors["alibi_slopes"] = extras["alibi_slopes"]
+                launch, info = self.ours_fn(SPEC[(variant, D)], tensors)
+
+                def fn():
+                    launch()
+                    return out
+                return fn, dict(info, spec=SPEC[(variant, D)])
+            impls["ours"] = (ours_setup, lambda out: (out, slices_of(out)))
+        if variant in ("dense", "causal"):
+            from torch.nn.attention import SDPBackend, sdpa_kernel
+            for peer, be in (("cudnn", SDPBackend.CUDNN_ATTENTION), ("flash", SDPBackend.FLASH_ATTENTION)):
+                if peer not in a.peer_set:
+                    continue
+
+                def sdpa_setup(be=be):
+                    def fn():
+                        with sdpa_kernel([be]):
+                            return F.scaled_dot_product_attention(q, k, v, is_causal=variant == "causal")
+                    return fn, {}
+                impls[peer] = (sdpa_setup, lambda out: (out, slices_of(out)))
+        if "flex" in a.peer_set:
+            def flex_setup():
+                import torch._dynamo
+                from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+                if self.flex_c is None:
+                    self.flex_c = torch.compile(flex_attention, dynamic=False)
+                torch._dynamo.reset()  # one compiled graph at a time (as peers.py)
+                bm = None
+                info = {}
+                if mask_fn is not None:
+                    t0 = time.perf_counter()
+                    bm = create_block_mask(mask_fn, None, None, S, S, device="cuda")
+                    sync()
+                    info["blockmask_s"] = round(time.perf_counter() - t0, 3)
+                    try:
+                        info["block_sparsity_pct"] = float(bm.sparsity())
+                    except Exception:  # noqa: BLE001
+                        pass
+                flex_c = self.flex_c
+
+                def fn():
+                    return flex_c(q, k, v, score_mod=score_fn, block_mask=bm)
+                return fn, info
+            impls["flex"] = (flex_setup, lambda out: (out, slices_of(out)))
+        self.measure(row, impls, reference)
+
+    def linear_row(self, row):
+        import torch
+        import torch.nn.functional as F
+        a = self.args
+        variant, T, D, B, H = row["variant"], row["S"], row["D"], row["B"], row["H"]
+        C = FLA_CHUNK
+        row["flops"] = B * H * T * (2 * C * (D + D) + 4 * D * D)
+        row["bytes"] = 4 * B * T * H * D * 2 + (B * T * H * D * 2 if variant == "gla" else B * T * H * 2)
+        row["mask"] = ("per-channel gates g [B,T,H,K] = logsigmoid(randn)/16" if variant == "gla"
+                       else "per-head scalar gates g [B,T,H] = logsigmoid(randn)/16")
+        torch.manual_seed(a.seed * 1000 + (zlib.crc32(f"{variant}/{T}/{D}".encode()) & 0xFFFF))
+        # FLA's layout: [B, T, H, D] (its default, head_first=False).
+        q = torch.randn(B, T, H, D, dtype=torch.bfloat16, device="cuda")
+        k = torch.randn(B, T, H, D, dtype=torch.bfloat16, device="cuda")
+        v = torch.randn(B, T, H, D, dtype=torch.bfloat16, device="cuda")
+        gshape = (B, T, H, D) if variant == "gla" else (B, T, H)
+        g = (F.logsigmoid(torch.randn(*gshape, device="cuda")) / 16).to(torch.bfloat16)
+        scale = D ** -0.5
+        pairs = check_pairs(B, H)
+
+        def sel(x):  # [B, T, H, ...] -> [P, T, ...]
+            return torch.stack([x[b, :, h] for (b, h) in pairs])
+        # The same math on both sides (and in the reference), mapping:
+        #   FLA chunk_gla(q, k, v, g, scale): S_t = diag(exp(g_t)) S_{t-1} + k_t v_t^T,
+        #     o_t = scale * q_t^T S_t (the current token included), g natural log (FLA
+        #     cumsums g and multiplies by 1/ln 2 for exp2), initial_state None = zeros,
+        #     no final state; chunk_simple_gla(q, k, v, g=g): the same with scalar exp(g_t).
+        #   ours, gated_linear_attention (docs/spec-format.md): gate "vector" g [B,H,S,Dqk] /
+        #     "scalar" g [B,H,S], f32 natural log, S_t = diag(exp(g_t)) S_{t-1} + k_t v_t^T,
+        #     out_t = scale * q_t^T S_t, scale = 1/sqrt(head_dim) (spec default = D^-0.5),
+        #     no state.initial (zeros) and no state.final.
+        #   So ours gets the same values: q, k, v transposed to [B, H, T, D] (contiguous:
+        #   the bhsd kernels assume that layout) and the bf16 gates widened to f32.
+        reference = ref_linear(sel(q), sel(k), sel(v), sel(g), scale)
+        reference = list(reference.unbind(0))
+
+        impls = {}
+        if not a.no_ours:
+            def ours_setup():
+                qo, ko, vo = (t.transpose(1, 2).contiguous() for t in (q, k, v))
+                go = g.float().transpose(1, 2).contiguous()
+                out = torch.full_like(qo, float("nan"))
+                launch, info = self.ours_fn(SPEC[(variant, D)],
+                                            {"query": qo, "key": ko, "value": vo, "gates": go, "out": out})
+
+                def fn():
+                    launch()
+                    return out
+                return fn, dict(info, spec=SPEC[(variant, D)])
+            impls["ours"] = (ours_setup, lambda out: (out, [out[b, h] for (b, h) in pairs]))
+        if "fla" in a.peer_set:
+            def fla_setup():
+                fns = self.import_fla()
+                if isinstance(fns, str):
+                    raise RuntimeError(fns)
+                f = fns[variant]
+                if variant == "gla":
+                    def fn():
+                        return f(q, k, v, g, scale=scale)
+                else:
+                    def fn():
+                        return f(q, k, v, g=g, scale=scale)
+                self.fla_tuned.add(variant)
+                return fn, {"note": "first_call_s includes Triton autotuning"}
+
+            def fla_out(res):
+                o = res[0] if isinstance(res, (tuple, list)) else res
+                return o, list(sel(o).unbind(0))
+            impls["fla"] = (fla_setup, fla_out)
+        self.measure(row, impls, reference)
+
+    # -- derived numbers
+    def finish_row(self, row):
+        mm = self.ceil.get("matmul_tflops")
+        cp = self.ceil.get("copy_gbps")
+        for name, cell in row["impls"].items():
+            reps = cell.get("ms_reps") or []
+            if not reps:
+                continue
+            cell["ms"] = statistics.median(reps)
+            cell["tflops"] = row["flops"] / (cell["ms"] * 1e-3) / 1e12
+            if mm:
+                cell["pct_matmul"] = 100.0 * cell["tflops"] / mm
+            if row.get("bytes"):
+                cell["gbps"] = row["bytes"] / (cell["ms"] * 1e-3) / 1e9
+                if cp:
+                    cell["pct_copy"] = 100.0 * cell["gbps"] / cp
+        ours = row["impls"].get("ours", {})
+        for name, cell in row["impls"].items():
+            if name != "ours" and ours.get("ms") and cell.get("ms"):
+                row["ratio_to_" + name] = cell["ms"] / ours["ms"]
+        if row["variant"] in MASKED and ours.get("tflops"):
+            dense = [r for r in self.rows if r["variant"] == "dense" and r["S"] == row["S"] and r["D"] == 128
+                     and r["impls"].get("ours", {}).get("tflops")]
+            if dense:
+                row["ours_frac_of_dense"] = ours["tflops"] / dense[0]["impls"]["ours"]["tflops"]
+
+    @staticmethod
+    def _f(x, spec):
+        if x is None or x == "":
+            return "-"
+        try:
+            return format(x, spec)
+        except (TypeError, ValueError):
+            return str(x)
+
+    def fmt_row(self, r):
+        parts = [f"{r['variant']:<10} S={r['S']:<6} D={r['D']:<4} B={r['B']:<3} H={r['H']:<3}"]
+        for name in ["ours"] + PEERS:
+            c = r["impls"].get(name)
+            if not c:
+                continue
+            st = c.get("status", "")
+            parts.append(f"{name} {self._f(c.get('tflops'), '7.1f')} TF/s {self._f(c.get('ms'), '8.3f')} ms "
+                         f"err {self._f(c.get('rel_err'), '.1e')} {st}")
+        ratios = " ".join(f"x{k[9:]}={v:.2f}" for k, v in r.items() if k.startswith("ratio_to_"))
+        return " | ".join(parts) + (" | " + ratios if ratios else "") + \
+            ("" if r.get("status") == "ok" else f" | {r.get('status')} {r.get('error', '')}")
+
+    def table(self):
+        lines = [f"# bench.py: ours vs peers ({self.meta.get('gpu')}, torch {self.meta.get('torch')}, "
+                 f"cuDNN {self.meta.get('cudnn')}, triton {self.meta.get('triton')}, {self.meta.get('time_start')})",
+                 "",
+                 f"Ceilings: matmul {self._f(self.ceil.get('matmul_tflops'), '.0f')} TFLOP/s "
+                 f"(end {self._f(self.ceil.get('matmul_tflops_end'), '.0f')}), copy "
+                 f"{self._f(self.ceil.get('copy_gbps'), '.0f')} GB/s (end "
+                 f"{self._f(self.ceil.get('copy_gbps_end'), '.0f')}). TFLOP/s: {CONVENTIONS['flops_softmax']}; "
+                 f"linear: {CONVENTIONS['flops_linear']}. Median of {self.args.reps} interleaved do_bench medians. "
+                 f"err: ||out-ref||/||ref|| vs float32, FAIL > {self.args.tol:g} or non-finite.",
+                 "",
+                 "| variant | S | D | B×H | ours TFLOP/s | ours err | cuDNN | FLASH | Flex | FLA | "
+                 "ours/cuDNN | ours/FLASH | ours/Flex | ours/FLA | status |",
+                 "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in self.rows:
+            def cell(name):
+                c = r["impls"].get(name)
+                if not c:
+                    return ""
+                if c.get("status") == "error":
+                    return "err"
+                s = self._f(c.get("tflops"), ".1f")
+                return s + ("" if c.get("status") == "ok" else " " + c.get("status", ""))
+            ours = r["impls"].get("ours", {})
+            bad = [f"{n}: {c.get('error', c.get('status'))}" for n, c in r["impls"].items()
+                   if c.get("status") not in ("ok", None)]
+            status = r.get("status", "")
+            if status == "ok" and bad:
+                status = "; ".join(bad)
+            elif r.get("error"):
+                status += " " + r["error"]
+            lines.append(
+                f"| {r['variant']} | {r['S']} | {r['D']} | {r['B']}×{r['H']} | {cell('ours')} | "
+                f"{self._f(ours.get('rel_err'), '.1e')} | {cell('cudnn')} | {cell('flash')} | {cell('flex')} | "
+                f"{cell('fla')} | {self._f(r.get('ratio_to_cudnn'), '.2f')} | {self._f(r.get('ratio_to_flash'), '.2f')} | "
+                f"{self._f(r.get('ratio_to_flex'), '.2f')} | {self._f(r.get('ratio_to_fla'), '.2f')} | "
+                f"{status.replace('|', '/')[:200]} |")
+        text = "\n".join(lines) + "\n"
+        with open(os.path.join(self.args.out, "bench.md"), "w") as f:
+            f.write(text)
+        log("")
+        log(text)
+
+    def plot(self):
+        try:
+            import matplotlib
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except Exception as e:  # noqa: BLE001
+            log(f"no plot: {e}")
+            return
+        soft = [r for r in self.rows if r["group"] == "softmax" and r["impls"]]
+        lin = [r for r in self.rows if r["group"] == "linear" and r["impls"]]
+        panels = [(p, rows) for p, rows in ((("ours", "cudnn", "flash", "flex"), soft), (("ours", "fla"), lin)) if rows]
+        if not panels:
+            return
+        fig, axes = plt.subplots(len(panels), 1, figsize=(max(10, 0.6 * max(len(r) for _, r in panels) + 4),
+                                                          4.5 * len(panels)), squeeze=False)
+        for ax, (names, rows) in zip(axes[:, 0], panels):
+            w = 0.8 / len(names)
+            for i, name in enumerate(names):
+                ys = [r["impls"].get(name, {}).get("tflops") or 0 for r in rows]
+                ax.bar([x + i * w for x in range(len(rows))], ys, width=w, label=name)
+            ax.set_xticks([x + 0.4 - w / 2 for x in range(len(rows))],
+                          [f"{r['variant']}\nS{r['S']} D{r['D']}" for r in rows], fontsize=7)
+            mm = self.ceil.get("matmul_tflops")
+            if mm and rows is soft:
+                ax.axhline(mm, color="gray", ls="--", lw=0.8, label=f"matmul {mm:.0f}")
+            ax.set_ylabel("TFLOP/s (unmasked pairs)" if rows is soft else "TFLOP/s (chunkwise, C=64)")
+            ax.legend(fontsize=8)
+        fig.suptitle(f"{self.meta.get('gpu')}, bf16 forward, median of {self.args.reps} reps")
+        fig.tight_layout()
+        fig.savefig(os.path.join(self.args.out, "bench.png"), dpi=110)
+        plt.close(fig)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    rows = plan_rows(args)
+    import torch
+    assert torch.cuda.is_available(), "needs a CUDA GPU"
+    try:  # float32 references must be IEEE float32 (the default; as peers.py)
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    except Exception:  # noqa: BLE001
+        pass
+    import torch._dynamo as dynamo
+    for name in ("recompile_limit", "cache_size_limit", "accumulated_recompile_limit",
+                 "accumulated_cache_size_limit"):
+        if hasattr(dynamo.config, name):
+            try:
+                setattr(dynamo.config, name, 256)
+            except Exception:  # noqa: BLE001
+                pass
+    sys.path.insert(0, os.path.join(REPO, "python"))
+    bench = Bench(args)
+    bench.env()
+    bench.meta["plan"] = [f"{v}/S{S}/D{D}" for v, S, D in rows]
+    log(f"{len(rows)} rows: {' '.join(bench.meta['plan'])}")
+    try:
+        if args.ceilings != "none":
+            bench.ceilings()
+        if "flex" in args.peer_set and any(v in SOFTMAX for v, _, _ in rows):
+            t0 = time.perf_counter()
+            try:  # start Inductor's compile workers once (peers.py's warm_compile)
+                f = torch.compile(lambda x: torch.sin(x) * 2 + 1)
+                f(torch.randn(1024, device="cuda"))
+                sync()
+            except Exception as e:  # noqa: BLE001
+                log(f"warm-up compile failed: {e}")
+            bench.meta["warm_compile_s"] = round(time.perf_counter() - t0, 1)
+        for variant, S, D in rows:
+            log(f"---- {variant} S={S} D={D} (t={bench.elapsed():.0f} s)")
+            bench.run_row(variant, S, D)
+        if args.ceilings == "both" and not bench.broken:
+            bench.ceilings(tag="_end")
+    finally:
+        bench.meta["nvidia_smi_end"] = nvsmi()
+        bench.meta["time_end"] = time.strftime("%Y-%m-%d %H:%M:%S")
+        bench.write()
+        try:
+            bench.table()
+        except Exception as e:  # noqa: BLE001
+            log(f"table failed: {e}")
+        try:
+            bench.plot()
+        except Exception as e:  # noqa: BLE001
+            log(f"plot failed: {e}")
+        log(f"elapsed {bench.elapsed():.0f} s; wrote {os.path.abspath(args.out)}/bench.json")
 
 
 if __name__ == "__main__":

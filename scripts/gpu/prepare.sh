@@ -14,7 +14,8 @@ build/bin/attn-compile "${specs[@]}" -o gpu-kernels/sm_80 --chip sm_80 --cubin -
 # The default kernels: tensor cores (mma.sync) where they apply (f16/bf16 softmax).
 build/bin/attn-compile "${specs[@]}" -o gpu-kernels/tc_sm_90a --chip sm_90a --cubin --fail-on-spills -q
 build/bin/attn-compile "${specs[@]}" -o gpu-kernels/tc_sm_80 --chip sm_80 --cubin --fail-on-spills -q
-# The benchmark's kernels (bench/bench.py).
+# The benchmark's kernels (bench/bench.py): every bench/specs/*.json (softmax variants at
+# D=128, dense/causal at D=64, gated linear attention with vector and scalar gates).
 build/bin/attn-compile bench/specs/*.json -o gpu-kernels/bench --chip sm_90a --cubin --fail-on-spills -q
 # Run the sm_80 PTX through the driver's JIT.
 rm -f gpu-kernels/sm_80/*.cubin gpu-kernels/tc_sm_80/*.cubin
