@@ -7,7 +7,10 @@
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <cstring>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <sstream>
 
 namespace attn {
@@ -38,6 +41,7 @@ struct Driver {
   decltype(&::cuGetErrorName) getErrorName = nullptr;
   decltype(&::cuGetErrorString) getErrorString = nullptr;
   decltype(&::cuPointerGetAttribute) pointerGetAttribute = nullptr;
+  decltype(&::cuTensorMapEncodeTiled) tensorMapEncodeTiled = nullptr;
   std::string loadError;
 
   static Driver &get() {
@@ -82,6 +86,7 @@ private:
     sym(d.getErrorName, "cuGetErrorName");
     sym(d.getErrorString, "cuGetErrorString");
     sym(d.pointerGetAttribute, "cuPointerGetAttribute");
+    sym(d.tensorMapEncodeTiled, "cuTensorMapEncodeTiled");
     return d;
   }
 };
@@ -124,6 +129,150 @@ struct DeviceResources {
       d.moduleUnload(module);
   }
 };
+
+/// A device tensor as the launch sees it: its address, logical shape and
+/// element strides, and the element size.
+struct DeviceTensor {
+  std::string role;
+  CUdeviceptr data = 0;
+  std::vector<int64_t> shape, strides;
+  size_t elementBytes = 0;
+  CUtensorMapDataType type = CU_TENSOR_MAP_DATA_TYPE_FLOAT32;
+};
+
+CUtensorMapDataType tensorMapType(BufferElem e) {
+  switch (e) {
+  case BufferElem::F16:
+    return CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
+  case BufferElem::BF16:
+    return CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
+  case BufferElem::I32:
+    return CU_TENSOR_MAP_DATA_TYPE_INT32;
+  case BufferElem::I8:
+    return CU_TENSOR_MAP_DATA_TYPE_UINT8;
+  case BufferElem::F32:
+    break;
+  }
+  return CU_TENSOR_MAP_DATA_TYPE_FLOAT32;
+}
+
+/// Encodes the TMA tensor map of `t` for `spec`: a 4-d tiled map over
+/// [B, H, S, D] (innermost first: D, S, H, B), boxes of box_cols x box_rows,
+/// zero fill past the ends (partial tiles read zeros, never other rows).
+bool encodeTensorMap(Driver &d, const std::string &kernel, const TensorMapArgument &spec,
+                     const DeviceTensor &t, CUtensorMap &map, std::string &error) {
+  std::string where = kernel + ": " + t.role + ": ";
+  if (t.shape.size() != 4) {
+    error = where + "a TMA tensor map needs a rank-4 tensor";
+    return false;
+  }
+  if (t.strides[3] != 1) {
+    error = where + "the last dimension must be contiguous (stride 1) for TMA";
+    return false;
+  }
+  if (t.data % 16 != 0) {
+    error = where + "the data pointer must be 16-byte aligned for TMA";
+    return false;
+  }
+  cuuint64_t dims[4], strides[3];
+  for (int i = 0; i < 4; ++i)
+    dims[i] = cuuint64_t(t.shape[3 - i]);
+  for (int i = 0; i < 3; ++i) {
+    int64_t bytes = t.strides[2 - i] * int64_t(t.elementBytes);
+    // A dimension of extent 1 is never stepped over: any stride will do.
+    if (t.shape[2 - i] == 1 && (bytes <= 0 || bytes % 16 != 0))
+      bytes = (t.shape[3] * int64_t(t.elementBytes) + 15) / 16 * 16;
+    if (bytes <= 0 || bytes % 16 != 0 || bytes >= (int64_t(1) << 40)) {
+      error = where + "stride of dimension " + std::to_string(2 - i) + " is " +
+              std::to_string(bytes) + " bytes; TMA needs a positive multiple of 16";
+      return false;
+    }
+    strides[i] = cuuint64_t(bytes);
+  }
+  cuuint32_t box[4] = {cuuint32_t(spec.boxCols), cuuint32_t(spec.boxRows), 1, 1};
+  cuuint32_t elementStrides[4] = {1, 1, 1, 1};
+  CUtensorMapSwizzle swizzle = spec.swizzle == 128  ? CU_TENSOR_MAP_SWIZZLE_128B
+                               : spec.swizzle == 64 ? CU_TENSOR_MAP_SWIZZLE_64B
+                               : spec.swizzle == 32 ? CU_TENSOR_MAP_SWIZZLE_32B
+                                                    : CU_TENSOR_MAP_SWIZZLE_NONE;
+  Checker check{d, error};
+  if (!check(d.tensorMapEncodeTiled(&map, t.type, 4, reinterpret_cast<void *>(t.data), dims,
+                                    strides, box, elementStrides,
+                                    CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle,
+                                    CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                                    CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE),
+             "cuTensorMapEncodeTiled")) {
+    error = where + error;
+    return false;
+  }
+  return true;
+}
+
+} // namespace
+
+/// Device copies of encoded tensor maps, keyed by their bytes: repeated
+/// launches on the same tensors upload nothing, and launches on different
+/// tensors (or streams) never share a slot. Past kMaxSlots the pool waits
+/// for the device and starts over.
+class TensorMapPool {
+public:
+  ~TensorMapPool() { clear(); }
+
+  bool get(Driver &d, const CUtensorMap &map, CUdeviceptr &out, std::string &error) {
+    std::lock_guard<std::mutex> lock(mutex);
+    std::string key(reinterpret_cast<const char *>(&map), sizeof(map));
+    auto it = slots.find(key);
+    if (it != slots.end()) {
+      out = it->second;
+      return true;
+    }
+    Checker check{d, error};
+    if (slots.size() >= kMaxSlots) {
+      if (!check(d.ctxSynchronize(), "cuCtxSynchronize"))
+        return false;
+      clear();
+    }
+    if (!check(d.memAlloc(&out, sizeof(map)), "cuMemAlloc (tensor map)"))
+      return false;
+    if (!check(d.memcpyHtoD(out, &map, sizeof(map)), "cuMemcpyHtoD (tensor map)")) {
+      d.memFree(out);
+      return false;
+    }
+    slots.emplace(std::move(key), out);
+    return true;
+  }
+
+private:
+  static constexpr size_t kMaxSlots = 4096;
+  void clear() {
+    for (auto &[key, ptr] : slots)
+      Driver::get().memFree(ptr);
+    slots.clear();
+  }
+  std::map<std::string, CUdeviceptr> slots;
+  std::mutex mutex;
+};
+
+namespace {
+
+/// Appends one device pointer per manifest tensor map to the kernel words.
+bool appendTensorMaps(Driver &d, const KernelManifest &m, const std::vector<DeviceTensor> &args,
+                      TensorMapPool &pool, std::vector<int64_t> &words, std::string &error) {
+  for (const TensorMapArgument &spec : m.tensorMaps) {
+    if (spec.argument >= int64_t(args.size())) {
+      error = m.name + ": tensor map argument " + std::to_string(spec.argument) +
+              " is out of range";
+      return false;
+    }
+    alignas(64) CUtensorMap map;
+    CUdeviceptr ptr;
+    if (!encodeTensorMap(d, m.name, spec, args[spec.argument], map, error) ||
+        !pool.get(d, map, ptr, error))
+      return false;
+    words.push_back(int64_t(ptr));
+  }
+  return true;
+}
 
 } // namespace
 
@@ -186,6 +335,7 @@ bool runCudaKernel(const KernelManifest &m, const ExecInputs &in, ExecOutputs &o
   std::vector<HostBuffer> buffers = bindArguments(*m.spec, in, withLse);
   // Memref descriptors: {allocated, aligned, offset, sizes..., strides...}.
   std::vector<int64_t> words;
+  std::vector<DeviceTensor> tensors;
   for (HostBuffer &buf : buffers) {
     CUdeviceptr ptr;
     if (!check(d.memAlloc(&ptr, buf.bytes.size()), "cuMemAlloc"))
@@ -198,7 +348,12 @@ bool runCudaKernel(const KernelManifest &m, const ExecInputs &in, ExecOutputs &o
     words.push_back(0);
     words.insert(words.end(), buf.shape.begin(), buf.shape.end());
     words.insert(words.end(), buf.strides.begin(), buf.strides.end());
+    tensors.push_back({buf.role, ptr, buf.shape, buf.strides, bufferElemSize(buf.elem),
+                       tensorMapType(buf.elem)});
   }
+  TensorMapPool maps;
+  if (!appendTensorMaps(d, m, tensors, maps, words, error))
+    return false;
   std::vector<void *> params;
   for (int64_t &w : words)
     params.push_back(&w);
@@ -263,6 +418,7 @@ struct attn_kernel {
   attn::KernelManifest manifest;
   CUmodule module = nullptr;
   CUfunction function = nullptr;
+  attn::TensorMapPool tensorMaps;
 };
 
 namespace attn {
@@ -297,6 +453,22 @@ const char *dtypeName(attn_dtype d) {
     return "u8";
   }
   return "unknown";
+}
+
+BufferElem bufferElemOf(attn_dtype d) {
+  switch (d) {
+  case ATTN_F16:
+    return BufferElem::F16;
+  case ATTN_BF16:
+    return BufferElem::BF16;
+  case ATTN_I32:
+    return BufferElem::I32;
+  case ATTN_U8:
+    return BufferElem::I8;
+  case ATTN_F32:
+    break;
+  }
+  return BufferElem::F32;
 }
 
 attn_dtype dtypeOf(ElementType t) {
@@ -498,16 +670,30 @@ attn_status attn_kernel_launch(attn_kernel *kernel, const attn_tensor *args, int
         !check(d.moduleGetFunction(&kernel->function, kernel->module, m.entry.c_str()),
                "cuModuleGetFunction"))
       return reportStatus(err, errLen, ATTN_ERROR_CUDA, error);
+    if (m.dynamicSharedMemory > 48 * 1024 &&
+        !check(d.funcSetAttribute(kernel->function,
+                                  CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                                  int(m.dynamicSharedMemory)),
+               "cuFuncSetAttribute"))
+      return reportStatus(err, errLen, ATTN_ERROR_CUDA, error);
   }
   // Memref descriptors: {allocated, aligned, offset, sizes..., strides...}.
   std::vector<int64_t> words;
+  std::vector<DeviceTensor> tensors;
   for (int i = 0; i < numArgs; ++i) {
     words.push_back(int64_t(reinterpret_cast<uintptr_t>(args[i].data)));
     words.push_back(int64_t(reinterpret_cast<uintptr_t>(args[i].data)));
     words.push_back(0);
     words.insert(words.end(), args[i].shape, args[i].shape + args[i].ndim);
     words.insert(words.end(), args[i].strides, args[i].strides + args[i].ndim);
+    tensors.push_back({m.argumentRoles[i], CUdeviceptr(reinterpret_cast<uintptr_t>(args[i].data)),
+                       std::vector<int64_t>(args[i].shape, args[i].shape + args[i].ndim),
+                       std::vector<int64_t>(args[i].strides, args[i].strides + args[i].ndim),
+                       bufferElemSize(bufferElemOf(args[i].dtype)),
+                       tensorMapType(bufferElemOf(args[i].dtype))});
   }
+  if (!appendTensorMaps(d, m, tensors, kernel->tensorMaps, words, error))
+    return reportStatus(err, errLen, ATTN_ERROR_INVALID_ARGUMENT, error);
   std::vector<void *> params;
   for (int64_t &w : words)
     params.push_back(&w);

@@ -52,8 +52,18 @@ std::string KernelManifest::toJson(const std::string &specJson,
   launch["dynamic_shared_memory"] = dynamicSharedMemory;
   j["launch"] = launch;
   j["abi"] = "memref-descriptor: per argument {allocated ptr, aligned ptr, offset, "
-             "sizes[rank], strides[rank]}, 8 bytes each, in this order";
+             "sizes[rank], strides[rank]}, 8 bytes each, in this order; then one "
+             "device pointer per tensor_maps entry (a 128-byte CUtensorMap the runtime "
+             "encodes from that argument)";
   j["arguments"] = argumentRoles;
+  if (!tensorMaps.empty()) {
+    json maps = json::array();
+    for (const TensorMapArgument &t : tensorMaps)
+      maps.push_back({{"argument", t.argument},
+                      {"box", {t.boxCols, t.boxRows}},
+                      {"swizzle", t.swizzle}});
+    j["tensor_maps"] = maps;
+  }
   j["sha256"] = sha256;
   j["spec"] = json::parse(specJson, nullptr, false);
   json extra = json::parse(extraJson, nullptr, false);
@@ -157,6 +167,32 @@ bool readManifest(const std::string &path, KernelManifest &m, std::string &error
   if (m.argumentRoles != argumentRoles(*spec, /*withLse=*/true) &&
       m.argumentRoles != argumentRoles(*spec, /*withLse=*/false))
     return fail(error, path, "arguments: do not match the argument list of the spec");
+  m.tensorMaps.clear();
+  if (j.contains("tensor_maps")) {
+    if (!j["tensor_maps"].is_array())
+      return fail(error, path, "tensor_maps: expected an array");
+    for (size_t i = 0; i < j["tensor_maps"].size(); ++i) {
+      const json &t = j["tensor_maps"][i];
+      std::string where = "tensor_maps[" + std::to_string(i) + "]";
+      auto positive = [](const json &v) { return v.is_number_integer() && v.get<int64_t>() > 0; };
+      if (!t.is_object() || !t.contains("argument") || !t["argument"].is_number_integer() ||
+          t["argument"].get<int64_t>() < 0 ||
+          t["argument"].get<int64_t>() >= int64_t(m.argumentRoles.size()))
+        return fail(error, path, where + ".argument: expected an argument index below " +
+                                     std::to_string(m.argumentRoles.size()));
+      if (!t.contains("box") || !t["box"].is_array() || t["box"].size() != 2 ||
+          !positive(t["box"][0]) || !positive(t["box"][1]) ||
+          t["box"][0].get<int64_t>() > 256 || t["box"][1].get<int64_t>() > 256)
+        return fail(error, path, where + ".box: expected [columns, rows], each in [1, 256]");
+      int64_t swizzle = t.value("swizzle", json(0)).is_number_integer()
+                            ? t.value("swizzle", json(0)).get<int64_t>()
+                            : -1;
+      if (swizzle != 0 && swizzle != 32 && swizzle != 64 && swizzle != 128)
+        return fail(error, path, where + ".swizzle: expected 0, 32, 64 or 128");
+      m.tensorMaps.push_back({t["argument"].get<int64_t>(), t["box"][0].get<int64_t>(),
+                              t["box"][1].get<int64_t>(), swizzle});
+    }
+  }
   m.spec = std::move(spec);
   auto slash = path.find_last_of('/');
   m.directory = slash == std::string::npos ? "." : path.substr(0, slash);

@@ -140,72 +140,113 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
   auto [heuristicQ, heuristicK] = chooseGpuTiles(spec);
   bool tensorCores = options.tensorCores && spec.kind == VariantKind::Attention &&
                      spec.dtype != ElementType::F32;
-  if (tensorCores) // the mma.sync kernel's fixed tile: 4 warps x 16 rows, 32 keys
+  // The Hopper kernel (sm_90a: wgmma + TMA) covers head dims 64 and 128 with
+  // 128 x 128 tiles; elsewhere the mma.sync kernel's fixed tile: 4 warps x 16
+  // rows, 32 keys. Kernels outside either fall back inside the pass.
+  bool hopper = tensorCores && options.chip == "sm_90a" &&
+                (spec.headDim == 64 || spec.headDim == 128) &&
+                (spec.headDimV == 64 || spec.headDimV == 128);
+  if (hopper)
+    std::tie(heuristicQ, heuristicK) = std::make_pair(int64_t(128), int64_t(128));
+  else if (tensorCores)
     std::tie(heuristicQ, heuristicK) = std::make_pair(int64_t(64), int64_t(32));
   int64_t bq = options.blockQ > 0 ? options.blockQ : heuristicQ;
   int64_t bk = options.blockK > 0 ? options.blockK : heuristicK;
-  OwningOpRef<ModuleOp> module = buildSpecModule(context, spec, specPath, /*forceLse=*/true);
-  PassManager kernels(&context);
-  std::string stage1 = "attn-normalize-masks,attn-plan-tiles{block-q=" + std::to_string(bq) +
-                       " block-k=" + std::to_string(bk) + "},attn-lower-to-gpu-kernels" +
-                       (tensorCores ? "{tensor-cores=1}" : "");
-  if (failed(parsePassPipeline(stage1, kernels, diagStream)) || failed(kernels.run(*module))) {
-    error = "generating the GPU kernel for " + specPath + " failed: " +
-            compiler.diagnostics() + pipelineErrors;
-    return false;
-  }
-  int64_t threads = 0;
-  bool usedTensorCores = false;
-  module->walk([&](gpu::GPUFuncOp f) {
-    if (auto t = f->getAttrOfType<IntegerAttr>("attn.block_threads"))
-      threads = t.getInt();
-    usedTensorCores |= f->hasAttr("attn.tensor_cores");
-  });
-  if (threads <= 0 || threads > 1024) {
-    error = "internal error: the kernel's block size (" + std::to_string(threads) +
-            ") is not in [1, 1024]";
-    return false;
-  }
-
-  PassManager toPtx(&context);
-  std::string stage2 = "gpu-lower-to-nvvm-pipeline{cubin-chip=" + options.chip +
-                       " cubin-features=+ptx80 cubin-format=isa opt-level=3}";
-  if (failed(parsePassPipeline(stage2, toPtx, diagStream)) || failed(toPtx.run(*module))) {
-    error = "lowering the kernel of " + specPath + " to PTX failed: " +
-            compiler.diagnostics() + pipelineErrors;
-    return false;
-  }
-  std::string ptx;
-  module->walk([&](gpu::BinaryOp binary) {
-    for (Attribute object : binary.getObjects())
-      if (auto obj = dyn_cast<gpu::ObjectAttr>(object))
-        ptx = obj.getObject().str();
-  });
-  if (ptx.empty()) {
-    error = "internal error: no PTX was produced for " + specPath;
-    return false;
-  }
+  // One attempt: the spec's kernel with (bq, bk) tiles, lowered to PTX.
+  struct Generated {
+    std::string ptx, kind = "simt";
+    int64_t threads = 0, dynamicShared = 0;
+    std::vector<TensorMapArgument> tensorMaps;
+  };
+  auto generate = [&](int64_t bq, int64_t bk, Generated &g) {
+    OwningOpRef<ModuleOp> module = buildSpecModule(context, spec, specPath, /*forceLse=*/true);
+    PassManager kernels(&context);
+    std::string stage1 = "attn-normalize-masks,attn-plan-tiles{block-q=" + std::to_string(bq) +
+                         " block-k=" + std::to_string(bk) + "},attn-lower-to-gpu-kernels" +
+                         (hopper        ? "{tensor-cores=1 wgmma=1}"
+                          : tensorCores ? "{tensor-cores=1}"
+                                        : "");
+    if (failed(parsePassPipeline(stage1, kernels, diagStream)) || failed(kernels.run(*module))) {
+      error = "generating the GPU kernel for " + specPath + " failed: " +
+              compiler.diagnostics() + pipelineErrors;
+      return false;
+    }
+    module->walk([&](gpu::GPUFuncOp f) {
+      if (auto t = f->getAttrOfType<IntegerAttr>("attn.block_threads"))
+        g.threads = t.getInt();
+      if (auto t = f->getAttrOfType<IntegerAttr>("attn.dynamic_shared_memory"))
+        g.dynamicShared = t.getInt();
+      if (auto kind = f->getAttrOfType<StringAttr>("attn.tensor_cores"))
+        g.kind = kind.getValue().str();
+      else if (f->hasAttr("attn.tensor_cores"))
+        g.kind = "mma.sync";
+      if (auto maps = f->getAttrOfType<ArrayAttr>("attn.tensor_maps"))
+        for (auto entry : maps.getAsRange<DictionaryAttr>()) {
+          auto get = [&](StringRef key) { return cast<IntegerAttr>(entry.get(key)).getInt(); };
+          g.tensorMaps.push_back(
+              {get("argument"), get("box_cols"), get("box_rows"), get("swizzle")});
+        }
+    });
+    if (g.threads <= 0 || g.threads > 1024) {
+      error = "internal error: the kernel's block size (" + std::to_string(g.threads) +
+              ") is not in [1, 1024]";
+      return false;
+    }
+    PassManager toPtx(&context);
+    std::string stage2 = "gpu-lower-to-nvvm-pipeline{cubin-chip=" + options.chip +
+                         " cubin-features=+ptx80 cubin-format=isa opt-level=3}";
+    if (failed(parsePassPipeline(stage2, toPtx, diagStream)) || failed(toPtx.run(*module))) {
+      error = "lowering the kernel of " + specPath + " to PTX failed: " +
+              compiler.diagnostics() + pipelineErrors;
+      return false;
+    }
+    module->walk([&](gpu::BinaryOp binary) {
+      for (Attribute object : binary.getObjects())
+        if (auto obj = dyn_cast<gpu::ObjectAttr>(object))
+          g.ptx = obj.getObject().str();
+    });
+    if (g.ptx.empty()) {
+      error = "internal error: no PTX was produced for " + specPath;
+      return false;
+    }
+    return true;
+  };
 
   std::error_code ec = llvm::sys::fs::create_directories(outDir);
   if (ec) {
     error = outDir + ": " + ec.message();
     return false;
   }
-  std::string ptxName = spec.name + ".ptx", cubinName;
-  std::string ptxPath = outDir + "/" + ptxName;
-  if (!writeAtomically(ptxPath, ptx, error))
+  std::string ptxName = spec.name + ".ptx", cubinName = spec.name + ".cubin";
+  std::string ptxPath = outDir + "/" + ptxName, cubinTmp = outDir + "/" + cubinName + ".tmp";
+  auto spills = [&] {
+    return report.stackFrameBytes || report.spillStoreBytes || report.spillLoadBytes;
+  };
+  // Hopper kernels always go through ptxas: where 128-key tiles spill (the
+  // per-element code of score modifiers and run-time masks on 64 S values
+  // per thread), the kernel is rebuilt with 64-key tiles.
+  bool assemble = options.cubin || hopper;
+  Generated gen;
+  if (!generate(bq, bk, gen) || !writeAtomically(ptxPath, gen.ptx, error) ||
+      (assemble && !runPtxas(cudaHome, options.chip, ptxPath, cubinTmp, report, error)))
     return false;
-  if (options.cubin) {
-    cubinName = spec.name + ".cubin";
-    if (!runPtxas(cudaHome, options.chip, ptxPath, outDir + "/" + cubinName + ".tmp", report,
-                  error))
+  if (hopper && options.blockK <= 0 && bk == 128 && spills()) {
+    bk = 64;
+    gen = Generated();
+    report = PtxasReport();
+    if (!generate(bq, bk, gen) || !writeAtomically(ptxPath, gen.ptx, error) ||
+        !runPtxas(cudaHome, options.chip, ptxPath, cubinTmp, report, error))
       return false;
-    if ((ec = llvm::sys::fs::rename(outDir + "/" + cubinName + ".tmp", outDir + "/" + cubinName))) {
+  }
+  if (!options.cubin) {
+    llvm::sys::fs::remove(cubinTmp);
+    cubinName.clear();
+  } else {
+    if ((ec = llvm::sys::fs::rename(cubinTmp, outDir + "/" + cubinName))) {
       error = outDir + "/" + cubinName + ": " + ec.message();
       return false;
     }
-    if (options.failOnSpills && (report.stackFrameBytes || report.spillStoreBytes ||
-                                 report.spillLoadBytes)) {
+    if (options.failOnSpills && spills()) {
       error = spec.name + " (" + options.chip + "): ptxas reports " +
               std::to_string(report.stackFrameBytes) + " bytes stack frame, " +
               std::to_string(report.spillStoreBytes) + " bytes spill stores, " +
@@ -213,6 +254,8 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
       return false;
     }
   }
+  const std::string &ptx = gen.ptx;
+  int64_t threads = gen.threads;
 
   manifest.name = manifest.entry = spec.name;
   manifest.chip = options.chip;
@@ -223,7 +266,8 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
     manifest.grid = {GridTerm{"Sq", bq, 1}, GridTerm{"Hq", 1, 1}, GridTerm{"B", 1, 1}};
   else
     manifest.grid = {GridTerm{"", 1, 1}, GridTerm{"Hq", 1, 1}, GridTerm{"B", 1, 1}};
-  manifest.dynamicSharedMemory = 0;
+  manifest.dynamicSharedMemory = gen.dynamicShared;
+  manifest.tensorMaps = gen.tensorMaps;
   manifest.argumentRoles = argumentRoles(spec, /*withLse=*/true);
   auto hash = llvm::SHA256::hash(llvm::arrayRefFromStringRef(ptx));
   manifest.sha256 = llvm::toHex(hash, /*LowerCase=*/true);
@@ -236,7 +280,7 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
   }
 
   std::string extra = "{\"compiler\": \"" + std::string(compilerVersion()) +
-                      "\", \"kernel\": \"" + (usedTensorCores ? "mma.sync" : "simt") +
+                      "\", \"kernel\": \"" + gen.kind +
                       "\", \"tiles\": {\"block_q\": " + std::to_string(bq) +
                       ", \"block_k\": " + std::to_string(bk) + "}";
   if (report.ran)

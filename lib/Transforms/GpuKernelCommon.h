@@ -176,6 +176,11 @@ inline MemRefType sharedTile(MLIRContext *ctx, int64_t rows, int64_t cols, Type 
 bool buildMmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                            func::FuncOp host, AttentionOp op);
 
+/// The Hopper (sm_90a) wgmma + TMA softmax kernel; see WgmmaSoftmaxKernel.cpp.
+/// Returns false (building nothing) when the op is outside what it supports.
+bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
+                             func::FuncOp host, AttentionOp op);
+
 } // namespace attn
 
 #endif // ATTN_LIB_TRANSFORMS_GPUKERNELCOMMON_H

@@ -311,6 +311,8 @@ struct LowerToGpuKernelsPass
             ok = false;
             return;
           }
+          if (wgmma && buildWgmmaSoftmaxKernel(b, gpuModule, host, attention))
+            return;
           if (!tensorCores || !buildMmaSoftmaxKernel(b, gpuModule, host, attention))
             buildSoftmaxKernel(b, gpuModule, host, attention);
         } else if (std::optional<LinearProblem> p = getLinearProblem(op)) {

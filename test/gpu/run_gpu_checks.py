@@ -36,7 +36,9 @@ def rel(a, b):
 def shapes_for(spec):
     if spec.attention:
         # (B, Sq, Sk): non-multiples of the tiles, Sq != Sk both ways, 1 row.
-        return [(2, 130, 257), (1, 257, 100), (2, 1, 77), (1, 300, 300)]
+        # (1, 513, 1100): 9 k tiles of 128, so every pipeline stage is
+        # refilled several times (mbarrier phases flip).
+        return [(2, 130, 257), (1, 257, 100), (2, 1, 77), (1, 300, 300), (1, 513, 1100)]
     return [(2, 130, 130), (1, 1, 1), (1, 333, 333)]
 
 
@@ -137,12 +139,15 @@ def main():
     ap.add_argument("--kernels", required=True, help="directory of manifests (recursively)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--sanitize", action="store_true")
-    ap.add_argument("--only", default="", help="comma-separated chip/name filters, e.g. sm_90a/gqa")
+    ap.add_argument("--only", default="",
+                    help="comma-separated filters: DIR/NAME (e.g. sm_90a/gqa) or DIR/ (every kernel of a directory)")
     args = ap.parse_args()
     manifests = sorted(glob.glob(os.path.join(args.kernels, "**", "*.json"), recursive=True))
     if args.only:
         wanted = args.only.split(",")
-        manifests = [m for m in manifests if any(m.endswith(w + ".json") for w in wanted)]
+        manifests = [m for m in manifests
+                     if any(m.endswith(w + ".json") or (w.endswith("/") and "/" + w in m)
+                            for w in wanted)]
     rows, sanit = [], []
     for mi, mpath in enumerate(manifests):
         with open(mpath) as f:

@@ -26,6 +26,16 @@ struct GridTerm {
   int64_t value = 1;
 };
 
+/// A TMA tensor map the runtime builds for one tensor argument and passes,
+/// in device memory, as an extra pointer argument after the spec's arguments
+/// (in manifest order). The box is `boxCols` x `boxRows` elements of the
+/// tensor's last two dimensions, one (head, batch) at a time.
+struct TensorMapArgument {
+  int64_t argument = 0; ///< index into the argument list (ABI order)
+  int64_t boxCols = 0, boxRows = 0;
+  int64_t swizzle = 0; ///< bytes: 0 (none), 32, 64 or 128
+};
+
 struct KernelManifest {
   static constexpr const char *kFormat = "attn.kernel/1";
   std::string name, entry, chip, ptxFile, cubinFile;
@@ -33,6 +43,7 @@ struct KernelManifest {
   std::array<GridTerm, 3> grid;
   int64_t dynamicSharedMemory = 0;
   std::vector<std::string> argumentRoles;
+  std::vector<TensorMapArgument> tensorMaps;
   std::string sha256;
   std::unique_ptr<Spec> spec;
   std::string directory; ///< where the manifest was read from (for relative paths)

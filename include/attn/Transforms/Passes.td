@@ -96,10 +96,21 @@ def AttnLowerToGpuKernels : Pass<"attn-lower-to-gpu-kernels", "::mlir::ModuleOp"
     and 32-key k tiles get the mma.sync (m16n8k16) kernel instead: 4 warps of
     16 rows, Q fragments in registers, S and P in registers, O += P V on
     tensor cores (MmaSoftmaxKernel.cpp). Other ops keep the SIMT kernel.
+
+    With `wgmma` (sm_90a only), softmax ops in f16/bf16 with head dims 64 or
+    128 whose plan has 128-row q tiles and 128-key k tiles get the Hopper
+    kernel (WgmmaSoftmaxKernel.cpp): two consumer warpgroups of 64 rows, Q, K
+    and V brought in by TMA (128-byte swizzle) on mbarrier pipelines, S = Q K^T
+    and O += P V as wgmma with P from registers. The kernel takes one extra
+    `!llvm.ptr` argument per TMA tensor map (q, k, v), after the spec's
+    arguments, recorded in `attn.tensor_maps`; its dynamic shared memory is in
+    `attn.dynamic_shared_memory`.
   }];
   let options = [
     Option<"tensorCores", "tensor-cores", "bool", /*default=*/"false",
            "Use the mma.sync tensor-core kernel where it applies">,
+    Option<"wgmma", "wgmma", "bool", /*default=*/"false",
+           "Use the sm_90a wgmma + TMA kernel where it applies">,
   ];
   let dependentDialects = ["::mlir::gpu::GPUDialect", "::mlir::vector::VectorDialect",
                            "::mlir::NVVM::NVVMDialect", "::mlir::LLVM::LLVMDialect",

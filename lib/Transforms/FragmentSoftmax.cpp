@@ -1,0 +1,181 @@
+//===- FragmentSoftmax.cpp - online softmax on tensor-core accumulators ---===//
+
+#include "FragmentSoftmax.h"
+
+#include "mlir/Dialect/Math/IR/Math.h"
+
+namespace attn {
+
+FragmentBuilder::FragmentBuilder(ImplicitLocOpBuilder &b, Type elem)
+    : b(b), elem(elem), f32(b.getF32Type()) {}
+
+Value FragmentBuilder::packF32(Value x, Value y, bool asI32) {
+  Value v = vector::FromElementsOp::create(b, VectorType::get({2}, f32), ValueRange{x, y});
+  v = arith::TruncFOp::create(b, VectorType::get({2}, elem), v);
+  return packVector(v, asI32);
+}
+
+Value FragmentBuilder::packVector(Value v2, bool asI32) {
+  if (elem.isF16() && !asI32)
+    return v2;
+  Value asInt = vector::BitCastOp::create(b, VectorType::get({1}, b.getI32Type()), v2);
+  return vector::ExtractOp::create(b, asInt, 0);
+}
+
+Value FragmentBuilder::quadReduce(Value v, bool isMax) {
+  for (int32_t offset : {1, 2}) {
+    Value other =
+        gpu::ShuffleOp::create(b, v, offset, 32, gpu::ShuffleMode::XOR).getShuffleResult();
+    v = isMax ? (Value)arith::MaximumFOp::create(b, v, other)
+              : (Value)arith::AddFOp::create(b, v, other);
+  }
+  return v;
+}
+
+SmallVector<Value> SoftmaxState::flatten() const {
+  SmallVector<Value> flat = {max[0], max[1], sum[0], sum[1]};
+  flat.append(o.begin(), o.end());
+  return flat;
+}
+
+SoftmaxState SoftmaxState::unflatten(ValueRange values) {
+  SoftmaxState s;
+  s.max[0] = values[0];
+  s.max[1] = values[1];
+  s.sum[0] = values[2];
+  s.sum[1] = values[3];
+  s.o.assign(values.begin() + 4, values.end());
+  return s;
+}
+
+SoftmaxState SoftmaxState::initial(LoopBuilder &lb, int64_t oValues) {
+  SoftmaxState s;
+  s.max[0] = s.max[1] = lb.negInf();
+  s.sum[0] = s.sum[1] = lb.f32(0.0);
+  s.o.assign(oValues, lb.f32(0.0));
+  return s;
+}
+
+FragmentSoftmax::FragmentSoftmax(KernelBuilder &kb, FragmentBuilder &fb, ScoreEmitter &emitter,
+                                 AttentionOp op, Value batch, Value head, Value seqQ,
+                                 Value seqK, std::array<Value, 2> rows, Value t2)
+    : kb(kb), fb(fb), emitter(emitter), op(op), batch(batch), head(head), seqQ(seqQ),
+      seqK(seqK), t2(t2), rows(rows) {
+  ImplicitLocOpBuilder &b = kb.b;
+  // Rows past Sq compute on zeros and are never stored; their masks and
+  // score functions are evaluated at a valid row so no input is over-read.
+  Value lastRow = arith::SubIOp::create(b, seqQ, kb.lb.index(1));
+  for (int r = 0; r < 2; ++r)
+    evalRows[r] = arith::MinSIOp::create(b, rows[r], lastRow);
+}
+
+SmallVector<Value> FragmentSoftmax::scores(ArrayRef<Value> acc, Value colBegin, Value needMask) {
+  ImplicitLocOpBuilder &b = kb.b;
+  LoopBuilder &lb = kb.lb;
+  Value lastCol = arith::SubIOp::create(b, seqK, lb.index(1));
+  SmallVector<Value> s;
+  for (int64_t i = 0; i < int64_t(acc.size()); ++i) {
+    int64_t tile = i / 4, e = i % 4;
+    Value row = evalRows[e / 2];
+    Value col = arith::AddIOp::create(
+        b, colBegin, arith::AddIOp::create(b, lb.index(tile * 8 + e % 2), t2));
+    // Keys past Sk (a partial last tile) are masked below; score functions
+    // and masks are evaluated at a valid key so that a captured tensor
+    // indexed by k is never over-read.
+    Value colEval = arith::MinSIOp::create(b, col, lastCol);
+    Value score = emitter.score(acc[i], batch, head, row, colEval);
+    Value visible = kb.ifWithResults(
+        needMask, {b.getI1Type()},
+        [&] {
+          Value inSeq = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, col, seqK);
+          Value vis = emitter.visible(batch, head, row, colEval);
+          return SmallVector<Value>{arith::AndIOp::create(b, inSeq, vis)};
+        },
+        [&] { return SmallVector<Value>{lb.boolean(true)}; })[0];
+    s.push_back(arith::SelectOp::create(b, visible, score, lb.negInf()));
+  }
+  return s;
+}
+
+SoftmaxState FragmentSoftmax::update(const SoftmaxState &state, ArrayRef<Value> s,
+                                     SmallVector<Value> &p) {
+  ImplicitLocOpBuilder &b = kb.b;
+  LoopBuilder &lb = kb.lb;
+  SoftmaxState next;
+  Value alpha[2];
+  int64_t nTiles = s.size() / 4;
+  // Base-2 online softmax per row, guarded for rows that saw only -inf.
+  for (int r = 0; r < 2; ++r) {
+    Value m = state.max[r];
+    for (int64_t j = 0; j < nTiles; ++j)
+      for (int64_t e = 2 * r; e < 2 * r + 2; ++e)
+        m = arith::MaximumFOp::create(b, m, s[j * 4 + e]);
+    next.max[r] = fb.quadReduce(m, /*isMax=*/true);
+    Value noneSeen =
+        arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, next.max[r], lb.negInf());
+    alpha[r] = arith::SelectOp::create(
+        b, noneSeen, lb.f32(1.0),
+        math::Exp2Op::create(b, arith::SubFOp::create(b, state.max[r], next.max[r])));
+  }
+  p.assign(s.size(), Value());
+  Value rowSum[2] = {lb.f32(0.0), lb.f32(0.0)};
+  for (int64_t i = 0; i < int64_t(s.size()); ++i) {
+    int64_t r = (i % 4) / 2;
+    Value masked = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, s[i], lb.negInf());
+    p[i] = arith::SelectOp::create(
+        b, masked, lb.f32(0.0),
+        math::Exp2Op::create(b, arith::SubFOp::create(b, s[i], next.max[r])));
+    rowSum[r] = arith::AddFOp::create(b, rowSum[r], p[i]);
+  }
+  for (int r = 0; r < 2; ++r)
+    next.sum[r] =
+        arith::AddFOp::create(b, arith::MulFOp::create(b, state.sum[r], alpha[r]), rowSum[r]);
+  for (int64_t i = 0; i < int64_t(state.o.size()); ++i)
+    next.o.push_back(arith::MulFOp::create(b, state.o[i], alpha[(i % 4) / 2]));
+  return next;
+}
+
+std::array<Value, 4> FragmentSoftmax::pOperand(ArrayRef<Value> p, int64_t u, bool asI32) {
+  const Value *lo = &p[(2 * u) * 4], *hi = &p[(2 * u + 1) * 4];
+  return {fb.packF32(lo[0], lo[1], asI32), fb.packF32(lo[2], lo[3], asI32),
+          fb.packF32(hi[0], hi[1], asI32), fb.packF32(hi[2], hi[3], asI32)};
+}
+
+void FragmentSoftmax::finalize(const SoftmaxState &state, Value out, Value lse) {
+  ImplicitLocOpBuilder &b = kb.b;
+  LoopBuilder &lb = kb.lb;
+  Type f32 = fb.f32;
+  Type outEt = cast<MemRefType>(out.getType()).getElementType();
+  int64_t nTilesO = state.o.size() / 4;
+  for (int r = 0; r < 2; ++r) {
+    Value sum = fb.quadReduce(state.sum[r], /*isMax=*/false);
+    Value valid = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, rows[r], seqQ);
+    lb.ifThen(valid, [&] {
+      Value empty = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, sum, lb.f32(0.0));
+      Value inv = arith::SelectOp::create(b, empty, lb.f32(0.0),
+                                          arith::DivFOp::create(b, lb.f32(1.0), sum));
+      for (int64_t n = 0; n < nTilesO; ++n) {
+        Value x = arith::MulFOp::create(b, state.o[n * 4 + 2 * r], inv);
+        Value y = arith::MulFOp::create(b, state.o[n * 4 + 2 * r + 1], inv);
+        Value pair =
+            vector::FromElementsOp::create(b, VectorType::get({2}, f32), ValueRange{x, y});
+        if (outEt != f32)
+          pair = arith::TruncFOp::create(b, VectorType::get({2}, outEt), pair);
+        Value col = arith::AddIOp::create(b, lb.index(n * 8), t2);
+        vector::StoreOp::create(b, pair, out, ValueRange{batch, head, rows[r], col});
+      }
+      if (lse) {
+        Value firstLane = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, t2, lb.index(0));
+        lb.ifThen(firstLane, [&] {
+          Value natural = arith::MulFOp::create(
+              b, arith::AddFOp::create(b, state.max[r], math::Log2Op::create(b, sum)),
+              lb.f32(kLn2));
+          memref::StoreOp::create(b, arith::SelectOp::create(b, empty, lb.negInf(), natural),
+                                  lse, ValueRange{batch, head, rows[r]});
+        });
+      }
+    });
+  }
+}
+
+} // namespace attn

@@ -1,0 +1,87 @@
+//===- FragmentSoftmax.h - online softmax on tensor-core accumulators -----===//
+//
+// Both tensor-core kernels (mma.sync m16n8k16 and Hopper wgmma m64nNk16) hand
+// a warp's 16 rows to its lanes the same way: lane l holds, for g = l / 4 and
+// t = l % 4, rows g and g + 8 and columns 2t, 2t + 1 of every 8-wide n tile,
+// as 4 f32 values per tile (row g: [0], [1]; row g + 8: [2], [3]). The same
+// layout, rounded to 16 bits, is the A-operand register layout of the next
+// product (P V), so P never leaves registers. This file holds everything that
+// depends only on that layout: scores and masks, the online-softmax update,
+// P's operand packing, and the final normalisation and stores.
+//
+//===----------------------------------------------------------------------===//
+#ifndef ATTN_LIB_TRANSFORMS_FRAGMENTSOFTMAX_H
+#define ATTN_LIB_TRANSFORMS_FRAGMENTSOFTMAX_H
+
+#include "GpuKernelCommon.h"
+#include "ScoreEmitter.h"
+
+#include <array>
+
+namespace attn {
+
+/// Packing and lane reductions on fragments of element type `elem`.
+class FragmentBuilder {
+public:
+  FragmentBuilder(ImplicitLocOpBuilder &b, Type elem);
+
+  /// Two f32 values rounded to the element type and packed (packVector).
+  Value packF32(Value x, Value y, bool asI32 = false);
+  /// An operand register: f16 pairs stay vector<2xf16> (what nvvm.mma.sync
+  /// takes); bf16 pairs, or any pair when `asI32`, become one i32.
+  Value packVector(Value v2, bool asI32 = false);
+  /// Reduces over the 4 lanes that share a row (xor 1, xor 2).
+  Value quadReduce(Value v, bool isMax);
+
+  ImplicitLocOpBuilder &b;
+  Type elem, f32;
+};
+
+/// The per-row state of one lane: running max and partial sum of its two
+/// rows, and the O accumulator fragments (dv / 8 tiles of 4 f32).
+struct SoftmaxState {
+  Value max[2], sum[2];
+  SmallVector<Value> o;
+
+  /// Flattened as loop-carried values: max0, max1, sum0, sum1, o...
+  SmallVector<Value> flatten() const;
+  static SoftmaxState unflatten(ValueRange values);
+  static SoftmaxState initial(LoopBuilder &lb, int64_t oValues);
+};
+
+class FragmentSoftmax {
+public:
+  /// `rows` are this lane's two query rows (in the sequence); `t2` is
+  /// 2 * (lane % 4).
+  FragmentSoftmax(KernelBuilder &kb, FragmentBuilder &fb, ScoreEmitter &emitter,
+                  AttentionOp op, Value batch, Value head, Value seqQ, Value seqK,
+                  std::array<Value, 2> rows, Value t2);
+
+  /// Scores (base 2) of one k tile's S accumulators (n tiles x 4 values,
+  /// keys from `colBegin`), -inf where masked. Masks are evaluated only when
+  /// `needMask` holds (partial tiles).
+  SmallVector<Value> scores(ArrayRef<Value> acc, Value colBegin, Value needMask);
+
+  /// One online-softmax step: the new max and sum, O rescaled, and P
+  /// (same layout as `s`, f32) for the P V product.
+  SoftmaxState update(const SoftmaxState &state, ArrayRef<Value> s, SmallVector<Value> &p);
+
+  /// P's A-operand registers for k16 step u (keys 16u .. 16u + 15): 4
+  /// packed pairs, rows g / g + 8, columns 2t / 2t + 8.
+  std::array<Value, 4> pOperand(ArrayRef<Value> p, int64_t u, bool asI32 = false);
+
+  /// out = O / sum (zero for rows that saw no key), lse on lane t = 0.
+  void finalize(const SoftmaxState &state, Value out, Value lse);
+
+private:
+  KernelBuilder &kb;
+  FragmentBuilder &fb;
+  ScoreEmitter &emitter;
+  AttentionOp op;
+  Value batch, head, seqQ, seqK, t2;
+  std::array<Value, 2> rows, evalRows;
+};
+
+} // namespace attn
+
+#endif // ATTN_LIB_TRANSFORMS_FRAGMENTSOFTMAX_H

@@ -1,0 +1,411 @@
+//===- WgmmaSoftmaxKernel.cpp - Hopper softmax attention (wgmma + TMA) ----===//
+//
+// The sm_90a kernel. A block of two consumer warpgroups owns 128 query rows,
+// 64 per warpgroup. Q, K and V come into shared memory by TMA (128-byte
+// swizzle, zero fill past the sequence ends) and complete on mbarriers; K and
+// V tiles of 128 (or 64) keys are double buffered, and thread 0 refills a stage as
+// soon as both warpgroups are done with it. Per k tile:
+//   S = Q K^T    wgmma m64n{BK}k16, both operands from shared memory
+//   scores, masks (partial tiles only), online softmax on the accumulators
+//   O += P V     wgmma m64n{Dv}k16 with P from registers (the accumulator
+//                layout rounded to 16 bits is the A-register layout)
+// The register layout of the accumulators is the mma.sync one per warp, so
+// the softmax itself is FragmentSoftmax, shared with the mma.sync kernel.
+//
+// wgmma, TMA and mbarrier instructions are emitted as inline PTX: the NVVM
+// dialect has no wgmma with A from registers, and one mechanism for all of
+// them keeps the operand conventions in one place (PtxEmitter below).
+//
+// Shared memory (one dynamic buffer, 1024-byte aligned, carved by offset):
+//   Q      [D/64 boxes][128 rows][64]          (128-byte rows, swizzled)
+//   K[s]   [D/64 boxes][BK keys][64]           s = 0, 1
+//   V[s]   [Dv/64 boxes][BK keys][64]
+//   mbarriers: q, k[0..1], v[0..1]
+// wgmma descriptors (PTX ISA, matrix descriptor): start address >> 4 in bits
+// 0-13, leading byte offset >> 4 in 16-29, stride byte offset >> 4 in 32-45,
+// 128-byte swizzle (1) in bits 62-63. Q and K are K-major: 8-row groups are
+// 1024 bytes apart (stride), and a k16 step inside the 64-wide swizzle row
+// advances the start address by 32 bytes. V is the B operand in MN-major
+// form (transposed): its 8-key groups are 1024 bytes apart (stride), its
+// 64-column boxes BK * 128 bytes apart (leading).
+//
+//===----------------------------------------------------------------------===//
+
+#include "FragmentSoftmax.h"
+#include "TileRange.h"
+
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+
+#include <string>
+
+namespace attn {
+
+namespace {
+
+constexpr int64_t kWarpgroups = 2, kRowsPerWarpgroup = 64;
+constexpr int64_t kBlockQ = kWarpgroups * kRowsPerWarpgroup, kStages = 2;
+constexpr int64_t kBoxCols = 64; // 128 bytes of 16-bit elements: one swizzle row
+
+/// Inline PTX with LLVM constraint strings; every op has side effects so the
+/// asynchronous instructions keep their program order.
+class PtxEmitter {
+public:
+  explicit PtxEmitter(ImplicitLocOpBuilder &b) : b(b) {}
+
+  Value emit(TypeRange results, ValueRange operands, StringRef ptx, StringRef constraints) {
+    Type resultType;
+    if (results.size() == 1)
+      resultType = results[0];
+    else if (results.size() > 1)
+      resultType = LLVM::LLVMStructType::getLiteral(b.getContext(), SmallVector<Type>(results));
+    auto op = LLVM::InlineAsmOp::create(
+        b, resultType, operands, ptx, constraints, /*has_side_effects=*/true,
+        /*is_align_stack=*/false, LLVM::tailcallkind::TailCallKind::None,
+        LLVM::AsmDialectAttr::get(b.getContext(), LLVM::AsmDialect::AD_ATT),
+        /*operand_attrs=*/ArrayAttr());
+    return results.empty() ? Value() : op.getRes();
+  }
+
+  void mbarrierInit(Value bar, int32_t count) {
+    emit({}, {bar, i32(count)}, "mbarrier.init.shared::cta.b64 [$0], $1;", "r,r");
+  }
+  void mbarrierInitFence() { emit({}, {}, "fence.mbarrier_init.release.cluster;", ""); }
+  void arriveExpectTx(Value bar, int64_t bytes) {
+    emit({}, {bar, i32(bytes)}, "mbarrier.arrive.expect_tx.shared::cta.b64 _, [$0], $1;",
+         "r,r");
+  }
+  /// Blocks until the phase with parity `parity` of `bar` has completed.
+  void wait(Value bar, Value parity) {
+    emit({}, {bar, parity},
+         "{\n.reg .pred done;\nwait_again:\n"
+         "mbarrier.try_wait.parity.shared::cta.b64 done, [$0], $1;\n"
+         "@!done bra wait_again;\n}",
+         "r,r");
+  }
+  /// One 4-d TMA box (coordinates innermost first) into shared `dst`.
+  void tmaLoad(Value dst, Value map, ArrayRef<Value> coords, Value bar) {
+    SmallVector<Value> operands = {dst, map};
+    operands.append(coords.begin(), coords.end());
+    operands.push_back(bar);
+    emit({}, operands,
+         "cp.async.bulk.tensor.4d.shared::cluster.global.mbarrier::complete_tx::bytes "
+         "[$0], [$1, {$2, $3, $4, $5}], [$6];",
+         "r,l,r,r,r,r,r");
+  }
+
+  void wgmmaFence() { emit({}, {}, "wgmma.fence.sync.aligned;", ""); }
+  void wgmmaCommit() { emit({}, {}, "wgmma.commit_group.sync.aligned;", ""); }
+  void wgmmaWait() { emit({}, {}, "wgmma.wait_group.sync.aligned 0;", ""); }
+
+  /// acc += A B for one m64nNk16 step. A is a shared-memory descriptor
+  /// (`aDesc`) or 4 registers (`aRegs`); B is a descriptor, MN-major when
+  /// `transposeB`.
+  SmallVector<Value> wgmma(ArrayRef<Value> acc, Value aDesc, ArrayRef<Value> aRegs,
+                           Value bDesc, int64_t n, Type elem, bool transposeB) {
+    int64_t m = acc.size();
+    std::string type = elem.isBF16() ? "bf16" : "f16";
+    std::string ptx = "{\n.reg .pred p;\nsetp.ne.b32 p, $SCALE, 0;\n"
+                      "wgmma.mma_async.sync.aligned.m64n" +
+                      std::to_string(n) + "k16.f32." + type + "." + type + " {";
+    std::string constraints;
+    for (int64_t i = 0; i < m; ++i) {
+      ptx += (i ? ", $" : "$") + std::to_string(i);
+      constraints += "=f,";
+    }
+    for (int64_t i = 0; i < m; ++i)
+      constraints += std::to_string(i) + ",";
+    SmallVector<Value> operands(acc.begin(), acc.end());
+    int64_t next = 2 * m;
+    if (aDesc) {
+      ptx += "}, $" + std::to_string(next++);
+      operands.push_back(aDesc);
+      constraints += "l,";
+    } else {
+      ptx += "}, {";
+      for (int64_t i = 0; i < 4; ++i) {
+        ptx += (i ? ", $" : "$") + std::to_string(next++);
+        operands.push_back(aRegs[i]);
+        constraints += "r,";
+      }
+      ptx += "}";
+    }
+    ptx += ", $" + std::to_string(next++);
+    operands.push_back(bDesc);
+    constraints += "l,r";
+    std::string scale = "$" + std::to_string(next);
+    ptx.replace(ptx.find("$SCALE"), 6, scale);
+    operands.push_back(i32(1));
+    // scale-d = p (accumulate), scale-a = scale-b = 1, then the transposes
+    // (A from registers has no transpose immediate).
+    ptx += std::string(", p, 1, 1") + (aDesc ? ", 0" : "") + (transposeB ? ", 1" : ", 0") +
+           ";\n}";
+    Value result = emit(SmallVector<Type>(m, b.getF32Type()), operands, ptx, constraints);
+    return unpack(result, m);
+  }
+
+  /// Makes the accumulators' later uses depend on the preceding wgmma wait:
+  /// an empty asm that "redefines" them (CUTLASS's warpgroup_fence_operand).
+  SmallVector<Value> fenceOperands(ArrayRef<Value> values) {
+    int64_t m = values.size();
+    std::string constraints;
+    for (int64_t i = 0; i < m; ++i)
+      constraints += "=f,";
+    for (int64_t i = 0; i < m; ++i)
+      constraints += std::to_string(i) + (i + 1 < m ? "," : "");
+    Value result = emit(SmallVector<Type>(m, b.getF32Type()), values, "", constraints);
+    return unpack(result, m);
+  }
+
+  Value i32(int64_t v) { return arith::ConstantIntOp::create(b, v, 32); }
+
+private:
+  SmallVector<Value> unpack(Value result, int64_t m) {
+    SmallVector<Value> values;
+    for (int64_t i = 0; i < m; ++i)
+      values.push_back(LLVM::ExtractValueOp::create(b, result, {i}));
+    return values;
+  }
+
+  ImplicitLocOpBuilder &b;
+};
+
+/// The one dynamic shared-memory buffer of the module: public, uninitialized,
+/// zero-sized, 1024-byte aligned (PTX `.extern .shared .align 1024`).
+memref::GlobalOp getDynamicSharedMemory(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module) {
+  constexpr StringLiteral name = "attn_dynamic_smem";
+  if (auto existing = module.lookupSymbol<memref::GlobalOp>(name))
+    return existing;
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(module.getBody());
+  auto space = gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup);
+  auto type = MemRefType::get({0}, b.getI8Type(), MemRefLayoutAttrInterface(), space);
+  return memref::GlobalOp::create(b, name, b.getStringAttr("public"), type, Attribute(),
+                                  /*constant=*/false, b.getI64IntegerAttr(1024));
+}
+
+int64_t argumentIndex(func::FuncOp host, Value v) {
+  auto arg = dyn_cast<BlockArgument>(v);
+  return arg && arg.getOwner()->getParentOp() == host ? arg.getArgNumber() : -1;
+}
+
+} // namespace
+
+bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
+                             func::FuncOp host, AttentionOp op) {
+  auto qType = cast<MemRefType>(op.getQuery().getType());
+  auto kType = cast<MemRefType>(op.getKey().getType());
+  auto vType = cast<MemRefType>(op.getValue().getType());
+  Type et = qType.getElementType();
+  int64_t d = qType.getDimSize(3), dv = vType.getDimSize(3);
+  TilePlanAttr plan = op.getTilePlanAttr();
+  int64_t qArg = argumentIndex(host, op.getQuery()), kArg = argumentIndex(host, op.getKey());
+  int64_t vArg = argumentIndex(host, op.getValue());
+  if (!(et.isBF16() || et.isF16()) || kType.getElementType() != et ||
+      vType.getElementType() != et || (d != 64 && d != 128) || (dv != 64 && dv != 128) ||
+      plan.getBlockQ() != kBlockQ || (plan.getBlockK() != 64 && plan.getBlockK() != 128) ||
+      qArg < 0 || kArg < 0 || vArg < 0)
+    return false;
+  // 128-key tiles halve the barriers and waits per key; 64-key tiles halve
+  // the S registers, for variants whose per-element score code would spill.
+  int64_t blockK = plan.getBlockK();
+
+  // Byte offsets in the dynamic shared memory.
+  int64_t qBoxBytes = kBlockQ * 128, kvBoxBytes = blockK * 128;
+  int64_t qBytes = qBoxBytes * (d / kBoxCols);
+  int64_t kStageBytes = kvBoxBytes * (d / kBoxCols), vStageBytes = kvBoxBytes * (dv / kBoxCols);
+  int64_t kOffset = qBytes, vOffset = kOffset + kStages * kStageBytes;
+  int64_t barOffset = vOffset + kStages * vStageBytes;
+  int64_t sharedBytes = barOffset + 8 * (1 + 2 * kStages);
+
+  MLIRContext *ctx = b.getContext();
+  memref::GlobalOp smemGlobal = getDynamicSharedMemory(b, module);
+  IRMapping map;
+  SmallVector<Value> unusedShared;
+  gpu::GPUFuncOp kernel = createKernel(b, module, host, {}, map, unusedShared);
+  Type ptrType = LLVM::LLVMPointerType::get(ctx);
+  for (int i = 0; i < 3; ++i)
+    (void)kernel.insertArgument(kernel.getNumArguments(), ptrType, DictionaryAttr(),
+                                host.getLoc());
+  Value qMap = kernel.getArgument(host.getNumArguments());
+  Value kMap = kernel.getArgument(host.getNumArguments() + 1);
+  Value vMap = kernel.getArgument(host.getNumArguments() + 2);
+  int64_t threads = kWarpgroups * 128;
+  kernel->setAttr("attn.block_threads", b.getI64IntegerAttr(threads));
+  kernel->setAttr("attn.tensor_cores", b.getStringAttr("wgmma"));
+  kernel->setAttr("attn.dynamic_shared_memory", b.getI64IntegerAttr(sharedBytes));
+  auto mapAttr = [&](int64_t argument, int64_t rows) {
+    return b.getDictionaryAttr({b.getNamedAttr("argument", b.getI64IntegerAttr(argument)),
+                                b.getNamedAttr("box_cols", b.getI64IntegerAttr(kBoxCols)),
+                                b.getNamedAttr("box_rows", b.getI64IntegerAttr(rows)),
+                                b.getNamedAttr("swizzle", b.getI64IntegerAttr(128))});
+  };
+  kernel->setAttr("attn.tensor_maps", b.getArrayAttr({mapAttr(qArg, kBlockQ),
+                                                      mapAttr(kArg, blockK),
+                                                      mapAttr(vArg, blockK)}));
+
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToEnd(&kernel.getBody().front());
+  KernelBuilder kb(b);
+  LoopBuilder &lb = kb.lb;
+  FragmentBuilder fb(b, et);
+  PtxEmitter ptx(b);
+  Type i32 = b.getI32Type(), i64 = b.getI64Type();
+  auto toI32 = [&](Value index) { return arith::IndexCastOp::create(b, i32, index); };
+  auto c32 = [&](int64_t v) { return ptx.i32(v); };
+  auto c64 = [&](int64_t v) { return arith::ConstantIntOp::create(b, v, 64); };
+
+  Value q = map.lookup(op.getQuery()), k = map.lookup(op.getKey());
+  Value out = map.lookup(op.getOut());
+  Value tile = gpu::BlockIdOp::create(b, gpu::Dimension::x);
+  Value head = gpu::BlockIdOp::create(b, gpu::Dimension::y);
+  Value batch = gpu::BlockIdOp::create(b, gpu::Dimension::z);
+  Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
+  Value warp = arith::DivUIOp::create(b, tid, lb.index(32));
+  Value lane = arith::RemUIOp::create(b, tid, lb.index(32));
+  Value wg = arith::DivUIOp::create(b, tid, lb.index(128));
+  Value g = arith::DivUIOp::create(b, lane, lb.index(4));
+  Value t2 = arith::MulIOp::create(b, arith::RemUIOp::create(b, lane, lb.index(4)), lb.index(2));
+  Value seqQ = lb.dim(q, 2), seqK = lb.dim(k, 2);
+  Value group = arith::DivUIOp::create(b, lb.dim(q, 1), lb.dim(k, 1));
+  Value kvHead = arith::DivUIOp::create(b, head, group);
+  Value rowBegin = arith::MulIOp::create(b, tile, lb.index(kBlockQ));
+  // Warp w of the block holds rows 16w + g and 16w + g + 8 (warpgroup w / 4,
+  // its warp w % 4): the wgmma accumulator layout.
+  Value r0 = arith::AddIOp::create(b, arith::MulIOp::create(b, warp, lb.index(16)), g);
+  std::array<Value, 2> rows = {arith::AddIOp::create(b, rowBegin, r0),
+                               arith::AddIOp::create(b, rowBegin,
+                                                     arith::AddIOp::create(b, r0, lb.index(8)))};
+  ScoreEmitter emitter(op, b, seqQ, seqK, map);
+  FragmentSoftmax softmax(kb, fb, emitter, op, batch, head, seqQ, seqK, rows, t2);
+
+  // Shared addresses (32-bit, shared window).
+  Value smem = memref::GetGlobalOp::create(b, smemGlobal.getType(), smemGlobal.getSymName());
+  Value smemBase = toI32(memref::ExtractAlignedPointerAsIndexOp::create(b, smem));
+  auto at = [&](Value offset) { return arith::AddIOp::create(b, smemBase, offset); };
+  Value qBar = at(c32(barOffset));
+  auto stageBar = [&](int64_t first, Value stage) {
+    return at(arith::AddIOp::create(
+        b, c32(barOffset + first), arith::MulIOp::create(b, stage, c32(8))));
+  };
+  // Descriptor bits that do not depend on the address: 128-byte swizzle and
+  // the stride / leading byte offsets (>> 4).
+  auto descriptor = [&](Value offset, int64_t leadingBytes) {
+    Value addr = arith::ExtUIOp::create(b, i64, at(offset));
+    Value start = arith::AndIOp::create(b, arith::ShRUIOp::create(b, addr, c64(4)),
+                                        c64(0x3FFF));
+    int64_t bits = ((leadingBytes >> 4) << 16) | (int64_t(1024 >> 4) << 32) | (int64_t(1) << 62);
+    return arith::OrIOp::create(b, start, c64(bits));
+  };
+
+  Value coordBatch = toI32(batch), coordHead = toI32(head), coordKvHead = toI32(kvHead);
+  auto loadKV = [&](Value kt, Value stage) {
+    Value row = toI32(arith::MulIOp::create(b, kt, lb.index(blockK)));
+    Value kBar = stageBar(8, stage), vBar = stageBar(8 + 8 * kStages, stage);
+    ptx.arriveExpectTx(kBar, blockK * d * 2);
+    for (int64_t box = 0; box < d / kBoxCols; ++box)
+      ptx.tmaLoad(at(arith::AddIOp::create(
+                      b, c32(kOffset + box * kvBoxBytes),
+                      arith::MulIOp::create(b, stage, c32(kStageBytes)))),
+                  kMap, {c32(box * kBoxCols), row, coordKvHead, coordBatch}, kBar);
+    ptx.arriveExpectTx(vBar, blockK * dv * 2);
+    for (int64_t box = 0; box < dv / kBoxCols; ++box)
+      ptx.tmaLoad(at(arith::AddIOp::create(
+                      b, c32(vOffset + box * kvBoxBytes),
+                      arith::MulIOp::create(b, stage, c32(vStageBytes)))),
+                  vMap, {c32(box * kBoxCols), row, coordKvHead, coordBatch}, vBar);
+  };
+
+  KTileRange range = emitKTileRange(b, plan, tile, seqQ, seqK);
+  Value isProducer = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, tid, lb.index(0));
+  lb.ifThen(isProducer, [&] {
+    ptx.mbarrierInit(qBar, 1);
+    for (int64_t s = 0; s < 2 * kStages; ++s)
+      ptx.mbarrierInit(at(c32(barOffset + 8 + 8 * s)), 1);
+    ptx.mbarrierInitFence();
+  });
+  gpu::BarrierOp::create(b);
+  lb.ifThen(isProducer, [&] {
+    ptx.arriveExpectTx(qBar, kBlockQ * d * 2);
+    Value row = toI32(rowBegin);
+    for (int64_t box = 0; box < d / kBoxCols; ++box)
+      ptx.tmaLoad(at(c32(box * qBoxBytes)), qMap,
+                  {c32(box * kBoxCols), row, coordHead, coordBatch}, qBar);
+    for (int64_t s = 0; s < kStages; ++s) {
+      Value kt = arith::AddIOp::create(b, range.begin, lb.index(s));
+      lb.ifThen(arith::CmpIOp::create(b, arith::CmpIPredicate::slt, kt, range.end),
+                [&] { loadKV(kt, c32(s)); });
+    }
+  });
+  ptx.wait(qBar, c32(0));
+
+  // This warpgroup's 64 rows of Q start 64 * 128 bytes into each Q box.
+  Value qWarpgroupOffset = arith::MulIOp::create(b, toI32(wg), c32(kRowsPerWarpgroup * 128));
+  int64_t nTilesO = dv / 8;
+  SmallVector<Value> state = kb.forWithState(
+      range.begin, range.end, lb.index(1), SoftmaxState::initial(lb, nTilesO * 4).flatten(),
+      [&](Value kt, ValueRange st) {
+        Value i = toI32(arith::SubIOp::create(b, kt, range.begin));
+        Value stage = arith::RemUIOp::create(b, i, c32(kStages));
+        Value parity = arith::RemUIOp::create(b, arith::DivUIOp::create(b, i, c32(kStages)), c32(2));
+        Value colBegin = arith::MulIOp::create(b, kt, lb.index(blockK));
+        Value needMask = emitNeedsElementMask(b, op, range, kt);
+
+        // S = Q K^T over d / 16 k16 steps.
+        ptx.wait(stageBar(8, stage), parity);
+        Value kStage = arith::MulIOp::create(b, stage, c32(kStageBytes));
+        // Every operand is ready before the fence: ptxas otherwise inserts a
+        // warpgroup.arrive before each wgmma whose registers were just written.
+        SmallVector<std::pair<Value, Value>> sDescs;
+        for (int64_t step = 0; step < d / 16; ++step) {
+          int64_t inBox = (step * 16 % kBoxCols) * 2, box = step * 16 / kBoxCols;
+          sDescs.push_back(
+              {descriptor(arith::AddIOp::create(b, qWarpgroupOffset,
+                                                c32(box * qBoxBytes + inBox)),
+                          16),
+               descriptor(arith::AddIOp::create(b, kStage,
+                                                c32(kOffset + box * kvBoxBytes + inBox)),
+                          16)});
+        }
+        SmallVector<Value> acc(blockK / 2, lb.f32(0.0));
+        ptx.wgmmaFence();
+        for (auto [aDesc, bDesc] : sDescs)
+          acc = ptx.wgmma(acc, aDesc, {}, bDesc, blockK, et, /*transposeB=*/false);
+        ptx.wgmmaCommit();
+        ptx.wgmmaWait();
+        acc = ptx.fenceOperands(acc);
+
+        SmallVector<Value> s = softmax.scores(acc, colBegin, needMask);
+        SmallVector<Value> p;
+        SoftmaxState next = softmax.update(SoftmaxState::unflatten(st), s, p);
+
+        // O += P V over the tile's BK / 16 key steps.
+        Value vStage = arith::MulIOp::create(b, stage, c32(vStageBytes));
+        SmallVector<std::pair<std::array<Value, 4>, Value>> pvOperands;
+        for (int64_t u = 0; u < blockK / 16; ++u)
+          pvOperands.push_back(
+              {softmax.pOperand(p, u, /*asI32=*/true),
+               descriptor(arith::AddIOp::create(b, vStage, c32(vOffset + u * 16 * 128)),
+                          kvBoxBytes)});
+        ptx.wait(stageBar(8 + 8 * kStages, stage), parity);
+        ptx.wgmmaFence();
+        for (auto &[aRegs, bDesc] : pvOperands)
+          next.o = ptx.wgmma(next.o, Value(), aRegs, bDesc, dv, et, /*transposeB=*/true);
+        ptx.wgmmaCommit();
+        ptx.wgmmaWait();
+        next.o = ptx.fenceOperands(next.o);
+
+        // Both warpgroups are done with this stage: refill it.
+        gpu::BarrierOp::create(b);
+        Value refill = arith::AddIOp::create(b, kt, lb.index(kStages));
+        Value more = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, refill, range.end);
+        lb.ifThen(arith::AndIOp::create(b, isProducer, more), [&] { loadKV(refill, stage); });
+        return next.flatten();
+      });
+
+  softmax.finalize(SoftmaxState::unflatten(state), out,
+                   op.getLse() ? map.lookup(op.getLse()) : Value());
+  gpu::ReturnOp::create(b);
+  return true;
+}
+
+} // namespace attn

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# One GPU call that builds, checks and times (after scripts/gpu/prepare.sh here;
+# carry gpu-kernels and third_party):
+#   1. scripts/gpu/run.sh: runtime-only build, correctness of the kernels
+#      selected by $CHECKS (default: every tensor-core sm_90a kernel) against
+#      float64, compute-sanitizer memcheck + racecheck;
+#   2. SASS evidence for the Hopper kernels (HGMMA, UTMALDG counts) and their
+#      resource usage;
+#   3. bench/run_gpu.sh with $BENCH_ARGS (default: dense and causal at 4k).
+# Each step has its own time limit so one slow step cannot take the others.
+#   bash scripts/gpu/all.sh OUT
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+out=${1:?usage: scripts/gpu/all.sh OUT}
+mkdir -p "$out"
+timeout "${CHECK_TIMEOUT:-300}" bash scripts/gpu/run.sh "$out/checks" "${CHECKS:-tc_sm_90a/}"
+echo "checks: exit $?"
+{
+  for cubin in gpu-kernels/tc_sm_90a/*.cubin gpu-kernels/bench/*.cubin; do
+    [ -f "$cubin" ] || continue
+    sass=$(cuobjdump -sass "$cubin" 2>/dev/null)
+    echo "$cubin: HGMMA $(grep -c HGMMA <<<"$sass"), UTMALDG $(grep -c UTMALDG <<<"$sass"), HMMA $(grep -c 'HMMA' <<<"$sass"), LDL/STL $(grep -cE 'LDL|STL' <<<"$sass")"
+  done
+} > "$out/sass.txt" 2>&1
+cat "$out/sass.txt"
+read -r -a bench_args <<<"${BENCH_ARGS:---only dense,causal --seq 4096}"
+timeout "${BENCH_TIMEOUT:-240}" bash bench/run_gpu.sh "$out/bench" "${bench_args[@]}"
+echo "bench: exit $?"
