@@ -590,6 +590,27 @@ bool validateLaunchArguments(const KernelManifest &m, const attn_tensor *args, i
               "got stride " + std::to_string(args[i].strides[3]);
       return false;
     }
+    // The kernel computes addresses from the spec's layout: other strides
+    // would read the wrong elements, so they are refused, never guessed.
+    std::vector<int64_t> shape(args[i].shape, args[i].shape + args[i].ndim);
+    std::vector<int64_t> want = expectedStrides(spec, role, shape);
+    for (size_t d = 0; d < want.size(); ++d)
+      if (shape[d] > 1 && args[i].strides[d] != want[d]) {
+        auto list = [](const int64_t *v, size_t n) {
+          std::string s = "[";
+          for (size_t j = 0; j < n; ++j)
+            s += (j ? ", " : "") + std::to_string(v[j]);
+          return s + "]";
+        };
+        error = m.name + ": " + role + ": strides " + list(args[i].strides, want.size()) +
+                " do not match the kernel's " +
+                (spec.layout == Layout::BSHD ? "bshd" : "bhsd") + " layout " +
+                list(want.data(), want.size()) +
+                (headOperand ? " (pass a tensor in that layout, or compile the spec with "
+                               "the layout the tensors have)"
+                             : " (pass a contiguous tensor)");
+        return false;
+      }
   }
   return true;
 }

@@ -234,6 +234,13 @@ std::vector<HostBuffer> bindArguments(const Spec &spec, const ExecInputs &in,
   return buffers;
 }
 
+std::vector<int64_t> expectedStrides(const Spec &spec, const std::string &role,
+                                     const std::vector<int64_t> &shape) {
+  bool laidOut = role == "query" || role == "key" || role == "value" || role == "out" ||
+                 (role == "gates" && shape.size() > 1);
+  return laidOut ? layoutStrides(spec.layout, shape) : contiguousStrides(shape);
+}
+
 std::vector<std::string> argumentRoles(const Spec &spec, bool withLse) {
   std::vector<std::string> roles = {"query", "key", "value"};
   if (spec.kind == VariantKind::Attention) {

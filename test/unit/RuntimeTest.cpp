@@ -41,6 +41,12 @@ std::string manifestJson(const std::string &grid0 = R"({"symbol": "Sq", "ceil_di
     "arguments": )" + args + R"(, "spec": )" + kCausalSpec + "}";
 }
 
+/// The manifest with a "tensor_maps" entry (Hopper kernels).
+std::string withTensorMaps(const std::string &maps) {
+  std::string j = manifestJson();
+  return j.substr(0, j.rfind('}')) + R"(, "tensor_maps": )" + maps + "}";
+}
+
 ExecInputs smallInputs(const Spec &spec) {
   ExecInputs in;
   in.B = 2;
@@ -80,6 +86,27 @@ TEST(Manifest, ReadsAValidManifest) {
   EXPECT_EQ(grid[2], 2);
 }
 
+TEST(Manifest, ReadsTensorMapsAndWritesThemBack) {
+  KernelManifest m;
+  std::string error;
+  ASSERT_TRUE(readManifest(writeTemp("maps.json", withTensorMaps(
+                                         R"([{"argument": 0, "box": [64, 128], "swizzle": 128},
+                                             {"argument": 2, "box": [64, 64]}])")),
+                           m, error))
+      << error;
+  ASSERT_EQ(m.tensorMaps.size(), 2u);
+  EXPECT_EQ(m.tensorMaps[0].argument, 0);
+  EXPECT_EQ(m.tensorMaps[0].boxCols, 64);
+  EXPECT_EQ(m.tensorMaps[0].boxRows, 128);
+  EXPECT_EQ(m.tensorMaps[0].swizzle, 128);
+  EXPECT_EQ(m.tensorMaps[1].argument, 2);
+  EXPECT_EQ(m.tensorMaps[1].swizzle, 0);
+  KernelManifest back;
+  ASSERT_TRUE(readManifest(writeTemp("maps2.json", m.toJson(kCausalSpec)), back, error)) << error;
+  ASSERT_EQ(back.tensorMaps.size(), 2u);
+  EXPECT_EQ(back.tensorMaps[1].boxRows, 64);
+}
+
 TEST(Manifest, RejectsMalformedFilesWithTheKeyPath) {
   struct Case {
     std::string text, message;
@@ -90,6 +117,12 @@ TEST(Manifest, RejectsMalformedFilesWithTheKeyPath) {
       {manifestJson(R"({"symbol": "Sq", "ceil_div": 0})"), "launch.grid[0].ceil_div: expected a positive integer"},
       {manifestJson(R"({"symbol": "Sq"})", R"(["query", "out"])"),
        "arguments: do not match the argument list of the spec"},
+      {withTensorMaps(R"([{"argument": 7, "box": [64, 128]}])"),
+       "tensor_maps[0].argument: expected an argument index below 5"},
+      {withTensorMaps(R"([{"argument": 0, "box": [64, 512]}])"),
+       "tensor_maps[0].box: expected [columns, rows], each in [1, 256]"},
+      {withTensorMaps(R"([{"argument": 0, "box": [64, 128], "swizzle": 100}])"),
+       "tensor_maps[0].swizzle: expected 0, 32, 64 or 128"},
   };
   for (const Case &c : cases) {
     KernelManifest m;
@@ -228,6 +261,21 @@ TEST(CApi, ChecksArgumentsAgainstTheSpec) {
   EXPECT_EQ(attn_kernel_launch(kernel, bad.data(), 5, nullptr, err, sizeof err),
             ATTN_ERROR_INVALID_ARGUMENT);
   EXPECT_NE(std::string(err).find("query: the head dimension must be contiguous"),
+            std::string::npos) << err;
+
+  // A contiguous [B, H, S, D] tensor for a bshd kernel: refused, not misread.
+  bad = args;
+  bad[2] = tensor({2, 2, 130, 8}, ATTN_BF16, &dummy, {2 * 130 * 8, 130 * 8, 8, 1});
+  EXPECT_EQ(attn_kernel_launch(kernel, bad.data(), 5, nullptr, err, sizeof err),
+            ATTN_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(err).find("value: strides [2080, 1040, 8, 1] do not match the "
+                                  "kernel's bshd layout [2080, 8, 16, 1]"),
+            std::string::npos) << err;
+  bad = args;
+  bad[4].strides[1] = 1000;
+  EXPECT_EQ(attn_kernel_launch(kernel, bad.data(), 5, nullptr, err, sizeof err),
+            ATTN_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(err).find("lse: strides [400, 1000, 1] do not match"),
             std::string::npos) << err;
 
   bad = args;

@@ -46,6 +46,13 @@ std::vector<HostBuffer> bindArguments(const Spec &spec, const ExecInputs &in,
 /// needing the inputs (for manifests).
 std::vector<std::string> argumentRoles(const Spec &spec, bool withLse);
 
+/// The element strides a compiled kernel assumes for argument `role` of
+/// logical shape `shape`: the spec's layout (bhsd or bshd) for query, key,
+/// value, out and gates, row-major for everything else. Strides of
+/// dimensions of extent 1 are never used.
+std::vector<int64_t> expectedStrides(const Spec &spec, const std::string &role,
+                                     const std::vector<int64_t> &shape);
+
 /// Copies the output buffers into `out` (logical order).
 void readOutputs(const Spec &spec, const std::vector<HostBuffer> &buffers,
                  ExecOutputs &out);
