@@ -1,0 +1,425 @@
+"""PyTorch custom ops over attn kernels: attention, linear_attention,
+gated_linear_attention.
+
+    import attn
+    out = attn.attention(q, k, v, causal=True)                  # q, k, v [B, H, S, D]
+    out, lse = attn.attention(q, k, v, window=(255, 0), causal=True, return_lse=True)
+    out = attn.attention(q, k, v, score_mod="score + bias[h, k]", tensors={"bias": bias})
+
+Each call is described by a spec (attn/spec.py); its kernel is found by the
+spec's name in the ahead-of-time directories or compiled on first use where a
+compiler is available (attn/kernels.py), then launched on the current CUDA
+stream through libattn_runtime.so (attn/runtime.py).
+
+The ops are registered with torch.library as attn::attention,
+attn::linear_attention and attn::gated_linear_attention, with fake
+implementations, so torch.compile(fullgraph=True) traces them without graph
+breaks. They are functional (every output is a new tensor) and forward-only
+(no autograd formula).
+"""
+import functools
+import math
+from typing import List, Optional, Tuple
+
+import torch
+
+from . import spec as S
+from .kernels import chip_for_capability, get_kernel
+from .spec import AttnArgumentError
+
+Tensor = torch.Tensor
+_DT = {"f16": torch.float16, "bf16": torch.bfloat16, "f32": torch.float32}
+
+
+def _info(t):
+    return S.TensorInfo(tuple(t.shape), tuple(t.stride()), str(t.dtype).split(".")[-1],
+                        str(t.device))
+
+
+def _opt_info(t):
+    return None if t is None else _info(t)
+
+
+def _static(n):
+    """A Python int for a size the kernel is specialized on (guards a SymInt)."""
+    return int(n)
+
+
+# --------------------------------------------------------------------------
+# Memory: outputs in the kernel's layout, inputs copied only when the kernel
+# cannot read them as they are.
+
+def _empty_head(like, B, H, S_, D, layout, dtype=None):
+    """A new logical [B, H, S, D] tensor stored in `layout`."""
+    if layout == "bhsd":
+        stride = (H * S_ * D, S_ * D, D, 1)
+    else:
+        stride = (S_ * H * D, D, H * D, 1)
+    return torch.empty_strided((B, H, S_, D), stride, dtype=dtype or like.dtype,
+                               device=like.device)
+
+
+def _conform(t, layout):
+    """`t` if a `layout` kernel can read it as is (strides and 16-byte rows), else a copy."""
+    if S.fits_layout(tuple(t.shape), t.stride(), layout) and \
+            S.aligned(t.data_ptr(), tuple(t.shape), t.stride(), t.element_size()):
+        return t
+    if layout == "bhsd":
+        return t.clone(memory_format=torch.contiguous_format)
+    return t.transpose(1, 2).clone(memory_format=torch.contiguous_format).transpose(1, 2)
+
+
+def _conform_scalar_gates(g, layout):
+    """Scalar gates [B, H, S]: bhsd kernels read them with stride(S) = 1, bshd ones
+    with stride(H) = 1."""
+    B, H, S_ = g.shape
+    if layout == "bhsd":
+        if S_ == 1 or g.stride(2) == 1:
+            return g
+        return g.clone(memory_format=torch.contiguous_format)
+    if H == 1 or g.stride(1) == 1:
+        return g
+    return g.transpose(1, 2).clone(memory_format=torch.contiguous_format).transpose(1, 2)
+
+
+def _dense(t, dtype):
+    """`t` as a contiguous tensor of `dtype` (a copy only if needed)."""
+    if t.dtype != dtype:
+        if dtype == torch.uint8 and t.dtype in (torch.bool, torch.int8):
+            t = t.view(dtype)  # same bytes, no copy
+        else:
+            t = t.to(dtype)
+    return t.contiguous()
+
+
+def _int_or_float(t):
+    return _dense(t, torch.float32 if t.is_floating_point() else torch.int32)
+
+
+def _launch(spec, roles, device):
+    """Resolves the kernel for `spec` and launches it on the current stream of `device`."""
+    if device.type == "cuda":
+        capability = torch.cuda.get_device_capability(device)
+        stream = torch.cuda.current_stream(device).cuda_stream or None
+    else:  # only reached when tests bypass the device check
+        capability, stream = None, None
+    kernel = get_kernel(spec, chip_for_capability(capability), capability)
+    try:
+        args = [roles[r] for r in kernel.cached_roles]
+    except KeyError as e:
+        raise AttnArgumentError(f"kernel {spec['name']} expects argument {e.args[0]!r}, which "
+                                "this call does not provide") from None
+    kernel.launch(*args, stream=stream)
+    return kernel
+
+
+# --------------------------------------------------------------------------
+# Specs from op arguments (cached: a call's spec costs a dict lookup).
+
+@functools.lru_cache(maxsize=4096)
+def _attention_spec_cached(*key):
+    (dtype, d, dv, layout, causal, window, block, documents, alibi, softcap, score_mod,
+     mask_mod, scale, tensors) = key
+    return S.attention_spec(dtype=dtype, head_dim=d, head_dim_v=dv, layout=layout,
+                            causal=causal, window=window, block_size=block,
+                            documents=documents, alibi=alibi, softcap=softcap,
+                            score_mod=score_mod, mask_mod=mask_mod, scale=scale,
+                            tensors=dict(tensors) if tensors else None)
+
+
+def _tensor_map(tensors, tensor_names):
+    names = [n for n in tensor_names.split(",") if n] if tensor_names else []
+    if len(names) != len(tensors):
+        raise AttnArgumentError(f"tensors: {len(tensors)} tensors for {len(names)} names")
+    return dict(zip(names, tensors))
+
+
+def _attention_prepare(q, k, v, block_mask, q_doc_ids, kv_doc_ids, alibi_slopes, tensors,
+                       tensor_names, causal, window, block_size, softcap, score_mod, mask_mod,
+                       scale, layout):
+    tmap = _tensor_map(tensors, tensor_names)
+    alibi = S.check_attention(
+        _info(q), _info(k), _info(v), block_mask=_opt_info(block_mask),
+        block_size=None if block_size is None else tuple(block_size),
+        q_doc_ids=_opt_info(q_doc_ids), kv_doc_ids=_opt_info(kv_doc_ids),
+        alibi_slopes=_opt_info(alibi_slopes), tensors={n: _info(t) for n, t in tmap.items()})
+    decls = tuple((n, (S.tensor_spec_dtype(_info(t)), t.dim())) for n, t in sorted(tmap.items()))
+    spec = _attention_spec_cached(
+        S.spec_dtype(q.dtype), _static(q.shape[3]), _static(v.shape[3]), layout, causal,
+        None if window is None else tuple(window),
+        None if block_mask is None else S.normalize_block_size(
+            None if block_size is None else tuple(block_size)),
+        q_doc_ids is not None, alibi, softcap, score_mod, mask_mod, scale, decls)
+    return spec, tmap
+
+
+@torch.library.custom_op("attn::attention", mutates_args=())
+def attention_op(q: Tensor, k: Tensor, v: Tensor, block_mask: Optional[Tensor],
+                 q_doc_ids: Optional[Tensor], kv_doc_ids: Optional[Tensor],
+                 alibi_slopes: Optional[Tensor], tensors: List[Tensor], tensor_names: str,
+                 causal: bool, window: Optional[List[int]], block_size: Optional[List[int]],
+                 softcap: Optional[float], score_mod: Optional[str], mask_mod: Optional[str],
+                 scale: Optional[float], layout: str) -> Tuple[Tensor, Tensor]:
+    spec, tmap = _attention_prepare(q, k, v, block_mask, q_doc_ids, kv_doc_ids, alibi_slopes,
+                                    tensors, tensor_names, causal, window, block_size, softcap,
+                                    score_mod, mask_mod, scale, layout)
+    B, Hq, Sq, _ = q.shape
+    Sk, Dv = k.shape[2], v.shape[3]
+    out = _empty_head(q, B, Hq, Sq, Dv, layout)
+    lse = torch.empty((B, Hq, Sq), dtype=torch.float32, device=q.device)
+    if out.numel() == 0:
+        return out, lse
+    if Sk == 0:  # no key at all: every row is fully masked
+        out.zero_()
+        lse.fill_(-math.inf)
+        return out, lse
+    roles = {"query": _conform(q, layout), "key": _conform(k, layout),
+             "value": _conform(v, layout), "out": out, "lse": lse}
+    if block_mask is not None:
+        roles["block_mask"] = _dense(block_mask, torch.uint8)
+    if q_doc_ids is not None:
+        roles["q_doc_ids"] = _dense(q_doc_ids, torch.int32)
+        roles["kv_doc_ids"] = _dense(kv_doc_ids, torch.int32)
+    if alibi_slopes is not None:
+        roles["alibi_slopes"] = _dense(alibi_slopes, torch.float32)
+    for n, t in tmap.items():
+        roles["tensor:" + n] = _int_or_float(t)
+    _launch(spec, roles, q.device)
+    return out, lse
+
+
+@attention_op.register_fake
+def _attention_fake(q, k, v, block_mask, q_doc_ids, kv_doc_ids, alibi_slopes, tensors,
+                    tensor_names, causal, window, block_size, softcap, score_mod, mask_mod,
+                    scale, layout):
+    _attention_prepare(q, k, v, block_mask, q_doc_ids, kv_doc_ids, alibi_slopes, tensors,
+                       tensor_names, causal, window, block_size, softcap, score_mod, mask_mod,
+                       scale, layout)
+    B, Hq, Sq, _ = q.shape
+    out = _empty_head(q, B, Hq, Sq, v.shape[3], layout)
+    lse = q.new_empty((B, Hq, Sq), dtype=torch.float32)
+    return out, lse
+
+
+# --------------------------------------------------------------------------
+# Linear kinds.
+
+@functools.lru_cache(maxsize=1024)
+def _linear_spec_cached(*key):
+    kind, dtype, d, dv, layout, feature_map, normalize, gate, scale, h0, ht = key
+    if kind == "linear_attention":
+        return S.linear_attention_spec(dtype=dtype, head_dim=d, head_dim_v=dv, layout=layout,
+                                       feature_map=feature_map, normalize=normalize,
+                                       scale=scale, initial_state=h0, final_state=ht)
+    return S.gated_linear_attention_spec(dtype=dtype, head_dim=d, head_dim_v=dv, layout=layout,
+                                         gate=gate, scale=scale, initial_state=h0,
+                                         final_state=ht)
+
+
+def _linear_prepare(kind, q, k, v, g, initial_state, feature_map, normalize, scale,
+                    final_state, layout):
+    gate = S.check_linear(_info(q), _info(k), _info(v), g=_opt_info(g),
+                          initial_state=_opt_info(initial_state))
+    return _linear_spec_cached(kind, S.spec_dtype(q.dtype), _static(q.shape[3]),
+                               _static(v.shape[3]), layout, feature_map, normalize, gate, scale,
+                               initial_state is not None, final_state)
+
+
+def _linear_outputs(q, v, layout, final_state):
+    B, H, S_, D = q.shape
+    Dv = v.shape[3]
+    out = _empty_head(q, B, H, S_, Dv, layout)
+    ht = q.new_empty((B, H, D, Dv) if final_state else (0,), dtype=torch.float32)
+    return out, ht
+
+
+def _linear_run(spec, q, k, v, g, initial_state, final_state, layout):
+    out, ht = _linear_outputs(q, v, layout, final_state)
+    if out.numel() == 0:  # no step: the final state is the initial one
+        if final_state:
+            if initial_state is None:
+                ht.zero_()
+            else:
+                ht.copy_(initial_state)
+        return out, ht
+    roles = {"query": _conform(q, layout), "key": _conform(k, layout),
+             "value": _conform(v, layout), "out": out}
+    if g is not None:
+        g32 = g if g.dtype == torch.float32 else g.to(torch.float32)
+        if g.dim() == 1:
+            roles["gates"] = g32.contiguous()
+        elif g.dim() == 3:
+            roles["gates"] = _conform_scalar_gates(g32, layout)
+        else:
+            roles["gates"] = _conform(g32, layout)
+    if initial_state is not None:
+        h0 = initial_state if initial_state.dtype == torch.float32 else \
+            initial_state.to(torch.float32)
+        roles["initial_state"] = h0 if S.aligned(h0.data_ptr(), tuple(h0.shape), h0.stride(), 4) \
+            and h0.is_contiguous() else h0.clone(memory_format=torch.contiguous_format)
+    if final_state:
+        roles["final_state"] = ht
+    _launch(spec, roles, q.device)
+    return out, ht
+
+
+@torch.library.custom_op("attn::linear_attention", mutates_args=())
+def linear_attention_op(q: Tensor, k: Tensor, v: Tensor, initial_state: Optional[Tensor],
+                        feature_map: str, normalize: bool, scale: Optional[float],
+                        final_state: bool, layout: str) -> Tuple[Tensor, Tensor]:
+    spec = _linear_prepare("linear_attention", q, k, v, None, initial_state, feature_map,
+                           normalize, scale, final_state, layout)
+    return _linear_run(spec, q, k, v, None, initial_state, final_state, layout)
+
+
+@linear_attention_op.register_fake
+def _linear_attention_fake(q, k, v, initial_state, feature_map, normalize, scale, final_state,
+                           layout):
+    _linear_prepare("linear_attention", q, k, v, None, initial_state, feature_map, normalize,
+                    scale, final_state, layout)
+    return _linear_outputs(q, v, layout, final_state)
+
+
+@torch.library.custom_op("attn::gated_linear_attention", mutates_args=())
+def gated_linear_attention_op(q: Tensor, k: Tensor, v: Tensor, g: Tensor,
+                              initial_state: Optional[Tensor], scale: Optional[float],
+                              final_state: bool, layout: str) -> Tuple[Tensor, Tensor]:
+    spec = _linear_prepare("gated_linear_attention", q, k, v, g, initial_state, "identity",
+                           False, scale, final_state, layout)
+    return _linear_run(spec, q, k, v, g, initial_state, final_state, layout)
+
+
+@gated_linear_attention_op.register_fake
+def _gated_linear_attention_fake(q, k, v, g, initial_state, scale, final_state, layout):
+    _linear_prepare("gated_linear_attention", q, k, v, g, initial_state, "identity", False,
+                    scale, final_state, layout)
+    return _linear_outputs(q, v, layout, final_state)
+
+
+# --------------------------------------------------------------------------
+# The Python API. These run under torch.compile's tracing too, so they only
+# normalize plain option values and pick the layout; the ops check the rest.
+
+def _require_tensors(**named):
+    for name, t in named.items():
+        if not isinstance(t, torch.Tensor):
+            raise AttnArgumentError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
+
+
+def _layout(*tensors):
+    return S.choose_layout(*[(tuple(t.shape), tuple(t.stride())) for t in tensors])
+
+
+def _scale(scale):
+    return None if scale is None else S._positive_float("scale", scale)
+
+
+def attention(q, k, v, *, causal=False, window=None, block_mask=None, block_size=None,
+              doc_ids=None, alibi_slopes=None, softcap=None, score_mod=None, mask_mod=None,
+              tensors=None, scale=None, return_lse=False):
+    """Softmax attention over q [B, Hq, Sq, D], k [B, Hkv, Sk, D], v [B, Hkv, Sk, Dv]
+    (CUDA; f16, bf16 or f32; any strides with a unit last one; Hkv dividing Hq).
+
+    causal: bool, aligned bottom-right (key j visible to query i iff j <= i + Sk - Sq).
+    window: (left, right) keys around that diagonal, or an int W = (W, 0).
+    block_mask: bool/uint8 [B or 1, Hq or 1, ceil(Sq/bq), ceil(Sk/bk)], blocks of
+        block_size = (bq, bk) (an int for both; default 128).
+    doc_ids: int [B, S] (Sq == Sk) or a pair (q_doc_ids [B, Sq], kv_doc_ids [B, Sk]).
+    alibi_slopes: float [Hq] or [B, Hq]. softcap: c in c * tanh(s / c).
+    score_mod / mask_mod: expression strings (docs/spec-format.md), e.g.
+        "score + bias[h, k]", "q - k < 256"; tensors: {name: tensor} they read.
+    scale: default 1/sqrt(D). Returns out [B, Hq, Sq, Dv] in q's dtype (in q's
+    memory layout, [B, H, S, D] or [B, S, H, D]), and with return_lse also
+    lse [B, Hq, Sq] float32 (natural log; -inf for rows that see no key, whose
+    out is 0).
+    """
+    _require_tensors(q=q, k=k, v=v)
+    if doc_ids is None:
+        q_ids = kv_ids = None
+    elif isinstance(doc_ids, (tuple, list)):
+        if len(doc_ids) != 2:
+            raise AttnArgumentError("doc_ids: expected a tensor or a pair "
+                                    "(q_doc_ids, kv_doc_ids)")
+        q_ids, kv_ids = doc_ids
+        _require_tensors(q_doc_ids=q_ids, kv_doc_ids=kv_ids)
+    else:
+        _require_tensors(doc_ids=doc_ids)
+        q_ids = kv_ids = doc_ids
+        if q.dim() == 4 and k.dim() == 4 and q.shape[2] != k.shape[2]:
+            raise AttnArgumentError(
+                f"doc_ids: one tensor serves queries and keys only when Sq == Sk (got "
+                f"Sq={q.shape[2]}, Sk={k.shape[2]}); pass doc_ids=(q_doc_ids, kv_doc_ids)")
+    if block_mask is not None:
+        if not isinstance(block_mask, torch.Tensor):
+            raise AttnArgumentError(
+                f"block_mask: expected a bool or uint8 tensor [B or 1, H or 1, ceil(Sq/bq), "
+                f"ceil(Sk/bk)], got {type(block_mask).__name__}; for FlexAttention-style "
+                "masks pass mask_mod as an expression string")
+        block = list(S.normalize_block_size(block_size))
+    elif block_size is not None:
+        raise AttnArgumentError("block_size: given without block_mask")
+    else:
+        block = None
+    if alibi_slopes is not None:
+        _require_tensors(alibi_slopes=alibi_slopes)
+    names, tlist = "", []
+    if tensors:
+        if not isinstance(tensors, dict):
+            raise AttnArgumentError("tensors: expected a dict {name: tensor}")
+        order = sorted(tensors)
+        for n in order:
+            if not isinstance(n, str):
+                raise AttnArgumentError(f"tensors: names must be strings, got {n!r}")
+            _require_tensors(**{f"tensors[{n!r}]": tensors[n]})
+        names, tlist = ",".join(order), [tensors[n] for n in order]
+    if not isinstance(causal, bool):
+        raise AttnArgumentError(f"causal: expected a bool, got {causal!r}")
+    w = S.normalize_window(window)
+    out, lse = attention_op(
+        q, k, v, block_mask, q_ids, kv_ids, alibi_slopes, tlist, names, causal,
+        None if w is None else list(w), block,
+        None if softcap is None else S._positive_float("softcap", softcap),
+        S._expression("score_mod", score_mod), S._expression("mask_mod", mask_mod),
+        _scale(scale), _layout(q, k, v))
+    return (out, lse) if return_lse else out
+
+
+def linear_attention(q, k, v, *, feature_map="identity", normalize=False, scale=None,
+                     initial_state=None, return_final_state=False):
+    """Causal linear attention over q, k [B, H, S, D], v [B, H, S, Dv]:
+    state S_t = S_{t-1} + phi(k_t) v_t^T, out_t = scale * phi(q_t)^T S_t, or with
+    normalize phi(q_t)^T S_t / (phi(q_t) . sum_{s<=t} phi(k_s)).
+    feature_map: "identity", "elu_plus_one" or "relu". initial_state: float32
+    [B, H, D, Dv]. Returns out [B, H, S, Dv] (and with return_final_state the
+    float32 final state [B, H, D, Dv])."""
+    _require_tensors(q=q, k=k, v=v)
+    if initial_state is not None:
+        _require_tensors(initial_state=initial_state)
+    if feature_map not in S.FEATURE_MAPS:
+        raise AttnArgumentError(f"feature_map: expected one of {', '.join(S.FEATURE_MAPS)}, "
+                                f"got {feature_map!r}")
+    if not isinstance(normalize, bool) or not isinstance(return_final_state, bool):
+        raise AttnArgumentError("normalize and return_final_state must be bools")
+    if normalize and (initial_state is not None or return_final_state):
+        raise AttnArgumentError("normalize=True cannot be combined with initial_state or "
+                                "return_final_state: the normalizer is not part of the "
+                                "carried state")
+    out, ht = linear_attention_op(q, k, v, initial_state, feature_map, normalize,
+                                  _scale(scale), return_final_state, _layout(q, k, v))
+    return (out, ht) if return_final_state else out
+
+
+def gated_linear_attention(q, k, v, g, *, scale=None, initial_state=None,
+                           return_final_state=False):
+    """Gated linear attention: S_t = exp(g_t) S_{t-1} + k_t v_t^T, out_t = scale * q_t^T S_t,
+    with log-space gates g: [H] (one per head), [B, H, S] (one per head and step) or
+    [B, H, S, D] (per key channel, GLA). initial_state: float32 [B, H, D, Dv].
+    Returns out [B, H, S, Dv] (and with return_final_state the float32 final state)."""
+    _require_tensors(q=q, k=k, v=v, g=g)
+    if initial_state is not None:
+        _require_tensors(initial_state=initial_state)
+    if not isinstance(return_final_state, bool):
+        raise AttnArgumentError("return_final_state must be a bool")
+    out, ht = gated_linear_attention_op(q, k, v, g, initial_state, _scale(scale),
+                                        return_final_state, _layout(q, k, v))
+    return (out, ht) if return_final_state else out
