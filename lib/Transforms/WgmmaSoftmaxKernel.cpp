@@ -35,6 +35,7 @@
 #include "TileRange.h"
 
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 
 #include <string>
 
@@ -44,6 +45,10 @@ namespace {
 
 constexpr int64_t kWarpgroups = 2, kRowsPerWarpgroup = 64;
 constexpr int64_t kBlockQ = kWarpgroups * kRowsPerWarpgroup, kStages = 2;
+constexpr int64_t kConsumerWarps = kWarpgroups * 4;
+// setmaxnreg budgets: 128 * 24 + 256 * 240 = 64512 of the SM's 65536
+// registers (the FlashAttention-3 split for one producer, two consumers).
+constexpr int64_t kProducerRegisters = 24, kConsumerRegisters = 240;
 constexpr int64_t kBoxCols = 64; // 128 bytes of 16-bit elements: one swizzle row
 
 /// Inline PTX with LLVM constraint strings; every op has side effects so the
@@ -91,6 +96,18 @@ public:
          "cp.async.bulk.tensor.4d.shared::cluster.global.mbarrier::complete_tx::bytes "
          "[$0], [$1, {$2, $3, $4, $5}], [$6];",
          "r,l,r,r,r,r,r");
+  }
+
+  void arrive(Value bar) {
+    emit({}, {bar}, "mbarrier.arrive.shared::cta.b64 _, [$0];", "r");
+  }
+  /// setmaxnreg: hands registers back to (or takes them from) the SM's pool
+  /// for this warpgroup; the kernel must have a register cap at entry.
+  void setMaxRegisters(int64_t count, bool increase) {
+    emit({}, {},
+         std::string("setmaxnreg.") + (increase ? "inc" : "dec") + ".sync.aligned.u32 " +
+             std::to_string(count) + ";",
+         "");
   }
 
   void wgmmaFence() { emit({}, {}, "wgmma.fence.sync.aligned;", ""); }
@@ -215,7 +232,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   int64_t kStageBytes = kvBoxBytes * (d / kBoxCols), vStageBytes = kvBoxBytes * (dv / kBoxCols);
   int64_t kOffset = qBytes, vOffset = kOffset + kStages * kStageBytes;
   int64_t barOffset = vOffset + kStages * vStageBytes;
-  int64_t sharedBytes = barOffset + 8 * (1 + 2 * kStages);
+  int64_t sharedBytes = barOffset + 8 * (1 + 4 * kStages);
 
   MLIRContext *ctx = b.getContext();
   memref::GlobalOp smemGlobal = getDynamicSharedMemory(b, module);
@@ -229,10 +246,15 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   Value qMap = kernel.getArgument(host.getNumArguments());
   Value kMap = kernel.getArgument(host.getNumArguments() + 1);
   Value vMap = kernel.getArgument(host.getNumArguments() + 2);
-  int64_t threads = kWarpgroups * 128;
+  int64_t threads = (kWarpgroups + 1) * 128; // producer + consumers
   kernel->setAttr("attn.block_threads", b.getI64IntegerAttr(threads));
   kernel->setAttr("attn.tensor_cores", b.getStringAttr("wgmma"));
   kernel->setAttr("attn.dynamic_shared_memory", b.getI64IntegerAttr(sharedBytes));
+  // A register cap at entry (.maxntid with .minnctapersm 1: 65536 / 384 ->
+  // 168 per thread) is what lets setmaxnreg move registers between roles.
+  kernel->setAttr(NVVM::NVVMDialect::getMaxntidAttrName(),
+                  b.getDenseI32ArrayAttr({int32_t(threads), 1, 1}));
+  kernel->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(), b.getI32IntegerAttr(1));
   auto mapAttr = [&](int64_t argument, int64_t rows) {
     return b.getDictionaryAttr({b.getNamedAttr("argument", b.getI64IntegerAttr(argument)),
                                 b.getNamedAttr("box_cols", b.getI64IntegerAttr(kBoxCols)),
@@ -269,23 +291,16 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   Value group = arith::DivUIOp::create(b, lb.dim(q, 1), lb.dim(k, 1));
   Value kvHead = arith::DivUIOp::create(b, head, group);
   Value rowBegin = arith::MulIOp::create(b, tile, lb.index(kBlockQ));
-  // Warp w of the block holds rows 16w + g and 16w + g + 8 (warpgroup w / 4,
-  // its warp w % 4): the wgmma accumulator layout.
-  Value r0 = arith::AddIOp::create(b, arith::MulIOp::create(b, warp, lb.index(16)), g);
-  std::array<Value, 2> rows = {arith::AddIOp::create(b, rowBegin, r0),
-                               arith::AddIOp::create(b, rowBegin,
-                                                     arith::AddIOp::create(b, r0, lb.index(8)))};
-  ScoreEmitter emitter(op, b, seqQ, seqK, map);
-  FragmentSoftmax softmax(kb, fb, emitter, op, batch, head, seqQ, seqK, rows, t2);
-
   // Shared addresses (32-bit, shared window).
   Value smem = memref::GetGlobalOp::create(b, smemGlobal.getType(), smemGlobal.getSymName());
   Value smemBase = toI32(memref::ExtractAlignedPointerAsIndexOp::create(b, smem));
   auto at = [&](Value offset) { return arith::AddIOp::create(b, smemBase, offset); };
+  // mbarriers: q full, then per stage k full, v full, k empty, v empty.
   Value qBar = at(c32(barOffset));
-  auto stageBar = [&](int64_t first, Value stage) {
-    return at(arith::AddIOp::create(
-        b, c32(barOffset + first), arith::MulIOp::create(b, stage, c32(8))));
+  enum BarrierKind { KFull = 0, VFull = 1, KEmpty = 2, VEmpty = 3 };
+  auto stageBar = [&](BarrierKind kind, Value stage) {
+    return at(arith::AddIOp::create(b, c32(barOffset + 8 + 8 * kStages * kind),
+                                    arith::MulIOp::create(b, stage, c32(8))));
   };
   // Descriptor bits that do not depend on the address: 128-byte swizzle and
   // the stride / leading byte offsets (>> 4).
@@ -296,62 +311,96 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     int64_t bits = ((leadingBytes >> 4) << 16) | (int64_t(1024 >> 4) << 32) | (int64_t(1) << 62);
     return arith::OrIOp::create(b, start, c64(bits));
   };
+  auto stageOf = [&](Value kt, Value begin) {
+    Value i = toI32(arith::SubIOp::create(b, kt, begin));
+    Value stage = arith::RemUIOp::create(b, i, c32(kStages));
+    Value round = arith::DivUIOp::create(b, i, c32(kStages)); // the stage's fill number
+    return std::make_pair(stage, round);
+  };
 
   Value coordBatch = toI32(batch), coordHead = toI32(head), coordKvHead = toI32(kvHead);
-  auto loadKV = [&](Value kt, Value stage) {
+  auto loadTile = [&](Value kt, Value stage, Value bar, int64_t offset, int64_t stageBytes,
+                      int64_t width, Value tensorMap) {
     Value row = toI32(arith::MulIOp::create(b, kt, lb.index(blockK)));
-    Value kBar = stageBar(8, stage), vBar = stageBar(8 + 8 * kStages, stage);
-    ptx.arriveExpectTx(kBar, blockK * d * 2);
-    for (int64_t box = 0; box < d / kBoxCols; ++box)
-      ptx.tmaLoad(at(arith::AddIOp::create(
-                      b, c32(kOffset + box * kvBoxBytes),
-                      arith::MulIOp::create(b, stage, c32(kStageBytes)))),
-                  kMap, {c32(box * kBoxCols), row, coordKvHead, coordBatch}, kBar);
-    ptx.arriveExpectTx(vBar, blockK * dv * 2);
-    for (int64_t box = 0; box < dv / kBoxCols; ++box)
-      ptx.tmaLoad(at(arith::AddIOp::create(
-                      b, c32(vOffset + box * kvBoxBytes),
-                      arith::MulIOp::create(b, stage, c32(vStageBytes)))),
-                  vMap, {c32(box * kBoxCols), row, coordKvHead, coordBatch}, vBar);
+    ptx.arriveExpectTx(bar, blockK * width * 2);
+    for (int64_t box = 0; box < width / kBoxCols; ++box)
+      ptx.tmaLoad(at(arith::AddIOp::create(b, c32(offset + box * kvBoxBytes),
+                                           arith::MulIOp::create(b, stage, c32(stageBytes)))),
+                  tensorMap, {c32(box * kBoxCols), row, coordKvHead, coordBatch}, bar);
   };
 
   KTileRange range = emitKTileRange(b, plan, tile, seqQ, seqK);
-  Value isProducer = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, tid, lb.index(0));
-  lb.ifThen(isProducer, [&] {
+  Value firstThread = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, tid, lb.index(0));
+  lb.ifThen(firstThread, [&] {
     ptx.mbarrierInit(qBar, 1);
-    for (int64_t s = 0; s < 2 * kStages; ++s)
-      ptx.mbarrierInit(at(c32(barOffset + 8 + 8 * s)), 1);
+    for (int64_t s = 0; s < kStages; ++s) {
+      ptx.mbarrierInit(at(c32(barOffset + 8 + 8 * (kStages * KFull + s))), 1);
+      ptx.mbarrierInit(at(c32(barOffset + 8 + 8 * (kStages * VFull + s))), 1);
+      // Released by one lane of each consumer warp.
+      ptx.mbarrierInit(at(c32(barOffset + 8 + 8 * (kStages * KEmpty + s))), kConsumerWarps);
+      ptx.mbarrierInit(at(c32(barOffset + 8 + 8 * (kStages * VEmpty + s))), kConsumerWarps);
+    }
     ptx.mbarrierInitFence();
   });
   gpu::BarrierOp::create(b);
-  lb.ifThen(isProducer, [&] {
+
+  // Warp specialization: warpgroup 0 produces (one thread issues every TMA
+  // load, on few registers), warpgroups 1 and 2 consume (with the registers
+  // the producer gave up). Each role is one branch, as setmaxnreg requires.
+  Value isProducerGroup = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, wg, lb.index(0));
+  auto roles = scf::IfOp::create(b, TypeRange(), isProducerGroup, /*withElseRegion=*/true);
+  b.setInsertionPointToStart(&roles.getThenRegion().front());
+  ptx.setMaxRegisters(kProducerRegisters, /*increase=*/false);
+  lb.ifThen(firstThread, [&] {
     ptx.arriveExpectTx(qBar, kBlockQ * d * 2);
     Value row = toI32(rowBegin);
     for (int64_t box = 0; box < d / kBoxCols; ++box)
       ptx.tmaLoad(at(c32(box * qBoxBytes)), qMap,
                   {c32(box * kBoxCols), row, coordHead, coordBatch}, qBar);
-    for (int64_t s = 0; s < kStages; ++s) {
-      Value kt = arith::AddIOp::create(b, range.begin, lb.index(s));
-      lb.ifThen(arith::CmpIOp::create(b, arith::CmpIPredicate::slt, kt, range.end),
-                [&] { loadKV(kt, c32(s)); });
-    }
+    auto loop = scf::ForOp::create(b, range.begin, range.end, lb.index(1));
+    OpBuilder::InsertionGuard loopGuard(b);
+    b.setInsertionPointToStart(loop.getBody());
+    Value kt = loop.getInductionVar();
+    auto [stage, round] = stageOf(kt, range.begin);
+    // From the second fill on, wait until both consumers released the
+    // stage's previous tile (its empty barrier's phase round - 1).
+    Value refill = arith::CmpIOp::create(b, arith::CmpIPredicate::uge, round, c32(1));
+    Value emptyParity = arith::RemUIOp::create(
+        b, arith::SubIOp::create(b, round, c32(1)), c32(2));
+    lb.ifThen(refill, [&] { ptx.wait(stageBar(KEmpty, stage), emptyParity); });
+    loadTile(kt, stage, stageBar(KFull, stage), kOffset, kStageBytes, d, kMap);
+    lb.ifThen(refill, [&] { ptx.wait(stageBar(VEmpty, stage), emptyParity); });
+    loadTile(kt, stage, stageBar(VFull, stage), vOffset, vStageBytes, dv, vMap);
   });
+
+  b.setInsertionPointToStart(&roles.getElseRegion().front());
+  ptx.setMaxRegisters(kConsumerRegisters, /*increase=*/true);
+  // Consumer warp w (0..7) holds rows 16w + g and 16w + g + 8 of the tile:
+  // the wgmma accumulator layout of warpgroup w / 4, its warp w % 4.
+  Value consumerWarp = arith::SubIOp::create(b, warp, lb.index(4));
+  Value consumerGroup = arith::SubIOp::create(b, wg, lb.index(1));
+  Value r0 = arith::AddIOp::create(b, arith::MulIOp::create(b, consumerWarp, lb.index(16)), g);
+  std::array<Value, 2> rows = {arith::AddIOp::create(b, rowBegin, r0),
+                               arith::AddIOp::create(b, rowBegin,
+                                                     arith::AddIOp::create(b, r0, lb.index(8)))};
+  ScoreEmitter emitter(op, b, seqQ, seqK, map);
+  FragmentSoftmax softmax(kb, fb, emitter, op, batch, head, seqQ, seqK, rows, t2);
+  Value laneZero = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, lane, lb.index(0));
   ptx.wait(qBar, c32(0));
 
   // This warpgroup's 64 rows of Q start 64 * 128 bytes into each Q box.
-  Value qWarpgroupOffset = arith::MulIOp::create(b, toI32(wg), c32(kRowsPerWarpgroup * 128));
+  Value qWarpgroupOffset =
+      arith::MulIOp::create(b, toI32(consumerGroup), c32(kRowsPerWarpgroup * 128));
   int64_t nTilesO = dv / 8;
   SmallVector<Value> state = kb.forWithState(
       range.begin, range.end, lb.index(1), SoftmaxState::initial(lb, nTilesO * 4).flatten(),
       [&](Value kt, ValueRange st) {
-        Value i = toI32(arith::SubIOp::create(b, kt, range.begin));
-        Value stage = arith::RemUIOp::create(b, i, c32(kStages));
-        Value parity = arith::RemUIOp::create(b, arith::DivUIOp::create(b, i, c32(kStages)), c32(2));
+        auto [stage, round] = stageOf(kt, range.begin);
+        Value parity = arith::RemUIOp::create(b, round, c32(2));
         Value colBegin = arith::MulIOp::create(b, kt, lb.index(blockK));
         Value needMask = emitNeedsElementMask(b, op, range, kt);
 
         // S = Q K^T over d / 16 k16 steps.
-        ptx.wait(stageBar(8, stage), parity);
         Value kStage = arith::MulIOp::create(b, stage, c32(kStageBytes));
         // Every operand is ready before the fence: ptxas otherwise inserts a
         // warpgroup.arrive before each wgmma whose registers were just written.
@@ -367,12 +416,14 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                           16)});
         }
         SmallVector<Value> acc(blockK / 2, lb.f32(0.0));
+        ptx.wait(stageBar(KFull, stage), parity);
         ptx.wgmmaFence();
         for (auto [aDesc, bDesc] : sDescs)
           acc = ptx.wgmma(acc, aDesc, {}, bDesc, blockK, et, /*transposeB=*/false);
         ptx.wgmmaCommit();
         ptx.wgmmaWait();
         acc = ptx.fenceOperands(acc);
+        lb.ifThen(laneZero, [&] { ptx.arrive(stageBar(KEmpty, stage)); });
 
         SmallVector<Value> s = softmax.scores(acc, colBegin, needMask);
         SmallVector<Value> p;
@@ -386,24 +437,20 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
               {softmax.pOperand(p, u, /*asI32=*/true),
                descriptor(arith::AddIOp::create(b, vStage, c32(vOffset + u * 16 * 128)),
                           kvBoxBytes)});
-        ptx.wait(stageBar(8 + 8 * kStages, stage), parity);
+        ptx.wait(stageBar(VFull, stage), parity);
         ptx.wgmmaFence();
         for (auto &[aRegs, bDesc] : pvOperands)
           next.o = ptx.wgmma(next.o, Value(), aRegs, bDesc, dv, et, /*transposeB=*/true);
         ptx.wgmmaCommit();
         ptx.wgmmaWait();
         next.o = ptx.fenceOperands(next.o);
-
-        // Both warpgroups are done with this stage: refill it.
-        gpu::BarrierOp::create(b);
-        Value refill = arith::AddIOp::create(b, kt, lb.index(kStages));
-        Value more = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, refill, range.end);
-        lb.ifThen(arith::AndIOp::create(b, isProducer, more), [&] { loadKV(refill, stage); });
+        lb.ifThen(laneZero, [&] { ptx.arrive(stageBar(VEmpty, stage)); });
         return next.flatten();
       });
 
   softmax.finalize(SoftmaxState::unflatten(state), out,
                    op.getLse() ? map.lookup(op.getLse()) : Value());
+  b.setInsertionPointAfter(roles);
   gpu::ReturnOp::create(b);
   return true;
 }

@@ -3,7 +3,7 @@
 # carry gpu-kernels and third_party):
 #   1. scripts/gpu/run.sh: runtime-only build, correctness of the kernels
 #      selected by $CHECKS (default: every tensor-core sm_90a kernel) against
-#      float64, compute-sanitizer memcheck + racecheck;
+#      float64; then compute-sanitizer memcheck + racecheck on $SANITIZE_KERNELS;
 #   2. SASS evidence for the Hopper kernels (HGMMA, UTMALDG counts) and their
 #      resource usage;
 #   3. bench/run_gpu.sh with $BENCH_ARGS (default: dense and causal at 4k).
@@ -13,8 +13,12 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:?usage: scripts/gpu/all.sh OUT}
 mkdir -p "$out"
-timeout "${CHECK_TIMEOUT:-300}" bash scripts/gpu/run.sh "$out/checks" "${CHECKS:-tc_sm_90a/}"
+SANITIZE= timeout "${CHECK_TIMEOUT:-300}" bash scripts/gpu/run.sh "$out/checks" "${CHECKS:-tc_sm_90a/}"
 echo "checks: exit $?"
+# compute-sanitizer (memcheck, racecheck) is slow: only on $SANITIZE_KERNELS.
+SANITIZE=1 timeout "${SANITIZE_TIMEOUT:-150}" bash scripts/gpu/run.sh "$out/sanitizer" \
+  "${SANITIZE_KERNELS:-tc_sm_90a/dense,tc_sm_90a/causal}" | tail -8
+echo "sanitizer: exit $?"
 {
   for cubin in gpu-kernels/tc_sm_90a/*.cubin gpu-kernels/bench/*.cubin; do
     [ -f "$cubin" ] || continue

@@ -159,6 +159,13 @@ def main():
             row.update(kernel=man["name"], chip=man["chip"])
             rows.append(row)
             print(json.dumps(row), flush=True)
+            print(f"{'PASS' if row.get('ok') else 'FAIL'} {os.path.relpath(mpath, args.kernels)} "
+                  f"B={B} Sq={Sq} Sk={Sk} err={row.get('err_o', float('nan')):.2e} "
+                  f"{row.get('error', '')}", flush=True)
+            # Written after every case: a run cut short still leaves its rows.
+            os.makedirs(args.out, exist_ok=True)
+            with open(os.path.join(args.out, "gpu_checks.partial.json"), "w") as f:
+                json.dump({"rows": rows, "sanitizer": sanit}, f)
         if args.sanitize and man["chip"] == "sm_90a":
             for tool in ("memcheck", "racecheck"):
                 with tempfile.TemporaryDirectory() as work:
