@@ -59,27 +59,19 @@ def _empty_head(like, B, H, S_, D, layout, dtype=None):
                                device=like.device)
 
 
-def _conform(t, layout):
-    """`t` if a `layout` kernel can read it as is (strides and 16-byte rows), else a copy."""
-    if S.fits_layout(tuple(t.shape), t.stride(), layout) and \
-            S.aligned(t.data_ptr(), tuple(t.shape), t.stride(), t.element_size()):
+def _conform(t, layout, rows=True):
+    """`t` if a `layout` kernel can read it as it is (its strides, and with `rows`
+    16-byte aligned rows), else a copy in that layout."""
+    ok = S.fits_layout(tuple(t.shape), t.stride(), layout)
+    if ok and rows:
+        ok = S.aligned(t.data_ptr(), tuple(t.shape), t.stride(), t.element_size())
+    elif ok:
+        ok = t.data_ptr() % S.ROW_ALIGN == 0
+    if ok:
         return t
-    if layout == "bhsd":
+    if layout == "bhsd" or t.dim() < 3:
         return t.clone(memory_format=torch.contiguous_format)
     return t.transpose(1, 2).clone(memory_format=torch.contiguous_format).transpose(1, 2)
-
-
-def _conform_scalar_gates(g, layout):
-    """Scalar gates [B, H, S]: bhsd kernels read them with stride(S) = 1, bshd ones
-    with stride(H) = 1."""
-    B, H, S_ = g.shape
-    if layout == "bhsd":
-        if S_ == 1 or g.stride(2) == 1:
-            return g
-        return g.clone(memory_format=torch.contiguous_format)
-    if H == 1 or g.stride(1) == 1:
-        return g
-    return g.transpose(1, 2).clone(memory_format=torch.contiguous_format).transpose(1, 2)
 
 
 def _dense(t, dtype):
@@ -246,17 +238,11 @@ def _linear_run(spec, q, k, v, g, initial_state, final_state, layout):
              "value": _conform(v, layout), "out": out}
     if g is not None:
         g32 = g if g.dtype == torch.float32 else g.to(torch.float32)
-        if g.dim() == 1:
-            roles["gates"] = g32.contiguous()
-        elif g.dim() == 3:
-            roles["gates"] = _conform_scalar_gates(g32, layout)
-        else:
-            roles["gates"] = _conform(g32, layout)
+        roles["gates"] = _conform(g32, layout, rows=False)
     if initial_state is not None:
         h0 = initial_state if initial_state.dtype == torch.float32 else \
             initial_state.to(torch.float32)
-        roles["initial_state"] = h0 if S.aligned(h0.data_ptr(), tuple(h0.shape), h0.stride(), 4) \
-            and h0.is_contiguous() else h0.clone(memory_format=torch.contiguous_format)
+        roles["initial_state"] = _conform(h0, "bhsd", rows=False)
     if final_state:
         roles["final_state"] = ht
     _launch(spec, roles, q.device)

@@ -294,30 +294,50 @@ def spec_for(config):
 
 
 # --------------------------------------------------------------------------
-# Layouts. A kernel's spec fixes the memory order: "bhsd" kernels take any
-# batch and head strides but need stride(S) = D; "bshd" kernels take any batch
-# and sequence strides but need stride(H) = D (the compiled code folds those
-# strides to constants). Both need stride(D) = 1.
+# Layouts. A kernel's spec fixes the memory order of Q, K, V, the output and
+# the gates: dense [B, H, S, D] ("bhsd") or dense [B, S, H, D] ("bshd"); the
+# runtime refuses other strides (dimensions of extent 1 aside), as the
+# compiled code folds some of them to constants. Other tensors are row-major.
+
+def layout_strides(shape, layout):
+    """The element strides of a dense logical [B, H, S, D] (or [B, H, S]) tensor in `layout`."""
+    if layout == "bhsd" or len(shape) < 3:
+        stride, acc = [], 1
+        for n in reversed(shape):
+            stride.insert(0, acc)
+            acc *= n
+        return tuple(stride)
+    B, H, S_ = shape[:3]
+    if len(shape) == 3:
+        return (S_ * H, 1, H)
+    D = shape[3]
+    return (S_ * H * D, D, H * D, 1)
+
 
 def fits_layout(shape, stride, layout):
-    """Whether a logical [B, H, S, D] tensor can be passed to a `layout` kernel as is."""
-    if len(shape) != 4 or stride[3] != 1:
+    """Whether a tensor can be passed to a `layout` kernel as it is."""
+    if len(shape) != len(stride):
         return False
-    if layout == "bhsd":
-        return shape[2] == 1 or stride[2] == shape[3]
-    return shape[1] == 1 or stride[1] == shape[3]
+    want = layout_strides(shape, layout)
+    return all(n == 1 or st == w for n, st, w in zip(shape, stride, want))
 
 
 def choose_layout(*tensors):
     """The layout for [B, H, S, D] tensors given as (shape, stride) pairs, the first
-    being the query: the one every tensor fits, else the one most fit (the query
-    breaking ties), bhsd first. The others are then copied (attn/ops.py)."""
+    being the query: the one every tensor fits, else the one most fit, else the
+    query's order (stride(H) < stride(S): bshd); bhsd on ties. Tensors that do not
+    fit are copied into it (attn/ops.py)."""
     fit = {lay: [fits_layout(s, st, lay) for s, st in tensors] for lay in LAYOUTS}
     for lay in LAYOUTS:
         if all(fit[lay]):
             return lay
     score = {lay: (sum(fit[lay]), fit[lay][0]) for lay in LAYOUTS}
-    return "bshd" if score["bshd"] > score["bhsd"] else "bhsd"
+    if score["bshd"] != score["bhsd"]:
+        return "bshd" if score["bshd"] > score["bhsd"] else "bhsd"
+    shape, stride = tensors[0]
+    if len(shape) == 4 and shape[1] > 1 and shape[2] > 1 and stride[1] < stride[2]:
+        return "bshd"
+    return "bhsd"
 
 
 def aligned(data_ptr, shape, stride, itemsize):
