@@ -14,10 +14,12 @@ binding finds the kernel in OUT (ATTN_KERNEL_PATH=OUT or attn.add_kernel_dir).
     python3 python/attn/prebuild.py --configs my_configs.json -o DIR
     python3 python/attn/prebuild.py --spec-json '{"kind": "attention", ...}' -o DIR
 
-Writes OUT/<name>.json (manifest), .ptx, .cubin (sm_90a), OUT/specs/<name>.json
-(the spec compiled) and OUT/prebuild.json (one row per kernel: the
-configurations it serves, ok or the compiler's error, the ptxas report).
-Exit status 1 if a kernel failed, unless --allow-failures.
+Writes OUT/<name>.json (the manifest, which holds the spec), .ptx, .cubin
+(sm_90a), and OUT/prebuild.jsonl (one JSON line per kernel: the
+configurations it serves, ok or the compiler's error, the ptxas report; not
+*.json, so that tools globbing OUT for manifests, such as
+test/gpu/run_gpu_checks.py, see manifests only). Exit status 1 if a kernel
+failed, unless --allow-failures.
 """
 import argparse
 import concurrent.futures
@@ -125,10 +127,7 @@ def prebuild(configs, out_dir, chip="sm_90a", compiler=None, jobs=None, log=prin
     if not compiler:
         raise SystemExit("prebuild: attn-compile not found (build the project or set ATTN_COMPILE)")
     entries = plan(configs)
-    os.makedirs(os.path.join(out_dir, "specs"), exist_ok=True)
-    for spec, _ in entries:
-        with open(os.path.join(out_dir, "specs", spec["name"] + ".json"), "w") as f:
-            json.dump(spec, f, indent=1)
+    os.makedirs(out_dir, exist_ok=True)
 
     def one(entry):
         spec, ids = entry
@@ -150,8 +149,9 @@ def prebuild(configs, out_dir, chip="sm_90a", compiler=None, jobs=None, log=prin
                 f"{row['spill_bytes']} B spills, {row['seconds']:.2f} s  ({', '.join(row['configs'])})")
         else:
             log(f"{row['name']}: FAILED ({', '.join(row['configs'])}): {row['error']}")
-    with open(os.path.join(out_dir, "prebuild.json"), "w") as f:
-        json.dump({"chip": chip, "compiler": compiler, "kernels": rows}, f, indent=1)
+    with open(os.path.join(out_dir, "prebuild.jsonl"), "w") as f:
+        for row in rows:
+            f.write(json.dumps({**row, "compiler": compiler}) + "\n")
     return rows
 
 
@@ -168,7 +168,7 @@ def main(argv=None):
     ap.add_argument("--compiler", help="attn-compile (default: as the binding finds it)")
     ap.add_argument("-j", "--jobs", type=int)
     ap.add_argument("--allow-failures", action="store_true",
-                    help="exit 0 even if a kernel fails (failures are in prebuild.json)")
+                    help="exit 0 even if a kernel fails (failures are in prebuild.jsonl)")
     args = ap.parse_args(argv)
     configs = []
     for s in args.set:
@@ -183,7 +183,7 @@ def main(argv=None):
     rows = prebuild(configs, args.out, args.chip, args.compiler, args.jobs)
     failed = [r for r in rows if not r["ok"]]
     print(f"prebuilt {len(rows) - len(failed)}/{len(rows)} kernels into {args.out}"
-          + (f"; {len(failed)} failed (see {os.path.join(args.out, 'prebuild.json')})"
+          + (f"; {len(failed)} failed (see {os.path.join(args.out, 'prebuild.jsonl')})"
              if failed else ""))
     return 1 if failed and not args.allow_failures else 0
 

@@ -17,6 +17,11 @@ build/bin/attn-compile "${specs[@]}" -o gpu-kernels/tc_sm_80 --chip sm_80 --cubi
 # The benchmark's kernels (bench/bench.py): every bench/specs/*.json (softmax variants at
 # D=128, dense/causal at D=64, gated linear attention with vector and scalar gates).
 build/bin/attn-compile bench/specs/*.json -o gpu-kernels/bench --chip sm_90a --cubin --fail-on-spills -q
+# The PyTorch binding's kernels (python/attn): those test/gpu/test_torch_ops.py and
+# bench/first_call_latency.py call, named by a hash of their spec; a kernel that
+# fails to compile is printed and recorded in gpu-kernels/torch/sm_90a/prebuild.jsonl.
+python3 python/attn/prebuild.py --set gpu-tests --set first-call -o gpu-kernels/torch/sm_90a \
+  --chip sm_90a --compiler build/bin/attn-compile --allow-failures
 # Run the sm_80 PTX through the driver's JIT.
 rm -f gpu-kernels/sm_80/*.cubin gpu-kernels/tc_sm_80/*.cubin
 sed -i 's/"cubin": "[^"]*"/"cubin": null/' gpu-kernels/sm_80/*.json gpu-kernels/tc_sm_80/*.json
@@ -24,4 +29,5 @@ mkdir -p third_party/nlohmann_json/include
 cp -r /usr/include/nlohmann third_party/nlohmann_json/include/
 # The runtime-only build on the GPU machine also builds libattn_runtime.so
 # (python/attn looks for it in build-rt/lib).
-echo "prepared: $(ls gpu-kernels/sm_90a/*.json | wc -l) kernels per chip"
+echo "prepared: $(ls gpu-kernels/sm_90a/*.json | wc -l) kernels per chip," \
+  "$(ls gpu-kernels/torch/sm_90a/*.json | wc -l) for the torch binding"
