@@ -278,7 +278,11 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
 
   Value q = map.lookup(op.getQuery()), k = map.lookup(op.getKey());
   Value out = map.lookup(op.getOut());
-  Value tile = gpu::BlockIdOp::create(b, gpu::Dimension::x);
+  // Longest first: with causal and window masks the last q tiles visit the
+  // most k tiles, so they start first and the short ones fill in the tail.
+  Value tile = arith::SubIOp::create(
+      b, arith::SubIOp::create(b, gpu::GridDimOp::create(b, gpu::Dimension::x), lb.index(1)),
+      gpu::BlockIdOp::create(b, gpu::Dimension::x));
   Value head = gpu::BlockIdOp::create(b, gpu::Dimension::y);
   Value batch = gpu::BlockIdOp::create(b, gpu::Dimension::z);
   Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
@@ -311,8 +315,9 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     int64_t bits = ((leadingBytes >> 4) << 16) | (int64_t(1024 >> 4) << 32) | (int64_t(1) << 62);
     return arith::OrIOp::create(b, start, c64(bits));
   };
-  auto stageOf = [&](Value kt, Value begin) {
-    Value i = toI32(arith::SubIOp::create(b, kt, begin));
+  // The i-th visited tile (a counter: block-sparse tiles may be skipped)
+  // goes to stage i % 2, that stage's fill number i / 2.
+  auto stageOf = [&](Value i) {
     Value stage = arith::RemUIOp::create(b, i, c32(kStages));
     Value round = arith::DivUIOp::create(b, i, c32(kStages)); // the stage's fill number
     return std::make_pair(stage, round);
@@ -330,6 +335,30 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   };
 
   KTileRange range = emitKTileRange(b, plan, tile, seqQ, seqK);
+  ScoreEmitter emitter(op, b, seqQ, seqK, map);
+  // Block-sparse layouts whose blocks are whole tiles are classified per tile
+  // at run time: a tile of an empty block is neither loaded nor computed, and
+  // a tile of a kept block needs no per-element block-mask test.
+  Value layout = op.getBlockMask() ? map.lookup(op.getBlockMask()) : Value();
+  bool skipEmptyTiles = layout && op.getBlockSparseAttr().getBlockQ() % kBlockQ == 0 &&
+                        op.getBlockSparseAttr().getBlockK() % blockK == 0;
+  Value layoutRow, layoutBatch, layoutHead;
+  if (skipEmptyTiles) {
+    layoutRow = arith::DivUIOp::create(b, rowBegin,
+                                       lb.index(op.getBlockSparseAttr().getBlockQ()));
+    layoutBatch = emitter.layoutIndex(layout, 0, batch);
+    layoutHead = emitter.layoutIndex(layout, 1, head);
+  }
+  auto tileLive = [&](Value kt) -> Value {
+    if (!skipEmptyTiles)
+      return lb.boolean(true);
+    Value col = arith::DivUIOp::create(b, arith::MulIOp::create(b, kt, lb.index(blockK)),
+                                       lb.index(op.getBlockSparseAttr().getBlockK()));
+    Value byte = memref::LoadOp::create(b, layout,
+                                        ValueRange{layoutBatch, layoutHead, layoutRow, col});
+    return arith::CmpIOp::create(b, arith::CmpIPredicate::ne, byte,
+                                 arith::ConstantIntOp::create(b, 0, 8));
+  };
   Value firstThread = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, tid, lb.index(0));
   lb.ifThen(firstThread, [&] {
     ptx.mbarrierInit(qBar, 1);
@@ -357,20 +386,25 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     for (int64_t box = 0; box < d / kBoxCols; ++box)
       ptx.tmaLoad(at(c32(box * qBoxBytes)), qMap,
                   {c32(box * kBoxCols), row, coordHead, coordBatch}, qBar);
-    auto loop = scf::ForOp::create(b, range.begin, range.end, lb.index(1));
-    OpBuilder::InsertionGuard loopGuard(b);
-    b.setInsertionPointToStart(loop.getBody());
-    Value kt = loop.getInductionVar();
-    auto [stage, round] = stageOf(kt, range.begin);
-    // From the second fill on, wait until both consumers released the
-    // stage's previous tile (its empty barrier's phase round - 1).
-    Value refill = arith::CmpIOp::create(b, arith::CmpIPredicate::uge, round, c32(1));
-    Value emptyParity = arith::RemUIOp::create(
-        b, arith::SubIOp::create(b, round, c32(1)), c32(2));
-    lb.ifThen(refill, [&] { ptx.wait(stageBar(KEmpty, stage), emptyParity); });
-    loadTile(kt, stage, stageBar(KFull, stage), kOffset, kStageBytes, d, kMap);
-    lb.ifThen(refill, [&] { ptx.wait(stageBar(VEmpty, stage), emptyParity); });
-    loadTile(kt, stage, stageBar(VFull, stage), vOffset, vStageBytes, dv, vMap);
+    kb.forWithState(
+        range.begin, range.end, lb.index(1), {c32(0)}, [&](Value kt, ValueRange counter) {
+          return kb.ifWithResults(
+              tileLive(kt), {i32},
+              [&] {
+                auto [stage, round] = stageOf(counter[0]);
+                // From the second fill on, wait until both consumers released
+                // the stage's previous tile (its empty barrier's phase round - 1).
+                Value refill = arith::CmpIOp::create(b, arith::CmpIPredicate::uge, round, c32(1));
+                Value emptyParity = arith::RemUIOp::create(
+                    b, arith::SubIOp::create(b, round, c32(1)), c32(2));
+                lb.ifThen(refill, [&] { ptx.wait(stageBar(KEmpty, stage), emptyParity); });
+                loadTile(kt, stage, stageBar(KFull, stage), kOffset, kStageBytes, d, kMap);
+                lb.ifThen(refill, [&] { ptx.wait(stageBar(VEmpty, stage), emptyParity); });
+                loadTile(kt, stage, stageBar(VFull, stage), vOffset, vStageBytes, dv, vMap);
+                return SmallVector<Value>{arith::AddIOp::create(b, counter[0], c32(1))};
+              },
+              [&] { return SmallVector<Value>{counter[0]}; });
+        });
   });
 
   b.setInsertionPointToStart(&roles.getElseRegion().front());
@@ -383,7 +417,6 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   std::array<Value, 2> rows = {arith::AddIOp::create(b, rowBegin, r0),
                                arith::AddIOp::create(b, rowBegin,
                                                      arith::AddIOp::create(b, r0, lb.index(8)))};
-  ScoreEmitter emitter(op, b, seqQ, seqK, map);
   FragmentSoftmax softmax(kb, fb, emitter, op, batch, head, seqQ, seqK, rows, t2);
   Value laneZero = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, lane, lb.index(0));
   ptx.wait(qBar, c32(0));
@@ -392,13 +425,11 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   Value qWarpgroupOffset =
       arith::MulIOp::create(b, toI32(consumerGroup), c32(kRowsPerWarpgroup * 128));
   int64_t nTilesO = dv / 8;
-  SmallVector<Value> state = kb.forWithState(
-      range.begin, range.end, lb.index(1), SoftmaxState::initial(lb, nTilesO * 4).flatten(),
-      [&](Value kt, ValueRange st) {
-        auto [stage, round] = stageOf(kt, range.begin);
-        Value parity = arith::RemUIOp::create(b, round, c32(2));
+  // One k tile: S = Q K^T, softmax, O += P V; element masks only when
+  // `masked` (the tile is partial, or masks are known only per element).
+  auto consumeTile = [&](Value kt, Value stage, Value parity, const SoftmaxState &state,
+                         bool masked) {
         Value colBegin = arith::MulIOp::create(b, kt, lb.index(blockK));
-        Value needMask = emitNeedsElementMask(b, op, range, kt);
 
         // S = Q K^T over d / 16 k16 steps.
         Value kStage = arith::MulIOp::create(b, stage, c32(kStageBytes));
@@ -425,9 +456,9 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
         acc = ptx.fenceOperands(acc);
         lb.ifThen(laneZero, [&] { ptx.arrive(stageBar(KEmpty, stage)); });
 
-        SmallVector<Value> s = softmax.scores(acc, colBegin, needMask);
+        SmallVector<Value> s = softmax.scores(acc, colBegin, lb.boolean(masked));
         SmallVector<Value> p;
-        SoftmaxState next = softmax.update(SoftmaxState::unflatten(st), s, p);
+        SoftmaxState next = softmax.update(state, s, p);
 
         // O += P V over the tile's BK / 16 key steps.
         Value vStage = arith::MulIOp::create(b, stage, c32(vStageBytes));
@@ -445,9 +476,41 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
         ptx.wgmmaWait();
         next.o = ptx.fenceOperands(next.o);
         lb.ifThen(laneZero, [&] { ptx.arrive(stageBar(VEmpty, stage)); });
-        return next.flatten();
+        return next;
+  };
+  // Tiles in the plan's full range skip the mask code entirely: a per-tile
+  // branch between an unmasked and a masked copy of the tile's code.
+  bool alwaysMasked = plan.getElementMaskEverywhere() || op.getQDocIds() ||
+                      (layout && !skipEmptyTiles);
+  SmallVector<Value> init = SoftmaxState::initial(lb, nTilesO * 4).flatten();
+  init.push_back(c32(0));
+  SmallVector<Value> state = kb.forWithState(
+      range.begin, range.end, lb.index(1), init, [&](Value kt, ValueRange carried) {
+        SmallVector<Type> resultTypes(carried.getTypes());
+        return kb.ifWithResults(
+            tileLive(kt), resultTypes,
+            [&] {
+              auto [stage, round] = stageOf(carried.back());
+              Value parity = arith::RemUIOp::create(b, round, c32(2));
+              SoftmaxState st = SoftmaxState::unflatten(carried.drop_back());
+              SmallVector<Value> next;
+              if (alwaysMasked) {
+                next = consumeTile(kt, stage, parity, st, /*masked=*/true).flatten();
+              } else {
+                Value partial = arith::OrIOp::create(
+                    b, arith::CmpIOp::create(b, arith::CmpIPredicate::slt, kt, range.fullBegin),
+                    arith::CmpIOp::create(b, arith::CmpIPredicate::sge, kt, range.fullEnd));
+                next = kb.ifWithResults(
+                    partial, TypeRange(carried.drop_back().getTypes()),
+                    [&] { return consumeTile(kt, stage, parity, st, true).flatten(); },
+                    [&] { return consumeTile(kt, stage, parity, st, false).flatten(); });
+              }
+              next.push_back(arith::AddIOp::create(b, carried.back(), c32(1)));
+              return next;
+            },
+            [&] { return SmallVector<Value>(carried.begin(), carried.end()); });
       });
-
+  state.pop_back();
   softmax.finalize(SoftmaxState::unflatten(state), out,
                    op.getLse() ? map.lookup(op.getLse()) : Value());
   b.setInsertionPointAfter(roles);

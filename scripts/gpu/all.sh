@@ -8,7 +8,7 @@
 #      resource usage;
 #   3. bench/run_gpu.sh with $BENCH_ARGS (default: dense and causal at 4k).
 # Each step has its own time limit so one slow step cannot take the others.
-#   bash scripts/gpu/all.sh OUT
+#   bash scripts/gpu/all.sh OUT      (everything ends up in OUT/results.tar.gz)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:?usage: scripts/gpu/all.sh OUT}
@@ -30,3 +30,6 @@ cat "$out/sass.txt"
 read -r -a bench_args <<<"${BENCH_ARGS:---only dense,causal --seq 4096}"
 timeout "${BENCH_TIMEOUT:-240}" bash bench/run_gpu.sh "$out/bench" "${bench_args[@]}"
 echo "bench: exit $?"
+# The device tool brings back only a few files per call: one archive.
+tar czf "$out.tar.gz" -C "$(dirname "$out")" "$(basename "$out")" && rm -rf "$out" &&
+  mkdir -p "$out" && mv "$out.tar.gz" "$out/results.tar.gz"
