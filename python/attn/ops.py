@@ -24,7 +24,7 @@ from typing import List, Optional, Tuple
 import torch
 
 from . import spec as S
-from .kernels import chip_for_capability, get_kernel
+from .kernels import KernelNotFoundError, chip_for_capability, get_kernel
 from .spec import AttnArgumentError
 
 Tensor = torch.Tensor
@@ -88,14 +88,43 @@ def _int_or_float(t):
     return _dense(t, torch.float32 if t.is_floating_point() else torch.int32)
 
 
-def _launch(spec, roles, device):
-    """Resolves the kernel for `spec` and launches it on the current stream of `device`."""
+_LAID_OUT = ("query", "key", "value", "out", "gates")
+
+
+def _launch(spec, roles, device, alternative=None):
+    """Resolves the kernel for `spec` and launches it on the current stream of `device`.
+
+    `alternative` (a function of a layout returning the spec in that layout) is
+    tried when no kernel exists for `spec` and every laid-out tensor is also
+    dense in the other layout (extents of 1 make [B, H, S, D] and [B, S, H, D]
+    coincide, e.g. one query row while decoding), so a directory holding only
+    one of the two kernels serves such calls too."""
     if device.type == "cuda":
         capability = torch.cuda.get_device_capability(device)
         stream = torch.cuda.current_stream(device).cuda_stream or None
     else:  # only reached when tests bypass the device check
         capability, stream = None, None
-    kernel = get_kernel(spec, chip_for_capability(capability), capability)
+    chip = chip_for_capability(capability)
+    try:
+        kernel = get_kernel(spec, chip, capability)
+    except KernelNotFoundError:
+        other = "bshd" if spec["layout"] == "bhsd" else "bhsd"
+        if alternative is None or not all(
+                S.fits_layout(tuple(t.shape), t.stride(), other)
+                for r, t in roles.items() if r in _LAID_OUT):
+            raise
+        try:
+            spec = alternative(other)
+            kernel = get_kernel(spec, chip, capability)
+        except KernelNotFoundError:
+            pass
+        else:
+            return _launch_kernel(kernel, spec, roles, stream)
+        raise
+    return _launch_kernel(kernel, spec, roles, stream)
+
+
+def _launch_kernel(kernel, spec, roles, stream):
     try:
         args = [roles[r] for r in kernel.cached_roles]
     except KeyError as e:
@@ -176,7 +205,13 @@ def attention_op(q: Tensor, k: Tensor, v: Tensor, block_mask: Optional[Tensor],
         roles["alibi_slopes"] = _dense(alibi_slopes, torch.float32)
     for n, t in tmap.items():
         roles["tensor:" + n] = _int_or_float(t)
-    _launch(spec, roles, q.device)
+
+    def alternative(other):
+        return _attention_prepare(q, k, v, block_mask, q_doc_ids, kv_doc_ids, alibi_slopes,
+                                  tensors, tensor_names, causal, window, block_size, softcap,
+                                  score_mod, mask_mod, scale, other)[0]
+
+    _launch(spec, roles, q.device, alternative)
     return out, lse
 
 
@@ -225,7 +260,7 @@ def _linear_outputs(q, v, layout, final_state):
     return out, ht
 
 
-def _linear_run(spec, q, k, v, g, initial_state, final_state, layout):
+def _linear_run(spec, q, k, v, g, initial_state, final_state, layout, alternative):
     out, ht = _linear_outputs(q, v, layout, final_state)
     if out.numel() == 0:  # no step: the final state is the initial one
         if final_state:
@@ -245,7 +280,7 @@ def _linear_run(spec, q, k, v, g, initial_state, final_state, layout):
         roles["initial_state"] = _conform(h0, "bhsd", rows=False)
     if final_state:
         roles["final_state"] = ht
-    _launch(spec, roles, q.device)
+    _launch(spec, roles, q.device, alternative)
     return out, ht
 
 
@@ -253,9 +288,12 @@ def _linear_run(spec, q, k, v, g, initial_state, final_state, layout):
 def linear_attention_op(q: Tensor, k: Tensor, v: Tensor, initial_state: Optional[Tensor],
                         feature_map: str, normalize: bool, scale: Optional[float],
                         final_state: bool, layout: str) -> Tuple[Tensor, Tensor]:
-    spec = _linear_prepare("linear_attention", q, k, v, None, initial_state, feature_map,
-                           normalize, scale, final_state, layout)
-    return _linear_run(spec, q, k, v, None, initial_state, final_state, layout)
+    def prepare(lay):
+        return _linear_prepare("linear_attention", q, k, v, None, initial_state, feature_map,
+                               normalize, scale, final_state, lay)
+
+    return _linear_run(prepare(layout), q, k, v, None, initial_state, final_state, layout,
+                       prepare)
 
 
 @linear_attention_op.register_fake
@@ -270,9 +308,12 @@ def _linear_attention_fake(q, k, v, initial_state, feature_map, normalize, scale
 def gated_linear_attention_op(q: Tensor, k: Tensor, v: Tensor, g: Tensor,
                               initial_state: Optional[Tensor], scale: Optional[float],
                               final_state: bool, layout: str) -> Tuple[Tensor, Tensor]:
-    spec = _linear_prepare("gated_linear_attention", q, k, v, g, initial_state, "identity",
-                           False, scale, final_state, layout)
-    return _linear_run(spec, q, k, v, g, initial_state, final_state, layout)
+    def prepare(lay):
+        return _linear_prepare("gated_linear_attention", q, k, v, g, initial_state, "identity",
+                               False, scale, final_state, lay)
+
+    return _linear_run(prepare(layout), q, k, v, g, initial_state, final_state, layout,
+                       prepare)
 
 
 @gated_linear_attention_op.register_fake

@@ -324,20 +324,22 @@ def fits_layout(shape, stride, layout):
 
 def choose_layout(*tensors):
     """The layout for [B, H, S, D] tensors given as (shape, stride) pairs, the first
-    being the query: the one every tensor fits, else the one most fit, else the
-    query's order (stride(H) < stride(S): bshd); bhsd on ties. Tensors that do not
-    fit are copied into it (attn/ops.py)."""
+    being the query: the one every tensor fits (the query's memory order when
+    every tensor fits both), else the one most fit, else the query's order.
+    The query's order is bshd when stride(H) < stride(S), else bhsd. Tensors that
+    do not fit are copied into the layout chosen (attn/ops.py)."""
     fit = {lay: [fits_layout(s, st, lay) for s, st in tensors] for lay in LAYOUTS}
-    for lay in LAYOUTS:
-        if all(fit[lay]):
-            return lay
+    shape, stride = tensors[0]
+    order = "bshd" if len(stride) == 4 and stride[1] < stride[2] else "bhsd"
+    every = [lay for lay in LAYOUTS if all(fit[lay])]
+    if len(every) == 1:
+        return every[0]
+    if every:
+        return order
     score = {lay: (sum(fit[lay]), fit[lay][0]) for lay in LAYOUTS}
     if score["bshd"] != score["bhsd"]:
         return "bshd" if score["bshd"] > score["bhsd"] else "bhsd"
-    shape, stride = tensors[0]
-    if len(shape) == 4 and shape[1] > 1 and shape[2] > 1 and stride[1] < stride[2]:
-        return "bshd"
-    return "bhsd"
+    return order
 
 
 def aligned(data_ptr, shape, stride, itemsize):

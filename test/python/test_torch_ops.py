@@ -201,6 +201,10 @@ def test_layout_choice():
     q1 = ((2, 4, 1, 64), (4 * 64, 64, 4 * 64, 1))
     assert S.choose_layout(q1, bshd, bshd) == "bshd"
     assert S.choose_layout(q1, bhsd, bhsd) == "bhsd"
+    # Every tensor fits both (one query row, one key/value head): the query's order.
+    kv1 = ((2, 1, 100, 64), (100 * 64, 64, 64, 1))
+    assert S.choose_layout(q1, kv1, kv1) == "bshd"
+    assert S.choose_layout(((2, 4, 1, 64), (256, 64, 64, 1)), kv1, kv1) == "bhsd"
     # Mixed: the layout most tensors fit (the others are copied).
     assert S.choose_layout(bshd, bshd, bhsd) == "bshd"
     assert S.choose_layout(bhsd, bshd, bhsd) == "bhsd"
@@ -717,11 +721,29 @@ def test_views_are_passed_without_copies(cpu_as_device):
     _check_layouts(kernel, tensors)
 
 
+@needs_torch
+def test_the_other_layout_serves_calls_where_both_coincide(cpu_as_device):
+    """Only the bshd kernel of causal_f16_d64_bshd is prebuilt; a decoding call (one
+    query row, one key/value head) whose tensors are dense in both layouts uses it."""
+    q = torch.randn(2, 4, 1, 64, dtype=torch.float16)  # [B, H, 1, D]: bhsd order
+    kv = torch.randn(2, 1, 77, 64, dtype=torch.float16)
+    assert S.choose_layout((tuple(q.shape), q.stride()), (tuple(kv.shape), kv.stride())) == "bhsd"
+    _expect_runtime_device_error(lambda: attn.attention(q, kv, kv, causal=True))
+    kernel, tensors = cpu_as_device[-1]
+    want = S.spec_for(dict(P.GPU_TEST_CONFIGS[2]))
+    assert P.GPU_TEST_CONFIGS[2]["id"] == "causal_f16_d64_bshd"
+    assert kernel.manifest_path.endswith(want["name"] + ".json")
+    # Without that coincidence the missing kernel is reported.
+    q2 = torch.randn(2, 4, 3, 64, dtype=torch.float16)
+    with pytest.raises(K.KernelNotFoundError, match="layout bhsd"):
+        attn.attention(q2, kv, kv, causal=True)
+
+
 # ==========================================================================
 # With torch, without a GPU: the launch replaced by a torch emulation, so that
 # eager mode, torch.compile and opcheck run end to end on the CPU.
 
-def _emulate(spec, roles, device):
+def _emulate(spec, roles, device, alternative=None):
     """What the kernel computes, for the specs used below (dense/causal softmax,
     plain linear attention)."""
     q, k, v, out = (roles[r].float() for r in ("query", "key", "value", "out"))
