@@ -671,7 +671,7 @@ def test_gpu_test_cases_resolve_and_pass_runtime_checks(cpu_as_device):
     gpu = _gpu_tests()
     seen = set()
     for cfg in gpu.ATTENTION:
-        for shape in (0, 1):
+        for shape in range(len(gpu.SHAPES)):
             B, Sq, Sk = gpu.SHAPES[shape]
             Hq, Hkv = gpu.HEADS[shape]
             (q, k, v), kw, ps, x = gpu.attention_case(cfg, B, Hq, Hkv, Sq, Sk, 1, device="cpu")
@@ -681,12 +681,19 @@ def test_gpu_test_cases_resolve_and_pass_runtime_checks(cpu_as_device):
             _check_layouts(kernel, tensors)
             seen.add(cfg["id"])
     for cfg in gpu.LINEAR:
-        args, kw, fn, ps, x = gpu.linear_case(cfg, 2, 3, 130, 1, device="cpu")
-        _expect_runtime_device_error(lambda: fn(*args, **kw))
-        kernel, tensors = cpu_as_device[-1]
-        assert kernel.manifest_path.endswith(S.spec_for(cfg)["name"] + ".json"), cfg["id"]
-        _check_layouts(kernel, tensors)
-        seen.add(cfg["id"])
+        for B, S_ in gpu.LINEAR_SHAPES:
+            args, kw, fn, ps, x = gpu.linear_case(cfg, B, 3, S_, 1, device="cpu")
+            _expect_runtime_device_error(lambda: fn(*args, **kw))
+            kernel, tensors = cpu_as_device[-1]
+            with open(kernel.manifest_path) as f:
+                spec = json.load(f)["spec"]
+            # The prebuilt kernel, or the same variant in the other layout where both
+            # coincide (one step).
+            assert {k: v for k, v in spec.items() if k not in ("name", "layout")} == \
+                {k: v for k, v in S.spec_for(cfg).items() if k not in ("name", "layout")}
+            assert kernel.manifest_path.startswith(K.kernel_dirs()[0])
+            _check_layouts(kernel, tensors)
+            seen.add(cfg["id"])
     assert seen == {c["id"] for c in P.GPU_TEST_CONFIGS}
     assert K.stats["compiles"] == 0
 
