@@ -104,7 +104,11 @@ SoftmaxState FragmentSoftmax::update(const SoftmaxState &state, ArrayRef<Value> 
   SoftmaxState next;
   Value alpha[2];
   int64_t nTiles = s.size() / 4;
-  // Base-2 online softmax per row, guarded for rows that saw only -inf.
+  // Base-2 online softmax per row. A row that has seen only -inf keeps max
+  // -inf; its exponents are taken against 0 instead, so exp2(-inf - 0) = 0
+  // gives p = 0 and alpha = 0 (O and the sum are still 0) with no per-element
+  // guard.
+  Value base[2];
   for (int r = 0; r < 2; ++r) {
     Value m = state.max[r];
     for (int64_t j = 0; j < nTiles; ++j)
@@ -113,18 +117,14 @@ SoftmaxState FragmentSoftmax::update(const SoftmaxState &state, ArrayRef<Value> 
     next.max[r] = fb.quadReduce(m, /*isMax=*/true);
     Value noneSeen =
         arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, next.max[r], lb.negInf());
-    alpha[r] = arith::SelectOp::create(
-        b, noneSeen, lb.f32(1.0),
-        math::Exp2Op::create(b, arith::SubFOp::create(b, state.max[r], next.max[r])));
+    base[r] = arith::SelectOp::create(b, noneSeen, lb.f32(0.0), next.max[r]);
+    alpha[r] = math::Exp2Op::create(b, arith::SubFOp::create(b, state.max[r], base[r]));
   }
   p.assign(s.size(), Value());
   Value rowSum[2] = {lb.f32(0.0), lb.f32(0.0)};
   for (int64_t i = 0; i < int64_t(s.size()); ++i) {
     int64_t r = (i % 4) / 2;
-    Value masked = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, s[i], lb.negInf());
-    p[i] = arith::SelectOp::create(
-        b, masked, lb.f32(0.0),
-        math::Exp2Op::create(b, arith::SubFOp::create(b, s[i], next.max[r])));
+    p[i] = math::Exp2Op::create(b, arith::SubFOp::create(b, s[i], base[r]));
     rowSum[r] = arith::AddFOp::create(b, rowSum[r], p[i]);
   }
   for (int r = 0; r < 2; ++r)
@@ -132,6 +132,8 @@ SoftmaxState FragmentSoftmax::update(const SoftmaxState &state, ArrayRef<Value> 
         arith::AddFOp::create(b, arith::MulFOp::create(b, state.sum[r], alpha[r]), rowSum[r]);
   for (int64_t i = 0; i < int64_t(state.o.size()); ++i)
     next.o.push_back(arith::MulFOp::create(b, state.o[i], alpha[(i % 4) / 2]));
+  next.alpha[0] = alpha[0];
+  next.alpha[1] = alpha[1];
   return next;
 }
 

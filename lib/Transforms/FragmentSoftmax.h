@@ -42,6 +42,9 @@ public:
 struct SoftmaxState {
   Value max[2], sum[2];
   SmallVector<Value> o;
+  /// Set by FragmentSoftmax::update: the factor O was rescaled by (not
+  /// carried).
+  Value alpha[2];
 
   /// Flattened as loop-carried values: max0, max1, sum0, sum1, o...
   SmallVector<Value> flatten() const;

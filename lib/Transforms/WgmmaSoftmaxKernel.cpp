@@ -112,7 +112,10 @@ public:
 
   void wgmmaFence() { emit({}, {}, "wgmma.fence.sync.aligned;", ""); }
   void wgmmaCommit() { emit({}, {}, "wgmma.commit_group.sync.aligned;", ""); }
-  void wgmmaWait() { emit({}, {}, "wgmma.wait_group.sync.aligned 0;", ""); }
+  /// Waits until at most `pending` committed wgmma groups are in flight.
+  void wgmmaWait(int pending) {
+    emit({}, {}, "wgmma.wait_group.sync.aligned " + std::to_string(pending) + ";", "");
+  }
 
   /// acc += A B for one m64nNk16 step. A is a shared-memory descriptor
   /// (`aDesc`) or 4 registers (`aRegs`); B is a descriptor, MN-major when
@@ -427,90 +430,155 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   int64_t nTilesO = dv / 8;
   // One k tile: S = Q K^T, softmax, O += P V; element masks only when
   // `masked` (the tile is partial, or masks are known only per element).
-  auto consumeTile = [&](Value kt, Value stage, Value parity, const SoftmaxState &state,
-                         bool masked) {
-        Value colBegin = arith::MulIOp::create(b, kt, lb.index(blockK));
-
-        // S = Q K^T over d / 16 k16 steps.
-        Value kStage = arith::MulIOp::create(b, stage, c32(kStageBytes));
-        // Every operand is ready before the fence: ptxas otherwise inserts a
-        // warpgroup.arrive before each wgmma whose registers were just written.
-        SmallVector<std::pair<Value, Value>> sDescs;
-        for (int64_t step = 0; step < d / 16; ++step) {
-          int64_t inBox = (step * 16 % kBoxCols) * 2, box = step * 16 / kBoxCols;
-          sDescs.push_back(
-              {descriptor(arith::AddIOp::create(b, qWarpgroupOffset,
-                                                c32(box * qBoxBytes + inBox)),
-                          16),
-               descriptor(arith::AddIOp::create(b, kStage,
-                                                c32(kOffset + box * kvBoxBytes + inBox)),
-                          16)});
-        }
-        SmallVector<Value> acc(blockK / 2, lb.f32(0.0));
-        ptx.wait(stageBar(KFull, stage), parity);
-        ptx.wgmmaFence();
-        for (auto [aDesc, bDesc] : sDescs)
-          acc = ptx.wgmma(acc, aDesc, {}, bDesc, blockK, et, /*transposeB=*/false);
-        ptx.wgmmaCommit();
-        ptx.wgmmaWait();
-        acc = ptx.fenceOperands(acc);
-        lb.ifThen(laneZero, [&] { ptx.arrive(stageBar(KEmpty, stage)); });
-
-        SmallVector<Value> s = softmax.scores(acc, colBegin, lb.boolean(masked));
-        SmallVector<Value> p;
-        SoftmaxState next = softmax.update(state, s, p);
-
-        // O += P V over the tile's BK / 16 key steps.
-        Value vStage = arith::MulIOp::create(b, stage, c32(vStageBytes));
-        SmallVector<std::pair<std::array<Value, 4>, Value>> pvOperands;
-        for (int64_t u = 0; u < blockK / 16; ++u)
-          pvOperands.push_back(
-              {softmax.pOperand(p, u, /*asI32=*/true),
-               descriptor(arith::AddIOp::create(b, vStage, c32(vOffset + u * 16 * 128)),
-                          kvBoxBytes)});
-        ptx.wait(stageBar(VFull, stage), parity);
-        ptx.wgmmaFence();
-        for (auto &[aRegs, bDesc] : pvOperands)
-          next.o = ptx.wgmma(next.o, Value(), aRegs, bDesc, dv, et, /*transposeB=*/true);
-        ptx.wgmmaCommit();
-        ptx.wgmmaWait();
-        next.o = ptx.fenceOperands(next.o);
-        lb.ifThen(laneZero, [&] { ptx.arrive(stageBar(VEmpty, stage)); });
-        return next;
+  // Software pipeline across k tiles (FlashAttention-3's intra-warpgroup
+  // overlap): iteration j issues S_j = Q K_j^T and then O += P_{j-1} V_{j-1},
+  // waits for S_j only, and runs tile j's softmax while the tensor cores
+  // still work on P_{j-1} V_{j-1}; O is rescaled once that product is done.
+  // The last tile's P V runs after the loop.
+  auto issueS = [&](Value stage, Value parity) {
+    Value kStage = arith::MulIOp::create(b, stage, c32(kStageBytes));
+    // Every operand is ready before the fence: ptxas otherwise inserts a
+    // warpgroup.arrive before each wgmma whose registers were just written.
+    SmallVector<std::pair<Value, Value>> descs;
+    for (int64_t step = 0; step < d / 16; ++step) {
+      int64_t inBox = (step * 16 % kBoxCols) * 2, box = step * 16 / kBoxCols;
+      descs.push_back(
+          {descriptor(arith::AddIOp::create(b, qWarpgroupOffset, c32(box * qBoxBytes + inBox)),
+                      16),
+           descriptor(arith::AddIOp::create(b, kStage, c32(kOffset + box * kvBoxBytes + inBox)),
+                      16)});
+    }
+    SmallVector<Value> acc(blockK / 2, lb.f32(0.0));
+    ptx.wait(stageBar(KFull, stage), parity);
+    ptx.wgmmaFence();
+    for (auto [aDesc, bDesc] : descs)
+      acc = ptx.wgmma(acc, aDesc, {}, bDesc, blockK, et, /*transposeB=*/false);
+    ptx.wgmmaCommit();
+    return acc;
+  };
+  // O += P V for the tile in `stage` (P as packed A-operand registers).
+  auto issuePV = [&](ArrayRef<Value> o, ArrayRef<Value> pPacked, Value stage, Value parity) {
+    Value vStage = arith::MulIOp::create(b, stage, c32(vStageBytes));
+    SmallVector<Value> descs;
+    for (int64_t u = 0; u < blockK / 16; ++u)
+      descs.push_back(
+          descriptor(arith::AddIOp::create(b, vStage, c32(vOffset + u * 16 * 128)), kvBoxBytes));
+    ptx.wait(stageBar(VFull, stage), parity);
+    ptx.wgmmaFence();
+    SmallVector<Value> acc(o.begin(), o.end());
+    for (int64_t u = 0; u < blockK / 16; ++u)
+      acc = ptx.wgmma(acc, Value(), pPacked.slice(4 * u, 4), descs[u], dv, et,
+                      /*transposeB=*/true);
+    ptx.wgmmaCommit();
+    return acc;
+  };
+  // Tile j's softmax on its S accumulators: max[2], sum[2], alpha[2], then P
+  // packed (blockK / 16 x 4 registers). Masks only when `masked`.
+  auto softmaxTile = [&](Value kt, ArrayRef<Value> acc, const SoftmaxState &st, bool masked) {
+    Value colBegin = arith::MulIOp::create(b, kt, lb.index(blockK));
+    SmallVector<Value> sc = softmax.scores(acc, colBegin, lb.boolean(masked));
+    SmallVector<Value> p;
+    SoftmaxState next = softmax.update(st, sc, p);
+    SmallVector<Value> results = {next.max[0], next.max[1], next.sum[0], next.sum[1],
+                                  next.alpha[0], next.alpha[1]};
+    for (int64_t u = 0; u < blockK / 16; ++u) {
+      std::array<Value, 4> regs = softmax.pOperand(p, u, /*asI32=*/true);
+      results.append(regs.begin(), regs.end());
+    }
+    return results;
   };
   // Tiles in the plan's full range skip the mask code entirely: a per-tile
-  // branch between an unmasked and a masked copy of the tile's code.
+  // branch between an unmasked and a masked copy of the softmax.
   bool alwaysMasked = plan.getElementMaskEverywhere() || op.getQDocIds() ||
                       (layout && !skipEmptyTiles);
+  int64_t pRegs = blockK / 16 * 4;
+  // Carried: max[2], sum[2], O, P of the previous tile, its stage and
+  // parity, and the number of tiles consumed so far.
   SmallVector<Value> init = SoftmaxState::initial(lb, nTilesO * 4).flatten();
-  init.push_back(c32(0));
-  SmallVector<Value> state = kb.forWithState(
+  init.append(pRegs, c32(0));
+  init.append({c32(0), c32(0), c32(0)});
+  int64_t oBegin = 4, pBegin = 4 + nTilesO * 4, tail = pBegin + pRegs;
+  SmallVector<Value> carriedOut = kb.forWithState(
       range.begin, range.end, lb.index(1), init, [&](Value kt, ValueRange carried) {
-        SmallVector<Type> resultTypes(carried.getTypes());
+        SmallVector<Type> carriedTypes(carried.getTypes());
         return kb.ifWithResults(
-            tileLive(kt), resultTypes,
+            tileLive(kt), carriedTypes,
             [&] {
-              auto [stage, round] = stageOf(carried.back());
+              Value count = carried[tail + 2];
+              auto [stage, round] = stageOf(count);
               Value parity = arith::RemUIOp::create(b, round, c32(2));
-              SoftmaxState st = SoftmaxState::unflatten(carried.drop_back());
-              SmallVector<Value> next;
+              Value prevStage = carried[tail], prevParity = carried[tail + 1];
+              Value hasPrev = arith::CmpIOp::create(b, arith::CmpIPredicate::ugt, count, c32(0));
+              SmallVector<Value> o(carried.begin() + oBegin, carried.begin() + pBegin);
+              ValueRange prevP = carried.slice(pBegin, pRegs);
+
+              SmallVector<Value> acc = issueS(stage, parity);
+              // With a previous tile: issue its P V, then wait for S only
+              // (wait_group 1: the older group); else wait for S alone.
+              o = kb.ifWithResults(
+                  hasPrev, TypeRange(ValueRange(o).getTypes()),
+                  [&] {
+                    SmallVector<Value> inFlight =
+                        issuePV(o, SmallVector<Value>(prevP), prevStage, prevParity);
+                    ptx.wgmmaWait(1);
+                    return inFlight;
+                  },
+                  [&] {
+                    ptx.wgmmaWait(0);
+                    return o;
+                  });
+              acc = ptx.fenceOperands(acc);
+              lb.ifThen(laneZero, [&] { ptx.arrive(stageBar(KEmpty, stage)); });
+
+              SoftmaxState st;
+              for (int r = 0; r < 2; ++r) {
+                st.max[r] = carried[r];
+                st.sum[r] = carried[2 + r];
+              }
+              SmallVector<Type> smTypes(6, b.getF32Type());
+              smTypes.append(pRegs, i32);
+              SmallVector<Value> sm;
               if (alwaysMasked) {
-                next = consumeTile(kt, stage, parity, st, /*masked=*/true).flatten();
+                sm = softmaxTile(kt, acc, st, /*masked=*/true);
               } else {
                 Value partial = arith::OrIOp::create(
                     b, arith::CmpIOp::create(b, arith::CmpIPredicate::slt, kt, range.fullBegin),
                     arith::CmpIOp::create(b, arith::CmpIPredicate::sge, kt, range.fullEnd));
-                next = kb.ifWithResults(
-                    partial, TypeRange(carried.drop_back().getTypes()),
-                    [&] { return consumeTile(kt, stage, parity, st, true).flatten(); },
-                    [&] { return consumeTile(kt, stage, parity, st, false).flatten(); });
+                sm = kb.ifWithResults(
+                    partial, smTypes, [&] { return softmaxTile(kt, acc, st, true); },
+                    [&] { return softmaxTile(kt, acc, st, false); });
               }
-              next.push_back(arith::AddIOp::create(b, carried.back(), c32(1)));
+              // The previous P V is done: release its V stage, rescale O.
+              ptx.wgmmaWait(0);
+              o = ptx.fenceOperands(o);
+              lb.ifThen(arith::AndIOp::create(b, laneZero, hasPrev),
+                        [&] { ptx.arrive(stageBar(VEmpty, prevStage)); });
+              SmallVector<Value> next = {sm[0], sm[1], sm[2], sm[3]};
+              for (int64_t i = 0; i < int64_t(o.size()); ++i)
+                next.push_back(arith::MulFOp::create(b, o[i], sm[4 + (i % 4) / 2]));
+              next.append(sm.begin() + 6, sm.end());
+              next.append({stage, parity, arith::AddIOp::create(b, count, c32(1))});
               return next;
             },
             [&] { return SmallVector<Value>(carried.begin(), carried.end()); });
       });
-  state.pop_back();
+  // The last tile's P V.
+  Value anyTile = arith::CmpIOp::create(b, arith::CmpIPredicate::ugt, carriedOut[tail + 2],
+                                        c32(0));
+  SmallVector<Value> oFinal(carriedOut.begin() + oBegin, carriedOut.begin() + pBegin);
+  oFinal = kb.ifWithResults(
+      anyTile, TypeRange(ValueRange(oFinal).getTypes()),
+      [&] {
+        SmallVector<Value> o =
+            issuePV(oFinal, SmallVector<Value>(carriedOut.begin() + pBegin,
+                                               carriedOut.begin() + tail),
+                    carriedOut[tail], carriedOut[tail + 1]);
+        ptx.wgmmaWait(0);
+        return ptx.fenceOperands(o);
+      },
+      [&] { return oFinal; });
+  SmallVector<Value> state = {carriedOut[0], carriedOut[1], carriedOut[2], carriedOut[3]};
+  state.append(oFinal.begin(), oFinal.end());
   softmax.finalize(SoftmaxState::unflatten(state), out,
                    op.getLse() ? map.lookup(op.getLse()) : Value());
   b.setInsertionPointAfter(roles);

@@ -23,7 +23,10 @@
 // CHECK: scf.for
 // CHECK: mbarrier.try_wait.parity.shared::cta.b64
 // CHECK: cp.async.bulk.tensor.4d
-// Consumers.
+// Consumers: a software pipeline over k tiles. Iteration j issues S_j, then
+// the previous tile's P V, waits for S_j alone (wait_group 1), releases K_j,
+// runs the softmax (masked and unmasked copies), then waits for P V and
+// releases that V stage. The last tile's P V follows the loop.
 // CHECK: } else {
 // CHECK: setmaxnreg.inc.sync.aligned.u32 240
 // CHECK: scf.for
@@ -31,12 +34,20 @@
 // CHECK: wgmma.fence.sync.aligned
 // CHECK: wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {{.*}}, p, 1, 1, 0, 0;
 // CHECK: wgmma.commit_group.sync.aligned
+// CHECK: scf.if
+// CHECK: mbarrier.try_wait.parity.shared::cta.b64
+// CHECK: wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {{.*}}, {$128, $129, $130, $131}, $132, p, 1, 1, 1;
+// CHECK: wgmma.commit_group.sync.aligned
+// CHECK: wgmma.wait_group.sync.aligned 1
+// CHECK: } else {
 // CHECK: wgmma.wait_group.sync.aligned 0
 // CHECK: mbarrier.arrive.shared::cta.b64
 // CHECK: math.exp2
-// CHECK: wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {{.*}}, {$128, $129, $130, $131}, $132, p, 1, 1, 1;
+// CHECK: wgmma.wait_group.sync.aligned 0
 // CHECK: mbarrier.arrive.shared::cta.b64
 // CHECK: scf.yield
+// CHECK: wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {{.*}}, {$128, $129, $130, $131}, $132, p, 1, 1, 1;
+// CHECK: wgmma.wait_group.sync.aligned 0
 func.func @causal(%q: memref<?x4x?x128xbf16>, %k: memref<?x2x?x128xbf16>,
                   %v: memref<?x2x?x128xbf16>, %o: memref<?x4x?x128xbf16>) {
   attn.attention ins(%q, %k, %v : memref<?x4x?x128xbf16>, memref<?x2x?x128xbf16>, memref<?x2x?x128xbf16>)

@@ -12,6 +12,7 @@ must be at most twice the better one. Prints a table; writes JSON and
 Markdown to --out.
 """
 import argparse
+import concurrent.futures
 import datetime
 import glob
 import json
@@ -133,12 +134,27 @@ def sanitize(exec_path, manifest_path, spec, work, tool):
             "case_ok": row.get("ok")}
 
 
+def check_case(exec_path, case):
+    """One (kernel, shape) case in a worker process."""
+    mpath, name, chip, (B, Sq, Sk), seed = case
+    with open(mpath) as f:
+        spec = PySpec(json.load(f)["spec"])
+    with tempfile.TemporaryDirectory() as work:
+        try:
+            row = run_case(exec_path, mpath, spec, B, Sq, Sk, seed, work)
+        except Exception as e:  # noqa: BLE001 - a crashed check is a failed row
+            row = {"B": B, "Sq": Sq, "Sk": Sk, "ok": False, "error": repr(e)[:300]}
+    row.update(kernel=name, chip=chip)
+    return row
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--exec", required=True)
     ap.add_argument("--kernels", required=True, help="directory of manifests (recursively)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--sanitize", action="store_true")
+    ap.add_argument("--jobs", type=int, default=8, help="cases checked in parallel")
     ap.add_argument("--only", default="",
                     help="comma-separated filters: DIR/NAME (e.g. sm_90a/gqa) or DIR/ (every kernel of a directory)")
     args = ap.parse_args()
@@ -149,24 +165,32 @@ def main():
                      if any(m.endswith(w + ".json") or (w.endswith("/") and "/" + w in m)
                             for w in wanted)]
     rows, sanit = [], []
+    # Cases run in parallel worker processes (each its own attn-exec and CUDA
+    # context; the float64 reference is CPU-bound); rows keep their order.
+    cases = []
     for mi, mpath in enumerate(manifests):
         with open(mpath) as f:
             man = json.load(f)
-        spec = PySpec(man["spec"])
-        for si, (B, Sq, Sk) in enumerate(shapes_for(spec)):
-            with tempfile.TemporaryDirectory() as work:
-                row = run_case(args.exec, mpath, spec, B, Sq, Sk, 1000 * mi + si, work)
-            row.update(kernel=man["name"], chip=man["chip"])
+        for si, shape in enumerate(shapes_for(PySpec(man["spec"]))):
+            cases.append((mpath, man["name"], man["chip"], shape, 1000 * mi + si))
+    os.makedirs(args.out, exist_ok=True)
+    with concurrent.futures.ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        futures = [pool.submit(check_case, args.exec, c) for c in cases]
+        for c, fut in zip(cases, futures):
+            row = fut.result()
             rows.append(row)
             print(json.dumps(row), flush=True)
-            print(f"{'PASS' if row.get('ok') else 'FAIL'} {os.path.relpath(mpath, args.kernels)} "
-                  f"B={B} Sq={Sq} Sk={Sk} err={row.get('err_o', float('nan')):.2e} "
-                  f"{row.get('error', '')}", flush=True)
+            print(f"{'PASS' if row.get('ok') else 'FAIL'} {os.path.relpath(c[0], args.kernels)} "
+                  f"B={row['B']} Sq={row['Sq']} Sk={row['Sk']} "
+                  f"err={row.get('err_o', float('nan')):.2e} {row.get('error', '')}", flush=True)
             # Written after every case: a run cut short still leaves its rows.
-            os.makedirs(args.out, exist_ok=True)
             with open(os.path.join(args.out, "gpu_checks.partial.json"), "w") as f:
                 json.dump({"rows": rows, "sanitizer": sanit}, f)
+    for mpath in manifests:
+        with open(mpath) as f:
+            man = json.load(f)
         if args.sanitize and man["chip"] == "sm_90a":
+            spec = PySpec(man["spec"])
             for tool in ("memcheck", "racecheck"):
                 with tempfile.TemporaryDirectory() as work:
                     s = sanitize(args.exec, mpath, spec, work, tool)
@@ -174,8 +198,11 @@ def main():
                 sanit.append(s)
                 print(json.dumps(s), flush=True)
 
-    import torch  # for the record
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "?"
+    try:  # for the record
+        import torch
+        gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "?"
+    except ImportError:
+        gpu = "?"
     stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "gpu_checks.json"), "w") as f:
