@@ -7,7 +7,8 @@
 #   2. SASS evidence for the Hopper kernels (HGMMA, UTMALDG counts) and their
 #      resource usage;
 #   3. the PyTorch binding's GPU tests (test/gpu/test_torch_ops.py);
-#   4. bench/run_gpu.sh with $BENCH_ARGS (default: dense and causal at 4k).
+#   4. (with $FIRST_CALL_ARGS) first-call latency, ours vs FlexAttention;
+#   5. bench/run_gpu.sh with $BENCH_ARGS (default: dense and causal at 4k).
 # Each step has its own time limit so one slow step cannot take the others.
 #   bash scripts/gpu/all.sh OUT      (everything ends up in OUT/results.tar.gz)
 set -uo pipefail
@@ -29,11 +30,20 @@ echo "sanitizer: exit $?"
 } > "$out/sass.txt" 2>&1
 cat "$out/sass.txt"
 # The PyTorch binding's GPU tests (kernels prebuilt by prepare.sh).
-if [ -f test/gpu/test_torch_ops.py ] && [ -d gpu-kernels/torch ]; then
+if [ "${TORCH_TESTS:-1}" = 1 ] && [ -f test/gpu/test_torch_ops.py ] && [ -d gpu-kernels/torch ]; then
   ATTN_RUNTIME_LIB=$PWD/build-rt/lib/libattn_runtime.so ATTN_KERNEL_PATH=$PWD/gpu-kernels/torch/sm_90a \
     timeout "${TORCH_TIMEOUT:-150}" python3 -m pytest -q -x test/gpu/test_torch_ops.py -p no:cacheprovider \
     > "$out/torch_tests.txt" 2>&1
   echo "torch tests: exit $?"; tail -15 "$out/torch_tests.txt"
+fi
+# First-call latency of our PyTorch op next to FlexAttention's ($FIRST_CALL_ARGS,
+# e.g. "--variants causal --repeats 1"; skipped when empty).
+if [ -n "${FIRST_CALL_ARGS:-}" ]; then
+  read -r -a first_args <<<"$FIRST_CALL_ARGS"
+  ATTN_RUNTIME_LIB=$PWD/build-rt/lib/libattn_runtime.so timeout "${FIRST_CALL_TIMEOUT:-90}" \
+    python3 bench/first_call_latency.py --kernels gpu-kernels/torch/sm_90a --out "$out/first_call" \
+    "${first_args[@]}" 2>&1 | tail -12
+  echo "first call: exit $?"
 fi
 read -r -a bench_args <<<"${BENCH_ARGS:---only dense,causal --seq 4096}"
 timeout "${BENCH_TIMEOUT:-240}" bash bench/run_gpu.sh "$out/bench" "${bench_args[@]}"
