@@ -14,7 +14,7 @@
 //
 // wgmma, TMA and mbarrier instructions are emitted as inline PTX: the NVVM
 // dialect has no wgmma with A from registers, and one mechanism for all of
-// them keeps the operand conventions in one place (PtxEmitter below).
+// them keeps the operand conventions in one place (PtxEmitter.h).
 //
 // Shared memory (one dynamic buffer, 1024-byte aligned, carved by offset):
 //   Q      [D/64 boxes][128 rows][64]          (128-byte rows, swizzled)
@@ -32,6 +32,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "FragmentSoftmax.h"
+#include "PtxEmitter.h"
 #include "TileRange.h"
 
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
@@ -51,143 +52,6 @@ constexpr int64_t kConsumerWarps = kWarpgroups * 4;
 constexpr int64_t kProducerRegisters = 24, kConsumerRegisters = 240;
 constexpr int64_t kBoxCols = 64; // 128 bytes of 16-bit elements: one swizzle row
 
-/// Inline PTX with LLVM constraint strings; every op has side effects so the
-/// asynchronous instructions keep their program order.
-class PtxEmitter {
-public:
-  explicit PtxEmitter(ImplicitLocOpBuilder &b) : b(b) {}
-
-  Value emit(TypeRange results, ValueRange operands, StringRef ptx, StringRef constraints) {
-    Type resultType;
-    if (results.size() == 1)
-      resultType = results[0];
-    else if (results.size() > 1)
-      resultType = LLVM::LLVMStructType::getLiteral(b.getContext(), SmallVector<Type>(results));
-    auto op = LLVM::InlineAsmOp::create(
-        b, resultType, operands, ptx, constraints, /*has_side_effects=*/true,
-        /*is_align_stack=*/false, LLVM::tailcallkind::TailCallKind::None,
-        LLVM::AsmDialectAttr::get(b.getContext(), LLVM::AsmDialect::AD_ATT),
-        /*operand_attrs=*/ArrayAttr());
-    return results.empty() ? Value() : op.getRes();
-  }
-
-  void mbarrierInit(Value bar, int32_t count) {
-    emit({}, {bar, i32(count)}, "mbarrier.init.shared::cta.b64 [$0], $1;", "r,r");
-  }
-  void mbarrierInitFence() { emit({}, {}, "fence.mbarrier_init.release.cluster;", ""); }
-  void arriveExpectTx(Value bar, int64_t bytes) {
-    emit({}, {bar, i32(bytes)}, "mbarrier.arrive.expect_tx.shared::cta.b64 _, [$0], $1;",
-         "r,r");
-  }
-  /// Blocks until the phase with parity `parity` of `bar` has completed.
-  void wait(Value bar, Value parity) {
-    emit({}, {bar, parity},
-         "{\n.reg .pred done;\nwait_again:\n"
-         "mbarrier.try_wait.parity.shared::cta.b64 done, [$0], $1;\n"
-         "@!done bra wait_again;\n}",
-         "r,r");
-  }
-  /// One 4-d TMA box (coordinates innermost first) into shared `dst`.
-  void tmaLoad(Value dst, Value map, ArrayRef<Value> coords, Value bar) {
-    SmallVector<Value> operands = {dst, map};
-    operands.append(coords.begin(), coords.end());
-    operands.push_back(bar);
-    emit({}, operands,
-         "cp.async.bulk.tensor.4d.shared::cluster.global.mbarrier::complete_tx::bytes "
-         "[$0], [$1, {$2, $3, $4, $5}], [$6];",
-         "r,l,r,r,r,r,r");
-  }
-
-  void arrive(Value bar) {
-    emit({}, {bar}, "mbarrier.arrive.shared::cta.b64 _, [$0];", "r");
-  }
-  /// setmaxnreg: hands registers back to (or takes them from) the SM's pool
-  /// for this warpgroup; the kernel must have a register cap at entry.
-  void setMaxRegisters(int64_t count, bool increase) {
-    emit({}, {},
-         std::string("setmaxnreg.") + (increase ? "inc" : "dec") + ".sync.aligned.u32 " +
-             std::to_string(count) + ";",
-         "");
-  }
-
-  void wgmmaFence() { emit({}, {}, "wgmma.fence.sync.aligned;", ""); }
-  void wgmmaCommit() { emit({}, {}, "wgmma.commit_group.sync.aligned;", ""); }
-  /// Waits until at most `pending` committed wgmma groups are in flight.
-  void wgmmaWait(int pending) {
-    emit({}, {}, "wgmma.wait_group.sync.aligned " + std::to_string(pending) + ";", "");
-  }
-
-  /// acc += A B for one m64nNk16 step. A is a shared-memory descriptor
-  /// (`aDesc`) or 4 registers (`aRegs`); B is a descriptor, MN-major when
-  /// `transposeB`.
-  SmallVector<Value> wgmma(ArrayRef<Value> acc, Value aDesc, ArrayRef<Value> aRegs,
-                           Value bDesc, int64_t n, Type elem, bool transposeB) {
-    int64_t m = acc.size();
-    std::string type = elem.isBF16() ? "bf16" : "f16";
-    std::string ptx = "{\n.reg .pred p;\nsetp.ne.b32 p, $SCALE, 0;\n"
-                      "wgmma.mma_async.sync.aligned.m64n" +
-                      std::to_string(n) + "k16.f32." + type + "." + type + " {";
-    std::string constraints;
-    for (int64_t i = 0; i < m; ++i) {
-      ptx += (i ? ", $" : "$") + std::to_string(i);
-      constraints += "=f,";
-    }
-    for (int64_t i = 0; i < m; ++i)
-      constraints += std::to_string(i) + ",";
-    SmallVector<Value> operands(acc.begin(), acc.end());
-    int64_t next = 2 * m;
-    if (aDesc) {
-      ptx += "}, $" + std::to_string(next++);
-      operands.push_back(aDesc);
-      constraints += "l,";
-    } else {
-      ptx += "}, {";
-      for (int64_t i = 0; i < 4; ++i) {
-        ptx += (i ? ", $" : "$") + std::to_string(next++);
-        operands.push_back(aRegs[i]);
-        constraints += "r,";
-      }
-      ptx += "}";
-    }
-    ptx += ", $" + std::to_string(next++);
-    operands.push_back(bDesc);
-    constraints += "l,r";
-    std::string scale = "$" + std::to_string(next);
-    ptx.replace(ptx.find("$SCALE"), 6, scale);
-    operands.push_back(i32(1));
-    // scale-d = p (accumulate), scale-a = scale-b = 1, then the transposes
-    // (A from registers has no transpose immediate).
-    ptx += std::string(", p, 1, 1") + (aDesc ? ", 0" : "") + (transposeB ? ", 1" : ", 0") +
-           ";\n}";
-    Value result = emit(SmallVector<Type>(m, b.getF32Type()), operands, ptx, constraints);
-    return unpack(result, m);
-  }
-
-  /// Makes the accumulators' later uses depend on the preceding wgmma wait:
-  /// an empty asm that "redefines" them (CUTLASS's warpgroup_fence_operand).
-  SmallVector<Value> fenceOperands(ArrayRef<Value> values) {
-    int64_t m = values.size();
-    std::string constraints;
-    for (int64_t i = 0; i < m; ++i)
-      constraints += "=f,";
-    for (int64_t i = 0; i < m; ++i)
-      constraints += std::to_string(i) + (i + 1 < m ? "," : "");
-    Value result = emit(SmallVector<Type>(m, b.getF32Type()), values, "", constraints);
-    return unpack(result, m);
-  }
-
-  Value i32(int64_t v) { return arith::ConstantIntOp::create(b, v, 32); }
-
-private:
-  SmallVector<Value> unpack(Value result, int64_t m) {
-    SmallVector<Value> values;
-    for (int64_t i = 0; i < m; ++i)
-      values.push_back(LLVM::ExtractValueOp::create(b, result, {i}));
-    return values;
-  }
-
-  ImplicitLocOpBuilder &b;
-};
 
 /// The one dynamic shared-memory buffer of the module: public, uninitialized,
 /// zero-sized, 1024-byte aligned (PTX `.extern .shared .align 1024`).
