@@ -161,36 +161,18 @@ CUtensorMapDataType tensorMapType(BufferElem e) {
 /// zero fill past the ends (partial tiles read zeros, never other rows).
 bool encodeTensorMap(Driver &d, const std::string &kernel, const TensorMapArgument &spec,
                      const DeviceTensor &t, CUtensorMap &map, std::string &error) {
-  std::string where = kernel + ": " + t.role + ": ";
-  if (t.shape.size() != 4) {
-    error = where + "a TMA tensor map needs a rank-4 tensor";
+  TensorMapGeometry g;
+  if (!describeTensorMap(kernel, t.role, spec, uint64_t(t.data), t.shape, t.strides,
+                         t.elementBytes, g, error))
     return false;
-  }
-  if (t.strides[3] != 1) {
-    error = where + "the last dimension must be contiguous (stride 1) for TMA";
-    return false;
-  }
-  if (t.data % 16 != 0) {
-    error = where + "the data pointer must be 16-byte aligned for TMA";
-    return false;
-  }
   cuuint64_t dims[4], strides[3];
-  for (int i = 0; i < 4; ++i)
-    dims[i] = cuuint64_t(t.shape[3 - i]);
-  for (int i = 0; i < 3; ++i) {
-    int64_t bytes = t.strides[2 - i] * int64_t(t.elementBytes);
-    // A dimension of extent 1 is never stepped over: any stride will do.
-    if (t.shape[2 - i] == 1 && (bytes <= 0 || bytes % 16 != 0))
-      bytes = (t.shape[3] * int64_t(t.elementBytes) + 15) / 16 * 16;
-    if (bytes <= 0 || bytes % 16 != 0 || bytes >= (int64_t(1) << 40)) {
-      error = where + "stride of dimension " + std::to_string(2 - i) + " is " +
-              std::to_string(bytes) + " bytes; TMA needs a positive multiple of 16";
-      return false;
-    }
-    strides[i] = cuuint64_t(bytes);
+  cuuint32_t box[4], elementStrides[4] = {1, 1, 1, 1};
+  for (int i = 0; i < 4; ++i) {
+    dims[i] = g.dims[i];
+    box[i] = g.box[i];
   }
-  cuuint32_t box[4] = {cuuint32_t(spec.boxCols), cuuint32_t(spec.boxRows), 1, 1};
-  cuuint32_t elementStrides[4] = {1, 1, 1, 1};
+  for (int i = 0; i < 3; ++i)
+    strides[i] = g.strides[i];
   CUtensorMapSwizzle swizzle = spec.swizzle == 128  ? CU_TENSOR_MAP_SWIZZLE_128B
                                : spec.swizzle == 64 ? CU_TENSOR_MAP_SWIZZLE_64B
                                : spec.swizzle == 32 ? CU_TENSOR_MAP_SWIZZLE_32B
@@ -202,7 +184,7 @@ bool encodeTensorMap(Driver &d, const std::string &kernel, const TensorMapArgume
                                     CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
                                     CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE),
              "cuTensorMapEncodeTiled")) {
-    error = where + error;
+    error = kernel + ": " + t.role + ": " + error;
     return false;
   }
   return true;
@@ -275,6 +257,43 @@ bool appendTensorMaps(Driver &d, const KernelManifest &m, const std::vector<Devi
 }
 
 } // namespace
+
+bool describeTensorMap(const std::string &kernel, const std::string &role,
+                       const TensorMapArgument &spec, uint64_t address,
+                       const std::vector<int64_t> &shape, const std::vector<int64_t> &strides,
+                       size_t elementBytes, TensorMapGeometry &g, std::string &error) {
+  std::string where = kernel + ": " + role + ": ";
+  if (shape.size() != 4 || strides.size() != 4) {
+    error = where + "a TMA tensor map needs a rank-4 tensor";
+    return false;
+  }
+  if (strides[3] != 1) {
+    error = where + "the last dimension must be contiguous (stride 1) for TMA";
+    return false;
+  }
+  if (address % 16 != 0) {
+    error = where + "the data pointer must be 16-byte aligned for TMA";
+    return false;
+  }
+  for (int i = 0; i < 4; ++i)
+    g.dims[i] = uint64_t(shape[3 - i]);
+  for (int i = 0; i < 3; ++i) {
+    int64_t bytes = strides[2 - i] * int64_t(elementBytes);
+    // A dimension of extent 1 is never stepped over: any stride will do.
+    if (shape[2 - i] == 1 && (bytes <= 0 || bytes % 16 != 0))
+      bytes = (shape[3] * int64_t(elementBytes) + 15) / 16 * 16;
+    if (bytes <= 0 || bytes % 16 != 0 || bytes >= (int64_t(1) << 40)) {
+      error = where + "stride of dimension " + std::to_string(2 - i) + " is " +
+              std::to_string(bytes) + " bytes; TMA needs a positive multiple of 16";
+      return false;
+    }
+    g.strides[i] = uint64_t(bytes);
+  }
+  g.box[0] = uint32_t(spec.boxCols);
+  g.box[1] = uint32_t(spec.boxRows);
+  g.box[2] = g.box[3] = 1;
+  return true;
+}
 
 bool runCudaKernel(const KernelManifest &m, const ExecInputs &in, ExecOutputs &out,
                    std::string &error, const CudaRunOptions &options) {

@@ -298,6 +298,45 @@ TEST(CApi, ChecksArgumentsAgainstTheSpec) {
 #endif
 
 #ifdef ATTN_HAVE_CUDA
+TEST(TensorMaps, DescribeBshdViewsAndRejectWhatTmaCannotRead) {
+  TensorMapArgument spec{0, 64, 128, 128};
+  TensorMapGeometry g;
+  std::string error;
+  // [B=2, H=4, S=100, D=128] bf16 viewed from [B, S, H, D] memory.
+  ASSERT_TRUE(describeTensorMap("k", "query", spec, 0x1000, {2, 4, 100, 128},
+                                {100 * 4 * 128, 128, 4 * 128, 1}, 2, g, error))
+      << error;
+  EXPECT_EQ(g.dims[0], 128u);
+  EXPECT_EQ(g.dims[1], 100u);
+  EXPECT_EQ(g.dims[2], 4u);
+  EXPECT_EQ(g.dims[3], 2u);
+  EXPECT_EQ(g.strides[0], 4u * 128 * 2); // S step
+  EXPECT_EQ(g.strides[1], 128u * 2);     // H step
+  EXPECT_EQ(g.strides[2], 100u * 4 * 128 * 2);
+  EXPECT_EQ(g.box[0], 64u);
+  EXPECT_EQ(g.box[1], 128u);
+  // An extent-1 batch may carry any stride.
+  EXPECT_TRUE(describeTensorMap("k", "query", spec, 0x1000, {1, 4, 100, 128},
+                                {3, 100 * 128, 128, 1}, 2, g, error))
+      << error;
+
+  struct Case {
+    std::vector<int64_t> shape, strides;
+    uint64_t address;
+    const char *message;
+  } cases[] = {
+      {{4, 100, 128}, {12800, 128, 1}, 0x1000, "k: key: a TMA tensor map needs a rank-4 tensor"},
+      {{2, 4, 100, 128}, {51200, 12800, 1, 100}, 0x1000, "the last dimension must be contiguous"},
+      {{2, 4, 100, 128}, {51200, 12800, 128, 1}, 0x1008, "must be 16-byte aligned for TMA"},
+      {{2, 4, 100, 60}, {24000, 6000, 60, 1}, 0x1000,
+       "stride of dimension 2 is 120 bytes; TMA needs a positive multiple of 16"},
+  };
+  for (const Case &c : cases) {
+    EXPECT_FALSE(describeTensorMap("k", "key", spec, c.address, c.shape, c.strides, 2, g, error));
+    EXPECT_NE(error.find(c.message), std::string::npos) << error;
+  }
+}
+
 #include "attn/attn_dlpack.h"
 
 TEST(DLPack, ConvertsCudaTensorsAndRejectsTheRest) {

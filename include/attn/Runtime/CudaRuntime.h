@@ -14,7 +14,9 @@
 #include "attn/Runtime/Manifest.h"
 #include "attn/attn_runtime.h"
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 namespace attn {
 
@@ -36,6 +38,23 @@ bool runCudaKernel(const KernelManifest &manifest, const ExecInputs &in,
 /// the problem sizes into `sizes`. Needs no GPU.
 bool validateLaunchArguments(const KernelManifest &manifest, const attn_tensor *args,
                              int numArgs, ExecInputs &sizes, std::string &error);
+
+/// The geometry of a TMA tensor map over a [B, H, S, D] tensor, innermost
+/// dimension first (the order cuTensorMapEncodeTiled takes).
+struct TensorMapGeometry {
+  uint64_t dims[4] = {0, 0, 0, 0};   ///< D, S, H, B
+  uint64_t strides[3] = {0, 0, 0};   ///< bytes between S, H, B steps
+  uint32_t box[4] = {0, 0, 1, 1};
+};
+
+/// Checks that `spec`'s tensor map can describe the tensor at `address`
+/// (rank 4, unit last stride, 16-byte aligned address, strides positive
+/// multiples of 16 bytes below 2^40) and fills `geometry`. Errors name the
+/// kernel and the argument. Needs no GPU.
+bool describeTensorMap(const std::string &kernel, const std::string &role,
+                       const TensorMapArgument &spec, uint64_t address,
+                       const std::vector<int64_t> &shape, const std::vector<int64_t> &strides,
+                       size_t elementBytes, TensorMapGeometry &geometry, std::string &error);
 
 } // namespace attn
 
