@@ -164,7 +164,8 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
     std::string stage1 = "attn-normalize-masks,attn-plan-tiles{block-q=" + std::to_string(bq) +
                          " block-k=" + std::to_string(bk) + "},attn-lower-to-gpu-kernels" +
                          (hopper        ? "{tensor-cores=1 wgmma=1}"
-                          : tensorCores ? "{tensor-cores=1}"
+                          : tensorCores ? (options.cpAsync ? "{tensor-cores=1 cp-async=1}"
+                                                           : "{tensor-cores=1}")
                                         : "");
     if (failed(parsePassPipeline(stage1, kernels, diagStream)) || failed(kernels.run(*module))) {
       error = "generating the GPU kernel for " + specPath + " failed: " +

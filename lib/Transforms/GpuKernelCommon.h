@@ -7,6 +7,7 @@
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/IRMapping.h"
 
@@ -128,6 +129,31 @@ public:
     vector::StoreOp::create(b, v, dst, ValueRange{r, c}, false, llvm::MaybeAlign(16));
   }
 
+  /// stageTileVectorized with cp.async (16-byte cp.async.cg, asynchronous):
+  /// rows of `src` from `first` go to rows `dstRow`.. of `dst`; rows at or
+  /// past `limit` are zero-filled (a source size of 0, from a clamped, valid
+  /// address). The caller commits the group and waits for it.
+  void stageTileAsync(Value src, Value batch, Value head, Value first, Value limit, Value dst,
+                      Value dstRow, int64_t rows, int64_t width, Value tid, int64_t threads) {
+    Type et = cast<MemRefType>(dst.getType()).getElementType();
+    int64_t lanes = 16 / (et.getIntOrFloatBitWidth() / 8), perRow = width / lanes;
+    auto loop = scf::ForOp::create(b, tid, lb.index(rows * perRow), lb.index(threads));
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(loop.getBody());
+    Value e = loop.getInductionVar();
+    Value r = arith::DivUIOp::create(b, e, lb.index(perRow));
+    Value c = arith::MulIOp::create(b, arith::RemUIOp::create(b, e, lb.index(perRow)),
+                                    lb.index(lanes));
+    Value pos = arith::AddIOp::create(b, first, r);
+    Value inside = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, pos, limit);
+    Value valid = arith::MinSIOp::create(b, pos, arith::SubIOp::create(b, limit, lb.index(1)));
+    Value srcElements = arith::SelectOp::create(b, inside, lb.index(lanes), lb.index(0));
+    nvgpu::DeviceAsyncCopyOp::create(
+        b, nvgpu::DeviceAsyncTokenType::get(b.getContext()), dst,
+        ValueRange{arith::AddIOp::create(b, dstRow, r), c}, src,
+        ValueRange{batch, head, valid, c}, b.getIndexAttr(lanes), srcElements, b.getUnitAttr());
+  }
+
   ImplicitLocOpBuilder &b;
   LoopBuilder lb;
 };
@@ -173,8 +199,10 @@ inline MemRefType sharedTile(MLIRContext *ctx, int64_t rows, int64_t cols, Type 
 
 /// The tensor-core (mma.sync m16n8k16) softmax kernel; see MmaSoftmaxKernel.cpp.
 /// Returns false (building nothing) when the op is outside what it supports.
+/// With `cpAsync`, K and V tiles are double buffered and fetched with
+/// cp.async one tile ahead.
 bool buildMmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
-                           func::FuncOp host, AttentionOp op);
+                           func::FuncOp host, AttentionOp op, bool cpAsync = false);
 
 /// The Hopper (sm_90a) wgmma + TMA softmax kernel; see WgmmaSoftmaxKernel.cpp.
 /// Returns false (building nothing) when the op is outside what it supports.

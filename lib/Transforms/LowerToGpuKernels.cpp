@@ -313,7 +313,7 @@ struct LowerToGpuKernelsPass
           }
           if (wgmma && buildWgmmaSoftmaxKernel(b, gpuModule, host, attention))
             return;
-          if (!tensorCores || !buildMmaSoftmaxKernel(b, gpuModule, host, attention))
+          if (!tensorCores || !buildMmaSoftmaxKernel(b, gpuModule, host, attention, cpAsync))
             buildSoftmaxKernel(b, gpuModule, host, attention);
         } else if (std::optional<LinearProblem> p = getLinearProblem(op)) {
           buildLinearKernel(b, gpuModule, host, *p);

@@ -80,7 +80,7 @@ public:
 } // namespace
 
 bool buildMmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
-                           func::FuncOp host, AttentionOp op) {
+                           func::FuncOp host, AttentionOp op, bool cpAsync) {
   auto qType = cast<MemRefType>(op.getQuery().getType());
   Type et = qType.getElementType();
   int64_t d = qType.getDimSize(3);
@@ -89,13 +89,19 @@ bool buildMmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   if (!(et.isBF16() || et.isF16()) || d % 16 != 0 || dv % 8 != 0 || d > 256 || dv > 256 ||
       plan.getBlockQ() != kBlockQ || plan.getBlockK() != kBlockK)
     return false;
+  // cp.async needs 16-byte rows; two stages must fit the 48 KB of static
+  // shared memory.
+  int64_t stages = cpAsync ? 2 : 1;
+  if (cpAsync && (d % 8 != 0 || dv % 8 != 0 ||
+                  (kBlockQ * d + 2 * kBlockK * (d + dv)) * 2 > 48 * 1024))
+    cpAsync = false, stages = 1;
   MLIRContext *ctx = b.getContext();
   IRMapping map;
   SmallVector<Value> shared;
   gpu::GPUFuncOp kernel = createKernel(
       b, module, host,
-      {sharedTile(ctx, kBlockQ, d, et), sharedTile(ctx, kBlockK, d, et),
-       sharedTile(ctx, kBlockK, dv, et)},
+      {sharedTile(ctx, kBlockQ, d, et), sharedTile(ctx, stages * kBlockK, d, et),
+       sharedTile(ctx, stages * kBlockK, dv, et)},
       map, shared);
   int64_t threads = kWarps * 32;
   kernel->setAttr("attn.block_threads", b.getI64IntegerAttr(threads));
@@ -149,12 +155,38 @@ bool buildMmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
 
   KTileRange range = emitKTileRange(b, plan, tile, seqQ, seqK);
   int64_t nTilesS = kBlockK / 8, nTilesO = dv / 8;
+  // With cp.async: tile kt + 1 is fetched into the other stage while tile kt
+  // is computed. Every iteration commits one group (empty on the last), so
+  // wait_group 1 always means "tile kt has landed".
+  auto fetch = [&](Value kt, Value stageRow) {
+    Value colBegin = arith::MulIOp::create(b, kt, lb.index(kBlockK));
+    kb.stageTileAsync(k, batch, kvHead, colBegin, seqK, ks, stageRow, kBlockK, d, tid, threads);
+    kb.stageTileAsync(v, batch, kvHead, colBegin, seqK, vs, stageRow, kBlockK, dv, tid, threads);
+  };
+  if (cpAsync) {
+    lb.ifThen(arith::CmpIOp::create(b, arith::CmpIPredicate::slt, range.begin, range.end),
+              [&] { fetch(range.begin, lb.index(0)); });
+    NVVM::CpAsyncCommitGroupOp::create(b);
+  }
   SmallVector<Value> state = kb.forWithState(
       range.begin, range.end, lb.index(1), SoftmaxState::initial(lb, nTilesO * 4).flatten(),
       [&](Value kt, ValueRange st) {
         Value colBegin = arith::MulIOp::create(b, kt, lb.index(kBlockK));
-        kb.stageTileVectorized(k, batch, kvHead, colBegin, seqK, ks, kBlockK, d, tid, threads);
-        kb.stageTileVectorized(v, batch, kvHead, colBegin, seqK, vs, kBlockK, dv, tid, threads);
+        Value stageRow = lb.index(0);
+        if (cpAsync) {
+          Value i = arith::SubIOp::create(b, kt, range.begin);
+          Value stage = arith::RemUIOp::create(b, i, lb.index(2));
+          stageRow = arith::MulIOp::create(b, stage, lb.index(kBlockK));
+          Value next = arith::AddIOp::create(b, kt, lb.index(1));
+          Value nextRow = arith::SubIOp::create(b, lb.index(kBlockK), stageRow);
+          lb.ifThen(arith::CmpIOp::create(b, arith::CmpIPredicate::slt, next, range.end),
+                    [&] { fetch(next, nextRow); });
+          NVVM::CpAsyncCommitGroupOp::create(b);
+          NVVM::CpAsyncWaitGroupOp::create(b, 1);
+        } else {
+          kb.stageTileVectorized(k, batch, kvHead, colBegin, seqK, ks, kBlockK, d, tid, threads);
+          kb.stageTileVectorized(v, batch, kvHead, colBegin, seqK, vs, kBlockK, dv, tid, threads);
+        }
         gpu::BarrierOp::create(b);
         Value needMask = emitNeedsElementMask(b, op, range, kt);
 
@@ -164,7 +196,8 @@ bool buildMmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
         SmallVector<Value> acc;
         for (int64_t j = 0; j < nTilesS; ++j) {
           SmallVector<Value> tileAcc(4, lb.f32(0.0));
-          Value keyRow = arith::AddIOp::create(b, lb.index(j * 8), laneRow8);
+          Value keyRow = arith::AddIOp::create(
+              b, stageRow, arith::AddIOp::create(b, lb.index(j * 8), laneRow8));
           for (int64_t st2 = 0; st2 < d / 16; ++st2) {
             Value col = arith::AddIOp::create(b, lb.index(st2 * 16), laneColHalf);
             auto frag = mb.ldmatrixAt(ks, keyRow, col, /*transpose=*/false);
@@ -180,7 +213,8 @@ bool buildMmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
         for (int64_t u = 0; u < kBlockK / 16; ++u) {
           std::array<Value, 4> aFrag = softmax.pOperand(p, u);
           for (int64_t n = 0; n < nTilesO; ++n) {
-            auto frag = mb.ldmatrixB(vs, lb.index(u * 16), laneRow16, lb.index(n * 8),
+            auto frag = mb.ldmatrixB(vs, arith::AddIOp::create(b, stageRow, lb.index(u * 16)),
+                                     laneRow16, lb.index(n * 8),
                                      /*transpose=*/true);
             SmallVector<Value> c(next.o.begin() + n * 4, next.o.begin() + n * 4 + 4);
             SmallVector<Value> dOut = mb.mma(aFrag, {frag[0], frag[1]}, c);

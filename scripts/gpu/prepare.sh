@@ -14,6 +14,9 @@ build/bin/attn-compile "${specs[@]}" -o gpu-kernels/sm_80 --chip sm_80 --cubin -
 # The default kernels: tensor cores (mma.sync) where they apply (f16/bf16 softmax).
 build/bin/attn-compile "${specs[@]}" -o gpu-kernels/tc_sm_90a --chip sm_90a --cubin --fail-on-spills -q
 build/bin/attn-compile "${specs[@]}" -o gpu-kernels/tc_sm_80 --chip sm_80 --cubin --fail-on-spills -q
+# Experimental: the mma.sync kernel with cp.async double buffering (not yet the
+# default: to be verified on the GPU, CHECKS=tc_sm_80_cpasync/).
+build/bin/attn-compile "${specs[@]}" -o gpu-kernels/tc_sm_80_cpasync --chip sm_80 --cubin --fail-on-spills --cp-async -q
 # The benchmark's kernels (bench/bench.py): every bench/specs/*.json (softmax variants at
 # D=128, dense/causal at D=64, gated linear attention with vector and scalar gates).
 build/bin/attn-compile bench/specs/*.json -o gpu-kernels/bench --chip sm_90a --cubin --fail-on-spills -q
@@ -23,8 +26,9 @@ build/bin/attn-compile bench/specs/*.json -o gpu-kernels/bench --chip sm_90a --c
 python3 python/attn/prebuild.py --set gpu-tests --set first-call -o gpu-kernels/torch/sm_90a \
   --chip sm_90a --compiler build/bin/attn-compile --allow-failures
 # Run the sm_80 PTX through the driver's JIT.
-rm -f gpu-kernels/sm_80/*.cubin gpu-kernels/tc_sm_80/*.cubin
-sed -i 's/"cubin": "[^"]*"/"cubin": null/' gpu-kernels/sm_80/*.json gpu-kernels/tc_sm_80/*.json
+rm -f gpu-kernels/sm_80/*.cubin gpu-kernels/tc_sm_80/*.cubin gpu-kernels/tc_sm_80_cpasync/*.cubin
+sed -i 's/"cubin": "[^"]*"/"cubin": null/' gpu-kernels/sm_80/*.json gpu-kernels/tc_sm_80/*.json \
+  gpu-kernels/tc_sm_80_cpasync/*.json
 mkdir -p third_party/nlohmann_json/include
 cp -r /usr/include/nlohmann third_party/nlohmann_json/include/
 # The runtime-only build on the GPU machine also builds libattn_runtime.so

@@ -45,6 +45,10 @@ static cl::opt<std::string> header(
     cl::value_desc("file.h"), cl::init(""));
 static cl::opt<unsigned> jobs("j", cl::init(0),
                               cl::desc("Compile this many specs at once (0: one per core)"));
+static cl::opt<bool> cpAsync(
+    "cp-async", cl::init(false),
+    cl::desc("mma.sync kernel: double-buffer K/V with cp.async (experimental, not yet "
+             "verified on a GPU)"));
 static cl::opt<bool> tensorCores(
     "tensor-cores", cl::init(true),
     cl::desc("Use the mma.sync kernel for f16/bf16 softmax attention (default; "
@@ -60,6 +64,7 @@ int main(int argc, char **argv) {
   options.blockQ = blockQ;
   options.blockK = blockK;
   options.tensorCores = tensorCores;
+  options.cpAsync = cpAsync;
   // One MLIR context per spec, so specs compile independently in parallel.
   // Results are printed in the order given, whatever order they finish in.
   struct Result {

@@ -109,6 +109,9 @@ def AttnLowerToGpuKernels : Pass<"attn-lower-to-gpu-kernels", "::mlir::ModuleOp"
   let options = [
     Option<"tensorCores", "tensor-cores", "bool", /*default=*/"false",
            "Use the mma.sync tensor-core kernel where it applies">,
+    Option<"cpAsync", "cp-async", "bool", /*default=*/"false",
+           "In the mma.sync kernel, double-buffer K/V and fetch them with "
+           "cp.async one tile ahead (not yet verified on a GPU)">,
     Option<"wgmma", "wgmma", "bool", /*default=*/"false",
            "Use the sm_90a wgmma + TMA kernel where it applies">,
   ];
