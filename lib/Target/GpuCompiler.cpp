@@ -163,7 +163,8 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
     PassManager kernels(&context);
     std::string stage1 = "attn-normalize-masks,attn-plan-tiles{block-q=" + std::to_string(bq) +
                          " block-k=" + std::to_string(bk) + "},attn-lower-to-gpu-kernels" +
-                         (hopper        ? "{tensor-cores=1 wgmma=1}"
+                         (hopper ? (options.documentTiles ? "{tensor-cores=1 wgmma=1 document-tiles=1}"
+                                                          : "{tensor-cores=1 wgmma=1}")
                           : tensorCores ? (options.cpAsync ? "{tensor-cores=1 cp-async=1}"
                                                            : "{tensor-cores=1}")
                                         : "");

@@ -206,8 +206,10 @@ bool buildMmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
 
 /// The Hopper (sm_90a) wgmma + TMA softmax kernel; see WgmmaSoftmaxKernel.cpp.
 /// Returns false (building nothing) when the op is outside what it supports.
+/// With `documentTiles`, document masks are classified per k tile at run
+/// time (empty tiles skipped, single-document tiles unmasked).
 bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
-                             func::FuncOp host, AttentionOp op);
+                             func::FuncOp host, AttentionOp op, bool documentTiles = false);
 
 } // namespace attn
 

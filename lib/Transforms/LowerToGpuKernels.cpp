@@ -311,7 +311,7 @@ struct LowerToGpuKernelsPass
             ok = false;
             return;
           }
-          if (wgmma && buildWgmmaSoftmaxKernel(b, gpuModule, host, attention))
+          if (wgmma && buildWgmmaSoftmaxKernel(b, gpuModule, host, attention, documentTiles))
             return;
           if (!tensorCores || !buildMmaSoftmaxKernel(b, gpuModule, host, attention, cpAsync))
             buildSoftmaxKernel(b, gpuModule, host, attention);

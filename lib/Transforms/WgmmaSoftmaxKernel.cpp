@@ -75,7 +75,7 @@ int64_t argumentIndex(func::FuncOp host, Value v) {
 } // namespace
 
 bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
-                             func::FuncOp host, AttentionOp op) {
+                             func::FuncOp host, AttentionOp op, bool documentTiles) {
   auto qType = cast<MemRefType>(op.getQuery().getType());
   auto kType = cast<MemRefType>(op.getKey().getType());
   auto vType = cast<MemRefType>(op.getValue().getType());
@@ -216,16 +216,68 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     layoutBatch = emitter.layoutIndex(layout, 0, batch);
     layoutHead = emitter.layoutIndex(layout, 1, head);
   }
-  auto tileLive = [&](Value kt) -> Value {
-    if (!skipEmptyTiles)
-      return lb.boolean(true);
-    Value col = arith::DivUIOp::create(b, arith::MulIOp::create(b, kt, lb.index(blockK)),
-                                       lb.index(op.getBlockSparseAttr().getBlockK()));
-    Value byte = memref::LoadOp::create(b, layout,
-                                        ValueRange{layoutBatch, layoutHead, layoutRow, col});
-    return arith::CmpIOp::create(b, arith::CmpIPredicate::ne, byte,
-                                 arith::ConstantIntOp::create(b, 0, 8));
+  // Document masks, classified per tile at run time (`documentTiles`, opt-in
+  // until verified on a GPU): each warp reduces the document ids of the q
+  // tile and of a k tile to [min, max], every warp to the same answer, so no
+  // shared memory or barrier is involved. Disjoint ranges make the tile empty
+  // (skipped like an empty block-sparse block); a single document on both
+  // sides makes the document test all-true (the unmasked path, where the plan
+  // calls the tile full). Rows and keys past the ends are clamped to the last
+  // one: that only widens a range, never hides a visible pair.
+  bool classifyDocuments = documentTiles && op.getQDocIds();
+  auto warpRange = [&](Value ids, Value first, int64_t count, Value limit) {
+    Value last = arith::SubIOp::create(b, limit, lb.index(1));
+    Value lo, hi;
+    for (int64_t i = 0; i < count / 32; ++i) {
+      Value idx = arith::AddIOp::create(
+          b, first, arith::AddIOp::create(b, lane, lb.index(32 * i)));
+      Value id = memref::LoadOp::create(
+          b, ids, ValueRange{batch, arith::MinSIOp::create(b, idx, last)});
+      lo = lo ? (Value)arith::MinSIOp::create(b, lo, id) : id;
+      hi = hi ? (Value)arith::MaxSIOp::create(b, hi, id) : id;
+    }
+    for (int32_t offset : {16, 8, 4, 2, 1}) {
+      auto shuffle = [&](Value v) {
+        return gpu::ShuffleOp::create(b, v, offset, 32, gpu::ShuffleMode::XOR)
+            .getShuffleResult();
+      };
+      lo = arith::MinSIOp::create(b, lo, shuffle(lo));
+      hi = arith::MaxSIOp::create(b, hi, shuffle(hi));
+    }
+    return std::make_pair(lo, hi);
   };
+  Value qDocLo, qDocHi;
+  if (classifyDocuments)
+    std::tie(qDocLo, qDocHi) =
+        warpRange(map.lookup(op.getQDocIds()), rowBegin, kBlockQ, seqQ);
+  // Per k tile: whether it is visited, and whether its run-time masks are all
+  // true (only meaningful with classifyDocuments).
+  auto classifyTile = [&](Value kt) -> std::pair<Value, Value> {
+    Value live = lb.boolean(true), documentsFull = lb.boolean(true);
+    if (skipEmptyTiles) {
+      Value col = arith::DivUIOp::create(b, arith::MulIOp::create(b, kt, lb.index(blockK)),
+                                         lb.index(op.getBlockSparseAttr().getBlockK()));
+      Value byte = memref::LoadOp::create(
+          b, layout, ValueRange{layoutBatch, layoutHead, layoutRow, col});
+      live = arith::CmpIOp::create(b, arith::CmpIPredicate::ne, byte,
+                                   arith::ConstantIntOp::create(b, 0, 8));
+    }
+    if (classifyDocuments) {
+      auto [kLo, kHi] = warpRange(map.lookup(op.getKvDocIds()),
+                                  arith::MulIOp::create(b, kt, lb.index(blockK)), blockK, seqK);
+      Value disjoint = arith::OrIOp::create(
+          b, arith::CmpIOp::create(b, arith::CmpIPredicate::slt, qDocHi, kLo),
+          arith::CmpIOp::create(b, arith::CmpIPredicate::sgt, qDocLo, kHi));
+      live = arith::AndIOp::create(b, live, arith::XOrIOp::create(b, disjoint, lb.boolean(true)));
+      auto eq = [&](Value x, Value y) {
+        return arith::CmpIOp::create(b, arith::CmpIPredicate::eq, x, y);
+      };
+      documentsFull = arith::AndIOp::create(
+          b, arith::AndIOp::create(b, eq(qDocLo, qDocHi), eq(kLo, kHi)), eq(qDocLo, kLo));
+    }
+    return {live, documentsFull};
+  };
+  auto tileLive = [&](Value kt) { return classifyTile(kt).first; };
   Value firstThread = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, tid, lb.index(0));
   lb.ifThen(firstThread, [&] {
     ptx.mbarrierInit(qBar, 1);
@@ -247,12 +299,24 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   auto roles = scf::IfOp::create(b, TypeRange(), isProducerGroup, /*withElseRegion=*/true);
   b.setInsertionPointToStart(&roles.getThenRegion().front());
   ptx.setMaxRegisters(kProducerRegisters, /*increase=*/false);
-  lb.ifThen(firstThread, [&] {
-    ptx.arriveExpectTx(qBar, kBlockQ * d * 2);
-    Value row = toI32(rowBegin);
-    for (int64_t box = 0; box < d / kBoxCols; ++box)
-      ptx.tmaLoad(at(c32(box * qBoxBytes)), qMap,
-                  {c32(box * kBoxCols), row, coordHead, coordBatch}, qBar);
+  // One thread issues; with document classification its whole warp runs the
+  // loop (the classification is a warp reduction) and lane 0 issues.
+  Value producerWarp = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, warp, lb.index(0));
+  Value laneZeroOfAll = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, lane, lb.index(0));
+  auto issuer = [&](const std::function<void()> &body) {
+    if (classifyDocuments)
+      lb.ifThen(laneZeroOfAll, body);
+    else
+      body();
+  };
+  lb.ifThen(classifyDocuments ? producerWarp : firstThread, [&] {
+    issuer([&] {
+      ptx.arriveExpectTx(qBar, kBlockQ * d * 2);
+      Value row = toI32(rowBegin);
+      for (int64_t box = 0; box < d / kBoxCols; ++box)
+        ptx.tmaLoad(at(c32(box * qBoxBytes)), qMap,
+                    {c32(box * kBoxCols), row, coordHead, coordBatch}, qBar);
+    });
     kb.forWithState(
         range.begin, range.end, lb.index(1), {c32(0)}, [&](Value kt, ValueRange counter) {
           return kb.ifWithResults(
@@ -264,10 +328,12 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                 Value refill = arith::CmpIOp::create(b, arith::CmpIPredicate::uge, round, c32(1));
                 Value emptyParity = arith::RemUIOp::create(
                     b, arith::SubIOp::create(b, round, c32(1)), c32(2));
-                lb.ifThen(refill, [&] { ptx.wait(stageBar(KEmpty, stage), emptyParity); });
-                loadTile(kt, stage, stageBar(KFull, stage), kOffset, kStageBytes, d, kMap);
-                lb.ifThen(refill, [&] { ptx.wait(stageBar(VEmpty, stage), emptyParity); });
-                loadTile(kt, stage, stageBar(VFull, stage), vOffset, vStageBytes, dv, vMap);
+                issuer([&] {
+                  lb.ifThen(refill, [&] { ptx.wait(stageBar(KEmpty, stage), emptyParity); });
+                  loadTile(kt, stage, stageBar(KFull, stage), kOffset, kStageBytes, d, kMap);
+                  lb.ifThen(refill, [&] { ptx.wait(stageBar(VEmpty, stage), emptyParity); });
+                  loadTile(kt, stage, stageBar(VFull, stage), vOffset, vStageBytes, dv, vMap);
+                });
                 return SmallVector<Value>{arith::AddIOp::create(b, counter[0], c32(1))};
               },
               [&] { return SmallVector<Value>{counter[0]}; });
@@ -353,8 +419,8 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   };
   // Tiles in the plan's full range skip the mask code entirely: a per-tile
   // branch between an unmasked and a masked copy of the softmax.
-  bool alwaysMasked = plan.getElementMaskEverywhere() || op.getQDocIds() ||
-                      (layout && !skipEmptyTiles);
+  bool alwaysMasked = plan.getElementMaskEverywhere() ||
+                      (op.getQDocIds() && !classifyDocuments) || (layout && !skipEmptyTiles);
   int64_t pRegs = blockK / 16 * 4;
   // Carried: max[2], sum[2], O, P of the previous tile, its stage and
   // parity, and the number of tiles consumed so far.
@@ -365,8 +431,9 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   SmallVector<Value> carriedOut = kb.forWithState(
       range.begin, range.end, lb.index(1), init, [&](Value kt, ValueRange carried) {
         SmallVector<Type> carriedTypes(carried.getTypes());
+        auto [live, documentsFull] = classifyTile(kt);
         return kb.ifWithResults(
-            tileLive(kt), carriedTypes,
+            live, carriedTypes,
             [&] {
               Value count = carried[tail + 2];
               auto [stage, round] = stageOf(count);
@@ -408,6 +475,9 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                 Value partial = arith::OrIOp::create(
                     b, arith::CmpIOp::create(b, arith::CmpIPredicate::slt, kt, range.fullBegin),
                     arith::CmpIOp::create(b, arith::CmpIPredicate::sge, kt, range.fullEnd));
+                if (classifyDocuments)
+                  partial = arith::OrIOp::create(
+                      b, partial, arith::XOrIOp::create(b, documentsFull, lb.boolean(true)));
                 sm = kb.ifWithResults(
                     partial, smTypes, [&] { return softmaxTile(kt, acc, st, true); },
                     [&] { return softmaxTile(kt, acc, st, false); });

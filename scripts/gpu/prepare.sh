@@ -20,6 +20,12 @@ build/bin/attn-compile "${specs[@]}" -o gpu-kernels/tc_sm_80_cpasync --chip sm_8
 # The benchmark's kernels (bench/bench.py): every bench/specs/*.json (softmax variants at
 # D=128, dense/causal at D=64, gated linear attention with vector and scalar gates).
 build/bin/attn-compile bench/specs/*.json -o gpu-kernels/bench --chip sm_90a --cubin --fail-on-spills -q
+# Experimental: run-time document tile classes in the Hopper kernel (not yet the
+# default: verify with CHECKS=tc_sm_90a_doctiles/ and bench --kernels gpu-kernels/bench_doctiles).
+build/bin/attn-compile examples/document.json -o gpu-kernels/tc_sm_90a_doctiles --chip sm_90a --cubin \
+  --fail-on-spills --document-tiles -q
+build/bin/attn-compile bench/specs/*.json -o gpu-kernels/bench_doctiles --chip sm_90a --cubin \
+  --fail-on-spills --document-tiles -q
 # The PyTorch binding's kernels (python/attn): those test/gpu/test_torch_ops.py and
 # bench/first_call_latency.py call, named by a hash of their spec; a kernel that
 # fails to compile is printed and recorded in gpu-kernels/torch/sm_90a/prebuild.jsonl.

@@ -49,6 +49,10 @@ static cl::opt<bool> cpAsync(
     "cp-async", cl::init(false),
     cl::desc("mma.sync kernel: double-buffer K/V with cp.async (experimental, not yet "
              "verified on a GPU)"));
+static cl::opt<bool> documentTiles(
+    "document-tiles", cl::init(false),
+    cl::desc("Hopper kernel: classify k tiles from the document ids at run time "
+             "(experimental, not yet verified on a GPU)"));
 static cl::opt<bool> tensorCores(
     "tensor-cores", cl::init(true),
     cl::desc("Use the mma.sync kernel for f16/bf16 softmax attention (default; "
@@ -65,6 +69,7 @@ int main(int argc, char **argv) {
   options.blockK = blockK;
   options.tensorCores = tensorCores;
   options.cpAsync = cpAsync;
+  options.documentTiles = documentTiles;
   // One MLIR context per spec, so specs compile independently in parallel.
   // Results are printed in the order given, whatever order they finish in.
   struct Result {

@@ -1,0 +1,35 @@
+// RUN: attn-opt %s --attn-plan-tiles="block-q=128 block-k=128" --attn-lower-to-gpu-kernels="tensor-cores=1 wgmma=1 document-tiles=1" | FileCheck %s
+// RUN: attn-opt %s --attn-plan-tiles="block-q=128 block-k=128" --attn-lower-to-gpu-kernels="tensor-cores=1 wgmma=1" | FileCheck %s --check-prefix=OFF
+
+// Document tiles classified at run time: every warp reduces the q tile's
+// document ids (4 per lane, then xor shuffles) before the roles split; the
+// producer's whole warp 0 runs its loop (lane 0 issues), reducing each k
+// tile's ids the same way; the consumers skip disjoint tiles and take the
+// unmasked softmax for single-document tiles.
+// CHECK-LABEL: gpu.func @document
+// CHECK: memref.load %{{.*}} : memref<?x?xi32>
+// CHECK: gpu.shuffle  xor
+// CHECK: arith.minsi
+// CHECK: arith.maxsi
+// CHECK: setmaxnreg.dec.sync.aligned.u32 24
+// CHECK: scf.for
+// CHECK: gpu.shuffle  xor
+// CHECK: cp.async.bulk.tensor.4d
+// CHECK: setmaxnreg.inc.sync.aligned.u32 240
+// CHECK: scf.for
+// CHECK: gpu.shuffle  xor
+// CHECK: scf.if
+// CHECK: wgmma.mma_async
+
+// Off by default: no reduction of document ids.
+// OFF-LABEL: gpu.func @document
+// OFF-NOT: gpu.shuffle  xor {{.*}} : i32
+// OFF: gpu.return
+func.func @document(%q: memref<?x16x?x128xbf16>, %k: memref<?x16x?x128xbf16>,
+                    %v: memref<?x16x?x128xbf16>, %qd: memref<?x?xi32>, %kd: memref<?x?xi32>,
+                    %o: memref<?x16x?x128xbf16>) {
+  attn.attention ins(%q, %k, %v : memref<?x16x?x128xbf16>, memref<?x16x?x128xbf16>, memref<?x16x?x128xbf16>)
+      q_doc_ids(%qd : memref<?x?xi32>) kv_doc_ids(%kd : memref<?x?xi32>)
+      outs(%o : memref<?x16x?x128xbf16>) {causal}
+  return
+}
