@@ -21,7 +21,13 @@ import subprocess
 import sys
 import tempfile
 
-import numpy as np
+# Cases run in parallel worker processes: each one's BLAS gets a couple of
+# threads, not every core (8 workers x all cores thrash). Set before numpy
+# is imported; the workers inherit it.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "2")
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "exec"))
 from attn_numpy import PySpec, from_layout, make_inputs, reference, save_inputs  # noqa: E402
