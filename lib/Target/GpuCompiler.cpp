@@ -158,13 +158,15 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
     int64_t threads = 0, dynamicShared = 0;
     std::vector<TensorMapArgument> tensorMaps;
   };
+  std::string hopperOptions = std::string("{tensor-cores=1 wgmma=1") +
+                              (options.documentTiles ? " document-tiles=1" : "") +
+                              (options.pingPong ? " ping-pong=1" : "") + "}";
   auto generate = [&](int64_t bq, int64_t bk, Generated &g) {
     OwningOpRef<ModuleOp> module = buildSpecModule(context, spec, specPath, /*forceLse=*/true);
     PassManager kernels(&context);
     std::string stage1 = "attn-normalize-masks,attn-plan-tiles{block-q=" + std::to_string(bq) +
                          " block-k=" + std::to_string(bk) + "},attn-lower-to-gpu-kernels" +
-                         (hopper ? (options.documentTiles ? "{tensor-cores=1 wgmma=1 document-tiles=1}"
-                                                          : "{tensor-cores=1 wgmma=1}")
+                         (hopper ? hopperOptions
                           : tensorCores ? (options.cpAsync ? "{tensor-cores=1 cp-async=1}"
                                                            : "{tensor-cores=1}")
                                         : "");

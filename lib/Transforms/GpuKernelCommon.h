@@ -207,9 +207,11 @@ bool buildMmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
 /// The Hopper (sm_90a) wgmma + TMA softmax kernel; see WgmmaSoftmaxKernel.cpp.
 /// Returns false (building nothing) when the op is outside what it supports.
 /// With `documentTiles`, document masks are classified per k tile at run
-/// time (empty tiles skipped, single-document tiles unmasked).
+/// time (empty tiles skipped, single-document tiles unmasked); with
+/// `pingPong`, the consumer warpgroups take turns issuing their products.
 bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
-                             func::FuncOp host, AttentionOp op, bool documentTiles = false);
+                             func::FuncOp host, AttentionOp op, bool documentTiles = false,
+                             bool pingPong = false);
 
 } // namespace attn
 

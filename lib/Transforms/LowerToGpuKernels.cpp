@@ -311,7 +311,8 @@ struct LowerToGpuKernelsPass
             ok = false;
             return;
           }
-          if (wgmma && buildWgmmaSoftmaxKernel(b, gpuModule, host, attention, documentTiles))
+          if (wgmma && buildWgmmaSoftmaxKernel(b, gpuModule, host, attention, documentTiles,
+                                                pingPong))
             return;
           if (!tensorCores || !buildMmaSoftmaxKernel(b, gpuModule, host, attention, cpAsync))
             buildSoftmaxKernel(b, gpuModule, host, attention);

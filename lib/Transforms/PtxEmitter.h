@@ -67,6 +67,14 @@ public:
   void arrive(Value bar) {
     emit({}, {bar}, "mbarrier.arrive.shared::cta.b64 _, [$0];", "r");
   }
+  /// Named barrier `id` (an i32, 1..15; 0 is the block barrier) over
+  /// `threads` threads: wait for it, or only arrive on it.
+  void namedBarrierSync(Value id, int64_t threads) {
+    emit({}, {id}, "bar.sync $0, " + std::to_string(threads) + ";", "r");
+  }
+  void namedBarrierArrive(Value id, int64_t threads) {
+    emit({}, {id}, "bar.arrive $0, " + std::to_string(threads) + ";", "r");
+  }
   /// setmaxnreg: hands registers back to (or takes them from) the SM's pool
   /// for this warpgroup; the kernel must have a register cap at entry.
   void setMaxRegisters(int64_t count, bool increase) {

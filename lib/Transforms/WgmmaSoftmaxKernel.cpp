@@ -75,7 +75,8 @@ int64_t argumentIndex(func::FuncOp host, Value v) {
 } // namespace
 
 bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
-                             func::FuncOp host, AttentionOp op, bool documentTiles) {
+                             func::FuncOp host, AttentionOp op, bool documentTiles,
+                             bool pingPong) {
   auto qType = cast<MemRefType>(op.getQuery().getType());
   auto kType = cast<MemRefType>(op.getKey().getType());
   auto vType = cast<MemRefType>(op.getValue().getType());
@@ -353,6 +354,22 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   FragmentSoftmax softmax(kb, fb, emitter, op, batch, head, seqQ, seqK, rows, t2);
   Value laneZero = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, lane, lb.index(0));
   ptx.wait(qBar, c32(0));
+  // Ping-pong (`pingPong`, opt-in until verified on a GPU; FA3's warp
+  // scheduler barriers): the consumer warpgroups take turns issuing their
+  // products, on named barriers 1 and 2 over both groups' 256 threads, so
+  // one group's softmax runs while the other's wgmma occupy the tensor cores.
+  // Group 1 lets group 0 go first; group 0 consumes group 1's last arrival
+  // after the loop, so both barriers end balanced whatever the tile count.
+  Value myTurn, otherTurn;
+  Value isFirstGroup;
+  if (pingPong) {
+    Value group32 = toI32(consumerGroup);
+    myTurn = arith::AddIOp::create(b, group32, c32(1));
+    otherTurn = arith::SubIOp::create(b, c32(2), group32);
+    isFirstGroup = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, group32, c32(0));
+    lb.ifThen(arith::XOrIOp::create(b, isFirstGroup, lb.boolean(true)),
+              [&] { ptx.namedBarrierArrive(c32(1), kWarpgroups * 128); });
+  }
 
   // This warpgroup's 64 rows of Q start 64 * 128 bytes into each Q box.
   Value qWarpgroupOffset =
@@ -443,6 +460,8 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
               SmallVector<Value> o(carried.begin() + oBegin, carried.begin() + pBegin);
               ValueRange prevP = carried.slice(pBegin, pRegs);
 
+              if (pingPong)
+                ptx.namedBarrierSync(myTurn, kWarpgroups * 128);
               SmallVector<Value> acc = issueS(stage, parity);
               // With a previous tile: issue its P V, then wait for S only
               // (wait_group 1: the older group); else wait for S alone.
@@ -451,10 +470,14 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                   [&] {
                     SmallVector<Value> inFlight =
                         issuePV(o, SmallVector<Value>(prevP), prevStage, prevParity);
+                    if (pingPong)
+                      ptx.namedBarrierArrive(otherTurn, kWarpgroups * 128);
                     ptx.wgmmaWait(1);
                     return inFlight;
                   },
                   [&] {
+                    if (pingPong)
+                      ptx.namedBarrierArrive(otherTurn, kWarpgroups * 128);
                     ptx.wgmmaWait(0);
                     return o;
                   });
@@ -496,6 +519,8 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
             },
             [&] { return SmallVector<Value>(carried.begin(), carried.end()); });
       });
+  if (pingPong)
+    lb.ifThen(isFirstGroup, [&] { ptx.namedBarrierSync(c32(1), kWarpgroups * 128); });
   // The last tile's P V.
   Value anyTile = arith::CmpIOp::create(b, arith::CmpIPredicate::ugt, carriedOut[tail + 2],
                                         c32(0));

@@ -26,6 +26,12 @@ build/bin/attn-compile examples/document.json -o gpu-kernels/tc_sm_90a_doctiles 
   --fail-on-spills --document-tiles -q
 build/bin/attn-compile bench/specs/*.json -o gpu-kernels/bench_doctiles --chip sm_90a --cubin \
   --fail-on-spills --document-tiles -q
+# Experimental: ping-pong between the consumer warpgroups (verify with
+# CHECKS=tc_sm_90a_pingpong/ and bench --kernels gpu-kernels/bench_pingpong).
+build/bin/attn-compile examples/*.json test/gpu/specs/*.json -o gpu-kernels/tc_sm_90a_pingpong \
+  --chip sm_90a --cubin --fail-on-spills --ping-pong -q
+build/bin/attn-compile bench/specs/*.json -o gpu-kernels/bench_pingpong --chip sm_90a --cubin \
+  --fail-on-spills --ping-pong -q
 # The PyTorch binding's kernels (python/attn): those test/gpu/test_torch_ops.py and
 # bench/first_call_latency.py call, named by a hash of their spec; a kernel that
 # fails to compile is printed and recorded in gpu-kernels/torch/sm_90a/prebuild.jsonl.

@@ -49,6 +49,10 @@ static cl::opt<bool> cpAsync(
     "cp-async", cl::init(false),
     cl::desc("mma.sync kernel: double-buffer K/V with cp.async (experimental, not yet "
              "verified on a GPU)"));
+static cl::opt<bool> pingPong(
+    "ping-pong", cl::init(false),
+    cl::desc("Hopper kernel: consumer warpgroups take turns issuing their products "
+             "(experimental, not yet verified on a GPU)"));
 static cl::opt<bool> documentTiles(
     "document-tiles", cl::init(false),
     cl::desc("Hopper kernel: classify k tiles from the document ids at run time "
@@ -70,6 +74,7 @@ int main(int argc, char **argv) {
   options.tensorCores = tensorCores;
   options.cpAsync = cpAsync;
   options.documentTiles = documentTiles;
+  options.pingPong = pingPong;
   // One MLIR context per spec, so specs compile independently in parallel.
   // Results are printed in the order given, whatever order they finish in.
   struct Result {

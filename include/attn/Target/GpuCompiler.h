@@ -16,6 +16,7 @@ struct GpuCompileOptions {
   bool tensorCores = true;        ///< mma.sync kernel for f16/bf16 softmax
   bool cpAsync = false;           ///< mma.sync kernel: cp.async double buffering
   bool documentTiles = false;     ///< Hopper kernel: run-time document tile classes
+  bool pingPong = false;          ///< Hopper kernel: consumer warpgroups take turns
   bool failOnSpills = false;      ///< with cubin: any spill or stack frame is an error
   std::string cudaHome;           ///< default: $CUDA_HOME, else the build's toolkit
 };

@@ -114,6 +114,9 @@ def AttnLowerToGpuKernels : Pass<"attn-lower-to-gpu-kernels", "::mlir::ModuleOp"
            "cp.async one tile ahead (not yet verified on a GPU)">,
     Option<"wgmma", "wgmma", "bool", /*default=*/"false",
            "Use the sm_90a wgmma + TMA kernel where it applies">,
+    Option<"pingPong", "ping-pong", "bool", /*default=*/"false",
+           "In the wgmma kernel, let the consumer warpgroups take turns issuing "
+           "their products (not yet verified on a GPU)">,
     Option<"documentTiles", "document-tiles", "bool", /*default=*/"false",
            "In the wgmma kernel, classify k tiles from the document ids at run "
            "time (not yet verified on a GPU)">,
