@@ -1,6 +1,8 @@
-// Runs the causal kernel of examples/causal.json (bf16, 16 heads, D = 128)
-// through the generated launch function, on a [B, S, H, D] buffer viewed as
-// [B, H, S, D], and compares a few rows with a float reference on the host.
+// Runs the causal kernel of examples/causal.json (bf16, 16 heads, D = 128,
+// layout bhsd) through the generated launch function on contiguous
+// [B, H, S, D] buffers, and compares a few rows with a float reference on
+// the host. (A [B, S, H, D] buffer needs a spec with "layout": "bshd", as
+// examples/bshd.json; the launch refuses strides the kernel was not built for.)
 #include "kernels.h"
 
 #include <cuda_runtime.h>
@@ -59,11 +61,11 @@ int main() {
   CHECK_CUDA(cudaMemcpy(dq, hq.data(), n * 2, cudaMemcpyHostToDevice));
   CHECK_CUDA(cudaMemcpy(dk, hk.data(), n * 2, cudaMemcpyHostToDevice));
   CHECK_CUDA(cudaMemcpy(dv, hv.data(), n * 2, cudaMemcpyHostToDevice));
-  // [B, S, H, D] memory viewed as logical [B, H, S, D].
-  auto bshd = [&](void *p) {
-    return attn_tensor{p, 4, {B, H, S, D}, {S * H * D, D, H * D, 1}, ATTN_BF16};
+  // Contiguous [B, H, S, D], the spec's bhsd layout.
+  auto bhsd = [&](void *p) {
+    return attn_tensor{p, 4, {B, H, S, D}, {H * S * D, S * D, D, 1}, ATTN_BF16};
   };
-  attn_tensor q = bshd(dq), k = bshd(dk), v = bshd(dv), o = bshd(dout);
+  attn_tensor q = bhsd(dq), k = bhsd(dk), v = bhsd(dv), o = bhsd(dout);
   attn_tensor lse = {dlse, 3, {B, H, S}, {H * S, S, 1}, ATTN_F32};
   if (attn_launch_causal(kernel, &q, &k, &v, &o, &lse, nullptr, err, sizeof err) != ATTN_OK) {
     std::fprintf(stderr, "launch: %s\n", err);
@@ -74,7 +76,7 @@ int main() {
 
   // Host reference for a few (batch, head, row) triples.
   auto at = [&](const std::vector<uint16_t> &a, int64_t b, int64_t h, int64_t s, int64_t d) {
-    return fromBf16(a[size_t(((b * S + s) * H + h) * D + d)]);
+    return fromBf16(a[size_t(((b * H + h) * S + s) * D + d)]);
   };
   double maxErr = 0;
   for (int64_t b : {int64_t(0), B - 1})

@@ -37,6 +37,10 @@ build/bin/attn-compile bench/specs/*.json -o gpu-kernels/bench_pingpong --chip s
 # fails to compile is printed and recorded in gpu-kernels/torch/sm_90a/prebuild.jsonl.
 python3 python/attn/prebuild.py --set gpu-tests --set first-call -o gpu-kernels/torch/sm_90a \
   --chip sm_90a --compiler build/bin/attn-compile --allow-failures
+# examples/cpp's kernel library (generated launch header + manifest + cubin), built and
+# run on the GPU machine by scripts/gpu/all.sh.
+build/bin/attn-compile examples/causal.json -o gpu-kernels/cpp_example --chip sm_90a \
+  --header gpu-kernels/cpp_example/kernels.h --cubin -q
 # Run the sm_80 PTX through the driver's JIT.
 rm -f gpu-kernels/sm_80/*.cubin gpu-kernels/tc_sm_80/*.cubin gpu-kernels/tc_sm_80_cpasync/*.cubin
 sed -i 's/"cubin": "[^"]*"/"cubin": null/' gpu-kernels/sm_80/*.json gpu-kernels/tc_sm_80/*.json \
