@@ -98,16 +98,12 @@ public:
     memref::StoreOp::create(b, v, dst, ValueRange{r, d});
   }
 
-  /// stageTile with 16-byte accesses: `width` must be a multiple of the
-  /// vector length, and rows of `src` 16-byte aligned (head dims % 8 == 0).
-  void stageTileVectorized(Value src, Value batch, Value head, Value first, Value limit,
-                           Value dst, int64_t rows, int64_t width, Value tid,
-                           int64_t threads) {
-    Type et = cast<MemRefType>(dst.getType()).getElementType();
-    int64_t lanes = 16 / (et.getIntOrFloatBitWidth() / 8);
-    if (width % lanes != 0)
-      return stageTile(src, batch, head, first, limit, dst, rows, width, tid, threads);
-    VectorType vt = VectorType::get({lanes}, et);
+  /// The 16-byte chunks of a [rows, width] tile, spread over `threads`
+  /// threads: `body(r, c, pos, inside)` for chunk (row r, first column c),
+  /// source row pos = first + r, inside = pos < limit.
+  void forEachChunk(Value first, Value limit, int64_t rows, int64_t width, int64_t lanes,
+                    Value tid, int64_t threads,
+                    const std::function<void(Value, Value, Value, Value)> &body) {
     int64_t perRow = width / lanes;
     auto loop = scf::ForOp::create(b, tid, lb.index(rows * perRow), lb.index(threads));
     OpBuilder::InsertionGuard guard(b);
@@ -118,15 +114,34 @@ public:
                                     lb.index(lanes));
     Value pos = arith::AddIOp::create(b, first, r);
     Value inside = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, pos, limit);
-    Value zero = arith::ConstantOp::create(b, vt, DenseElementsAttr::get(vt, b.getZeroAttr(et)));
-    Value v = ifWithResults(
-        inside, {vt},
-        [&] {
-          return SmallVector<Value>{vector::LoadOp::create(
-              b, vt, src, ValueRange{batch, head, pos, c}, false, llvm::MaybeAlign(16))};
-        },
-        [&] { return SmallVector<Value>{zero}; })[0];
-    vector::StoreOp::create(b, v, dst, ValueRange{r, c}, false, llvm::MaybeAlign(16));
+    body(r, c, pos, inside);
+  }
+
+  /// stageTile with 16-byte accesses: `width` must be a multiple of the
+  /// vector length, and rows of `src` 16-byte aligned (head dims % 8 == 0).
+  void stageTileVectorized(Value src, Value batch, Value head, Value first, Value limit,
+                           Value dst, int64_t rows, int64_t width, Value tid,
+                           int64_t threads) {
+    Type et = cast<MemRefType>(dst.getType()).getElementType();
+    int64_t lanes = 16 / (et.getIntOrFloatBitWidth() / 8);
+    if (width % lanes != 0)
+      return stageTile(src, batch, head, first, limit, dst, rows, width, tid, threads);
+    VectorType vt = VectorType::get({lanes}, et);
+    forEachChunk(first, limit, rows, width, lanes, tid, threads,
+                 [&](Value r, Value c, Value pos, Value inside) {
+                   Value zero = arith::ConstantOp::create(
+                       b, vt, DenseElementsAttr::get(vt, b.getZeroAttr(et)));
+                   Value v = ifWithResults(
+                       inside, {vt},
+                       [&] {
+                         return SmallVector<Value>{
+                             vector::LoadOp::create(b, vt, src, ValueRange{batch, head, pos, c},
+                                                    false, llvm::MaybeAlign(16))};
+                       },
+                       [&] { return SmallVector<Value>{zero}; })[0];
+                   vector::StoreOp::create(b, v, dst, ValueRange{r, c}, false,
+                                           llvm::MaybeAlign(16));
+                 });
   }
 
   /// stageTileVectorized with cp.async (16-byte cp.async.cg, asynchronous):
@@ -136,22 +151,19 @@ public:
   void stageTileAsync(Value src, Value batch, Value head, Value first, Value limit, Value dst,
                       Value dstRow, int64_t rows, int64_t width, Value tid, int64_t threads) {
     Type et = cast<MemRefType>(dst.getType()).getElementType();
-    int64_t lanes = 16 / (et.getIntOrFloatBitWidth() / 8), perRow = width / lanes;
-    auto loop = scf::ForOp::create(b, tid, lb.index(rows * perRow), lb.index(threads));
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(loop.getBody());
-    Value e = loop.getInductionVar();
-    Value r = arith::DivUIOp::create(b, e, lb.index(perRow));
-    Value c = arith::MulIOp::create(b, arith::RemUIOp::create(b, e, lb.index(perRow)),
-                                    lb.index(lanes));
-    Value pos = arith::AddIOp::create(b, first, r);
-    Value inside = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, pos, limit);
-    Value valid = arith::MinSIOp::create(b, pos, arith::SubIOp::create(b, limit, lb.index(1)));
-    Value srcElements = arith::SelectOp::create(b, inside, lb.index(lanes), lb.index(0));
-    nvgpu::DeviceAsyncCopyOp::create(
-        b, nvgpu::DeviceAsyncTokenType::get(b.getContext()), dst,
-        ValueRange{arith::AddIOp::create(b, dstRow, r), c}, src,
-        ValueRange{batch, head, valid, c}, b.getIndexAttr(lanes), srcElements, b.getUnitAttr());
+    int64_t lanes = 16 / (et.getIntOrFloatBitWidth() / 8);
+    forEachChunk(
+        first, limit, rows, width, lanes, tid, threads,
+        [&](Value r, Value c, Value pos, Value inside) {
+          Value valid =
+              arith::MinSIOp::create(b, pos, arith::SubIOp::create(b, limit, lb.index(1)));
+          Value srcElements = arith::SelectOp::create(b, inside, lb.index(lanes), lb.index(0));
+          nvgpu::DeviceAsyncCopyOp::create(
+              b, nvgpu::DeviceAsyncTokenType::get(b.getContext()), dst,
+              ValueRange{arith::AddIOp::create(b, dstRow, r), c}, src,
+              ValueRange{batch, head, valid, c}, b.getIndexAttr(lanes), srcElements,
+              b.getUnitAttr());
+        });
   }
 
   ImplicitLocOpBuilder &b;
