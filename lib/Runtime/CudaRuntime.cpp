@@ -237,9 +237,18 @@ private:
 
 namespace {
 
-/// Appends one device pointer per manifest tensor map to the kernel words.
-bool appendTensorMaps(Driver &d, const KernelManifest &m, const std::vector<DeviceTensor> &args,
-                      TensorMapPool &pool, std::vector<int64_t> &words, std::string &error) {
+/// The kernel's parameter words for `args` (in ABI order): one memref
+/// descriptor per tensor, {allocated, aligned, offset, sizes..., strides...},
+/// then one device pointer per manifest tensor map.
+bool packArguments(Driver &d, const KernelManifest &m, const std::vector<DeviceTensor> &args,
+                   TensorMapPool &pool, std::vector<int64_t> &words, std::string &error) {
+  for (const DeviceTensor &t : args) {
+    words.push_back(int64_t(t.data));
+    words.push_back(int64_t(t.data));
+    words.push_back(0);
+    words.insert(words.end(), t.shape.begin(), t.shape.end());
+    words.insert(words.end(), t.strides.begin(), t.strides.end());
+  }
   for (const TensorMapArgument &spec : m.tensorMaps) {
     if (spec.argument >= int64_t(args.size())) {
       error = m.name + ": tensor map argument " + std::to_string(spec.argument) +
@@ -352,8 +361,6 @@ bool runCudaKernel(const KernelManifest &m, const ExecInputs &in, ExecOutputs &o
   bool withLse = std::find(m.argumentRoles.begin(), m.argumentRoles.end(), "lse") !=
                  m.argumentRoles.end();
   std::vector<HostBuffer> buffers = bindArguments(*m.spec, in, withLse);
-  // Memref descriptors: {allocated, aligned, offset, sizes..., strides...}.
-  std::vector<int64_t> words;
   std::vector<DeviceTensor> tensors;
   for (HostBuffer &buf : buffers) {
     CUdeviceptr ptr;
@@ -362,16 +369,12 @@ bool runCudaKernel(const KernelManifest &m, const ExecInputs &in, ExecOutputs &o
     res.buffers.push_back(ptr);
     if (!check(d.memcpyHtoD(ptr, buf.bytes.data(), buf.bytes.size()), "cuMemcpyHtoD"))
       return false;
-    words.push_back(int64_t(ptr));
-    words.push_back(int64_t(ptr));
-    words.push_back(0);
-    words.insert(words.end(), buf.shape.begin(), buf.shape.end());
-    words.insert(words.end(), buf.strides.begin(), buf.strides.end());
     tensors.push_back({buf.role, ptr, buf.shape, buf.strides, bufferElemSize(buf.elem),
                        tensorMapType(buf.elem)});
   }
+  std::vector<int64_t> words;
   TensorMapPool maps;
-  if (!appendTensorMaps(d, m, tensors, maps, words, error))
+  if (!packArguments(d, m, tensors, maps, words, error))
     return false;
   std::vector<void *> params;
   for (int64_t &w : words)
@@ -717,22 +720,16 @@ attn_status attn_kernel_launch(attn_kernel *kernel, const attn_tensor *args, int
                "cuFuncSetAttribute"))
       return reportStatus(err, errLen, ATTN_ERROR_CUDA, error);
   }
-  // Memref descriptors: {allocated, aligned, offset, sizes..., strides...}.
-  std::vector<int64_t> words;
   std::vector<DeviceTensor> tensors;
   for (int i = 0; i < numArgs; ++i) {
-    words.push_back(int64_t(reinterpret_cast<uintptr_t>(args[i].data)));
-    words.push_back(int64_t(reinterpret_cast<uintptr_t>(args[i].data)));
-    words.push_back(0);
-    words.insert(words.end(), args[i].shape, args[i].shape + args[i].ndim);
-    words.insert(words.end(), args[i].strides, args[i].strides + args[i].ndim);
     tensors.push_back({m.argumentRoles[i], CUdeviceptr(reinterpret_cast<uintptr_t>(args[i].data)),
                        std::vector<int64_t>(args[i].shape, args[i].shape + args[i].ndim),
                        std::vector<int64_t>(args[i].strides, args[i].strides + args[i].ndim),
                        bufferElemSize(bufferElemOf(args[i].dtype)),
                        tensorMapType(bufferElemOf(args[i].dtype))});
   }
-  if (!appendTensorMaps(d, m, tensors, kernel->tensorMaps, words, error))
+  std::vector<int64_t> words;
+  if (!packArguments(d, m, tensors, kernel->tensorMaps, words, error))
     return reportStatus(err, errLen, ATTN_ERROR_INVALID_ARGUMENT, error);
   std::vector<void *> params;
   for (int64_t &w : words)
