@@ -11,27 +11,13 @@ rm -rf gpu-kernels
 specs=(examples/*.json test/gpu/specs/*.json)
 build/bin/attn-compile "${specs[@]}" -o gpu-kernels/sm_90a --chip sm_90a --cubin --fail-on-spills --tensor-cores=false
 build/bin/attn-compile "${specs[@]}" -o gpu-kernels/sm_80 --chip sm_80 --cubin --fail-on-spills --tensor-cores=false -q
-# The default kernels: tensor cores (mma.sync) where they apply (f16/bf16 softmax).
+# The default kernels: tensor cores where they apply (f16/bf16 softmax): wgmma + TMA
+# with ping-pong and run-time document tiles on sm_90a, mma.sync with cp.async on sm_80.
 build/bin/attn-compile "${specs[@]}" -o gpu-kernels/tc_sm_90a --chip sm_90a --cubin --fail-on-spills -q
 build/bin/attn-compile "${specs[@]}" -o gpu-kernels/tc_sm_80 --chip sm_80 --cubin --fail-on-spills -q
-# Experimental: the mma.sync kernel with cp.async double buffering (not yet the
-# default: to be verified on the GPU, CHECKS=tc_sm_80_cpasync/).
-build/bin/attn-compile "${specs[@]}" -o gpu-kernels/tc_sm_80_cpasync --chip sm_80 --cubin --fail-on-spills --cp-async -q
 # The benchmark's kernels (bench/bench.py): every bench/specs/*.json (softmax variants at
 # D=128, dense/causal at D=64, gated linear attention with vector and scalar gates).
 build/bin/attn-compile bench/specs/*.json -o gpu-kernels/bench --chip sm_90a --cubin --fail-on-spills -q
-# Experimental: run-time document tile classes in the Hopper kernel (not yet the
-# default: verify with CHECKS=tc_sm_90a_doctiles/ and bench --kernels gpu-kernels/bench_doctiles).
-build/bin/attn-compile examples/document.json -o gpu-kernels/tc_sm_90a_doctiles --chip sm_90a --cubin \
-  --fail-on-spills --document-tiles -q
-build/bin/attn-compile bench/specs/*.json -o gpu-kernels/bench_doctiles --chip sm_90a --cubin \
-  --fail-on-spills --document-tiles -q
-# Experimental: ping-pong between the consumer warpgroups (verify with
-# CHECKS=tc_sm_90a_pingpong/ and bench --kernels gpu-kernels/bench_pingpong).
-build/bin/attn-compile examples/*.json test/gpu/specs/*.json -o gpu-kernels/tc_sm_90a_pingpong \
-  --chip sm_90a --cubin --fail-on-spills --ping-pong -q
-build/bin/attn-compile bench/specs/*.json -o gpu-kernels/bench_pingpong --chip sm_90a --cubin \
-  --fail-on-spills --ping-pong -q
 # The PyTorch binding's kernels (python/attn): those test/gpu/test_torch_ops.py and
 # bench/first_call_latency.py call, named by a hash of their spec; a kernel that
 # fails to compile is printed and recorded in gpu-kernels/torch/sm_90a/prebuild.jsonl.
@@ -42,9 +28,8 @@ python3 python/attn/prebuild.py --set gpu-tests --set first-call -o gpu-kernels/
 build/bin/attn-compile examples/causal.json -o gpu-kernels/cpp_example --chip sm_90a \
   --header gpu-kernels/cpp_example/kernels.h --cubin -q
 # Run the sm_80 PTX through the driver's JIT.
-rm -f gpu-kernels/sm_80/*.cubin gpu-kernels/tc_sm_80/*.cubin gpu-kernels/tc_sm_80_cpasync/*.cubin
-sed -i 's/"cubin": "[^"]*"/"cubin": null/' gpu-kernels/sm_80/*.json gpu-kernels/tc_sm_80/*.json \
-  gpu-kernels/tc_sm_80_cpasync/*.json
+rm -f gpu-kernels/sm_80/*.cubin gpu-kernels/tc_sm_80/*.cubin
+sed -i 's/"cubin": "[^"]*"/"cubin": null/' gpu-kernels/sm_80/*.json gpu-kernels/tc_sm_80/*.json
 mkdir -p third_party/nlohmann_json/include
 cp -r /usr/include/nlohmann third_party/nlohmann_json/include/
 # The runtime-only build on the GPU machine also builds libattn_runtime.so

@@ -46,17 +46,17 @@ static cl::opt<std::string> header(
 static cl::opt<unsigned> jobs("j", cl::init(0),
                               cl::desc("Compile this many specs at once (0: one per core)"));
 static cl::opt<bool> cpAsync(
-    "cp-async", cl::init(false),
-    cl::desc("mma.sync kernel: double-buffer K/V with cp.async (experimental, not yet "
-             "verified on a GPU)"));
+    "cp-async", cl::init(true),
+    cl::desc("mma.sync kernel: double-buffer K/V with cp.async (default; "
+             "--cp-async=false loads them synchronously)"));
 static cl::opt<bool> pingPong(
-    "ping-pong", cl::init(false),
+    "ping-pong", cl::init(true),
     cl::desc("Hopper kernel: consumer warpgroups take turns issuing their products "
-             "(experimental, not yet verified on a GPU)"));
+             "(default; --ping-pong=false lets them run freely)"));
 static cl::opt<bool> documentTiles(
-    "document-tiles", cl::init(false),
+    "document-tiles", cl::init(true),
     cl::desc("Hopper kernel: classify k tiles from the document ids at run time "
-             "(experimental, not yet verified on a GPU)"));
+             "(default; --document-tiles=false masks every tile element by element)"));
 static cl::opt<bool> tensorCores(
     "tensor-cores", cl::init(true),
     cl::desc("Use the mma.sync kernel for f16/bf16 softmax attention (default; "

@@ -14,9 +14,9 @@ struct GpuCompileOptions {
   int64_t blockQ = 0, blockK = 0; ///< 0: the heuristic
   bool cubin = false;             ///< also assemble with ptxas
   bool tensorCores = true;        ///< mma.sync kernel for f16/bf16 softmax
-  bool cpAsync = false;           ///< mma.sync kernel: cp.async double buffering
-  bool documentTiles = false;     ///< Hopper kernel: run-time document tile classes
-  bool pingPong = false;          ///< Hopper kernel: consumer warpgroups take turns
+  bool cpAsync = true;            ///< mma.sync kernel: cp.async double buffering
+  bool documentTiles = true;      ///< Hopper kernel: run-time document tile classes
+  bool pingPong = true;           ///< Hopper kernel: consumer warpgroups take turns
   bool failOnSpills = false;      ///< with cubin: any spill or stack frame is an error
   std::string cudaHome;           ///< default: $CUDA_HOME, else the build's toolkit
 };
