@@ -327,6 +327,11 @@ bool runCudaKernel(const KernelManifest &m, const ExecInputs &in, ExecOutputs &o
       !check(d.deviceGetAttribute(&minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, device),
              "cuDeviceGetAttribute"))
     return false;
+  int multiprocessors = 0;
+  if (!check(d.deviceGetAttribute(&multiprocessors, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
+                                  device),
+             "cuDeviceGetAttribute"))
+    return false;
   std::string deviceChip = "sm_" + std::to_string(major) + std::to_string(minor);
   if (m.chip == "sm_90a" && deviceChip != "sm_90") {
     error = m.name + ": the kernel was compiled for sm_90a, the device is " + deviceChip;
@@ -380,7 +385,7 @@ bool runCudaKernel(const KernelManifest &m, const ExecInputs &in, ExecOutputs &o
   for (int64_t &w : words)
     params.push_back(&w);
 
-  std::array<int64_t, 3> grid = m.gridFor(in);
+  std::array<int64_t, 3> grid = m.launchGridFor(in, multiprocessors);
   auto launch = [&]() {
     return check(d.launchKernel(fn, unsigned(grid[0]), unsigned(grid[1]), unsigned(grid[2]),
                                 unsigned(m.block[0]), unsigned(m.block[1]),
@@ -440,6 +445,7 @@ struct attn_kernel {
   attn::KernelManifest manifest;
   CUmodule module = nullptr;
   CUfunction function = nullptr;
+  int multiprocessors = 0; ///< of the device the module was loaded on
   attn::TensorMapPool tensorMaps;
 };
 
@@ -711,7 +717,10 @@ attn_status attn_kernel_launch(attn_kernel *kernel, const attn_tensor *args, int
         !check(d.moduleLoadDataEx(&kernel->module, image.data(), 0, nullptr, nullptr),
                "cuModuleLoadDataEx") ||
         !check(d.moduleGetFunction(&kernel->function, kernel->module, m.entry.c_str()),
-               "cuModuleGetFunction"))
+               "cuModuleGetFunction") ||
+        !check(d.deviceGetAttribute(&kernel->multiprocessors,
+                                    CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, device),
+               "cuDeviceGetAttribute"))
       return reportStatus(err, errLen, ATTN_ERROR_CUDA, error);
     if (m.dynamicSharedMemory > 48 * 1024 &&
         !check(d.funcSetAttribute(kernel->function,
@@ -734,7 +743,7 @@ attn_status attn_kernel_launch(attn_kernel *kernel, const attn_tensor *args, int
   std::vector<void *> params;
   for (int64_t &w : words)
     params.push_back(&w);
-  std::array<int64_t, 3> grid = m.gridFor(sizes);
+  std::array<int64_t, 3> grid = m.launchGridFor(sizes, kernel->multiprocessors);
   if (!check(d.launchKernel(kernel->function, unsigned(grid[0]), unsigned(grid[1]),
                             unsigned(grid[2]), unsigned(m.block[0]), unsigned(m.block[1]),
                             unsigned(m.block[2]), unsigned(m.dynamicSharedMemory),

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -30,6 +31,15 @@ std::array<int64_t, 3> KernelManifest::gridFor(const ExecInputs &in) const {
   return g;
 }
 
+std::array<int64_t, 3> KernelManifest::launchGridFor(const ExecInputs &in,
+                                                     int64_t multiprocessors) const {
+  std::array<int64_t, 3> g = gridFor(in);
+  if (persistentBlocksPerSm <= 0)
+    return g;
+  int64_t items = g[0] * g[1] * g[2];
+  return {std::min(items, std::max<int64_t>(1, multiprocessors) * persistentBlocksPerSm), 1, 1};
+}
+
 std::string KernelManifest::toJson(const std::string &specJson,
                                    const std::string &extraJson) const {
   json j;
@@ -50,6 +60,8 @@ std::string KernelManifest::toJson(const std::string &specJson,
   }
   launch["grid"] = gridJson;
   launch["dynamic_shared_memory"] = dynamicSharedMemory;
+  if (persistentBlocksPerSm > 0)
+    launch["persistent_blocks_per_sm"] = persistentBlocksPerSm;
   j["launch"] = launch;
   j["abi"] = "memref-descriptor: per argument {allocated ptr, aligned ptr, offset, "
              "sizes[rank], strides[rank]}, 8 bytes each, in this order; then one "
@@ -148,6 +160,12 @@ bool readManifest(const std::string &path, KernelManifest &m, std::string &error
     if (!launch["dynamic_shared_memory"].is_number_integer())
       return fail(error, path, "launch.dynamic_shared_memory: expected an integer");
     m.dynamicSharedMemory = launch["dynamic_shared_memory"].get<int64_t>();
+  }
+  if (launch.contains("persistent_blocks_per_sm")) {
+    const json &n = launch["persistent_blocks_per_sm"];
+    if (!n.is_number_integer() || n.get<int64_t>() < 1)
+      return fail(error, path, "launch.persistent_blocks_per_sm: expected a positive integer");
+    m.persistentBlocksPerSm = n.get<int64_t>();
   }
   if (!j.contains("spec") || !j["spec"].is_object())
     return fail(error, path, "spec: expected the spec object the kernel was compiled from");

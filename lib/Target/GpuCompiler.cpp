@@ -156,11 +156,13 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
   struct Generated {
     std::string ptx, kind = "simt";
     int64_t threads = 0, dynamicShared = 0;
+    bool persistent = false;
     std::vector<TensorMapArgument> tensorMaps;
   };
   std::string hopperOptions = std::string("{tensor-cores=1 wgmma=1") +
                               (options.documentTiles ? " document-tiles=1" : "") +
-                              (options.pingPong ? " ping-pong=1" : "") + "}";
+                              (options.pingPong ? " ping-pong=1" : "") +
+                              (options.persistent ? " persistent=1" : "") + "}";
   auto generate = [&](int64_t bq, int64_t bk, Generated &g) {
     OwningOpRef<ModuleOp> module = buildSpecModule(context, spec, specPath, /*forceLse=*/true);
     PassManager kernels(&context);
@@ -180,6 +182,7 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
         g.threads = t.getInt();
       if (auto t = f->getAttrOfType<IntegerAttr>("attn.dynamic_shared_memory"))
         g.dynamicShared = t.getInt();
+      g.persistent |= f->hasAttr("attn.persistent");
       if (auto kind = f->getAttrOfType<StringAttr>("attn.tensor_cores"))
         g.kind = kind.getValue().str();
       else if (f->hasAttr("attn.tensor_cores"))
@@ -271,6 +274,8 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
   else
     manifest.grid = {GridTerm{"", 1, 1}, GridTerm{"Hq", 1, 1}, GridTerm{"B", 1, 1}};
   manifest.dynamicSharedMemory = gen.dynamicShared;
+  // The Hopper kernel's shared memory holds one block per SM.
+  manifest.persistentBlocksPerSm = gen.persistent ? 1 : 0;
   manifest.tensorMaps = gen.tensorMaps;
   manifest.argumentRoles = argumentRoles(spec, /*withLse=*/true);
   auto hash = llvm::SHA256::hash(llvm::arrayRefFromStringRef(ptx));

@@ -2,9 +2,26 @@
 
 #include "FragmentSoftmax.h"
 
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 
 namespace attn {
+
+namespace {
+
+/// 2^x as one MUFU.EX2: ex2.approx.ftz.f32. math.exp2 becomes the non-ftz
+/// ex2.approx.f32, which ptxas wraps in a denormal range check (a compare and
+/// two predicated multiplies per element); a softmax weight below 2^-126 is
+/// zero for every purpose here. Kept as an intrinsic (not inline PTX) so LLVM
+/// still sees a pure operation.
+Value fastExp2(ImplicitLocOpBuilder &b, Value x) {
+  return LLVM::CallIntrinsicOp::create(b, b.getF32Type(),
+                                       b.getStringAttr("llvm.nvvm.ex2.approx.ftz.f32"),
+                                       ValueRange{x})
+      .getResult(0);
+}
+
+} // namespace
 
 FragmentBuilder::FragmentBuilder(ImplicitLocOpBuilder &b, Type elem)
     : b(b), elem(elem), f32(b.getF32Type()) {}
@@ -60,7 +77,7 @@ FragmentSoftmax::FragmentSoftmax(KernelBuilder &kb, FragmentBuilder &fb, ScoreEm
                                  AttentionOp op, Value batch, Value head, Value seqQ,
                                  Value seqK, std::array<Value, 2> rows, Value t2)
     : kb(kb), fb(fb), emitter(emitter), op(op), batch(batch), head(head), seqQ(seqQ),
-      seqK(seqK), t2(t2), rows(rows) {
+      seqK(seqK), t2(t2), rows(rows), rawScale(emitter.linearScale()) {
   ImplicitLocOpBuilder &b = kb.b;
   // Rows past Sq compute on zeros and are never stored; their masks and
   // score functions are evaluated at a valid row so no input is over-read.
@@ -83,7 +100,7 @@ SmallVector<Value> FragmentSoftmax::scores(ArrayRef<Value> acc, Value colBegin, 
     // and masks are evaluated at a valid key so that a captured tensor
     // indexed by k is never over-read.
     Value colEval = arith::MinSIOp::create(b, col, lastCol);
-    Value score = emitter.score(acc[i], batch, head, row, colEval);
+    Value score = rawScale ? acc[i] : emitter.score(acc[i], batch, head, row, colEval);
     Value visible = kb.ifWithResults(
         needMask, {b.getI1Type()},
         [&] {
@@ -107,24 +124,33 @@ SoftmaxState FragmentSoftmax::update(const SoftmaxState &state, ArrayRef<Value> 
   // Base-2 online softmax per row. A row that has seen only -inf keeps max
   // -inf; its exponents are taken against 0 instead, so exp2(-inf - 0) = 0
   // gives p = 0 and alpha = 0 (O and the sum are still 0) with no per-element
-  // guard.
-  Value base[2];
+  // guard. With raw scores (rawScale = c > 0) the tile max is taken on the
+  // raw products (max(x) c = max(x c)), the running max stays base 2, and
+  // each weight is exp2(fma(x, c, -max)).
+  Value base[2], negBase[2];
   for (int r = 0; r < 2; ++r) {
-    Value m = state.max[r];
+    Value m = rawScale ? Value() : state.max[r];
     for (int64_t j = 0; j < nTiles; ++j)
       for (int64_t e = 2 * r; e < 2 * r + 2; ++e)
-        m = arith::MaximumFOp::create(b, m, s[j * 4 + e]);
-    next.max[r] = fb.quadReduce(m, /*isMax=*/true);
+        m = m ? (Value)arith::MaximumFOp::create(b, m, s[j * 4 + e]) : s[j * 4 + e];
+    m = fb.quadReduce(m, /*isMax=*/true);
+    if (rawScale)
+      m = arith::MaximumFOp::create(
+          b, state.max[r], arith::MulFOp::create(b, m, lb.f32(*rawScale)));
+    next.max[r] = m;
     Value noneSeen =
         arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, next.max[r], lb.negInf());
     base[r] = arith::SelectOp::create(b, noneSeen, lb.f32(0.0), next.max[r]);
-    alpha[r] = math::Exp2Op::create(b, arith::SubFOp::create(b, state.max[r], base[r]));
+    negBase[r] = arith::NegFOp::create(b, base[r]);
+    alpha[r] = fastExp2(b, arith::AddFOp::create(b, state.max[r], negBase[r]));
   }
   p.assign(s.size(), Value());
   Value rowSum[2] = {lb.f32(0.0), lb.f32(0.0)};
   for (int64_t i = 0; i < int64_t(s.size()); ++i) {
     int64_t r = (i % 4) / 2;
-    p[i] = math::Exp2Op::create(b, arith::SubFOp::create(b, s[i], base[r]));
+    Value exponent = rawScale ? (Value)math::FmaOp::create(b, s[i], lb.f32(*rawScale), negBase[r])
+                              : (Value)arith::AddFOp::create(b, s[i], negBase[r]);
+    p[i] = fastExp2(b, exponent);
     rowSum[r] = arith::AddFOp::create(b, rowSum[r], p[i]);
   }
   for (int r = 0; r < 2; ++r)

@@ -60,7 +60,8 @@ public:
                   AttentionOp op, Value batch, Value head, Value seqQ, Value seqK,
                   std::array<Value, 2> rows, Value t2);
 
-  /// Scores (base 2) of one k tile's S accumulators (n tiles x 4 values,
+  /// Scores of one k tile's S accumulators (base 2, or raw products when the
+  /// score is linear: update() knows which) (n tiles x 4 values,
   /// keys from `colBegin`), -inf where masked. Masks are evaluated only when
   /// `needMask` holds (partial tiles).
   SmallVector<Value> scores(ArrayRef<Value> acc, Value colBegin, Value needMask);
@@ -83,6 +84,10 @@ private:
   AttentionOp op;
   Value batch, head, seqQ, seqK, t2;
   std::array<Value, 2> rows, evalRows;
+  /// Set when the score is the raw product times this constant: scores()
+  /// then returns raw products and update() folds the scale into one FFMA
+  /// per element (FlashAttention-3's trick).
+  std::optional<double> rawScale;
 };
 
 } // namespace attn

@@ -220,10 +220,12 @@ bool buildMmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
 /// Returns false (building nothing) when the op is outside what it supports.
 /// With `documentTiles`, document masks are classified per k tile at run
 /// time (empty tiles skipped, single-document tiles unmasked); with
-/// `pingPong`, the consumer warpgroups take turns issuing their products.
+/// `pingPong`, the consumer warpgroups take turns issuing their products;
+/// with `persistent`, one block per SM loops over the work items (q tile,
+/// head, batch), longest first (marked `attn.persistent`).
 bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                              func::FuncOp host, AttentionOp op, bool documentTiles = false,
-                             bool pingPong = false);
+                             bool pingPong = false, bool persistent = false);
 
 } // namespace attn
 

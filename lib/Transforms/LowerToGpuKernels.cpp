@@ -312,7 +312,7 @@ struct LowerToGpuKernelsPass
             return;
           }
           if (wgmma && buildWgmmaSoftmaxKernel(b, gpuModule, host, attention, documentTiles,
-                                                pingPong))
+                                                pingPong, persistent))
             return;
           if (!tensorCores || !buildMmaSoftmaxKernel(b, gpuModule, host, attention, cpAsync))
             buildSoftmaxKernel(b, gpuModule, host, attention);

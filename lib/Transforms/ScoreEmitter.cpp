@@ -16,6 +16,13 @@ bool ScoreEmitter::needsNaturalScores() {
   return op.getSoftcap() || !op.getScoreMod().empty();
 }
 
+std::optional<double> ScoreEmitter::linearScale() {
+  double scale = op.getEffectiveScale();
+  if (op.getSoftcap() || op.getAlibiSlopes() || !op.getScoreMod().empty() || !(scale > 0))
+    return std::nullopt;
+  return scale * kLog2e;
+}
+
 Value ScoreEmitter::score(Value s, Value batch, Value head, Value row, Value col) {
   double scale = op.getEffectiveScale();
   // Soft-cap and score_mod need the natural-log score; ALiBi alone is linear

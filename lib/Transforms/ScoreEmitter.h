@@ -13,6 +13,8 @@
 #include "attn/IR/AttnOps.h"
 #include "mlir/IR/IRMapping.h"
 
+#include <optional>
+
 namespace attn {
 
 constexpr double kLog2e = 1.4426950408889634;
@@ -27,6 +29,11 @@ public:
 
   /// Whether scores need their natural-log value (soft-cap, score_mod).
   bool needsNaturalScores();
+
+  /// When the base-2 score is the raw dot product times a positive constant
+  /// (no soft-cap, ALiBi or score_mod), that constant: the max can then be
+  /// taken on raw products and the scale folded into the exponent's FFMA.
+  std::optional<double> linearScale();
 
   /// The modified score in the base-2 domain from the raw dot product q.k:
   /// scale, soft-cap, ALiBi, score_mod, times log2(e) (folded where possible).

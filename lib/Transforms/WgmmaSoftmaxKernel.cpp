@@ -50,6 +50,9 @@ constexpr int64_t kConsumerWarps = kWarpgroups * 4;
 // setmaxnreg budgets: 128 * 24 + 256 * 240 = 64512 of the SM's 65536
 // registers (the FlashAttention-3 split for one producer, two consumers).
 constexpr int64_t kProducerRegisters = 24, kConsumerRegisters = 240;
+// The persistent producer also walks the work items (64-bit index math):
+// 128 * 40 + 256 * 232 = 64512 as well.
+constexpr int64_t kPersistentProducerRegisters = 40, kPersistentConsumerRegisters = 232;
 constexpr int64_t kBoxCols = 64; // 128 bytes of 16-bit elements: one swizzle row
 
 
@@ -76,7 +79,7 @@ int64_t argumentIndex(func::FuncOp host, Value v) {
 
 bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                              func::FuncOp host, AttentionOp op, bool documentTiles,
-                             bool pingPong) {
+                             bool pingPong, bool persistent) {
   auto qType = cast<MemRefType>(op.getQuery().getType());
   auto kType = cast<MemRefType>(op.getKey().getType());
   auto vType = cast<MemRefType>(op.getValue().getType());
@@ -100,7 +103,9 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   int64_t kStageBytes = kvBoxBytes * (d / kBoxCols), vStageBytes = kvBoxBytes * (dv / kBoxCols);
   int64_t kOffset = qBytes, vOffset = kOffset + kStages * kStageBytes;
   int64_t barOffset = vOffset + kStages * vStageBytes;
-  int64_t sharedBytes = barOffset + 8 * (1 + 4 * kStages);
+  // mbarriers: q full, per stage k/v full and empty, q empty (persistent).
+  int64_t qEmptyOffset = barOffset + 8 * (1 + 4 * kStages);
+  int64_t sharedBytes = qEmptyOffset + (persistent ? 8 : 0);
 
   MLIRContext *ctx = b.getContext();
   memref::GlobalOp smemGlobal = getDynamicSharedMemory(b, module);
@@ -118,6 +123,8 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   kernel->setAttr("attn.block_threads", b.getI64IntegerAttr(threads));
   kernel->setAttr("attn.tensor_cores", b.getStringAttr("wgmma"));
   kernel->setAttr("attn.dynamic_shared_memory", b.getI64IntegerAttr(sharedBytes));
+  if (persistent)
+    kernel->setAttr("attn.persistent", b.getUnitAttr());
   // A register cap at entry (.maxntid with .minnctapersm 1: 65536 / 384 ->
   // 168 per thread) is what lets setmaxnreg move registers between roles.
   kernel->setAttr(NVVM::NVVMDialect::getMaxntidAttrName(),
@@ -146,13 +153,6 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
 
   Value q = map.lookup(op.getQuery()), k = map.lookup(op.getKey());
   Value out = map.lookup(op.getOut());
-  // Longest first: with causal and window masks the last q tiles visit the
-  // most k tiles, so they start first and the short ones fill in the tail.
-  Value tile = arith::SubIOp::create(
-      b, arith::SubIOp::create(b, gpu::GridDimOp::create(b, gpu::Dimension::x), lb.index(1)),
-      gpu::BlockIdOp::create(b, gpu::Dimension::x));
-  Value head = gpu::BlockIdOp::create(b, gpu::Dimension::y);
-  Value batch = gpu::BlockIdOp::create(b, gpu::Dimension::z);
   Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
   Value warp = arith::DivUIOp::create(b, tid, lb.index(32));
   Value lane = arith::RemUIOp::create(b, tid, lb.index(32));
@@ -160,15 +160,14 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   Value g = arith::DivUIOp::create(b, lane, lb.index(4));
   Value t2 = arith::MulIOp::create(b, arith::RemUIOp::create(b, lane, lb.index(4)), lb.index(2));
   Value seqQ = lb.dim(q, 2), seqK = lb.dim(k, 2);
-  Value group = arith::DivUIOp::create(b, lb.dim(q, 1), lb.dim(k, 1));
-  Value kvHead = arith::DivUIOp::create(b, head, group);
-  Value rowBegin = arith::MulIOp::create(b, tile, lb.index(kBlockQ));
+  Value heads = lb.dim(q, 1);
+  Value group = arith::DivUIOp::create(b, heads, lb.dim(k, 1));
   // Shared addresses (32-bit, shared window).
   Value smem = memref::GetGlobalOp::create(b, smemGlobal.getType(), smemGlobal.getSymName());
   Value smemBase = toI32(memref::ExtractAlignedPointerAsIndexOp::create(b, smem));
   auto at = [&](Value offset) { return arith::AddIOp::create(b, smemBase, offset); };
   // mbarriers: q full, then per stage k full, v full, k empty, v empty.
-  Value qBar = at(c32(barOffset));
+  Value qBar = at(c32(barOffset)), qEmptyBar = at(c32(qEmptyOffset));
   enum BarrierKind { KFull = 0, VFull = 1, KEmpty = 2, VEmpty = 3 };
   auto stageBar = [&](BarrierKind kind, Value stage) {
     return at(arith::AddIOp::create(b, c32(barOffset + 8 + 8 * kStages * kind),
@@ -191,18 +190,59 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     return std::make_pair(stage, round);
   };
 
-  Value coordBatch = toI32(batch), coordHead = toI32(head), coordKvHead = toI32(kvHead);
-  auto loadTile = [&](Value kt, Value stage, Value bar, int64_t offset, int64_t stageBytes,
-                      int64_t width, Value tensorMap) {
+  // A work item: one q tile of one (batch, head). Longest first: with causal
+  // and window masks the last q tiles visit the most k tiles, so they start
+  // first and the short ones fill in the tail. Without `persistent` a block
+  // is one item (grid = q tiles x heads x batch); with it, the grid is one
+  // block per SM and block x takes items x, x + gridDim.x, ... of
+  // (q tile descending) x batch x head, carrying its pipeline state over.
+  struct Item {
+    Value tile, head, batch, kvHead, rowBegin, coordBatch, coordHead, coordKvHead;
+  };
+  Value qTiles = arith::CeilDivUIOp::create(b, seqQ, lb.index(kBlockQ));
+  auto makeItem = [&](Value tile, Value head, Value batch) {
+    Item it{tile, head, batch, arith::DivUIOp::create(b, head, group),
+            arith::MulIOp::create(b, tile, lb.index(kBlockQ))};
+    it.coordBatch = toI32(batch);
+    it.coordHead = toI32(head);
+    it.coordKvHead = toI32(it.kvHead);
+    return it;
+  };
+  auto itemOf = [&](Value w) {
+    Value slots = arith::MulIOp::create(b, heads, lb.dim(q, 0));
+    Value tile = arith::SubIOp::create(
+        b, arith::SubIOp::create(b, qTiles, lb.index(1)), arith::DivUIOp::create(b, w, slots));
+    Value rest = arith::RemUIOp::create(b, w, slots);
+    return makeItem(tile, arith::RemUIOp::create(b, rest, heads),
+                    arith::DivUIOp::create(b, rest, heads));
+  };
+  // Runs `body(item, carried) -> carried` over this block's items.
+  auto forEachItem = [&](ValueRange init,
+                         const std::function<SmallVector<Value>(const Item &, ValueRange)> &body) {
+    if (!persistent) {
+      Value tile = arith::SubIOp::create(
+          b, arith::SubIOp::create(b, gpu::GridDimOp::create(b, gpu::Dimension::x), lb.index(1)),
+          gpu::BlockIdOp::create(b, gpu::Dimension::x));
+      return body(makeItem(tile, gpu::BlockIdOp::create(b, gpu::Dimension::y),
+                           gpu::BlockIdOp::create(b, gpu::Dimension::z)),
+                  init);
+    }
+    Value total = arith::MulIOp::create(b, qTiles, arith::MulIOp::create(b, heads, lb.dim(q, 0)));
+    return kb.forWithState(gpu::BlockIdOp::create(b, gpu::Dimension::x), total,
+                           gpu::GridDimOp::create(b, gpu::Dimension::x), init,
+                           [&](Value w, ValueRange carried) { return body(itemOf(w), carried); });
+  };
+
+  auto loadTile = [&](const Item &item, Value kt, Value stage, Value bar, int64_t offset,
+                      int64_t stageBytes, int64_t width, Value tensorMap) {
     Value row = toI32(arith::MulIOp::create(b, kt, lb.index(blockK)));
     ptx.arriveExpectTx(bar, blockK * width * 2);
     for (int64_t box = 0; box < width / kBoxCols; ++box)
       ptx.tmaLoad(at(arith::AddIOp::create(b, c32(offset + box * kvBoxBytes),
                                            arith::MulIOp::create(b, stage, c32(stageBytes)))),
-                  tensorMap, {c32(box * kBoxCols), row, coordKvHead, coordBatch}, bar);
+                  tensorMap, {c32(box * kBoxCols), row, item.coordKvHead, item.coordBatch}, bar);
   };
 
-  KTileRange range = emitKTileRange(b, plan, tile, seqQ, seqK);
   ScoreEmitter emitter(op, b, seqQ, seqK, map);
   // Block-sparse layouts whose blocks are whole tiles are classified per tile
   // at run time: a tile of an empty block is neither loaded nor computed, and
@@ -210,13 +250,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   Value layout = op.getBlockMask() ? map.lookup(op.getBlockMask()) : Value();
   bool skipEmptyTiles = layout && op.getBlockSparseAttr().getBlockQ() % kBlockQ == 0 &&
                         op.getBlockSparseAttr().getBlockK() % blockK == 0;
-  Value layoutRow, layoutBatch, layoutHead;
-  if (skipEmptyTiles) {
-    layoutRow = arith::DivUIOp::create(b, rowBegin,
-                                       lb.index(op.getBlockSparseAttr().getBlockQ()));
-    layoutBatch = emitter.layoutIndex(layout, 0, batch);
-    layoutHead = emitter.layoutIndex(layout, 1, head);
-  }
+
   // Document masks, classified per tile at run time (`documentTiles`, opt-in
   // until verified on a GPU): each warp reduces the document ids of the q
   // tile and of a k tile to [min, max], every warp to the same answer, so no
@@ -226,7 +260,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   // calls the tile full). Rows and keys past the ends are clamped to the last
   // one: that only widens a range, never hides a visible pair.
   bool classifyDocuments = documentTiles && op.getQDocIds();
-  auto warpRange = [&](Value ids, Value first, int64_t count, Value limit) {
+  auto warpRange = [&](Value ids, Value batch, Value first, int64_t count, Value limit) {
     Value last = arith::SubIOp::create(b, limit, lb.index(1));
     Value lo, hi;
     for (int64_t i = 0; i < count / 32; ++i) {
@@ -247,14 +281,30 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     }
     return std::make_pair(lo, hi);
   };
-  Value qDocLo, qDocHi;
-  if (classifyDocuments)
-    std::tie(qDocLo, qDocHi) =
-        warpRange(map.lookup(op.getQDocIds()), rowBegin, kBlockQ, seqQ);
+  // What the tile classification needs of an item, computed once per item.
+  struct ItemClasses {
+    Value layoutRow, layoutBatch, layoutHead, qDocLo, qDocHi;
+  };
+  auto classesOf = [&](const Item &item) {
+    ItemClasses c;
+    if (skipEmptyTiles) {
+      c.layoutRow = arith::DivUIOp::create(b, item.rowBegin,
+                                           lb.index(op.getBlockSparseAttr().getBlockQ()));
+      c.layoutBatch = emitter.layoutIndex(layout, 0, item.batch);
+      c.layoutHead = emitter.layoutIndex(layout, 1, item.head);
+    }
+    if (classifyDocuments)
+      std::tie(c.qDocLo, c.qDocHi) =
+          warpRange(map.lookup(op.getQDocIds()), item.batch, item.rowBegin, kBlockQ, seqQ);
+    return c;
+  };
   // Per k tile: whether it is visited, and whether its run-time masks are all
   // true (only meaningful with classifyDocuments).
-  auto classifyTile = [&](Value kt) -> std::pair<Value, Value> {
+  auto classifyTile = [&](const Item &item, const ItemClasses &c,
+                          Value kt) -> std::pair<Value, Value> {
     Value live = lb.boolean(true), documentsFull = lb.boolean(true);
+    Value layoutRow = c.layoutRow, layoutBatch = c.layoutBatch, layoutHead = c.layoutHead;
+    Value qDocLo = c.qDocLo, qDocHi = c.qDocHi;
     if (skipEmptyTiles) {
       Value col = arith::DivUIOp::create(b, arith::MulIOp::create(b, kt, lb.index(blockK)),
                                          lb.index(op.getBlockSparseAttr().getBlockK()));
@@ -264,7 +314,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                                    arith::ConstantIntOp::create(b, 0, 8));
     }
     if (classifyDocuments) {
-      auto [kLo, kHi] = warpRange(map.lookup(op.getKvDocIds()),
+      auto [kLo, kHi] = warpRange(map.lookup(op.getKvDocIds()), item.batch,
                                   arith::MulIOp::create(b, kt, lb.index(blockK)), blockK, seqK);
       Value disjoint = arith::OrIOp::create(
           b, arith::CmpIOp::create(b, arith::CmpIPredicate::slt, qDocHi, kLo),
@@ -278,10 +328,14 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     }
     return {live, documentsFull};
   };
-  auto tileLive = [&](Value kt) { return classifyTile(kt).first; };
+
   Value firstThread = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, tid, lb.index(0));
   lb.ifThen(firstThread, [&] {
     ptx.mbarrierInit(qBar, 1);
+    // Released by one lane of each consumer warp once its last S = Q K^T of
+    // an item is done.
+    if (persistent)
+      ptx.mbarrierInit(qEmptyBar, kConsumerWarps);
     for (int64_t s = 0; s < kStages; ++s) {
       ptx.mbarrierInit(at(c32(barOffset + 8 + 8 * (kStages * KFull + s))), 1);
       ptx.mbarrierInit(at(c32(barOffset + 8 + 8 * (kStages * VFull + s))), 1);
@@ -299,7 +353,8 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   Value isProducerGroup = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, wg, lb.index(0));
   auto roles = scf::IfOp::create(b, TypeRange(), isProducerGroup, /*withElseRegion=*/true);
   b.setInsertionPointToStart(&roles.getThenRegion().front());
-  ptx.setMaxRegisters(kProducerRegisters, /*increase=*/false);
+  ptx.setMaxRegisters(persistent ? kPersistentProducerRegisters : kProducerRegisters,
+                      /*increase=*/false);
   // One thread issues; with document classification its whole warp runs the
   // loop (the classification is a warp reduction) and lane 0 issues.
   Value producerWarp = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, warp, lb.index(0));
@@ -311,17 +366,30 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
       body();
   };
   lb.ifThen(classifyDocuments ? producerWarp : firstThread, [&] {
+    // Carried over items: the number of items so far and of tiles loaded.
+    forEachItem({c32(0), c32(0)}, [&](const Item &item, ValueRange items) {
+    Value itemCount = items[0];
+    ItemClasses classes = classesOf(item);
+    KTileRange range = emitKTileRange(b, plan, item.tile, seqQ, seqK, /*withFullRange=*/false);
     issuer([&] {
+      if (persistent) {
+        // From the second item on, Q's buffer is refilled once both consumer
+        // warpgroups are done with the previous item's Q.
+        Value refill = arith::CmpIOp::create(b, arith::CmpIPredicate::uge, itemCount, c32(1));
+        Value parity = arith::RemUIOp::create(b, arith::SubIOp::create(b, itemCount, c32(1)),
+                                              c32(2));
+        lb.ifThen(refill, [&] { ptx.wait(qEmptyBar, parity); });
+      }
       ptx.arriveExpectTx(qBar, kBlockQ * d * 2);
-      Value row = toI32(rowBegin);
+      Value row = toI32(item.rowBegin);
       for (int64_t box = 0; box < d / kBoxCols; ++box)
         ptx.tmaLoad(at(c32(box * qBoxBytes)), qMap,
-                    {c32(box * kBoxCols), row, coordHead, coordBatch}, qBar);
+                    {c32(box * kBoxCols), row, item.coordHead, item.coordBatch}, qBar);
     });
-    kb.forWithState(
-        range.begin, range.end, lb.index(1), {c32(0)}, [&](Value kt, ValueRange counter) {
+    SmallVector<Value> loaded = kb.forWithState(
+        range.begin, range.end, lb.index(1), {items[1]}, [&](Value kt, ValueRange counter) {
           return kb.ifWithResults(
-              tileLive(kt), {i32},
+              classifyTile(item, classes, kt).first, {i32},
               [&] {
                 auto [stage, round] = stageOf(counter[0]);
                 // From the second fill on, wait until both consumers released
@@ -331,29 +399,29 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                     b, arith::SubIOp::create(b, round, c32(1)), c32(2));
                 issuer([&] {
                   lb.ifThen(refill, [&] { ptx.wait(stageBar(KEmpty, stage), emptyParity); });
-                  loadTile(kt, stage, stageBar(KFull, stage), kOffset, kStageBytes, d, kMap);
+                  loadTile(item, kt, stage, stageBar(KFull, stage), kOffset, kStageBytes, d,
+                           kMap);
                   lb.ifThen(refill, [&] { ptx.wait(stageBar(VEmpty, stage), emptyParity); });
-                  loadTile(kt, stage, stageBar(VFull, stage), vOffset, vStageBytes, dv, vMap);
+                  loadTile(item, kt, stage, stageBar(VFull, stage), vOffset, vStageBytes, dv,
+                           vMap);
                 });
                 return SmallVector<Value>{arith::AddIOp::create(b, counter[0], c32(1))};
               },
               [&] { return SmallVector<Value>{counter[0]}; });
         });
+    return SmallVector<Value>{arith::AddIOp::create(b, itemCount, c32(1)), loaded[0]};
+    });
   });
 
   b.setInsertionPointToStart(&roles.getElseRegion().front());
-  ptx.setMaxRegisters(kConsumerRegisters, /*increase=*/true);
+  ptx.setMaxRegisters(persistent ? kPersistentConsumerRegisters : kConsumerRegisters,
+                      /*increase=*/true);
   // Consumer warp w (0..7) holds rows 16w + g and 16w + g + 8 of the tile:
   // the wgmma accumulator layout of warpgroup w / 4, its warp w % 4.
   Value consumerWarp = arith::SubIOp::create(b, warp, lb.index(4));
   Value consumerGroup = arith::SubIOp::create(b, wg, lb.index(1));
   Value r0 = arith::AddIOp::create(b, arith::MulIOp::create(b, consumerWarp, lb.index(16)), g);
-  std::array<Value, 2> rows = {arith::AddIOp::create(b, rowBegin, r0),
-                               arith::AddIOp::create(b, rowBegin,
-                                                     arith::AddIOp::create(b, r0, lb.index(8)))};
-  FragmentSoftmax softmax(kb, fb, emitter, op, batch, head, seqQ, seqK, rows, t2);
   Value laneZero = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, lane, lb.index(0));
-  ptx.wait(qBar, c32(0));
   // Ping-pong (`pingPong`, opt-in until verified on a GPU; FA3's warp
   // scheduler barriers): the consumer warpgroups take turns issuing their
   // products, on named barriers 1 and 2 over both groups' 256 threads, so
@@ -367,8 +435,6 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     myTurn = arith::AddIOp::create(b, group32, c32(1));
     otherTurn = arith::SubIOp::create(b, c32(2), group32);
     isFirstGroup = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, group32, c32(0));
-    lb.ifThen(arith::XOrIOp::create(b, isFirstGroup, lb.boolean(true)),
-              [&] { ptx.namedBarrierArrive(c32(1), kWarpgroups * 128); });
   }
 
   // This warpgroup's 64 rows of Q start 64 * 128 bytes into each Q box.
@@ -421,7 +487,8 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   };
   // Tile j's softmax on its S accumulators: max[2], sum[2], alpha[2], then P
   // packed (blockK / 16 x 4 registers). Masks only when `masked`.
-  auto softmaxTile = [&](Value kt, ArrayRef<Value> acc, const SoftmaxState &st, bool masked) {
+  auto softmaxTile = [&](FragmentSoftmax &softmax, Value kt, ArrayRef<Value> acc,
+                         const SoftmaxState &st, bool masked) {
     Value colBegin = arith::MulIOp::create(b, kt, lb.index(blockK));
     SmallVector<Value> sc = softmax.scores(acc, colBegin, lb.boolean(masked));
     SmallVector<Value> p;
@@ -439,16 +506,30 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   bool alwaysMasked = plan.getElementMaskEverywhere() ||
                       (op.getQDocIds() && !classifyDocuments) || (layout && !skipEmptyTiles);
   int64_t pRegs = blockK / 16 * 4;
-  // Carried: max[2], sum[2], O, P of the previous tile, its stage and
-  // parity, and the number of tiles consumed so far.
+  // Carried over items: the number of items so far and of tiles consumed.
+  forEachItem({c32(0), c32(0)}, [&](const Item &item, ValueRange items) {
+  Value itemCount = items[0], firstCount = items[1];
+  std::array<Value, 2> rows = {
+      arith::AddIOp::create(b, item.rowBegin, r0),
+      arith::AddIOp::create(b, item.rowBegin, arith::AddIOp::create(b, r0, lb.index(8)))};
+  FragmentSoftmax softmax(kb, fb, emitter, op, item.batch, item.head, seqQ, seqK, rows, t2);
+  ItemClasses classes = classesOf(item);
+  KTileRange range = emitKTileRange(b, plan, item.tile, seqQ, seqK);
+  ptx.wait(qBar, arith::RemUIOp::create(b, itemCount, c32(2)));
+  // Group 1 lets group 0 go first.
+  if (pingPong)
+    lb.ifThen(arith::XOrIOp::create(b, isFirstGroup, lb.boolean(true)),
+              [&] { ptx.namedBarrierArrive(c32(1), kWarpgroups * 128); });
+  // Carried over k tiles: max[2], sum[2], O, P of the previous tile, its
+  // stage and parity, and the number of tiles consumed so far (over items).
   SmallVector<Value> init = SoftmaxState::initial(lb, nTilesO * 4).flatten();
   init.append(pRegs, c32(0));
-  init.append({c32(0), c32(0), c32(0)});
+  init.append({c32(0), c32(0), firstCount});
   int64_t oBegin = 4, pBegin = 4 + nTilesO * 4, tail = pBegin + pRegs;
   SmallVector<Value> carriedOut = kb.forWithState(
       range.begin, range.end, lb.index(1), init, [&](Value kt, ValueRange carried) {
         SmallVector<Type> carriedTypes(carried.getTypes());
-        auto [live, documentsFull] = classifyTile(kt);
+        auto [live, documentsFull] = classifyTile(item, classes, kt);
         return kb.ifWithResults(
             live, carriedTypes,
             [&] {
@@ -456,7 +537,8 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
               auto [stage, round] = stageOf(count);
               Value parity = arith::RemUIOp::create(b, round, c32(2));
               Value prevStage = carried[tail], prevParity = carried[tail + 1];
-              Value hasPrev = arith::CmpIOp::create(b, arith::CmpIPredicate::ugt, count, c32(0));
+              Value hasPrev =
+                  arith::CmpIOp::create(b, arith::CmpIPredicate::ugt, count, firstCount);
               SmallVector<Value> o(carried.begin() + oBegin, carried.begin() + pBegin);
               ValueRange prevP = carried.slice(pBegin, pRegs);
 
@@ -493,7 +575,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
               smTypes.append(pRegs, i32);
               SmallVector<Value> sm;
               if (alwaysMasked) {
-                sm = softmaxTile(kt, acc, st, /*masked=*/true);
+                sm = softmaxTile(softmax, kt, acc, st, /*masked=*/true);
               } else {
                 Value partial = arith::OrIOp::create(
                     b, arith::CmpIOp::create(b, arith::CmpIPredicate::slt, kt, range.fullBegin),
@@ -502,8 +584,8 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                   partial = arith::OrIOp::create(
                       b, partial, arith::XOrIOp::create(b, documentsFull, lb.boolean(true)));
                 sm = kb.ifWithResults(
-                    partial, smTypes, [&] { return softmaxTile(kt, acc, st, true); },
-                    [&] { return softmaxTile(kt, acc, st, false); });
+                    partial, smTypes, [&] { return softmaxTile(softmax, kt, acc, st, true); },
+                    [&] { return softmaxTile(softmax, kt, acc, st, false); });
               }
               // The previous P V is done: release its V stage, rescale O.
               ptx.wgmmaWait(0);
@@ -519,11 +601,15 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
             },
             [&] { return SmallVector<Value>(carried.begin(), carried.end()); });
       });
+  // Every S = Q K^T of the item is done: the producer may refill Q.
+  if (persistent)
+    lb.ifThen(laneZero, [&] { ptx.arrive(qEmptyBar); });
+  // Group 0 consumes group 1's last arrival: both barriers end balanced.
   if (pingPong)
     lb.ifThen(isFirstGroup, [&] { ptx.namedBarrierSync(c32(1), kWarpgroups * 128); });
   // The last tile's P V.
   Value anyTile = arith::CmpIOp::create(b, arith::CmpIPredicate::ugt, carriedOut[tail + 2],
-                                        c32(0));
+                                        firstCount);
   SmallVector<Value> oFinal(carriedOut.begin() + oBegin, carriedOut.begin() + pBegin);
   oFinal = kb.ifWithResults(
       anyTile, TypeRange(ValueRange(oFinal).getTypes()),
@@ -540,6 +626,8 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   state.append(oFinal.begin(), oFinal.end());
   softmax.finalize(SoftmaxState::unflatten(state), out,
                    op.getLse() ? map.lookup(op.getLse()) : Value());
+  return SmallVector<Value>{arith::AddIOp::create(b, itemCount, c32(1)), carriedOut[tail + 2]};
+  });
   b.setInsertionPointAfter(roles);
   gpu::ReturnOp::create(b);
   return true;

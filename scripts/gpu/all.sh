@@ -9,7 +9,8 @@
 #   3. examples/cpp built against the installed runtime and run; the PyTorch
 #      binding's GPU tests (test/gpu/test_torch_ops.py);
 #   4. (with $FIRST_CALL_ARGS) first-call latency, ours vs FlexAttention;
-#   5. bench/run_gpu.sh with $BENCH_ARGS (default: dense and causal at 4k).
+#   5. (with $PROFILE) Nsight Compute on chosen bench kernels;
+#   6. bench/run_gpu.sh with $BENCH_ARGS (default: dense and causal at 4k).
 # Each step has its own time limit so one slow step cannot take the others.
 #   bash scripts/gpu/all.sh OUT      (everything ends up in OUT/results.tar.gz)
 set -uo pipefail
@@ -55,6 +56,24 @@ if [ -n "${FIRST_CALL_ARGS:-}" ]; then
     "${first_args[@]}" 2>&1 | tail -12
   echo "first call: exit $?"
 fi
+# Nsight Compute on our kernels ($PROFILE: "variant:entry ...", e.g.
+# "dense:b_dense causal:b_causal"): one launch each from bench.py's inputs
+# (S = 4096, D = 128), the full section set, clocks left alone (METHOD.md);
+# the details page and the per-SASS-instruction source page come back.
+for item in ${PROFILE:-}; do
+  variant=${item%%:*} entry=${item#*:}
+  timeout "${PROFILE_TIMEOUT:-120}" ncu --clock-control none --set full --import-source no \
+    -k "regex:^${entry}\$" -c 1 -f --export "/tmp/prof_$entry" \
+    env ATTN_RUNTIME_LIB=$PWD/build-rt/lib/libattn_runtime.so python3 bench/bench.py \
+    --kernels gpu-kernels/bench --only "$variant" --seq 4096 --head-dims 128 --peers flash \
+    --reps 1 --ceilings none --out "/tmp/prof_bench_$entry" > "$out/prof_${entry}_run.txt" 2>&1
+  echo "profile $entry: exit $?"
+  ncu --import "/tmp/prof_$entry.ncu-rep" --page details > "$out/prof_$entry.txt" 2>&1
+  ncu --import "/tmp/prof_$entry.ncu-rep" --page source --print-source sass --csv \
+    > "$out/prof_${entry}_sass.csv" 2>&1
+  grep -E "Duration|Compute \(SM\) Throughput|Issue Slots Busy|Registers Per|Achieved Occupancy|Stall" \
+    "$out/prof_$entry.txt" | head -20
+done
 read -r -a bench_args <<<"${BENCH_ARGS:---only dense,causal --seq 4096}"
 timeout "${BENCH_TIMEOUT:-240}" bash bench/run_gpu.sh "$out/bench" "${bench_args[@]}"
 echo "bench: exit $?"

@@ -18,6 +18,14 @@ build/bin/attn-compile "${specs[@]}" -o gpu-kernels/tc_sm_80 --chip sm_80 --cubi
 # The benchmark's kernels (bench/bench.py): every bench/specs/*.json (softmax variants at
 # D=128, dense/causal at D=64, gated linear attention with vector and scalar gates).
 build/bin/attn-compile bench/specs/*.json -o gpu-kernels/bench --chip sm_90a --cubin --fail-on-spills -q
+# Experimental: the persistent Hopper kernel (one block per SM over the work
+# items, longest first; verify with CHECKS=tc_sm_90a_persistent/ and bench
+# --kernels gpu-kernels/bench_persistent). Only the variants it fits without
+# spills (the window variant spills 8 bytes under its 232-register budget).
+build/bin/attn-compile examples/{dense,causal,gqa,bshd,block_sparse,document,alibi,softcap}.json \
+  -o gpu-kernels/tc_sm_90a_persistent --chip sm_90a --cubin --fail-on-spills --persistent -q
+build/bin/attn-compile bench/specs/b_{dense,causal,dense_d64,causal_d64,block_sparse,document,alibi,softcap}.json \
+  -o gpu-kernels/bench_persistent --chip sm_90a --cubin --fail-on-spills --persistent -q
 # The PyTorch binding's kernels (python/attn): those test/gpu/test_torch_ops.py and
 # bench/first_call_latency.py call, named by a hash of their spec; a kernel that
 # fails to compile is printed and recorded in gpu-kernels/torch/sm_90a/prebuild.jsonl.

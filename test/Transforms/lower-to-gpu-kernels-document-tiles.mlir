@@ -1,21 +1,22 @@
 // RUN: attn-opt %s --attn-plan-tiles="block-q=128 block-k=128" --attn-lower-to-gpu-kernels="tensor-cores=1 wgmma=1 document-tiles=1" | FileCheck %s
 // RUN: attn-opt %s --attn-plan-tiles="block-q=128 block-k=128" --attn-lower-to-gpu-kernels="tensor-cores=1 wgmma=1" | FileCheck %s --check-prefix=OFF
 
-// Document tiles classified at run time: every warp reduces the q tile's
-// document ids (4 per lane, then xor shuffles) before the roles split; the
-// producer's whole warp 0 runs its loop (lane 0 issues), reducing each k
-// tile's ids the same way; the consumers skip disjoint tiles and take the
-// unmasked softmax for single-document tiles.
+// Document tiles classified at run time: in each role, every warp reduces the
+// q tile's document ids (4 per lane, then xor shuffles); the producer's whole
+// warp 0 runs its loop (lane 0 issues), reducing each k tile's ids the same
+// way; the consumers skip disjoint tiles and take the unmasked softmax for
+// single-document tiles.
 // CHECK-LABEL: gpu.func @document
+// CHECK: setmaxnreg.dec.sync.aligned.u32 24
 // CHECK: memref.load %{{.*}} : memref<?x?xi32>
 // CHECK: gpu.shuffle  xor
 // CHECK: arith.minsi
 // CHECK: arith.maxsi
-// CHECK: setmaxnreg.dec.sync.aligned.u32 24
 // CHECK: scf.for
 // CHECK: gpu.shuffle  xor
 // CHECK: cp.async.bulk.tensor.4d
 // CHECK: setmaxnreg.inc.sync.aligned.u32 240
+// CHECK: gpu.shuffle  xor
 // CHECK: scf.for
 // CHECK: gpu.shuffle  xor
 // CHECK: scf.if

@@ -42,7 +42,9 @@
 // CHECK: } else {
 // CHECK: wgmma.wait_group.sync.aligned 0
 // CHECK: mbarrier.arrive.shared::cta.b64
-// CHECK: math.exp2
+// Softmax: the scale folded into one FFMA per element, then MUFU.EX2 (ftz).
+// CHECK: math.fma
+// CHECK: llvm.call_intrinsic "llvm.nvvm.ex2.approx.ftz.f32"
 // CHECK: wgmma.wait_group.sync.aligned 0
 // CHECK: mbarrier.arrive.shared::cta.b64
 // CHECK: scf.yield

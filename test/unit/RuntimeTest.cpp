@@ -86,6 +86,40 @@ TEST(Manifest, ReadsAValidManifest) {
   EXPECT_EQ(grid[2], 2);
 }
 
+/// The manifest with launch.persistent_blocks_per_sm set to `value` (JSON).
+std::string withPersistent(const std::string &value) {
+  std::string j = manifestJson();
+  std::string key = R"("dynamic_shared_memory": 0)";
+  return j.replace(j.find(key), key.size(), key + R"(, "persistent_blocks_per_sm": )" + value);
+}
+
+TEST(Manifest, PersistentKernelsLaunchAtMostOneWaveOfBlocks) {
+  KernelManifest m;
+  std::string error;
+  ASSERT_TRUE(readManifest(writeTemp("pers.json", withPersistent("1")), m, error)) << error;
+  EXPECT_EQ(m.persistentBlocksPerSm, 1);
+  ExecInputs in = smallInputs(*m.spec);
+  in.Sq = 4096; // 64 q tiles x 4 heads x 2 batches = 512 work items
+  EXPECT_EQ(m.gridFor(in), (std::array<int64_t, 3>{64, 4, 2}));
+  EXPECT_EQ(m.launchGridFor(in, 132), (std::array<int64_t, 3>{132, 1, 1}));
+  in.Sq = 100; // 2 x 4 x 2 = 16 items: fewer than the SMs
+  EXPECT_EQ(m.launchGridFor(in, 132), (std::array<int64_t, 3>{16, 1, 1}));
+  // Written back and read again.
+  KernelManifest back;
+  ASSERT_TRUE(readManifest(writeTemp("pers2.json", m.toJson(kCausalSpec)), back, error)) << error;
+  EXPECT_EQ(back.persistentBlocksPerSm, 1);
+  // A non-persistent kernel launches its grid as is.
+  KernelManifest plain;
+  ASSERT_TRUE(readManifest(writeTemp("plain.json", manifestJson()), plain, error)) << error;
+  EXPECT_EQ(plain.launchGridFor(in, 132), plain.gridFor(in));
+  // Bad values are located errors.
+  for (const char *bad : {"0", "-2", "\"one\"", "1.5"}) {
+    KernelManifest x;
+    EXPECT_FALSE(readManifest(writeTemp("persbad.json", withPersistent(bad)), x, error)) << bad;
+    EXPECT_NE(error.find("launch.persistent_blocks_per_sm"), std::string::npos) << error;
+  }
+}
+
 TEST(Manifest, ReadsTensorMapsAndWritesThemBack) {
   KernelManifest m;
   std::string error;

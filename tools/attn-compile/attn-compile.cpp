@@ -53,6 +53,10 @@ static cl::opt<bool> pingPong(
     "ping-pong", cl::init(true),
     cl::desc("Hopper kernel: consumer warpgroups take turns issuing their products "
              "(default; --ping-pong=false lets them run freely)"));
+static cl::opt<bool> persistent(
+    "persistent", cl::init(false),
+    cl::desc("Hopper kernel: one block per SM loops over the (q tile, head, batch) work "
+             "items, longest first (experimental, not yet verified on a GPU)"));
 static cl::opt<bool> documentTiles(
     "document-tiles", cl::init(true),
     cl::desc("Hopper kernel: classify k tiles from the document ids at run time "
@@ -75,6 +79,7 @@ int main(int argc, char **argv) {
   options.cpAsync = cpAsync;
   options.documentTiles = documentTiles;
   options.pingPong = pingPong;
+  options.persistent = persistent;
   // One MLIR context per spec, so specs compile independently in parallel.
   // Results are printed in the order given, whatever order they finish in.
   struct Result {

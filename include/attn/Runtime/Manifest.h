@@ -42,14 +42,21 @@ struct KernelManifest {
   std::array<int64_t, 3> block = {1, 1, 1};
   std::array<GridTerm, 3> grid;
   int64_t dynamicSharedMemory = 0;
+  /// A persistent kernel: the grid terms count its work items; the launch
+  /// runs min(items, SMs x this) blocks in x (y = z = 1), each looping over
+  /// items. 0: one block per grid cell.
+  int64_t persistentBlocksPerSm = 0;
   std::vector<std::string> argumentRoles;
   std::vector<TensorMapArgument> tensorMaps;
   std::string sha256;
   std::unique_ptr<Spec> spec;
   std::string directory; ///< where the manifest was read from (for relative paths)
 
-  /// Grid size for the bound problem sizes.
+  /// Grid size for the bound problem sizes (the work items).
   std::array<int64_t, 3> gridFor(const ExecInputs &in) const;
+  /// The grid to launch on a device with `multiprocessors` SMs: gridFor, or
+  /// for a persistent kernel at most SMs x persistentBlocksPerSm blocks.
+  std::array<int64_t, 3> launchGridFor(const ExecInputs &in, int64_t multiprocessors) const;
   /// Serializes to the manifest JSON (ordered, pretty-printed).
   std::string toJson(const std::string &specJson,
                      const std::string &extraJson = "{}") const;

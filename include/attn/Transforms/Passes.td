@@ -117,6 +117,9 @@ def AttnLowerToGpuKernels : Pass<"attn-lower-to-gpu-kernels", "::mlir::ModuleOp"
     Option<"pingPong", "ping-pong", "bool", /*default=*/"false",
            "In the wgmma kernel, let the consumer warpgroups take turns issuing "
            "their products (attn-compile's default)">,
+    Option<"persistent", "persistent", "bool", /*default=*/"false",
+           "In the wgmma kernel, one block per SM loops over the work items "
+           "(q tile, head, batch), longest first">,
     Option<"documentTiles", "document-tiles", "bool", /*default=*/"false",
            "In the wgmma kernel, classify k tiles from the document ids at run "
            "time (attn-compile's default)">,

@@ -1,0 +1,41 @@
+// RUN: attn-opt %s --attn-plan-tiles="block-q=128 block-k=128" --attn-lower-to-gpu-kernels="tensor-cores=1 wgmma=1 ping-pong=1 persistent=1" | FileCheck %s
+// RUN: attn-opt %s --attn-plan-tiles="block-q=128 block-k=128" --attn-lower-to-gpu-kernels="tensor-cores=1 wgmma=1 ping-pong=1" | FileCheck %s --check-prefix=OFF
+
+// Persistent Hopper kernel: marked attn.persistent (the manifest then asks
+// for one block per SM); a q-empty mbarrier (8 more bytes of shared memory);
+// the producer (40 registers: it walks the work items too) and the consumers
+// (232) each loop over items x = blockIdx.x, + gridDim.x, ...; the producer
+// waits for Q's buffer to be released before refilling it, and the consumers
+// release it (one lane per warp) after an item's last S = Q K^T.
+// CHECK-LABEL: gpu.func @causal
+// CHECK-SAME: attn.dynamic_shared_memory = 163920 : i64
+// CHECK-SAME: attn.persistent
+// CHECK: setmaxnreg.dec.sync.aligned.u32 40
+// CHECK: %[[GRID:.*]] = gpu.grid_dim x
+// CHECK: scf.for %{{.*}} = %{{.*}} to %{{.*}} step %[[GRID]] iter_args
+// CHECK: mbarrier.try_wait.parity
+// CHECK: cp.async.bulk.tensor.4d
+// CHECK: scf.for
+// CHECK: setmaxnreg.inc.sync.aligned.u32 232
+// CHECK: %[[GRID2:.*]] = gpu.grid_dim x
+// CHECK: scf.for %{{.*}} = %{{.*}} to %{{.*}} step %[[GRID2]] iter_args
+// CHECK: mbarrier.try_wait.parity
+// CHECK: scf.for
+// CHECK: wgmma.mma_async
+// CHECK: mbarrier.arrive.shared::cta.b64
+// CHECK: bar.sync
+// CHECK: wgmma.mma_async
+// CHECK: scf.yield
+// CHECK: gpu.return
+
+// Off by default: one item per block, no q-empty barrier.
+// OFF-LABEL: gpu.func @causal
+// OFF-SAME: attn.dynamic_shared_memory = 163912 : i64
+// OFF-NOT: attn.persistent
+// OFF: setmaxnreg.dec.sync.aligned.u32 24
+// OFF-NOT: gpu.grid_dim x{{.*}}iter_args
+func.func @causal(%q: memref<?x16x?x128xbf16>, %k: memref<?x16x?x128xbf16>,
+                  %v: memref<?x16x?x128xbf16>, %o: memref<?x16x?x128xbf16>) {
+  attn.attention ins(%q, %k, %v : memref<?x16x?x128xbf16>, memref<?x16x?x128xbf16>, memref<?x16x?x128xbf16>) outs(%o : memref<?x16x?x128xbf16>) {causal}
+  return
+}
