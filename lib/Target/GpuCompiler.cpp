@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "attn/Target/GpuCompiler.h"
+#include "CompilerFingerprint.h"
 #include "attn/Runtime/KernelArgs.h"
 #include "attn/Spec/SpecToIR.h"
 #include "attn/Transforms/CompilerContext.h"
@@ -37,7 +38,9 @@ using namespace mlir;
 
 namespace attn {
 
-const char *compilerVersion() { return "attn 0.1 (MLIR 22)"; }
+// The fingerprint hashes the compiler's sources (lib/Target/CMakeLists.txt):
+// any change to code generation changes the version, hence the JIT cache key.
+const char *compilerVersion() { return "attn 0.1 (MLIR 22, " ATTN_COMPILER_FINGERPRINT ")"; }
 
 namespace {
 

@@ -40,7 +40,8 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
                        KernelManifest &manifest, PtxasReport &report,
                        std::string &error);
 
-/// The compiler's version string (part of cache keys and manifests).
+/// The compiler's version string with a fingerprint of its sources (part of
+/// cache keys and manifests: another build never reuses this one's kernels).
 const char *compilerVersion();
 
 } // namespace attn
