@@ -15,6 +15,9 @@ synchronize once the first output is ready):
   empty Inductor/Triton caches (a fresh cache directory) and then with the
   caches that the cold run filled (a disk-cache hit).
 
+With ATTN_FIRST_CALL_PROFILE=1, our first call runs under cProfile and the top
+entries (cumulative) are printed.
+
 bf16, B=2, H=16, S=4096, D=128; variants dense, causal, window 1024 (causal),
 ALiBi (causal), soft-cap 50 (causal), 4 documents (causal): the kernels of
 attn.prebuild's "first-call" set, which scripts/gpu/prepare.sh builds.
@@ -72,10 +75,23 @@ def child(impl, variant):
         def ours():
             return attn.attention(q, k, v, **kw)
         fn = torch.compile(ours, fullgraph=True) if impl == "ours_compiled" else ours
+        profiler = None
+        if os.environ.get("ATTN_FIRST_CALL_PROFILE"):
+            import cProfile
+            profiler = cProfile.Profile()
+            profiler.enable()
         t0 = time.perf_counter()
         out = fn()
         torch.cuda.synchronize()
         first = time.perf_counter() - t0
+        if profiler:
+            # Where the first call's time goes (cumulative, top entries), on stderr.
+            import io
+            import pstats
+            profiler.disable()
+            text = io.StringIO()
+            pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(25)
+            sys.stderr.write(text.getvalue())
         block_mask_s = 0.0
     else:
         def mask_mod(b, h, qi, ki):
@@ -121,6 +137,8 @@ def run_child(impl, variant, kernels, cache):
                TRITON_CACHE_DIR=os.path.join(cache, "triton"), PYTHONUNBUFFERED="1")
     r = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", impl,
                         "--variant", variant], capture_output=True, text=True, env=env)
+    if os.environ.get("ATTN_FIRST_CALL_PROFILE") and r.stderr:
+        sys.stderr.write(f"--- profile of {impl} {variant}:\n{r.stderr[-6000:]}\n")
     lines = [ln for ln in r.stdout.splitlines() if ln.startswith("{")]
     if r.returncode != 0 or not lines:
         return {"impl": impl, "variant": variant, "error": (r.stderr or r.stdout).strip()[-800:]}
