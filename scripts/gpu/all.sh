@@ -53,7 +53,7 @@ if [ -n "${FIRST_CALL_ARGS:-}" ]; then
   read -r -a first_args <<<"$FIRST_CALL_ARGS"
   ATTN_RUNTIME_LIB=$PWD/build-rt/lib/libattn_runtime.so timeout "${FIRST_CALL_TIMEOUT:-90}" \
     python3 bench/first_call_latency.py --kernels gpu-kernels/torch/sm_90a --out "$out/first_call" \
-    "${first_args[@]}" 2>&1 | tail -12
+    "${first_args[@]}" 2>&1 | tee "$out/first_call.txt" | tail -12
   echo "first call: exit $?"
 fi
 # Nsight Compute on our kernels ($PROFILE: "variant:entry ...", e.g.
