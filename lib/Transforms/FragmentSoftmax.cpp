@@ -90,6 +90,15 @@ SmallVector<Value> FragmentSoftmax::scores(ArrayRef<Value> acc, Value colBegin, 
   ImplicitLocOpBuilder &b = kb.b;
   LoopBuilder &lb = kb.lb;
   Value lastCol = arith::SubIOp::create(b, seqK, lb.index(1));
+  // ALiBi's distance |row + Sk - Sq - col| in f32 (exact below 2^24): one
+  // conversion per row and per tile, then one subtraction per element.
+  Value diagF[2], colBaseF;
+  if (op.getAlibiSlopes()) {
+    for (int r = 0; r < 2; ++r)
+      diagF[r] = lb.indexToF32(arith::SubIOp::create(
+          b, arith::AddIOp::create(b, evalRows[r], seqK), seqQ));
+    colBaseF = lb.indexToF32(arith::AddIOp::create(b, colBegin, t2));
+  }
   SmallVector<Value> s;
   for (int64_t i = 0; i < int64_t(acc.size()); ++i) {
     int64_t tile = i / 4, e = i % 4;
@@ -100,7 +109,13 @@ SmallVector<Value> FragmentSoftmax::scores(ArrayRef<Value> acc, Value colBegin, 
     // and masks are evaluated at a valid key so that a captured tensor
     // indexed by k is never over-read.
     Value colEval = arith::MinSIOp::create(b, col, lastCol);
-    Value score = rawScale ? acc[i] : emitter.score(acc[i], batch, head, row, colEval);
+    Value alibiDistance;
+    if (colBaseF) {
+      Value colF = arith::AddFOp::create(b, colBaseF, lb.f32(double(tile * 8 + e % 2)));
+      alibiDistance = math::AbsFOp::create(b, arith::SubFOp::create(b, diagF[e / 2], colF));
+    }
+    Value score =
+        rawScale ? acc[i] : emitter.score(acc[i], batch, head, row, colEval, alibiDistance);
     Value visible = kb.ifWithResults(
         needMask, {b.getI1Type()},
         [&] {

@@ -23,7 +23,8 @@ std::optional<double> ScoreEmitter::linearScale() {
   return scale * kLog2e;
 }
 
-Value ScoreEmitter::score(Value s, Value batch, Value head, Value row, Value col) {
+Value ScoreEmitter::score(Value s, Value batch, Value head, Value row, Value col,
+                          Value alibiDistance) {
   double scale = op.getEffectiveScale();
   // Soft-cap and score_mod need the natural-log score; ALiBi alone is linear
   // and takes log2(e) into its slope, so the common cases cost one multiply
@@ -37,10 +38,13 @@ Value ScoreEmitter::score(Value s, Value batch, Value head, Value row, Value col
   }
   if (Value slopes = operand(op.getAlibiSlopes())) {
     // distance |i + Sk - Sq - j| from the bottom-right aligned diagonal.
-    Value diag = arith::SubIOp::create(b, arith::AddIOp::create(b, row, seqK),
-                                       arith::AddIOp::create(b, seqQ, col));
-    Value negDiag = arith::SubIOp::create(b, lb.index(0), diag);
-    Value dist = lb.indexToF32(arith::MaxSIOp::create(b, diag, negDiag));
+    Value dist = alibiDistance;
+    if (!dist) {
+      Value diag = arith::SubIOp::create(b, arith::AddIOp::create(b, row, seqK),
+                                         arith::AddIOp::create(b, seqQ, col));
+      Value negDiag = arith::SubIOp::create(b, lb.index(0), diag);
+      dist = lb.indexToF32(arith::MaxSIOp::create(b, diag, negDiag));
+    }
     bool perBatch = cast<MemRefType>(slopes.getType()).getRank() == 2;
     Value slope = perBatch ? lb.loadF32(slopes, {batch, head}) : lb.loadF32(slopes, {head});
     if (!natural)

@@ -37,8 +37,12 @@ public:
 
   /// The modified score in the base-2 domain from the raw dot product q.k:
   /// scale, soft-cap, ALiBi, score_mod, times log2(e) (folded where possible).
+  /// `alibiDistance`, when given, is |row + Sk - Sq - col| already as f32
+  /// (the fragment kernels derive it per element with one add from per-tile
+  /// values, instead of an integer-to-float conversion per element, which
+  /// runs at the rate of the exponentials).
   mlir::Value score(mlir::Value dot, mlir::Value batch, mlir::Value head,
-                    mlir::Value row, mlir::Value col);
+                    mlir::Value row, mlir::Value col, mlir::Value alibiDistance = {});
 
   /// Whether key `col` is visible to query `row` under every mask of the op
   /// (diagonal bounds, block layout, documents, mask_mod).
