@@ -153,9 +153,10 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
   int64_t bq = options.blockQ > 0 ? options.blockQ : heuristicQ;
   int64_t bk = options.blockK > 0 ? options.blockK : heuristicK;
   // One attempt: the spec's kernel with (bq, bk) tiles, lowered to PTX.
+  bool linearKind = spec.kind != VariantKind::Attention;
   struct Generated {
     std::string ptx, kind = "simt";
-    int64_t threads = 0, dynamicShared = 0;
+    int64_t threads = 0, dynamicShared = 0, gridX = 1;
     std::vector<TensorMapArgument> tensorMaps;
   };
   std::string hopperOptions = std::string("{tensor-cores=1 wgmma=1") +
@@ -169,7 +170,9 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
                          (hopper ? hopperOptions
                           : tensorCores ? (options.cpAsync ? "{tensor-cores=1 cp-async=1}"
                                                            : "{tensor-cores=1}")
-                                        : "");
+                                        : linearKind && options.chunkedLinear
+                                              ? "{chunked-linear=1}"
+                                              : "");
     if (failed(parsePassPipeline(stage1, kernels, diagStream)) || failed(kernels.run(*module))) {
       error = "generating the GPU kernel for " + specPath + " failed: " +
               compiler.diagnostics() + pipelineErrors;
@@ -180,6 +183,8 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
         g.threads = t.getInt();
       if (auto t = f->getAttrOfType<IntegerAttr>("attn.dynamic_shared_memory"))
         g.dynamicShared = t.getInt();
+      if (auto t = f->getAttrOfType<IntegerAttr>("attn.grid_x"))
+        g.gridX = t.getInt();
       if (auto kind = f->getAttrOfType<StringAttr>("attn.tensor_cores"))
         g.kind = kind.getValue().str();
       else if (f->hasAttr("attn.tensor_cores"))
@@ -269,7 +274,9 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
   if (spec.kind == VariantKind::Attention)
     manifest.grid = {GridTerm{"Sq", bq, 1}, GridTerm{"Hq", 1, 1}, GridTerm{"B", 1, 1}};
   else
-    manifest.grid = {GridTerm{"", 1, 1}, GridTerm{"Hq", 1, 1}, GridTerm{"B", 1, 1}};
+    // Linear kinds: one block per (value-column block, head, batch); the
+    // recurrent kernel has one column block, the chunkwise one Dv / 64.
+    manifest.grid = {GridTerm{"", 1, gen.gridX}, GridTerm{"Hq", 1, 1}, GridTerm{"B", 1, 1}};
   manifest.dynamicSharedMemory = gen.dynamicShared;
   manifest.tensorMaps = gen.tensorMaps;
   manifest.argumentRoles = argumentRoles(spec, /*withLse=*/true);
