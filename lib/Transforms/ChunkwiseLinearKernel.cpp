@@ -1,6 +1,7 @@
 //===- ChunkwiseLinearKernel.cpp - chunkwise linear attention on tensor cores ===//
 //
-// Linear and gated linear attention (none / scalar / head-constant gates) as
+// Linear and gated linear attention (no gate, scalar, head-constant or vector
+// gates) as
 // the chunkwise form of TileLinear.cpp, with every product on mma.sync
 // m16n8k16 (f16/bf16 operands, f32 accumulation); docs/chunkwise-linear-gpu.md.
 //
@@ -27,10 +28,19 @@
 // a1 = (g + 8, 2t..), a2 = (g, 2t + 8..), a3 = (g + 8, 2t + 8..); the B operand
 // b0 = (k 2t.., n g), b1 = (k 2t + 8.., n g).
 //
+// Vector gates (GLA) decay per dimension, so the decays cannot be applied to
+// A afterwards; FLA's sub-chunk split keeps every exponent <= 0: G becomes
+// [64, Dk] (f32, shared), and A's 16 x 16 sub-blocks (t in block i = warp,
+// s in block j) are
+//   j < i:  (Q_i ⊙ 2^(G_t − G_r)) (K_j ⊙ 2^(G_r − G_s))^T on mma.sync, with
+//           r = 16j + 15 (s <= r < t); K~ = K_j ⊙ 2^(G_r − G_s) is staged
+//           once per chunk, the Q side scaled in registers per j;
+//   j = i:  sum_d q_td k_sd 2^(G_td − G_sd) in f32 (s <= t), per lane;
+//   j > i:  0;
+// Q S takes Q ⊙ 2^G_t, the state decays per row by 2^G_last,d.
+//
 // Not covered (the recurrent kernel in LowerToGpuKernels.cpp keeps them):
-// vector gates (GLA: per-dimension decays need the sub-chunk split to keep
-// the exponents bounded; not built yet), f32 (no f32 tensor-core path),
-// head dims other than 64 / 128.
+// f32 (no f32 tensor-core path), head dims other than 64 / 128.
 //
 //===----------------------------------------------------------------------===//
 
@@ -97,21 +107,27 @@ bool buildChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module
   auto vType = cast<MemRefType>(p.value.getType());
   Type et = qType.getElementType();
   int64_t dk = qType.getDimSize(3), dv = vType.getDimSize(3);
-  // Vector gates need the sub-chunk split (not built); f32 has no
-  // tensor-core path here; other head dims keep the recurrent kernel.
+  // f32 has no tensor-core path here; other head dims keep the recurrent
+  // kernel (the fragment loops assume 64 / 128).
   if (!(et.isBF16() || et.isF16()) || kType.getElementType() != et ||
       vType.getElementType() != et || (dk != 64 && dk != 128) || (dv != 64 && dv != 128) ||
-      p.gate == GateKind::Vector || (p.normalize && p.gate))
+      (p.normalize && p.gate))
     return false;
   bool gated = p.gate.has_value();
+  bool vectorGates = p.gate == GateKind::Vector;
   MLIRContext *ctx = b.getContext();
   Type f32 = b.getF32Type(), i8 = b.getI8Type();
 
   // Dynamic shared memory, byte offsets (all multiples of 16).
   int64_t ldqk = dk + kPad, ldv = kCols + kPad;
   int64_t qOff = 0, kOff = qOff + kChunk * ldqk * 2, vOff = kOff + kChunk * ldqk * 2;
+  // G: [64] (scalar gates) or [64, Dk + 8] (vector gates); vector gates also
+  // keep K~, K scaled for the off-diagonal sub-blocks.
+  int64_t ldg = dk + kPad;
   int64_t sOff = vOff + kChunk * ldv * 2, gOff = sOff + dk * ldv * 2;
-  int64_t zOff = gOff + kChunk * 4, total = zOff + dk * 4;
+  int64_t zOff = gOff + kChunk * (vectorGates ? ldg : 1) * 4;
+  int64_t ktOff = zOff + dk * 4;
+  int64_t total = ktOff + (vectorGates ? kChunk * ldqk * 2 : 0);
 
   memref::GlobalOp smemGlobal = getDynamicSharedMemory(b, module);
   IRMapping map;
@@ -152,7 +168,9 @@ bool buildChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module
   };
   Value qs = view(qOff, {kChunk, ldqk}, et), ks = view(kOff, {kChunk, ldqk}, et);
   Value vs = view(vOff, {kChunk, ldv}, et), ss = view(sOff, {dk, ldv}, et);
-  Value gs = view(gOff, {kChunk}, f32), zs = view(zOff, {dk}, f32);
+  Value gs = vectorGates ? view(gOff, {kChunk, ldg}, f32) : view(gOff, {kChunk}, f32);
+  Value zs = view(zOff, {dk}, f32);
+  Value kts = vectorGates ? view(ktOff, {kChunk, ldqk}, et) : Value();
 
   Value colBlock = gpu::BlockIdOp::create(b, gpu::Dimension::x);
   Value head = gpu::BlockIdOp::create(b, gpu::Dimension::y);
@@ -281,6 +299,56 @@ bool buildChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module
     });
   };
 
+  // Vector gates: the raw gates of the chunk (times log2 e, 0 past T) into
+  // G [64, Dk] with 16-byte loads; then one thread per dimension turns them
+  // into the in-chunk cumulative sums (prefixVectorGates).
+  VectorType vec4f = VectorType::get({4}, f32), vec2f = VectorType::get({2}, f32);
+  auto stageVectorGates = [&](Value t0) {
+    kb.forEachChunk(t0, seq, kChunk, dk, 4, tid, kThreads,
+                    [&](Value r, Value c, Value pos, Value inside) {
+                      Value v = kb.ifWithResults(
+                          inside, {vec4f},
+                          [&] {
+                            Value x = vector::LoadOp::create(
+                                b, vec4f, p.gates, ValueRange{batch, head, pos, c}, false,
+                                llvm::MaybeAlign(16));
+                            return SmallVector<Value>{
+                                arith::MulFOp::create(b, x, kb.splat(lb.f32(kLog2e), 4))};
+                          },
+                          [&] { return SmallVector<Value>{zeroVector(vec4f)}; })[0];
+                      vector::StoreOp::create(b, v, gs, ValueRange{r, c}, false,
+                                              llvm::MaybeAlign(16));
+                    });
+  };
+  auto prefixVectorGates = [&] {
+    lb.ifThen(arith::CmpIOp::create(b, arith::CmpIPredicate::ult, tid, idx(dk)), [&] {
+      Value running = memref::LoadOp::create(b, gs, ValueRange{idx(0), tid});
+      for (int64_t t = 1; t < kChunk; ++t) {
+        running = fadd(running, memref::LoadOp::create(b, gs, ValueRange{idx(t), tid}));
+        memref::StoreOp::create(b, running, gs, ValueRange{idx(t), tid});
+      }
+    });
+  };
+  // K~[s] = K[s] ⊙ 2^(G[ref] − G[s]), ref = the last step of s's 16-step
+  // sub-block: the B operand of the off-diagonal sub-blocks (s <= ref).
+  auto buildKTilde = [&] {
+    kb.forEachChunk(idx(0), idx(kChunk), kChunk, dk, 8, tid, kThreads,
+                    [&](Value r, Value cc, Value, Value) {
+                      Value ref = add(mul(div(r, 16), idx(16)), idx(15));
+                      Value gRef = vector::LoadOp::create(b, vec8f, gs, ValueRange{ref, cc});
+                      Value gS = vector::LoadOp::create(b, vec8f, gs, ValueRange{r, cc});
+                      Value x = kb.loadVectorF32(ks, {r, cc}, 8);
+                      x = arith::MulFOp::create(
+                          b, x, math::Exp2Op::create(b, arith::SubFOp::create(b, gRef, gS)));
+                      vector::StoreOp::create(b, arith::TruncFOp::create(b, vec8, x), kts,
+                                              ValueRange{r, cc}, false, llvm::MaybeAlign(16));
+                    });
+  };
+  // An operand register from two f32 values (vector<2xf32>).
+  auto packPair = [&](Value v2) {
+    return tc.packVector(arith::TruncFOp::create(b, VectorType::get({2}, et), v2));
+  };
+
   Value chunks = div(add(seq, idx(kChunk - 1)), kChunk);
   SmallVector<Value> state = kb.forWithState(
       idx(0), chunks, idx(1), init, [&](Value c, ValueRange st) {
@@ -290,11 +358,18 @@ bool buildChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module
         stageQK(p.query, qs, t0);
         stageQK(p.key, ks, t0);
         stageV(t0);
-        if (gated)
+        if (vectorGates)
+          stageVectorGates(t0);
+        else if (gated)
           scanGates(t0);
         gpu::BarrierOp::create(b);
         Value gRow[2];
-        if (gated) {
+        if (vectorGates) {
+          prefixVectorGates();
+          gpu::BarrierOp::create(b);
+          buildKTilde();
+          gpu::BarrierOp::create(b);
+        } else if (gated) {
           fixGates();
           gpu::BarrierOp::create(b);
           for (int r = 0; r < 2; ++r)
@@ -306,8 +381,38 @@ bool buildChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module
         SmallVector<Value> a(32, lb.f32(0.0)), o(32, lb.f32(0.0));
         Value qRow = add(mul(warp, idx(16)), laneRow16);
         for (int64_t s = 0; s < dk / 16; ++s) {
-          SmallVector<Value> qf =
-              tc.ldmatrix(qs, qRow, add(idx(s * 16), laneHigh8), /*transpose=*/false, 4);
+          SmallVector<Value> qf;
+          if (vectorGates) {
+            // Register i of the A operand: row rowA[i % 2], dims
+            // 16s + 8 (i / 2) + 2t, + 1. Q S takes Q ⊙ 2^G; the off-diagonal
+            // sub-block (this warp's rows, keys of sub-block j < warp) takes
+            // Q ⊙ 2^(G − G[16j + 15]) against K~ (blocks j >= warp are
+            // computed and dropped below).
+            Value qv[4], gq[4];
+            for (int64_t i = 0; i < 4; ++i) {
+              Value dim = add(idx(s * 16 + 8 * (i / 2)), t2);
+              qv[i] = kb.loadVectorF32(qs, {rowA[i % 2], dim}, 2);
+              gq[i] = vector::LoadOp::create(b, vec2f, gs, ValueRange{rowA[i % 2], dim});
+              qf.push_back(packPair(arith::MulFOp::create(b, qv[i], math::Exp2Op::create(b, gq[i]))));
+            }
+            for (int64_t j = 0; j < 3; ++j) {
+              SmallVector<Value> qj;
+              for (int64_t i = 0; i < 4; ++i) {
+                Value dim = add(idx(s * 16 + 8 * (i / 2)), t2);
+                Value gRef =
+                    vector::LoadOp::create(b, vec2f, gs, ValueRange{idx(16 * j + 15), dim});
+                qj.push_back(packPair(arith::MulFOp::create(
+                    b, qv[i], math::Exp2Op::create(b, arith::SubFOp::create(b, gq[i], gRef)))));
+              }
+              for (int64_t n = 2 * j; n < 2 * j + 2; ++n) {
+                SmallVector<Value> kf = tc.ldmatrix(kts, add(idx(n * 8), laneRow8),
+                                                    add(idx(s * 16), laneHalf8), false, 2);
+                SmallVector<Value> d = tc.mma(qj, kf, ArrayRef<Value>(a).slice(n * 4, 4));
+                std::copy(d.begin(), d.end(), a.begin() + n * 4);
+              }
+            }
+          } else {
+          qf = tc.ldmatrix(qs, qRow, add(idx(s * 16), laneHigh8), /*transpose=*/false, 4);
           for (int64_t j = 0; j < 8; ++j) {
             // K is n-major (a key's dims contiguous): plain ldmatrix .x2,
             // lanes 0-15 address key 8j + lane % 8, dims 16s + 8 ((lane/8)%2).
@@ -315,6 +420,7 @@ bool buildChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module
                                                 add(idx(s * 16), laneHalf8), false, 2);
             SmallVector<Value> d = tc.mma(qf, kf, ArrayRef<Value>(a).slice(j * 4, 4));
             std::copy(d.begin(), d.end(), a.begin() + j * 4);
+          }
           }
           for (int64_t n = 0; n < 8; ++n) {
             // S is k-major (state rows = dims): ldmatrix .x2 .trans, lanes
@@ -327,7 +433,52 @@ bool buildChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module
         }
         // Causal mask and in-chunk decay on A (f32), inter-chunk decay on O.
         Value rowSum[2] = {lb.f32(0.0), lb.f32(0.0)};
-        for (int64_t j = 0; j < 8; ++j)
+        if (vectorGates) {
+          // The diagonal sub-block (keys 16w .. 16w + 15) in f32 with the
+          // exact per-dimension decays 2^(G_t,d − G_s,d), s <= t: this lane's
+          // elements (row rowA[r], key keys[kk]) summed over the dims.
+          Value keys[4];
+          for (int64_t kk = 0; kk < 4; ++kk)
+            keys[kk] = add(mul(warp, idx(16)), add(idx(8 * (kk / 2) + kk % 2), t2));
+          SmallVector<Value> diag = kb.forWithState(
+              idx(0), idx(dk), idx(8), SmallVector<Value>(8, lb.f32(0.0)),
+              [&](Value d0, ValueRange acc) {
+                SmallVector<Value> next(acc.begin(), acc.end());
+                Value qv[2], gq[2];
+                for (int r = 0; r < 2; ++r) {
+                  qv[r] = kb.loadVectorF32(qs, {rowA[r], d0}, 8);
+                  gq[r] = vector::LoadOp::create(b, vec8f, gs, ValueRange{rowA[r], d0});
+                }
+                for (int64_t kk = 0; kk < 4; ++kk) {
+                  Value kv = kb.loadVectorF32(ks, {keys[kk], d0}, 8);
+                  Value gk = vector::LoadOp::create(b, vec8f, gs, ValueRange{keys[kk], d0});
+                  for (int r = 0; r < 2; ++r) {
+                    Value decay = math::Exp2Op::create(b, arith::SubFOp::create(b, gq[r], gk));
+                    Value prod = arith::MulFOp::create(
+                        b, arith::MulFOp::create(b, qv[r], kv), decay);
+                    next[r * 4 + kk] = fadd(next[r * 4 + kk], kb.reduceAdd(prod));
+                  }
+                }
+                return next;
+              });
+          // A's k16 block u: the diagonal (u == warp), the tensor-core
+          // off-diagonal (u < warp, every key visible), zero (u > warp).
+          for (int64_t u = 0; u < 4; ++u) {
+            Value isDiag = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, warp, idx(u));
+            Value below = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, idx(u), warp);
+            for (int64_t jj = 0; jj < 2; ++jj)
+              for (int64_t e = 0; e < 4; ++e) {
+                int64_t r = e / 2, kk = 2 * jj + e % 2;
+                Value visible = arith::CmpIOp::create(b, arith::CmpIPredicate::ule, keys[kk],
+                                                      rowA[r]);
+                Value dv = arith::SelectOp::create(b, visible, diag[r * 4 + kk], lb.f32(0.0));
+                Value &slot = a[(2 * u + jj) * 4 + e];
+                Value off = arith::SelectOp::create(b, below, slot, lb.f32(0.0));
+                slot = arith::SelectOp::create(b, isDiag, dv, off);
+              }
+          }
+        }
+        for (int64_t j = 0; j < 8 && !vectorGates; ++j)
           for (int64_t e = 0; e < 4; ++e) {
             Value col = add(idx(j * 8 + e % 2), t2);
             Value visible =
@@ -342,7 +493,7 @@ bool buildChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module
             if (p.normalize)
               rowSum[e / 2] = fadd(rowSum[e / 2], v);
           }
-        if (gated) {
+        if (gated && !vectorGates) {
           Value decay[2] = {exp2(gRow[0]), exp2(gRow[1])};
           for (int64_t i = 0; i < 32; ++i)
             o[i] = fmul(o[i], decay[(i % 4) / 2]);
@@ -400,7 +551,28 @@ bool buildChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module
         gpu::BarrierOp::create(b);
 
         SmallVector<Value> next(st.begin(), st.end());
-        if (gated) {
+        if (vectorGates) {
+          // K <- K ⊙ 2^(G_last − G_t) per dimension, in place; S row d
+          // decays by 2^(G_last,d).
+          Value last = idx(kChunk - 1);
+          kb.forEachChunk(idx(0), idx(kChunk), kChunk, dk, 8, tid, kThreads,
+                          [&](Value r, Value cc, Value, Value) {
+                            Value gl = vector::LoadOp::create(b, vec8f, gs, ValueRange{last, cc});
+                            Value gt = vector::LoadOp::create(b, vec8f, gs, ValueRange{r, cc});
+                            Value f = math::Exp2Op::create(b, arith::SubFOp::create(b, gl, gt));
+                            Value x = kb.loadVectorF32(ks, {r, cc}, 8);
+                            x = arith::TruncFOp::create(b, vec8, arith::MulFOp::create(b, x, f));
+                            vector::StoreOp::create(b, x, ks, ValueRange{r, cc}, false,
+                                                    llvm::MaybeAlign(16));
+                          });
+          for (int64_t mi = 0; mi < mTiles; ++mi)
+            for (int64_t e = 0; e < 4; e += 2) {
+              Value decay = exp2(memref::LoadOp::create(b, gs, ValueRange{last, stateRow(mi, e)}));
+              for (int64_t n = 0; n < 8; ++n)
+                for (int64_t h = 0; h < 2; ++h)
+                  next[sIndex(mi, n, e + h)] = fmul(next[sIndex(mi, n, e + h)], decay);
+            }
+        } else if (gated) {
           // K <- K ⊙ 2^(G_last − G_t), in place.
           Value gLast = memref::LoadOp::create(b, gs, ValueRange{idx(kChunk - 1)});
           kb.forEachChunk(idx(0), idx(kChunk), kChunk, dk, 8, tid, kThreads,

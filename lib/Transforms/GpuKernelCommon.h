@@ -242,8 +242,8 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
 
 /// The chunkwise linear / gated linear kernel on mma.sync tensor cores; see
 /// ChunkwiseLinearKernel.cpp. Returns false (building nothing) when the
-/// problem is outside what it supports (vector gates, f32, head dims other
-/// than 64 / 128); the recurrent SIMT kernel then takes it.
+/// problem is outside what it supports (f32, head dims other than 64 / 128);
+/// the recurrent SIMT kernel then takes it.
 bool buildChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                                 func::FuncOp host, LinearProblem p);
 

@@ -21,7 +21,7 @@ build/bin/attn-compile bench/specs/*.json -o gpu-kernels/bench --chip sm_90a --c
 # Experimental: the chunkwise linear / gated linear kernel on tensor cores (mma.sync;
 # not yet the default: verify with CHECKS=tc_linear_sm_90a/,tc_linear_sm_80/ and
 # bench --only linear --kernels gpu-kernels/bench_linear). Specs it does not cover
-# (vector gates, f32, head dims other than 64/128) keep the recurrent kernel.
+# (f32, head dims other than 64/128) keep the recurrent kernel.
 build/bin/attn-compile "${specs[@]}" -o gpu-kernels/tc_linear_sm_90a --chip sm_90a --cubin \
   --fail-on-spills --chunked-linear -q
 build/bin/attn-compile "${specs[@]}" -o gpu-kernels/tc_linear_sm_80 --chip sm_80 --cubin \

@@ -49,11 +49,20 @@ func.func @linear_normalized(%q: memref<?x4x?x64xf16>, %k: memref<?x4x?x64xf16>,
   return
 }
 
-// Not covered, so the recurrent kernel (one thread per value column): vector
-// gates, f32, head dim 32.
+// Vector gates (GLA): per-dimension cumulative gates G [64, Dk + 8] f32 and
+// K~ in shared memory (115200 bytes); the off-diagonal 16-step sub-blocks on
+// mma.sync (Q scaled against the sub-block's last step), the diagonal ones in
+// f32 (a loop over the dims, 8 at a time).
 // CHECK-LABEL: gpu.func @gated_vector
-// CHECK-SAME: attn.block_threads = 128
-// CHECK-NOT: nvvm.mma.sync
+// CHECK-SAME: attn.dynamic_shared_memory = 115200
+// CHECK-SAME: attn.grid_x = 2
+// CHECK-SAME: attn.tensor_cores = "mma.sync.chunkwise"
+// CHECK: memref.view {{.*}} to memref<64x136xf32, #gpu.address_space<workgroup>>
+// CHECK: scf.for
+// CHECK: nvvm.mma.sync
+// CHECK: scf.for {{.*}} step %c8
+// CHECK: math.exp2 {{.*}} : vector<8xf32>
+// CHECK: vector.reduction <add>
 // CHECK: gpu.return
 func.func @gated_vector(%q: memref<?x4x?x128xbf16>, %k: memref<?x4x?x128xbf16>,
                         %v: memref<?x4x?x128xbf16>, %g: memref<?x4x?x128xf32>,
@@ -62,6 +71,9 @@ func.func @gated_vector(%q: memref<?x4x?x128xbf16>, %k: memref<?x4x?x128xbf16>,
       outs(%o : memref<?x4x?x128xbf16>) {gate = #attn.gate<vector>}
   return
 }
+
+// Not covered, so the recurrent kernel (one thread per value column): f32,
+// head dim 32.
 // CHECK-LABEL: gpu.func @linear_f32
 // CHECK-NOT: nvvm.mma.sync
 // CHECK: gpu.return

@@ -60,7 +60,7 @@ static cl::opt<bool> documentTiles(
 static cl::opt<bool> chunkedLinear(
     "chunked-linear", cl::init(false),
     cl::desc("Linear kinds: the chunkwise tensor-core kernel (mma.sync) for f16/bf16, "
-             "head dims 64/128, no vector gates (experimental, not yet verified on a GPU)"));
+             "head dims 64/128 (experimental, not yet verified on a GPU)"));
 static cl::opt<bool> tensorCores(
     "tensor-cores", cl::init(true),
     cl::desc("Use the mma.sync kernel for f16/bf16 softmax attention (default; "

@@ -107,7 +107,7 @@ def AttnLowerToGpuKernels : Pass<"attn-lower-to-gpu-kernels", "::mlir::ModuleOp"
     `attn.dynamic_shared_memory`.
 
     With `chunked-linear`, linear and gated linear attention in f16/bf16 with
-    head dims 64 or 128 and no vector gates get the chunkwise tensor-core
+    head dims 64 or 128 get the chunkwise tensor-core
     kernel (ChunkwiseLinearKernel.cpp): grid (Dv / 64, H, B), 4 warps, chunks
     of 64 steps, the f32 state slice in registers, the intra-chunk, inter-chunk
     and state products on mma.sync. Its grid's x extent is in `attn.grid_x`,
@@ -123,7 +123,7 @@ def AttnLowerToGpuKernels : Pass<"attn-lower-to-gpu-kernels", "::mlir::ModuleOp"
     Option<"chunkedLinear", "chunked-linear", "bool", /*default=*/"false",
            "Linear kinds: the chunkwise tensor-core kernel (mma.sync, chunks of 64, "
            "f32 state per 64 value columns) where it applies (f16/bf16, head dims "
-           "64/128, no vector gates); not yet verified on a GPU">,
+           "64/128); not yet verified on a GPU">,
     Option<"wgmma", "wgmma", "bool", /*default=*/"false",
            "Use the sm_90a wgmma + TMA kernel where it applies">,
     Option<"pingPong", "ping-pong", "bool", /*default=*/"false",
