@@ -156,9 +156,10 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
   int64_t bq = options.blockQ > 0 ? options.blockQ : heuristicQ;
   int64_t bk = options.blockK > 0 ? options.blockK : heuristicK;
   // One attempt: the spec's kernel with (bq, bk) tiles, lowered to PTX.
+  bool linearKind = spec.kind != VariantKind::Attention;
   struct Generated {
     std::string ptx, kind = "simt";
-    int64_t threads = 0, dynamicShared = 0;
+    int64_t threads = 0, dynamicShared = 0, gridX = 1;
     bool persistent = false;
     std::vector<TensorMapArgument> tensorMaps;
   };
@@ -174,7 +175,9 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
                          (hopper ? hopperOptions
                           : tensorCores ? (options.cpAsync ? "{tensor-cores=1 cp-async=1}"
                                                            : "{tensor-cores=1}")
-                                        : "");
+                                        : linearKind && options.chunkedLinear
+                                              ? "{chunked-linear=1}"
+                                              : "");
     if (failed(parsePassPipeline(stage1, kernels, diagStream)) || failed(kernels.run(*module))) {
       error = "generating the GPU kernel for " + specPath + " failed: " +
               compiler.diagnostics() + pipelineErrors;
@@ -186,6 +189,8 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
       if (auto t = f->getAttrOfType<IntegerAttr>("attn.dynamic_shared_memory"))
         g.dynamicShared = t.getInt();
       g.persistent |= f->hasAttr("attn.persistent");
+      if (auto t = f->getAttrOfType<IntegerAttr>("attn.grid_x"))
+        g.gridX = t.getInt();
       if (auto kind = f->getAttrOfType<StringAttr>("attn.tensor_cores"))
         g.kind = kind.getValue().str();
       else if (f->hasAttr("attn.tensor_cores"))
@@ -275,7 +280,9 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
   if (spec.kind == VariantKind::Attention)
     manifest.grid = {GridTerm{"Sq", bq, 1}, GridTerm{"Hq", 1, 1}, GridTerm{"B", 1, 1}};
   else
-    manifest.grid = {GridTerm{"", 1, 1}, GridTerm{"Hq", 1, 1}, GridTerm{"B", 1, 1}};
+    // Linear kinds: one block per (value-column block, head, batch); the
+    // recurrent kernel has one column block, the chunkwise one Dv / 64.
+    manifest.grid = {GridTerm{"", 1, gen.gridX}, GridTerm{"Hq", 1, 1}, GridTerm{"B", 1, 1}};
   manifest.dynamicSharedMemory = gen.dynamicShared;
   // The Hopper kernel's shared memory holds one block per SM.
   manifest.persistentBlocksPerSm = gen.persistent ? 1 : 0;

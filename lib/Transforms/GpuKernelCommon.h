@@ -2,6 +2,7 @@
 #ifndef ATTN_LIB_TRANSFORMS_GPUKERNELCOMMON_H
 #define ATTN_LIB_TRANSFORMS_GPUKERNELCOMMON_H
 
+#include "LinearProblem.h"
 #include "LoopBuilder.h"
 #include "attn/IR/AttnOps.h"
 
@@ -203,6 +204,20 @@ inline gpu::GPUFuncOp createKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp mod
   return kernel;
 }
 
+/// The one dynamic shared-memory buffer of the module: public, uninitialized,
+/// zero-sized, 1024-byte aligned (PTX `.extern .shared .align 1024`).
+inline memref::GlobalOp getDynamicSharedMemory(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module) {
+  constexpr StringLiteral name = "attn_dynamic_smem";
+  if (auto existing = module.lookupSymbol<memref::GlobalOp>(name))
+    return existing;
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(module.getBody());
+  auto space = gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup);
+  auto type = MemRefType::get({0}, b.getI8Type(), MemRefLayoutAttrInterface(), space);
+  return memref::GlobalOp::create(b, name, b.getStringAttr("public"), type, Attribute(),
+                                  /*constant=*/false, b.getI64IntegerAttr(1024));
+}
+
 inline MemRefType sharedTile(MLIRContext *ctx, int64_t rows, int64_t cols, Type et) {
   auto space = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
   return MemRefType::get({rows, cols}, et, MemRefLayoutAttrInterface(), space);
@@ -226,6 +241,13 @@ bool buildMmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
 bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                              func::FuncOp host, AttentionOp op, bool documentTiles = false,
                              bool pingPong = false, bool persistent = false);
+
+/// The chunkwise linear / gated linear kernel on mma.sync tensor cores; see
+/// ChunkwiseLinearKernel.cpp. Returns false (building nothing) when the
+/// problem is outside what it supports (f32, head dims other than 64 / 128);
+/// the recurrent SIMT kernel then takes it.
+bool buildChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
+                                func::FuncOp host, LinearProblem p);
 
 } // namespace attn
 

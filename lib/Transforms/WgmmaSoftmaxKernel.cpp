@@ -56,20 +56,6 @@ constexpr int64_t kPersistentProducerRegisters = 40, kPersistentConsumerRegister
 constexpr int64_t kBoxCols = 64; // 128 bytes of 16-bit elements: one swizzle row
 
 
-/// The one dynamic shared-memory buffer of the module: public, uninitialized,
-/// zero-sized, 1024-byte aligned (PTX `.extern .shared .align 1024`).
-memref::GlobalOp getDynamicSharedMemory(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module) {
-  constexpr StringLiteral name = "attn_dynamic_smem";
-  if (auto existing = module.lookupSymbol<memref::GlobalOp>(name))
-    return existing;
-  OpBuilder::InsertionGuard guard(b);
-  b.setInsertionPointToStart(module.getBody());
-  auto space = gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup);
-  auto type = MemRefType::get({0}, b.getI8Type(), MemRefLayoutAttrInterface(), space);
-  return memref::GlobalOp::create(b, name, b.getStringAttr("public"), type, Attribute(),
-                                  /*constant=*/false, b.getI64IntegerAttr(1024));
-}
-
 int64_t argumentIndex(func::FuncOp host, Value v) {
   auto arg = dyn_cast<BlockArgument>(v);
   return arg && arg.getOwner()->getParentOp() == host ? arg.getArgNumber() : -1;

@@ -61,6 +61,10 @@ static cl::opt<bool> documentTiles(
     "document-tiles", cl::init(true),
     cl::desc("Hopper kernel: classify k tiles from the document ids at run time "
              "(default; --document-tiles=false masks every tile element by element)"));
+static cl::opt<bool> chunkedLinear(
+    "chunked-linear", cl::init(false),
+    cl::desc("Linear kinds: the chunkwise tensor-core kernel (mma.sync) for f16/bf16, "
+             "head dims 64/128 (experimental, not yet verified on a GPU)"));
 static cl::opt<bool> tensorCores(
     "tensor-cores", cl::init(true),
     cl::desc("Use the mma.sync kernel for f16/bf16 softmax attention (default; "
@@ -80,6 +84,7 @@ int main(int argc, char **argv) {
   options.documentTiles = documentTiles;
   options.pingPong = pingPong;
   options.persistent = persistent;
+  options.chunkedLinear = chunkedLinear;
   // One MLIR context per spec, so specs compile independently in parallel.
   // Results are printed in the order given, whatever order they finish in.
   struct Result {

@@ -18,6 +18,7 @@ struct GpuCompileOptions {
   bool documentTiles = true;      ///< Hopper kernel: run-time document tile classes
   bool pingPong = true;           ///< Hopper kernel: consumer warpgroups take turns
   bool persistent = false;        ///< Hopper kernel: one block per SM over the work items
+  bool chunkedLinear = false;     ///< linear kinds: chunkwise tensor-core kernel
   bool failOnSpills = false;      ///< with cubin: any spill or stack frame is an error
   std::string cudaHome;           ///< default: $CUDA_HOME, else the build's toolkit
 };

@@ -105,6 +105,14 @@ def AttnLowerToGpuKernels : Pass<"attn-lower-to-gpu-kernels", "::mlir::ModuleOp"
     `!llvm.ptr` argument per TMA tensor map (q, k, v), after the spec's
     arguments, recorded in `attn.tensor_maps`; its dynamic shared memory is in
     `attn.dynamic_shared_memory`.
+
+    With `chunked-linear`, linear and gated linear attention in f16/bf16 with
+    head dims 64 or 128 get the chunkwise tensor-core
+    kernel (ChunkwiseLinearKernel.cpp): grid (Dv / 64, H, B), 4 warps, chunks
+    of 64 steps, the f32 state slice in registers, the intra-chunk, inter-chunk
+    and state products on mma.sync. Its grid's x extent is in `attn.grid_x`,
+    its dynamic shared memory in `attn.dynamic_shared_memory`. Other linear
+    ops keep the recurrent kernel.
   }];
   let options = [
     Option<"tensorCores", "tensor-cores", "bool", /*default=*/"false",
@@ -112,6 +120,10 @@ def AttnLowerToGpuKernels : Pass<"attn-lower-to-gpu-kernels", "::mlir::ModuleOp"
     Option<"cpAsync", "cp-async", "bool", /*default=*/"false",
            "In the mma.sync kernel, double-buffer K/V and fetch them with "
            "cp.async one tile ahead (attn-compile's default)">,
+    Option<"chunkedLinear", "chunked-linear", "bool", /*default=*/"false",
+           "Linear kinds: the chunkwise tensor-core kernel (mma.sync, chunks of 64, "
+           "f32 state per 64 value columns) where it applies (f16/bf16, head dims "
+           "64/128); not yet verified on a GPU">,
     Option<"wgmma", "wgmma", "bool", /*default=*/"false",
            "Use the sm_90a wgmma + TMA kernel where it applies">,
     Option<"pingPong", "ping-pong", "bool", /*default=*/"false",

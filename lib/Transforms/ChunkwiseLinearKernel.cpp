@@ -1,0 +1,639 @@
+//===- ChunkwiseLinearKernel.cpp - chunkwise linear attention on tensor cores ===//
+//
+// Linear and gated linear attention (no gate, scalar, head-constant or vector
+// gates) as
+// the chunkwise form of TileLinear.cpp, with every product on mma.sync
+// m16n8k16 (f16/bf16 operands, f32 accumulation); docs/chunkwise-linear-gpu.md.
+//
+// Grid (Dv / 64, H, B); a block of 4 warps carries the f32 state slice
+// S[Dk, 64] (value columns 64 * blockIdx.x ..) through the chunks in
+// registers: warp w owns state rows [w Dk/4, (w + 1) Dk/4). Per chunk of
+// C = 64 steps, with G the in-chunk cumulative log2 gate (scalar per step):
+//
+//   stage   Q, K (feature-mapped, rows past T zero), V[:, 64 cols], G
+//   A     = (Q K^T) ⊙ 2^(G_t − G_s) ⊙ [s <= t]    warp w: query rows 16w..16w+15
+//   O     = 2^G_t ⊙ (Q S_bf16) + A V                A from registers (bf16)
+//   K    <- K ⊙ 2^(G_last − G_t)                   in shared memory
+//   S     = 2^G_last S + K^T V                      f32 accumulators (ldmatrix.trans)
+//   S_bf16 <- S                                     the B operand of the next chunk
+//
+// Every exponent is a difference G_t − G_s with s <= t, G_t, or G_last − G_t:
+// never positive for decaying gates, however strong. The state is rounded to
+// the element type only as the B operand of Q S (flash-linear-attention does
+// the same); the f32 state itself carries over.
+//
+// Fragment layouts (PTX ISA, mma.m16n8k16): lane l, g = l / 4, t = l % 4,
+// holds accumulator rows g, g + 8 and columns 2t, 2t + 1 of each n8 tile
+// (values [0], [1] row g; [2], [3] row g + 8); the A operand is a0 = (g, 2t..),
+// a1 = (g + 8, 2t..), a2 = (g, 2t + 8..), a3 = (g + 8, 2t + 8..); the B operand
+// b0 = (k 2t.., n g), b1 = (k 2t + 8.., n g).
+//
+// Vector gates (GLA) decay per dimension, so the decays cannot be applied to
+// A afterwards; FLA's sub-chunk split keeps every exponent <= 0: G becomes
+// [64, Dk] (f32, shared), and A's 16 x 16 sub-blocks (t in block i = warp,
+// s in block j) are
+//   j < i:  (Q_i ⊙ 2^(G_t − G_r)) (K_j ⊙ 2^(G_r − G_s))^T on mma.sync, with
+//           r = 16j + 15 (s <= r < t); K~ = K_j ⊙ 2^(G_r − G_s) is staged
+//           once per chunk, the Q side scaled in registers per j;
+//   j = i:  sum_d q_td k_sd 2^(G_td − G_sd) in f32 (s <= t), per lane;
+//   j > i:  0;
+// Q S takes Q ⊙ 2^G_t, the state decays per row by 2^G_last,d.
+//
+// Not covered (the recurrent kernel in LowerToGpuKernels.cpp keeps them):
+// f32 (no f32 tensor-core path), head dims other than 64 / 128.
+//
+//===----------------------------------------------------------------------===//
+
+#include "FragmentSoftmax.h"
+#include "GpuKernelCommon.h"
+#include "LinearProblem.h"
+#include "ScoreEmitter.h"
+
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+
+namespace attn {
+
+namespace {
+
+constexpr int64_t kChunk = 64, kWarps = 4, kThreads = kWarps * 32;
+constexpr int64_t kCols = 64; // value columns per block
+constexpr int64_t kPad = 8;   // elements of row padding: ldmatrix rows hit distinct banks
+
+/// ldmatrix and mma.sync on top of FragmentBuilder's packing.
+class TcBuilder : public FragmentBuilder {
+public:
+  TcBuilder(ImplicitLocOpBuilder &b, Type elem) : FragmentBuilder(b, elem) {
+    NVVM::MMATypes t = elem.isBF16() ? NVVM::MMATypes::bf16 : NVVM::MMATypes::f16;
+    types = {t, t};
+    accType = LLVM::LLVMStructType::getLiteral(b.getContext(), {f32, f32, f32, f32});
+  }
+
+  /// ldmatrix .x`n` (.trans when `transpose`), this lane's row address
+  /// (row, col): lanes 8i .. 8i + 7 address the rows of matrix i.
+  SmallVector<Value> ldmatrix(Value tile, Value row, Value col, bool transpose, int64_t n) {
+    VectorType vt = VectorType::get({n, 2}, elem);
+    Value m = nvgpu::LdMatrixOp::create(b, vt, tile, ValueRange{row, col},
+                                        b.getBoolAttr(transpose), b.getI32IntegerAttr(n));
+    SmallVector<Value> regs;
+    for (int64_t i = 0; i < n; ++i)
+      regs.push_back(packVector(vector::ExtractOp::create(b, m, i)));
+    return regs;
+  }
+
+  /// D = A B + C for one m16n8k16 tile; c and the result are 4 f32 values.
+  SmallVector<Value> mma(ArrayRef<Value> a, ArrayRef<Value> bFrag, ArrayRef<Value> c) {
+    auto op = NVVM::MmaOp::create(b, accType, a, bFrag, c, {16, 8, 16}, std::nullopt,
+                                  std::nullopt, types,
+                                  std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row,
+                                                                 NVVM::MMALayout::col});
+    SmallVector<Value> d;
+    for (int64_t i = 0; i < 4; ++i)
+      d.push_back(LLVM::ExtractValueOp::create(b, op.getResult(), {i}));
+    return d;
+  }
+
+  Type accType;
+  std::array<NVVM::MMATypes, 2> types;
+};
+
+} // namespace
+
+bool buildChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
+                                func::FuncOp host, LinearProblem p) {
+  auto qType = cast<MemRefType>(p.query.getType());
+  auto kType = cast<MemRefType>(p.key.getType());
+  auto vType = cast<MemRefType>(p.value.getType());
+  Type et = qType.getElementType();
+  int64_t dk = qType.getDimSize(3), dv = vType.getDimSize(3);
+  // f32 has no tensor-core path here; other head dims keep the recurrent
+  // kernel (the fragment loops assume 64 / 128).
+  if (!(et.isBF16() || et.isF16()) || kType.getElementType() != et ||
+      vType.getElementType() != et || (dk != 64 && dk != 128) || (dv != 64 && dv != 128) ||
+      (p.normalize && p.gate))
+    return false;
+  bool gated = p.gate.has_value();
+  bool vectorGates = p.gate == GateKind::Vector;
+  MLIRContext *ctx = b.getContext();
+  Type f32 = b.getF32Type(), i8 = b.getI8Type();
+
+  // Dynamic shared memory, byte offsets (all multiples of 16).
+  int64_t ldqk = dk + kPad, ldv = kCols + kPad;
+  int64_t qOff = 0, kOff = qOff + kChunk * ldqk * 2, vOff = kOff + kChunk * ldqk * 2;
+  // G: [64] (scalar gates) or [64, Dk + 8] (vector gates); vector gates also
+  // keep K~, K scaled for the off-diagonal sub-blocks.
+  int64_t ldg = dk + kPad;
+  int64_t sOff = vOff + kChunk * ldv * 2, gOff = sOff + dk * ldv * 2;
+  int64_t zOff = gOff + kChunk * (vectorGates ? ldg : 1) * 4;
+  int64_t ktOff = zOff + dk * 4;
+  int64_t total = ktOff + (vectorGates ? kChunk * ldqk * 2 : 0);
+
+  memref::GlobalOp smemGlobal = getDynamicSharedMemory(b, module);
+  IRMapping map;
+  SmallVector<Value> unusedShared;
+  gpu::GPUFuncOp kernel = createKernel(b, module, host, {}, map, unusedShared);
+  kernel->setAttr("attn.block_threads", b.getI64IntegerAttr(kThreads));
+  kernel->setAttr("attn.tensor_cores", b.getStringAttr("mma.sync.chunkwise"));
+  kernel->setAttr("attn.dynamic_shared_memory", b.getI64IntegerAttr(total));
+  kernel->setAttr("attn.grid_x", b.getI64IntegerAttr(dv / kCols));
+  for (Value *v : {&p.query, &p.key, &p.value, &p.gates, &p.initial, &p.out, &p.final})
+    if (*v)
+      *v = map.lookup(*v);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToEnd(&kernel.getBody().front());
+  KernelBuilder kb(b);
+  LoopBuilder &lb = kb.lb;
+  TcBuilder tc(b, et);
+  auto idx = [&](int64_t v) { return lb.index(v); };
+  auto add = [&](Value x, Value y) { return arith::AddIOp::create(b, x, y).getResult(); };
+  auto mul = [&](Value x, Value y) { return arith::MulIOp::create(b, x, y).getResult(); };
+  auto div = [&](Value x, int64_t y) { return arith::DivUIOp::create(b, x, idx(y)).getResult(); };
+  auto rem = [&](Value x, int64_t y) { return arith::RemUIOp::create(b, x, idx(y)).getResult(); };
+  auto fadd = [&](Value x, Value y) { return arith::AddFOp::create(b, x, y).getResult(); };
+  auto fmul = [&](Value x, Value y) { return arith::MulFOp::create(b, x, y).getResult(); };
+  auto fsub = [&](Value x, Value y) { return arith::SubFOp::create(b, x, y).getResult(); };
+  auto exp2 = [&](Value x) { return math::Exp2Op::create(b, x).getResult(); };
+
+  // The shared buffers, carved from the dynamic shared memory.
+  auto space = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
+  Value raw = memref::GetGlobalOp::create(b, smemGlobal.getType(), smemGlobal.getSymName());
+  Value flat = memref::ReinterpretCastOp::create(
+      b, MemRefType::get({total}, i8, MemRefLayoutAttrInterface(), space), raw, 0,
+      ArrayRef<int64_t>{total}, ArrayRef<int64_t>{1});
+  auto view = [&](int64_t offset, ArrayRef<int64_t> shape, Type type) -> Value {
+    return memref::ViewOp::create(
+        b, MemRefType::get(shape, type, MemRefLayoutAttrInterface(), space), flat,
+        idx(offset), ValueRange{});
+  };
+  Value qs = view(qOff, {kChunk, ldqk}, et), ks = view(kOff, {kChunk, ldqk}, et);
+  Value vs = view(vOff, {kChunk, ldv}, et), ss = view(sOff, {dk, ldv}, et);
+  Value gs = vectorGates ? view(gOff, {kChunk, ldg}, f32) : view(gOff, {kChunk}, f32);
+  Value zs = view(zOff, {dk}, f32);
+  Value kts = vectorGates ? view(ktOff, {kChunk, ldqk}, et) : Value();
+
+  Value colBlock = gpu::BlockIdOp::create(b, gpu::Dimension::x);
+  Value head = gpu::BlockIdOp::create(b, gpu::Dimension::y);
+  Value batch = gpu::BlockIdOp::create(b, gpu::Dimension::z);
+  Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
+  Value warp = div(tid, 32), lane = rem(tid, 32);
+  Value g = div(lane, 4), t2 = mul(rem(lane, 4), idx(2));
+  Value laneRow16 = rem(lane, 16), laneRow8 = rem(lane, 8);
+  Value laneHalf8 = mul(rem(div(lane, 8), 2), idx(8)); // 8 * ((lane / 8) % 2)
+  Value laneHigh8 = mul(div(lane, 16), idx(8));        // 8 * (lane / 16)
+  Value colBase = mul(colBlock, idx(kCols));
+  Value seq = lb.dim(p.query, 2);
+  // This lane's two query rows in the chunk (accumulator rows g, g + 8).
+  Value rowA[2] = {add(mul(warp, idx(16)), g), add(add(mul(warp, idx(16)), g), idx(8))};
+  int64_t mTiles = dk / 64; // state m16 tiles per warp
+  Value stateRow0 = mul(warp, idx(dk / 4));
+  // State accumulator index: (m tile, n tile, element).
+  auto sIndex = [&](int64_t mi, int64_t n, int64_t e) { return (mi * 8 + n) * 4 + e; };
+  auto stateRow = [&](int64_t mi, int64_t e) {
+    return add(stateRow0, add(idx(mi * 16 + 8 * (e / 2)), g));
+  };
+  auto stateCol = [&](int64_t n, int64_t e) { return add(idx(n * 8 + e % 2), t2); };
+
+  auto zeroVector = [&](VectorType vt) -> Value {
+    return arith::ConstantOp::create(b, vt, DenseElementsAttr::get(vt, b.getZeroAttr(vt.getElementType())));
+  };
+  // The state rounded to the element type: the B operand of Q S.
+  auto writeState = [&](ValueRange s) {
+    VectorType pair = VectorType::get({2}, et);
+    for (int64_t mi = 0; mi < mTiles; ++mi)
+      for (int64_t n = 0; n < 8; ++n)
+        for (int64_t h = 0; h < 2; ++h) {
+          Value v = vector::FromElementsOp::create(
+              b, VectorType::get({2}, f32),
+              ValueRange{s[sIndex(mi, n, 2 * h)], s[sIndex(mi, n, 2 * h + 1)]});
+          v = arith::TruncFOp::create(b, pair, v);
+          vector::StoreOp::create(b, v, ss, ValueRange{stateRow(mi, 2 * h), stateCol(n, 0)});
+        }
+  };
+
+  // Initial state: this lane's fragments of S[:, colBase ..].
+  SmallVector<Value> init;
+  for (int64_t mi = 0; mi < mTiles; ++mi)
+    for (int64_t n = 0; n < 8; ++n)
+      for (int64_t e = 0; e < 4; ++e)
+        init.push_back(p.initial ? lb.loadF32(p.initial, {batch, head, stateRow(mi, e),
+                                                          add(colBase, stateCol(n, e))})
+                                 : lb.f32(0.0));
+  writeState(init);
+  if (p.normalize)
+    lb.ifThen(arith::CmpIOp::create(b, arith::CmpIPredicate::ult, tid, idx(dk)),
+              [&] { memref::StoreOp::create(b, lb.f32(0.0), zs, ValueRange{tid}); });
+
+  // Q and K rows of the chunk, feature-mapped in f32, zero past T (also
+  // after the feature map: elu + 1 of 0 is 1).
+  VectorType vec8 = VectorType::get({8}, et), vec8f = VectorType::get({8}, f32);
+  auto stageQK = [&](Value src, Value dst, Value t0) {
+    kb.forEachChunk(t0, seq, kChunk, dk, 8, tid, kThreads,
+                    [&](Value r, Value c, Value pos, Value inside) {
+                      Value v = kb.ifWithResults(
+                          inside, {vec8},
+                          [&] {
+                            Value x = vector::LoadOp::create(
+                                b, vec8, src, ValueRange{batch, head, pos, c}, false,
+                                llvm::MaybeAlign(16));
+                            if (p.featureMap != FeatureMap::Identity) {
+                              x = arith::ExtFOp::create(b, vec8f, x);
+                              x = emitFeatureMap(b, p.featureMap, x);
+                              x = arith::TruncFOp::create(b, vec8, x);
+                            }
+                            return SmallVector<Value>{x};
+                          },
+                          [&] { return SmallVector<Value>{zeroVector(vec8)}; })[0];
+                      vector::StoreOp::create(b, v, dst, ValueRange{r, c}, false,
+                                              llvm::MaybeAlign(16));
+                    });
+  };
+  auto stageV = [&](Value t0) {
+    kb.forEachChunk(t0, seq, kChunk, kCols, 8, tid, kThreads,
+                    [&](Value r, Value c, Value pos, Value inside) {
+                      Value v = kb.ifWithResults(
+                          inside, {vec8},
+                          [&] {
+                            return SmallVector<Value>{vector::LoadOp::create(
+                                b, vec8, p.value, ValueRange{batch, head, pos, add(colBase, c)},
+                                false, llvm::MaybeAlign(16))};
+                          },
+                          [&] { return SmallVector<Value>{zeroVector(vec8)}; })[0];
+                      vector::StoreOp::create(b, v, vs, ValueRange{r, c}, false,
+                                              llvm::MaybeAlign(16));
+                    });
+  };
+  // Warps 0 and 1: G[t] = log2(e) * sum_{s <= t} g_s over the chunk (0 past
+  // T, so G stays at its last value there), an inclusive scan per warp; warp
+  // 1 adds warp 0's total after a barrier (fixGates).
+  auto scanGates = [&](Value t0) {
+    Value isScanWarp = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, tid, idx(kChunk));
+    lb.ifThen(isScanWarp, [&] {
+      Value pos = add(t0, tid);
+      Value inside = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, pos, seq);
+      Value x = kb.ifWithResults(
+          inside, {f32},
+          [&] {
+            Value gate = p.gate == GateKind::Scalar ? lb.loadF32(p.gates, {batch, head, pos})
+                                                    : lb.loadF32(p.gates, {head});
+            return SmallVector<Value>{fmul(gate, lb.f32(kLog2e))};
+          },
+          [&] { return SmallVector<Value>{lb.f32(0.0)}; })[0];
+      for (int32_t offset = 1; offset < 32; offset *= 2) {
+        Value up = gpu::ShuffleOp::create(b, x, offset, 32, gpu::ShuffleMode::UP)
+                       .getShuffleResult();
+        Value has = arith::CmpIOp::create(b, arith::CmpIPredicate::uge, lane, idx(offset));
+        x = arith::SelectOp::create(b, has, fadd(x, up), x);
+      }
+      memref::StoreOp::create(b, x, gs, ValueRange{tid});
+    });
+  };
+  auto fixGates = [&] {
+    Value secondWarp = arith::AndIOp::create(
+        b, arith::CmpIOp::create(b, arith::CmpIPredicate::uge, tid, idx(32)),
+        arith::CmpIOp::create(b, arith::CmpIPredicate::ult, tid, idx(kChunk)));
+    lb.ifThen(secondWarp, [&] {
+      Value x = memref::LoadOp::create(b, gs, ValueRange{tid});
+      Value carry = memref::LoadOp::create(b, gs, ValueRange{idx(31)});
+      memref::StoreOp::create(b, fadd(x, carry), gs, ValueRange{tid});
+    });
+  };
+
+  // Vector gates: the raw gates of the chunk (times log2 e, 0 past T) into
+  // G [64, Dk] with 16-byte loads; then one thread per dimension turns them
+  // into the in-chunk cumulative sums (prefixVectorGates).
+  VectorType vec4f = VectorType::get({4}, f32), vec2f = VectorType::get({2}, f32);
+  auto stageVectorGates = [&](Value t0) {
+    kb.forEachChunk(t0, seq, kChunk, dk, 4, tid, kThreads,
+                    [&](Value r, Value c, Value pos, Value inside) {
+                      Value v = kb.ifWithResults(
+                          inside, {vec4f},
+                          [&] {
+                            Value x = vector::LoadOp::create(
+                                b, vec4f, p.gates, ValueRange{batch, head, pos, c}, false,
+                                llvm::MaybeAlign(16));
+                            return SmallVector<Value>{
+                                arith::MulFOp::create(b, x, kb.splat(lb.f32(kLog2e), 4))};
+                          },
+                          [&] { return SmallVector<Value>{zeroVector(vec4f)}; })[0];
+                      vector::StoreOp::create(b, v, gs, ValueRange{r, c}, false,
+                                              llvm::MaybeAlign(16));
+                    });
+  };
+  auto prefixVectorGates = [&] {
+    lb.ifThen(arith::CmpIOp::create(b, arith::CmpIPredicate::ult, tid, idx(dk)), [&] {
+      Value running = memref::LoadOp::create(b, gs, ValueRange{idx(0), tid});
+      for (int64_t t = 1; t < kChunk; ++t) {
+        running = fadd(running, memref::LoadOp::create(b, gs, ValueRange{idx(t), tid}));
+        memref::StoreOp::create(b, running, gs, ValueRange{idx(t), tid});
+      }
+    });
+  };
+  // K~[s] = K[s] ⊙ 2^(G[ref] − G[s]), ref = the last step of s's 16-step
+  // sub-block: the B operand of the off-diagonal sub-blocks (s <= ref).
+  auto buildKTilde = [&] {
+    kb.forEachChunk(idx(0), idx(kChunk), kChunk, dk, 8, tid, kThreads,
+                    [&](Value r, Value cc, Value, Value) {
+                      Value ref = add(mul(div(r, 16), idx(16)), idx(15));
+                      Value gRef = vector::LoadOp::create(b, vec8f, gs, ValueRange{ref, cc});
+                      Value gS = vector::LoadOp::create(b, vec8f, gs, ValueRange{r, cc});
+                      Value x = kb.loadVectorF32(ks, {r, cc}, 8);
+                      x = arith::MulFOp::create(
+                          b, x, math::Exp2Op::create(b, arith::SubFOp::create(b, gRef, gS)));
+                      vector::StoreOp::create(b, arith::TruncFOp::create(b, vec8, x), kts,
+                                              ValueRange{r, cc}, false, llvm::MaybeAlign(16));
+                    });
+  };
+  // An operand register from two f32 values (vector<2xf32>).
+  auto packPair = [&](Value v2) {
+    return tc.packVector(arith::TruncFOp::create(b, VectorType::get({2}, et), v2));
+  };
+
+  Value chunks = div(add(seq, idx(kChunk - 1)), kChunk);
+  SmallVector<Value> state = kb.forWithState(
+      idx(0), chunks, idx(1), init, [&](Value c, ValueRange st) {
+        Value t0 = mul(c, idx(kChunk));
+        // The previous chunk's readers of Q, K, V and G are done.
+        gpu::BarrierOp::create(b);
+        stageQK(p.query, qs, t0);
+        stageQK(p.key, ks, t0);
+        stageV(t0);
+        if (vectorGates)
+          stageVectorGates(t0);
+        else if (gated)
+          scanGates(t0);
+        gpu::BarrierOp::create(b);
+        Value gRow[2];
+        if (vectorGates) {
+          prefixVectorGates();
+          gpu::BarrierOp::create(b);
+          buildKTilde();
+          gpu::BarrierOp::create(b);
+        } else if (gated) {
+          fixGates();
+          gpu::BarrierOp::create(b);
+          for (int r = 0; r < 2; ++r)
+            gRow[r] = memref::LoadOp::create(b, gs, ValueRange{rowA[r]});
+        }
+
+        // A = Q K^T (8 n tiles of 8 keys) and O = Q S (8 n tiles of 8
+        // value columns), sharing the Q fragments of each k16 step.
+        SmallVector<Value> a(32, lb.f32(0.0)), o(32, lb.f32(0.0));
+        Value qRow = add(mul(warp, idx(16)), laneRow16);
+        for (int64_t s = 0; s < dk / 16; ++s) {
+          SmallVector<Value> qf;
+          if (vectorGates) {
+            // Register i of the A operand: row rowA[i % 2], dims
+            // 16s + 8 (i / 2) + 2t, + 1. Q S takes Q ⊙ 2^G; the off-diagonal
+            // sub-block (this warp's rows, keys of sub-block j < warp) takes
+            // Q ⊙ 2^(G − G[16j + 15]) against K~ (blocks j >= warp are
+            // computed and dropped below).
+            Value qv[4], gq[4];
+            for (int64_t i = 0; i < 4; ++i) {
+              Value dim = add(idx(s * 16 + 8 * (i / 2)), t2);
+              qv[i] = kb.loadVectorF32(qs, {rowA[i % 2], dim}, 2);
+              gq[i] = vector::LoadOp::create(b, vec2f, gs, ValueRange{rowA[i % 2], dim});
+              qf.push_back(packPair(arith::MulFOp::create(b, qv[i], math::Exp2Op::create(b, gq[i]))));
+            }
+            for (int64_t j = 0; j < 3; ++j) {
+              SmallVector<Value> qj;
+              for (int64_t i = 0; i < 4; ++i) {
+                Value dim = add(idx(s * 16 + 8 * (i / 2)), t2);
+                Value gRef =
+                    vector::LoadOp::create(b, vec2f, gs, ValueRange{idx(16 * j + 15), dim});
+                qj.push_back(packPair(arith::MulFOp::create(
+                    b, qv[i], math::Exp2Op::create(b, arith::SubFOp::create(b, gq[i], gRef)))));
+              }
+              for (int64_t n = 2 * j; n < 2 * j + 2; ++n) {
+                SmallVector<Value> kf = tc.ldmatrix(kts, add(idx(n * 8), laneRow8),
+                                                    add(idx(s * 16), laneHalf8), false, 2);
+                SmallVector<Value> d = tc.mma(qj, kf, ArrayRef<Value>(a).slice(n * 4, 4));
+                std::copy(d.begin(), d.end(), a.begin() + n * 4);
+              }
+            }
+          } else {
+          qf = tc.ldmatrix(qs, qRow, add(idx(s * 16), laneHigh8), /*transpose=*/false, 4);
+          for (int64_t j = 0; j < 8; ++j) {
+            // K is n-major (a key's dims contiguous): plain ldmatrix .x2,
+            // lanes 0-15 address key 8j + lane % 8, dims 16s + 8 ((lane/8)%2).
+            SmallVector<Value> kf = tc.ldmatrix(ks, add(idx(j * 8), laneRow8),
+                                                add(idx(s * 16), laneHalf8), false, 2);
+            SmallVector<Value> d = tc.mma(qf, kf, ArrayRef<Value>(a).slice(j * 4, 4));
+            std::copy(d.begin(), d.end(), a.begin() + j * 4);
+          }
+          }
+          for (int64_t n = 0; n < 8; ++n) {
+            // S is k-major (state rows = dims): ldmatrix .x2 .trans, lanes
+            // 0-15 address dim 16s + lane % 16.
+            SmallVector<Value> sf =
+                tc.ldmatrix(ss, add(idx(s * 16), laneRow16), idx(n * 8), true, 2);
+            SmallVector<Value> d = tc.mma(qf, sf, ArrayRef<Value>(o).slice(n * 4, 4));
+            std::copy(d.begin(), d.end(), o.begin() + n * 4);
+          }
+        }
+        // Causal mask and in-chunk decay on A (f32), inter-chunk decay on O.
+        Value rowSum[2] = {lb.f32(0.0), lb.f32(0.0)};
+        if (vectorGates) {
+          // The diagonal sub-block (keys 16w .. 16w + 15) in f32 with the
+          // exact per-dimension decays 2^(G_t,d − G_s,d), s <= t: this lane's
+          // elements (row rowA[r], key keys[kk]) summed over the dims.
+          Value keys[4];
+          for (int64_t kk = 0; kk < 4; ++kk)
+            keys[kk] = add(mul(warp, idx(16)), add(idx(8 * (kk / 2) + kk % 2), t2));
+          SmallVector<Value> diag = kb.forWithState(
+              idx(0), idx(dk), idx(8), SmallVector<Value>(8, lb.f32(0.0)),
+              [&](Value d0, ValueRange acc) {
+                SmallVector<Value> next(acc.begin(), acc.end());
+                Value qv[2], gq[2];
+                for (int r = 0; r < 2; ++r) {
+                  qv[r] = kb.loadVectorF32(qs, {rowA[r], d0}, 8);
+                  gq[r] = vector::LoadOp::create(b, vec8f, gs, ValueRange{rowA[r], d0});
+                }
+                for (int64_t kk = 0; kk < 4; ++kk) {
+                  Value kv = kb.loadVectorF32(ks, {keys[kk], d0}, 8);
+                  Value gk = vector::LoadOp::create(b, vec8f, gs, ValueRange{keys[kk], d0});
+                  for (int r = 0; r < 2; ++r) {
+                    Value decay = math::Exp2Op::create(b, arith::SubFOp::create(b, gq[r], gk));
+                    Value prod = arith::MulFOp::create(
+                        b, arith::MulFOp::create(b, qv[r], kv), decay);
+                    next[r * 4 + kk] = fadd(next[r * 4 + kk], kb.reduceAdd(prod));
+                  }
+                }
+                return next;
+              });
+          // A's k16 block u: the diagonal (u == warp), the tensor-core
+          // off-diagonal (u < warp, every key visible), zero (u > warp).
+          for (int64_t u = 0; u < 4; ++u) {
+            Value isDiag = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, warp, idx(u));
+            Value below = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, idx(u), warp);
+            for (int64_t jj = 0; jj < 2; ++jj)
+              for (int64_t e = 0; e < 4; ++e) {
+                int64_t r = e / 2, kk = 2 * jj + e % 2;
+                Value visible = arith::CmpIOp::create(b, arith::CmpIPredicate::ule, keys[kk],
+                                                      rowA[r]);
+                Value dv = arith::SelectOp::create(b, visible, diag[r * 4 + kk], lb.f32(0.0));
+                Value &slot = a[(2 * u + jj) * 4 + e];
+                Value off = arith::SelectOp::create(b, below, slot, lb.f32(0.0));
+                slot = arith::SelectOp::create(b, isDiag, dv, off);
+              }
+          }
+        }
+        for (int64_t j = 0; j < 8 && !vectorGates; ++j)
+          for (int64_t e = 0; e < 4; ++e) {
+            Value col = add(idx(j * 8 + e % 2), t2);
+            Value visible =
+                arith::CmpIOp::create(b, arith::CmpIPredicate::ule, col, rowA[e / 2]);
+            Value v = a[j * 4 + e];
+            if (gated) {
+              Value gCol = memref::LoadOp::create(b, gs, ValueRange{col});
+              v = fmul(v, exp2(fsub(gRow[e / 2], gCol)));
+            }
+            v = arith::SelectOp::create(b, visible, v, lb.f32(0.0));
+            a[j * 4 + e] = v;
+            if (p.normalize)
+              rowSum[e / 2] = fadd(rowSum[e / 2], v);
+          }
+        if (gated && !vectorGates) {
+          Value decay[2] = {exp2(gRow[0]), exp2(gRow[1])};
+          for (int64_t i = 0; i < 32; ++i)
+            o[i] = fmul(o[i], decay[(i % 4) / 2]);
+        }
+        // O += A V: A's accumulator layout is the A-operand layout; V is
+        // k-major (ldmatrix .trans, lanes 0-15 address key 16u + lane % 16).
+        for (int64_t u = 0; u < 4; ++u) {
+          const Value *lo = &a[(2 * u) * 4], *hi = &a[(2 * u + 1) * 4];
+          SmallVector<Value> af = {tc.packF32(lo[0], lo[1]), tc.packF32(lo[2], lo[3]),
+                                   tc.packF32(hi[0], hi[1]), tc.packF32(hi[2], hi[3])};
+          for (int64_t n = 0; n < 8; ++n) {
+            SmallVector<Value> vf =
+                tc.ldmatrix(vs, add(idx(u * 16), laneRow16), idx(n * 8), true, 2);
+            SmallVector<Value> d = tc.mma(af, vf, ArrayRef<Value>(o).slice(n * 4, 4));
+            std::copy(d.begin(), d.end(), o.begin() + n * 4);
+          }
+        }
+        // Output rows (scale, or 1 / normalizer), never past T.
+        Value factor[2] = {lb.f32(p.scale), lb.f32(p.scale)};
+        if (p.normalize) {
+          // den = sum_s A[t, s] + q_t . z; lane t of a quad sums dims
+          // [t Dk/4, (t + 1) Dk/4).
+          Value quarter = mul(rem(lane, 4), idx(dk / 4));
+          for (int r = 0; r < 2; ++r) {
+            Value qz = lb.f32(0.0);
+            for (int64_t i = 0; i < dk / 4; i += 8) {
+              Value dim = add(quarter, idx(i));
+              Value qv = kb.loadVectorF32(qs, {rowA[r], dim}, 8);
+              Value zv = vector::LoadOp::create(b, vec8f, zs, ValueRange{dim});
+              qz = fadd(qz, kb.reduceAdd(arith::MulFOp::create(b, qv, zv)));
+            }
+            Value den = fadd(tc.quadReduce(rowSum[r], false), tc.quadReduce(qz, false));
+            Value zero = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, den, lb.f32(0.0));
+            factor[r] = arith::SelectOp::create(
+                b, zero, lb.f32(0.0), arith::DivFOp::create(b, lb.f32(1.0), den));
+          }
+        }
+        Type outEt = cast<MemRefType>(p.out.getType()).getElementType();
+        for (int r = 0; r < 2; ++r) {
+          Value pos = add(t0, rowA[r]);
+          lb.ifThen(arith::CmpIOp::create(b, arith::CmpIPredicate::slt, pos, seq), [&] {
+            for (int64_t n = 0; n < 8; ++n) {
+              Value pair = vector::FromElementsOp::create(
+                  b, VectorType::get({2}, f32),
+                  ValueRange{fmul(o[n * 4 + 2 * r], factor[r]),
+                             fmul(o[n * 4 + 2 * r + 1], factor[r])});
+              if (outEt != f32)
+                pair = arith::TruncFOp::create(b, VectorType::get({2}, outEt), pair);
+              vector::StoreOp::create(b, pair, p.out,
+                                      ValueRange{batch, head, pos, add(colBase, stateCol(n, 0))});
+            }
+          });
+        }
+        // Every warp is done with Q S_bf16, K (unscaled) and z.
+        gpu::BarrierOp::create(b);
+
+        SmallVector<Value> next(st.begin(), st.end());
+        if (vectorGates) {
+          // K <- K ⊙ 2^(G_last − G_t) per dimension, in place; S row d
+          // decays by 2^(G_last,d).
+          Value last = idx(kChunk - 1);
+          kb.forEachChunk(idx(0), idx(kChunk), kChunk, dk, 8, tid, kThreads,
+                          [&](Value r, Value cc, Value, Value) {
+                            Value gl = vector::LoadOp::create(b, vec8f, gs, ValueRange{last, cc});
+                            Value gt = vector::LoadOp::create(b, vec8f, gs, ValueRange{r, cc});
+                            Value f = math::Exp2Op::create(b, arith::SubFOp::create(b, gl, gt));
+                            Value x = kb.loadVectorF32(ks, {r, cc}, 8);
+                            x = arith::TruncFOp::create(b, vec8, arith::MulFOp::create(b, x, f));
+                            vector::StoreOp::create(b, x, ks, ValueRange{r, cc}, false,
+                                                    llvm::MaybeAlign(16));
+                          });
+          for (int64_t mi = 0; mi < mTiles; ++mi)
+            for (int64_t e = 0; e < 4; e += 2) {
+              Value decay = exp2(memref::LoadOp::create(b, gs, ValueRange{last, stateRow(mi, e)}));
+              for (int64_t n = 0; n < 8; ++n)
+                for (int64_t h = 0; h < 2; ++h)
+                  next[sIndex(mi, n, e + h)] = fmul(next[sIndex(mi, n, e + h)], decay);
+            }
+        } else if (gated) {
+          // K <- K ⊙ 2^(G_last − G_t), in place.
+          Value gLast = memref::LoadOp::create(b, gs, ValueRange{idx(kChunk - 1)});
+          kb.forEachChunk(idx(0), idx(kChunk), kChunk, dk, 8, tid, kThreads,
+                          [&](Value r, Value cc, Value, Value) {
+                            Value gt = memref::LoadOp::create(b, gs, ValueRange{r});
+                            Value f = kb.splat(exp2(fsub(gLast, gt)), 8);
+                            Value x = kb.loadVectorF32(ks, {r, cc}, 8);
+                            x = arith::TruncFOp::create(b, vec8, arith::MulFOp::create(b, x, f));
+                            vector::StoreOp::create(b, x, ks, ValueRange{r, cc}, false,
+                                                    llvm::MaybeAlign(16));
+                          });
+          Value decay = exp2(gLast);
+          for (Value &s : next)
+            s = fmul(s, decay);
+        }
+        if (p.normalize)
+          lb.ifThen(arith::CmpIOp::create(b, arith::CmpIPredicate::ult, tid, idx(dk)), [&] {
+            Value z = lb.reduceLoop(idx(0), idx(kChunk),
+                                    memref::LoadOp::create(b, zs, ValueRange{tid}),
+                                    [&](Value t, Value acc) {
+                                      return fadd(acc, lb.loadF32(ks, {t, tid}));
+                                    });
+            memref::StoreOp::create(b, z, zs, ValueRange{tid});
+          });
+        if (gated)
+          gpu::BarrierOp::create(b);
+
+        // S += K^T V: K^T's A fragments by ldmatrix .x4 .trans from K [t][d]:
+        // lane l addresses step 16u + l % 8 + 8 (l / 16), dims m0 + 8 ((l/8)%2)
+        // (matrices a0..a3 = (d 0-7, t 0-7), (d 8-15, t 0-7), (d 0-7, t 8-15),
+        // (d 8-15, t 8-15)).
+        for (int64_t mi = 0; mi < mTiles; ++mi) {
+          Value m0 = add(stateRow0, idx(mi * 16));
+          for (int64_t u = 0; u < 4; ++u) {
+            SmallVector<Value> kf =
+                tc.ldmatrix(ks, add(idx(u * 16), add(laneRow8, laneHigh8)), add(m0, laneHalf8),
+                            /*transpose=*/true, 4);
+            for (int64_t n = 0; n < 8; ++n) {
+              SmallVector<Value> vf =
+                  tc.ldmatrix(vs, add(idx(u * 16), laneRow16), idx(n * 8), true, 2);
+              SmallVector<Value> d =
+                  tc.mma(kf, vf, ArrayRef<Value>(next).slice(sIndex(mi, n, 0), 4));
+              std::copy(d.begin(), d.end(), next.begin() + sIndex(mi, n, 0));
+            }
+          }
+        }
+        // Q S_bf16 was read before the last barrier; the next chunk reads
+        // this after its staging barrier.
+        writeState(next);
+        return next;
+      });
+
+  if (p.final)
+    for (int64_t mi = 0; mi < mTiles; ++mi)
+      for (int64_t n = 0; n < 8; ++n)
+        for (int64_t e = 0; e < 4; ++e)
+          memref::StoreOp::create(b, state[sIndex(mi, n, e)], p.final,
+                                  ValueRange{batch, head, stateRow(mi, e),
+                                             add(colBase, stateCol(n, e))});
+  gpu::ReturnOp::create(b);
+  return true;
+}
+
+} // namespace attn
