@@ -4,6 +4,7 @@
 
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/IR/Matchers.h"
 
 namespace attn {
 
@@ -90,6 +91,9 @@ SmallVector<Value> FragmentSoftmax::scores(ArrayRef<Value> acc, Value colBegin, 
   ImplicitLocOpBuilder &b = kb.b;
   LoopBuilder &lb = kb.lb;
   Value lastCol = arith::SubIOp::create(b, seqK, lb.index(1));
+  IntegerAttr maskConstant;
+  bool maskKnown = matchPattern(needMask, m_Constant(&maskConstant));
+  bool maskAlways = maskKnown && maskConstant.getValue().getBoolValue();
   // ALiBi's distance |row + Sk - Sq - col| in f32 (exact below 2^24): one
   // conversion per row and per tile, then one subtraction per element.
   Value diagF[2], colBaseF;
@@ -116,15 +120,20 @@ SmallVector<Value> FragmentSoftmax::scores(ArrayRef<Value> acc, Value colBegin, 
     }
     Value score =
         rawScale ? acc[i] : emitter.score(acc[i], batch, head, row, colEval, alibiDistance);
-    Value visible = kb.ifWithResults(
-        needMask, {b.getI1Type()},
-        [&] {
-          Value inSeq = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, col, seqK);
-          Value vis = emitter.visible(batch, head, row, colEval);
-          return SmallVector<Value>{arith::AndIOp::create(b, inSeq, vis)};
-        },
-        [&] { return SmallVector<Value>{lb.boolean(true)}; })[0];
-    s.push_back(arith::SelectOp::create(b, visible, score, lb.negInf()));
+    auto maskedScore = [&] {
+      Value inSeq = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, col, seqK);
+      Value vis = arith::AndIOp::create(b, inSeq, emitter.visible(batch, head, row, colEval));
+      return arith::SelectOp::create(b, vis, score, lb.negInf()).getResult();
+    };
+    // A mask known statically (the Hopper kernel's masked and unmasked copies)
+    // is emitted as such: an unmasked tile carries no mask code at all, which
+    // LLVM could otherwise hoist into both copies.
+    if (maskKnown)
+      s.push_back(maskAlways ? maskedScore() : score);
+    else
+      s.push_back(kb.ifWithResults(
+          needMask, {b.getF32Type()}, [&] { return SmallVector<Value>{maskedScore()}; },
+          [&] { return SmallVector<Value>{score}; })[0]);
   }
   return s;
 }

@@ -46,10 +46,14 @@ public:
          "r,r");
   }
   /// Blocks until the phase with parity `parity` of `bar` has completed.
+  /// Waits for the phase with `parity` to complete. The suspend-time hint
+  /// (10 ms, as CUTLASS) lets the hardware park the thread until the phase
+  /// completes instead of returning at once: a spinning producer otherwise
+  /// takes issue slots from the consumer warps on its scheduler.
   void wait(Value bar, Value parity) {
     emit({}, {bar, parity},
          "{\n.reg .pred done;\nwait_again:\n"
-         "mbarrier.try_wait.parity.shared::cta.b64 done, [$0], $1;\n"
+         "mbarrier.try_wait.parity.shared::cta.b64 done, [$0], $1, 10000000;\n"
          "@!done bra wait_again;\n}",
          "r,r");
   }
