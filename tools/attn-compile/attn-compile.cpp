@@ -61,6 +61,10 @@ static cl::opt<bool> timeStages(
     "time-stages",
     cl::desc("Print where each spec's compile time went (stages, wall and CPU "
              "seconds, and MLIR's pass timing) to stderr"));
+static cl::opt<bool> upstreamNvvmPipeline(
+    "upstream-nvvm-pipeline", cl::Hidden,
+    cl::desc("Lower with upstream's gpu-lower-to-nvvm-pipeline as one pass (testing: "
+             "the PTX must be byte-identical to the default)"));
 static cl::opt<bool> tensorCores(
     "tensor-cores", cl::init(true),
     cl::desc("Use the mma.sync kernel for f16/bf16 softmax attention (default; "
@@ -79,6 +83,7 @@ int main(int argc, char **argv) {
   options.cpAsync = cpAsync;
   options.documentTiles = documentTiles;
   options.pingPong = pingPong;
+  options.upstreamNvvmPipeline = upstreamNvvmPipeline;
   // One MLIR context per spec, so specs compile independently in parallel.
   // Results are printed in the order given, whatever order they finish in.
   struct Result {

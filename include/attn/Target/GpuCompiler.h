@@ -19,6 +19,9 @@ struct GpuCompileOptions {
   bool documentTiles = false;     ///< Hopper kernel: run-time document tile classes
   bool pingPong = false;          ///< Hopper kernel: consumer warpgroups take turns
   bool failOnSpills = false;      ///< with cubin: any spill or stack frame is an error
+  /// Lower with upstream's gpu-lower-to-nvvm-pipeline as one textual pass
+  /// (the reference the spelled-out device pipeline is tested against).
+  bool upstreamNvvmPipeline = false;
   std::string cudaHome;           ///< default: $CUDA_HOME, else the build's toolkit
   /// When set, compileSpecForGpu records how long each stage took (wall and
   /// this thread's CPU time) and the MLIR pass timing report.
