@@ -65,6 +65,14 @@ static cl::opt<bool> chunkedLinear(
     "chunked-linear", cl::init(false),
     cl::desc("Linear kinds: the chunkwise tensor-core kernel (mma.sync) for f16/bf16, "
              "head dims 64/128 (experimental, not yet verified on a GPU)"));
+static cl::opt<bool> timeStages(
+    "time-stages",
+    cl::desc("Print where each spec's compile time went (stages, wall and CPU "
+             "seconds, and MLIR's pass timing) to stderr"));
+static cl::opt<bool> upstreamNvvmPipeline(
+    "upstream-nvvm-pipeline", cl::Hidden,
+    cl::desc("Lower with upstream's gpu-lower-to-nvvm-pipeline as one pass (testing: "
+             "the PTX must be byte-identical to the default)"));
 static cl::opt<bool> tensorCores(
     "tensor-cores", cl::init(true),
     cl::desc("Use the mma.sync kernel for f16/bf16 softmax attention (default; "
@@ -85,6 +93,7 @@ int main(int argc, char **argv) {
   options.pingPong = pingPong;
   options.persistent = persistent;
   options.chunkedLinear = chunkedLinear;
+  options.upstreamNvvmPipeline = upstreamNvvmPipeline;
   // One MLIR context per spec, so specs compile independently in parallel.
   // Results are printed in the order given, whatever order they finish in.
   struct Result {
@@ -92,6 +101,7 @@ int main(int argc, char **argv) {
     std::string text;
     std::string name, kind, dtype;
     std::vector<std::string> roles;
+    std::string timing;
   };
   std::vector<Result> results(specs.size());
   std::atomic<unsigned> done{0};
@@ -105,8 +115,15 @@ int main(int argc, char **argv) {
     auto start = std::chrono::steady_clock::now();
     attn::KernelManifest manifest;
     attn::PtxasReport report;
-    if (!attn::parseSpecFile(path, spec, error) ||
-        !attn::compileSpecForGpu(spec, path, options, outDir, manifest, report, error)) {
+    attn::CompileTimings timings;
+    attn::GpuCompileOptions specOptions = options;
+    if (timeStages)
+      specOptions.timings = &timings;
+    bool parsed = attn::parseSpecFile(path, spec, error);
+    double parseMs = std::chrono::duration<double, std::milli>(
+                         std::chrono::steady_clock::now() - start).count();
+    if (!parsed ||
+        !attn::compileSpecForGpu(spec, path, specOptions, outDir, manifest, report, error)) {
       result.text = "attn-compile: error: " + error + "\n";
     } else {
       double ms = std::chrono::duration<double, std::milli>(
@@ -123,6 +140,20 @@ int main(int argc, char **argv) {
       result.kind = attn::variantKindName(spec.kind);
       result.dtype = attn::elementTypeName(spec.dtype);
       result.roles = manifest.argumentRoles;
+    }
+    if (timeStages) {
+      llvm::raw_string_ostream os(result.timing);
+      os << "== " << path << ": stage, wall ms, cpu ms\n";
+      os << llvm::format("  %-44s %8.1f\n", "parse spec", parseMs);
+      double wall = parseMs, cpu = 0;
+      for (const auto &s : timings.stages) {
+        os << llvm::format("  %-44s %8.1f %8.1f\n", s.name.c_str(), s.wallSeconds * 1e3,
+                           s.cpuSeconds * 1e3);
+        wall += s.wallSeconds * 1e3;
+        cpu += s.cpuSeconds * 1e3;
+      }
+      os << llvm::format("  %-44s %8.1f %8.1f\n", "sum", wall, cpu);
+      os << timings.passReport;
     }
     unsigned finished = ++done;
     if (progress) {
@@ -185,6 +216,7 @@ int main(int argc, char **argv) {
 
   int failures = 0;
   for (const Result &r : results) {
+    errs() << r.timing;
     if (!r.ok) {
       errs() << r.text;
       ++failures;

@@ -6,6 +6,7 @@
 #include "attn/Spec/Spec.h"
 
 #include <string>
+#include <vector>
 
 namespace attn {
 
@@ -20,7 +21,23 @@ struct GpuCompileOptions {
   bool persistent = false;        ///< Hopper kernel: one block per SM over the work items
   bool chunkedLinear = false;     ///< linear kinds: chunkwise tensor-core kernel
   bool failOnSpills = false;      ///< with cubin: any spill or stack frame is an error
+  /// Lower with upstream's gpu-lower-to-nvvm-pipeline as one textual pass
+  /// (the reference the spelled-out device pipeline is tested against).
+  bool upstreamNvvmPipeline = false;
   std::string cudaHome;           ///< default: $CUDA_HOME, else the build's toolkit
+  /// When set, compileSpecForGpu records how long each stage took (wall and
+  /// this thread's CPU time) and the MLIR pass timing report.
+  struct CompileTimings *timings = nullptr;
+};
+
+/// Where a compile's time went (GpuCompileOptions::timings).
+struct CompileTimings {
+  struct Stage {
+    std::string name;
+    double wallSeconds = 0, cpuSeconds = 0; ///< cpu: this thread, or the child for ptxas
+  };
+  std::vector<Stage> stages;
+  std::string passReport; ///< MLIR's pass timing tree, one per pass manager run
 };
 
 /// What ptxas said about the kernel (when it ran).
