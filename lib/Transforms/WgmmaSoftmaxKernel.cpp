@@ -408,20 +408,34 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   Value consumerGroup = arith::SubIOp::create(b, wg, lb.index(1));
   Value r0 = arith::AddIOp::create(b, arith::MulIOp::create(b, consumerWarp, lb.index(16)), g);
   Value laneZero = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, lane, lb.index(0));
-  // Ping-pong (`pingPong`, opt-in until verified on a GPU; FA3's warp
+  // Ping-pong (`pingPong`, attn-compile's default; FA3's warp
   // scheduler barriers): the consumer warpgroups take turns issuing their
   // products, on named barriers 1 and 2 over both groups' 256 threads, so
   // one group's softmax runs while the other's wgmma occupy the tensor cores.
   // Group 1 lets group 0 go first; group 0 consumes group 1's last arrival
   // after the loop, so both barriers end balanced whatever the tile count.
-  Value myTurn, otherTurn;
-  Value isFirstGroup;
+  // In a persistent block the turns run on across items (both groups visit
+  // the same tiles): group 1 lets group 0 go first once, before the first
+  // item, and group 0 consumes group 1's last arrival once, after the last.
+  // Per item instead, group 1 could arrive for its next item before group 0
+  // consumed its previous arrival, and two arrivals of one group complete
+  // the barrier without the other (a hang at scale).
+  Value myTurn, otherTurn, isFirstGroup;
+  auto letFirstGroupStart = [&] {
+    lb.ifThen(arith::XOrIOp::create(b, isFirstGroup, lb.boolean(true)),
+              [&] { ptx.namedBarrierArrive(c32(1), kWarpgroups * 128); });
+  };
+  auto balanceTurns = [&] {
+    lb.ifThen(isFirstGroup, [&] { ptx.namedBarrierSync(c32(1), kWarpgroups * 128); });
+  };
   if (pingPong) {
     Value group32 = toI32(consumerGroup);
     myTurn = arith::AddIOp::create(b, group32, c32(1));
     otherTurn = arith::SubIOp::create(b, c32(2), group32);
     isFirstGroup = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, group32, c32(0));
   }
+  if (pingPong && persistent)
+    letFirstGroupStart();
 
   // This warpgroup's 64 rows of Q start 64 * 128 bytes into each Q box.
   Value qWarpgroupOffset =
@@ -502,10 +516,8 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   ItemClasses classes = classesOf(item);
   KTileRange range = emitKTileRange(b, plan, item.tile, seqQ, seqK);
   ptx.wait(qBar, arith::RemUIOp::create(b, itemCount, c32(2)));
-  // Group 1 lets group 0 go first.
-  if (pingPong)
-    lb.ifThen(arith::XOrIOp::create(b, isFirstGroup, lb.boolean(true)),
-              [&] { ptx.namedBarrierArrive(c32(1), kWarpgroups * 128); });
+  if (pingPong && !persistent)
+    letFirstGroupStart();
   // Carried over k tiles: max[2], sum[2], O, P of the previous tile, its
   // stage and parity, and the number of tiles consumed so far (over items).
   SmallVector<Value> init = SoftmaxState::initial(lb, nTilesO * 4).flatten();
@@ -590,9 +602,8 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   // Every S = Q K^T of the item is done: the producer may refill Q.
   if (persistent)
     lb.ifThen(laneZero, [&] { ptx.arrive(qEmptyBar); });
-  // Group 0 consumes group 1's last arrival: both barriers end balanced.
-  if (pingPong)
-    lb.ifThen(isFirstGroup, [&] { ptx.namedBarrierSync(c32(1), kWarpgroups * 128); });
+  if (pingPong && !persistent)
+    balanceTurns();
   // The last tile's P V.
   Value anyTile = arith::CmpIOp::create(b, arith::CmpIPredicate::ugt, carriedOut[tail + 2],
                                         firstCount);
@@ -605,7 +616,12 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                                                carriedOut.begin() + tail),
                     carriedOut[tail], carriedOut[tail + 1]);
         ptx.wgmmaWait(0);
-        return ptx.fenceOperands(o);
+        o = ptx.fenceOperands(o);
+        // A persistent block's producer refills this V stage for a later
+        // item: release it (a one-item block ends here instead).
+        if (persistent)
+          lb.ifThen(laneZero, [&] { ptx.arrive(stageBar(VEmpty, carriedOut[tail])); });
+        return o;
       },
       [&] { return oFinal; });
   SmallVector<Value> state = {carriedOut[0], carriedOut[1], carriedOut[2], carriedOut[3]};
@@ -614,6 +630,8 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                    op.getLse() ? map.lookup(op.getLse()) : Value());
   return SmallVector<Value>{arith::AddIOp::create(b, itemCount, c32(1)), carriedOut[tail + 2]};
   });
+  if (pingPong && persistent)
+    balanceTurns();
   b.setInsertionPointAfter(roles);
   gpu::ReturnOp::create(b);
   return true;

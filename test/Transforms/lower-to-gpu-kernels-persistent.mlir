@@ -6,7 +6,10 @@
 // the producer (40 registers: it walks the work items too) and the consumers
 // (232) each loop over items x = blockIdx.x, + gridDim.x, ...; the producer
 // waits for Q's buffer to be released before refilling it, and the consumers
-// release it (one lane per warp) after an item's last S = Q K^T.
+// release it (one lane per warp) after an item's last S = Q K^T, and release
+// the V stage of the item's last P V. The ping-pong turns run on across
+// items: group 1's first arrival (bar.arrive) comes before the item loop and
+// group 0's balancing bar.sync after it.
 // CHECK-LABEL: gpu.func @causal
 // CHECK-SAME: attn.dynamic_shared_memory = 163920 : i64
 // CHECK-SAME: attn.persistent
@@ -17,15 +20,19 @@
 // CHECK: cp.async.bulk.tensor.4d
 // CHECK: scf.for
 // CHECK: setmaxnreg.inc.sync.aligned.u32 232
+// CHECK: bar.arrive
 // CHECK: %[[GRID2:.*]] = gpu.grid_dim x
 // CHECK: scf.for %{{.*}} = %{{.*}} to %{{.*}} step %[[GRID2]] iter_args
 // CHECK: mbarrier.try_wait.parity
 // CHECK: scf.for
 // CHECK: wgmma.mma_async
-// CHECK: mbarrier.arrive.shared::cta.b64
-// CHECK: bar.sync
-// CHECK: wgmma.mma_async
 // CHECK: scf.yield
+// CHECK: mbarrier.arrive.shared::cta.b64
+// CHECK: wgmma.mma_async
+// CHECK: wgmma.wait_group.sync.aligned 0
+// CHECK: mbarrier.arrive.shared::cta.b64
+// CHECK: scf.yield
+// CHECK: bar.sync
 // CHECK: gpu.return
 
 // Off by default: one item per block, no q-empty barrier.

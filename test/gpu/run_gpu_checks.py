@@ -40,6 +40,7 @@ BF16_TOL = {"bf16": 1e-2, "f16": 1e-2, "f32": 1e-4}
 # then tl.dot); their state error is then of the order of the input rounding
 # and gets the input type's tolerance, like the outputs.
 HT_TOL_F32_STEPS = 1e-4
+CASE_TIMEOUT_S = 60
 
 
 def rel(a, b):
@@ -109,9 +110,16 @@ def run_case(exec_path, manifest_path, spec, B, Sq, Sk, seed, work, kernel_kind=
     files, x = make_inputs(spec, rng, B, Hq, Hkv, Sq, Sk, Dqk, Dv, tensor_shapes=tensor_shapes)
     in_dir, out_dir = os.path.join(work, "in"), os.path.join(work, "out")
     save_inputs(in_dir, files)
-    r = subprocess.run([exec_path, "--kernel", manifest_path, "--inputs", in_dir,
-                        "--outputs", out_dir, "--device", "cuda"], capture_output=True, text=True)
     row = {"B": B, "Sq": Sq, "Sk": Sk, "Hq": Hq, "Hkv": Hkv, "Dqk": Dqk, "Dv": Dv}
+    # A kernel that hangs (a deadlock) is a failed row, not a stuck run.
+    try:
+        r = subprocess.run([exec_path, "--kernel", manifest_path, "--inputs", in_dir,
+                            "--outputs", out_dir, "--device", "cuda"], capture_output=True,
+                           text=True, timeout=CASE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        row.update(ok=False, error=f"timeout: attn-exec did not finish in {CASE_TIMEOUT_S} s "
+                                   "(the kernel hangs?)")
+        return row
     if r.returncode != 0:
         row.update(ok=False, error=r.stderr.strip()[-300:])
         return row
@@ -149,9 +157,14 @@ def sanitize(exec_path, manifest_path, spec, work, tool):
     B, Sq, Sk = 1, 70, 45
     row = run_case(exec_path, manifest_path, spec, B, Sq, Sk, 7, work)  # makes inputs
     in_dir, out_dir = os.path.join(work, "in"), os.path.join(work, "out2")
-    r = subprocess.run(["compute-sanitizer", "--tool", tool, "--error-exitcode", "9",
-                        exec_path, "--kernel", manifest_path, "--inputs", in_dir,
-                        "--outputs", out_dir, "--device", "cuda"], capture_output=True, text=True)
+    try:
+        r = subprocess.run(["compute-sanitizer", "--tool", tool, "--error-exitcode", "9",
+                            exec_path, "--kernel", manifest_path, "--inputs", in_dir,
+                            "--outputs", out_dir, "--device", "cuda"], capture_output=True,
+                           text=True, timeout=4 * CASE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return {"tool": tool, "rc": -1, "summary": "timeout", "ok": False,
+                "case_ok": row.get("ok")}
     tail = (r.stdout + r.stderr).strip().splitlines()[-1:] or [""]
     return {"tool": tool, "rc": r.returncode, "summary": tail[0][:120], "ok": r.returncode == 0,
             "case_ok": row.get("ok")}
