@@ -7,7 +7,11 @@ warp instructions and stall samples per opcode, and the stall reasons overall.
 
     python3 bench/ncu_instruction_mix.py prof_b_dense_sass.csv
 """
-rows=list(csv.reader(open(sys.argv[1])))
+import collections
+import csv
+import sys
+
+rows = list(csv.reader(open(sys.argv[1])))
 hdr=rows[1]; data=[r for r in rows[2:] if len(r)==len(hdr)]
 iS=hdr.index('Source'); iE=hdr.index('Instructions Executed'); iSt=hdr.index('Warp Stall Sampling (All Samples)')
 stalls=[i for i,h in enumerate(hdr) if h.startswith('stall_') and 'Not Issued' not in h]
