@@ -1,5 +1,27 @@
 // RUN: attn-opt %s --attn-lower-to-gpu-kernels="chunked-linear=1" | FileCheck %s
 // RUN: attn-opt %s --attn-lower-to-gpu-kernels | FileCheck %s --check-prefix=DEFAULT
+// RUN: attn-opt %s --attn-lower-to-gpu-kernels="chunked-linear=1" \
+// RUN:   | FileCheck %s --check-prefix=BARRIER --strict-whitespace
+// RUN: attn-opt %s --attn-lower-to-gpu-kernels="chunked-linear=1" \
+// RUN:   | FileCheck %s --check-prefix=BARRIERS --strict-whitespace
+
+// Every gpu.barrier (bar.sync, an aligned barrier: the whole block, each warp
+// converged) sits directly in the chunk loop's body (gpu.module > gpu.func >
+// scf.for: 8 spaces of indentation), never in a nested scf.if / scf.for
+// whose condition or trip count depends on the thread (the gate scan's
+// `tid < 64`, the staging loops from tid, the `pos < T` output guards): one
+// there could deadlock or release the block early. The first prefix: no
+// deeper one anywhere in the output; the second: the chunk loops' barriers
+// are at the indentation the first one assumes.
+// BARRIER-NOT: {{^}}          {{ *}}gpu.barrier
+// BARRIERS-LABEL: gpu.func @gated_scalar
+// BARRIERS-COUNT-5: {{^}}        gpu.barrier
+// BARRIERS-LABEL: gpu.func @linear_normalized
+// BARRIERS-COUNT-3: {{^}}        gpu.barrier
+// BARRIERS-LABEL: gpu.func @gated_vector
+// BARRIERS-COUNT-6: {{^}}        gpu.barrier
+// BARRIERS-NOT: gpu.barrier
+// BARRIERS: gpu.return
 
 // The chunkwise tensor-core kernel (opt-in): grid (Dv / 64, H, B) with the
 // x extent in attn.grid_x, 4 warps, the shared buffers carved from the

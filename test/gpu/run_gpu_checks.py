@@ -20,6 +20,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 
 # Cases run in parallel worker processes: each one's BLAS gets a couple of
 # threads, not every core (8 workers x all cores thrash). Set before numpy
@@ -112,6 +113,7 @@ def run_case(exec_path, manifest_path, spec, B, Sq, Sk, seed, work, kernel_kind=
     save_inputs(in_dir, files)
     row = {"B": B, "Sq": Sq, "Sk": Sk, "Hq": Hq, "Hkv": Hkv, "Dqk": Dqk, "Dv": Dv}
     # A kernel that hangs (a deadlock) is a failed row, not a stuck run.
+    t_exec = time.monotonic()
     try:
         r = subprocess.run([exec_path, "--kernel", manifest_path, "--inputs", in_dir,
                             "--outputs", out_dir, "--device", "cuda"], capture_output=True,
@@ -123,7 +125,12 @@ def run_case(exec_path, manifest_path, spec, B, Sq, Sk, seed, work, kernel_kind=
     if r.returncode != 0:
         row.update(ok=False, error=r.stderr.strip()[-300:])
         return row
+    # Where the case's time goes (rows print in order, so one slow case stalls
+    # the output of a time-limited run and looks like a hung kernel).
+    row["exec_s"] = round(time.monotonic() - t_exec, 2)
+    t_ref = time.monotonic()
     ref = reference(spec, x)
+    row["ref_s"] = round(time.monotonic() - t_ref, 2)
     o = from_layout(spec, np.load(os.path.join(out_dir, "o.npy"))).astype(np.float64)
     row["nan"] = bool(np.isnan(o).any())
     row["err_o"] = rel(o, ref["o"])
