@@ -12,7 +12,8 @@ specs=(examples/*.json test/gpu/specs/*.json)
 build/bin/attn-compile "${specs[@]}" -o gpu-kernels/sm_90a --chip sm_90a --cubin --fail-on-spills --tensor-cores=false
 build/bin/attn-compile "${specs[@]}" -o gpu-kernels/sm_80 --chip sm_80 --cubin --fail-on-spills --tensor-cores=false -q
 # The default kernels: tensor cores where they apply (f16/bf16 softmax): wgmma + TMA
-# with ping-pong and run-time document tiles on sm_90a, mma.sync with cp.async on sm_80.
+# with ping-pong and run-time document tiles on sm_90a, mma.sync with cp.async on sm_80;
+# the chunkwise tensor-core kernel for f16/bf16 linear and gated linear attention.
 build/bin/attn-compile "${specs[@]}" -o gpu-kernels/tc_sm_90a --chip sm_90a --cubin --fail-on-spills -q
 build/bin/attn-compile "${specs[@]}" -o gpu-kernels/tc_sm_80 --chip sm_80 --cubin --fail-on-spills -q
 # The benchmark's kernels (bench/bench.py): every bench/specs/*.json (softmax variants at
@@ -26,16 +27,6 @@ build/bin/attn-compile examples/{dense,causal,gqa,bshd,block_sparse,document,ali
   -o gpu-kernels/tc_sm_90a_persistent --chip sm_90a --cubin --fail-on-spills --persistent -q
 build/bin/attn-compile bench/specs/b_{dense,causal,dense_d64,causal_d64,block_sparse,document,alibi,softcap}.json \
   -o gpu-kernels/bench_persistent --chip sm_90a --cubin --fail-on-spills --persistent -q
-# Experimental: the chunkwise linear / gated linear kernel on tensor cores (mma.sync;
-# not yet the default: verify with CHECKS=tc_linear_sm_90a/,tc_linear_sm_80/ and
-# bench --only linear --kernels gpu-kernels/bench_linear). Specs it does not cover
-# (f32, head dims other than 64/128) keep the recurrent kernel.
-build/bin/attn-compile "${specs[@]}" -o gpu-kernels/tc_linear_sm_90a --chip sm_90a --cubin \
-  --fail-on-spills --chunked-linear -q
-build/bin/attn-compile "${specs[@]}" -o gpu-kernels/tc_linear_sm_80 --chip sm_80 --cubin \
-  --fail-on-spills --chunked-linear -q
-build/bin/attn-compile bench/specs/*.json -o gpu-kernels/bench_linear --chip sm_90a --cubin \
-  --fail-on-spills --chunked-linear -q
 # The PyTorch binding's kernels (python/attn): those test/gpu/test_torch_ops.py and
 # bench/first_call_latency.py call, named by a hash of their spec; a kernel that
 # fails to compile is printed and recorded in gpu-kernels/torch/sm_90a/prebuild.jsonl.
@@ -46,9 +37,8 @@ python3 python/attn/prebuild.py --set gpu-tests --set first-call -o gpu-kernels/
 build/bin/attn-compile examples/causal.json -o gpu-kernels/cpp_example --chip sm_90a \
   --header gpu-kernels/cpp_example/kernels.h --cubin -q
 # Run the sm_80 PTX through the driver's JIT.
-rm -f gpu-kernels/sm_80/*.cubin gpu-kernels/tc_sm_80/*.cubin gpu-kernels/tc_linear_sm_80/*.cubin
-sed -i 's/"cubin": "[^"]*"/"cubin": null/' gpu-kernels/sm_80/*.json gpu-kernels/tc_sm_80/*.json \
-  gpu-kernels/tc_linear_sm_80/*.json
+rm -f gpu-kernels/sm_80/*.cubin gpu-kernels/tc_sm_80/*.cubin
+sed -i 's/"cubin": "[^"]*"/"cubin": null/' gpu-kernels/sm_80/*.json gpu-kernels/tc_sm_80/*.json
 mkdir -p third_party/nlohmann_json/include
 cp -r /usr/include/nlohmann third_party/nlohmann_json/include/
 # The runtime-only build on the GPU machine also builds libattn_runtime.so

@@ -62,9 +62,9 @@ static cl::opt<bool> documentTiles(
     cl::desc("Hopper kernel: classify k tiles from the document ids at run time "
              "(default; --document-tiles=false masks every tile element by element)"));
 static cl::opt<bool> chunkedLinear(
-    "chunked-linear", cl::init(false),
+    "chunked-linear", cl::init(true),
     cl::desc("Linear kinds: the chunkwise tensor-core kernel (mma.sync) for f16/bf16, "
-             "head dims 64/128 (experimental, not yet verified on a GPU)"));
+             "head dims 64/128 (default; --chunked-linear=false for the recurrent kernel)"));
 static cl::opt<bool> timeStages(
     "time-stages",
     cl::desc("Print where each spec's compile time went (stages, wall and CPU "

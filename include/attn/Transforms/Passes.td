@@ -123,7 +123,7 @@ def AttnLowerToGpuKernels : Pass<"attn-lower-to-gpu-kernels", "::mlir::ModuleOp"
     Option<"chunkedLinear", "chunked-linear", "bool", /*default=*/"false",
            "Linear kinds: the chunkwise tensor-core kernel (mma.sync, chunks of 64, "
            "f32 state per 64 value columns) where it applies (f16/bf16, head dims "
-           "64/128); not yet verified on a GPU">,
+           "64/128) (attn-compile's default)">,
     Option<"wgmma", "wgmma", "bool", /*default=*/"false",
            "Use the sm_90a wgmma + TMA kernel where it applies">,
     Option<"pingPong", "ping-pong", "bool", /*default=*/"false",
