@@ -237,8 +237,8 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   bool skipEmptyTiles = layout && op.getBlockSparseAttr().getBlockQ() % kBlockQ == 0 &&
                         op.getBlockSparseAttr().getBlockK() % blockK == 0;
 
-  // Document masks, classified per tile at run time (`documentTiles`, opt-in
-  // until verified on a GPU): each warp reduces the document ids of the q
+  // Document masks, classified per tile at run time (`documentTiles`,
+  // attn-compile's default): each warp reduces the document ids of the q
   // tile and of a k tile to [min, max], every warp to the same answer, so no
   // shared memory or barrier is involved. Disjoint ranges make the tile empty
   // (skipped like an empty block-sparse block); a single document on both
