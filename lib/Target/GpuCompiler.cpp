@@ -251,7 +251,9 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
                           : tensorCores ? (options.cpAsync ? "{tensor-cores=1 cp-async=1}"
                                                            : "{tensor-cores=1}")
                                         : linearKind && options.chunkedLinear
-                                              ? "{chunked-linear=1}"
+                                              ? (options.chunkedLinearPrefetch
+                                                     ? "{chunked-linear=1 chunked-linear-prefetch=1}"
+                                                     : "{chunked-linear=1}")
                                               : "");
     if (failed(parsePassPipeline(stage1, kernels, diagStream)) ||
         failed(runTimed(kernels, *module, timings))) {

@@ -101,7 +101,7 @@ public:
 } // namespace
 
 bool buildChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
-                                func::FuncOp host, LinearProblem p) {
+                                func::FuncOp host, LinearProblem p, bool prefetch) {
   auto qType = cast<MemRefType>(p.query.getType());
   auto kType = cast<MemRefType>(p.key.getType());
   auto vType = cast<MemRefType>(p.value.getType());
@@ -121,13 +121,26 @@ bool buildChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module
   // Dynamic shared memory, byte offsets (all multiples of 16).
   int64_t ldqk = dk + kPad, ldv = kCols + kPad;
   int64_t qOff = 0, kOff = qOff + kChunk * ldqk * 2, vOff = kOff + kChunk * ldqk * 2;
+  // With `prefetch`, Q, K and V have two stages of `stageBytes` each (stage 1
+  // right after stage 0): chunk c + 1 is fetched with cp.async into the other
+  // stage while chunk c is computed.
+  int64_t stageBytes = vOff + kChunk * ldv * 2;
   // G: [64] (scalar gates) or [64, Dk + 8] (vector gates); vector gates also
   // keep K~, K scaled for the off-diagonal sub-blocks.
   int64_t ldg = dk + kPad;
-  int64_t sOff = vOff + kChunk * ldv * 2, gOff = sOff + dk * ldv * 2;
-  int64_t zOff = gOff + kChunk * (vectorGates ? ldg : 1) * 4;
-  int64_t ktOff = zOff + dk * 4;
-  int64_t total = ktOff + (vectorGates ? kChunk * ldqk * 2 : 0);
+  auto layout = [&](int64_t stages, int64_t &sOff, int64_t &gOff, int64_t &zOff,
+                    int64_t &ktOff) {
+    sOff = stages * stageBytes, gOff = sOff + dk * ldv * 2;
+    zOff = gOff + kChunk * (vectorGates ? ldg : 1) * 4;
+    ktOff = zOff + dk * 4;
+    return ktOff + (vectorGates ? kChunk * ldqk * 2 : 0);
+  };
+  int64_t sOff, gOff, zOff, ktOff;
+  int64_t total = layout(prefetch ? 2 : 1, sOff, gOff, zOff, ktOff);
+  // Two stages must fit the 163 KB a block may opt into on sm_80 (sm_90: 227
+  // KB); otherwise the chunks are staged synchronously.
+  if (prefetch && total > 163 * 1024)
+    prefetch = false, total = layout(1, sOff, gOff, zOff, ktOff);
 
   memref::GlobalOp smemGlobal = getDynamicSharedMemory(b, module);
   IRMapping map;
@@ -136,6 +149,8 @@ bool buildChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module
   kernel->setAttr("attn.block_threads", b.getI64IntegerAttr(kThreads));
   kernel->setAttr("attn.tensor_cores", b.getStringAttr("mma.sync.chunkwise"));
   kernel->setAttr("attn.dynamic_shared_memory", b.getI64IntegerAttr(total));
+  if (prefetch)
+    kernel->setAttr("attn.prefetch", b.getStringAttr("cp.async"));
   kernel->setAttr("attn.grid_x", b.getI64IntegerAttr(dv / kCols));
   for (Value *v : {&p.query, &p.key, &p.value, &p.gates, &p.initial, &p.out, &p.final})
     if (*v)
@@ -349,15 +364,94 @@ bool buildChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module
     return tc.packVector(arith::TruncFOp::create(b, VectorType::get({2}, et), v2));
   };
 
+  // Prefetch: stage `stage` (0 or 1) of Q, K and V.
+  auto stageViews = [&](Value stage, Value &q, Value &k, Value &v) {
+    Value base = mul(stage, idx(stageBytes));
+    auto at = [&](int64_t offset, ArrayRef<int64_t> shape) -> Value {
+      return memref::ViewOp::create(
+          b, MemRefType::get(shape, et, MemRefLayoutAttrInterface(), space), flat,
+          add(base, idx(offset)), ValueRange{});
+    };
+    q = at(qOff, {kChunk, ldqk}), k = at(kOff, {kChunk, ldqk}), v = at(vOff, {kChunk, ldv});
+  };
+  // Rows t0 .. t0 + 63 of src[batch, head, :, colOffset + ..] into `dst` with
+  // 16-byte cp.async.cg; rows at or past T are zero-filled (source size 0,
+  // from the clamped, valid row T - 1), never read.
+  auto copyAsync = [&](Value src, Value dst, Value t0, int64_t width, Value colOffset) {
+    kb.forEachChunk(t0, seq, kChunk, width, 8, tid, kThreads,
+                    [&](Value r, Value cc, Value pos, Value inside) {
+                      Value valid = arith::MinSIOp::create(
+                          b, pos, arith::SubIOp::create(b, seq, idx(1)));
+                      Value n = arith::SelectOp::create(b, inside, idx(8), idx(0));
+                      Value col = colOffset ? add(colOffset, cc) : cc;
+                      nvgpu::DeviceAsyncCopyOp::create(
+                          b, nvgpu::DeviceAsyncTokenType::get(ctx), dst, ValueRange{r, cc}, src,
+                          ValueRange{batch, head, valid, col}, b.getIndexAttr(8), n,
+                          b.getUnitAttr());
+                    });
+  };
+  auto fetchChunk = [&](Value t0, Value stage) {
+    Value q, k, v;
+    stageViews(stage, q, k, v);
+    copyAsync(p.query, q, t0, dk, Value());
+    copyAsync(p.key, k, t0, dk, Value());
+    copyAsync(p.value, v, t0, kCols, colBase);
+  };
+  // The feature map on the landed raw Q or K rows, in place; each thread
+  // maps the 16-byte chunks it copied itself (forEachChunk gives the same
+  // assignment as copyAsync), which cp.async.wait_group made visible to it.
+  // Rows past T stay zero (elu + 1 of 0 is 1).
+  auto mapInPlace = [&](Value tile, Value t0) {
+    kb.forEachChunk(t0, seq, kChunk, dk, 8, tid, kThreads,
+                    [&](Value r, Value cc, Value, Value inside) {
+                      Value x = vector::LoadOp::create(b, vec8, tile, ValueRange{r, cc}, false,
+                                                       llvm::MaybeAlign(16));
+                      x = arith::ExtFOp::create(b, vec8f, x);
+                      x = emitFeatureMap(b, p.featureMap, x);
+                      x = arith::TruncFOp::create(b, vec8, x);
+                      x = arith::SelectOp::create(b, inside, x, zeroVector(vec8));
+                      vector::StoreOp::create(b, x, tile, ValueRange{r, cc}, false,
+                                              llvm::MaybeAlign(16));
+                    });
+  };
+
   Value chunks = div(add(seq, idx(kChunk - 1)), kChunk);
+  // Prefetch: chunk 0 into stage 0. Every iteration commits one group (empty
+  // on the last chunk), so wait_group 1 there always means "this chunk's
+  // group has landed".
+  if (prefetch) {
+    lb.ifThen(arith::CmpIOp::create(b, arith::CmpIPredicate::ult, idx(0), chunks),
+              [&] { fetchChunk(idx(0), idx(0)); });
+    NVVM::CpAsyncCommitGroupOp::create(b);
+  }
   SmallVector<Value> state = kb.forWithState(
       idx(0), chunks, idx(1), init, [&](Value c, ValueRange st) {
         Value t0 = mul(c, idx(kChunk));
-        // The previous chunk's readers of Q, K, V and G are done.
+        // The previous chunk's readers of Q, K, V and G are done (with
+        // prefetch: also those of the stage the next chunk goes to).
         gpu::BarrierOp::create(b);
-        stageQK(p.query, qs, t0);
-        stageQK(p.key, ks, t0);
-        stageV(t0);
+        if (prefetch) {
+          // qs, ks and vs (captured by the helpers below) become this
+          // chunk's stage.
+          Value stage = rem(c, 2);
+          stageViews(stage, qs, ks, vs);
+          Value nextChunk = add(c, idx(1));
+          lb.ifThen(arith::CmpIOp::create(b, arith::CmpIPredicate::ult, nextChunk, chunks),
+                    [&] {
+                      fetchChunk(add(t0, idx(kChunk)),
+                                 arith::SubIOp::create(b, idx(1), stage));
+                    });
+          NVVM::CpAsyncCommitGroupOp::create(b);
+          NVVM::CpAsyncWaitGroupOp::create(b, 1);
+          if (p.featureMap != FeatureMap::Identity) {
+            mapInPlace(qs, t0);
+            mapInPlace(ks, t0);
+          }
+        } else {
+          stageQK(p.query, qs, t0);
+          stageQK(p.key, ks, t0);
+          stageV(t0);
+        }
         if (vectorGates)
           stageVectorGates(t0);
         else if (gated)

@@ -245,9 +245,11 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
 /// The chunkwise linear / gated linear kernel on mma.sync tensor cores; see
 /// ChunkwiseLinearKernel.cpp. Returns false (building nothing) when the
 /// problem is outside what it supports (f32, head dims other than 64 / 128);
-/// the recurrent SIMT kernel then takes it.
+/// the recurrent SIMT kernel then takes it. With `prefetch`, Q, K and V are
+/// double buffered and the next chunk's are fetched with cp.async while this
+/// one is computed (marked `attn.prefetch`).
 bool buildChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
-                                func::FuncOp host, LinearProblem p);
+                                func::FuncOp host, LinearProblem p, bool prefetch = false);
 
 } // namespace attn
 

@@ -317,7 +317,8 @@ struct LowerToGpuKernelsPass
           if (!tensorCores || !buildMmaSoftmaxKernel(b, gpuModule, host, attention, cpAsync))
             buildSoftmaxKernel(b, gpuModule, host, attention);
         } else if (std::optional<LinearProblem> p = getLinearProblem(op)) {
-          if (!chunkedLinear || !buildChunkwiseLinearKernel(b, gpuModule, host, *p))
+          if (!chunkedLinear || !buildChunkwiseLinearKernel(b, gpuModule, host, *p,
+                                                                chunkedLinearPrefetch))
             buildLinearKernel(b, gpuModule, host, *p);
         }
       });

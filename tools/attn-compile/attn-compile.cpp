@@ -66,6 +66,10 @@ static cl::opt<bool> chunkedLinear(
     "chunked-linear", cl::init(true),
     cl::desc("Linear kinds: the chunkwise tensor-core kernel (mma.sync) for f16/bf16, "
              "head dims 64/128 (default; --chunked-linear=false for the recurrent kernel)"));
+static cl::opt<bool> chunkedLinearPrefetch(
+    "chunked-linear-prefetch", cl::init(false),
+    cl::desc("Chunkwise linear kernel: double-buffer Q/K/V and fetch the next chunk "
+             "with cp.async while this one is computed (off by default)"));
 static cl::opt<bool> timeStages(
     "time-stages",
     cl::desc("Print where each spec's compile time went (stages, wall and CPU "
@@ -94,6 +98,7 @@ int main(int argc, char **argv) {
   options.pingPong = pingPong;
   options.persistent = persistent;
   options.chunkedLinear = chunkedLinear;
+  options.chunkedLinearPrefetch = chunkedLinearPrefetch;
   options.upstreamNvvmPipeline = upstreamNvvmPipeline;
   // One MLIR context per spec, so specs compile independently in parallel.
   // Results are printed in the order given, whatever order they finish in.

@@ -124,6 +124,9 @@ def AttnLowerToGpuKernels : Pass<"attn-lower-to-gpu-kernels", "::mlir::ModuleOp"
            "Linear kinds: the chunkwise tensor-core kernel (mma.sync, chunks of 64, "
            "f32 state per 64 value columns) where it applies (f16/bf16, head dims "
            "64/128) (attn-compile's default)">,
+    Option<"chunkedLinearPrefetch", "chunked-linear-prefetch", "bool", /*default=*/"false",
+           "In the chunkwise linear kernel, double-buffer Q/K/V and fetch the next "
+           "chunk's with cp.async while this one is computed">,
     Option<"wgmma", "wgmma", "bool", /*default=*/"false",
            "Use the sm_90a wgmma + TMA kernel where it applies">,
     Option<"pingPong", "ping-pong", "bool", /*default=*/"false",
