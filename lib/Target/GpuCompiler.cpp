@@ -244,7 +244,16 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
     timer.restart();
     OwningOpRef<ModuleOp> module = buildSpecModule(context, spec, specPath, /*forceLse=*/true);
     timer.lap("build attn IR" + suffix);
-    PassManager kernels(&context);
+    // Parses and runs one textual pipeline on the module; on failure, `error`
+    // says which step failed and why.
+    auto runPipeline = [&](const std::string &pipeline, const std::string &step) {
+      PassManager pm(&context);
+      if (succeeded(parsePassPipeline(pipeline, pm, diagStream)) &&
+          succeeded(runTimed(pm, *module, timings)))
+        return true;
+      error = step + " failed: " + compiler.diagnostics() + pipelineErrors;
+      return false;
+    };
     std::string stage1 = "attn-normalize-masks,attn-plan-tiles{block-q=" + std::to_string(bq) +
                          " block-k=" + std::to_string(bk) + "},attn-lower-to-gpu-kernels" +
                          (hopper ? hopperOptions
@@ -255,12 +264,8 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
                                                      ? "{chunked-linear=1 chunked-linear-prefetch=1}"
                                                      : "{chunked-linear=1}")
                                               : "");
-    if (failed(parsePassPipeline(stage1, kernels, diagStream)) ||
-        failed(runTimed(kernels, *module, timings))) {
-      error = "generating the GPU kernel for " + specPath + " failed: " +
-              compiler.diagnostics() + pipelineErrors;
+    if (!runPipeline(stage1, "generating the GPU kernel for " + specPath))
       return false;
-    }
     module->walk([&](gpu::GPUFuncOp f) {
       if (auto t = f->getAttrOfType<IntegerAttr>("attn.block_threads"))
         g.threads = t.getInt();
@@ -298,18 +303,12 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
       // The reference: upstream's pipeline as one textual pass (host passes
       // included); the lit test test/Target/nvvm-pipeline.test checks that the
       // PTX is byte-identical to the spelled-out version below.
-      PassManager toPtx(&context);
       std::string pipeline = "gpu-lower-to-nvvm-pipeline{cubin-chip=" + options.chip +
                              " cubin-features=+ptx80 cubin-format=isa opt-level=3}";
-      if (failed(parsePassPipeline(pipeline, toPtx, diagStream)) ||
-          failed(runTimed(toPtx, *module, timings))) {
-        error = "lowering the kernel of " + specPath + " to PTX failed: " +
-                compiler.diagnostics() + pipelineErrors;
+      if (!runPipeline(pipeline, "lowering the kernel of " + specPath + " to PTX"))
         return false;
-      }
       timer.lap("gpu-lower-to-nvvm-pipeline (upstream)" + suffix);
     } else {
-      PassManager toNvvm(&context);
       std::string stage2 =
           "convert-nvgpu-to-nvvm,gpu-kernel-outlining,convert-vector-to-scf,convert-scf-to-cf,"
           "convert-nvvm-to-llvm,convert-func-to-llvm,expand-strided-metadata,"
@@ -317,12 +316,8 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
           "convert-arith-to-llvm,convert-index-to-llvm{index-bitwidth=64},canonicalize,cse,"
           "gpu.module(convert-gpu-to-nvvm{index-bitwidth=64},canonicalize,cse,"
           "reconcile-unrealized-casts)";
-      if (failed(parsePassPipeline(stage2, toNvvm, diagStream)) ||
-          failed(runTimed(toNvvm, *module, timings))) {
-        error = "lowering the kernel of " + specPath + " to NVVM failed: " +
-                compiler.diagnostics() + pipelineErrors;
+      if (!runPipeline(stage2, "lowering the kernel of " + specPath + " to NVVM"))
         return false;
-      }
       timer.lap("lower to NVVM (MLIR passes)" + suffix);
       auto lap = [&](const char *what) {
         return [&timer, what, suffix](auto &&...) { timer.lap(what + suffix); };

@@ -47,6 +47,7 @@
 #include "FragmentSoftmax.h"
 #include "GpuKernelCommon.h"
 #include "LinearProblem.h"
+#include "MmaSync.h"
 #include "ScoreEmitter.h"
 
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
@@ -60,43 +61,6 @@ namespace {
 constexpr int64_t kChunk = 64, kWarps = 4, kThreads = kWarps * 32;
 constexpr int64_t kCols = 64; // value columns per block
 constexpr int64_t kPad = 8;   // elements of row padding: ldmatrix rows hit distinct banks
-
-/// ldmatrix and mma.sync on top of FragmentBuilder's packing.
-class TcBuilder : public FragmentBuilder {
-public:
-  TcBuilder(ImplicitLocOpBuilder &b, Type elem) : FragmentBuilder(b, elem) {
-    NVVM::MMATypes t = elem.isBF16() ? NVVM::MMATypes::bf16 : NVVM::MMATypes::f16;
-    types = {t, t};
-    accType = LLVM::LLVMStructType::getLiteral(b.getContext(), {f32, f32, f32, f32});
-  }
-
-  /// ldmatrix .x`n` (.trans when `transpose`), this lane's row address
-  /// (row, col): lanes 8i .. 8i + 7 address the rows of matrix i.
-  SmallVector<Value> ldmatrix(Value tile, Value row, Value col, bool transpose, int64_t n) {
-    VectorType vt = VectorType::get({n, 2}, elem);
-    Value m = nvgpu::LdMatrixOp::create(b, vt, tile, ValueRange{row, col},
-                                        b.getBoolAttr(transpose), b.getI32IntegerAttr(n));
-    SmallVector<Value> regs;
-    for (int64_t i = 0; i < n; ++i)
-      regs.push_back(packVector(vector::ExtractOp::create(b, m, i)));
-    return regs;
-  }
-
-  /// D = A B + C for one m16n8k16 tile; c and the result are 4 f32 values.
-  SmallVector<Value> mma(ArrayRef<Value> a, ArrayRef<Value> bFrag, ArrayRef<Value> c) {
-    auto op = NVVM::MmaOp::create(b, accType, a, bFrag, c, {16, 8, 16}, std::nullopt,
-                                  std::nullopt, types,
-                                  std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row,
-                                                                 NVVM::MMALayout::col});
-    SmallVector<Value> d;
-    for (int64_t i = 0; i < 4; ++i)
-      d.push_back(LLVM::ExtractValueOp::create(b, op.getResult(), {i}));
-    return d;
-  }
-
-  Type accType;
-  std::array<NVVM::MMATypes, 2> types;
-};
 
 } // namespace
 
@@ -152,14 +116,12 @@ bool buildChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module
   if (prefetch)
     kernel->setAttr("attn.prefetch", b.getStringAttr("cp.async"));
   kernel->setAttr("attn.grid_x", b.getI64IntegerAttr(dv / kCols));
-  for (Value *v : {&p.query, &p.key, &p.value, &p.gates, &p.initial, &p.out, &p.final})
-    if (*v)
-      *v = map.lookup(*v);
+  p.remap(map);
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToEnd(&kernel.getBody().front());
   KernelBuilder kb(b);
   LoopBuilder &lb = kb.lb;
-  TcBuilder tc(b, et);
+  MmaSyncBuilder tc(b, et);
   auto idx = [&](int64_t v) { return lb.index(v); };
   auto add = [&](Value x, Value y) { return arith::AddIOp::create(b, x, y).getResult(); };
   auto mul = [&](Value x, Value y) { return arith::MulIOp::create(b, x, y).getResult(); };

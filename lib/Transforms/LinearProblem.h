@@ -9,6 +9,7 @@
 #define ATTN_LIB_TRANSFORMS_LINEARPROBLEM_H
 
 #include "attn/IR/AttnOps.h"
+#include "mlir/IR/IRMapping.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 
 #include <optional>
@@ -21,6 +22,14 @@ struct LinearProblem {
   bool normalize = false;
   std::optional<GateKind> gate; ///< set for gated_linear_attention
   double scale = 1.0;
+
+  /// Replaces each operand present by its value in `map` (the host
+  /// function's arguments -> a kernel's).
+  void remap(const mlir::IRMapping &map) {
+    for (mlir::Value *v : {&query, &key, &value, &gates, &initial, &out, &final})
+      if (*v)
+        *v = map.lookup(*v);
+  }
 };
 
 /// The problem of a linear_attention or gated_linear_attention op; nullopt

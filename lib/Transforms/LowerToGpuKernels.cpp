@@ -188,9 +188,7 @@ void buildLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   gpu::GPUFuncOp kernel = createKernel(b, module, host, {}, map, shared);
   kernel->setAttr("attn.block_threads",
                   b.getI64IntegerAttr(cast<MemRefType>(p.value.getType()).getDimSize(3)));
-  for (Value *v : {&p.query, &p.key, &p.value, &p.gates, &p.initial, &p.out, &p.final})
-    if (*v)
-      *v = map.lookup(*v);
+  p.remap(map);
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToEnd(&kernel.getBody().front());
   KernelBuilder kb(b);

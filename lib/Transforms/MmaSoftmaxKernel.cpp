@@ -14,6 +14,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "FragmentSoftmax.h"
+#include "MmaSync.h"
 #include "TileRange.h"
 
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
@@ -27,15 +28,10 @@ namespace {
 constexpr int64_t kWarps = 4, kRowsPerWarp = 16, kBlockQ = kWarps * kRowsPerWarp;
 constexpr int64_t kBlockK = 32;
 
-/// The mma.sync-specific pieces: ldmatrix operand loads and the m16n8k16
-/// product. Packing and reductions come from FragmentBuilder.
-class MmaBuilder : public FragmentBuilder {
+/// The softmax kernel's operand loads on top of the shared ldmatrix/mma.sync.
+class MmaBuilder : public MmaSyncBuilder {
 public:
-  MmaBuilder(ImplicitLocOpBuilder &b, Type elem) : FragmentBuilder(b, elem), lb(b) {
-    NVVM::MMATypes t = elem.isBF16() ? NVVM::MMATypes::bf16 : NVVM::MMATypes::f16;
-    types = {t, t};
-    accType = LLVM::LLVMStructType::getLiteral(b.getContext(), {f32, f32, f32, f32});
-  }
+  MmaBuilder(ImplicitLocOpBuilder &b, Type elem) : MmaSyncBuilder(b, elem), lb(b) {}
 
   /// Two consecutive elements of a shared tile, packed.
   Value loadPair(Value tile, Value row, Value col) {
@@ -53,28 +49,11 @@ public:
 
   /// ldmatrix .x2 with this lane's own row address (row, col).
   std::array<Value, 2> ldmatrixAt(Value tile, Value row, Value col, bool transpose) {
-    VectorType vt = VectorType::get({2, 2}, elem);
-    Value m = nvgpu::LdMatrixOp::create(b, vt, tile, ValueRange{row, col},
-                                        b.getBoolAttr(transpose), b.getI32IntegerAttr(2));
-    return {packVector(vector::ExtractOp::create(b, m, 0)),
-            packVector(vector::ExtractOp::create(b, m, 1))};
-  }
-
-  /// D = A B + C for one m16n8k16 tile; c and the result are 4 f32 values.
-  SmallVector<Value> mma(ArrayRef<Value> a, ArrayRef<Value> bFrag, ArrayRef<Value> c) {
-    auto op = NVVM::MmaOp::create(b, accType, a, bFrag, c, {16, 8, 16}, std::nullopt,
-                                  std::nullopt, types,
-                                  std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row,
-                                                                 NVVM::MMALayout::col});
-    SmallVector<Value> d;
-    for (int64_t i = 0; i < 4; ++i)
-      d.push_back(LLVM::ExtractValueOp::create(b, op.getResult(), {i}));
-    return d;
+    SmallVector<Value> regs = ldmatrix(tile, row, col, transpose, 2);
+    return {regs[0], regs[1]};
   }
 
   LoopBuilder lb;
-  Type accType;
-  std::array<NVVM::MMATypes, 2> types;
 };
 
 } // namespace
