@@ -17,12 +17,20 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:?usage: scripts/gpu/all.sh OUT}
 mkdir -p "$out"
-SANITIZE= timeout "${CHECK_TIMEOUT:-300}" bash scripts/gpu/run.sh "$out/checks" "${CHECKS:-tc_sm_90a/}"
-echo "checks: exit $?"
+# CHECKS=none / SANITIZE_KERNELS=none skip a step (the runtime is still built).
+{ cmake -G Ninja -S . -B build-rt -DATTN_RUNTIME_ONLY=ON -DATTN_ENABLE_TESTS=OFF -DCMAKE_BUILD_TYPE=Release &&
+  ninja -C build-rt attn-exec attn_runtime_shared; } > "$out/runtime_build.txt" 2>&1 ||
+  { echo "runtime build failed"; tail -20 "$out/runtime_build.txt"; }
+if [ "${CHECKS:-}" != none ]; then
+  SANITIZE= timeout "${CHECK_TIMEOUT:-300}" bash scripts/gpu/run.sh "$out/checks" "${CHECKS:-tc_sm_90a/}"
+  echo "checks: exit $?"
+fi
 # compute-sanitizer (memcheck, racecheck) is slow: only on $SANITIZE_KERNELS.
-SANITIZE=1 timeout "${SANITIZE_TIMEOUT:-150}" bash scripts/gpu/run.sh "$out/sanitizer" \
-  "${SANITIZE_KERNELS:-tc_sm_90a/dense,tc_sm_90a/causal}" | tail -8
-echo "sanitizer: exit $?"
+if [ "${SANITIZE_KERNELS:-}" != none ]; then
+  SANITIZE=1 timeout "${SANITIZE_TIMEOUT:-150}" bash scripts/gpu/run.sh "$out/sanitizer" \
+    "${SANITIZE_KERNELS:-tc_sm_90a/dense,tc_sm_90a/causal}" | tail -8
+  echo "sanitizer: exit $?"
+fi
 {
   for cubin in gpu-kernels/tc_sm_90a/*.cubin gpu-kernels/bench/*.cubin; do
     [ -f "$cubin" ] || continue
@@ -57,15 +65,16 @@ if [ -n "${FIRST_CALL_ARGS:-}" ]; then
   echo "first call: exit $?"
 fi
 # Nsight Compute on our kernels ($PROFILE: "variant:entry ...", e.g.
-# "dense:b_dense causal:b_causal"): one launch each from bench.py's inputs
-# (S = 4096, D = 128), the full section set, clocks left alone (METHOD.md);
+# "dense:b_dense causal:b_causal causal:b_causal_d64:64"; the optional third
+# field is the head dim, default 128): one launch each from bench.py's inputs
+# (S = 4096), the full section set, clocks left alone (METHOD.md);
 # the details page and the per-SASS-instruction source page come back.
 for item in ${PROFILE:-}; do
-  variant=${item%%:*} entry=${item#*:}
+  IFS=: read -r variant entry head_dim <<<"$item"
   timeout "${PROFILE_TIMEOUT:-120}" ncu --clock-control none --set full --import-source no \
     -k "regex:^${entry}\$" -c 1 -f --export "/tmp/prof_$entry" \
     env ATTN_RUNTIME_LIB=$PWD/build-rt/lib/libattn_runtime.so python3 bench/bench.py \
-    --kernels gpu-kernels/bench --only "$variant" --seq 4096 --head-dims 128 --peers flash \
+    --kernels gpu-kernels/bench --only "$variant" --seq 4096 --head-dims "${head_dim:-128}" --peers flash \
     --reps 1 --ceilings none --out "/tmp/prof_bench_$entry" > "$out/prof_${entry}_run.txt" 2>&1
   echo "profile $entry: exit $?"
   ncu --import "/tmp/prof_$entry.ncu-rep" --page details > "$out/prof_$entry.txt" 2>&1

@@ -27,14 +27,10 @@ build/bin/attn-compile examples/{dense,causal,gqa,bshd,block_sparse,document,ali
   -o gpu-kernels/tc_sm_90a_persistent --chip sm_90a --cubin --fail-on-spills --persistent -q
 build/bin/attn-compile bench/specs/b_{dense,causal,dense_d64,causal_d64,block_sparse,document,alibi,softcap}.json \
   -o gpu-kernels/bench_persistent --chip sm_90a --cubin --fail-on-spills --persistent -q
-# Experimental: the chunkwise linear kernel with cp.async prefetch of the next
-# chunk's Q/K/V (--chunked-linear-prefetch; verify with CHECKS=tc_linear_prefetch_sm_90a/
-# and bench --kernels gpu-kernels/bench_linear_prefetch). The softmax specs among
-# them compile as in tc_sm_90a (the flag only touches linear kinds).
-build/bin/attn-compile "${specs[@]}" -o gpu-kernels/tc_linear_prefetch_sm_90a --chip sm_90a \
-  --cubin --fail-on-spills --chunked-linear-prefetch -q
-build/bin/attn-compile bench/specs/b_{gla,simple_gla}.json -o gpu-kernels/bench_linear_prefetch \
-  --chip sm_90a --cubin --fail-on-spills --chunked-linear-prefetch -q
+# The chunkwise linear kernels staging synchronously (--chunked-linear-prefetch=false,
+# the default before 2026-11-29's H200 measurement), to compare against.
+build/bin/attn-compile bench/specs/b_{gla,simple_gla}.json -o gpu-kernels/bench_linear_noprefetch \
+  --chip sm_90a --cubin --fail-on-spills --chunked-linear-prefetch=false -q
 # The PyTorch binding's kernels (python/attn): those test/gpu/test_torch_ops.py and
 # bench/first_call_latency.py call, named by a hash of their spec; a kernel that
 # fails to compile is printed and recorded in gpu-kernels/torch/sm_90a/prebuild.jsonl.

@@ -189,7 +189,12 @@ def test_linear_eager(cfg, shape):
     if ps.final:
         assert ht.shape == (B, H, ps.dqk, ps.dv) and ht.dtype == torch.float32
         err_ht = rel(to_np(ht), ref["ht"])
-        assert err_ht <= (1e-4 if ps.dtype == "f32" else 1e-3), err_ht
+        # f16/bf16 run the chunkwise tensor-core kernel, which rounds the decayed
+        # keys to the input type before the state product (as flash-linear-
+        # attention's chunk_h does): the final state carries the input type's
+        # rounding (the same rule as test/gpu/run_gpu_checks.py). f32 runs the
+        # recurrent kernel, exact up to f32 summation order.
+        assert err_ht <= (1e-4 if ps.dtype == "f32" else TOL[ps.dtype]), err_ht
 
 
 # --------------------------------------------------------------------------

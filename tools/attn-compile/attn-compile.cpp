@@ -67,9 +67,10 @@ static cl::opt<bool> chunkedLinear(
     cl::desc("Linear kinds: the chunkwise tensor-core kernel (mma.sync) for f16/bf16, "
              "head dims 64/128 (default; --chunked-linear=false for the recurrent kernel)"));
 static cl::opt<bool> chunkedLinearPrefetch(
-    "chunked-linear-prefetch", cl::init(false),
+    "chunked-linear-prefetch", cl::init(true),
     cl::desc("Chunkwise linear kernel: double-buffer Q/K/V and fetch the next chunk "
-             "with cp.async while this one is computed (off by default)"));
+             "with cp.async while this one is computed, where two blocks still fit "
+             "an SM (default; --chunked-linear-prefetch=false stages synchronously)"));
 static cl::opt<bool> timeStages(
     "time-stages",
     cl::desc("Print where each spec's compile time went (stages, wall and CPU "

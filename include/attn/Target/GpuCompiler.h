@@ -20,7 +20,7 @@ struct GpuCompileOptions {
   bool pingPong = true;           ///< Hopper kernel: consumer warpgroups take turns
   bool persistent = false;        ///< Hopper kernel: one block per SM over the work items
   bool chunkedLinear = true;      ///< linear kinds: chunkwise tensor-core kernel
-  bool chunkedLinearPrefetch = false; ///< chunkwise kernel: cp.async next-chunk prefetch
+  bool chunkedLinearPrefetch = true; ///< chunkwise kernel: cp.async next-chunk prefetch
   bool failOnSpills = false;      ///< with cubin: any spill or stack frame is an error
   /// Lower with upstream's gpu-lower-to-nvvm-pipeline as one textual pass
   /// (the reference the spelled-out device pipeline is tested against).
