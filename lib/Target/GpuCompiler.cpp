@@ -238,7 +238,8 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
   std::string hopperOptions = std::string("{tensor-cores=1 wgmma=1") +
                               (options.documentTiles ? " document-tiles=1" : "") +
                               (options.pingPong ? " ping-pong=1" : "") +
-                              (options.persistent ? " persistent=1" : "") + "}";
+                              (options.persistent ? " persistent=1" : "") +
+                              (options.lazyRescale ? " lazy-rescale=1" : "") + "}";
   auto generate = [&](int64_t bq, int64_t bk, Generated &g) {
     std::string suffix = " (" + std::to_string(bq) + "x" + std::to_string(bk) + ")";
     timer.restart();

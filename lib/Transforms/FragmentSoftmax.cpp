@@ -3,6 +3,7 @@
 #include "FragmentSoftmax.h"
 
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/IR/Matchers.h"
 
@@ -139,11 +140,11 @@ SmallVector<Value> FragmentSoftmax::scores(ArrayRef<Value> acc, Value colBegin, 
 }
 
 SoftmaxState FragmentSoftmax::update(const SoftmaxState &state, ArrayRef<Value> s,
-                                     SmallVector<Value> &p) {
+                                     SmallVector<Value> &p, bool lazyRescale) {
   ImplicitLocOpBuilder &b = kb.b;
   LoopBuilder &lb = kb.lb;
   SoftmaxState next;
-  Value alpha[2];
+  Value alpha[2], grown[2];
   int64_t nTiles = s.size() / 4;
   // Base-2 online softmax per row. A row that has seen only -inf keeps max
   // -inf; its exponents are taken against 0 instead, so exp2(-inf - 0) = 0
@@ -161,12 +162,30 @@ SoftmaxState FragmentSoftmax::update(const SoftmaxState &state, ArrayRef<Value> 
     if (rawScale)
       m = arith::MaximumFOp::create(
           b, state.max[r], arith::MulFOp::create(b, m, lb.f32(*rawScale)));
+    if (lazyRescale) {
+      // Grow only past the headroom. A row that has seen nothing (-inf) grows
+      // on its first finite score (-inf + 8 = -inf < m).
+      grown[r] = arith::CmpFOp::create(
+          b, arith::CmpFPredicate::OGT, m,
+          arith::AddFOp::create(b, state.max[r], lb.f32(kLazyRescaleLog2)));
+      m = arith::SelectOp::create(b, grown[r], m, state.max[r]);
+    }
     next.max[r] = m;
     Value noneSeen =
         arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, next.max[r], lb.negInf());
     base[r] = arith::SelectOp::create(b, noneSeen, lb.f32(0.0), next.max[r]);
     negBase[r] = arith::NegFOp::create(b, base[r]);
     alpha[r] = fastExp2(b, arith::AddFOp::create(b, state.max[r], negBase[r]));
+    // A kept max gives alpha = 1 exactly (also for a row still at -inf,
+    // whose sum and O are 0 anyway).
+    if (lazyRescale)
+      alpha[r] = arith::SelectOp::create(b, grown[r], alpha[r], lb.f32(1.0));
+  }
+  if (lazyRescale) {
+    Value anyGrown = arith::OrIOp::create(b, grown[0], grown[1]);
+    Value fullMask = arith::ConstantIntOp::create(b, b.getI32Type(), -1);
+    next.rescale = NVVM::VoteSyncOp::create(b, b.getI1Type(), fullMask, anyGrown,
+                                            NVVM::VoteSyncKind::any);
   }
   p.assign(s.size(), Value());
   Value rowSum[2] = {lb.f32(0.0), lb.f32(0.0)};
@@ -180,8 +199,11 @@ SoftmaxState FragmentSoftmax::update(const SoftmaxState &state, ArrayRef<Value> 
   for (int r = 0; r < 2; ++r)
     next.sum[r] =
         arith::AddFOp::create(b, arith::MulFOp::create(b, state.sum[r], alpha[r]), rowSum[r]);
-  for (int64_t i = 0; i < int64_t(state.o.size()); ++i)
-    next.o.push_back(arith::MulFOp::create(b, state.o[i], alpha[(i % 4) / 2]));
+  // With lazyRescale the caller rescales O (under next.rescale); `o` may be
+  // in flight on the tensor cores here.
+  if (!lazyRescale)
+    for (int64_t i = 0; i < int64_t(state.o.size()); ++i)
+      next.o.push_back(arith::MulFOp::create(b, state.o[i], alpha[(i % 4) / 2]));
   next.alpha[0] = alpha[0];
   next.alpha[1] = alpha[1];
   return next;

@@ -45,6 +45,10 @@ struct SoftmaxState {
   /// Set by FragmentSoftmax::update: the factor O was rescaled by (not
   /// carried).
   Value alpha[2];
+  /// Set by FragmentSoftmax::update with `lazyRescale`: whether any lane of
+  /// the warp has an alpha other than 1 (warp-uniform i1); O needs no
+  /// rescale when it is false.
+  Value rescale;
 
   /// Flattened as loop-carried values: max0, max1, sum0, sum1, o...
   SmallVector<Value> flatten() const;
@@ -68,7 +72,20 @@ public:
 
   /// One online-softmax step: the new max and sum, O rescaled, and P
   /// (same layout as `s`, f32) for the P V product.
-  SoftmaxState update(const SoftmaxState &state, ArrayRef<Value> s, SmallVector<Value> &p);
+  ///
+  /// With `lazyRescale` (FlashAttention-4's conditional rescale), a row keeps
+  /// its running max unless the tile raises it by more than
+  /// kLazyRescaleLog2 (base 2): the weights are then taken against the stale
+  /// max, so they stay below 2^kLazyRescaleLog2, and the result is the same
+  /// softmax (the max only has to be the same one for the sum and for O).
+  /// Rows that keep their max have alpha = 1 exactly; `rescale` says whether
+  /// the warp has any other, so the caller can skip O's multiplications.
+  SoftmaxState update(const SoftmaxState &state, ArrayRef<Value> s, SmallVector<Value> &p,
+                      bool lazyRescale = false);
+
+  /// Base-2 headroom of a stale max (lazyRescale): weights up to 2^8 = 256,
+  /// exact in f16/bf16 and far from f32 overflow over any key count.
+  static constexpr double kLazyRescaleLog2 = 8.0;
 
   /// P's A-operand registers for k16 step u (keys 16u .. 16u + 15): 4
   /// packed pairs, rows g / g + 8, columns 2t / 2t + 8.

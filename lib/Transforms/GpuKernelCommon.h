@@ -231,16 +231,27 @@ inline MemRefType sharedTile(MLIRContext *ctx, int64_t rows, int64_t cols, Type 
 bool buildMmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                            func::FuncOp host, AttentionOp op, bool cpAsync = false);
 
+/// The Hopper kernel's optional techniques (attn-compile turns on all but
+/// `persistent`).
+struct WgmmaKernelOptions {
+  /// Document masks classified per k tile at run time (empty tiles skipped,
+  /// single-document tiles unmasked).
+  bool documentTiles = false;
+  /// The consumer warpgroups take turns issuing their products.
+  bool pingPong = false;
+  /// One block per SM loops over the work items (q tile, head, batch),
+  /// longest first (marked `attn.persistent`).
+  bool persistent = false;
+  /// O is rescaled only when a row's max grew past a headroom
+  /// (FragmentSoftmax::update's lazyRescale).
+  bool lazyRescale = false;
+};
+
 /// The Hopper (sm_90a) wgmma + TMA softmax kernel; see WgmmaSoftmaxKernel.cpp.
 /// Returns false (building nothing) when the op is outside what it supports.
-/// With `documentTiles`, document masks are classified per k tile at run
-/// time (empty tiles skipped, single-document tiles unmasked); with
-/// `pingPong`, the consumer warpgroups take turns issuing their products;
-/// with `persistent`, one block per SM loops over the work items (q tile,
-/// head, batch), longest first (marked `attn.persistent`).
 bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
-                             func::FuncOp host, AttentionOp op, bool documentTiles = false,
-                             bool pingPong = false, bool persistent = false);
+                             func::FuncOp host, AttentionOp op,
+                             const WgmmaKernelOptions &options);
 
 /// The chunkwise linear / gated linear kernel on mma.sync tensor cores; see
 /// ChunkwiseLinearKernel.cpp. Returns false (building nothing) when the

@@ -309,8 +309,9 @@ struct LowerToGpuKernelsPass
             ok = false;
             return;
           }
-          if (wgmma && buildWgmmaSoftmaxKernel(b, gpuModule, host, attention, documentTiles,
-                                                pingPong, persistent))
+          if (wgmma && buildWgmmaSoftmaxKernel(b, gpuModule, host, attention,
+                                                {documentTiles, pingPong, persistent,
+                                                 lazyRescale}))
             return;
           if (!tensorCores || !buildMmaSoftmaxKernel(b, gpuModule, host, attention, cpAsync))
             buildSoftmaxKernel(b, gpuModule, host, attention);

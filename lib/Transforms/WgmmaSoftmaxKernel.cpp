@@ -64,8 +64,10 @@ int64_t argumentIndex(func::FuncOp host, Value v) {
 } // namespace
 
 bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
-                             func::FuncOp host, AttentionOp op, bool documentTiles,
-                             bool pingPong, bool persistent) {
+                             func::FuncOp host, AttentionOp op,
+                             const WgmmaKernelOptions &options) {
+  bool documentTiles = options.documentTiles, pingPong = options.pingPong,
+       persistent = options.persistent;
   auto qType = cast<MemRefType>(op.getQuery().getType());
   auto kType = cast<MemRefType>(op.getKey().getType());
   auto vType = cast<MemRefType>(op.getValue().getType());
@@ -486,19 +488,24 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     return acc;
   };
   // Tile j's softmax on its S accumulators: max[2], sum[2], alpha[2], then P
-  // packed (blockK / 16 x 4 registers). Masks only when `masked`.
+  // packed (blockK / 16 x 4 registers), then whether O needs a rescale (the
+  // lazy rescale: only when a row's max grew past the headroom; with random
+  // or trained inputs, almost only on a row's first tiles). Masks only when
+  // `masked`.
   auto softmaxTile = [&](FragmentSoftmax &softmax, Value kt, ArrayRef<Value> acc,
                          const SoftmaxState &st, bool masked) {
     Value colBegin = arith::MulIOp::create(b, kt, lb.index(blockK));
     SmallVector<Value> sc = softmax.scores(acc, colBegin, lb.boolean(masked));
     SmallVector<Value> p;
-    SoftmaxState next = softmax.update(st, sc, p);
+    SoftmaxState next = softmax.update(st, sc, p, options.lazyRescale);
     SmallVector<Value> results = {next.max[0], next.max[1], next.sum[0], next.sum[1],
                                   next.alpha[0], next.alpha[1]};
     for (int64_t u = 0; u < blockK / 16; ++u) {
       std::array<Value, 4> regs = softmax.pOperand(p, u, /*asI32=*/true);
       results.append(regs.begin(), regs.end());
     }
+    if (options.lazyRescale)
+      results.push_back(next.rescale);
     return results;
   };
   // Tiles in the plan's full range skip the mask code entirely: a per-tile
@@ -571,6 +578,8 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
               }
               SmallVector<Type> smTypes(6, b.getF32Type());
               smTypes.append(pRegs, i32);
+              if (options.lazyRescale)
+                smTypes.push_back(b.getI1Type());
               SmallVector<Value> sm;
               if (alwaysMasked) {
                 sm = softmaxTile(softmax, kt, acc, st, /*masked=*/true);
@@ -591,9 +600,18 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
               lb.ifThen(arith::AndIOp::create(b, laneZero, hasPrev),
                         [&] { ptx.arrive(stageBar(VEmpty, prevStage)); });
               SmallVector<Value> next = {sm[0], sm[1], sm[2], sm[3]};
-              for (int64_t i = 0; i < int64_t(o.size()); ++i)
-                next.push_back(arith::MulFOp::create(b, o[i], sm[4 + (i % 4) / 2]));
-              next.append(sm.begin() + 6, sm.end());
+              auto rescaled = [&] {
+                SmallVector<Value> scaled;
+                for (int64_t i = 0; i < int64_t(o.size()); ++i)
+                  scaled.push_back(arith::MulFOp::create(b, o[i], sm[4 + (i % 4) / 2]));
+                return scaled;
+              };
+              o = options.lazyRescale
+                      ? kb.ifWithResults(sm.back(), TypeRange(ValueRange(o).getTypes()),
+                                         rescaled, [&] { return o; })
+                      : rescaled();
+              next.append(o.begin(), o.end());
+              next.append(sm.begin() + 6, sm.begin() + 6 + pRegs);
               next.append({stage, parity, arith::AddIOp::create(b, count, c32(1))});
               return next;
             },

@@ -516,15 +516,20 @@ def from_layout(spec, a):
 
 def make_inputs(spec, rng, B, Hq, Hkv, Sq, Sk, Dqk, Dv, magnitude=1.0,
                 encoding="f32", unrounded=False, block_mask_shape=None,
-                empty_block_rows=True, tensor_shapes=None):
+                empty_block_rows=True, tensor_shapes=None, key_ramp=None):
     """Random inputs for `spec` (never zeros). Returns (files, logical) where
     `files` maps file names to arrays to save and `logical` holds the float64
-    values the implementations compute on."""
+    values the implementations compute on. `key_ramp` = r scales key s by
+    1 + (r - 1) s / Sk, so scores grow along the keys and a row's running max
+    keeps rising tile after tile (the online softmax's rescale path)."""
     files, x = {}, {}
     for name, shape in (("q", (B, Hq, Sq, Dqk)), ("k", (B, Hkv, Sk, Dqk)),
                         ("v", (B, Hkv, Sk, Dv))):
         raw = (rng.standard_normal(shape) * magnitude).astype(np.float32)
         raw[raw == 0] = 0.5 * magnitude
+        if name == "k" and key_ramp:
+            ramp = 1.0 + (key_ramp - 1.0) * np.arange(Sk, dtype=np.float32) / Sk
+            raw *= ramp[None, None, :, None]
         if unrounded:
             files[name + ".npy"] = to_layout(spec, raw)
             x[name] = round_to(spec.dtype, raw)

@@ -53,8 +53,11 @@ def shapes_for(spec):
     if spec.attention:
         # (B, Sq, Sk): non-multiples of the tiles, Sq != Sk both ways, 1 row.
         # (1, 513, 1100): 9 k tiles of 128, so every pipeline stage is
-        # refilled several times (mbarrier phases flip).
-        return [(2, 130, 257), (1, 257, 100), (2, 1, 77), (1, 300, 300), (1, 513, 1100)]
+        # refilled several times (mbarrier phases flip). The last case ramps
+        # the keys up to 8x along Sk: rows' maxima keep growing past the
+        # Hopper kernel's lazy-rescale headroom (2^8) on later tiles.
+        return [(2, 130, 257), (1, 257, 100), (2, 1, 77), (1, 300, 300), (1, 513, 1100),
+                (1, 200, 1100, 8.0)]
     return [(2, 130, 130), (1, 1, 1), (1, 333, 333)]
 
 
@@ -96,7 +99,8 @@ def sdpa_errors(spec, x, ref_o):
     return out
 
 
-def run_case(exec_path, manifest_path, spec, B, Sq, Sk, seed, work, kernel_kind="simt"):
+def run_case(exec_path, manifest_path, spec, B, Sq, Sk, seed, work, kernel_kind="simt",
+             key_ramp=None):
     d = spec.json
     shape = d["shape"]
     if spec.attention:
@@ -108,10 +112,13 @@ def run_case(exec_path, manifest_path, spec, B, Sq, Sk, seed, work, kernel_kind=
     Dv = shape.get("head_dim_v") or Dqk
     rng = np.random.default_rng(seed)
     tensor_shapes = None
-    files, x = make_inputs(spec, rng, B, Hq, Hkv, Sq, Sk, Dqk, Dv, tensor_shapes=tensor_shapes)
+    files, x = make_inputs(spec, rng, B, Hq, Hkv, Sq, Sk, Dqk, Dv, tensor_shapes=tensor_shapes,
+                           key_ramp=key_ramp)
     in_dir, out_dir = os.path.join(work, "in"), os.path.join(work, "out")
     save_inputs(in_dir, files)
     row = {"B": B, "Sq": Sq, "Sk": Sk, "Hq": Hq, "Hkv": Hkv, "Dqk": Dqk, "Dv": Dv}
+    if key_ramp:
+        row["key_ramp"] = key_ramp
     # A kernel that hangs (a deadlock) is a failed row, not a stuck run.
     t_exec = time.monotonic()
     try:
@@ -179,14 +186,16 @@ def sanitize(exec_path, manifest_path, spec, work, tool):
 
 def check_case(exec_path, case):
     """One (kernel, shape) case in a worker process."""
-    mpath, name, chip, (B, Sq, Sk), seed = case
+    mpath, name, chip, shape, seed = case
+    B, Sq, Sk = shape[:3]
+    key_ramp = shape[3] if len(shape) > 3 else None
     with open(mpath) as f:
         man = json.load(f)
     spec = PySpec(man["spec"])
     with tempfile.TemporaryDirectory() as work:
         try:
             row = run_case(exec_path, mpath, spec, B, Sq, Sk, seed, work,
-                           man.get("kernel", "simt"))
+                           man.get("kernel", "simt"), key_ramp)
         except Exception as e:  # noqa: BLE001 - a crashed check is a failed row
             row = {"B": B, "Sq": Sq, "Sk": Sk, "ok": False, "error": repr(e)[:300]}
     row.update(kernel=name, chip=chip)
@@ -259,7 +268,8 @@ def main():
     for r in rows:
         sd = r.get("sdpa", {})
         sds = " / ".join(f"{sd[k]:.2e}" if isinstance(sd.get(k), float) else "-" for k in ("flash", "cudnn")) if sd else "-"
-        lines.append(f"| {r['kernel']} | {r['chip']} | {r['B']} | {r['Sq']} | {r['Sk']} | {r['Hq']}/{r['Hkv']} | "
+        sk = f"{r['Sk']} (keys ramped to {r['key_ramp']:g}x)" if r.get("key_ramp") else r["Sk"]
+        lines.append(f"| {r['kernel']} | {r['chip']} | {r['B']} | {r['Sq']} | {sk} | {r['Hq']}/{r.get('Hkv', '-')} | "
                      f"{r['Dqk']}/{r['Dv']} | {r.get('err_o', float('nan')):.2e} | "
                      f"{second_error(r)} | {r.get('masked_rows', '-')} | {sds} | "
                      f"{'PASS' if r.get('ok') else 'FAIL ' + r.get('error', '')} |")

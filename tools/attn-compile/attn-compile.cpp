@@ -58,6 +58,10 @@ static cl::opt<bool> persistent(
     cl::desc("Hopper kernel: one block per SM loops over the (q tile, head, batch) work "
              "items, longest first (experimental: correct on the H200 but slower than the "
              "default grid)"));
+static cl::opt<bool> lazyRescale(
+    "lazy-rescale", cl::init(true),
+    cl::desc("Hopper kernel: rescale O only when a row's max grows past a headroom of "
+             "2^8 (default; --lazy-rescale=false rescales on every tile)"));
 static cl::opt<bool> documentTiles(
     "document-tiles", cl::init(true),
     cl::desc("Hopper kernel: classify k tiles from the document ids at run time "
@@ -97,6 +101,7 @@ int main(int argc, char **argv) {
   options.cpAsync = cpAsync;
   options.documentTiles = documentTiles;
   options.pingPong = pingPong;
+  options.lazyRescale = lazyRescale;
   options.persistent = persistent;
   options.chunkedLinear = chunkedLinear;
   options.chunkedLinearPrefetch = chunkedLinearPrefetch;

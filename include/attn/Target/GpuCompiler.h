@@ -19,6 +19,7 @@ struct GpuCompileOptions {
   bool documentTiles = true;      ///< Hopper kernel: run-time document tile classes
   bool pingPong = true;           ///< Hopper kernel: consumer warpgroups take turns
   bool persistent = false;        ///< Hopper kernel: one block per SM over the work items
+  bool lazyRescale = true;        ///< Hopper kernel: rescale O only when a max grows past 2^8
   bool chunkedLinear = true;      ///< linear kinds: chunkwise tensor-core kernel
   bool chunkedLinearPrefetch = true; ///< chunkwise kernel: cp.async next-chunk prefetch
   bool failOnSpills = false;      ///< with cubin: any spill or stack frame is an error

@@ -135,6 +135,9 @@ def AttnLowerToGpuKernels : Pass<"attn-lower-to-gpu-kernels", "::mlir::ModuleOp"
     Option<"persistent", "persistent", "bool", /*default=*/"false",
            "In the wgmma kernel, one block per SM loops over the work items "
            "(q tile, head, batch), longest first">,
+    Option<"lazyRescale", "lazy-rescale", "bool", /*default=*/"false",
+           "In the wgmma kernel, rescale O only when a row's max grows past a "
+           "headroom of 2^8 (FlashAttention-4; attn-compile's default)">,
     Option<"documentTiles", "document-tiles", "bool", /*default=*/"false",
            "In the wgmma kernel, classify k tiles from the document ids at run "
            "time (attn-compile's default)">,
