@@ -17,7 +17,7 @@
 # when any step failed.
 #   bash scripts/gpu/tune.sh OUT
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 out=${1:?usage: scripts/gpu/tune.sh OUT}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
