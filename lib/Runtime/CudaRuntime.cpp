@@ -899,13 +899,18 @@ attn_status tuneCudaCandidates(const TuningCandidateSet &set, const attn_tensor 
     prepared = true;
     return true;
   };
+  std::string prepareError;
   auto timer = [&](size_t index, double &ms, std::string &message) -> bool {
+    if (!prepareError.empty()) {
+      message = prepareError; // the same failure for every candidate
+      return false;
+    }
     if (abandoned) {
       message = "not timed: an earlier candidate's launches did not finish";
       return false;
     }
     if (!prepare(message)) {
-      abandoned = true; // the same failure for every candidate
+      prepareError = message;
       return false;
     }
     attn_kernel *k = kernels[index].get();
