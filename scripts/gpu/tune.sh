@@ -13,8 +13,9 @@
 #   4. runs the same again: the choice must come from the cache (nothing timed);
 #   5. keeps the cache file (OUT/tuning.json) and a summary (OUT/summary.txt).
 # Every step has its own time limit (a hung kernel cannot stall the run; the
-# runtime itself gives each candidate $TUNE_CANDIDATE_TIMEOUT s); exit status 1
-# when any step failed.
+# runtime also gives each candidate's launches 30 s, polling its CUDA events);
+# exit status 1 when any step failed. CHECKS=0 skips step 2, TUNE=0 steps 3-5
+# (to split the work over two calls).
 #   bash scripts/gpu/tune.sh OUT
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
@@ -46,14 +47,17 @@ if ! timeout "${BUILD_TIMEOUT:-300}" bash -c '
 fi
 exe=$PWD/build-rt/bin/attn-exec
 
-step "correctness of every candidate (test/gpu/run_gpu_checks.py)"
-PYTHONUNBUFFERED=1 timeout "${CHECK_TIMEOUT:-400}" python3 test/gpu/run_gpu_checks.py \
-  --exec "$exe" --kernels gpu-kernels/tune --out "$out/checks" > "$out/checks.log" 2>&1
-rc=$?
-pass=$(grep -c '^PASS' "$out/checks.log"); fail=$(grep -c '^FAIL' "$out/checks.log")
-note "checks: exit $rc, $pass cases passed, $fail failed"
-grep '^FAIL' "$out/checks.log" | head -20 | tee -a "$out/summary.txt"
-[ "$rc" = 0 ] && [ "$fail" = 0 ] || status=1
+if [ "${CHECKS:-1}" = 1 ]; then
+  step "correctness of every candidate (test/gpu/run_gpu_checks.py)"
+  PYTHONUNBUFFERED=1 timeout "${CHECK_TIMEOUT:-300}" python3 test/gpu/run_gpu_checks.py \
+    --exec "$exe" --kernels gpu-kernels/tune --out "$out/checks" > "$out/checks.log" 2>&1
+  rc=$?
+  pass=$(grep -c '^PASS' "$out/checks.log"); fail=$(grep -c '^FAIL' "$out/checks.log")
+  note "checks: exit $rc, $pass cases passed, $fail failed"
+  grep '^FAIL' "$out/checks.log" | head -20 | tee -a "$out/summary.txt"
+  [ "$rc" = 0 ] && [ "$fail" = 0 ] || status=1
+fi
+[ "${TUNE:-1}" = 1 ] || { note "tune.sh: exit $status (TUNE=0: no tuning)"; exit "$status"; }
 
 export ATTN_TUNING_CACHE=$out/tuning.json
 rm -f "$ATTN_TUNING_CACHE" "$ATTN_TUNING_CACHE.lock"
