@@ -56,6 +56,68 @@ const char *attn_kernel_argument_role(const attn_kernel *kernel, int index);
 attn_status attn_kernel_launch(attn_kernel *kernel, const attn_tensor *args, int num_args,
                                void *stream, char *err, size_t err_len);
 
+/*===--------------------------------------------------------------------===*
+ * Tuning (optional): choose the fastest of a spec's kernel candidates
+ *
+ * `attn-compile SPEC --tune-candidates -o DIR` writes one kernel per legal
+ * tile/kernel-shape choice under DIR/<spec name>/<candidate>/. attn_tune
+ * times those candidates on the caller's problem (the shapes of `args`) on
+ * `stream` with CUDA events (warm-up launches, then the median of
+ * `repeats`), writing the outputs into scratch buffers it allocates (never
+ * into the caller's "out"/"lse"/"final_state"; inputs are only read), and
+ * returns the fastest. The choice is cached in a JSON file, keyed by the
+ * tuning group (spec + chip + compiler), the device (compute capability and
+ * name) and a shape bucket (batch x heads and sequence lengths rounded up to
+ * powers of two, head dims, dtype): later calls with a shape in the same
+ * bucket launch nothing and read the choice back. Synchronizes `stream`
+ * when it times; a cache hit is asynchronous-safe (no launch at all).
+ *===--------------------------------------------------------------------===*/
+
+#define ATTN_TUNE_MAX_CANDIDATES 32
+
+typedef struct {
+  int warmup;             /* launches per candidate before timing; 0: 3 */
+  int repeats;            /* timed launches per candidate (median); 0: 20 */
+  int retune;             /* nonzero: ignore a cached choice and replace it */
+  int no_cache;           /* nonzero: neither read nor write the cache file */
+  double timeout_seconds; /* per candidate, for its launches to finish; 0: 30 */
+  const char *cache_path; /* NULL: $ATTN_TUNING_CACHE, else
+                             $XDG_CACHE_HOME/attn/tuning.json, else
+                             $HOME/.cache/attn/tuning.json */
+  const char *group;      /* NULL: `candidates_dir` must hold exactly one group */
+} attn_tune_options;
+
+typedef struct {
+  char candidate[64];
+  double median_ms; /* < 0: the candidate failed (see the message of attn_tune's
+                       result warning) */
+} attn_tune_timing;
+
+typedef struct {
+  char group[80];
+  char candidate[64];         /* the winner's tag */
+  char manifest_path[4096];   /* the winner's manifest (attn_kernel_load it) */
+  char key[512];              /* the cache key */
+  int from_cache;             /* 1: read from the cache, nothing was launched */
+  int num_timings;            /* entries of `timings` (set order; cached ones on a hit) */
+  attn_tune_timing timings[ATTN_TUNE_MAX_CANDIDATES];
+  char warning[1024];         /* non-fatal: failed candidates, cache not written */
+} attn_tune_result;
+
+/* Fills the defaults (all zero / NULL). */
+void attn_tune_options_init(attn_tune_options *options);
+
+/* Tunes the candidates under `candidates_dir` for `args` (the tensors the
+ * kernel would be launched with, as for attn_kernel_launch) on `stream`.
+ * `kernel` may be NULL; otherwise it receives the winner, loaded (the
+ * caller destroys it). Errors: ATTN_ERROR_INVALID_ARGUMENT for an unknown
+ * group, candidates of different specs or tensors that do not fit the spec;
+ * ATTN_ERROR_IO for unreadable manifests; ATTN_ERROR_CUDA when no candidate
+ * could be timed. `options` may be NULL (defaults). */
+attn_status attn_tune(const char *candidates_dir, const attn_tensor *args, int num_args,
+                      void *stream, const attn_tune_options *options, attn_tune_result *result,
+                      attn_kernel **kernel, char *err, size_t err_len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -42,6 +42,8 @@ struct Driver {
   decltype(&::cuGetErrorString) getErrorString = nullptr;
   decltype(&::cuPointerGetAttribute) pointerGetAttribute = nullptr;
   decltype(&::cuTensorMapEncodeTiled) tensorMapEncodeTiled = nullptr;
+  decltype(&::cuDeviceGetName) deviceGetName = nullptr;
+  decltype(&::cuEventQuery) eventQuery = nullptr;
   std::string loadError;
 
   static Driver &get() {
@@ -87,6 +89,8 @@ private:
     sym(d.getErrorString, "cuGetErrorString");
     sym(d.pointerGetAttribute, "cuPointerGetAttribute");
     sym(d.tensorMapEncodeTiled, "cuTensorMapEncodeTiled");
+    sym(d.deviceGetName, "cuDeviceGetName");
+    sym(d.eventQuery, "cuEventQuery");
     return d;
   }
 };
@@ -750,6 +754,358 @@ attn_status attn_kernel_launch(attn_kernel *kernel, const attn_tensor *args, int
                             static_cast<CUstream>(stream), params.data(), nullptr),
              "cuLaunchKernel"))
     return reportStatus(err, errLen, ATTN_ERROR_CUDA, error);
+  return ATTN_OK;
+}
+
+} // extern "C"
+
+//===----------------------------------------------------------------------===//
+// Tuning (attn_tune): time a group's candidates with CUDA events
+//===----------------------------------------------------------------------===//
+
+#include <chrono>
+#include <thread>
+
+namespace attn {
+namespace {
+
+/// cuInit and device 0's primary context made current (as attn_kernel_launch
+/// does); `device` receives "sm_<major><minor>:<name>".
+bool currentDevice(Driver &d, std::string &device, std::string &error) {
+  Checker check{d, error};
+  CUdevice dev;
+  CUcontext context;
+  int major = 0, minor = 0;
+  char name[256] = {0};
+  if (!check(d.init(0), "cuInit") || !check(d.deviceGet(&dev, 0), "cuDeviceGet") ||
+      !check(d.primaryCtxRetain(&context, dev), "cuDevicePrimaryCtxRetain") ||
+      !check(d.ctxSetCurrent(context), "cuCtxSetCurrent") ||
+      !check(d.deviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, dev),
+             "cuDeviceGetAttribute") ||
+      !check(d.deviceGetAttribute(&minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, dev),
+             "cuDeviceGetAttribute") ||
+      !check(d.deviceGetName(name, int(sizeof(name) - 1), dev), "cuDeviceGetName"))
+    return false;
+  device = "sm_" + std::to_string(major) + std::to_string(minor) + ":" + name;
+  return true;
+}
+
+/// Waits for `event` at most `seconds`: 1 done, 0 timed out, -1 failed.
+int waitForEvent(Driver &d, CUevent event, double seconds, std::string &error) {
+  auto deadline = std::chrono::steady_clock::now() +
+                  std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                      std::chrono::duration<double>(seconds));
+  Checker check{d, error};
+  for (;;) {
+    CUresult r = d.eventQuery(event);
+    if (r == CUDA_SUCCESS)
+      return 1;
+    if (r != CUDA_ERROR_NOT_READY) {
+      check(r, "the candidate's launches (cuEventQuery)");
+      return -1;
+    }
+    if (std::chrono::steady_clock::now() > deadline)
+      return 0;
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+}
+
+bool isOutputRole(const std::string &role) {
+  return role == "out" || role == "lse" || role == "final_state";
+}
+
+size_t dtypeBytes(attn_dtype t) {
+  return t == ATTN_F16 || t == ATTN_BF16 ? 2 : t == ATTN_U8 ? 1 : 4;
+}
+
+} // namespace
+
+attn_status tuneCudaCandidates(const TuningCandidateSet &set, const attn_tensor *args,
+                               int numArgs, void *stream, const CudaTuneParams &params,
+                               TuningOutcome &outcome, std::string &device,
+                               std::string &error) {
+  outcome = TuningOutcome();
+  if (set.manifests.empty()) {
+    error = "attn_tune: no candidates";
+    return ATTN_ERROR_INVALID_ARGUMENT;
+  }
+  if (!args && numArgs > 0) {
+    error = "attn_tune: null argument array";
+    return ATTN_ERROR_INVALID_ARGUMENT;
+  }
+  const KernelManifest &first = set.manifests.front();
+  ExecInputs sizes;
+  if (!validateLaunchArguments(first, args, numArgs, sizes, error)) {
+    error = "attn_tune: " + error;
+    return ATTN_ERROR_INVALID_ARGUMENT;
+  }
+  Driver &d = Driver::get();
+  if (!d.loadError.empty()) {
+    error = d.loadError;
+    return ATTN_ERROR_CUDA;
+  }
+  if (!currentDevice(d, device, error))
+    return ATTN_ERROR_CUDA;
+  std::unique_ptr<TuningCache> cache;
+  std::string cachePath = params.cachePath.empty() ? TuningCache::defaultPath() : params.cachePath;
+  if (cachePath != "-" && !cachePath.empty())
+    cache = std::make_unique<TuningCache>(cachePath);
+  TuningShape shape = tuningShapeOf(*first.spec, sizes);
+
+  // Outputs go to scratch buffers of the same shape and strides.
+  std::vector<attn_tensor> scratchArgs(args, args + numArgs);
+  std::vector<CUdeviceptr> scratch;
+  bool leakScratch = false; // a candidate that never finished may still write
+  struct ScratchGuard {
+    Driver &d;
+    std::vector<CUdeviceptr> &buffers;
+    bool &leak;
+    ~ScratchGuard() {
+      if (!leak)
+        for (CUdeviceptr p : buffers)
+          d.memFree(p);
+    }
+  } guard{d, scratch, leakScratch};
+  std::vector<std::unique_ptr<attn_kernel, void (*)(attn_kernel *)>> kernels;
+  bool prepared = false, abandoned = false;
+  auto prepare = [&](std::string &message) {
+    if (prepared)
+      return true;
+    Checker check{d, message};
+    for (int i = 0; i < numArgs; ++i) {
+      if (!isOutputRole(first.argumentRoles[i]))
+        continue;
+      const attn_tensor &t = args[i];
+      size_t span = 1;
+      for (int k = 0; k < t.ndim; ++k)
+        span += size_t(std::max<int64_t>(t.shape[k] - 1, 0)) *
+                size_t(t.strides[k] < 0 ? -t.strides[k] : t.strides[k]);
+      CUdeviceptr p;
+      if (!check(d.memAlloc(&p, std::max<size_t>(span * dtypeBytes(t.dtype), 16)),
+                 "cuMemAlloc (tuning scratch output)"))
+        return false;
+      scratch.push_back(p);
+      scratchArgs[i].data = reinterpret_cast<void *>(p);
+    }
+    for (const std::string &path : set.manifestPaths) {
+      attn_kernel *k = nullptr;
+      char buf[2048];
+      if (attn_kernel_load(path.c_str(), &k, buf, sizeof(buf)) != ATTN_OK) {
+        message = buf;
+        return false;
+      }
+      kernels.emplace_back(k, attn_kernel_destroy);
+    }
+    prepared = true;
+    return true;
+  };
+  std::string prepareError;
+  auto timer = [&](size_t index, double &ms, std::string &message) -> bool {
+    if (!prepareError.empty()) {
+      message = prepareError; // the same failure for every candidate
+      return false;
+    }
+    if (abandoned) {
+      message = "not timed: an earlier candidate's launches did not finish";
+      return false;
+    }
+    if (!prepare(message)) {
+      prepareError = message;
+      return false;
+    }
+    attn_kernel *k = kernels[index].get();
+    char buf[2048];
+    CUstream s = static_cast<CUstream>(stream);
+    for (int w = 0; w < std::max(params.warmup, 0); ++w)
+      if (attn_kernel_launch(k, scratchArgs.data(), numArgs, stream, buf, sizeof(buf)) !=
+          ATTN_OK) {
+        message = buf;
+        return false;
+      }
+    int repeats = std::max(params.repeats, 1);
+    std::vector<CUevent> events(size_t(repeats) + 1, nullptr);
+    Checker check{d, message};
+    auto destroy = [&] {
+      for (CUevent e : events)
+        if (e)
+          d.eventDestroy(e);
+    };
+    for (CUevent &e : events)
+      if (!check(d.eventCreate(&e, CU_EVENT_DEFAULT), "cuEventCreate")) {
+        destroy();
+        return false;
+      }
+    if (!check(d.eventRecord(events[0], s), "cuEventRecord")) {
+      destroy();
+      return false;
+    }
+    for (int r = 0; r < repeats; ++r) {
+      if (attn_kernel_launch(k, scratchArgs.data(), numArgs, stream, buf, sizeof(buf)) !=
+          ATTN_OK) {
+        message = buf;
+        destroy();
+        return false;
+      }
+      if (!check(d.eventRecord(events[r + 1], s), "cuEventRecord")) {
+        destroy();
+        return false;
+      }
+    }
+    double timeout = params.timeoutSeconds > 0 ? params.timeoutSeconds : 30;
+    int waited = waitForEvent(d, events.back(), timeout, message);
+    if (waited <= 0) {
+      if (waited == 0) {
+        message = "its launches did not finish within " + std::to_string(timeout) + " s";
+        abandoned = leakScratch = true;
+      }
+      destroy();
+      return false;
+    }
+    std::vector<double> times;
+    for (int r = 0; r < repeats; ++r) {
+      float t = 0;
+      if (!check(d.eventElapsedTime(&t, events[r], events[r + 1]), "cuEventElapsedTime")) {
+        destroy();
+        return false;
+      }
+      times.push_back(t);
+    }
+    destroy();
+    std::sort(times.begin(), times.end());
+    ms = times[times.size() / 2];
+    return true;
+  };
+  TuningOptions options;
+  options.cache = cache.get();
+  options.retune = params.retune;
+  if (!cache)
+    outcome.warning = "no tuning cache (ATTN_TUNING_CACHE, XDG_CACHE_HOME and HOME unset, "
+                      "or disabled)";
+  std::string noCacheWarning = outcome.warning;
+  attn_status status =
+      chooseTuningCandidate(set, device, shape, timer, options, outcome, error);
+  if (!noCacheWarning.empty() && outcome.warning.empty())
+    outcome.warning = noCacheWarning;
+  return status;
+}
+
+attn_status tuneCudaCandidates(const TuningCandidateSet &set, const ExecInputs &in,
+                               const CudaTuneParams &params, TuningOutcome &outcome,
+                               std::string &device, std::string &error) {
+  if (set.manifests.empty()) {
+    error = "no tuning candidates";
+    return ATTN_ERROR_INVALID_ARGUMENT;
+  }
+  const KernelManifest &m = set.manifests.front();
+  Driver &d = Driver::get();
+  if (!d.loadError.empty()) {
+    error = d.loadError;
+    return ATTN_ERROR_CUDA;
+  }
+  if (!currentDevice(d, device, error))
+    return ATTN_ERROR_CUDA;
+  Checker check{d, error};
+  bool withLse = std::find(m.argumentRoles.begin(), m.argumentRoles.end(), "lse") !=
+                 m.argumentRoles.end();
+  std::vector<HostBuffer> buffers = bindArguments(*m.spec, in, withLse);
+  DeviceResources res{d};
+  std::vector<attn_tensor> args;
+  for (HostBuffer &buf : buffers) {
+    CUdeviceptr ptr;
+    if (!check(d.memAlloc(&ptr, std::max<size_t>(buf.bytes.size(), 16)), "cuMemAlloc") ||
+        !check(d.memcpyHtoD(ptr, buf.bytes.data(), buf.bytes.size()), "cuMemcpyHtoD"))
+      return ATTN_ERROR_CUDA;
+    res.buffers.push_back(ptr);
+    attn_tensor t{};
+    t.data = reinterpret_cast<void *>(ptr);
+    t.ndim = int32_t(buf.shape.size());
+    for (size_t i = 0; i < buf.shape.size() && i < ATTN_MAX_RANK; ++i) {
+      t.shape[i] = buf.shape[i];
+      t.strides[i] = buf.strides[i];
+    }
+    t.dtype = buf.elem == BufferElem::F16    ? ATTN_F16
+              : buf.elem == BufferElem::BF16 ? ATTN_BF16
+              : buf.elem == BufferElem::I32  ? ATTN_I32
+              : buf.elem == BufferElem::I8   ? ATTN_U8
+                                             : ATTN_F32;
+    args.push_back(t);
+  }
+  attn_status status = tuneCudaCandidates(set, args.data(), int(args.size()), nullptr, params,
+                                          outcome, device, error);
+  if (status == ATTN_OK && !outcome.fromCache &&
+      !check(d.ctxSynchronize(), "cuCtxSynchronize (after tuning)"))
+    return ATTN_ERROR_CUDA;
+  return status;
+}
+
+} // namespace attn
+
+extern "C" {
+
+void attn_tune_options_init(attn_tune_options *options) {
+  if (options)
+    std::memset(options, 0, sizeof(*options));
+}
+
+attn_status attn_tune(const char *candidatesDir, const attn_tensor *args, int numArgs,
+                      void *stream, const attn_tune_options *options, attn_tune_result *result,
+                      attn_kernel **kernel, char *err, size_t errLen) {
+  using namespace attn;
+  if (!candidatesDir || !result)
+    return reportStatus(err, errLen, ATTN_ERROR_INVALID_ARGUMENT,
+                        "attn_tune: null candidates directory or result");
+  std::memset(result, 0, sizeof(*result));
+  if (kernel)
+    *kernel = nullptr;
+  attn_tune_options defaults;
+  attn_tune_options_init(&defaults);
+  const attn_tune_options &o = options ? *options : defaults;
+  TuningCandidateSet set;
+  std::string error;
+  attn_status status = loadTuningCandidates(candidatesDir, o.group ? o.group : "", set, error);
+  if (status != ATTN_OK)
+    return reportStatus(err, errLen, status, error);
+  if (set.manifests.size() > ATTN_TUNE_MAX_CANDIDATES)
+    return reportStatus(err, errLen, ATTN_ERROR_INVALID_ARGUMENT,
+                        std::string(candidatesDir) + ": more than " +
+                            std::to_string(ATTN_TUNE_MAX_CANDIDATES) + " candidates");
+  CudaTuneParams params;
+  if (o.warmup > 0)
+    params.warmup = o.warmup;
+  if (o.repeats > 0)
+    params.repeats = o.repeats;
+  if (o.timeout_seconds > 0)
+    params.timeoutSeconds = o.timeout_seconds;
+  params.retune = o.retune != 0;
+  params.cachePath = o.no_cache ? "-" : o.cache_path ? o.cache_path : "";
+  TuningOutcome outcome;
+  std::string device;
+  status = tuneCudaCandidates(set, args, numArgs, stream, params, outcome, device, error);
+  if (status != ATTN_OK)
+    return reportStatus(err, errLen, status, error);
+  auto copy = [](char *dst, size_t n, const std::string &src) {
+    std::strncpy(dst, src.c_str(), n - 1);
+    dst[n - 1] = '\0';
+  };
+  const KernelManifest &winner = set.manifests[outcome.chosen];
+  copy(result->group, sizeof(result->group), set.group);
+  copy(result->candidate, sizeof(result->candidate), winner.tuningCandidate);
+  copy(result->manifest_path, sizeof(result->manifest_path), set.manifestPaths[outcome.chosen]);
+  copy(result->key, sizeof(result->key), outcome.key);
+  result->from_cache = outcome.fromCache ? 1 : 0;
+  for (auto &[tag, ms] : outcome.timings) {
+    if (result->num_timings >= ATTN_TUNE_MAX_CANDIDATES)
+      break;
+    attn_tune_timing &t = result->timings[result->num_timings++];
+    copy(t.candidate, sizeof(t.candidate), tag);
+    t.median_ms = ms;
+  }
+  std::string warning = outcome.warning;
+  for (const std::string &f : outcome.failures)
+    warning += (warning.empty() ? "" : "; ") + f;
+  copy(result->warning, sizeof(result->warning), warning);
+  if (kernel)
+    return attn_kernel_load(set.manifestPaths[outcome.chosen].c_str(), kernel, err, errLen);
   return ATTN_OK;
 }
 

@@ -77,6 +77,12 @@ std::string KernelManifest::toJson(const std::string &specJson,
     j["tensor_maps"] = maps;
   }
   j["sha256"] = sha256;
+  if (!tuningGroup.empty()) {
+    json options = json::parse(tuningOptions.empty() ? "{}" : tuningOptions, nullptr, false);
+    j["tuning"] = {{"group", tuningGroup},
+                   {"candidate", tuningCandidate},
+                   {"options", options.is_object() ? options : json::object()}};
+  }
   j["spec"] = json::parse(specJson, nullptr, false);
   json extra = json::parse(extraJson, nullptr, false);
   if (extra.is_object())
@@ -210,6 +216,23 @@ bool readManifest(const std::string &path, KernelManifest &m, std::string &error
       m.tensorMaps.push_back({t["argument"].get<int64_t>(), t["box"][0].get<int64_t>(),
                               t["box"][1].get<int64_t>(), swizzle});
     }
+  }
+  m.tuningGroup.clear();
+  m.tuningCandidate.clear();
+  m.tuningOptions.clear();
+  if (j.contains("tuning")) {
+    const json &t = j["tuning"];
+    auto nonEmpty = [&](const char *key) {
+      return t.contains(key) && t[key].is_string() && !t[key].get<std::string>().empty();
+    };
+    if (!t.is_object() || !nonEmpty("group") || !nonEmpty("candidate"))
+      return fail(error, path, "tuning: expected {\"group\": string, \"candidate\": string, "
+                               "\"options\": object}");
+    if (t.contains("options") && !t["options"].is_object())
+      return fail(error, path, "tuning.options: expected an object");
+    m.tuningGroup = t["group"].get<std::string>();
+    m.tuningCandidate = t["candidate"].get<std::string>();
+    m.tuningOptions = t.contains("options") ? t["options"].dump() : "{}";
   }
   m.spec = std::move(spec);
   auto slash = path.find_last_of('/');

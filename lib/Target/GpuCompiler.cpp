@@ -32,6 +32,7 @@
 #include "mlir/Support/Timing.h"
 
 #include <chrono>
+#include <map>
 #include <functional>
 #include <cstdlib>
 #include <ctime>
@@ -63,6 +64,20 @@ std::pair<int64_t, int64_t> chooseGpuTiles(const Spec &spec) {
   while (bk > 1 && bq * spec.headDim * es + bk * (spec.headDim + spec.headDimV) * es > budget)
     bk /= 2;
   return {bq, bk};
+}
+
+bool usesTensorCores(const Spec &spec, const GpuCompileOptions &options) {
+  return options.tensorCores && spec.kind == VariantKind::Attention &&
+         spec.dtype != ElementType::F32;
+}
+
+// The Hopper kernel (sm_90a: wgmma + TMA) covers head dims 64 and 128 with
+// 128 x 128 tiles; elsewhere the mma.sync kernel's fixed tile: 4 warps x 16
+// rows, 32 keys. Kernels outside either fall back inside the pass.
+bool usesHopperKernel(const Spec &spec, const GpuCompileOptions &options) {
+  return usesTensorCores(spec, options) && options.chip == "sm_90a" &&
+         (spec.headDim == 64 || spec.headDim == 128) &&
+         (spec.headDimV == 64 || spec.headDimV == 128);
 }
 
 double threadCpuSeconds() {
@@ -213,14 +228,8 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
   llvm::raw_string_ostream diagStream(pipelineErrors);
 
   auto [heuristicQ, heuristicK] = chooseGpuTiles(spec);
-  bool tensorCores = options.tensorCores && spec.kind == VariantKind::Attention &&
-                     spec.dtype != ElementType::F32;
-  // The Hopper kernel (sm_90a: wgmma + TMA) covers head dims 64 and 128 with
-  // 128 x 128 tiles; elsewhere the mma.sync kernel's fixed tile: 4 warps x 16
-  // rows, 32 keys. Kernels outside either fall back inside the pass.
-  bool hopper = tensorCores && options.chip == "sm_90a" &&
-                (spec.headDim == 64 || spec.headDim == 128) &&
-                (spec.headDimV == 64 || spec.headDimV == 128);
+  bool tensorCores = usesTensorCores(spec, options);
+  bool hopper = usesHopperKernel(spec, options);
   if (hopper)
     std::tie(heuristicQ, heuristicK) = std::make_pair(int64_t(128), int64_t(128));
   else if (tensorCores)
@@ -369,7 +378,7 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
   // Hopper kernels always go through ptxas: where 128-key tiles spill (the
   // per-element code of score modifiers and run-time masks on 64 S values
   // per thread), the kernel is rebuilt with 64-key tiles.
-  bool assemble = options.cubin || hopper;
+  bool assemble = options.cubin || hopper || options.alwaysAssemble;
   Generated gen;
   auto writeAndAssemble = [&](bool run) {
     std::string suffix = " (" + std::to_string(bq) + "x" + std::to_string(bk) + ")";
@@ -433,6 +442,9 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
   auto hash = llvm::SHA256::hash(llvm::arrayRefFromStringRef(ptx));
   manifest.sha256 = llvm::toHex(hash, /*LowerCase=*/true);
   manifest.directory = outDir;
+  manifest.tuningGroup = options.tuningGroup;
+  manifest.tuningCandidate = options.tuningCandidate;
+  manifest.tuningOptions = options.tuningOptionsJson;
   // Self-contained, like a manifest read from disk: the spec it was built from.
   manifest.spec = std::make_unique<Spec>();
   if (!parseSpec(spec.canonicalJson, *manifest.spec, error)) {
@@ -455,6 +467,141 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
                                  manifest.toJson(spec.canonicalJson, extra), error);
   timer.lap("cubin rename + manifest");
   return written;
+}
+
+//===----------------------------------------------------------------------===//
+// Tuning candidates
+//===----------------------------------------------------------------------===//
+
+std::string tuningGroupId(const Spec &spec, const std::string &chip) {
+  std::string text = spec.canonicalJson + "\n" + compilerVersion() + "\n" + chip + "\n";
+  return llvm::toHex(llvm::SHA256::hash(llvm::arrayRefFromStringRef(text)), true).substr(0, 16);
+}
+
+std::vector<TuningCandidateOptions> tuningCandidates(const Spec &spec,
+                                                     const GpuCompileOptions &base) {
+  std::vector<TuningCandidateOptions> out;
+  auto add = [&](std::string tag, GpuCompileOptions o, std::string json) {
+    o.blockQ = o.blockQ > 0 ? o.blockQ : 0;
+    out.push_back({std::move(tag), std::move(o), std::move(json)});
+  };
+  auto flag = [](bool b) { return b ? "true" : "false"; };
+  if (usesHopperKernel(spec, base)) {
+    // 128-key tiles halve the barriers per key, 64-key tiles halve the S
+    // registers; ping-pong trades tensor-core overlap against softmax
+    // overlap; persistent blocks trade launch tails against scheduling.
+    for (int64_t bk : {128, 64})
+      for (bool pp : {true, false})
+        for (bool pers : {false, true}) {
+          GpuCompileOptions o = base;
+          o.blockQ = 128;
+          o.blockK = bk;
+          o.pingPong = pp;
+          o.persistent = pers;
+          add("bk" + std::to_string(bk) + "_pp" + (pp ? "1" : "0") + "_pers" +
+                  (pers ? "1" : "0"),
+              o,
+              "{\"kernel\": \"wgmma\", \"block_q\": 128, \"block_k\": " + std::to_string(bk) +
+                  ", \"ping_pong\": " + flag(pp) + ", \"persistent\": " + flag(pers) + "}");
+        }
+  } else if (usesTensorCores(spec, base)) {
+    // The mma.sync kernel's tile is fixed (64 x 32); what varies is whether
+    // K/V are double-buffered with cp.async.
+    for (bool cp : {true, false}) {
+      GpuCompileOptions o = base;
+      o.blockQ = 64;
+      o.blockK = 32;
+      o.cpAsync = cp;
+      add(std::string("cpasync") + (cp ? "1" : "0"), o,
+          std::string("{\"kernel\": \"mma.sync\", \"block_q\": 64, \"block_k\": 32, "
+                      "\"cp_async\": ") + flag(cp) + "}");
+    }
+  } else if (spec.kind != VariantKind::Attention) {
+    if (base.chunkedLinear && spec.dtype != ElementType::F32) {
+      for (bool pf : {false, true}) {
+        GpuCompileOptions o = base;
+        o.chunkedLinearPrefetch = pf;
+        add(std::string("prefetch") + (pf ? "1" : "0"), o,
+            std::string("{\"kernel\": \"chunked-linear\", \"prefetch\": ") + flag(pf) + "}");
+      }
+    } else {
+      add("default", base, "{}");
+    }
+  } else {
+    // The SIMT kernel: the heuristic tiles, half as many query rows (more
+    // blocks for short or few sequences), twice as many keys where Q, K and
+    // V tiles still fit 48 KiB of static shared memory.
+    auto [bq, bk] = chooseGpuTiles(spec);
+    int64_t es = elementBytes(spec.dtype);
+    std::vector<std::pair<int64_t, int64_t>> tiles = {{bq, bk}};
+    if (bq / 2 >= 16)
+      tiles.push_back({bq / 2, bk});
+    if ((bq * spec.headDim + 2 * bk * (spec.headDim + spec.headDimV)) * es <= 48 * 1024)
+      tiles.push_back({bq, 2 * bk});
+    for (auto [q, k] : tiles) {
+      GpuCompileOptions o = base;
+      o.blockQ = q;
+      o.blockK = k;
+      add("bq" + std::to_string(q) + "_bk" + std::to_string(k), o,
+          "{\"kernel\": \"simt\", \"block_q\": " + std::to_string(q) +
+              ", \"block_k\": " + std::to_string(k) + "}");
+    }
+  }
+  return out;
+}
+
+bool compileTuningCandidates(const Spec &spec, const std::string &specPath,
+                             const GpuCompileOptions &base, const std::string &outDir,
+                             std::vector<TuningCandidateResult> &results, std::string &error) {
+  results.clear();
+  std::string group = tuningGroupId(spec, base.chip);
+  std::string specDir = outDir + "/" + spec.name;
+  // Candidates of an earlier compile (another compiler, other options) would
+  // mix groups in one directory.
+  if (llvm::sys::fs::exists(specDir))
+    if (std::error_code ec = llvm::sys::fs::remove_directories(specDir)) {
+      error = specDir + ": " + ec.message();
+      return false;
+    }
+  std::map<std::string, std::string> bySha; // PTX hash -> first tag with it
+  for (const TuningCandidateOptions &c : tuningCandidates(spec, base)) {
+    TuningCandidateResult r;
+    r.tag = c.tag;
+    GpuCompileOptions o = c.options;
+    o.alwaysAssemble = true;
+    o.failOnSpills = false; // judged here, to skip rather than fail
+    o.tuningGroup = group;
+    o.tuningCandidate = c.tag;
+    o.tuningOptionsJson = c.optionsJson;
+    std::string dir = specDir + "/" + c.tag;
+    KernelManifest manifest;
+    std::string candidateError;
+    bool ok = compileSpecForGpu(spec, specPath, o, dir, manifest, r.report, candidateError);
+    bool spills = r.report.stackFrameBytes || r.report.spillStoreBytes || r.report.spillLoadBytes;
+    if (!ok) {
+      r.skipped = "does not compile: " + candidateError;
+    } else if (!r.report.ran) {
+      r.skipped = "ptxas did not run";
+    } else if (spills) {
+      r.skipped = "spills (" + std::to_string(r.report.stackFrameBytes) + " B stack, " +
+                  std::to_string(r.report.spillStoreBytes) + " B spill stores, " +
+                  std::to_string(r.report.spillLoadBytes) + " B spill loads)";
+    } else if (auto [it, fresh] = bySha.emplace(manifest.sha256, c.tag); !fresh) {
+      r.skipped = "same PTX as " + it->second;
+    } else {
+      r.manifestPath = dir + "/" + spec.name + ".json";
+    }
+    if (!r.skipped.empty())
+      llvm::sys::fs::remove_directories(dir);
+    results.push_back(std::move(r));
+  }
+  for (const TuningCandidateResult &r : results)
+    if (!r.manifestPath.empty())
+      return true;
+  error = spec.name + ": no tuning candidate survived:";
+  for (const TuningCandidateResult &r : results)
+    error += "\n  " + r.tag + ": " + r.skipped;
+  return false;
 }
 
 } // namespace attn

@@ -31,6 +31,12 @@ build/bin/attn-compile bench/specs/b_{dense,causal,dense_d64,causal_d64,block_sp
 # the default before 2026-11-29's H200 measurement), to compare against.
 build/bin/attn-compile bench/specs/b_{gla,simple_gla}.json -o gpu-kernels/bench_linear_noprefetch \
   --chip sm_90a --cubin --fail-on-spills --chunked-linear-prefetch=false -q
+# The tuning mode (scripts/gpu/tune.sh): every tuning candidate of three bench kernels
+# (dense D=128, dense D=64, causal D=128): block_k 128/64 x ping-pong x persistent,
+# candidates that spill left out; DIR/<spec>/<candidate>/<spec>.{json,ptx,cubin}.
+build/bin/attn-compile bench/specs/b_{dense,dense_d64,causal}.json -o gpu-kernels/tune \
+  --chip sm_90a --cubin --tune-candidates > gpu-kernels/tune.log
+cat gpu-kernels/tune.log
 # The PyTorch binding's kernels (python/attn): those test/gpu/test_torch_ops.py and
 # bench/first_call_latency.py call, named by a hash of their spec; a kernel that
 # fails to compile is printed and recorded in gpu-kernels/torch/sm_90a/prebuild.jsonl.

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -157,5 +158,77 @@ TEST(Jit, BadSpecsAndUnwritableDirectoriesAreErrors) {
   // Nothing half-written is left behind.
   for (auto &entry : fs::directory_iterator(dir))
     ADD_FAILURE() << "unexpected " << entry.path();
+  attn_jit_destroy(jit);
+}
+
+namespace {
+attn_tensor tensorOf(std::vector<int64_t> shape, attn_dtype dtype, void *data) {
+  attn_tensor t{};
+  t.data = data;
+  t.ndim = int32_t(shape.size());
+  t.dtype = dtype;
+  int64_t stride = 1;
+  for (int64_t d = int64_t(shape.size()) - 1; d >= 0; --d) {
+    t.shape[d] = shape[d];
+    t.strides[d] = stride;
+    stride *= shape[d];
+  }
+  return t;
+}
+} // namespace
+
+// The tuning mode compiles the spec's candidates once (into tune-<group>/)
+// and hands the choice to attn_tune; timing needs a GPU, so here the run
+// ends at the driver (or at the argument checks), after the compile.
+TEST(Jit, TuningCompilesTheCandidatesOnce) {
+  std::string dir = freshDir("tune");
+  char err[1024];
+  attn_jit *jit = nullptr;
+  setenv("ATTN_TUNE", "1", 1);
+  ASSERT_EQ(attn_jit_create(dir.c_str(), "sm_80", &jit, err, sizeof err), ATTN_OK) << err;
+  unsetenv("ATTN_TUNE");
+  int dummy = 0;
+  std::vector<attn_tensor> args = {
+      tensorOf({1, 4, 100, 64}, ATTN_BF16, &dummy), tensorOf({1, 2, 100, 64}, ATTN_BF16, &dummy),
+      tensorOf({1, 2, 100, 64}, ATTN_BF16, &dummy), tensorOf({1, 4, 100, 64}, ATTN_BF16, &dummy),
+      tensorOf({1, 4, 100}, ATTN_F32, &dummy)};
+  attn_kernel *kernel = nullptr;
+  // Tensors that do not fit the spec: a clear error (after the compile).
+  auto bad = args;
+  bad[3] = tensorOf({1, 4, 99, 64}, ATTN_BF16, &dummy);
+  EXPECT_EQ(attn_jit_get_kernel_for(jit, spec(4).c_str(), bad.data(), 5, nullptr, &kernel, err,
+                                    sizeof err),
+            ATTN_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(err).find("out: expected bf16 [1, 4, 100, 64], got bf16 [1, 4, 99, 64]"),
+            std::string::npos) << err;
+  attn_jit_stats stats;
+  attn_jit_get_stats(jit, &stats);
+  EXPECT_EQ(stats.compiles, 1u);
+  int groups = 0, candidates = 0;
+  for (const auto &e : fs::directory_iterator(dir))
+    if (e.path().filename().string().rfind("tune-", 0) == 0) {
+      ++groups;
+      for (const auto &c : fs::directory_iterator(e.path() / "k"))
+        candidates += fs::exists(c.path() / "k.json") && fs::exists(c.path() / "k.cubin");
+    }
+  EXPECT_EQ(groups, 1);
+  EXPECT_EQ(candidates, 2); // mma.sync: cp.async on and off
+  // Good tensors: without a GPU, a CUDA error with a message; the candidates
+  // are not compiled again.
+  attn_status status = attn_jit_get_kernel_for(jit, spec(4).c_str(), args.data(), 5, nullptr,
+                                               &kernel, err, sizeof err);
+  attn_jit_get_stats(jit, &stats);
+  EXPECT_EQ(stats.compiles, 1u);
+  EXPECT_EQ(stats.disk_hits, 1u);
+  if (status != ATTN_OK)
+    EXPECT_EQ(status, ATTN_ERROR_CUDA) << err;
+  // Tuning off: the ordinary kernel.
+  attn_jit_set_tuning(jit, 0);
+  ASSERT_EQ(attn_jit_get_kernel_for(jit, spec(4).c_str(), args.data(), 5, nullptr, &kernel, err,
+                                    sizeof err),
+            ATTN_OK)
+      << err;
+  attn_jit_get_stats(jit, &stats);
+  EXPECT_EQ(stats.compiles, 2u);
   attn_jit_destroy(jit);
 }

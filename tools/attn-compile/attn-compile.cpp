@@ -2,9 +2,12 @@
 //
 //   attn-compile SPEC.json... -o DIR [--chip sm_90a|sm_80] [--cubin]
 //                [--fail-on-spills] [--block-q N] [--block-k N] [--tensor-cores=false]
+//                [--tune-candidates]
 //
 // Writes DIR/<name>.ptx, DIR/<name>.cubin (--cubin, through ptxas) and the
-// manifest DIR/<name>.json for each spec. Exit status 1 on any failure.
+// manifest DIR/<name>.json for each spec. With --tune-candidates, one kernel
+// per tuning candidate instead: DIR/<name>/<candidate>/<name>.{ptx,json,cubin}
+// (see GpuCompiler.h: tuningCandidates). Exit status 1 on any failure.
 //
 //===----------------------------------------------------------------------===//
 
@@ -83,6 +86,11 @@ static cl::opt<bool> upstreamNvvmPipeline(
     "upstream-nvvm-pipeline", cl::Hidden,
     cl::desc("Lower with upstream's gpu-lower-to-nvvm-pipeline as one pass (testing: "
              "the PTX must be byte-identical to the default)"));
+static cl::opt<bool> tuneCandidates(
+    "tune-candidates",
+    cl::desc("Write every legal tuning candidate of each spec (tile sizes and kernel-shape "
+             "flags) to DIR/<name>/<candidate>/, skipping candidates that spill, for "
+             "attn_tune / attn-exec --tune to choose from on the GPU"));
 static cl::opt<bool> tensorCores(
     "tensor-cores", cl::init(true),
     cl::desc("Use the mma.sync kernel for f16/bf16 softmax attention (default; "
@@ -91,6 +99,16 @@ static cl::opt<bool> tensorCores(
 int main(int argc, char **argv) {
   InitLLVM init(argc, argv);
   cl::ParseCommandLineOptions(argc, argv, "attn GPU kernel compiler\n");
+  if (tuneCandidates && (blockQ > 0 || blockK > 0)) {
+    errs() << "attn-compile: error: --tune-candidates chooses the tile sizes: drop "
+              "--block-q/--block-k\n";
+    return 1;
+  }
+  if (tuneCandidates && !header.empty()) {
+    errs() << "attn-compile: error: --header describes one kernel per spec; it does not "
+              "combine with --tune-candidates\n";
+    return 1;
+  }
   attn::GpuCompileOptions options;
   options.chip = chip;
   options.cubin = cubin;
@@ -134,7 +152,33 @@ int main(int argc, char **argv) {
     bool parsed = attn::parseSpecFile(path, spec, error);
     double parseMs = std::chrono::duration<double, std::milli>(
                          std::chrono::steady_clock::now() - start).count();
-    if (!parsed ||
+    if (parsed && tuneCandidates) {
+      std::vector<attn::TuningCandidateResult> candidates;
+      bool ok = attn::compileTuningCandidates(spec, path, specOptions, outDir, candidates, error);
+      llvm::raw_string_ostream os(result.text);
+      if (!ok) {
+        os << "attn-compile: error: " << error << "\n";
+      } else {
+        size_t kept = 0;
+        for (const auto &c : candidates)
+          kept += !c.manifestPath.empty();
+        double ms = std::chrono::duration<double, std::milli>(
+                        std::chrono::steady_clock::now() - start).count();
+        os << spec.name << ": " << options.chip << ", tuning group "
+           << attn::tuningGroupId(spec, options.chip) << ", " << kept << " of "
+           << candidates.size() << " candidates, " << llvm::format("%.0f", ms) << " ms\n";
+        for (const auto &c : candidates) {
+          os << "  " << c.tag << ": ";
+          if (!c.manifestPath.empty())
+            os << c.report.registers << " registers, " << c.report.stackFrameBytes
+               << " B stack, " << c.report.spillStoreBytes << " B spills -> "
+               << c.manifestPath << "\n";
+          else
+            os << "skipped: " << c.skipped << "\n";
+        }
+      }
+      result.ok = ok;
+    } else if (!parsed ||
         !attn::compileSpecForGpu(spec, path, specOptions, outDir, manifest, report, error)) {
       result.text = "attn-compile: error: " + error + "\n";
     } else {

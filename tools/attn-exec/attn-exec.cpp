@@ -23,6 +23,7 @@
 #ifdef ATTN_HAVE_CUDA
 #include "attn/Runtime/CudaRuntime.h"
 #endif
+#include "attn/Runtime/Tuning.h"
 
 #include <cstdlib>
 #include <filesystem>
@@ -39,6 +40,8 @@ static const char kUsage[] =
     "--device cpu|reference|cuda\n"
     "       attn-exec --kernel MANIFEST.json --inputs DIR --outputs DIR "
     "--device cuda\n"
+    "       attn-exec --kernel-dir CANDIDATES --inputs DIR --outputs DIR "
+    "--device cuda [--retune]\n"
     "\n"
     "Runs the attention variant described by SPEC.json on the .npy inputs in\n"
     "the --inputs directory and writes the outputs to the --outputs directory.\n"
@@ -56,6 +59,16 @@ static const char kUsage[] =
     "                  --kernel)\n"
     "  --kernel FILE   a kernel manifest written by attn-compile (instead of\n"
     "                  the spec; works in runtime-only builds)\n"
+    "  --kernel-dir D  tuning candidates of one spec written by attn-compile\n"
+    "                  --tune-candidates (D = its -o DIR/<spec name>): takes the\n"
+    "                  cached choice for this problem, or times every candidate\n"
+    "                  (CUDA events, scratch outputs), prints the table, caches\n"
+    "                  the fastest; then runs the chosen kernel\n"
+    "  --retune        with --kernel-dir: time again even if a choice is cached\n"
+    "  --tuning-cache F  with --kernel-dir: the cache file (default\n"
+    "                  $ATTN_TUNING_CACHE, else $XDG_CACHE_HOME/attn/tuning.json,\n"
+    "                  else ~/.cache/attn/tuning.json; '-' for none)\n"
+    "  --tune-repeat N with --kernel-dir: timed launches per candidate (20)\n"
     "  --chip NAME     with --device cuda and a spec: sm_80 (default) or sm_90a\n"
     "  --repeat N      with --device cuda: also time N launches (after 3\n"
     "                  warm-ups) and print the median as 'median_ms=<t>'\n"
@@ -73,14 +86,20 @@ static int fail(const std::string &msg) {
 
 int main(int argc, char **argv) {
   std::string specPath, inputs, outputs, device, kernelPath, chip = "sm_80", repeat;
+  std::string kernelDir, tuningCache, tuneRepeat;
   bool haveSpec = false, haveInputs = false, haveOutputs = false,
        haveDevice = false, haveKernel = false, haveChip = false, haveRepeat = false;
+  bool haveKernelDir = false, haveTuningCache = false, haveTuneRepeat = false, retune = false;
 
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--help" || arg == "-h" || arg == "-help") {
       std::fputs(kUsage, stdout);
       return 0;
+    }
+    if (arg == "--retune") {
+      retune = true;
+      continue;
     }
     if (arg.size() > 1 && arg[0] == '-') {
       std::string flag = arg, value;
@@ -105,6 +124,15 @@ int main(int argc, char **argv) {
       } else if (flag == "--kernel") {
         dst = &kernelPath;
         seen = &haveKernel;
+      } else if (flag == "--kernel-dir") {
+        dst = &kernelDir;
+        seen = &haveKernelDir;
+      } else if (flag == "--tuning-cache") {
+        dst = &tuningCache;
+        seen = &haveTuningCache;
+      } else if (flag == "--tune-repeat") {
+        dst = &tuneRepeat;
+        seen = &haveTuneRepeat;
       } else if (flag == "--chip") {
         dst = &chip;
         seen = &haveChip;
@@ -133,10 +161,21 @@ int main(int argc, char **argv) {
     specPath = arg;
     haveSpec = true;
   }
-  if (!haveSpec && !haveKernel)
-    return usageError("missing the spec file (or --kernel MANIFEST.json)");
-  if (haveSpec && haveKernel)
-    return usageError("give either a spec file or --kernel, not both");
+  if (!haveSpec && !haveKernel && !haveKernelDir)
+    return usageError("missing the spec file (or --kernel MANIFEST.json, or --kernel-dir DIR)");
+  if (int(haveSpec) + int(haveKernel) + int(haveKernelDir) > 1)
+    return usageError("give one of a spec file, --kernel and --kernel-dir");
+  if (!haveKernelDir && (retune || haveTuningCache || haveTuneRepeat))
+    return usageError("--retune, --tuning-cache and --tune-repeat go with --kernel-dir");
+  int tuneRepeats = 20;
+  if (haveTuneRepeat) {
+    char *end = nullptr;
+    long n = std::strtol(tuneRepeat.c_str(), &end, 10);
+    if (!end || *end || n < 1 || n > 10000)
+      return usageError("--tune-repeat expects a count between 1 and 10000, got '" +
+                        tuneRepeat + "'");
+    tuneRepeats = int(n);
+  }
   if (!haveInputs)
     return usageError("missing --inputs DIR");
   if (!haveOutputs)
@@ -156,14 +195,20 @@ int main(int argc, char **argv) {
       return usageError("--repeat times GPU launches: use --device cuda");
     repeats = int(n);
   }
-  if (haveKernel && device != "cuda")
-    return usageError("--kernel runs a GPU kernel: use --device cuda");
+  if ((haveKernel || haveKernelDir) && device != "cuda")
+    return usageError(std::string(haveKernel ? "--kernel" : "--kernel-dir") +
+                      " runs a GPU kernel: use --device cuda");
 
   Spec specStorage;
   const Spec *specPtr = &specStorage;
   KernelManifest manifest;
   std::string error;
-  if (haveKernel) {
+  TuningCandidateSet candidates;
+  if (haveKernelDir) {
+    if (loadTuningCandidates(kernelDir, "", candidates, error) != ATTN_OK)
+      return fail(error);
+    specPtr = candidates.manifests.front().spec.get();
+  } else if (haveKernel) {
     if (!readManifest(kernelPath, manifest, error))
       return fail(error);
     specPtr = manifest.spec.get();
@@ -180,7 +225,7 @@ int main(int argc, char **argv) {
     return fail("--device cuda needs the CUDA runtime; this build found no CUDA headers");
 #endif
 #ifndef ATTN_HAVE_COMPILER
-  if (device == "cuda" && !haveKernel)
+  if (device == "cuda" && !haveKernel && !haveKernelDir)
     return fail("--device cuda with a spec needs the compiler; this is a runtime-only "
                 "build (ATTN_RUNTIME_ONLY): compile with attn-compile elsewhere and pass "
                 "--kernel MANIFEST.json");
@@ -207,7 +252,7 @@ int main(int argc, char **argv) {
 #ifdef ATTN_HAVE_CUDA
     std::string tmpDir;
 #ifdef ATTN_HAVE_COMPILER
-    if (!haveKernel) {
+    if (!haveKernel && !haveKernelDir) {
       // Compile into a private temporary directory, run, clean up.
       char pattern[] = "/tmp/attn-exec-XXXXXX";
       if (!mkdtemp(pattern))
@@ -223,6 +268,38 @@ int main(int argc, char **argv) {
       }
     }
 #endif
+    if (haveKernelDir) {
+      CudaTuneParams params;
+      params.repeats = tuneRepeats;
+      params.retune = retune;
+      params.cachePath = tuningCache;
+      TuningOutcome outcome;
+      std::string deviceName;
+      if (tuneCudaCandidates(candidates, in, params, outcome, deviceName, error) != ATTN_OK)
+        return fail(error);
+      const KernelManifest &chosen = candidates.manifests[outcome.chosen];
+      std::printf("tuning group %s (%s, %zu candidates) on %s\n", candidates.group.c_str(),
+                  chosen.name.c_str(), candidates.manifests.size(), deviceName.c_str());
+      std::printf("key %s\n", outcome.key.c_str());
+      std::printf("  %-20s %12s\n", "candidate", "median_ms");
+      for (auto &[tag, ms] : outcome.timings) {
+        if (ms < 0)
+          std::printf("  %-20s %12s\n", tag.c_str(), "failed");
+        else
+          std::printf("  %-20s %12.4f%s\n", tag.c_str(), ms,
+                      tag == chosen.tuningCandidate ? "  <- chosen" : "");
+      }
+      for (const std::string &f : outcome.failures)
+        std::printf("  failed: %s\n", f.c_str());
+      std::printf("tuned: candidate=%s source=%s manifest=%s\n",
+                  chosen.tuningCandidate.c_str(), outcome.fromCache ? "cache" : "timed",
+                  candidates.manifestPaths[outcome.chosen].c_str());
+      if (!outcome.warning.empty())
+        std::fprintf(stderr, "attn-exec: warning: %s\n", outcome.warning.c_str());
+      std::fflush(stdout);
+      if (!readManifest(candidates.manifestPaths[outcome.chosen], manifest, error))
+        return fail(error);
+    }
     CudaRunOptions runOptions;
     double medianMs = 0;
     runOptions.timingRepeats = repeats;

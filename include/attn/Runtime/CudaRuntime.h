@@ -12,6 +12,7 @@
 
 #include "attn/Runtime/HostTensors.h"
 #include "attn/Runtime/Manifest.h"
+#include "attn/Runtime/Tuning.h"
 #include "attn/attn_runtime.h"
 
 #include <cstdint>
@@ -55,6 +56,28 @@ bool describeTensorMap(const std::string &kernel, const std::string &role,
                        const TensorMapArgument &spec, uint64_t address,
                        const std::vector<int64_t> &shape, const std::vector<int64_t> &strides,
                        size_t elementBytes, TensorMapGeometry &geometry, std::string &error);
+
+/// How attn_tune and tuneCudaKernels time the candidates.
+struct CudaTuneParams {
+  int warmup = 3, repeats = 20;
+  double timeoutSeconds = 30; ///< per candidate, for its launches to finish
+  bool retune = false;
+  std::string cachePath; ///< "": TuningCache::defaultPath(); "-": no cache
+};
+
+/// The tuning core behind attn_tune: times the candidates of `set` on the
+/// device tensors `args` (outputs redirected into scratch buffers) on
+/// `stream`, or reads the cached choice. `device` receives the cache's
+/// device string ("sm_90:NVIDIA H200").
+attn_status tuneCudaCandidates(const TuningCandidateSet &set, const attn_tensor *args,
+                               int numArgs, void *stream, const CudaTuneParams &params,
+                               TuningOutcome &outcome, std::string &device, std::string &error);
+
+/// attn-exec's tuning: uploads the host inputs once, then as tuneCudaCandidates
+/// on the default stream.
+attn_status tuneCudaCandidates(const TuningCandidateSet &set, const ExecInputs &in,
+                               const CudaTuneParams &params, TuningOutcome &outcome,
+                               std::string &device, std::string &error);
 
 } // namespace attn
 

@@ -49,6 +49,12 @@ struct KernelManifest {
   std::vector<std::string> argumentRoles;
   std::vector<TensorMapArgument> tensorMaps;
   std::string sha256;
+  /// A tuning candidate (attn-compile --tune-candidates): the group it belongs
+  /// to (every candidate of one spec, chip and compiler shares it), its tag
+  /// ("bk128_pp1_pers0") and the options it was compiled with (JSON object
+  /// text). All empty for an ordinary kernel. toJson writes them under the
+  /// "tuning" key.
+  std::string tuningGroup, tuningCandidate, tuningOptions;
   std::unique_ptr<Spec> spec;
   std::string directory; ///< where the manifest was read from (for relative paths)
 

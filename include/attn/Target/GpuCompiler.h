@@ -23,6 +23,10 @@ struct GpuCompileOptions {
   bool chunkedLinear = true;      ///< linear kinds: chunkwise tensor-core kernel
   bool chunkedLinearPrefetch = true; ///< chunkwise kernel: cp.async next-chunk prefetch
   bool failOnSpills = false;      ///< with cubin: any spill or stack frame is an error
+  bool alwaysAssemble = false;    ///< run ptxas even without cubin (for its report)
+  /// Recorded in the manifest's "tuning" key when tuningGroup is set
+  /// (compileTuningCandidates sets them).
+  std::string tuningGroup, tuningCandidate, tuningOptionsJson;
   /// Lower with upstream's gpu-lower-to-nvvm-pipeline as one textual pass
   /// (the reference the spelled-out device pipeline is tested against).
   bool upstreamNvvmPipeline = false;
@@ -59,6 +63,45 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
                        const GpuCompileOptions &options, const std::string &outDir,
                        KernelManifest &manifest, PtxasReport &report,
                        std::string &error);
+
+/// One tuning candidate of a spec: its tag, the options it is compiled with
+/// and those options as JSON (what the manifest's "tuning.options" records).
+struct TuningCandidateOptions {
+  std::string tag;
+  GpuCompileOptions options;
+  std::string optionsJson;
+};
+
+/// The candidate set of `spec` on `base.chip` (other fields of `base` are
+/// kept; the tuned ones are overridden). Hopper kernel (sm_90a, f16/bf16
+/// softmax, head dims 64/128): block_k 128/64 x ping-pong on/off x persistent
+/// off/on; mma.sync kernel (its tile is fixed at 64 x 32): cp.async on/off;
+/// chunkwise linear kernel: next-chunk prefetch off/on; SIMT kernel: the
+/// heuristic tiles, half the query rows, twice the keys where shared memory
+/// allows; others: the default only.
+std::vector<TuningCandidateOptions> tuningCandidates(const Spec &spec,
+                                                     const GpuCompileOptions &base);
+
+/// The tuning group of `spec` compiled for `chip` by this compiler: the
+/// first 16 hex digits of SHA-256(canonical spec, compiler version, chip).
+std::string tuningGroupId(const Spec &spec, const std::string &chip);
+
+struct TuningCandidateResult {
+  std::string tag;
+  std::string manifestPath; ///< empty when skipped
+  std::string skipped;      ///< why the candidate was left out (spills, same PTX, ...)
+  PtxasReport report;
+};
+
+/// Compiles every candidate of `spec` into outDir/<spec name>/<tag>/ (its
+/// PTX, manifest with the "tuning" key, and cubin with base.cubin). ptxas
+/// always runs: a candidate that spills or has a stack frame is skipped and
+/// its directory removed, as is one whose PTX equals an earlier candidate's
+/// (the option made no difference) or that fails to compile. Stale candidate
+/// directories of the spec are removed first. Fails when none remains.
+bool compileTuningCandidates(const Spec &spec, const std::string &specPath,
+                             const GpuCompileOptions &base, const std::string &outDir,
+                             std::vector<TuningCandidateResult> &results, std::string &error);
 
 /// The compiler's version string with a fingerprint of its sources (part of
 /// cache keys and manifests: another build never reuses this one's kernels).
