@@ -381,20 +381,42 @@ attn_status chooseTuningCandidate(const TuningCandidateSet &set, const std::stri
     error = "no timer to tune with";
     return ATTN_ERROR_INVALID_ARGUMENT;
   }
+  // Candidates are timed in interleaved rounds, each round starting one
+  // candidate later, and each keeps the median of its rounds. Timed one after
+  // the other, the first candidates ran on a cool GPU at boost clocks: on the
+  // H200 (sm clock 1980 MHz idle, ~1500 MHz under sustained load) the first
+  // of 8 candidates won every group, by up to 17% over the same kernel in the
+  // interleaved benchmark.
+  size_t n = set.manifests.size();
+  std::vector<std::vector<double>> rounds(n);
+  std::vector<std::string> messages(n);
+  std::vector<bool> failed(n, false);
+  for (int round = 0; round < kTuningRounds; ++round)
+    for (size_t step = 0; step < n; ++step) {
+      size_t i = (step + size_t(round)) % n;
+      if (failed[i])
+        continue;
+      double ms = -1;
+      if (!timer(i, ms, messages[i]) || !(ms >= 0)) {
+        failed[i] = true;
+        continue;
+      }
+      rounds[i].push_back(ms);
+    }
   bool any = false;
   double best = 0;
   TuningChoice choice;
-  for (size_t i = 0; i < set.manifests.size(); ++i) {
+  for (size_t i = 0; i < n; ++i) {
     const std::string &tag = set.manifests[i].tuningCandidate;
-    double ms = -1;
-    std::string message;
-    if (!timer(i, ms, message) || !(ms >= 0)) {
+    if (failed[i]) {
       outcome.failures.push_back(tag + ": " +
-                                 (message.empty() ? "no valid time" : message));
+                                 (messages[i].empty() ? "no valid time" : messages[i]));
       outcome.timings.emplace_back(tag, -1.0);
       choice.timings[tag] = -1.0;
       continue;
     }
+    std::sort(rounds[i].begin(), rounds[i].end());
+    double ms = rounds[i][rounds[i].size() / 2];
     outcome.timings.emplace_back(tag, ms);
     choice.timings[tag] = ms;
     if (!any || ms < best) {

@@ -14,7 +14,7 @@
 #   5. keeps the cache file (OUT/tuning.json) and a summary (OUT/summary.txt).
 # Every step has its own time limit (a hung kernel cannot stall the run; the
 # runtime also gives each candidate's launches 30 s, polling its CUDA events);
-# exit status 1 when any step failed. CHECKS=0 skips step 2, TUNE=0 steps 3-5
+# exit status 1 when any step failed. TUNE_CHECKS=0 skips step 2, TUNE=0 steps 3-5
 # (to split the work over two calls).
 #   bash scripts/gpu/tune.sh OUT
 set -uo pipefail
@@ -47,7 +47,7 @@ if ! timeout "${BUILD_TIMEOUT:-300}" bash -c '
 fi
 exe=$PWD/build-rt/bin/attn-exec
 
-if [ "${CHECKS:-1}" = 1 ]; then
+if [ "${TUNE_CHECKS:-1}" = 1 ]; then
   step "correctness of every candidate (test/gpu/run_gpu_checks.py)"
   PYTHONUNBUFFERED=1 timeout "${CHECK_TIMEOUT:-300}" python3 test/gpu/run_gpu_checks.py \
     --exec "$exe" --kernels gpu-kernels/tune --out "$out/checks" > "$out/checks.log" 2>&1

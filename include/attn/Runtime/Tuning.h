@@ -121,9 +121,13 @@ struct TuningOutcome {
   std::string warning;   ///< e.g. the cache could not be written (not an error)
 };
 
+/// Rounds of timing per candidate (interleaved; the median is kept).
+constexpr int kTuningRounds = 3;
+
 /// The chooser: a cached choice that names a candidate of the set is taken
-/// as is; otherwise every candidate is timed, the fastest wins (ties: the
-/// first in set order) and is stored. Fails (ATTN_ERROR_CUDA with every
+/// as is; otherwise every candidate is timed in kTuningRounds interleaved
+/// rounds (a candidate that fails once is dropped), the fastest median wins
+/// (ties: the first in set order) and is stored. Fails (ATTN_ERROR_CUDA with every
 /// candidate's message) only when no candidate could be timed.
 attn_status chooseTuningCandidate(const TuningCandidateSet &set, const std::string &device,
                                   const TuningShape &shape, const TuningTimer &timer,
