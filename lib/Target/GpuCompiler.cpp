@@ -55,6 +55,24 @@ int64_t elementBytes(ElementType t) { return t == ElementType::F32 ? 4 : 2; }
 
 /// Tile sizes of the SIMT kernel: Q, K and V tiles must fit the 48 KiB of
 /// static shared memory a block gets without opting in.
+/// Whether the Hopper kernel is known to spill with 128-key tiles, so that it
+/// is built with 64-key tiles from the start instead of compiled twice (the
+/// ptxas-driven retry below stays the safety net for whatever this misses).
+/// With 128-key tiles and Dv = 128 a consumer thread holds 64 S accumulators,
+/// 64 O accumulators and 32 packed P registers of the previous tile; a score
+/// function that reads a tensor at the key index adds one load per distinct
+/// key the thread holds (32 per tile, each with a 64-bit address), and ptxas
+/// then spills under the consumers' 240-register budget. Measured
+/// (2026-11-29, ptxas 13.0): `score + bias[h, k]`, `score * kb[k]` and
+/// `score + kb[b, k]` (i32) spill 96-128 B with or without masks (examples/
+/// custom.json, test/Target/Inputs/heavy_scores.json); a tensor read at q or h
+/// only, a tensor read in the mask alone, custom masks, soft-cap and Dv = 64
+/// (32 O accumulators) with `score + bias[h, k]` do not.
+bool hopperKeyTileSpills(const Spec &spec) {
+  return spec.headDimV == 128 && spec.scoreExpr &&
+         exprReadsTensorAt(*spec.scoreExpr, ExprVar::K);
+}
+
 std::pair<int64_t, int64_t> chooseGpuTiles(const Spec &spec) {
   int64_t es = elementBytes(spec.dtype), budget = 48 * 1024;
   int64_t bq = 64, bk = 32;
@@ -222,7 +240,8 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
                 (spec.headDim == 64 || spec.headDim == 128) &&
                 (spec.headDimV == 64 || spec.headDimV == 128);
   if (hopper)
-    std::tie(heuristicQ, heuristicK) = std::make_pair(int64_t(128), int64_t(128));
+    std::tie(heuristicQ, heuristicK) =
+        std::make_pair(int64_t(128), hopperKeyTileSpills(spec) ? int64_t(64) : int64_t(128));
   else if (tensorCores)
     std::tie(heuristicQ, heuristicK) = std::make_pair(int64_t(64), int64_t(32));
   int64_t bq = options.blockQ > 0 ? options.blockQ : heuristicQ;
