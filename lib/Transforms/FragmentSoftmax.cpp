@@ -76,9 +76,11 @@ SoftmaxState SoftmaxState::initial(LoopBuilder &lb, int64_t oValues) {
 
 FragmentSoftmax::FragmentSoftmax(KernelBuilder &kb, FragmentBuilder &fb, ScoreEmitter &emitter,
                                  AttentionOp op, Value batch, Value head, Value seqQ,
-                                 Value seqK, std::array<Value, 2> rows, Value t2)
+                                 Value seqK, std::array<Value, 2> rows, Value t2,
+                                 bool tileOffsetMasks)
     : kb(kb), fb(fb), emitter(emitter), op(op), batch(batch), head(head), seqQ(seqQ),
-      seqK(seqK), t2(t2), rows(rows), rawScale(emitter.linearScale()) {
+      seqK(seqK), t2(t2), rows(rows), rawScale(emitter.linearScale()),
+      tileOffsetMasks(tileOffsetMasks) {
   ImplicitLocOpBuilder &b = kb.b;
   // Rows past Sq compute on zeros and are never stored; their masks and
   // score functions are evaluated at a valid row so no input is over-read.
@@ -103,6 +105,35 @@ SmallVector<Value> FragmentSoftmax::scores(ArrayRef<Value> acc, Value colBegin, 
           b, arith::AddIOp::create(b, evalRows[r], seqK), seqQ));
     colBaseF = lb.indexToF32(arith::AddIOp::create(b, colBegin, t2));
   }
+  // Masks that leave each row one interval of keys [lo, hi] (causal, window,
+  // the sequence end), in a statically masked tile: the bounds relative to
+  // colBegin, clamped to [-1, keys] where keys = the tile's length, once per
+  // row and tile; per element then one i32 compare of the key's offset in
+  // the tile (two with a window) and one select, instead of 64-bit column
+  // math, a clamp to Sk - 1 and a compare per bound. Exact: offsets lie in
+  // [0, keys), where the clamped and the unclamped bounds decide alike.
+  int64_t keys = int64_t(acc.size()) / 4 * 8;
+  Value relLo[2], relHi[2], t2i32;
+  bool offsetMasks = false;
+  if (tileOffsetMasks && maskAlways) {
+    Type i32 = b.getI32Type();
+    auto relative = [&](Value bound, int64_t low) {
+      Value rel = arith::SubIOp::create(b, bound, colBegin);
+      rel = arith::MaxSIOp::create(b, arith::MinSIOp::create(b, rel, lb.index(keys)),
+                                   lb.index(low));
+      return arith::IndexCastOp::create(b, i32, rel).getResult();
+    };
+    for (int r = 0; r < 2; ++r) {
+      auto interval = emitter.visibleInterval(evalRows[r]);
+      if (!interval)
+        break;
+      offsetMasks = true;
+      relHi[r] = relative(interval->second, -1);
+      if (interval->first)
+        relLo[r] = relative(interval->first, 0);
+    }
+    t2i32 = arith::IndexCastOp::create(b, i32, t2);
+  }
   SmallVector<Value> s;
   for (int64_t i = 0; i < int64_t(acc.size()); ++i) {
     int64_t tile = i / 4, e = i % 4;
@@ -121,6 +152,15 @@ SmallVector<Value> FragmentSoftmax::scores(ArrayRef<Value> acc, Value colBegin, 
     Value score =
         rawScale ? acc[i] : emitter.score(acc[i], batch, head, row, colEval, alibiDistance);
     auto maskedScore = [&] {
+      if (offsetMasks) {
+        Value offset = arith::AddIOp::create(
+            b, t2i32, arith::ConstantIntOp::create(b, tile * 8 + e % 2, 32));
+        Value vis = arith::CmpIOp::create(b, arith::CmpIPredicate::sle, offset, relHi[e / 2]);
+        if (relLo[e / 2])
+          vis = arith::AndIOp::create(
+              b, vis, arith::CmpIOp::create(b, arith::CmpIPredicate::sge, offset, relLo[e / 2]));
+        return arith::SelectOp::create(b, vis, score, lb.negInf()).getResult();
+      }
       Value inSeq = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, col, seqK);
       Value vis = arith::AndIOp::create(b, inSeq, emitter.visible(batch, head, row, colEval));
       return arith::SelectOp::create(b, vis, score, lb.negInf()).getResult();

@@ -58,7 +58,7 @@ public:
   /// 2 * (lane % 4).
   FragmentSoftmax(KernelBuilder &kb, FragmentBuilder &fb, ScoreEmitter &emitter,
                   AttentionOp op, Value batch, Value head, Value seqQ, Value seqK,
-                  std::array<Value, 2> rows, Value t2);
+                  std::array<Value, 2> rows, Value t2, bool tileOffsetMasks = false);
 
   /// Scores of one k tile's S accumulators (base 2, or raw products when the
   /// score is linear: update() knows which) (n tiles x 4 values,
@@ -88,6 +88,9 @@ private:
   /// then returns raw products and update() folds the scale into one FFMA
   /// per element (FlashAttention-3's trick).
   std::optional<double> rawScale;
+  /// Interval masks (ScoreEmitter::visibleInterval) of statically masked
+  /// tiles are tested on the key's i32 offset in the tile (see scores()).
+  bool tileOffsetMasks;
 };
 
 } // namespace attn

@@ -96,6 +96,24 @@ Value ScoreEmitter::visible(Value batch, Value head, Value row, Value col) {
   return result;
 }
 
+std::optional<std::pair<Value, Value>> ScoreEmitter::visibleInterval(Value row) {
+  if (op.getBlockMask() || op.getQDocIds() || !op.getMaskMod().empty())
+    return std::nullopt;
+  // The same bounds as visible(): col <= diag (causal), diag - left <= col <=
+  // diag + right (window), with diag = row + Sk - Sq; and col < Sk. Where
+  // col < Sk, min(col, Sk - 1) = col; where not, both forms mask the key.
+  Value hi = arith::SubIOp::create(b, seqK, lb.index(1)), lo;
+  Value diag = arith::SubIOp::create(b, arith::AddIOp::create(b, row, seqK), seqQ);
+  if (op.getCausal())
+    hi = arith::MinSIOp::create(b, hi, diag);
+  if (auto window = op.getWindowAttr()) {
+    lo = arith::SubIOp::create(b, diag, lb.index(window.getLeft()));
+    hi = arith::MinSIOp::create(
+        b, hi, arith::AddIOp::create(b, diag, lb.index(window.getRight())));
+  }
+  return std::make_pair(lo, hi);
+}
+
 Value ScoreEmitter::inlineRegion(Region &region, ArrayRef<Value> leadingArgs) {
   Block &body = region.front();
   IRMapping mapping;

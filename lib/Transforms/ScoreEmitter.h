@@ -49,6 +49,12 @@ public:
   mlir::Value visible(mlir::Value batch, mlir::Value head, mlir::Value row,
                       mlir::Value col);
 
+  /// When every mask of the op leaves query `row` one interval of keys
+  /// (causal, window, or none; no block layout, documents or mask_mod): its
+  /// bounds, inclusive, such that `lo <= col <= hi` iff `col < Sk` and
+  /// visible(..., row, min(col, Sk - 1)). `lo` is null without a lower bound.
+  std::optional<std::pair<mlir::Value, mlir::Value>> visibleInterval(mlir::Value row);
+
   /// Index into a "B or 1" / "Hq or 1" dimension of the block layout.
   mlir::Value layoutIndex(mlir::Value layout, int64_t dim, mlir::Value index);
 
