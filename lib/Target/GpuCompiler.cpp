@@ -21,6 +21,10 @@
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
+#include "mlir/Target/LLVM/NVVM/Utils.h"
+#include "llvm/IR/Module.h"
+#include "llvm/Passes/PassBuilder.h"
+#include "llvm/Target/TargetMachine.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/MemoryBuffer.h"
@@ -53,8 +57,6 @@ namespace {
 
 int64_t elementBytes(ElementType t) { return t == ElementType::F32 ? 4 : 2; }
 
-/// Tile sizes of the SIMT kernel: Q, K and V tiles must fit the 48 KiB of
-/// static shared memory a block gets without opting in.
 /// Whether the Hopper kernel is known to spill with 128-key tiles, so that it
 /// is built with 64-key tiles from the start instead of compiled twice (the
 /// ptxas-driven retry below stays the safety net for whatever this misses).
@@ -73,6 +75,69 @@ bool hopperKeyTileSpills(const Spec &spec) {
          exprReadsTensorAt(*spec.scoreExpr, ExprVar::K);
 }
 
+/// The device module to PTX: MLIR's NVPTX serialization (gpu::CompilationTarget
+/// ::Assembly of `#nvvm.target`: translate, link libdevice, optimize, NVPTX
+/// codegen), except that the LLVM pipeline leaves out the SLP vectorizer.
+/// MLIR's makeOptimizingTransformer forces SLPVectorization on; on these
+/// kernels (long straight-line f32 code, which NVPTX has no vector registers
+/// for before sm_100) it vectorizes nothing: with it disabled all 13 examples'
+/// PTX is byte-identical on sm_80 and sm_90a (checked with `cmp`, 2026-11-29,
+/// and by test/Target/nvvm-pipeline.test against the upstream pipeline),
+/// while it took 20 ms (causal) to 280 ms (softcap: 128 inlined tanhf) of
+/// LLVM opt.
+class PtxSerializer : public NVVM::SerializeGPUModuleBase {
+public:
+  using SerializeGPUModuleBase::SerializeGPUModuleBase;
+
+protected:
+  LogicalResult optimizeModule(llvm::Module &module, int optLevel) override {
+    FailureOr<llvm::TargetMachine *> targetMachine = getOrCreateTargetMachine();
+    if (failed(targetMachine))
+      return getOperation().emitError() << "no LLVM target machine for " << triple;
+    if (optLevel < 0 || optLevel > 3)
+      return getOperation().emitError() << "invalid optimization level " << optLevel;
+    (*targetMachine)->setOptLevel(static_cast<llvm::CodeGenOptLevel>(optLevel));
+    // makeOptimizingTransformer(optLevel, 0, targetMachine) but for SLP.
+    llvm::LoopAnalysisManager lam;
+    llvm::FunctionAnalysisManager fam;
+    llvm::CGSCCAnalysisManager cgam;
+    llvm::ModuleAnalysisManager mam;
+    llvm::PipelineTuningOptions tuning;
+    tuning.LoopUnrolling = true;
+    tuning.LoopInterleaving = true;
+    tuning.LoopVectorization = true;
+    tuning.SLPVectorization = false;
+    llvm::PassBuilder pb(*targetMachine, tuning);
+    pb.registerModuleAnalyses(mam);
+    pb.registerCGSCCAnalyses(cgam);
+    pb.registerFunctionAnalyses(fam);
+    pb.registerLoopAnalyses(lam);
+    pb.crossRegisterProxies(lam, fam, cgam, mam);
+    const llvm::OptimizationLevel levels[] = {
+        llvm::OptimizationLevel::O0, llvm::OptimizationLevel::O1,
+        llvm::OptimizationLevel::O2, llvm::OptimizationLevel::O3};
+    llvm::ModulePassManager mpm;
+    mpm.addPass(pb.buildPerModuleDefaultPipeline(levels[optLevel]));
+    mpm.run(module, mam);
+    return success();
+  }
+
+  FailureOr<SmallVector<char, 0>> moduleToObject(llvm::Module &llvmModule) override {
+    FailureOr<llvm::TargetMachine *> targetMachine = getOrCreateTargetMachine();
+    if (failed(targetMachine))
+      return getOperation().emitError() << "no LLVM target machine for " << triple;
+    FailureOr<SmallString<0>> ptx = translateModuleToISA(
+        llvmModule, **targetMachine, [&] { return getOperation().emitError(); });
+    if (failed(ptx))
+      return failure();
+    if (isaCallback)
+      isaCallback(*ptx);
+    return SmallVector<char, 0>(ptx->begin(), ptx->end());
+  }
+};
+
+/// Tile sizes of the SIMT kernel: Q, K and V tiles must fit the 48 KiB of
+/// static shared memory a block gets without opting in.
 std::pair<int64_t, int64_t> chooseGpuTiles(const Spec &spec) {
   int64_t es = elementBytes(spec.dtype), budget = 48 * 1024;
   int64_t bq = 64, bk = 32;
@@ -355,11 +420,25 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
           timings ? function_ref<void(llvm::Module &)>(linkedCb) : nullptr,
           timings ? function_ref<void(llvm::Module &)>(optimizedCb) : nullptr,
           timings ? function_ref<void(StringRef)>(isaCb) : nullptr);
-      if (failed(gpu::transformGpuModulesToBinaries(*module, nullptr, targetOptions))) {
+      // The gpu.module and its #nvvm.target (nvvm-attach-target's).
+      std::optional<SmallVector<char, 0>> ptx;
+      module->walk([&](gpu::GPUModuleOp gpuModule) {
+        ArrayAttr targets = gpuModule.getTargetsAttr();
+        auto target = targets && targets.size() == 1
+                          ? dyn_cast<NVVM::NVVMTargetAttr>(targets[0])
+                          : NVVM::NVVMTargetAttr();
+        if (!target || ptx)
+          return;
+        PtxSerializer serializer(*gpuModule, target, targetOptions);
+        serializer.init();
+        ptx = serializer.run();
+      });
+      if (!ptx) {
         error = "lowering the kernel of " + specPath + " to PTX failed: " +
                 compiler.diagnostics() + pipelineErrors;
         return false;
       }
+      g.ptx.assign(ptx->begin(), ptx->end());
     }
     module->walk([&](gpu::BinaryOp binary) {
       for (Attribute object : binary.getObjects())
