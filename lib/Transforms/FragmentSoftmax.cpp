@@ -8,21 +8,24 @@
 
 namespace attn {
 
-namespace {
-
 /// 2^x as one MUFU.EX2: ex2.approx.ftz.f32. math.exp2 becomes the non-ftz
 /// ex2.approx.f32, which ptxas wraps in a denormal range check (a compare and
 /// two predicated multiplies per element); a softmax weight below 2^-126 is
 /// zero for every purpose here. Kept as an intrinsic (not inline PTX) so LLVM
-/// still sees a pure operation.
+/// still sees a pure operation. Vectors are done element by element (as the
+/// NVVM lowering of math.exp2 does).
 Value fastExp2(ImplicitLocOpBuilder &b, Value x) {
+  if (auto vt = dyn_cast<VectorType>(x.getType())) {
+    SmallVector<Value> elems;
+    for (int64_t i = 0; i < vt.getNumElements(); ++i)
+      elems.push_back(fastExp2(b, vector::ExtractOp::create(b, x, i)));
+    return vector::FromElementsOp::create(b, vt, elems);
+  }
   return LLVM::CallIntrinsicOp::create(b, b.getF32Type(),
                                        b.getStringAttr("llvm.nvvm.ex2.approx.ftz.f32"),
                                        ValueRange{x})
       .getResult(0);
 }
-
-} // namespace
 
 FragmentBuilder::FragmentBuilder(ImplicitLocOpBuilder &b, Type elem)
     : b(b), elem(elem), f32(b.getF32Type()) {}

@@ -20,6 +20,10 @@
 
 namespace attn {
 
+/// 2^x (f32 or a vector of f32) as ex2.approx.ftz.f32 per element: one
+/// MUFU.EX2, no denormal fix-up; results below 2^-126 are 0.
+Value fastExp2(ImplicitLocOpBuilder &b, Value x);
+
 /// Packing and lane reductions on fragments of element type `elem`.
 class FragmentBuilder {
 public:
