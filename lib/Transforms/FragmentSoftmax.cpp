@@ -80,10 +80,10 @@ SoftmaxState SoftmaxState::initial(LoopBuilder &lb, int64_t oValues) {
 FragmentSoftmax::FragmentSoftmax(KernelBuilder &kb, FragmentBuilder &fb, ScoreEmitter &emitter,
                                  AttentionOp op, Value batch, Value head, Value seqQ,
                                  Value seqK, std::array<Value, 2> rows, Value t2,
-                                 bool tileOffsetMasks)
+                                 bool tileOffsetMasks, bool blockMaskPerTile)
     : kb(kb), fb(fb), emitter(emitter), op(op), batch(batch), head(head), seqQ(seqQ),
       seqK(seqK), t2(t2), rows(rows), rawScale(emitter.linearScale()),
-      tileOffsetMasks(tileOffsetMasks) {
+      tileOffsetMasks(tileOffsetMasks), blockMaskPerTile(blockMaskPerTile) {
   ImplicitLocOpBuilder &b = kb.b;
   // Rows past Sq compute on zeros and are never stored; their masks and
   // score functions are evaluated at a valid row so no input is over-read.
@@ -108,13 +108,15 @@ SmallVector<Value> FragmentSoftmax::scores(ArrayRef<Value> acc, Value colBegin, 
           b, arith::AddIOp::create(b, evalRows[r], seqK), seqQ));
     colBaseF = lb.indexToF32(arith::AddIOp::create(b, colBegin, t2));
   }
-  // Masks that leave each row one interval of keys [lo, hi] (causal, window,
-  // the sequence end), in a statically masked tile: the bounds relative to
+  // The diagonal bounds and the sequence end leave each row one interval of
+  // keys [lo, hi]; in a statically masked tile: the bounds relative to
   // colBegin, clamped to [-1, keys] where keys = the tile's length, once per
   // row and tile; per element then one i32 compare of the key's offset in
-  // the tile (two with a window) and one select, instead of 64-bit column
-  // math, a clamp to Sk - 1 and a compare per bound. Exact: offsets lie in
-  // [0, keys), where the clamped and the unclamped bounds decide alike.
+  // the tile (two with a window), instead of 64-bit column math, a clamp to
+  // Sk - 1 and a compare per bound. Exact: offsets lie in [0, keys), where
+  // the clamped and the unclamped bounds decide alike. The other masks
+  // (documents, mask_mod; the block layout unless the kernel skips the
+  // tiles of empty blocks) are still tested per element, at min(col, Sk - 1).
   int64_t keys = int64_t(acc.size()) / 4 * 8;
   Value relLo[2], relHi[2], t2i32;
   bool offsetMasks = false;
@@ -126,14 +128,12 @@ SmallVector<Value> FragmentSoftmax::scores(ArrayRef<Value> acc, Value colBegin, 
                                    lb.index(low));
       return arith::IndexCastOp::create(b, i32, rel).getResult();
     };
+    offsetMasks = true;
     for (int r = 0; r < 2; ++r) {
-      auto interval = emitter.visibleInterval(evalRows[r]);
-      if (!interval)
-        break;
-      offsetMasks = true;
-      relHi[r] = relative(interval->second, -1);
-      if (interval->first)
-        relLo[r] = relative(interval->first, 0);
+      auto [lo, hi] = emitter.visibleInterval(evalRows[r]);
+      relHi[r] = relative(hi, -1);
+      if (lo)
+        relLo[r] = relative(lo, 0);
     }
     t2i32 = arith::IndexCastOp::create(b, i32, t2);
   }
@@ -162,6 +162,9 @@ SmallVector<Value> FragmentSoftmax::scores(ArrayRef<Value> acc, Value colBegin, 
         if (relLo[e / 2])
           vis = arith::AndIOp::create(
               b, vis, arith::CmpIOp::create(b, arith::CmpIPredicate::sge, offset, relLo[e / 2]));
+        MaskParts rest{/*diagonal=*/false, /*blockMask=*/!blockMaskPerTile};
+        if (emitter.hasMasks(rest))
+          vis = arith::AndIOp::create(b, vis, emitter.visible(batch, head, row, colEval, rest));
         return arith::SelectOp::create(b, vis, score, lb.negInf()).getResult();
       }
       Value inSeq = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, col, seqK);

@@ -62,7 +62,8 @@ public:
   /// 2 * (lane % 4).
   FragmentSoftmax(KernelBuilder &kb, FragmentBuilder &fb, ScoreEmitter &emitter,
                   AttentionOp op, Value batch, Value head, Value seqQ, Value seqK,
-                  std::array<Value, 2> rows, Value t2, bool tileOffsetMasks = false);
+                  std::array<Value, 2> rows, Value t2, bool tileOffsetMasks = false,
+                  bool blockMaskPerTile = false);
 
   /// Scores of one k tile's S accumulators (base 2, or raw products when the
   /// score is linear: update() knows which) (n tiles x 4 values,
@@ -92,9 +93,13 @@ private:
   /// then returns raw products and update() folds the scale into one FFMA
   /// per element (FlashAttention-3's trick).
   std::optional<double> rawScale;
-  /// Interval masks (ScoreEmitter::visibleInterval) of statically masked
-  /// tiles are tested on the key's i32 offset in the tile (see scores()).
+  /// The diagonal bounds and the sequence end (ScoreEmitter::visibleInterval)
+  /// of statically masked tiles are tested on the key's i32 offset in the
+  /// tile (see scores()).
   bool tileOffsetMasks;
+  /// The kernel visits only tiles whose block-sparse block is kept (a tile
+  /// lies in one block): no per-element block-mask test.
+  bool blockMaskPerTile;
 };
 
 } // namespace attn
