@@ -902,6 +902,17 @@ bool exprUsesTensor(const Expr &e, int tensorIndex) {
   return false;
 }
 
+bool exprReadsTensorAt(const Expr &e, ExprVar v) {
+  if (e.kind == ExprKind::Index)
+    for (const auto &operand : e.operands)
+      if (operand && exprUsesVar(*operand, v))
+        return true;
+  for (const auto &operand : e.operands)
+    if (operand && exprReadsTensorAt(*operand, v))
+      return true;
+  return false;
+}
+
 std::string exprToString(const Expr &e) {
   std::string out;
   print(e, out);

@@ -21,6 +21,10 @@
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
+#include "mlir/Target/LLVM/NVVM/Utils.h"
+#include "llvm/IR/Module.h"
+#include "llvm/Passes/PassBuilder.h"
+#include "llvm/Target/TargetMachine.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/MemoryBuffer.h"
@@ -53,6 +57,85 @@ const char *compilerVersion() { return "attn 0.1 (MLIR 22, " ATTN_COMPILER_FINGE
 namespace {
 
 int64_t elementBytes(ElementType t) { return t == ElementType::F32 ? 4 : 2; }
+
+/// Whether the Hopper kernel is known to spill with 128-key tiles, so that it
+/// is built with 64-key tiles from the start instead of compiled twice (the
+/// ptxas-driven retry below stays the safety net for whatever this misses).
+/// With 128-key tiles and Dv = 128 a consumer thread holds 64 S accumulators,
+/// 64 O accumulators and 32 packed P registers of the previous tile; a score
+/// function that reads a tensor at the key index adds one load per distinct
+/// key the thread holds (32 per tile, each with a 64-bit address), and ptxas
+/// then spills under the consumers' 240-register budget. Measured
+/// (2026-11-29, ptxas 13.0): `score + bias[h, k]`, `score * kb[k]` and
+/// `score + kb[b, k]` (i32) spill 96-128 B with or without masks (examples/
+/// custom.json, test/Target/Inputs/heavy_scores.json); a tensor read at q or h
+/// only, a tensor read in the mask alone, custom masks, soft-cap and Dv = 64
+/// (32 O accumulators) with `score + bias[h, k]` do not.
+bool hopperKeyTileSpills(const Spec &spec) {
+  return spec.headDimV == 128 && spec.scoreExpr &&
+         exprReadsTensorAt(*spec.scoreExpr, ExprVar::K);
+}
+
+/// The device module to PTX: MLIR's NVPTX serialization (gpu::CompilationTarget
+/// ::Assembly of `#nvvm.target`: translate, link libdevice, optimize, NVPTX
+/// codegen), except that the LLVM pipeline leaves out the SLP vectorizer.
+/// MLIR's makeOptimizingTransformer forces SLPVectorization on; on these
+/// kernels (long straight-line f32 code, which NVPTX has no vector registers
+/// for before sm_100) it vectorizes nothing: with it disabled all 13 examples'
+/// PTX is byte-identical on sm_80 and sm_90a (checked with `cmp`, 2026-11-29,
+/// and by test/Target/nvvm-pipeline.test against the upstream pipeline),
+/// while it took 20 ms (causal) to 280 ms (softcap: 128 inlined tanhf) of
+/// LLVM opt.
+class PtxSerializer : public NVVM::SerializeGPUModuleBase {
+public:
+  using SerializeGPUModuleBase::SerializeGPUModuleBase;
+
+protected:
+  LogicalResult optimizeModule(llvm::Module &module, int optLevel) override {
+    FailureOr<llvm::TargetMachine *> targetMachine = getOrCreateTargetMachine();
+    if (failed(targetMachine))
+      return getOperation().emitError() << "no LLVM target machine for " << triple;
+    if (optLevel < 0 || optLevel > 3)
+      return getOperation().emitError() << "invalid optimization level " << optLevel;
+    (*targetMachine)->setOptLevel(static_cast<llvm::CodeGenOptLevel>(optLevel));
+    // makeOptimizingTransformer(optLevel, 0, targetMachine) but for SLP.
+    llvm::LoopAnalysisManager lam;
+    llvm::FunctionAnalysisManager fam;
+    llvm::CGSCCAnalysisManager cgam;
+    llvm::ModuleAnalysisManager mam;
+    llvm::PipelineTuningOptions tuning;
+    tuning.LoopUnrolling = true;
+    tuning.LoopInterleaving = true;
+    tuning.LoopVectorization = true;
+    tuning.SLPVectorization = false;
+    llvm::PassBuilder pb(*targetMachine, tuning);
+    pb.registerModuleAnalyses(mam);
+    pb.registerCGSCCAnalyses(cgam);
+    pb.registerFunctionAnalyses(fam);
+    pb.registerLoopAnalyses(lam);
+    pb.crossRegisterProxies(lam, fam, cgam, mam);
+    const llvm::OptimizationLevel levels[] = {
+        llvm::OptimizationLevel::O0, llvm::OptimizationLevel::O1,
+        llvm::OptimizationLevel::O2, llvm::OptimizationLevel::O3};
+    llvm::ModulePassManager mpm;
+    mpm.addPass(pb.buildPerModuleDefaultPipeline(levels[optLevel]));
+    mpm.run(module, mam);
+    return success();
+  }
+
+  FailureOr<SmallVector<char, 0>> moduleToObject(llvm::Module &llvmModule) override {
+    FailureOr<llvm::TargetMachine *> targetMachine = getOrCreateTargetMachine();
+    if (failed(targetMachine))
+      return getOperation().emitError() << "no LLVM target machine for " << triple;
+    FailureOr<SmallString<0>> ptx = translateModuleToISA(
+        llvmModule, **targetMachine, [&] { return getOperation().emitError(); });
+    if (failed(ptx))
+      return failure();
+    if (isaCallback)
+      isaCallback(*ptx);
+    return SmallVector<char, 0>(ptx->begin(), ptx->end());
+  }
+};
 
 /// Tile sizes of the SIMT kernel: Q, K and V tiles must fit the 48 KiB of
 /// static shared memory a block gets without opting in.
@@ -231,7 +314,8 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
   bool tensorCores = usesTensorCores(spec, options);
   bool hopper = usesHopperKernel(spec, options);
   if (hopper)
-    std::tie(heuristicQ, heuristicK) = std::make_pair(int64_t(128), int64_t(128));
+    std::tie(heuristicQ, heuristicK) =
+        std::make_pair(int64_t(128), hopperKeyTileSpills(spec) ? int64_t(64) : int64_t(128));
   else if (tensorCores)
     std::tie(heuristicQ, heuristicK) = std::make_pair(int64_t(64), int64_t(32));
   int64_t bq = options.blockQ > 0 ? options.blockQ : heuristicQ;
@@ -305,9 +389,14 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
     // cubin-format=isa opt-level=3}, spelled out (MLIR 22.1's expansion, the
     // same passes with the same options) up to the device module's lowering;
     // its host passes (gpu-to-llvm and the clean-up after serialization) are
-    // left out: the module holds only the gpu.module. The device module is then
-    // serialized directly, which lets the stages inside (translation, libdevice
-    // linking, LLVM opt, NVPTX codegen) be timed.
+    // left out: the module holds only the gpu.module. Also left out, the PTX
+    // staying byte-identical (all examples and test/gpu/specs, sm_80 and
+    // sm_90a, 2026-11-29): gpu-kernel-outlining (the kernels are gpu.funcs
+    // already; there is no gpu.launch) and the canonicalize,cse after
+    // convert-gpu-to-nvvm (~8-10 ms; the ones before it are load-bearing:
+    // without them alibi's and block_sparse's PTX changes). The device module
+    // is then serialized directly (PtxSerializer), which lets the stages inside
+    // (translation, libdevice linking, LLVM opt, NVPTX codegen) be timed.
     timer.restart();
     if (options.upstreamNvvmPipeline) {
       // The reference: upstream's pipeline as one textual pass (host passes
@@ -320,12 +409,11 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
       timer.lap("gpu-lower-to-nvvm-pipeline (upstream)" + suffix);
     } else {
       std::string stage2 =
-          "convert-nvgpu-to-nvvm,gpu-kernel-outlining,convert-vector-to-scf,convert-scf-to-cf,"
+          "convert-nvgpu-to-nvvm,convert-vector-to-scf,convert-scf-to-cf,"
           "convert-nvvm-to-llvm,convert-func-to-llvm,expand-strided-metadata,"
           "nvvm-attach-target{O=3 chip=" + options.chip + " features=+ptx80},lower-affine,"
           "convert-arith-to-llvm,convert-index-to-llvm{index-bitwidth=64},canonicalize,cse,"
-          "gpu.module(convert-gpu-to-nvvm{index-bitwidth=64},canonicalize,cse,"
-          "reconcile-unrealized-casts)";
+          "gpu.module(convert-gpu-to-nvvm{index-bitwidth=64},reconcile-unrealized-casts)";
       if (!runPipeline(stage2, "lowering the kernel of " + specPath + " to NVVM"))
         return false;
       timer.lap("lower to NVVM (MLIR passes)" + suffix);
@@ -346,11 +434,25 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
           timings ? function_ref<void(llvm::Module &)>(linkedCb) : nullptr,
           timings ? function_ref<void(llvm::Module &)>(optimizedCb) : nullptr,
           timings ? function_ref<void(StringRef)>(isaCb) : nullptr);
-      if (failed(gpu::transformGpuModulesToBinaries(*module, nullptr, targetOptions))) {
+      // The gpu.module and its #nvvm.target (nvvm-attach-target's).
+      std::optional<SmallVector<char, 0>> ptx;
+      module->walk([&](gpu::GPUModuleOp gpuModule) {
+        ArrayAttr targets = gpuModule.getTargetsAttr();
+        auto target = targets && targets.size() == 1
+                          ? dyn_cast<NVVM::NVVMTargetAttr>(targets[0])
+                          : NVVM::NVVMTargetAttr();
+        if (!target || ptx)
+          return;
+        PtxSerializer serializer(*gpuModule, target, targetOptions);
+        serializer.init();
+        ptx = serializer.run();
+      });
+      if (!ptx) {
         error = "lowering the kernel of " + specPath + " to PTX failed: " +
                 compiler.diagnostics() + pipelineErrors;
         return false;
       }
+      g.ptx.assign(ptx->begin(), ptx->end());
     }
     module->walk([&](gpu::BinaryOp binary) {
       for (Attribute object : binary.getObjects())

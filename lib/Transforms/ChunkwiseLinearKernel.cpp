@@ -136,7 +136,11 @@ bool buildChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module
   auto fadd = [&](Value x, Value y) { return arith::AddFOp::create(b, x, y).getResult(); };
   auto fmul = [&](Value x, Value y) { return arith::MulFOp::create(b, x, y).getResult(); };
   auto fsub = [&](Value x, Value y) { return arith::SubFOp::create(b, x, y).getResult(); };
-  auto exp2 = [&](Value x) { return math::Exp2Op::create(b, x).getResult(); };
+  // Every exponent is <= 0 (see the header): ftz only turns decays below
+  // 2^-126 into 0, terms far below the f32 rounding of any normal-size sum,
+  // and saves ptxas the denormal fix-up around each MUFU.EX2 (gated_vector:
+  // 324 exponentials; ptxas 440 -> 310 ms).
+  auto exp2 = [&](Value x) { return fastExp2(b, x); };
 
   // The shared buffers, carved from the dynamic shared memory.
   auto space = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
@@ -322,7 +326,7 @@ bool buildChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module
                       Value gS = vector::LoadOp::create(b, vec8f, gs, ValueRange{r, cc});
                       Value x = kb.loadVectorF32(ks, {r, cc}, 8);
                       x = arith::MulFOp::create(
-                          b, x, math::Exp2Op::create(b, arith::SubFOp::create(b, gRef, gS)));
+                          b, x, exp2(arith::SubFOp::create(b, gRef, gS)));
                       vector::StoreOp::create(b, arith::TruncFOp::create(b, vec8, x), kts,
                                               ValueRange{r, cc}, false, llvm::MaybeAlign(16));
                     });
@@ -455,7 +459,7 @@ bool buildChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module
               Value dim = add(idx(s * 16 + 8 * (i / 2)), t2);
               qv[i] = kb.loadVectorF32(qs, {rowA[i % 2], dim}, 2);
               gq[i] = vector::LoadOp::create(b, vec2f, gs, ValueRange{rowA[i % 2], dim});
-              qf.push_back(packPair(arith::MulFOp::create(b, qv[i], math::Exp2Op::create(b, gq[i]))));
+              qf.push_back(packPair(arith::MulFOp::create(b, qv[i], exp2(gq[i]))));
             }
             for (int64_t j = 0; j < 3; ++j) {
               SmallVector<Value> qj;
@@ -464,7 +468,7 @@ bool buildChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module
                 Value gRef =
                     vector::LoadOp::create(b, vec2f, gs, ValueRange{idx(16 * j + 15), dim});
                 qj.push_back(packPair(arith::MulFOp::create(
-                    b, qv[i], math::Exp2Op::create(b, arith::SubFOp::create(b, gq[i], gRef)))));
+                    b, qv[i], exp2(arith::SubFOp::create(b, gq[i], gRef)))));
               }
               for (int64_t n = 2 * j; n < 2 * j + 2; ++n) {
                 SmallVector<Value> kf = tc.ldmatrix(kts, add(idx(n * 8), laneRow8),
@@ -515,7 +519,7 @@ bool buildChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module
                   Value kv = kb.loadVectorF32(ks, {keys[kk], d0}, 8);
                   Value gk = vector::LoadOp::create(b, vec8f, gs, ValueRange{keys[kk], d0});
                   for (int r = 0; r < 2; ++r) {
-                    Value decay = math::Exp2Op::create(b, arith::SubFOp::create(b, gq[r], gk));
+                    Value decay = exp2(arith::SubFOp::create(b, gq[r], gk));
                     Value prod = arith::MulFOp::create(
                         b, arith::MulFOp::create(b, qv[r], kv), decay);
                     next[r * 4 + kk] = fadd(next[r * 4 + kk], kb.reduceAdd(prod));
@@ -621,7 +625,7 @@ bool buildChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module
                           [&](Value r, Value cc, Value, Value) {
                             Value gl = vector::LoadOp::create(b, vec8f, gs, ValueRange{last, cc});
                             Value gt = vector::LoadOp::create(b, vec8f, gs, ValueRange{r, cc});
-                            Value f = math::Exp2Op::create(b, arith::SubFOp::create(b, gl, gt));
+                            Value f = exp2(arith::SubFOp::create(b, gl, gt));
                             Value x = kb.loadVectorF32(ks, {r, cc}, 8);
                             x = arith::TruncFOp::create(b, vec8, arith::MulFOp::create(b, x, f));
                             vector::StoreOp::create(b, x, ks, ValueRange{r, cc}, false,

@@ -9,21 +9,24 @@
 
 namespace attn {
 
-namespace {
-
 /// 2^x as one MUFU.EX2: ex2.approx.ftz.f32. math.exp2 becomes the non-ftz
 /// ex2.approx.f32, which ptxas wraps in a denormal range check (a compare and
 /// two predicated multiplies per element); a softmax weight below 2^-126 is
 /// zero for every purpose here. Kept as an intrinsic (not inline PTX) so LLVM
-/// still sees a pure operation.
+/// still sees a pure operation. Vectors are done element by element (as the
+/// NVVM lowering of math.exp2 does).
 Value fastExp2(ImplicitLocOpBuilder &b, Value x) {
+  if (auto vt = dyn_cast<VectorType>(x.getType())) {
+    SmallVector<Value> elems;
+    for (int64_t i = 0; i < vt.getNumElements(); ++i)
+      elems.push_back(fastExp2(b, vector::ExtractOp::create(b, x, i)));
+    return vector::FromElementsOp::create(b, vt, elems);
+  }
   return LLVM::CallIntrinsicOp::create(b, b.getF32Type(),
                                        b.getStringAttr("llvm.nvvm.ex2.approx.ftz.f32"),
                                        ValueRange{x})
       .getResult(0);
 }
-
-} // namespace
 
 FragmentBuilder::FragmentBuilder(ImplicitLocOpBuilder &b, Type elem)
     : b(b), elem(elem), f32(b.getF32Type()) {}
@@ -77,9 +80,11 @@ SoftmaxState SoftmaxState::initial(LoopBuilder &lb, int64_t oValues) {
 
 FragmentSoftmax::FragmentSoftmax(KernelBuilder &kb, FragmentBuilder &fb, ScoreEmitter &emitter,
                                  AttentionOp op, Value batch, Value head, Value seqQ,
-                                 Value seqK, std::array<Value, 2> rows, Value t2)
+                                 Value seqK, std::array<Value, 2> rows, Value t2,
+                                 bool tileOffsetMasks, bool blockMaskPerTile)
     : kb(kb), fb(fb), emitter(emitter), op(op), batch(batch), head(head), seqQ(seqQ),
-      seqK(seqK), t2(t2), rows(rows), rawScale(emitter.linearScale()) {
+      seqK(seqK), t2(t2), rows(rows), rawScale(emitter.linearScale()),
+      tileOffsetMasks(tileOffsetMasks), blockMaskPerTile(blockMaskPerTile) {
   ImplicitLocOpBuilder &b = kb.b;
   // Rows past Sq compute on zeros and are never stored; their masks and
   // score functions are evaluated at a valid row so no input is over-read.
@@ -104,6 +109,35 @@ SmallVector<Value> FragmentSoftmax::scores(ArrayRef<Value> acc, Value colBegin, 
           b, arith::AddIOp::create(b, evalRows[r], seqK), seqQ));
     colBaseF = lb.indexToF32(arith::AddIOp::create(b, colBegin, t2));
   }
+  // The diagonal bounds and the sequence end leave each row one interval of
+  // keys [lo, hi]; in a statically masked tile: the bounds relative to
+  // colBegin, clamped to [-1, keys] where keys = the tile's length, once per
+  // row and tile; per element then one i32 compare of the key's offset in
+  // the tile (two with a window), instead of 64-bit column math, a clamp to
+  // Sk - 1 and a compare per bound. Exact: offsets lie in [0, keys), where
+  // the clamped and the unclamped bounds decide alike. The other masks
+  // (documents, mask_mod; the block layout unless the kernel skips the
+  // tiles of empty blocks) are still tested per element, at min(col, Sk - 1).
+  int64_t keys = int64_t(acc.size()) / 4 * 8;
+  Value relLo[2], relHi[2], t2i32;
+  bool offsetMasks = false;
+  if (tileOffsetMasks && maskAlways) {
+    Type i32 = b.getI32Type();
+    auto relative = [&](Value bound, int64_t low) {
+      Value rel = arith::SubIOp::create(b, bound, colBegin);
+      rel = arith::MaxSIOp::create(b, arith::MinSIOp::create(b, rel, lb.index(keys)),
+                                   lb.index(low));
+      return arith::IndexCastOp::create(b, i32, rel).getResult();
+    };
+    offsetMasks = true;
+    for (int r = 0; r < 2; ++r) {
+      auto [lo, hi] = emitter.visibleInterval(evalRows[r]);
+      relHi[r] = relative(hi, -1);
+      if (lo)
+        relLo[r] = relative(lo, 0);
+    }
+    t2i32 = arith::IndexCastOp::create(b, i32, t2);
+  }
   SmallVector<Value> s;
   for (int64_t i = 0; i < int64_t(acc.size()); ++i) {
     int64_t tile = i / 4, e = i % 4;
@@ -122,6 +156,18 @@ SmallVector<Value> FragmentSoftmax::scores(ArrayRef<Value> acc, Value colBegin, 
     Value score =
         rawScale ? acc[i] : emitter.score(acc[i], batch, head, row, colEval, alibiDistance);
     auto maskedScore = [&] {
+      if (offsetMasks) {
+        Value offset = arith::AddIOp::create(
+            b, t2i32, arith::ConstantIntOp::create(b, tile * 8 + e % 2, 32));
+        Value vis = arith::CmpIOp::create(b, arith::CmpIPredicate::sle, offset, relHi[e / 2]);
+        if (relLo[e / 2])
+          vis = arith::AndIOp::create(
+              b, vis, arith::CmpIOp::create(b, arith::CmpIPredicate::sge, offset, relLo[e / 2]));
+        MaskParts rest{/*diagonal=*/false, /*blockMask=*/!blockMaskPerTile};
+        if (emitter.hasMasks(rest))
+          vis = arith::AndIOp::create(b, vis, emitter.visible(batch, head, row, colEval, rest));
+        return arith::SelectOp::create(b, vis, score, lb.negInf()).getResult();
+      }
       Value inSeq = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, col, seqK);
       Value vis = arith::AndIOp::create(b, inSeq, emitter.visible(batch, head, row, colEval));
       return arith::SelectOp::create(b, vis, score, lb.negInf()).getResult();

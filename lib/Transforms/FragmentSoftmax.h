@@ -20,6 +20,10 @@
 
 namespace attn {
 
+/// 2^x (f32 or a vector of f32) as ex2.approx.ftz.f32 per element: one
+/// MUFU.EX2, no denormal fix-up; results below 2^-126 are 0.
+Value fastExp2(ImplicitLocOpBuilder &b, Value x);
+
 /// Packing and lane reductions on fragments of element type `elem`.
 class FragmentBuilder {
 public:
@@ -62,7 +66,8 @@ public:
   /// 2 * (lane % 4).
   FragmentSoftmax(KernelBuilder &kb, FragmentBuilder &fb, ScoreEmitter &emitter,
                   AttentionOp op, Value batch, Value head, Value seqQ, Value seqK,
-                  std::array<Value, 2> rows, Value t2);
+                  std::array<Value, 2> rows, Value t2, bool tileOffsetMasks = false,
+                  bool blockMaskPerTile = false);
 
   /// Scores of one k tile's S accumulators (base 2, or raw products when the
   /// score is linear: update() knows which) (n tiles x 4 values,
@@ -105,6 +110,13 @@ private:
   /// then returns raw products and update() folds the scale into one FFMA
   /// per element (FlashAttention-3's trick).
   std::optional<double> rawScale;
+  /// The diagonal bounds and the sequence end (ScoreEmitter::visibleInterval)
+  /// of statically masked tiles are tested on the key's i32 offset in the
+  /// tile (see scores()).
+  bool tileOffsetMasks;
+  /// The kernel visits only tiles whose block-sparse block is kept (a tile
+  /// lies in one block): no per-element block-mask test.
+  bool blockMaskPerTile;
 };
 
 } // namespace attn

@@ -64,20 +64,27 @@ Value ScoreEmitter::layoutIndex(Value layout, int64_t dim, Value index) {
   return arith::SelectOp::create(b, isOne, lb.index(0), index);
 }
 
-Value ScoreEmitter::visible(Value batch, Value head, Value row, Value col) {
+bool ScoreEmitter::hasMasks(MaskParts parts) {
+  return (parts.diagonal && (op.getCausal() || op.getWindowAttr())) ||
+         (parts.blockMask && op.getBlockMask()) || op.getQDocIds() || !op.getMaskMod().empty();
+}
+
+Value ScoreEmitter::visible(Value batch, Value head, Value row, Value col, MaskParts parts) {
   Value result = lb.boolean(true);
   auto both = [&](Value c) { result = arith::AndIOp::create(b, result, c); };
   // Diagonal bounds relative to the bottom-right aligned diagonal i + Sk - Sq.
-  Value diag = arith::SubIOp::create(b, arith::AddIOp::create(b, row, seqK), seqQ);
-  if (op.getCausal())
-    both(arith::CmpIOp::create(b, arith::CmpIPredicate::sle, col, diag));
-  if (auto window = op.getWindowAttr()) {
-    Value lo = arith::SubIOp::create(b, diag, lb.index(window.getLeft()));
-    Value hi = arith::AddIOp::create(b, diag, lb.index(window.getRight()));
-    both(arith::CmpIOp::create(b, arith::CmpIPredicate::sge, col, lo));
-    both(arith::CmpIOp::create(b, arith::CmpIPredicate::sle, col, hi));
+  if (parts.diagonal && (op.getCausal() || op.getWindowAttr())) {
+    Value diag = arith::SubIOp::create(b, arith::AddIOp::create(b, row, seqK), seqQ);
+    if (op.getCausal())
+      both(arith::CmpIOp::create(b, arith::CmpIPredicate::sle, col, diag));
+    if (auto window = op.getWindowAttr()) {
+      Value lo = arith::SubIOp::create(b, diag, lb.index(window.getLeft()));
+      Value hi = arith::AddIOp::create(b, diag, lb.index(window.getRight()));
+      both(arith::CmpIOp::create(b, arith::CmpIPredicate::sge, col, lo));
+      both(arith::CmpIOp::create(b, arith::CmpIPredicate::sle, col, hi));
+    }
   }
-  if (Value layout = operand(op.getBlockMask())) {
+  if (Value layout = operand(op.getBlockMask()); layout && parts.blockMask) {
     auto bs = op.getBlockSparseAttr();
     Value bi = arith::DivUIOp::create(b, row, lb.index(bs.getBlockQ()));
     Value bj = arith::DivUIOp::create(b, col, lb.index(bs.getBlockK()));
@@ -94,6 +101,22 @@ Value ScoreEmitter::visible(Value batch, Value head, Value row, Value col) {
   if (!op.getMaskMod().empty())
     both(inlineRegion(op.getMaskMod(), {batch, head, row, col}));
   return result;
+}
+
+std::pair<Value, Value> ScoreEmitter::visibleInterval(Value row) {
+  // The same bounds as visible(): col <= diag (causal), diag - left <= col <=
+  // diag + right (window), with diag = row + Sk - Sq; and col < Sk. Where
+  // col < Sk, min(col, Sk - 1) = col; where not, both forms mask the key.
+  Value hi = arith::SubIOp::create(b, seqK, lb.index(1)), lo;
+  Value diag = arith::SubIOp::create(b, arith::AddIOp::create(b, row, seqK), seqQ);
+  if (op.getCausal())
+    hi = arith::MinSIOp::create(b, hi, diag);
+  if (auto window = op.getWindowAttr()) {
+    lo = arith::SubIOp::create(b, diag, lb.index(window.getLeft()));
+    hi = arith::MinSIOp::create(
+        b, hi, arith::AddIOp::create(b, diag, lb.index(window.getRight())));
+  }
+  return std::make_pair(lo, hi);
 }
 
 Value ScoreEmitter::inlineRegion(Region &region, ArrayRef<Value> leadingArgs) {

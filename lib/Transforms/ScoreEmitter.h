@@ -20,6 +20,13 @@ namespace attn {
 constexpr double kLog2e = 1.4426950408889634;
 constexpr double kLn2 = 0.6931471805599453;
 
+/// Which masks ScoreEmitter::visible() tests: kernels that test some of them
+/// otherwise (per tile, or as an interval of keys) leave them out.
+struct MaskParts {
+  bool diagonal = true;  ///< causal and window bounds
+  bool blockMask = true; ///< the block-sparse layout
+};
+
 class ScoreEmitter {
 public:
   /// `operands` maps the op's operands to the values to use at the emission
@@ -44,10 +51,20 @@ public:
   mlir::Value score(mlir::Value dot, mlir::Value batch, mlir::Value head,
                     mlir::Value row, mlir::Value col, mlir::Value alibiDistance = {});
 
-  /// Whether key `col` is visible to query `row` under every mask of the op
-  /// (diagonal bounds, block layout, documents, mask_mod).
+  /// Whether key `col` is visible to query `row` under the masks of the op
+  /// that `parts` selects (diagonal bounds, block layout; documents and
+  /// mask_mod always).
   mlir::Value visible(mlir::Value batch, mlir::Value head, mlir::Value row,
-                      mlir::Value col);
+                      mlir::Value col, MaskParts parts = {});
+
+  /// Whether visible() with `parts` tests anything.
+  bool hasMasks(MaskParts parts);
+
+  /// The keys the diagonal bounds and the sequence end leave query `row`, as
+  /// an interval [lo, hi] (inclusive): `lo <= col <= hi` iff `col < Sk` and
+  /// the diagonal bounds hold at min(col, Sk - 1). `lo` is null without a
+  /// lower bound.
+  std::pair<mlir::Value, mlir::Value> visibleInterval(mlir::Value row);
 
   /// Index into a "B or 1" / "Hq or 1" dimension of the block layout.
   mlir::Value layoutIndex(mlir::Value layout, int64_t dim, mlir::Value index);

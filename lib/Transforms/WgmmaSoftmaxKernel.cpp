@@ -560,7 +560,8 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   std::array<Value, 2> rows = {
       arith::AddIOp::create(b, item.rowBegin, r0),
       arith::AddIOp::create(b, item.rowBegin, arith::AddIOp::create(b, r0, lb.index(8)))};
-  FragmentSoftmax softmax(kb, fb, emitter, op, item.batch, item.head, seqQ, seqK, rows, t2);
+  FragmentSoftmax softmax(kb, fb, emitter, op, item.batch, item.head, seqQ, seqK, rows, t2,
+                          /*tileOffsetMasks=*/true, /*blockMaskPerTile=*/skipEmptyTiles);
   ItemClasses classes = classesOf(item);
   KTileRange range = emitKTileRange(b, plan, item.tile, seqQ, seqK);
   ptx.wait(qBar, arith::RemUIOp::create(b, itemCount, c32(2)));

@@ -232,6 +232,25 @@ TEST(ExprTypes, Indexing) {
             "(bias[ids[q], (k % 16)] > 0.5)");
 }
 
+TEST(ExprUses, TensorReadAtVariable) {
+  auto readsAtK = [](const std::string &text, ExprType result) {
+    Parsed p = parse(text, result, /*score=*/true);
+    EXPECT_TRUE(p.e) << text << ": " << p.error;
+    return p.e && exprReadsTensorAt(*p.e, ExprVar::K);
+  };
+  EXPECT_TRUE(readsAtK("score + bias[h, k]", ExprType::Float));
+  EXPECT_TRUE(readsAtK("score * bias[h, k % 16]", ExprType::Float));
+  EXPECT_TRUE(readsAtK("score + bias[h, ids[k]]", ExprType::Float)); // nested
+  EXPECT_TRUE(readsAtK("select(ids[k] == ids[q], score, 0.0)", ExprType::Float));
+  EXPECT_FALSE(readsAtK("score + bias[h, q]", ExprType::Float));
+  EXPECT_FALSE(readsAtK("score + bias[h, 0] * k", ExprType::Float)); // k outside the index
+  EXPECT_FALSE(readsAtK("score * 0.5 + (k - q)", ExprType::Float));
+  Parsed q = parse("bias[h, q] > 0.0");
+  ASSERT_TRUE(q.e) << q.error;
+  EXPECT_TRUE(exprReadsTensorAt(*q.e, ExprVar::Q));
+  EXPECT_FALSE(exprReadsTensorAt(*q.e, ExprVar::K));
+}
+
 TEST(ExprErrors, Lexical) {
   EXPECT_EQ(errorOf(""), "column 1: empty expression");
   EXPECT_EQ(errorOf(" \t\n"), "column 1: empty expression");

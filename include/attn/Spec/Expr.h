@@ -76,6 +76,11 @@ bool exprUsesVar(const Expr &e, ExprVar v);
 /// Whether an expression indexes the declared tensor number `tensorIndex`.
 bool exprUsesTensor(const Expr &e, int tensorIndex);
 
+/// Whether an expression reads some tensor at an index that depends on `v`
+/// (`bias[h, k]` and `bias[h, ids[k]]` read at k; `bias[h, q]` does not):
+/// in a kernel, one load per distinct value of `v` a thread holds.
+bool exprReadsTensorAt(const Expr &e, ExprVar v);
+
 /// Renders a checked expression fully parenthesized, with implicit
 /// promotions shown as `float(x)`: "((q + 1) < k)". For tests and diagnostics.
 std::string exprToString(const Expr &e);
