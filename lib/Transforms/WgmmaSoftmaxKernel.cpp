@@ -286,108 +286,68 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
           warpRange(map.lookup(op.getQDocIds()), item.batch, item.rowBegin, kBlockQ, seqQ);
     return c;
   };
-  // Run-time tile classes in words of 32 (block-sparse layouts, document
-  // ids): lane i of a warp classifies tile kt + i on its own (tiles past `end`
-  // are empty) and two ballots pack the answers, bit i for tile kt + i: `kept`
-  // (visited) and `full` (every run-time mask true). The loops walk every tile
-  // of their range; classified one tile at a time, each tile cost a dependent
-  // global load (hundreds of cycles) even when empty, more than block-sparse
-  // 90%'s live tiles' products. Called by whole, converged warps (kt uniform).
-  bool tileWords = skipEmptyTiles || classifyDocuments;
-  auto classifyWords = [&](const Item &item, const ItemClasses &c, Value kt, Value end,
-                           int64_t inFlight) -> std::pair<Value, Value> {
+  // Block-sparse tiles in words of 32: lane i of a warp loads the layout
+  // byte of tile kt + i (tiles past `end` count as empty) and a ballot packs
+  // the 32 answers into one i32, bit i for tile kt + i. One global load per
+  // 32 tiles instead of one per tile: the loops walk every tile of their
+  // range, and a dependent load (hundreds of cycles) per empty tile cost
+  // block-sparse 90% more than its live tiles' products. Called by whole,
+  // converged warps (kt uniform).
+  auto liveWord = [&](const ItemClasses &c, Value kt, Value end) {
     Value tile = arith::AddIOp::create(b, kt, lane);
-    Value kept = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, tile, end);
-    Value full = lb.boolean(true);
+    Value inRange = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, tile, end);
     Value safeTile =
         arith::MinSIOp::create(b, tile, arith::SubIOp::create(b, end, lb.index(1)));
-    if (skipEmptyTiles) {
-      Value col = arith::DivUIOp::create(b, arith::MulIOp::create(b, safeTile, lb.index(blockK)),
-                                         lb.index(op.getBlockSparseAttr().getBlockK()));
-      Value byte = memref::LoadOp::create(
-          b, layout, ValueRange{c.layoutBatch, c.layoutHead, c.layoutRow, col});
-      kept = arith::AndIOp::create(
-          b, kept,
-          arith::CmpIOp::create(b, arith::CmpIPredicate::ne, byte,
-                                arith::ConstantIntOp::create(b, 0, 8)));
-    }
-    if (classifyDocuments) {
-      // This lane's tile's document range: its blockK ids, `inFlight` loads
-      // at a time; keys past Sk clamp to the last (only widens it).
-      Value ids = map.lookup(op.getKvDocIds());
-      Value first = arith::MulIOp::create(b, safeTile, lb.index(blockK));
-      Value last = arith::SubIOp::create(b, seqK, lb.index(1));
-      Value id0 = memref::LoadOp::create(
-          b, ids, ValueRange{item.batch, arith::MinSIOp::create(b, first, last)});
-      SmallVector<Value> range = kb.forWithState(
-          lb.index(0), lb.index(blockK), lb.index(inFlight), {id0, id0},
-          [&](Value j, ValueRange lohi) {
-            Value lo = lohi[0], hi = lohi[1];
-            SmallVector<Value> loaded;
-            for (int64_t u = 0; u < inFlight; ++u) {
-              Value idx = arith::AddIOp::create(
-                  b, first, arith::AddIOp::create(b, j, lb.index(u)));
-              loaded.push_back(memref::LoadOp::create(
-                  b, ids, ValueRange{item.batch, arith::MinSIOp::create(b, idx, last)}));
-            }
-            for (Value id : loaded) {
-              lo = arith::MinSIOp::create(b, lo, id);
-              hi = arith::MaxSIOp::create(b, hi, id);
-            }
-            return SmallVector<Value>{lo, hi};
-          });
-      Value kLo = range[0], kHi = range[1];
-      Value disjoint = arith::OrIOp::create(
-          b, arith::CmpIOp::create(b, arith::CmpIPredicate::slt, c.qDocHi, kLo),
-          arith::CmpIOp::create(b, arith::CmpIPredicate::sgt, c.qDocLo, kHi));
-      kept = arith::AndIOp::create(b, kept,
-                                   arith::XOrIOp::create(b, disjoint, lb.boolean(true)));
-      auto eq = [&](Value x, Value y) {
-        return arith::CmpIOp::create(b, arith::CmpIPredicate::eq, x, y);
-      };
-      full = arith::AndIOp::create(
-          b, arith::AndIOp::create(b, eq(c.qDocLo, c.qDocHi), eq(kLo, kHi)), eq(c.qDocLo, kLo));
-    }
-    auto ballot = [&](Value pred) {
-      return NVVM::VoteSyncOp::create(b, i32, c32(-1), pred, NVVM::VoteSyncKind::ballot)
-          .getResult();
-    };
-    return {ballot(kept), classifyDocuments ? ballot(full) : c32(-1)};
+    Value col = arith::DivUIOp::create(b, arith::MulIOp::create(b, safeTile, lb.index(blockK)),
+                                       lb.index(op.getBlockSparseAttr().getBlockK()));
+    Value byte = memref::LoadOp::create(
+        b, layout, ValueRange{c.layoutBatch, c.layoutHead, c.layoutRow, col});
+    Value kept = arith::AndIOp::create(
+        b, inRange,
+        arith::CmpIOp::create(b, arith::CmpIPredicate::ne, byte,
+                              arith::ConstantIntOp::create(b, 0, 8)));
+    return NVVM::VoteSyncOp::create(b, i32, c32(-1), kept, NVVM::VoteSyncKind::ballot)
+        .getResult();
   };
-  // Per k tile of a walk over [begin, end): the words covering it (carried in
-  // `words` across the loop, reloaded when kt starts a new group of 32),
-  // whether it is visited, and whether its run-time masks are all true (only
-  // meaningful with classifyDocuments).
-  struct TileClass {
-    SmallVector<Value> words;
-    Value live, documentsFull;
-  };
-  // `inFlight`: loads per lane at a time (the producer's 24 registers hold
-  // fewer than the consumers').
-  auto classifyTile = [&](const Item &item, const ItemClasses &c, Value kt, Value begin,
-                          Value end, ValueRange words, int64_t inFlight) -> TileClass {
-    TileClass t{SmallVector<Value>(words.begin(), words.end()), lb.boolean(true),
-                lb.boolean(true)};
-    if (!tileWords)
-      return t;
+  // The word covering tile kt (carried in `word` across a loop over
+  // [begin, end)): reloaded when kt starts a new group of 32; and whether kt
+  // is kept.
+  auto liveBit = [&](const ItemClasses &c, Value kt, Value begin, Value end,
+                     Value word) -> std::pair<Value, Value> {
     Value rel = toI32(arith::SubIOp::create(b, kt, begin));
     Value bit = arith::AndIOp::create(b, rel, c32(31));
     Value startsWord = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, bit, c32(0));
-    t.words = kb.ifWithResults(
-        startsWord, {i32, i32},
-        [&] {
-          auto [kept, full] = classifyWords(item, c, kt, end, inFlight);
-          return SmallVector<Value>{kept, full};
-        },
-        [&] { return SmallVector<Value>{words[0], words[1]}; });
-    auto bitOf = [&](Value word) {
-      return arith::CmpIOp::create(
-          b, arith::CmpIPredicate::ne,
-          arith::AndIOp::create(b, arith::ShRUIOp::create(b, word, bit), c32(1)), c32(0));
-    };
-    t.live = bitOf(t.words[0]);
-    t.documentsFull = bitOf(t.words[1]);
-    return t;
+    Value current = kb.ifWithResults(
+        startsWord, {i32}, [&] { return SmallVector<Value>{liveWord(c, kt, end)}; },
+        [&] { return SmallVector<Value>{word}; })[0];
+    Value kept = arith::CmpIOp::create(
+        b, arith::CmpIPredicate::ne,
+        arith::AndIOp::create(b, arith::ShRUIOp::create(b, current, bit), c32(1)), c32(0));
+    return {current, kept};
+  };
+  // Per k tile: whether it is visited, and whether its run-time masks are all
+  // true (only meaningful with classifyDocuments). `layoutKept`: the tile's
+  // block-sparse bit (liveBit), with skipEmptyTiles.
+  auto classifyTile = [&](const Item &item, const ItemClasses &c, Value kt,
+                          Value layoutKept) -> std::pair<Value, Value> {
+    Value live = lb.boolean(true), documentsFull = lb.boolean(true);
+    Value qDocLo = c.qDocLo, qDocHi = c.qDocHi;
+    if (skipEmptyTiles)
+      live = layoutKept;
+    if (classifyDocuments) {
+      auto [kLo, kHi] = warpRange(map.lookup(op.getKvDocIds()), item.batch,
+                                  arith::MulIOp::create(b, kt, lb.index(blockK)), blockK, seqK);
+      Value disjoint = arith::OrIOp::create(
+          b, arith::CmpIOp::create(b, arith::CmpIPredicate::slt, qDocHi, kLo),
+          arith::CmpIOp::create(b, arith::CmpIPredicate::sgt, qDocLo, kHi));
+      live = arith::AndIOp::create(b, live, arith::XOrIOp::create(b, disjoint, lb.boolean(true)));
+      auto eq = [&](Value x, Value y) {
+        return arith::CmpIOp::create(b, arith::CmpIPredicate::eq, x, y);
+      };
+      documentsFull = arith::AndIOp::create(
+          b, arith::AndIOp::create(b, eq(qDocLo, qDocHi), eq(kLo, kHi)), eq(qDocLo, kLo));
+    }
+    return {live, documentsFull};
   };
 
   Value firstThread = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, tid, lb.index(0));
@@ -414,10 +374,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   Value isProducerGroup = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, wg, lb.index(0));
   auto roles = scf::IfOp::create(b, TypeRange(), isProducerGroup, /*withElseRegion=*/true);
   b.setInsertionPointToStart(&roles.getThenRegion().front());
-  // The producer's walk over items, or its per-lane document ranges
-  // (classifyWords), needs more than 24 registers.
-  bool wideProducer = persistent || classifyDocuments;
-  ptx.setMaxRegisters(wideProducer ? kPersistentProducerRegisters : kProducerRegisters,
+  ptx.setMaxRegisters(persistent ? kPersistentProducerRegisters : kProducerRegisters,
                       /*increase=*/false);
   // One thread issues; with document classification or block-sparse tiles
   // its whole warp runs the loop (a warp reduction, a ballot) and lane 0
@@ -452,15 +409,14 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
         ptx.tmaLoad(at(c32(box * qBoxBytes)), qMap,
                     {c32(box * kBoxCols), row, item.coordHead, item.coordBatch}, qBar);
     });
-    // Carried over k tiles: the number of tiles loaded, the two class words.
+    // Carried over k tiles: the number of tiles loaded, the block-sparse word.
     SmallVector<Value> loaded = kb.forWithState(
-        range.begin, range.end, lb.index(1), {items[1], c32(0), c32(0)},
-        [&](Value kt, ValueRange counter) {
-          TileClass tc =
-              classifyTile(item, classes, kt, range.begin, range.end, counter.drop_front(),
-                           /*inFlight=*/4);
+        range.begin, range.end, lb.index(1), {items[1], c32(0)}, [&](Value kt, ValueRange counter) {
+          Value word = counter[1], kept;
+          if (skipEmptyTiles)
+            std::tie(word, kept) = liveBit(classes, kt, range.begin, range.end, word);
           SmallVector<Value> next = kb.ifWithResults(
-              tc.live, {i32},
+              classifyTile(item, classes, kt, kept).first, {i32},
               [&] {
                 auto [stage, round] = stageOf(counter[0]);
                 // From the second fill on, wait until both consumers released
@@ -479,7 +435,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                 return SmallVector<Value>{arith::AddIOp::create(b, counter[0], c32(1))};
               },
               [&] { return SmallVector<Value>{counter[0]}; });
-          next.append(tc.words.begin(), tc.words.end());
+          next.push_back(word);
           return next;
         });
     return SmallVector<Value>{arith::AddIOp::create(b, itemCount, c32(1)), loaded[0]};
@@ -487,7 +443,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   });
 
   b.setInsertionPointToStart(&roles.getElseRegion().front());
-  ptx.setMaxRegisters(wideProducer ? kPersistentConsumerRegisters : kConsumerRegisters,
+  ptx.setMaxRegisters(persistent ? kPersistentConsumerRegisters : kConsumerRegisters,
                       /*increase=*/true);
   // Consumer warp w (0..7) holds rows 16w + g and 16w + g + 8 of the tile:
   // the wgmma accumulator layout of warpgroup w / 4, its warp w % 4.
@@ -617,16 +573,17 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   init.append(pRegs, c32(0));
   init.append({c32(0), c32(0), firstCount});
   int64_t oBegin = 4, pBegin = 4 + nTilesO * 4, tail = pBegin + pRegs;
-  // Last: the two class words (classifyTile), not passed through the tile's
+  // Last: the block-sparse word (liveBit), not passed through the tile's
   // branch.
-  init.append({c32(0), c32(0)});
+  init.push_back(c32(0));
   SmallVector<Value> carriedOut = kb.forWithState(
       range.begin, range.end, lb.index(1), init, [&](Value kt, ValueRange carriedAll) {
-        TileClass tc = classifyTile(item, classes, kt, range.begin, range.end,
-                                    carriedAll.take_back(2), /*inFlight=*/16);
-        ValueRange carried = carriedAll.drop_back(2);
+        Value word = carriedAll.back(), kept;
+        if (skipEmptyTiles)
+          std::tie(word, kept) = liveBit(classes, kt, range.begin, range.end, word);
+        ValueRange carried = carriedAll.drop_back();
         SmallVector<Type> carriedTypes(carried.getTypes());
-        Value live = tc.live, documentsFull = tc.documentsFull;
+        auto [live, documentsFull] = classifyTile(item, classes, kt, kept);
         SmallVector<Value> nextCarried = kb.ifWithResults(
             live, carriedTypes,
             [&] {
@@ -708,7 +665,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
               return next;
             },
             [&] { return SmallVector<Value>(carried.begin(), carried.end()); });
-        nextCarried.append(tc.words.begin(), tc.words.end());
+        nextCarried.push_back(word);
         return nextCarried;
       });
   // Every S = Q K^T of the item is done: the producer may refill Q.
