@@ -111,16 +111,6 @@ struct Checker {
   }
 };
 
-bool readFile(const std::string &path, std::string &out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    return false;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  out = ss.str();
-  return true;
-}
-
 /// Frees device buffers and unloads the module whatever path we leave by.
 struct DeviceResources {
   Driver &d;
@@ -344,8 +334,8 @@ bool runCudaKernel(const KernelManifest &m, const ExecInputs &in, ExecOutputs &o
 
   DeviceResources res{d};
   std::string image;
-  bool haveCubin = !m.cubinFile.empty() && readFile(m.directory + "/" + m.cubinFile, image);
-  if (!haveCubin && !readFile(m.directory + "/" + m.ptxFile, image)) {
+  bool haveCubin = !m.cubinFile.empty() && readWholeFile(m.directory + "/" + m.cubinFile, image);
+  if (!haveCubin && !readWholeFile(m.directory + "/" + m.ptxFile, image)) {
     error = m.directory + "/" + m.ptxFile + ": cannot read the kernel's PTX";
     return false;
   }
@@ -711,8 +701,8 @@ attn_status attn_kernel_launch(attn_kernel *kernel, const attn_tensor *args, int
     CUdevice device;
     CUcontext context;
     std::string image;
-    bool haveCubin = !m.cubinFile.empty() && readFile(m.directory + "/" + m.cubinFile, image);
-    if (!haveCubin && !readFile(m.directory + "/" + m.ptxFile, image))
+    bool haveCubin = !m.cubinFile.empty() && readWholeFile(m.directory + "/" + m.cubinFile, image);
+    if (!haveCubin && !readWholeFile(m.directory + "/" + m.ptxFile, image))
       return reportStatus(err, errLen, ATTN_ERROR_IO, m.directory + "/" + m.ptxFile + ": unreadable");
     image.push_back('\0');
     if (!check(d.deviceGet(&device, 0), "cuDeviceGet") ||
@@ -790,6 +780,19 @@ bool currentDevice(Driver &d, std::string &device, std::string &error) {
   return true;
 }
 
+/// The driver, loaded, with device 0's context current (currentDevice).
+attn_status openDevice(Driver *&driver, std::string &device, std::string &error) {
+  Driver &d = Driver::get();
+  if (!d.loadError.empty()) {
+    error = d.loadError;
+    return ATTN_ERROR_CUDA;
+  }
+  if (!currentDevice(d, device, error))
+    return ATTN_ERROR_CUDA;
+  driver = &d;
+  return ATTN_OK;
+}
+
 /// Waits for `event` at most `seconds`: 1 done, 0 timed out, -1 failed.
 int waitForEvent(Driver &d, CUevent event, double seconds, std::string &error) {
   auto deadline = std::chrono::steady_clock::now() +
@@ -839,13 +842,10 @@ attn_status tuneCudaCandidates(const TuningCandidateSet &set, const attn_tensor 
     error = "attn_tune: " + error;
     return ATTN_ERROR_INVALID_ARGUMENT;
   }
-  Driver &d = Driver::get();
-  if (!d.loadError.empty()) {
-    error = d.loadError;
-    return ATTN_ERROR_CUDA;
-  }
-  if (!currentDevice(d, device, error))
-    return ATTN_ERROR_CUDA;
+  Driver *driver = nullptr;
+  if (attn_status s = openDevice(driver, device, error); s != ATTN_OK)
+    return s;
+  Driver &d = *driver;
   std::unique_ptr<TuningCache> cache;
   std::string cachePath = params.cachePath.empty() ? TuningCache::defaultPath() : params.cachePath;
   if (cachePath != "-" && !cachePath.empty())
@@ -997,13 +997,12 @@ attn_status tuneCudaCandidates(const TuningCandidateSet &set, const ExecInputs &
     return ATTN_ERROR_INVALID_ARGUMENT;
   }
   const KernelManifest &m = set.manifests.front();
-  Driver &d = Driver::get();
-  if (!d.loadError.empty()) {
-    error = d.loadError;
-    return ATTN_ERROR_CUDA;
-  }
-  if (!currentDevice(d, device, error))
-    return ATTN_ERROR_CUDA;
+  // The context must be current before the inputs are copied; the tensor
+  // overload below makes it current again (cheap: a retained primary context).
+  Driver *driver = nullptr;
+  if (attn_status s = openDevice(driver, device, error); s != ATTN_OK)
+    return s;
+  Driver &d = *driver;
   Checker check{d, error};
   bool withLse = std::find(m.argumentRoles.begin(), m.argumentRoles.end(), "lse") !=
                  m.argumentRoles.end();

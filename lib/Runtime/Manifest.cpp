@@ -100,13 +100,21 @@ bool fail(std::string &error, const std::string &path, const std::string &msg) {
 
 } // namespace
 
-bool readManifest(const std::string &path, KernelManifest &m, std::string &error) {
+bool readWholeFile(const std::string &path, std::string &out) {
   std::ifstream in(path, std::ios::binary);
   if (!in)
-    return fail(error, path, "cannot open");
+    return false;
   std::stringstream ss;
   ss << in.rdbuf();
-  json j = json::parse(ss.str(), nullptr, /*allow_exceptions=*/false);
+  out = ss.str();
+  return bool(in) || in.eof();
+}
+
+bool readManifest(const std::string &path, KernelManifest &m, std::string &error) {
+  std::string text;
+  if (!readWholeFile(path, text))
+    return fail(error, path, "cannot open");
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object())
     return fail(error, path, "not a JSON object");
   auto str = [&](const char *key, std::string &out) {

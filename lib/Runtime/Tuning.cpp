@@ -28,16 +28,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool readWholeFile(const std::string &path, std::string &out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    return false;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  out = ss.str();
-  return bool(in) || in.eof();
-}
-
 /// A kernel manifest with a "tuning" key (cheap check before readManifest).
 bool looksLikeCandidate(const std::string &path) {
   std::string text;

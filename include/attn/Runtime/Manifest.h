@@ -68,6 +68,9 @@ struct KernelManifest {
                      const std::string &extraJson = "{}") const;
 };
 
+/// The whole file at `path` (binary); false when it cannot be opened or read.
+bool readWholeFile(const std::string &path, std::string &out);
+
 /// Reads a manifest; errors name the file and the key path.
 bool readManifest(const std::string &path, KernelManifest &manifest, std::string &error);
 
