@@ -76,6 +76,18 @@ bool hopperKeyTileSpills(const Spec &spec) {
          exprReadsTensorAt(*spec.scoreExpr, ExprVar::K);
 }
 
+/// The Hopper kernel's query rows: 192 (three consumer warpgroups, FA3's
+/// head-dim-64 shape) at D = Dv = 64, where the softmax per FLOP doubles and a
+/// third warpgroup's softmax keeps the tensor cores busy; 128 otherwise, and
+/// for block-sparse layouts whose 128-row blocks a 192-row tile would straddle
+/// (the kernel skips empty blocks only when its tile lies in one block row),
+/// and for the persistent kernel (its 152-register consumers spill at 192).
+int64_t hopperQueryTile(const Spec &spec, bool persistent) {
+  bool narrow = spec.headDim == 64 && spec.headDimV == 64 && !persistent;
+  bool layoutFits = !spec.blockSparse || spec.blockSparse->first % 192 == 0;
+  return narrow && layoutFits ? 192 : 128;
+}
+
 /// The device module to PTX: MLIR's NVPTX serialization (gpu::CompilationTarget
 /// ::Assembly of `#nvvm.target`: translate, link libdevice, optimize, NVPTX
 /// codegen), except that the LLVM pipeline leaves out the SLP vectorizer.
@@ -315,7 +327,7 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
   bool hopper = usesHopperKernel(spec, options);
   if (hopper)
     std::tie(heuristicQ, heuristicK) =
-        std::make_pair(int64_t(128), hopperKeyTileSpills(spec) ? int64_t(64) : int64_t(128));
+        std::make_pair(hopperQueryTile(spec, options.persistent), hopperKeyTileSpills(spec) ? int64_t(64) : int64_t(128));
   else if (tensorCores)
     std::tie(heuristicQ, heuristicK) = std::make_pair(int64_t(64), int64_t(32));
   int64_t bq = options.blockQ > 0 ? options.blockQ : heuristicQ;
@@ -498,6 +510,15 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
   };
   if (!generate(bq, bk, gen) || !writeAndAssemble(assemble))
     return false;
+  // The heuristic's shape spills: fewer query rows first (192-row tiles run
+  // their consumers on 160 registers, 152 when persistent), then 64-key tiles.
+  if (hopper && options.blockQ <= 0 && bq == 192 && spills()) {
+    bq = 128;
+    gen = Generated();
+    report = PtxasReport();
+    if (!generate(bq, bk, gen) || !writeAndAssemble(true))
+      return false;
+  }
   if (hopper && options.blockK <= 0 && bk == 128 && spills()) {
     bk = 64;
     gen = Generated();
@@ -591,20 +612,26 @@ std::vector<TuningCandidateOptions> tuningCandidates(const Spec &spec,
   if (usesHopperKernel(spec, base)) {
     // 128-key tiles halve the barriers per key, 64-key tiles halve the S
     // registers; ping-pong trades tensor-core overlap against softmax
-    // overlap; persistent blocks trade launch tails against scheduling.
-    for (int64_t bk : {128, 64})
+    // overlap; persistent blocks trade launch tails against scheduling; at
+    // D = 64, 192-row tiles (three consumer warpgroups) against 128 (with
+    // 128-key tiles only: 64-key tiles lost every group by 25-40% on the H200).
+    std::vector<std::pair<int64_t, int64_t>> tiles = {{128, 128}, {128, 64}};
+    if (hopperQueryTile(spec, /*persistent=*/false) == 192)
+      tiles.insert(tiles.begin(), {192, 128});
+    for (auto [bq, bk] : tiles)
       for (bool pp : {true, false})
         for (bool pers : {false, true}) {
           GpuCompileOptions o = base;
-          o.blockQ = 128;
+          o.blockQ = bq;
           o.blockK = bk;
           o.pingPong = pp;
           o.persistent = pers;
-          add("bk" + std::to_string(bk) + "_pp" + (pp ? "1" : "0") + "_pers" +
-                  (pers ? "1" : "0"),
+          add(std::string(bq == 128 ? "" : "bq" + std::to_string(bq) + "_") + "bk" +
+                  std::to_string(bk) + "_pp" + (pp ? "1" : "0") + "_pers" + (pers ? "1" : "0"),
               o,
-              "{\"kernel\": \"wgmma\", \"block_q\": 128, \"block_k\": " + std::to_string(bk) +
-                  ", \"ping_pong\": " + flag(pp) + ", \"persistent\": " + flag(pers) + "}");
+              "{\"kernel\": \"wgmma\", \"block_q\": " + std::to_string(bq) +
+                  ", \"block_k\": " + std::to_string(bk) + ", \"ping_pong\": " + flag(pp) +
+                  ", \"persistent\": " + flag(pers) + "}");
         }
   } else if (usesTensorCores(spec, base)) {
     // The mma.sync kernel's tile is fixed (64 x 32); what varies is whether

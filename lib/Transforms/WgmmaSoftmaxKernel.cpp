@@ -1,10 +1,11 @@
 //===- WgmmaSoftmaxKernel.cpp - Hopper softmax attention (wgmma + TMA) ----===//
 //
-// The sm_90a kernel. A block of two consumer warpgroups owns 128 query rows,
-// 64 per warpgroup. Q, K and V come into shared memory by TMA (128-byte
-// swizzle, zero fill past the sequence ends) and complete on mbarriers; K and
-// V tiles of 128 (or 64) keys are double buffered, and thread 0 refills a stage as
-// soon as both warpgroups are done with it. Per k tile:
+// The sm_90a kernel. A block of two consumer warpgroups owns 128 query rows
+// (three own 192 at head dim 64), 64 per warpgroup. Q, K and V come into
+// shared memory by TMA (128-byte swizzle, zero fill past the sequence ends)
+// and complete on mbarriers; K and V tiles of 128 (or 64) keys are double
+// buffered, and thread 0 refills a stage as soon as every consumer
+// warpgroup is done with it. Per k tile:
 //   S = Q K^T    wgmma m64n{BK}k16, both operands from shared memory
 //   scores, masks (partial tiles only), online softmax on the accumulators
 //   O += P V     wgmma m64n{Dv}k16 with P from registers (the accumulator
@@ -17,7 +18,7 @@
 // them keeps the operand conventions in one place (PtxEmitter.h).
 //
 // Shared memory (one dynamic buffer, 1024-byte aligned, carved by offset):
-//   Q      [D/64 boxes][128 rows][64]          (128-byte rows, swizzled)
+//   Q      [D/64 boxes][128 or 192 rows][64]   (128-byte rows, swizzled)
 //   K[s]   [D/64 boxes][BK keys][64]           s = 0, 1
 //   V[s]   [Dv/64 boxes][BK keys][64]
 //   mbarriers: q, k[0..1], v[0..1]
@@ -44,16 +45,26 @@ namespace attn {
 
 namespace {
 
-constexpr int64_t kWarpgroups = 2, kRowsPerWarpgroup = 64;
-constexpr int64_t kBlockQ = kWarpgroups * kRowsPerWarpgroup, kStages = 2;
-constexpr int64_t kConsumerWarps = kWarpgroups * 4;
-// setmaxnreg budgets: 128 * 24 + 256 * 240 = 64512 of the SM's 65536
-// registers (the FlashAttention-3 split for one producer, two consumers).
-constexpr int64_t kProducerRegisters = 24, kConsumerRegisters = 240;
+constexpr int64_t kRowsPerWarpgroup = 64, kStages = 2;
+// setmaxnreg budgets (multiples of 8, producer + consumers <= 65536):
+//   two consumer warpgroups (128 query rows): 128 * 24 + 256 * 240 = 64512
+//   (the FlashAttention-3 split for one producer, two consumers);
+//   three (192 rows, head dim 64 only): 128 * 24 + 384 * 160 = 64512.
 // The persistent producer also walks the work items (64-bit index math):
-// 128 * 40 + 256 * 232 = 64512 as well.
-constexpr int64_t kPersistentProducerRegisters = 40, kPersistentConsumerRegisters = 232;
+// 128 * 40 + 256 * 232 = 64512, and 128 * 40 + 384 * 152 = 63488.
+struct RegisterSplit {
+  int64_t producer, consumer;
+};
+RegisterSplit registerSplit(int64_t consumerGroups, bool persistent) {
+  if (consumerGroups == 2)
+    return persistent ? RegisterSplit{40, 232} : RegisterSplit{24, 240};
+  return persistent ? RegisterSplit{40, 152} : RegisterSplit{24, 160};
+}
 constexpr int64_t kBoxCols = 64; // 128 bytes of 16-bit elements: one swizzle row
+// K + V bytes of the (batch, head) pairs a persistent grid works on at once:
+// about a third of the H100 / H200 L2 (50 MB), leaving room for Q, O and the
+// other half of the L2's partitioned copy.
+constexpr int64_t kL2GroupBytes = 16 << 20;
 
 
 int64_t argumentIndex(func::FuncOp host, Value v) {
@@ -78,9 +89,17 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   int64_t vArg = argumentIndex(host, op.getValue());
   if (!(et.isBF16() || et.isF16()) || kType.getElementType() != et ||
       vType.getElementType() != et || (d != 64 && d != 128) || (dv != 64 && dv != 128) ||
-      plan.getBlockQ() != kBlockQ || (plan.getBlockK() != 64 && plan.getBlockK() != 128) ||
-      qArg < 0 || kArg < 0 || vArg < 0)
+      (plan.getBlockK() != 64 && plan.getBlockK() != 128) || qArg < 0 || kArg < 0 || vArg < 0)
     return false;
+  // Two consumer warpgroups (128 query rows), or three (192 rows; FA3's
+  // head-dim-64 shape): at D = 64 the softmax is twice as heavy per FLOP, so
+  // a third warpgroup's softmax keeps the tensor cores fed. Its 160 registers
+  // per consumer thread hold S, O and P only at D = Dv = 64.
+  int64_t kBlockQ = plan.getBlockQ();
+  if (kBlockQ != 128 && !(kBlockQ == 192 && d == 64 && dv == 64))
+    return false;
+  int64_t kWarpgroups = kBlockQ / kRowsPerWarpgroup, kConsumerWarps = kWarpgroups * 4;
+  RegisterSplit registers = registerSplit(kWarpgroups, options.persistent);
   // 128-key tiles halve the barriers and waits per key; 64-key tiles halve
   // the S registers, for variants whose per-element score code would spill.
   int64_t blockK = plan.getBlockK();
@@ -196,13 +215,45 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     it.coordKvHead = toI32(it.kvHead);
     return it;
   };
+  // Persistent order, L2-aware: the (batch, head) pairs are cut into groups
+  // whose K and V fit in kL2GroupBytes together, and a group's items run
+  // before the next group's (longest first inside it). Walking the q tiles
+  // outermost over all pairs instead (the first version) puts ~132 pairs'
+  // K / V in flight at once (264 MB at S = 4k, far past the 50 MB L2), so
+  // every q tile re-read its K / V from HBM: dense 4k ran 15% slower than the
+  // one-item grid. Pairs are head-fastest, so query heads sharing a KV head
+  // (GQA) are neighbours and share their K / V in L2.
+  // In 32-bit arithmetic: the group sizes are loop-invariant, and in index
+  // (64-bit) registers they pushed the persistent consumers (232 registers)
+  // into spills. Whatever perGroup comes out (even from a wrapped product at
+  // absurd sizes), clamped to [1, pairs] the map stays a bijection onto the
+  // items; only the L2 locality depends on it.
   auto itemOf = [&](Value w) {
-    Value slots = arith::MulIOp::create(b, heads, lb.dim(q, 0));
-    Value tile = arith::SubIOp::create(
-        b, arith::SubIOp::create(b, qTiles, lb.index(1)), arith::DivUIOp::create(b, w, slots));
-    Value rest = arith::RemUIOp::create(b, w, slots);
-    return makeItem(tile, arith::RemUIOp::create(b, rest, heads),
-                    arith::DivUIOp::create(b, rest, heads));
+    auto i32Of = [&](Value index) { return toI32(index).getResult(); };
+    auto indexOf = [&](Value v) {
+      return arith::IndexCastUIOp::create(b, b.getIndexType(), v).getResult();
+    };
+    Value tiles = i32Of(qTiles), heads32 = i32Of(heads);
+    Value pairs = arith::MulIOp::create(b, heads32, i32Of(lb.dim(q, 0)));
+    Value pairBytes = i32Of(arith::MulIOp::create(b, seqK, lb.index((d + dv) * 2)));
+    Value perGroup = arith::MaxUIOp::create(
+        b, c32(1),
+        arith::DivUIOp::create(b, arith::MulIOp::create(b, c32(kL2GroupBytes), i32Of(group)),
+                               pairBytes));
+    perGroup = arith::MinUIOp::create(b, perGroup, pairs);
+    Value groupItems = arith::MulIOp::create(b, perGroup, tiles);
+    Value w32 = i32Of(w);
+    Value firstPair =
+        arith::MulIOp::create(b, arith::DivUIOp::create(b, w32, groupItems), perGroup);
+    // The last group may hold fewer pairs.
+    Value groupPairs =
+        arith::MinUIOp::create(b, perGroup, arith::SubIOp::create(b, pairs, firstPair));
+    Value rest = arith::RemUIOp::create(b, w32, groupItems);
+    Value tile = arith::SubIOp::create(b, arith::SubIOp::create(b, tiles, c32(1)),
+                                       arith::DivUIOp::create(b, rest, groupPairs));
+    Value pair = arith::AddIOp::create(b, firstPair, arith::RemUIOp::create(b, rest, groupPairs));
+    return makeItem(indexOf(tile), indexOf(arith::RemUIOp::create(b, pair, heads32)),
+                    indexOf(arith::DivUIOp::create(b, pair, heads32)));
   };
   // Runs `body(item, carried) -> carried` over this block's items.
   auto forEachItem = [&](ValueRange init,
@@ -374,8 +425,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   Value isProducerGroup = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, wg, lb.index(0));
   auto roles = scf::IfOp::create(b, TypeRange(), isProducerGroup, /*withElseRegion=*/true);
   b.setInsertionPointToStart(&roles.getThenRegion().front());
-  ptx.setMaxRegisters(persistent ? kPersistentProducerRegisters : kProducerRegisters,
-                      /*increase=*/false);
+  ptx.setMaxRegisters(registers.producer, /*increase=*/false);
   // One thread issues; with document classification or block-sparse tiles
   // its whole warp runs the loop (a warp reduction, a ballot) and lane 0
   // issues.
@@ -443,8 +493,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   });
 
   b.setInsertionPointToStart(&roles.getElseRegion().front());
-  ptx.setMaxRegisters(persistent ? kPersistentConsumerRegisters : kConsumerRegisters,
-                      /*increase=*/true);
+  ptx.setMaxRegisters(registers.consumer, /*increase=*/true);
   // Consumer warp w (0..7) holds rows 16w + g and 16w + g + 8 of the tile:
   // the wgmma accumulator layout of warpgroup w / 4, its warp w % 4.
   Value consumerWarp = arith::SubIOp::create(b, warp, lb.index(4));
@@ -453,28 +502,34 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   Value laneZero = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, lane, lb.index(0));
   // Ping-pong (`pingPong`, attn-compile's default; FA3's warp
   // scheduler barriers): the consumer warpgroups take turns issuing their
-  // products, on named barriers 1 and 2 over both groups' 256 threads, so
-  // one group's softmax runs while the other's wgmma occupy the tensor cores.
-  // Group 1 lets group 0 go first; group 0 consumes group 1's last arrival
-  // after the loop, so both barriers end balanced whatever the tile count.
-  // In a persistent block the turns run on across items (both groups visit
-  // the same tiles): group 1 lets group 0 go first once, before the first
-  // item, and group 0 consumes group 1's last arrival once, after the last.
-  // Per item instead, group 1 could arrive for its next item before group 0
-  // consumed its previous arrival, and two arrivals of one group complete
-  // the barrier without the other (a hang at scale).
+  // products, so one group's softmax runs while another's wgmma occupy the
+  // tensor cores. Group i waits on named barrier i + 1 (its turn) and, once
+  // its products are issued, arrives on the next group's barrier (group
+  // i + 1, the last group's on group 0's); each barrier counts 256 threads,
+  // the waiting group's 128 and the arriving group's 128. The last group
+  // lets group 0 go first; group 0 consumes the last group's last arrival
+  // after the loop, so every barrier ends balanced whatever the tile count.
+  // In a persistent block the turns run on across items (all groups visit
+  // the same tiles): the last group lets group 0 go first once, before the
+  // first item, and group 0 consumes the last arrival once, after the last.
+  // Per item instead, a group could arrive for its next item before the
+  // next group consumed its previous arrival, and two arrivals of one group
+  // complete the barrier without the other (a hang at scale).
+  constexpr int64_t kTurnThreads = 2 * 128;
   Value myTurn, otherTurn, isFirstGroup;
   auto letFirstGroupStart = [&] {
-    lb.ifThen(arith::XOrIOp::create(b, isFirstGroup, lb.boolean(true)),
-              [&] { ptx.namedBarrierArrive(c32(1), kWarpgroups * 128); });
+    lb.ifThen(arith::CmpIOp::create(b, arith::CmpIPredicate::eq, consumerGroup,
+                                    lb.index(kWarpgroups - 1)),
+              [&] { ptx.namedBarrierArrive(c32(1), kTurnThreads); });
   };
   auto balanceTurns = [&] {
-    lb.ifThen(isFirstGroup, [&] { ptx.namedBarrierSync(c32(1), kWarpgroups * 128); });
+    lb.ifThen(isFirstGroup, [&] { ptx.namedBarrierSync(c32(1), kTurnThreads); });
   };
   if (pingPong) {
     Value group32 = toI32(consumerGroup);
     myTurn = arith::AddIOp::create(b, group32, c32(1));
-    otherTurn = arith::SubIOp::create(b, c32(2), group32);
+    otherTurn = arith::AddIOp::create(
+        b, arith::RemUIOp::create(b, myTurn, c32(kWarpgroups)), c32(1));
     isFirstGroup = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, group32, c32(0));
   }
   if (pingPong && persistent)
@@ -597,7 +652,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
               ValueRange prevP = carried.slice(pBegin, pRegs);
 
               if (pingPong)
-                ptx.namedBarrierSync(myTurn, kWarpgroups * 128);
+                ptx.namedBarrierSync(myTurn, kTurnThreads);
               SmallVector<Value> acc = issueS(stage, parity);
               // With a previous tile: issue its P V, then wait for S only
               // (wait_group 1: the older group); else wait for S alone.
@@ -607,13 +662,13 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                     SmallVector<Value> inFlight =
                         issuePV(o, SmallVector<Value>(prevP), prevStage, prevParity);
                     if (pingPong)
-                      ptx.namedBarrierArrive(otherTurn, kWarpgroups * 128);
+                      ptx.namedBarrierArrive(otherTurn, kTurnThreads);
                     ptx.wgmmaWait(1);
                     return inFlight;
                   },
                   [&] {
                     if (pingPong)
-                      ptx.namedBarrierArrive(otherTurn, kWarpgroups * 128);
+                      ptx.namedBarrierArrive(otherTurn, kTurnThreads);
                     ptx.wgmmaWait(0);
                     return o;
                   });

@@ -25,8 +25,14 @@ build/bin/attn-compile bench/specs/*.json -o gpu-kernels/bench --chip sm_90a --c
 # spills (the window variant spills 8 bytes under its 232-register budget).
 build/bin/attn-compile examples/{dense,causal,gqa,bshd,block_sparse,document,alibi,softcap}.json \
   -o gpu-kernels/tc_sm_90a_persistent --chip sm_90a --cubin --fail-on-spills --persistent -q
-build/bin/attn-compile bench/specs/b_{dense,causal,dense_d64,causal_d64,block_sparse,document,alibi,softcap}.json \
+build/bin/attn-compile bench/specs/b_{dense,causal,dense_d64,causal_d64,window,block_sparse,document,alibi,softcap}.json \
   -o gpu-kernels/bench_persistent --chip sm_90a --cubin --fail-on-spills --persistent -q
+# Head dim 64 in the other shapes: 128-row tiles (before the 192-row
+# default) and 192 rows without ping-pong.
+build/bin/attn-compile bench/specs/b_{dense,causal}_d64.json -o gpu-kernels/bench_d64_bq128 \
+  --chip sm_90a --cubin --fail-on-spills --block-q 128 -q
+build/bin/attn-compile bench/specs/b_{dense,causal}_d64.json -o gpu-kernels/bench_d64_pp0 \
+  --chip sm_90a --cubin --fail-on-spills --ping-pong=false -q
 # The chunkwise linear kernels staging synchronously (--chunked-linear-prefetch=false,
 # the default before 2026-11-29's H200 measurement), to compare against.
 build/bin/attn-compile bench/specs/b_{gla,simple_gla}.json -o gpu-kernels/bench_linear_noprefetch \
