@@ -84,6 +84,10 @@ bool hopperKeyTileSpills(const Spec &spec) {
 /// and for the persistent kernel (its 152-register consumers spill at 192).
 int64_t hopperQueryTile(const Spec &spec, bool persistent) {
   bool narrow = spec.headDim == 64 && spec.headDimV == 64 && !persistent;
+  // Causal and window masks: a 192-row tile's diagonal crosses two 128-key
+  // tiles more often; on the H200 causal D = 64 ran 0.80x cuDNN at 4k with 192
+  // rows, 0.87x with 128 (bench/results/2026-12-02-d64-shapes/).
+  narrow = narrow && !spec.causal && !spec.window;
   bool layoutFits = !spec.blockSparse || spec.blockSparse->first % 192 == 0;
   return narrow && layoutFits ? 192 : 128;
 }
@@ -340,11 +344,16 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
     bool persistent = false;
     std::vector<TensorMapArgument> tensorMaps;
   };
-  std::string hopperOptions = std::string("{tensor-cores=1 wgmma=1") +
-                              (options.documentTiles ? " document-tiles=1" : "") +
-                              (options.pingPong ? " ping-pong=1" : "") +
-                              (options.persistent ? " persistent=1" : "") +
-                              (options.lazyRescale ? " lazy-rescale=1" : "") + "}";
+  // Ping-pong unless asked otherwise: on for 128-row tiles; off for 192-row
+  // ones, where three groups taking turns ran slower on the H200 (dense D = 64
+  // 1.07x cuDNN at 16k with, 1.12x without; bench/results/2026-12-02-d64-shapes/).
+  auto hopperOptions = [&](int64_t bq) {
+    bool pingPong = options.pingPong.value_or(bq != 192);
+    return std::string("{tensor-cores=1 wgmma=1") +
+           (options.documentTiles ? " document-tiles=1" : "") + (pingPong ? " ping-pong=1" : "") +
+           (options.persistent ? " persistent=1" : "") +
+           (options.lazyRescale ? " lazy-rescale=1" : "") + "}";
+  };
   auto generate = [&](int64_t bq, int64_t bk, Generated &g) {
     std::string suffix = " (" + std::to_string(bq) + "x" + std::to_string(bk) + ")";
     timer.restart();
@@ -362,7 +371,7 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
     };
     std::string stage1 = "attn-normalize-masks,attn-plan-tiles{block-q=" + std::to_string(bq) +
                          " block-k=" + std::to_string(bk) + "},attn-lower-to-gpu-kernels" +
-                         (hopper ? hopperOptions
+                         (hopper ? hopperOptions(bq)
                           : tensorCores ? (options.cpAsync ? "{tensor-cores=1 cp-async=1}"
                                                            : "{tensor-cores=1}")
                                         : linearKind && options.chunkedLinear

@@ -11,7 +11,7 @@
 #   4. (with $FIRST_CALL_ARGS) first-call latency, ours vs FlexAttention;
 #   5. (with $PROFILE) Nsight Compute on chosen bench kernels;
 #   6. bench/run_gpu.sh with $BENCH_ARGS (default: dense and causal at 4k),
-#      then, with $BENCH2_ARGS, a second one (OUT/bench2).
+#      then, with $BENCH_MORE ("args; args; ..."), more (OUT/bench2, ...).
 # Each step has its own time limit so one slow step cannot take the others.
 #   bash scripts/gpu/all.sh OUT      (everything ends up in OUT/results.tar.gz)
 set -uo pipefail
@@ -87,12 +87,18 @@ done
 read -r -a bench_args <<<"${BENCH_ARGS:---only dense,causal --seq 4096}"
 timeout "${BENCH_TIMEOUT:-240}" bash bench/run_gpu.sh "$out/bench" "${bench_args[@]}"
 echo "bench: exit $?"
-# A second benchmark in the same call ($BENCH2_ARGS, e.g. another --kernels
-# folder), for a same-machine comparison of two kernel shapes.
-if [ -n "${BENCH2_ARGS:-}" ]; then
-  read -r -a bench2_args <<<"$BENCH2_ARGS"
-  timeout "${BENCH2_TIMEOUT:-240}" bash bench/run_gpu.sh "$out/bench2" "${bench2_args[@]}"
-  echo "bench2: exit $?"
+# More benchmarks in the same call ($BENCH_MORE: argument lists separated by
+# ';', e.g. other --kernels folders) into OUT/bench2, OUT/bench3, ...: a
+# same-machine comparison of kernel shapes.
+if [ -n "${BENCH_MORE:-}" ]; then
+  n=2
+  IFS=';' read -r -a more <<<"$BENCH_MORE"
+  for args in "${more[@]}"; do
+    read -r -a extra_args <<<"$args"
+    timeout "${BENCH_MORE_TIMEOUT:-240}" bash bench/run_gpu.sh "$out/bench$n" "${extra_args[@]}"
+    echo "bench$n: exit $?"
+    n=$((n + 1))
+  done
 fi
 # The device tool brings back only a few files per call: one archive.
 tar czf "$out.tar.gz" -C "$(dirname "$out")" "$(basename "$out")" && rm -rf "$out" &&

@@ -32,7 +32,9 @@ build/bin/attn-compile bench/specs/b_{dense,causal,dense_d64,causal_d64,window,b
 build/bin/attn-compile bench/specs/b_{dense,causal}_d64.json -o gpu-kernels/bench_d64_bq128 \
   --chip sm_90a --cubin --fail-on-spills --block-q 128 -q
 build/bin/attn-compile bench/specs/b_{dense,causal}_d64.json -o gpu-kernels/bench_d64_pp0 \
-  --chip sm_90a --cubin --fail-on-spills --ping-pong=false -q
+  --chip sm_90a --cubin --fail-on-spills --block-q 192 --ping-pong=false -q
+build/bin/attn-compile bench/specs/b_{dense,causal}_d64.json -o gpu-kernels/bench_d64_bk64 \
+  --chip sm_90a --cubin --fail-on-spills --block-q 192 --block-k 64 -q
 # The chunkwise linear kernels staging synchronously (--chunked-linear-prefetch=false,
 # the default before 2026-11-29's H200 measurement), to compare against.
 build/bin/attn-compile bench/specs/b_{gla,simple_gla}.json -o gpu-kernels/bench_linear_noprefetch \

@@ -55,7 +55,8 @@ static cl::opt<bool> cpAsync(
 static cl::opt<bool> pingPong(
     "ping-pong", cl::init(true),
     cl::desc("Hopper kernel: consumer warpgroups take turns issuing their products "
-             "(default; --ping-pong=false lets them run freely)"));
+             "(default: on for 128-row tiles, off for 192-row ones; "
+             "--ping-pong=false lets them run freely)"));
 static cl::opt<bool> persistent(
     "persistent", cl::init(false),
     cl::desc("Hopper kernel: one block per SM loops over the (q tile, head, batch) work "
@@ -118,7 +119,8 @@ int main(int argc, char **argv) {
   options.tensorCores = tensorCores;
   options.cpAsync = cpAsync;
   options.documentTiles = documentTiles;
-  options.pingPong = pingPong;
+  if (pingPong.getNumOccurrences())
+    options.pingPong = pingPong;
   options.lazyRescale = lazyRescale;
   options.persistent = persistent;
   options.chunkedLinear = chunkedLinear;

@@ -5,6 +5,7 @@
 #include "attn/Runtime/Manifest.h"
 #include "attn/Spec/Spec.h"
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,7 +18,9 @@ struct GpuCompileOptions {
   bool tensorCores = true;        ///< mma.sync kernel for f16/bf16 softmax
   bool cpAsync = true;            ///< mma.sync kernel: cp.async double buffering
   bool documentTiles = true;      ///< Hopper kernel: run-time document tile classes
-  bool pingPong = true;           ///< Hopper kernel: consumer warpgroups take turns
+  /// Hopper kernel: consumer warpgroups take turns; unset: the heuristic (on
+  /// for 128-row tiles, off for 192-row ones, where the H200 ran faster without).
+  std::optional<bool> pingPong;
   bool persistent = false;        ///< Hopper kernel: one block per SM over the work items
   bool lazyRescale = true;        ///< Hopper kernel: rescale O only when a max grows past 2^8
   bool chunkedLinear = true;      ///< linear kinds: chunkwise tensor-core kernel
