@@ -27,6 +27,9 @@ build/bin/attn-compile examples/{dense,causal,gqa,bshd,block_sparse,document,ali
   -o gpu-kernels/tc_sm_90a_persistent --chip sm_90a --cubin --fail-on-spills --persistent -q
 build/bin/attn-compile bench/specs/b_{dense,causal,dense_d64,causal_d64,window,block_sparse,document,alibi,softcap}.json \
   -o gpu-kernels/bench_persistent --chip sm_90a --cubin --fail-on-spills --persistent -q
+# Every softmax bench spec without ping-pong (a same-call comparison).
+build/bin/attn-compile bench/specs/b_{dense,causal,dense_d64,causal_d64,window,block_sparse,document,alibi,softcap}.json \
+  -o gpu-kernels/bench_pp0 --chip sm_90a --cubin --fail-on-spills --ping-pong=false -q
 # Head dim 64 in the other shapes: 128-row tiles (before the 192-row
 # default) and 192 rows without ping-pong.
 build/bin/attn-compile bench/specs/b_{dense,causal}_d64.json -o gpu-kernels/bench_d64_bq128 \
