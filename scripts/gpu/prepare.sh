@@ -45,7 +45,7 @@ build/bin/attn-compile bench/specs/b_{gla,simple_gla}.json -o gpu-kernels/bench_
 # The tuning mode (scripts/gpu/tune.sh): every tuning candidate of three bench kernels
 # (dense D=128, dense D=64, causal D=128): block_k 128/64 x ping-pong x persistent,
 # candidates that spill left out; DIR/<spec>/<candidate>/<spec>.{json,ptx,cubin}.
-build/bin/attn-compile bench/specs/b_{dense,dense_d64,causal}.json -o gpu-kernels/tune \
+build/bin/attn-compile bench/specs/b_{dense,dense_d64,causal,causal_d64}.json -o gpu-kernels/tune \
   --chip sm_90a --cubin --tune-candidates > gpu-kernels/tune.log
 cat gpu-kernels/tune.log
 # The PyTorch binding's kernels (python/attn): those test/gpu/test_torch_ops.py and
