@@ -91,6 +91,20 @@ FragmentSoftmax::FragmentSoftmax(KernelBuilder &kb, FragmentBuilder &fb, ScoreEm
   Value lastRow = arith::SubIOp::create(b, seqQ, kb.lb.index(1));
   for (int r = 0; r < 2; ++r)
     evalRows[r] = arith::MinSIOp::create(b, rows[r], lastRow);
+  // ALiBi under a causal-type mask: -slope (row' - col), row' = row + Sk - Sq,
+  // is slope (col - base) - slope (row' - base). The second term is one
+  // constant per row, which softmax does not see, so the kernel adds only the
+  // first: one value per column (shared by the lane's two rows) instead of a
+  // distance per element, and no |.|. base = row 0's diagonal keeps the terms
+  // as small as the distances (row 0's scores are its true ones; row 1, 8
+  // rows further, gets 8 slopes more); the tile's bias, rounded once, errs
+  // by about as much as a key's own bias, or slope * 2^-24 * 256 near the
+  // diagonal, where the weights are.
+  if ((alibiShiftScale = emitter.rowShiftedAlibiScale())) {
+    alibiSlopeLog2 = arith::MulFOp::create(b, emitter.alibiSlope(batch, head),
+                                           kb.lb.f32(kLog2e));
+    alibiBase = arith::SubIOp::create(b, arith::AddIOp::create(b, evalRows[0], seqK), seqQ);
+  }
 }
 
 SmallVector<Value> FragmentSoftmax::scores(ArrayRef<Value> acc, Value colBegin, Value needMask) {
@@ -100,10 +114,20 @@ SmallVector<Value> FragmentSoftmax::scores(ArrayRef<Value> acc, Value colBegin, 
   IntegerAttr maskConstant;
   bool maskKnown = matchPattern(needMask, m_Constant(&maskConstant));
   bool maskAlways = maskKnown && maskConstant.getValue().getBoolValue();
-  // ALiBi's distance |row + Sk - Sq - col| in f32 (exact below 2^24): one
-  // conversion per row and per tile, then one subtraction per element.
+  // Row-shifted ALiBi (see the constructor): slope log2(e) (col - base) at
+  // the lane's first key of the tile, from one exact conversion per tile;
+  // then one FFMA per column (below) and one per element (s c + bias).
+  Value alibiTileBias;
+  SmallVector<Value> alibiColBias(acc.size() / 2);
+  if (alibiShiftScale) {
+    Value rel = arith::SubIOp::create(b, arith::AddIOp::create(b, colBegin, t2), alibiBase);
+    alibiTileBias = arith::MulFOp::create(b, alibiSlopeLog2, lb.indexToF32(rel));
+  }
+  // Otherwise ALiBi's distance |row + Sk - Sq - col| in f32 (exact below
+  // 2^24): one conversion per row and per tile, then one subtraction per
+  // element.
   Value diagF[2], colBaseF;
-  if (op.getAlibiSlopes()) {
+  if (op.getAlibiSlopes() && !alibiShiftScale) {
     for (int r = 0; r < 2; ++r)
       diagF[r] = lb.indexToF32(arith::SubIOp::create(
           b, arith::AddIOp::create(b, evalRows[r], seqK), seqQ));
@@ -153,8 +177,21 @@ SmallVector<Value> FragmentSoftmax::scores(ArrayRef<Value> acc, Value colBegin, 
       Value colF = arith::AddFOp::create(b, colBaseF, lb.f32(double(tile * 8 + e % 2)));
       alibiDistance = math::AbsFOp::create(b, arith::SubFOp::create(b, diagF[e / 2], colF));
     }
-    Value score =
-        rawScale ? acc[i] : emitter.score(acc[i], batch, head, row, colEval, alibiDistance);
+    Value score;
+    if (alibiTileBias) {
+      // Rows e / 2 = 0, 1 share the column's bias.
+      Value &colBias = alibiColBias[tile * 2 + e % 2];
+      if (!colBias)
+        colBias = tile * 8 + e % 2 == 0
+                      ? alibiTileBias
+                      : (Value)math::FmaOp::create(b, alibiSlopeLog2,
+                                                   lb.f32(double(tile * 8 + e % 2)),
+                                                   alibiTileBias);
+      score = math::FmaOp::create(b, acc[i], lb.f32(*alibiShiftScale), colBias);
+    } else {
+      score = rawScale ? acc[i]
+                       : emitter.score(acc[i], batch, head, row, colEval, alibiDistance);
+    }
     auto maskedScore = [&] {
       if (offsetMasks) {
         Value offset = arith::AddIOp::create(
@@ -287,9 +324,17 @@ void FragmentSoftmax::finalize(const SoftmaxState &state, Value out, Value lse) 
       if (lse) {
         Value firstLane = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, t2, lb.index(0));
         lb.ifThen(firstLane, [&] {
+          // Row-shifted ALiBi raised row r's scores (base 2) by
+          // slope log2(e) (row' - base) = slope log2(e) (evalRows[r] -
+          // evalRows[0]): zero on row 0. A row at -inf stays there.
+          Value max = state.max[r];
+          if (alibiShiftScale && r > 0) {
+            Value rowOffset = lb.indexToF32(arith::SubIOp::create(b, evalRows[r], evalRows[0]));
+            max = arith::SubFOp::create(b, max,
+                                        arith::MulFOp::create(b, alibiSlopeLog2, rowOffset));
+          }
           Value natural = arith::MulFOp::create(
-              b, arith::AddFOp::create(b, state.max[r], math::Log2Op::create(b, sum)),
-              lb.f32(kLn2));
+              b, arith::AddFOp::create(b, max, math::Log2Op::create(b, sum)), lb.f32(kLn2));
           memref::StoreOp::create(b, arith::SelectOp::create(b, empty, lb.negInf(), natural),
                                   lse, ValueRange{batch, head, rows[r]});
         });

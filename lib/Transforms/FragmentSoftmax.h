@@ -110,6 +110,14 @@ private:
   /// then returns raw products and update() folds the scale into one FFMA
   /// per element (FlashAttention-3's trick).
   std::optional<double> rawScale;
+  /// Set when ALiBi's bias splits by row (ScoreEmitter::rowShiftedAlibiScale,
+  /// the constant c): scores are s * c + slope * log2(e) * (col - base),
+  /// base = this lane's first row's diagonal evalRows[0] + Sk - Sq. Each row's
+  /// scores are its true ones plus slope * log2(e) * (row + Sk - Sq - base),
+  /// a constant the softmax does not see; finalize() takes it out of the lse.
+  std::optional<double> alibiShiftScale;
+  /// With alibiShiftScale: slope * log2(e), and base (index).
+  Value alibiSlopeLog2, alibiBase;
   /// The diagonal bounds and the sequence end (ScoreEmitter::visibleInterval)
   /// of statically masked tiles are tested on the key's i32 offset in the
   /// tile (see scores()).

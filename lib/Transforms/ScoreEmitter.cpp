@@ -2,6 +2,8 @@
 
 #include "ScoreEmitter.h"
 
+#include "attn/Analysis/MaskAnalysis.h"
+
 #include "mlir/IR/IRMapping.h"
 
 using namespace mlir;
@@ -21,6 +23,25 @@ std::optional<double> ScoreEmitter::linearScale() {
   if (op.getSoftcap() || op.getAlibiSlopes() || !op.getScoreMod().empty() || !(scale > 0))
     return std::nullopt;
   return scale * kLog2e;
+}
+
+std::optional<double> ScoreEmitter::rowShiftedAlibiScale() {
+  if (!op.getAlibiSlopes() || needsNaturalScores())
+    return std::nullopt;
+  // Every visible key lies on or below the diagonal if one bound says so:
+  // the bounds are conjuncts of the mask (MaskAnalysis), so each holds on
+  // every visible key, whatever else the mask tests. An unaligned bound
+  // (k <= q + offset) does not say it for every Sk - Sq.
+  for (const DiagonalBound &bound : summarizeMask(op).bounds)
+    if (bound.isUpper && bound.aligned && bound.offset <= 0)
+      return op.getEffectiveScale() * kLog2e;
+  return std::nullopt;
+}
+
+Value ScoreEmitter::alibiSlope(Value batch, Value head) {
+  Value slopes = operand(op.getAlibiSlopes());
+  bool perBatch = cast<MemRefType>(slopes.getType()).getRank() == 2;
+  return perBatch ? lb.loadF32(slopes, {batch, head}) : lb.loadF32(slopes, {head});
 }
 
 Value ScoreEmitter::score(Value s, Value batch, Value head, Value row, Value col,
@@ -45,8 +66,7 @@ Value ScoreEmitter::score(Value s, Value batch, Value head, Value row, Value col
       Value negDiag = arith::SubIOp::create(b, lb.index(0), diag);
       dist = lb.indexToF32(arith::MaxSIOp::create(b, diag, negDiag));
     }
-    bool perBatch = cast<MemRefType>(slopes.getType()).getRank() == 2;
-    Value slope = perBatch ? lb.loadF32(slopes, {batch, head}) : lb.loadF32(slopes, {head});
+    Value slope = alibiSlope(batch, head);
     if (!natural)
       slope = arith::MulFOp::create(b, slope, lb.f32(kLog2e));
     s = arith::SubFOp::create(b, s, arith::MulFOp::create(b, slope, dist));

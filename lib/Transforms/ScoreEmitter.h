@@ -42,6 +42,19 @@ public:
   /// taken on raw products and the scale folded into the exponent's FFMA.
   std::optional<double> linearScale();
 
+  /// When ALiBi is the only score modifier (no soft-cap, no score_mod) and
+  /// the masks keep every visible key on or below the bottom-right aligned
+  /// diagonal (col <= row + Sk - Sq: causal, a window with right <= 0, or
+  /// such a bound in mask_mod), the distance needs no |.| and the base-2
+  /// score is s * c + slope * log2(e) * (col - row - Sk + Sq): that constant
+  /// c. The bias then splits into a per-row and a per-column term, and a
+  /// softmax kernel may drop the per-row one (FragmentSoftmax).
+  std::optional<double> rowShiftedAlibiScale();
+
+  /// The ALiBi slope of (batch, head) (natural units; slopes are per head
+  /// or per batch and head).
+  mlir::Value alibiSlope(mlir::Value batch, mlir::Value head);
+
   /// The modified score in the base-2 domain from the raw dot product q.k:
   /// scale, soft-cap, ALiBi, score_mod, times log2(e) (folded where possible).
   /// `alibiDistance`, when given, is |row + Sk - Sq - col| already as f32
