@@ -76,6 +76,17 @@ bool hopperKeyTileSpills(const Spec &spec) {
          exprReadsTensorAt(*spec.scoreExpr, ExprVar::K);
 }
 
+/// Whether the Hopper kernel runs persistent blocks unless asked: only for a
+/// plain causal mask at D = Dv = 64. There, in two H200 calls, the persistent
+/// kernel ran +6-7% at S = 4k (391 vs 367 TFLOP/s; 0.684 vs 0.735 ms in the
+/// tuning table) and equal at 16k; at D = 128 it lost causal 16k by 8% and
+/// won nothing on the masked rows (bench/results/2026-12-02-persistent-l2/).
+bool hopperPersistent(const Spec &spec) {
+  return spec.causal && !spec.window && !spec.blockSparse && !spec.documents &&
+         !spec.softcap && spec.alibi == AlibiShape::None && !spec.maskExpr && !spec.scoreExpr &&
+         spec.headDim == 64 && spec.headDimV == 64;
+}
+
 /// The Hopper kernel's query rows: 192 (three consumer warpgroups, FA3's
 /// head-dim-64 shape) at D = Dv = 64, where the softmax per FLOP doubles and a
 /// third warpgroup's softmax keeps the tensor cores busy; 128 otherwise, and
@@ -327,11 +338,12 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
   llvm::raw_string_ostream diagStream(pipelineErrors);
 
   auto [heuristicQ, heuristicK] = chooseGpuTiles(spec);
+  bool persistent = options.persistent.value_or(hopperPersistent(spec));
   bool tensorCores = usesTensorCores(spec, options);
   bool hopper = usesHopperKernel(spec, options);
   if (hopper)
     std::tie(heuristicQ, heuristicK) =
-        std::make_pair(hopperQueryTile(spec, options.persistent), hopperKeyTileSpills(spec) ? int64_t(64) : int64_t(128));
+        std::make_pair(hopperQueryTile(spec, persistent), hopperKeyTileSpills(spec) ? int64_t(64) : int64_t(128));
   else if (tensorCores)
     std::tie(heuristicQ, heuristicK) = std::make_pair(int64_t(64), int64_t(32));
   int64_t bq = options.blockQ > 0 ? options.blockQ : heuristicQ;
@@ -351,7 +363,7 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
     bool pingPong = options.pingPong.value_or(bq != 192);
     return std::string("{tensor-cores=1 wgmma=1") +
            (options.documentTiles ? " document-tiles=1" : "") + (pingPong ? " ping-pong=1" : "") +
-           (options.persistent ? " persistent=1" : "") +
+           (persistent ? " persistent=1" : "") +
            (options.lazyRescale ? " lazy-rescale=1" : "") + "}";
   };
   auto generate = [&](int64_t bq, int64_t bk, Generated &g) {

@@ -122,7 +122,8 @@ int main(int argc, char **argv) {
   if (pingPong.getNumOccurrences())
     options.pingPong = pingPong;
   options.lazyRescale = lazyRescale;
-  options.persistent = persistent;
+  if (persistent.getNumOccurrences())
+    options.persistent = persistent;
   options.chunkedLinear = chunkedLinear;
   options.chunkedLinearPrefetch = chunkedLinearPrefetch;
   options.upstreamNvvmPipeline = upstreamNvvmPipeline;
