@@ -35,9 +35,13 @@
 //   j < i:  (Q_i ⊙ 2^(G_t − G_r)) (K_j ⊙ 2^(G_r − G_s))^T on mma.sync, with
 //           r = 16j + 15 (s <= r < t); K~ = K_j ⊙ 2^(G_r − G_s) is staged
 //           once per chunk, the Q side scaled in registers per j;
-//   j = i:  sum_d q_td k_sd 2^(G_td − G_sd) in f32 (s <= t), per lane;
+//   j = i:  rows 8-15 x keys 0-7 of the block: one mma.sync on operands
+//           scaled to step 16i + 7; the two 8 x 8 triangles:
+//           sum_d q_td k_sd 2^(G_td − G_sd) in f32 (s <= t), per lane;
 //   j > i:  0;
-// Q S takes Q ⊙ 2^G_t, the state decays per row by 2^G_last,d.
+// Q S takes Q ⊙ 2^G_t, the state decays per row by 2^G_last,d. G is summed
+// per dimension in registers from the global gates (thread d, dimension d).
+// Per-chunk costs and the H200 profile: docs/chunkwise-linear-gpu.md.
 //
 // Not covered (the recurrent kernel in LowerToGpuKernels.cpp keeps them):
 // f32 (no f32 tensor-core path), head dims other than 64 / 128.
@@ -214,58 +218,93 @@ bool buildChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module
   // Q and K rows of the chunk, feature-mapped in f32, zero past T (also
   // after the feature map: elu + 1 of 0 is 1).
   VectorType vec8 = VectorType::get({8}, et), vec8f = VectorType::get({8}, f32);
-  auto stageQK = [&](Value src, Value dst, Value t0) {
-    kb.forEachChunk(t0, seq, kChunk, dk, 8, tid, kThreads,
-                    [&](Value r, Value c, Value pos, Value inside) {
-                      Value v = kb.ifWithResults(
-                          inside, {vec8},
-                          [&] {
-                            Value x = vector::LoadOp::create(
-                                b, vec8, src, ValueRange{batch, head, pos, c}, false,
-                                llvm::MaybeAlign(16));
-                            if (p.featureMap != FeatureMap::Identity) {
-                              x = arith::ExtFOp::create(b, vec8f, x);
-                              x = emitFeatureMap(b, p.featureMap, x);
-                              x = arith::TruncFOp::create(b, vec8, x);
-                            }
-                            return SmallVector<Value>{x};
-                          },
-                          [&] { return SmallVector<Value>{zeroVector(vec8)}; })[0];
-                      vector::StoreOp::create(b, v, dst, ValueRange{r, c}, false,
-                                              llvm::MaybeAlign(16));
-                    });
+  // Synchronous staging of Q, K and V (vector gates, or prefetch off): every
+  // thread first issues all of its 16-byte loads of the three tiles (Dk = 128:
+  // 8 + 8 + 4 per thread, 80 registers in flight; loadQKV), then stores them
+  // (storeQKV), so the tiles cost about one global-memory latency instead of
+  // one per 1-4 loads (before: loops of `if (row < T) load; store`, which
+  // LLVM unrolled by 4 at most: 14 dependent round trips per chunk with the
+  // gates, SASS of b_gla on sm_90a). Rows past T are not loaded (predicated
+  // loads, zero) and stay zero after the feature map (elu + 1 of 0 is 1).
+  // Issuing the vector gates' loads before these stores as well (one round
+  // trip instead of two) spills at 255 registers (80 + 64 loads in flight
+  // next to the 64-value state).
+  struct Piece {
+    Value dst, r, c, inside, x;
+    bool mapped;
   };
-  auto stageV = [&](Value t0) {
-    kb.forEachChunk(t0, seq, kChunk, kCols, 8, tid, kThreads,
-                    [&](Value r, Value c, Value pos, Value inside) {
-                      Value v = kb.ifWithResults(
-                          inside, {vec8},
-                          [&] {
-                            return SmallVector<Value>{vector::LoadOp::create(
-                                b, vec8, p.value, ValueRange{batch, head, pos, add(colBase, c)},
-                                false, llvm::MaybeAlign(16))};
-                          },
-                          [&] { return SmallVector<Value>{zeroVector(vec8)}; })[0];
-                      vector::StoreOp::create(b, v, vs, ValueRange{r, c}, false,
-                                              llvm::MaybeAlign(16));
-                    });
+  auto loadQKV = [&](Value t0) {
+    struct Tile {
+      Value src, dst;
+      int64_t width;
+      Value colOffset;
+      bool mapped;
+    };
+    Tile tiles[3] = {{p.query, qs, dk, Value(), true},
+                     {p.key, ks, dk, Value(), true},
+                     {p.value, vs, kCols, colBase, false}};
+    SmallVector<Piece> pieces;
+    for (const Tile &tile : tiles) {
+      int64_t perRow = tile.width / 8, count = kChunk * perRow / kThreads;
+      for (int64_t i = 0; i < count; ++i) {
+        Value e = add(tid, idx(i * kThreads));
+        Value r = div(e, perRow), c = mul(rem(e, perRow), idx(8));
+        Value pos = add(t0, r);
+        Value inside = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, pos, seq);
+        Value col = tile.colOffset ? add(tile.colOffset, c) : c;
+        Value x = kb.ifWithResults(
+            inside, {vec8},
+            [&] {
+              return SmallVector<Value>{vector::LoadOp::create(
+                  b, vec8, tile.src, ValueRange{batch, head, pos, col}, false,
+                  llvm::MaybeAlign(16))};
+            },
+            [&] { return SmallVector<Value>{zeroVector(vec8)}; })[0];
+        pieces.push_back({tile.dst, r, c, inside, x, tile.mapped});
+      }
+    }
+    return pieces;
+  };
+  auto storeQKV = [&](ArrayRef<Piece> pieces) {
+    for (const Piece &piece : pieces) {
+      Value x = piece.x;
+      if (piece.mapped && p.featureMap != FeatureMap::Identity) {
+        x = arith::ExtFOp::create(b, vec8f, x);
+        x = emitFeatureMap(b, p.featureMap, x);
+        x = arith::TruncFOp::create(b, vec8, x);
+        x = arith::SelectOp::create(b, piece.inside, x, zeroVector(vec8));
+      }
+      vector::StoreOp::create(b, x, piece.dst, ValueRange{piece.r, piece.c}, false,
+                              llvm::MaybeAlign(16));
+    }
+  };
+  // Scalar / head-constant gates: thread t < 64's raw gate of step t0 + t
+  // (0 past T or for t >= 64). It is loaded one chunk ahead (carried through
+  // the chunk loop), so the scan never waits on global memory: in the H200
+  // profile of b_simple_gla (/work/profiles/linear, 2026-12-02) the staging
+  // segment, whose only synchronous global load this was, held 22% of the
+  // warp stall samples, 40% of them long scoreboard.
+  auto loadRawGate = [&](Value t0) {
+    Value pos = add(t0, tid);
+    Value inside = arith::AndIOp::create(
+        b, arith::CmpIOp::create(b, arith::CmpIPredicate::ult, tid, idx(kChunk)),
+        arith::CmpIOp::create(b, arith::CmpIPredicate::slt, pos, seq));
+    return kb.ifWithResults(
+        inside, {f32},
+        [&] {
+          Value gate = p.gate == GateKind::Scalar ? lb.loadF32(p.gates, {batch, head, pos})
+                                                  : lb.loadF32(p.gates, {head});
+          return SmallVector<Value>{gate};
+        },
+        [&] { return SmallVector<Value>{lb.f32(0.0)}; })[0];
   };
   // Warps 0 and 1: G[t] = log2(e) * sum_{s <= t} g_s over the chunk (0 past
   // T, so G stays at its last value there), an inclusive scan per warp; warp
   // 1 adds warp 0's total after a barrier (fixGates).
-  auto scanGates = [&](Value t0) {
+  auto scanGates = [&](Value raw) {
     Value isScanWarp = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, tid, idx(kChunk));
     lb.ifThen(isScanWarp, [&] {
-      Value pos = add(t0, tid);
-      Value inside = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, pos, seq);
-      Value x = kb.ifWithResults(
-          inside, {f32},
-          [&] {
-            Value gate = p.gate == GateKind::Scalar ? lb.loadF32(p.gates, {batch, head, pos})
-                                                    : lb.loadF32(p.gates, {head});
-            return SmallVector<Value>{fmul(gate, lb.f32(kLog2e))};
-          },
-          [&] { return SmallVector<Value>{lb.f32(0.0)}; })[0];
+      Value x = fmul(raw, lb.f32(kLog2e));
       for (int32_t offset = 1; offset < 32; offset *= 2) {
         Value up = gpu::ShuffleOp::create(b, x, offset, 32, gpu::ShuffleMode::UP)
                        .getShuffleResult();
@@ -286,35 +325,41 @@ bool buildChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module
     });
   };
 
-  // Vector gates: the raw gates of the chunk (times log2 e, 0 past T) into
-  // G [64, Dk] with 16-byte loads; then one thread per dimension turns them
-  // into the in-chunk cumulative sums (prefixVectorGates).
-  VectorType vec4f = VectorType::get({4}, f32), vec2f = VectorType::get({2}, f32);
-  auto stageVectorGates = [&](Value t0) {
-    kb.forEachChunk(t0, seq, kChunk, dk, 4, tid, kThreads,
-                    [&](Value r, Value c, Value pos, Value inside) {
-                      Value v = kb.ifWithResults(
-                          inside, {vec4f},
-                          [&] {
-                            Value x = vector::LoadOp::create(
-                                b, vec4f, p.gates, ValueRange{batch, head, pos, c}, false,
-                                llvm::MaybeAlign(16));
-                            return SmallVector<Value>{
-                                arith::MulFOp::create(b, x, kb.splat(lb.f32(kLog2e), 4))};
-                          },
-                          [&] { return SmallVector<Value>{zeroVector(vec4f)}; })[0];
-                      vector::StoreOp::create(b, v, gs, ValueRange{r, c}, false,
-                                              llvm::MaybeAlign(16));
-                    });
-  };
-  auto prefixVectorGates = [&] {
-    lb.ifThen(arith::CmpIOp::create(b, arith::CmpIPredicate::ult, tid, idx(dk)), [&] {
-      Value running = memref::LoadOp::create(b, gs, ValueRange{idx(0), tid});
-      for (int64_t t = 1; t < kChunk; ++t) {
-        running = fadd(running, memref::LoadOp::create(b, gs, ValueRange{idx(t), tid}));
-        memref::StoreOp::create(b, running, gs, ValueRange{idx(t), tid});
+  // Vector gates: G [64, Dk] = log2(e) * the in-chunk cumulative sums of the
+  // raw gates (0 past T, so G stays at the last valid step's value there).
+  // Thread d < Dk owns dimension d: it loads its column straight from global
+  // memory (a warp's load is 32 consecutive f32 of one step, 128 bytes) and
+  // sums in registers, storing each prefix. The loads (predicated: 0 past T)
+  // do not depend on the sums, so they are all in flight before the first
+  // add (ptxas issues all 64); the adds are the only serial part (64
+  // dependent FADDs). This replaced 16-byte staging into G, a barrier, and a
+  // scan that re-read and re-wrote G in shared memory step by step.
+  VectorType vec2f = VectorType::get({2}, f32);
+  auto scanVectorGates = [&](Value t0) {
+    auto scan = [&] {
+      Value running = lb.f32(0.0);
+      constexpr int64_t kGroup = 16;
+      for (int64_t t = 0; t < kChunk; t += kGroup) {
+        Value raw[kGroup], inside[kGroup];
+        for (int64_t i = 0; i < kGroup; ++i) {
+          Value pos = add(t0, idx(t + i));
+          inside[i] = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, pos, seq);
+          raw[i] = kb.ifWithResults(
+              inside[i], {f32},
+              [&] { return SmallVector<Value>{lb.loadF32(p.gates, {batch, head, pos, tid})}; },
+              [&] { return SmallVector<Value>{lb.f32(0.0)}; })[0];
+        }
+        for (int64_t i = 0; i < kGroup; ++i) {
+          Value x = fmul(raw[i], lb.f32(kLog2e));
+          running = fadd(running, x);
+          memref::StoreOp::create(b, running, gs, ValueRange{idx(t + i), tid});
+        }
       }
-    });
+    };
+    // The branch stays even at Dk = 128 (every thread taken): it keeps
+    // ptxas from hoisting the 64 gate loads above Q, K and V's stores, which
+    // spills at 255 registers (sm_90a and sm_80).
+    lb.ifThen(arith::CmpIOp::create(b, arith::CmpIPredicate::ult, tid, idx(dk)), scan);
   };
   // K~[s] = K[s] ⊙ 2^(G[ref] − G[s]), ref = the last step of s's 16-step
   // sub-block: the B operand of the off-diagonal sub-blocks (s <= ref).
@@ -396,9 +441,22 @@ bool buildChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module
               [&] { fetchChunk(idx(0), idx(0)); });
     NVVM::CpAsyncCommitGroupOp::create(b);
   }
+  // Scalar gates: the loop also carries this thread's raw gate of the chunk
+  // (loadRawGate), after the state's values.
+  bool carryGate = gated && !vectorGates;
+  SmallVector<Value> loopInit(init.begin(), init.end());
+  if (carryGate)
+    loopInit.push_back(loadRawGate(idx(0)));
   SmallVector<Value> state = kb.forWithState(
-      idx(0), chunks, idx(1), init, [&](Value c, ValueRange st) {
+      idx(0), chunks, idx(1), loopInit, [&](Value c, ValueRange st) {
         Value t0 = mul(c, idx(kChunk));
+        Value rawGate, nextRawGate;
+        if (carryGate) {
+          rawGate = st.back();
+          st = st.drop_back();
+          // Past the last chunk this loads nothing (every step is past T).
+          nextRawGate = loadRawGate(add(t0, idx(kChunk)));
+        }
         // The previous chunk's readers of Q, K, V and G are done (with
         // prefetch: also those of the stage the next chunk goes to).
         gpu::BarrierOp::create(b);
@@ -419,20 +477,16 @@ bool buildChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module
             mapInPlace(qs, t0);
             mapInPlace(ks, t0);
           }
-        } else {
-          stageQK(p.query, qs, t0);
-          stageQK(p.key, ks, t0);
-          stageV(t0);
         }
+        if (!prefetch)
+          storeQKV(loadQKV(t0));
         if (vectorGates)
-          stageVectorGates(t0);
+          scanVectorGates(t0);
         else if (gated)
-          scanGates(t0);
+          scanGates(rawGate);
         gpu::BarrierOp::create(b);
         Value gRow[2];
         if (vectorGates) {
-          prefixVectorGates();
-          gpu::BarrierOp::create(b);
           buildKTilde();
           gpu::BarrierOp::create(b);
         } else if (gated) {
@@ -500,32 +554,67 @@ bool buildChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module
         // Causal mask and in-chunk decay on A (f32), inter-chunk decay on O.
         Value rowSum[2] = {lb.f32(0.0), lb.f32(0.0)};
         if (vectorGates) {
-          // The diagonal sub-block (keys 16w .. 16w + 15) in f32 with the
-          // exact per-dimension decays 2^(G_t,d − G_s,d), s <= t: this lane's
-          // elements (row rowA[r], key keys[kk]) summed over the dims.
+          // The diagonal sub-block (rows and keys 16w .. 16w + 15) with the
+          // exact per-dimension decays 2^(G_t,d − G_s,d), s <= t. This lane
+          // holds rows rowA[r] = 16w + g + 8r against keys[kk] = 16w + 8 (kk
+          // / 2) + (kk % 2) + 2t, i.e. n tile jj = kk / 2 of the block. Of
+          // its 8 (r, jj) pairs:
+          //   r = 0, jj = 1 (rows 0-7 vs keys 8-15): always masked, never
+          //     computed;
+          //   r = 1, jj = 0 (rows 8-15 vs keys 0-7): always visible, and the
+          //     reference step 16w + 7 lies between key and row, so it is
+          //     one mma.sync on (Q ⊙ 2^(G_t − G_ref)) (K ⊙ 2^(G_ref − G_s))^T,
+          //     both exponents <= 0, as the off-diagonal sub-blocks;
+          //   r = jj (the two 8 x 8 triangles): in f32, one exp2 per (t, s, d).
+          // Per lane and chunk: 512 + 64 exp2 instead of 768 (6 pairs x Dk in
+          // f32; LLVM already dropped the always-masked pair).
           Value keys[4];
           for (int64_t kk = 0; kk < 4; ++kk)
             keys[kk] = add(mul(warp, idx(16)), add(idx(8 * (kk / 2) + kk % 2), t2));
           SmallVector<Value> diag = kb.forWithState(
-              idx(0), idx(dk), idx(8), SmallVector<Value>(8, lb.f32(0.0)),
+              idx(0), idx(dk), idx(8), SmallVector<Value>(4, lb.f32(0.0)),
               [&](Value d0, ValueRange acc) {
                 SmallVector<Value> next(acc.begin(), acc.end());
-                Value qv[2], gq[2];
                 for (int r = 0; r < 2; ++r) {
-                  qv[r] = kb.loadVectorF32(qs, {rowA[r], d0}, 8);
-                  gq[r] = vector::LoadOp::create(b, vec8f, gs, ValueRange{rowA[r], d0});
-                }
-                for (int64_t kk = 0; kk < 4; ++kk) {
-                  Value kv = kb.loadVectorF32(ks, {keys[kk], d0}, 8);
-                  Value gk = vector::LoadOp::create(b, vec8f, gs, ValueRange{keys[kk], d0});
-                  for (int r = 0; r < 2; ++r) {
-                    Value decay = exp2(arith::SubFOp::create(b, gq[r], gk));
+                  Value qv = kb.loadVectorF32(qs, {rowA[r], d0}, 8);
+                  Value gq = vector::LoadOp::create(b, vec8f, gs, ValueRange{rowA[r], d0});
+                  for (int64_t h = 0; h < 2; ++h) {
+                    Value key = keys[2 * r + h];
+                    Value kv = kb.loadVectorF32(ks, {key, d0}, 8);
+                    Value gk = vector::LoadOp::create(b, vec8f, gs, ValueRange{key, d0});
+                    Value decay = exp2(arith::SubFOp::create(b, gq, gk));
                     Value prod = arith::MulFOp::create(
-                        b, arith::MulFOp::create(b, qv[r], kv), decay);
-                    next[r * 4 + kk] = fadd(next[r * 4 + kk], kb.reduceAdd(prod));
+                        b, arith::MulFOp::create(b, qv, kv), decay);
+                    next[r * 2 + h] = fadd(next[r * 2 + h], kb.reduceAdd(prod));
                   }
                 }
                 return next;
+              });
+          // The lower-left quadrant: A rows g (rows 0-7 of the block) are
+          // zero operands, rows g + 8 are Q rowA[1] scaled to the reference;
+          // the B operand is key 16w + g (b0: dims 2t.., b1: dims 2t + 8..).
+          // Accumulator values [2], [3] are (row g + 8, keys 2t, 2t + 1).
+          Value ref = add(mul(warp, idx(16)), idx(7));
+          Value ownKey = add(mul(warp, idx(16)), g);
+          Value zeroReg = tc.packF32(lb.f32(0.0), lb.f32(0.0));
+          SmallVector<Value> quad = kb.forWithState(
+              idx(0), idx(dk), idx(16), SmallVector<Value>(4, lb.f32(0.0)),
+              [&](Value s0, ValueRange acc) {
+                Value qa[2], kop[2];
+                for (int64_t h = 0; h < 2; ++h) {
+                  Value dim = add(s0, add(idx(8 * h), t2));
+                  Value gRef = vector::LoadOp::create(b, vec2f, gs, ValueRange{ref, dim});
+                  Value qv = kb.loadVectorF32(qs, {rowA[1], dim}, 2);
+                  Value gq = vector::LoadOp::create(b, vec2f, gs, ValueRange{rowA[1], dim});
+                  qa[h] = packPair(arith::MulFOp::create(
+                      b, qv, exp2(arith::SubFOp::create(b, gq, gRef))));
+                  Value kv = kb.loadVectorF32(ks, {ownKey, dim}, 2);
+                  Value gk = vector::LoadOp::create(b, vec2f, gs, ValueRange{ownKey, dim});
+                  kop[h] = packPair(arith::MulFOp::create(
+                      b, kv, exp2(arith::SubFOp::create(b, gRef, gk))));
+                }
+                return tc.mma({zeroReg, qa[0], zeroReg, qa[1]}, {kop[0], kop[1]},
+                              SmallVector<Value>(acc.begin(), acc.end()));
               });
           // A's k16 block u: the diagonal (u == warp), the tensor-core
           // off-diagonal (u < warp, every key visible), zero (u > warp).
@@ -535,9 +624,14 @@ bool buildChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module
             for (int64_t jj = 0; jj < 2; ++jj)
               for (int64_t e = 0; e < 4; ++e) {
                 int64_t r = e / 2, kk = 2 * jj + e % 2;
-                Value visible = arith::CmpIOp::create(b, arith::CmpIPredicate::ule, keys[kk],
-                                                      rowA[r]);
-                Value dv = arith::SelectOp::create(b, visible, diag[r * 4 + kk], lb.f32(0.0));
+                Value dv;
+                if (jj == r) {
+                  Value visible = arith::CmpIOp::create(b, arith::CmpIPredicate::ule,
+                                                        keys[kk], rowA[r]);
+                  dv = arith::SelectOp::create(b, visible, diag[r * 2 + e % 2], lb.f32(0.0));
+                } else {
+                  dv = r == 1 ? quad[e] : lb.f32(0.0);
+                }
                 Value &slot = a[(2 * u + jj) * 4 + e];
                 Value off = arith::SelectOp::create(b, below, slot, lb.f32(0.0));
                 slot = arith::SelectOp::create(b, isDiag, dv, off);
@@ -688,6 +782,8 @@ bool buildChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module
         // Q S_bf16 was read before the last barrier; the next chunk reads
         // this after its staging barrier.
         writeState(next);
+        if (carryGate)
+          next.push_back(nextRawGate);
         return next;
       });
 

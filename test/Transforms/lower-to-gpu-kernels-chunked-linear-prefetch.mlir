@@ -113,6 +113,6 @@ func.func @gated_vector(%q: memref<?x4x?x128xbf16>, %k: memref<?x4x?x128xbf16>,
 // BARRIERS-LABEL: gpu.func @linear_normalized
 // BARRIERS-COUNT-3: {{^}}        gpu.barrier
 // BARRIERS-LABEL: gpu.func @gated_vector
-// BARRIERS-COUNT-6: {{^}}        gpu.barrier
+// BARRIERS-COUNT-5: {{^}}        gpu.barrier
 // BARRIERS-NOT: gpu.barrier
 // BARRIERS: gpu.return

@@ -19,7 +19,7 @@
 // BARRIERS-LABEL: gpu.func @linear_normalized
 // BARRIERS-COUNT-3: {{^}}        gpu.barrier
 // BARRIERS-LABEL: gpu.func @gated_vector
-// BARRIERS-COUNT-6: {{^}}        gpu.barrier
+// BARRIERS-COUNT-5: {{^}}        gpu.barrier
 // BARRIERS-NOT: gpu.barrier
 // BARRIERS: gpu.return
 
@@ -37,6 +37,9 @@
 // CHECK-SAME: attn.tensor_cores = "mma.sync.chunkwise"
 // CHECK: memref.view
 // CHECK: scf.for {{.*}} iter_args({{.*}}) -> ({{(f32, )+}}f32)
+// The next chunk's raw gate, loaded before this chunk's first barrier and
+// carried to the next iteration (the scan never waits on global memory).
+// CHECK: memref.load %arg3
 // CHECK: gpu.barrier
 // CHECK: gpu.shuffle up
 // CHECK: nvgpu.ldmatrix {{.*}} {numTiles = 4 : i32, transpose = false}
@@ -72,20 +75,35 @@ func.func @linear_normalized(%q: memref<?x4x?x64xf16>, %k: memref<?x4x?x64xf16>,
 }
 
 // Vector gates (GLA): per-dimension cumulative gates G [64, Dk + 8] f32 and
-// K~ in shared memory (115200 bytes); the off-diagonal 16-step sub-blocks on
-// mma.sync (Q scaled against the sub-block's last step), the diagonal ones in
-// f32 (a loop over the dims, 8 at a time).
+// K~ in shared memory (115200 bytes). Staging: Q, K, V's 20 predicated
+// 16-byte loads per thread all before their stores; then thread d sums the
+// gates of dimension d in registers from scalar global loads (no staged raw
+// gates, no scan over shared memory). The off-diagonal 16-step sub-blocks on
+// mma.sync (Q scaled against the sub-block's last step); of the diagonal
+// ones, the two 8 x 8 triangles in f32 (a loop over the dims, 8 at a time,
+// 4 (row, key) pairs per lane) and the lower-left 8 x 8 quadrant on mma.sync
+// (a loop over k16 steps, both sides scaled to step 16w + 7).
 // CHECK-LABEL: gpu.func @gated_vector
 // CHECK-SAME: attn.dynamic_shared_memory = 115200
 // CHECK-SAME: attn.grid_x = 2
 // CHECK-SAME: attn.tensor_cores = "mma.sync.chunkwise"
 // CHECK: memref.view {{.*}} to memref<64x136xf32, #gpu.address_space<workgroup>>
 // CHECK: scf.for
+// CHECK: gpu.barrier
+// CHECK-COUNT-20: vector.load {{.*}} : memref<?x4x?x128xbf16>, vector<8xbf16>
+// CHECK: vector.store
+// CHECK: memref.load %arg3[{{.*}}, %thread_id_x] : memref<?x4x?x128xf32>
+// CHECK-NOT: vector<4xf32>
+// CHECK: gpu.barrier
 // CHECK: nvvm.mma.sync
-// CHECK: scf.for {{.*}} step %c8
+// CHECK: scf.for {{.*}} step %c8{{.*}} -> (f32, f32, f32, f32)
 // CHECK-COUNT-8: llvm.call_intrinsic "llvm.nvvm.ex2.approx.ftz.f32"
 // CHECK: vector.from_elements {{.*}} : vector<8xf32>
 // CHECK: vector.reduction <add>
+// CHECK: scf.for {{.*}} step %c16{{.*}} -> (f32, f32, f32, f32)
+// CHECK: llvm.call_intrinsic "llvm.nvvm.ex2.approx.ftz.f32"
+// CHECK: nvvm.mma.sync
+// CHECK: scf.yield
 // CHECK: gpu.return
 func.func @gated_vector(%q: memref<?x4x?x128xbf16>, %k: memref<?x4x?x128xbf16>,
                         %v: memref<?x4x?x128xbf16>, %g: memref<?x4x?x128xf32>,
