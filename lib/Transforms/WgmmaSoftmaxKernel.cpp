@@ -386,17 +386,37 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     if (skipEmptyTiles)
       live = layoutKept;
     if (classifyDocuments) {
-      auto [kLo, kHi] = warpRange(map.lookup(op.getKvDocIds()), item.batch,
-                                  arith::MulIOp::create(b, kt, lb.index(blockK)), blockK, seqK);
-      Value disjoint = arith::OrIOp::create(
-          b, arith::CmpIOp::create(b, arith::CmpIPredicate::slt, qDocHi, kLo),
-          arith::CmpIOp::create(b, arith::CmpIPredicate::sgt, qDocLo, kHi));
-      live = arith::AndIOp::create(b, live, arith::XOrIOp::create(b, disjoint, lb.boolean(true)));
-      auto eq = [&](Value x, Value y) {
-        return arith::CmpIOp::create(b, arith::CmpIPredicate::eq, x, y);
+      // The k tile by two warp votes instead of a [min, max] reduction (ten
+      // dependent shuffles per tile, walked for every tile of the causal
+      // range, dead ones too): live when some key's id lies in the q tile's
+      // [lo, hi] (no key id in it: no key id equals any query's, since every
+      // query id lies in it; sharper than the ranges' overlap), full when
+      // every key's id is the q tile's single id. Keys past the end are
+      // clamped to the last one, which only adds a real key's id.
+      Value ids = map.lookup(op.getKvDocIds());
+      Value first = arith::MulIOp::create(b, kt, lb.index(blockK));
+      Value last = arith::SubIOp::create(b, seqK, lb.index(1));
+      Value inRange = lb.boolean(false), single = lb.boolean(true);
+      for (int64_t i = 0; i < blockK / 32; ++i) {
+        Value idx = arith::AddIOp::create(b, first, arith::AddIOp::create(b, lane, lb.index(32 * i)));
+        Value id = memref::LoadOp::create(
+            b, ids, ValueRange{item.batch, arith::MinSIOp::create(b, idx, last)});
+        inRange = arith::OrIOp::create(
+            b, inRange,
+            arith::AndIOp::create(
+                b, arith::CmpIOp::create(b, arith::CmpIPredicate::sge, id, qDocLo),
+                arith::CmpIOp::create(b, arith::CmpIPredicate::sle, id, qDocHi)));
+        single = arith::AndIOp::create(
+            b, single, arith::CmpIOp::create(b, arith::CmpIPredicate::eq, id, qDocLo));
+      }
+      auto vote = [&](Value predicate, NVVM::VoteSyncKind kind) {
+        Value word = NVVM::VoteSyncOp::create(b, b.getI1Type(), c32(-1), predicate, kind);
+        return word;
       };
+      live = arith::AndIOp::create(b, live, vote(inRange, NVVM::VoteSyncKind::any));
       documentsFull = arith::AndIOp::create(
-          b, arith::AndIOp::create(b, eq(qDocLo, qDocHi), eq(kLo, kHi)), eq(qDocLo, kLo));
+          b, arith::CmpIOp::create(b, arith::CmpIPredicate::eq, qDocLo, qDocHi),
+          vote(single, NVVM::VoteSyncKind::all));
     }
     return {live, documentsFull};
   };

@@ -2,10 +2,12 @@
 // RUN: attn-opt %s --attn-plan-tiles="block-q=128 block-k=128" --attn-lower-to-gpu-kernels="tensor-cores=1 wgmma=1" | FileCheck %s --check-prefix=OFF
 
 // Document tiles classified at run time: in each role, every warp reduces the
-// q tile's document ids (4 per lane, then xor shuffles); the producer's whole
-// warp 0 runs its loop (lane 0 issues), reducing each k tile's ids the same
-// way; the consumers skip disjoint tiles and take the unmasked softmax for
-// single-document tiles.
+// q tile's document ids to [lo, hi] (4 per lane, then xor shuffles); the
+// producer's whole warp 0 runs its loop (lane 0 issues); per k tile, each lane
+// tests its 4 key ids against [lo, hi] and two warp votes decide the tile
+// (any id inside: live; every id the q tile's single id: full) — no shuffles
+// inside the loops; the consumers skip dead tiles and take the unmasked softmax
+// for single-document tiles.
 // CHECK-LABEL: gpu.func @document
 // CHECK: setmaxnreg.dec.sync.aligned.u32 24
 // CHECK: memref.load %{{.*}} : memref<?x?xi32>
@@ -13,12 +15,16 @@
 // CHECK: arith.minsi
 // CHECK: arith.maxsi
 // CHECK: scf.for
-// CHECK: gpu.shuffle  xor
+// CHECK-NOT: gpu.shuffle
+// CHECK: nvvm.vote.sync  any
+// CHECK: nvvm.vote.sync  all
 // CHECK: cp.async.bulk.tensor.4d
 // CHECK: setmaxnreg.inc.sync.aligned.u32 240
 // CHECK: gpu.shuffle  xor
 // CHECK: scf.for
-// CHECK: gpu.shuffle  xor
+// CHECK-NOT: gpu.shuffle
+// CHECK: nvvm.vote.sync  any
+// CHECK: nvvm.vote.sync  all
 // CHECK: scf.if
 // CHECK: wgmma.mma_async
 
