@@ -533,18 +533,19 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
     return false;
   // The heuristic's shape spills: fewer query rows first (192-row tiles run
   // their consumers on 160 registers, 152 when persistent), then 64-key tiles.
-  if (hopper && options.blockQ <= 0 && bq == 192 && spills()) {
-    bq = 128;
+  auto regenerate = [&] {
     gen = Generated();
     report = PtxasReport();
-    if (!generate(bq, bk, gen) || !writeAndAssemble(true))
+    return generate(bq, bk, gen) && writeAndAssemble(true);
+  };
+  if (hopper && options.blockQ <= 0 && bq == 192 && spills()) {
+    bq = 128;
+    if (!regenerate())
       return false;
   }
   if (hopper && options.blockK <= 0 && bk == 128 && spills()) {
     bk = 64;
-    gen = Generated();
-    report = PtxasReport();
-    if (!generate(bq, bk, gen) || !writeAndAssemble(true))
+    if (!regenerate())
       return false;
   }
   timer.restart();

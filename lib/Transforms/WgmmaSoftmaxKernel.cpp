@@ -95,17 +95,17 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   // head-dim-64 shape): at D = 64 the softmax is twice as heavy per FLOP, so
   // a third warpgroup's softmax keeps the tensor cores fed. Its 160 registers
   // per consumer thread hold S, O and P only at D = Dv = 64.
-  int64_t kBlockQ = plan.getBlockQ();
-  if (kBlockQ != 128 && !(kBlockQ == 192 && d == 64 && dv == 64))
+  int64_t blockQ = plan.getBlockQ();
+  if (blockQ != 128 && !(blockQ == 192 && d == 64 && dv == 64))
     return false;
-  int64_t kWarpgroups = kBlockQ / kRowsPerWarpgroup, kConsumerWarps = kWarpgroups * 4;
-  RegisterSplit registers = registerSplit(kWarpgroups, options.persistent);
+  int64_t consumerGroups = blockQ / kRowsPerWarpgroup, consumerWarps = consumerGroups * 4;
+  RegisterSplit registers = registerSplit(consumerGroups, options.persistent);
   // 128-key tiles halve the barriers and waits per key; 64-key tiles halve
   // the S registers, for variants whose per-element score code would spill.
   int64_t blockK = plan.getBlockK();
 
   // Byte offsets in the dynamic shared memory.
-  int64_t qBoxBytes = kBlockQ * 128, kvBoxBytes = blockK * 128;
+  int64_t qBoxBytes = blockQ * 128, kvBoxBytes = blockK * 128;
   int64_t qBytes = qBoxBytes * (d / kBoxCols);
   int64_t kStageBytes = kvBoxBytes * (d / kBoxCols), vStageBytes = kvBoxBytes * (dv / kBoxCols);
   int64_t kOffset = qBytes, vOffset = kOffset + kStages * kStageBytes;
@@ -126,7 +126,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   Value qMap = kernel.getArgument(host.getNumArguments());
   Value kMap = kernel.getArgument(host.getNumArguments() + 1);
   Value vMap = kernel.getArgument(host.getNumArguments() + 2);
-  int64_t threads = (kWarpgroups + 1) * 128; // producer + consumers
+  int64_t threads = (consumerGroups + 1) * 128; // producer + consumers
   kernel->setAttr("attn.block_threads", b.getI64IntegerAttr(threads));
   kernel->setAttr("attn.tensor_cores", b.getStringAttr("wgmma"));
   kernel->setAttr("attn.dynamic_shared_memory", b.getI64IntegerAttr(sharedBytes));
@@ -143,7 +143,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                                 b.getNamedAttr("box_rows", b.getI64IntegerAttr(rows)),
                                 b.getNamedAttr("swizzle", b.getI64IntegerAttr(128))});
   };
-  kernel->setAttr("attn.tensor_maps", b.getArrayAttr({mapAttr(qArg, kBlockQ),
+  kernel->setAttr("attn.tensor_maps", b.getArrayAttr({mapAttr(qArg, blockQ),
                                                       mapAttr(kArg, blockK),
                                                       mapAttr(vArg, blockK)}));
 
@@ -206,10 +206,10 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   struct Item {
     Value tile, head, batch, kvHead, rowBegin, coordBatch, coordHead, coordKvHead;
   };
-  Value qTiles = arith::CeilDivUIOp::create(b, seqQ, lb.index(kBlockQ));
+  Value qTiles = arith::CeilDivUIOp::create(b, seqQ, lb.index(blockQ));
   auto makeItem = [&](Value tile, Value head, Value batch) {
     Item it{tile, head, batch, arith::DivUIOp::create(b, head, group),
-            arith::MulIOp::create(b, tile, lb.index(kBlockQ))};
+            arith::MulIOp::create(b, tile, lb.index(blockQ))};
     it.coordBatch = toI32(batch);
     it.coordHead = toI32(head);
     it.coordKvHead = toI32(it.kvHead);
@@ -287,7 +287,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   // at run time: a tile of an empty block is neither loaded nor computed, and
   // a tile of a kept block needs no per-element block-mask test.
   Value layout = op.getBlockMask() ? map.lookup(op.getBlockMask()) : Value();
-  bool skipEmptyTiles = layout && op.getBlockSparseAttr().getBlockQ() % kBlockQ == 0 &&
+  bool skipEmptyTiles = layout && op.getBlockSparseAttr().getBlockQ() % blockQ == 0 &&
                         op.getBlockSparseAttr().getBlockK() % blockK == 0;
 
   // Document masks, classified per tile at run time (`documentTiles`,
@@ -299,14 +299,23 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   // calls the tile full). Rows and keys past the ends are clamped to the last
   // one: that only widens a range, never hides a visible pair.
   bool classifyDocuments = documentTiles && op.getQDocIds();
-  auto warpRange = [&](Value ids, Value batch, Value first, int64_t count, Value limit) {
+  // The ids of `count` rows or keys from `first`, count / 32 per lane (lane
+  // + 32 i), past `limit` clamped to the last one (that only repeats a real
+  // row's or key's id).
+  auto laneIds = [&](Value ids, Value batch, Value first, int64_t count, Value limit) {
     Value last = arith::SubIOp::create(b, limit, lb.index(1));
-    Value lo, hi;
+    SmallVector<Value> loaded;
     for (int64_t i = 0; i < count / 32; ++i) {
       Value idx = arith::AddIOp::create(
           b, first, arith::AddIOp::create(b, lane, lb.index(32 * i)));
-      Value id = memref::LoadOp::create(
-          b, ids, ValueRange{batch, arith::MinSIOp::create(b, idx, last)});
+      loaded.push_back(memref::LoadOp::create(
+          b, ids, ValueRange{batch, arith::MinSIOp::create(b, idx, last)}));
+    }
+    return loaded;
+  };
+  auto warpRange = [&](Value ids, Value batch, Value first, int64_t count, Value limit) {
+    Value lo, hi;
+    for (Value id : laneIds(ids, batch, first, count, limit)) {
       lo = lo ? (Value)arith::MinSIOp::create(b, lo, id) : id;
       hi = hi ? (Value)arith::MaxSIOp::create(b, hi, id) : id;
     }
@@ -334,7 +343,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     }
     if (classifyDocuments)
       std::tie(c.qDocLo, c.qDocHi) =
-          warpRange(map.lookup(op.getQDocIds()), item.batch, item.rowBegin, kBlockQ, seqQ);
+          warpRange(map.lookup(op.getQDocIds()), item.batch, item.rowBegin, blockQ, seqQ);
     return c;
   };
   // Block-sparse tiles in words of 32: lane i of a warp loads the layout
@@ -393,14 +402,9 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
       // query id lies in it; sharper than the ranges' overlap), full when
       // every key's id is the q tile's single id. Keys past the end are
       // clamped to the last one, which only adds a real key's id.
-      Value ids = map.lookup(op.getKvDocIds());
-      Value first = arith::MulIOp::create(b, kt, lb.index(blockK));
-      Value last = arith::SubIOp::create(b, seqK, lb.index(1));
       Value inRange = lb.boolean(false), single = lb.boolean(true);
-      for (int64_t i = 0; i < blockK / 32; ++i) {
-        Value idx = arith::AddIOp::create(b, first, arith::AddIOp::create(b, lane, lb.index(32 * i)));
-        Value id = memref::LoadOp::create(
-            b, ids, ValueRange{item.batch, arith::MinSIOp::create(b, idx, last)});
+      for (Value id : laneIds(map.lookup(op.getKvDocIds()), item.batch,
+                              arith::MulIOp::create(b, kt, lb.index(blockK)), blockK, seqK)) {
         inRange = arith::OrIOp::create(
             b, inRange,
             arith::AndIOp::create(
@@ -409,9 +413,8 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
         single = arith::AndIOp::create(
             b, single, arith::CmpIOp::create(b, arith::CmpIPredicate::eq, id, qDocLo));
       }
-      auto vote = [&](Value predicate, NVVM::VoteSyncKind kind) {
-        Value word = NVVM::VoteSyncOp::create(b, b.getI1Type(), c32(-1), predicate, kind);
-        return word;
+      auto vote = [&](Value predicate, NVVM::VoteSyncKind kind) -> Value {
+        return NVVM::VoteSyncOp::create(b, b.getI1Type(), c32(-1), predicate, kind);
       };
       live = arith::AndIOp::create(b, live, vote(inRange, NVVM::VoteSyncKind::any));
       documentsFull = arith::AndIOp::create(
@@ -427,13 +430,13 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     // Released by one lane of each consumer warp once its last S = Q K^T of
     // an item is done.
     if (persistent)
-      ptx.mbarrierInit(qEmptyBar, kConsumerWarps);
+      ptx.mbarrierInit(qEmptyBar, consumerWarps);
     for (int64_t s = 0; s < kStages; ++s) {
       ptx.mbarrierInit(at(c32(barOffset + 8 + 8 * (kStages * KFull + s))), 1);
       ptx.mbarrierInit(at(c32(barOffset + 8 + 8 * (kStages * VFull + s))), 1);
       // Released by one lane of each consumer warp.
-      ptx.mbarrierInit(at(c32(barOffset + 8 + 8 * (kStages * KEmpty + s))), kConsumerWarps);
-      ptx.mbarrierInit(at(c32(barOffset + 8 + 8 * (kStages * VEmpty + s))), kConsumerWarps);
+      ptx.mbarrierInit(at(c32(barOffset + 8 + 8 * (kStages * KEmpty + s))), consumerWarps);
+      ptx.mbarrierInit(at(c32(barOffset + 8 + 8 * (kStages * VEmpty + s))), consumerWarps);
     }
     ptx.mbarrierInitFence();
   });
@@ -473,7 +476,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                                               c32(2));
         lb.ifThen(refill, [&] { ptx.wait(qEmptyBar, parity); });
       }
-      ptx.arriveExpectTx(qBar, kBlockQ * d * 2);
+      ptx.arriveExpectTx(qBar, blockQ * d * 2);
       Value row = toI32(item.rowBegin);
       for (int64_t box = 0; box < d / kBoxCols; ++box)
         ptx.tmaLoad(at(c32(box * qBoxBytes)), qMap,
@@ -539,7 +542,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   Value myTurn, otherTurn, isFirstGroup;
   auto letFirstGroupStart = [&] {
     lb.ifThen(arith::CmpIOp::create(b, arith::CmpIPredicate::eq, consumerGroup,
-                                    lb.index(kWarpgroups - 1)),
+                                    lb.index(consumerGroups - 1)),
               [&] { ptx.namedBarrierArrive(c32(1), kTurnThreads); });
   };
   auto balanceTurns = [&] {
@@ -549,7 +552,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     Value group32 = toI32(consumerGroup);
     myTurn = arith::AddIOp::create(b, group32, c32(1));
     otherTurn = arith::AddIOp::create(
-        b, arith::RemUIOp::create(b, myTurn, c32(kWarpgroups)), c32(1));
+        b, arith::RemUIOp::create(b, myTurn, c32(consumerGroups)), c32(1));
     isFirstGroup = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, group32, c32(0));
   }
   if (pingPong && persistent)
