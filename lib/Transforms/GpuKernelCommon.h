@@ -41,6 +41,26 @@ public:
     return SmallVector<Value>(loop.getResults());
   }
 
+  /// scf.while carrying `init`: `before(state)` returns whether to run the
+  /// body and the values it passes on (state plus any extras); `body(passed)`
+  /// returns the next state. Returns the values passed at exit.
+  SmallVector<Value> whileWithState(
+      ValueRange init, TypeRange passedTypes,
+      const std::function<std::pair<Value, SmallVector<Value>>(ValueRange)> &before,
+      const std::function<SmallVector<Value>(ValueRange)> &body) {
+    auto loop = scf::WhileOp::create(b, passedTypes, init);
+    OpBuilder::InsertionGuard guard(b);
+    SmallVector<Location> initLocs(init.size(), b.getLoc());
+    Block *beforeBlock =
+        b.createBlock(&loop.getBefore(), {}, TypeRange(init.getTypes()), initLocs);
+    auto [cond, passed] = before(beforeBlock->getArguments());
+    scf::ConditionOp::create(b, cond, passed);
+    SmallVector<Location> passedLocs(passedTypes.size(), b.getLoc());
+    Block *afterBlock = b.createBlock(&loop.getAfter(), {}, passedTypes, passedLocs);
+    scf::YieldOp::create(b, body(afterBlock->getArguments()));
+    return SmallVector<Value>(loop.getResults());
+  }
+
   /// scf.if with results: `thenBody` and `elseBody` return values of `types`.
   SmallVector<Value> ifWithResults(Value cond, TypeRange types,
                                    const std::function<SmallVector<Value>()> &thenBody,
