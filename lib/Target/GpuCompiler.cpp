@@ -87,6 +87,16 @@ bool hopperPersistent(const Spec &spec) {
          spec.headDim == 64 && spec.headDimV == 64;
 }
 
+/// Weights per 8 elements the Hopper kernel takes with the FMA-pipe
+/// polynomial instead of MUFU.EX2 unless asked: none. In one H200 call
+/// (bench/results/2026-12-03-v14-walk-poly/) 2 in 8 lost 8-13% on dense /
+/// causal D = 64 and ALiBi and won 1-3% on soft-cap; 4 in 8 lost more
+/// everywhere (dense D = 64 4k 458 -> 358 TFLOP/s): our softmax is bound by
+/// issue slots, not by MUFU, so trading one MUFU for ten FMA-pipe
+/// instructions does not pay. `attn-compile --poly-exp2=N` keeps it
+/// available.
+int64_t hopperPolyExp2(const Spec &) { return 0; }
+
 /// The Hopper kernel's query rows: 192 (three consumer warpgroups, FA3's
 /// head-dim-64 shape) at D = Dv = 64, where the softmax per FLOP doubles and a
 /// third warpgroup's softmax keeps the tensor cores busy; 128 otherwise, and
@@ -364,7 +374,8 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
     return std::string("{tensor-cores=1 wgmma=1") +
            (options.documentTiles ? " document-tiles=1" : "") + (pingPong ? " ping-pong=1" : "") +
            (persistent ? " persistent=1" : "") +
-           (options.lazyRescale ? " lazy-rescale=1" : "") + "}";
+           (options.lazyRescale ? " lazy-rescale=1" : "") + " poly-exp2=" +
+           std::to_string(options.polyExp2Eighths.value_or(hopperPolyExp2(spec))) + "}";
   };
   auto generate = [&](int64_t bq, int64_t bk, Generated &g) {
     std::string suffix = " (" + std::to_string(bq) + "x" + std::to_string(bk) + ")";

@@ -28,6 +28,31 @@ Value fastExp2(ImplicitLocOpBuilder &b, Value x) {
       .getResult(0);
 }
 
+Value polyExp2(ImplicitLocOpBuilder &b, Value x) {
+  Type f32 = b.getF32Type(), i32 = b.getI32Type();
+  auto f = [&](double v) { return arith::ConstantOp::create(b, b.getF32FloatAttr(v)); };
+  // x + 1.5 * 2^23 rounds to nearest and leaves round(x) in the low mantissa
+  // bits; subtracting it back gives round(x) as a float (no fast-math flags:
+  // LLVM keeps both additions).
+  Value magic = f(12582912.0);
+  Value shifted = arith::AddFOp::create(b, x, magic);
+  Value rounded = arith::SubFOp::create(b, shifted, magic);
+  Value frac = arith::SubFOp::create(b, x, rounded);
+  // Minimax (relative) on [-0.5, 0.5], f32 coefficients.
+  Value poly = f(0.05517132207751274);
+  for (double c : {0.24261054396629333, 0.6932609677314758, 0.9999281167984009})
+    poly = math::FmaOp::create(b, poly, frac, f(c));
+  // + round(x) in the exponent: the low 9 bits of `shifted` are round(x)
+  // mod 512, so shifting them into bits 23.. and adding wraps to the right
+  // exponent for every round(x) in [-125, 8].
+  Value exponent = arith::ShLIOp::create(b, arith::BitcastOp::create(b, i32, shifted),
+                                         arith::ConstantIntOp::create(b, i32, 23));
+  Value scaled = arith::BitcastOp::create(
+      b, f32, arith::AddIOp::create(b, arith::BitcastOp::create(b, i32, poly), exponent));
+  Value tiny = arith::CmpFOp::create(b, arith::CmpFPredicate::ULT, x, f(-125.0));
+  return arith::SelectOp::create(b, tiny, f(0.0), scaled);
+}
+
 FragmentBuilder::FragmentBuilder(ImplicitLocOpBuilder &b, Type elem)
     : b(b), elem(elem), f32(b.getF32Type()) {}
 
@@ -223,7 +248,8 @@ SmallVector<Value> FragmentSoftmax::scores(ArrayRef<Value> acc, Value colBegin, 
 }
 
 SoftmaxState FragmentSoftmax::update(const SoftmaxState &state, ArrayRef<Value> s,
-                                     SmallVector<Value> &p, bool lazyRescale) {
+                                     SmallVector<Value> &p, bool lazyRescale,
+                                     int64_t polyExp2Eighths) {
   ImplicitLocOpBuilder &b = kb.b;
   LoopBuilder &lb = kb.lb;
   SoftmaxState next;
@@ -276,7 +302,7 @@ SoftmaxState FragmentSoftmax::update(const SoftmaxState &state, ArrayRef<Value> 
     int64_t r = (i % 4) / 2;
     Value exponent = rawScale ? (Value)math::FmaOp::create(b, s[i], lb.f32(*rawScale), negBase[r])
                               : (Value)arith::AddFOp::create(b, s[i], negBase[r]);
-    p[i] = fastExp2(b, exponent);
+    p[i] = i % 8 < polyExp2Eighths ? polyExp2(b, exponent) : fastExp2(b, exponent);
     rowSum[r] = arith::AddFOp::create(b, rowSum[r], p[i]);
   }
   for (int r = 0; r < 2; ++r)

@@ -24,6 +24,14 @@ namespace attn {
 /// MUFU.EX2, no denormal fix-up; results below 2^-126 are 0.
 Value fastExp2(ImplicitLocOpBuilder &b, Value x);
 
+/// 2^x for x <= 8 on the FMA and integer pipes (no MUFU): round x to the
+/// nearest integer j by the 1.5 * 2^23 trick, a degree-3 polynomial for
+/// 2^(x - j) on [-0.5, 0.5] (relative error 7.5e-5, far below the bf16
+/// rounding of P), j added to the exponent bits. 0 below x = -125 (and for
+/// -inf): weights of 2^-125 and less vanish in any sum with the row's max
+/// weight 1.
+Value polyExp2(ImplicitLocOpBuilder &b, Value x);
+
 /// Packing and lane reductions on fragments of element type `elem`.
 class FragmentBuilder {
 public:
@@ -85,8 +93,14 @@ public:
   /// softmax (the max only has to be the same one for the sum and for O).
   /// Rows that keep their max have alpha = 1 exactly; `rescale` says whether
   /// the warp has any other, so the caller can skip O's multiplications.
+  ///
+  /// With `polyExp2Eighths` = k > 0, the weights of k in every 8 elements
+  /// are taken by polyExp2 on the FMA pipe instead of MUFU.EX2
+  /// (FlashAttention-4): where the exponentials bound the tile (soft-cap's
+  /// tanh and exp2 are both MUFU; head dim 64 halves the products per
+  /// weight), the two pipes share the work.
   SoftmaxState update(const SoftmaxState &state, ArrayRef<Value> s, SmallVector<Value> &p,
-                      bool lazyRescale = false);
+                      bool lazyRescale = false, int64_t polyExp2Eighths = 0);
 
   /// Base-2 headroom of a stale max (lazyRescale): weights up to 2^8 = 256,
   /// exact in f16/bf16 and far from f32 overflow over any key count.

@@ -265,6 +265,9 @@ struct WgmmaKernelOptions {
   /// O is rescaled only when a row's max grew past a headroom
   /// (FragmentSoftmax::update's lazyRescale).
   bool lazyRescale = false;
+  /// Weights of this many elements in 8 taken by polyExp2 on the FMA pipe
+  /// (FragmentSoftmax::update's polyExp2Eighths).
+  int64_t polyExp2Eighths = 0;
 };
 
 /// The Hopper (sm_90a) wgmma + TMA softmax kernel; see WgmmaSoftmaxKernel.cpp.

@@ -283,6 +283,11 @@ struct LowerToGpuKernelsPass
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
+    if (polyExp2Eighths < 0 || polyExp2Eighths > 8) {
+      module.emitError() << "attn-lower-to-gpu-kernels: poly-exp2=" << polyExp2Eighths
+                         << " is not in 0..8 (elements in every 8)";
+      return signalPassFailure();
+    }
     SmallVector<func::FuncOp> hosts;
     for (auto func : module.getOps<func::FuncOp>()) {
       bool hasAttn = false;
@@ -311,7 +316,7 @@ struct LowerToGpuKernelsPass
           }
           if (wgmma && buildWgmmaSoftmaxKernel(b, gpuModule, host, attention,
                                                 {documentTiles, pingPong, persistent,
-                                                 lazyRescale}))
+                                                 lazyRescale, polyExp2Eighths}))
             return;
           if (!tensorCores || !buildMmaSoftmaxKernel(b, gpuModule, host, attention, cpAsync))
             buildSoftmaxKernel(b, gpuModule, host, attention);

@@ -120,6 +120,8 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   bool tileList = classifyDocuments || skipEmptyTiles;
   // A tile-list word: kt << 2 | documents full << 1 | last tile of the item.
   constexpr int64_t kLastBit = 0, kFullBit = 1, kWordShift = 2;
+  // The producer warps' named barrier (ping-pong takes 1 .. 3).
+  constexpr int64_t kWalkBarrier = 8;
   // The document walk keeps 16 id loads per lane in flight: more registers
   // for the producer, as the persistent one.
   RegisterSplit registers = registerSplit(consumerGroups, persistent || classifyDocuments);
@@ -134,7 +136,12 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   int64_t qEmptyOffset = barOffset + 8 * (1 + 4 * kStages);
   // Tile-list words, one i32 per stage.
   int64_t wordOffset = qEmptyOffset + (persistent ? 8 : 0);
-  int64_t sharedBytes = wordOffset + (tileList ? 4 * kStages : 0);
+  // The document walk spreads over the producer's four warps: each
+  // classifies its share of a round's tiles and posts its (live, full) bits
+  // here (two rounds' worth, by round parity) for warp 0.
+  int64_t walkWarps = classifyDocuments ? 4 : 1;
+  int64_t exchangeOffset = wordOffset + (tileList ? 4 * kStages : 0);
+  int64_t sharedBytes = exchangeOffset + (walkWarps > 1 ? 2 * walkWarps * 8 : 0);
 
   MLIRContext *ctx = b.getContext();
   memref::GlobalOp smemGlobal = getDynamicSharedMemory(b, module);
@@ -362,8 +369,13 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   // when some key's id lies in the q tile's [lo, hi] (no key id in it: no key
   // id equals any query's, since every query id lies in it), full when every
   // key's id is the q tile's single id. Called by the whole, converged
-  // producer warp.
+  // producer warp. Documents use all four producer warps, each on its own
+  // batch: a round of 4 batches, the bits exchanged through shared memory
+  // and a named barrier (one warp alone waited a load round trip per 4
+  // tiles: 24 of them at 16k before the first live tile of the last
+  // document).
   int64_t batchTiles = classifyDocuments ? (persistent ? 256 : 512) / blockK : 32;
+  int64_t roundTiles = walkWarps * batchTiles; // <= 32: one bit each in an i32
   struct Batch {
     Value live, full; // bit t: tile first + t
   };
@@ -386,8 +398,11 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   };
   auto classifyBatch = [&](const Item &item, const ItemClasses &c, Value first,
                            Value remaining) {
-    // Tiles t < min(remaining, batchTiles) are candidates.
-    Value remaining32 = toI32(arith::MinSIOp::create(b, remaining, lb.index(batchTiles)));
+    // Tiles t < min(remaining, batchTiles) are candidates (none for a warp
+    // past the end, whose remaining is <= 0; its tiles clamp to the range's
+    // last).
+    Value remaining32 = toI32(arith::MaxSIOp::create(
+        b, arith::MinSIOp::create(b, remaining, lb.index(batchTiles)), lb.index(0)));
     Value candidates = arith::SubIOp::create(b, arith::ShLIOp::create(b, c32(1), remaining32),
                                              c32(1));
     if (batchTiles == 32)
@@ -468,13 +483,13 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   auto roles = scf::IfOp::create(b, TypeRange(), isProducerGroup, /*withElseRegion=*/true);
   b.setInsertionPointToStart(&roles.getThenRegion().front());
   ptx.setMaxRegisters(registers.producer, /*increase=*/false);
-  // One thread issues; with a tile list its whole warp classifies (votes, a
-  // ballot) and lane 0 issues.
+  // One thread issues; with a tile list its whole warp (documents: the
+  // whole warpgroup) classifies (votes, a ballot) and thread 0 issues.
   Value producerWarp = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, warp, lb.index(0));
   Value laneZeroOfAll = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, lane, lb.index(0));
   auto issuer = [&](const std::function<void()> &body) {
     if (tileList)
-      lb.ifThen(laneZeroOfAll, body);
+      lb.ifThen(walkWarps > 1 ? firstThread : laneZeroOfAll, body);
     else
       body();
   };
@@ -501,9 +516,10 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     lb.ifThen(refill, [&] { ptx.wait(stageBar(VEmpty, stage), emptyParity); });
     loadTile(item, kt, stage, stageBar(VFull, stage), vOffset, vStageBytes, dv, vMap);
   };
-  lb.ifThen(tileList ? producerWarp : firstThread, [&] {
-    // Carried over items: the number of items so far and of tiles loaded.
-    forEachItem({c32(0), c32(0)}, [&](const Item &item, ValueRange items) {
+  lb.ifThen(walkWarps > 1 ? lb.boolean(true) : tileList ? producerWarp : firstThread, [&] {
+    // Carried over items: the number of items so far, of tiles loaded, of
+    // walk rounds.
+    forEachItem({c32(0), c32(0), c32(0)}, [&](const Item &item, ValueRange items) {
     Value itemCount = items[0];
     KTileRange range = emitKTileRange(b, plan, item.tile, seqQ, seqK, /*withFullRange=*/false);
     issuer([&] {
@@ -528,7 +544,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                                        return SmallVector<Value>{
                                            arith::AddIOp::create(b, count[0], c32(1))};
                                      })[0];
-      return SmallVector<Value>{arith::AddIOp::create(b, itemCount, c32(1)), loaded};
+      return SmallVector<Value>{arith::AddIOp::create(b, itemCount, c32(1)), loaded, items[2]};
     }
     Value tiles = arith::MaxSIOp::create(b, arith::SubIOp::create(b, range.end, range.begin),
                                          lb.index(0));
@@ -545,13 +561,45 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                                             arith::ShRUIOp::create(b, word, c32(kWordShift)));
       issueTile(item, kt, count, word);
     };
+    // Each round: this warp's batch, then (documents) the exchange.
+    auto classifyRound = [&](Value first, Value remaining, Value round) {
+      Value mine = arith::MulIOp::create(b, warp, lb.index(batchTiles));
+      Batch batch = classifyBatch(item, classes, arith::AddIOp::create(b, first, mine),
+                                  arith::SubIOp::create(b, remaining, mine));
+      if (walkWarps == 1)
+        return batch;
+      Value slots = arith::AddIOp::create(
+          b, c32(exchangeOffset),
+          arith::MulIOp::create(b, arith::RemUIOp::create(b, round, c32(2)),
+                                c32(walkWarps * 8)));
+      auto slot = [&](Value w, int64_t word) {
+        return at(arith::AddIOp::create(
+            b, slots, arith::AddIOp::create(b, arith::MulIOp::create(b, w, c32(8)), c32(word))));
+      };
+      lb.ifThen(laneZeroOfAll, [&] {
+        ptx.emit({}, {slot(toI32(warp), 0), batch.live}, "st.shared.u32 [$0], $1;", "r,r");
+        ptx.emit({}, {slot(toI32(warp), 4), batch.full}, "st.shared.u32 [$0], $1;", "r,r");
+      });
+      ptx.namedBarrierSync(c32(kWalkBarrier), walkWarps * 32);
+      Batch all{c32(0), c32(0)};
+      for (int64_t w = 0; w < walkWarps; ++w) {
+        auto load = [&](int64_t word) {
+          return arith::ShLIOp::create(
+              b, ptx.emit({i32}, {slot(c32(w), word)}, "ld.shared.u32 $0, [$1];", "=r,r"),
+              c32(w * batchTiles));
+        };
+        all.live = arith::OrIOp::create(b, all.live, load(0));
+        all.full = arith::OrIOp::create(b, all.full, load(4));
+      }
+      return all;
+    };
     SmallVector<Value> walked = kb.forWithState(
-        lb.index(0), tiles, lb.index(batchTiles), {items[1], c32(-1)},
-        [&](Value j, ValueRange state) {
+        lb.index(0), tiles, lb.index(roundTiles), {items[1], c32(-1), items[2]},
+        [&](Value j, ValueRange walkState) {
           Value first = arith::AddIOp::create(b, range.begin, j);
-          Batch batch = classifyBatch(item, classes, first, arith::SubIOp::create(b, tiles, j));
-          return kb.forWithState(
-              lb.index(0), lb.index(batchTiles), lb.index(1), state,
+          Batch batch = classifyRound(first, arith::SubIOp::create(b, tiles, j), walkState[2]);
+          SmallVector<Value> state = kb.forWithState(
+              lb.index(0), lb.index(roundTiles), lb.index(1), walkState.drop_back(),
               [&](Value t, ValueRange pendingState) {
                 Value t32 = toI32(t);
                 auto bit = [&](Value bits) {
@@ -579,6 +627,8 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                     },
                     [&] { return SmallVector<Value>(pendingState); });
               });
+          state.push_back(arith::AddIOp::create(b, walkState[2], c32(1)));
+          return state;
         });
     // The last live tile, marked; an item without live tiles gets an end
     // word (-1) in a stage of its own.
@@ -590,7 +640,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
           [&] { issueTile(item, Value(), count, c32(-1)); });
     });
     return SmallVector<Value>{arith::AddIOp::create(b, itemCount, c32(1)),
-                              arith::AddIOp::create(b, count, c32(1))};
+                              arith::AddIOp::create(b, count, c32(1)), walked[2]};
     });
   });
   b.setInsertionPointToStart(&roles.getElseRegion().front());
@@ -694,7 +744,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     Value colBegin = arith::MulIOp::create(b, kt, lb.index(blockK));
     SmallVector<Value> sc = softmax.scores(acc, colBegin, lb.boolean(masked));
     SmallVector<Value> p;
-    SoftmaxState next = softmax.update(st, sc, p, options.lazyRescale);
+    SoftmaxState next = softmax.update(st, sc, p, options.lazyRescale, options.polyExp2Eighths);
     SmallVector<Value> results = {next.max[0], next.max[1], next.sum[0], next.sum[1],
                                   next.alpha[0], next.alpha[1]};
     for (int64_t u = 0; u < blockK / 16; ++u) {

@@ -38,6 +38,14 @@ build/bin/attn-compile bench/specs/b_{dense,causal}_d64.json -o gpu-kernels/benc
   --chip sm_90a --cubin --fail-on-spills --block-q 192 --ping-pong=false -q
 build/bin/attn-compile bench/specs/b_{dense,causal}_d64.json -o gpu-kernels/bench_d64_bk64 \
   --chip sm_90a --cubin --fail-on-spills --block-q 192 --block-k 64 -q
+# Softmax weights partly on the FMA pipe (--poly-exp2=N of every 8): checks
+# (CHECKS=tc_sm_90a_poly4/) and same-call bench comparisons (bench_poly2, bench_poly4).
+build/bin/attn-compile examples/{dense,causal,alibi,softcap,window}.json test/gpu/specs/{dense_d64,causal_gqa_d64}.json \
+  -o gpu-kernels/tc_sm_90a_poly4 --chip sm_90a --cubin --fail-on-spills --poly-exp2=4 -q
+for n in 2 4; do
+  build/bin/attn-compile bench/specs/b_{dense,causal,dense_d64,causal_d64,alibi,softcap,window}.json \
+    -o gpu-kernels/bench_poly$n --chip sm_90a --cubin --fail-on-spills --poly-exp2=$n -q
+done
 # The chunkwise linear kernels staging synchronously (--chunked-linear-prefetch=false,
 # the default before 2026-11-29's H200 measurement), to compare against.
 build/bin/attn-compile bench/specs/b_{gla,simple_gla}.json -o gpu-kernels/bench_linear_noprefetch \

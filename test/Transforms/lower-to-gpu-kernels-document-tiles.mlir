@@ -1,26 +1,32 @@
 // RUN: attn-opt %s --attn-plan-tiles="block-q=128 block-k=128" --attn-lower-to-gpu-kernels="tensor-cores=1 wgmma=1 document-tiles=1" | FileCheck %s
 // RUN: attn-opt %s --attn-plan-tiles="block-q=128 block-k=128" --attn-lower-to-gpu-kernels="tensor-cores=1 wgmma=1" | FileCheck %s --check-prefix=OFF
 
-// Document tiles classified at run time, by the producer only: its whole warp
-// 0 reduces the q tile's document ids to [lo, hi] (4 per lane, then xor
-// shuffles), then walks the causal k tiles in key order in batches
-// of 4: 16 id loads per lane, then per tile two warp votes (any id inside:
-// live; every id the q tile's single id: full); lane 0 loads the live tiles
-// and writes each one's word (kt << 1 | full) next to its stage, and -1 after
-// the last. The producer keeps 40 registers for the loads in flight.
-// The consumers follow the words (a while loop on the stage's word): no
-// document reduction, no votes on document ids, no dead tiles.
+// Document tiles classified at run time, by the producer only. Each of its
+// four warps reduces the q tile's document ids to [lo, hi] (4 per lane, then
+// xor shuffles), then the warpgroup walks the causal k tiles in key order, 16
+// per round: each warp takes 4 (16 id loads per lane in flight, then per tile
+// two warp votes: any id inside: live; every id the q tile's single id:
+// full), posts its bits to shared memory, and after a named barrier over the
+// 128 producer threads every warp reads all four. Thread 0 loads the live
+// tiles and writes each one's word (kt << 2 | full << 1 | last) next to its
+// stage; an item without live tiles gets -1. The producer keeps 40 registers
+// for the loads in flight. The consumers follow the words (a while loop on
+// the stage's word): no document reduction, no votes on document ids, no
+// dead tiles.
 // CHECK-LABEL: gpu.func @document
 // CHECK: setmaxnreg.dec.sync.aligned.u32 40
 // CHECK: memref.load %{{.*}} : memref<?x?xi32>
 // CHECK: gpu.shuffle  xor
 // CHECK: arith.minsi
 // CHECK: arith.maxsi
-// CHECK: scf.for {{.*}} step %c4
+// CHECK: scf.for {{.*}} step %c16
 // CHECK-NOT: gpu.shuffle
 // CHECK-COUNT-16: memref.load %{{.*}} : memref<?x?xi32>
-// CHECK: nvvm.vote.sync  any
-// CHECK: nvvm.vote.sync  all
+// CHECK-COUNT-4: nvvm.vote.sync  all
+// CHECK: st.shared.u32
+// CHECK: st.shared.u32
+// CHECK: bar.sync $0, 128;", "r" %c8_i32
+// CHECK-COUNT-8: ld.shared.u32
 // CHECK: scf.for
 // CHECK: st.shared.u32
 // CHECK: cp.async.bulk.tensor.4d

@@ -66,6 +66,11 @@ static cl::opt<bool> lazyRescale(
     "lazy-rescale", cl::init(true),
     cl::desc("Hopper kernel: rescale O only when a row's max grows past a headroom of "
              "2^8 (default; --lazy-rescale=false rescales on every tile)"));
+static cl::opt<int64_t> polyExp2(
+    "poly-exp2", cl::init(0),
+    cl::desc("Hopper kernel: take the softmax weights of N elements in every 8 with a "
+             "polynomial on the FMA pipe instead of MUFU.EX2 (FlashAttention-4), 0-8 "
+             "(default: the heuristic)"));
 static cl::opt<bool> documentTiles(
     "document-tiles", cl::init(true),
     cl::desc("Hopper kernel: classify k tiles from the document ids at run time "
@@ -122,6 +127,14 @@ int main(int argc, char **argv) {
   if (pingPong.getNumOccurrences())
     options.pingPong = pingPong;
   options.lazyRescale = lazyRescale;
+  if (polyExp2.getNumOccurrences()) {
+    if (polyExp2 < 0 || polyExp2 > 8) {
+      llvm::errs() << "attn-compile: error: --poly-exp2=" << polyExp2
+                   << ": expected 0 to 8 (elements in every 8)\n";
+      return 1;
+    }
+    options.polyExp2Eighths = polyExp2;
+  }
   if (persistent.getNumOccurrences())
     options.persistent = persistent;
   options.chunkedLinear = chunkedLinear;

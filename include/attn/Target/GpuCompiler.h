@@ -25,6 +25,9 @@ struct GpuCompileOptions {
   /// (on only for plain causal masks at D = 64, where the H200 measured +6-7% at 4k).
   std::optional<bool> persistent;
   bool lazyRescale = true;        ///< Hopper kernel: rescale O only when a max grows past 2^8
+  /// Hopper kernel: softmax weights per 8 elements taken by an FMA-pipe
+  /// polynomial instead of MUFU.EX2 (0-8); unset: the heuristic.
+  std::optional<int64_t> polyExp2Eighths;
   bool chunkedLinear = true;      ///< linear kinds: chunkwise tensor-core kernel
   bool chunkedLinearPrefetch = true; ///< chunkwise kernel: cp.async next-chunk prefetch
   bool failOnSpills = false;      ///< with cubin: any spill or stack frame is an error

@@ -138,6 +138,9 @@ def AttnLowerToGpuKernels : Pass<"attn-lower-to-gpu-kernels", "::mlir::ModuleOp"
     Option<"lazyRescale", "lazy-rescale", "bool", /*default=*/"false",
            "In the wgmma kernel, rescale O only when a row's max grows past a "
            "headroom of 2^8 (FlashAttention-4; attn-compile's default)">,
+    Option<"polyExp2Eighths", "poly-exp2", "int64_t", /*default=*/"0",
+           "In the wgmma kernel, take the softmax weights of this many elements "
+           "in 8 with a polynomial on the FMA pipe instead of MUFU.EX2 (0-8)">,
     Option<"documentTiles", "document-tiles", "bool", /*default=*/"false",
            "In the wgmma kernel, classify k tiles from the document ids at run "
            "time (attn-compile's default)">,
