@@ -284,7 +284,7 @@ struct LowerToGpuKernelsPass
   void runOnOperation() override {
     ModuleOp module = getOperation();
     if (polyExp2Eighths < 0 || polyExp2Eighths > 8) {
-      module.emitError() << "attn-lower-to-gpu-kernels: poly-exp2=" << polyExp2Eighths
+      module.emitError() << "attn-lower-to-gpu-kernels: poly-exp2=" << polyExp2Eighths.getValue()
                          << " is not in 0..8 (elements in every 8)";
       return signalPassFailure();
     }
