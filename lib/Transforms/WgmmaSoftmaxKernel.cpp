@@ -18,10 +18,13 @@
 // them keeps the operand conventions in one place (PtxEmitter.h).
 //
 // Shared memory (one dynamic buffer, 1024-byte aligned, carved by offset):
-//   Q      [D/64 boxes][128 or 192 rows][64]   (128-byte rows, swizzled)
+//   Q[b]   [D/64 boxes][128 or 192 rows][64]   (128-byte rows, swizzled)
+//                                              b = 0 (persistent: 0, 1)
 //   K[s]   [D/64 boxes][BK keys][64]           s = 0, 1
 //   V[s]   [Dv/64 boxes][BK keys][64]
-//   mbarriers: q, k[0..1], v[0..1]
+//   mbarriers: q, k[0..1], v[0..1] full and empty; persistent: q empty
+//   per buffer, buffer 1's q full; tile-list words and the document walk's
+//   exchange after them
 // wgmma descriptors (PTX ISA, matrix descriptor): start address >> 4 in bits
 // 0-13, leading byte offset >> 4 in 16-29, stride byte offset >> 4 in 32-45,
 // 128-byte swizzle (1) in bits 62-63. Q and K are K-major: 8-row groups are
@@ -130,12 +133,19 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   int64_t qBoxBytes = blockQ * 128, kvBoxBytes = blockK * 128;
   int64_t qBytes = qBoxBytes * (d / kBoxCols);
   int64_t kStageBytes = kvBoxBytes * (d / kBoxCols), vStageBytes = kvBoxBytes * (dv / kBoxCols);
-  int64_t kOffset = qBytes, vOffset = kOffset + kStages * kStageBytes;
+  // A persistent block double-buffers Q: item n's Q goes to buffer n % 2
+  // as soon as the producer reaches the item (two tiles ahead of the
+  // consumers), instead of after the consumers' last S = Q K^T of item n - 1,
+  // which left the load's latency in every item's first tile (192 KB at
+  // D = 128, under the 227 KB an H100 / H200 block may have).
+  int64_t qBuffers = persistent ? 2 : 1;
+  int64_t kOffset = qBuffers * qBytes, vOffset = kOffset + kStages * kStageBytes;
   int64_t barOffset = vOffset + kStages * vStageBytes;
-  // mbarriers: q full, per stage k/v full and empty, q empty (persistent).
+  // mbarriers: q full, per stage k/v full and empty; persistent: q empty per
+  // buffer, then buffer 1's q full.
   int64_t qEmptyOffset = barOffset + 8 * (1 + 4 * kStages);
   // Tile-list words, one i32 per stage.
-  int64_t wordOffset = qEmptyOffset + (persistent ? 8 : 0);
+  int64_t wordOffset = qEmptyOffset + (persistent ? 24 : 0);
   // The document walk spreads over the producer's four warps: each
   // classifies its share of a round's tiles and posts its (live, full) bits
   // here (two rounds' worth, by round parity) for warp 0.
@@ -203,7 +213,18 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   Value smemBase = toI32(memref::ExtractAlignedPointerAsIndexOp::create(b, smem));
   auto at = [&](Value offset) { return arith::AddIOp::create(b, smemBase, offset); };
   // mbarriers: q full, then per stage k full, v full, k empty, v empty.
-  Value qBar = at(c32(barOffset)), qEmptyBar = at(c32(qEmptyOffset));
+  // Item n's Q buffer (n % qBuffers) and that buffer's fill number.
+  auto qBufferOf = [&](Value itemCount) {
+    return std::make_pair(arith::RemUIOp::create(b, itemCount, c32(qBuffers)).getResult(),
+                          arith::DivUIOp::create(b, itemCount, c32(qBuffers)).getResult());
+  };
+  auto qFullBar = [&](Value buffer) {
+    return at(arith::AddIOp::create(
+        b, c32(barOffset), arith::MulIOp::create(b, buffer, c32(qEmptyOffset + 16 - barOffset))));
+  };
+  auto qEmptyBar = [&](Value buffer) {
+    return at(arith::AddIOp::create(b, c32(qEmptyOffset), arith::MulIOp::create(b, buffer, c32(8))));
+  };
   enum BarrierKind { KFull = 0, VFull = 1, KEmpty = 2, VEmpty = 3 };
   auto stageBar = [&](BarrierKind kind, Value stage) {
     return at(arith::AddIOp::create(b, c32(barOffset + 8 + 8 * kStages * kind),
@@ -460,11 +481,13 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
 
   Value firstThread = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, tid, lb.index(0));
   lb.ifThen(firstThread, [&] {
-    ptx.mbarrierInit(qBar, 1);
     // Released by one lane of each consumer warp once its last S = Q K^T of
     // an item is done.
-    if (persistent)
-      ptx.mbarrierInit(qEmptyBar, consumerWarps);
+    for (int64_t buffer = 0; buffer < qBuffers; ++buffer) {
+      ptx.mbarrierInit(qFullBar(c32(buffer)), 1);
+      if (persistent)
+        ptx.mbarrierInit(qEmptyBar(c32(buffer)), consumerWarps);
+    }
     for (int64_t s = 0; s < kStages; ++s) {
       ptx.mbarrierInit(at(c32(barOffset + 8 + 8 * (kStages * KFull + s))), 1);
       ptx.mbarrierInit(at(c32(barOffset + 8 + 8 * (kStages * VFull + s))), 1);
@@ -523,19 +546,21 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     Value itemCount = items[0];
     KTileRange range = emitKTileRange(b, plan, item.tile, seqQ, seqK, /*withFullRange=*/false);
     issuer([&] {
+      auto [buffer, use] = qBufferOf(itemCount);
       if (persistent) {
-        // From the second item on, Q's buffer is refilled once both consumer
-        // warpgroups are done with the previous item's Q.
-        Value refill = arith::CmpIOp::create(b, arith::CmpIPredicate::uge, itemCount, c32(1));
-        Value parity = arith::RemUIOp::create(b, arith::SubIOp::create(b, itemCount, c32(1)),
-                                              c32(2));
-        lb.ifThen(refill, [&] { ptx.wait(qEmptyBar, parity); });
+        // From its second fill on, a Q buffer is refilled once every
+        // consumer warp is done with the Q it held (item n - 2's).
+        Value refill = arith::CmpIOp::create(b, arith::CmpIPredicate::uge, use, c32(1));
+        Value parity = arith::RemUIOp::create(b, arith::SubIOp::create(b, use, c32(1)), c32(2));
+        lb.ifThen(refill, [&] { ptx.wait(qEmptyBar(buffer), parity); });
       }
-      ptx.arriveExpectTx(qBar, blockQ * d * 2);
+      Value full = qFullBar(buffer);
+      ptx.arriveExpectTx(full, blockQ * d * 2);
       Value row = toI32(item.rowBegin);
+      Value base = arith::MulIOp::create(b, buffer, c32(qBytes));
       for (int64_t box = 0; box < d / kBoxCols; ++box)
-        ptx.tmaLoad(at(c32(box * qBoxBytes)), qMap,
-                    {c32(box * kBoxCols), row, item.coordHead, item.coordBatch}, qBar);
+        ptx.tmaLoad(at(arith::AddIOp::create(b, base, c32(box * qBoxBytes))), qMap,
+                    {c32(box * kBoxCols), row, item.coordHead, item.coordBatch}, full);
     });
     if (!tileList) {
       Value loaded = kb.forWithState(range.begin, range.end, lb.index(1), {items[1]},
@@ -686,9 +711,11 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   if (pingPong && persistent)
     letFirstGroupStart();
 
-  // This warpgroup's 64 rows of Q start 64 * 128 bytes into each Q box.
+  // This warpgroup's 64 rows of Q start 64 * 128 bytes into each Q box (of
+  // the item's Q buffer: qItemOffset, set per item).
   Value qWarpgroupOffset =
       arith::MulIOp::create(b, toI32(consumerGroup), c32(kRowsPerWarpgroup * 128));
+  Value qItemOffset = qWarpgroupOffset;
   int64_t nTilesO = dv / 8;
   // One k tile: S = Q K^T, softmax, O += P V; element masks only when
   // `masked` (the tile is partial, or masks are known only per element).
@@ -705,7 +732,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     for (int64_t step = 0; step < d / 16; ++step) {
       int64_t inBox = (step * 16 % kBoxCols) * 2, box = step * 16 / kBoxCols;
       descs.push_back(
-          {descriptor(arith::AddIOp::create(b, qWarpgroupOffset, c32(box * qBoxBytes + inBox)),
+          {descriptor(arith::AddIOp::create(b, qItemOffset, c32(box * qBoxBytes + inBox)),
                       16),
            descriptor(arith::AddIOp::create(b, kStage, c32(kOffset + box * kvBoxBytes + inBox)),
                       16)});
@@ -769,7 +796,10 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   FragmentSoftmax softmax(kb, fb, emitter, op, item.batch, item.head, seqQ, seqK, rows, t2,
                           /*tileOffsetMasks=*/true, /*blockMaskPerTile=*/skipEmptyTiles);
   KTileRange range = emitKTileRange(b, plan, item.tile, seqQ, seqK);
-  ptx.wait(qBar, arith::RemUIOp::create(b, itemCount, c32(2)));
+  auto [qBuffer, qUse] = qBufferOf(itemCount);
+  ptx.wait(qFullBar(qBuffer), arith::RemUIOp::create(b, qUse, c32(2)));
+  qItemOffset = arith::AddIOp::create(b, qWarpgroupOffset,
+                                      arith::MulIOp::create(b, qBuffer, c32(qBytes)));
   if (pingPong && !persistent)
     letFirstGroupStart();
   // Carried over k tiles: max[2], sum[2], O, P of the previous tile, its
@@ -921,7 +951,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   }
   // Every S = Q K^T of the item is done: the producer may refill Q.
   if (persistent)
-    lb.ifThen(laneZero, [&] { ptx.arrive(qEmptyBar); });
+    lb.ifThen(laneZero, [&] { ptx.arrive(qEmptyBar(qBuffer)); });
   if (pingPong && !persistent)
     balanceTurns();
   // The last tile's P V.

@@ -2,16 +2,17 @@
 // RUN: attn-opt %s --attn-plan-tiles="block-q=128 block-k=128" --attn-lower-to-gpu-kernels="tensor-cores=1 wgmma=1 ping-pong=1" | FileCheck %s --check-prefix=OFF
 
 // Persistent Hopper kernel: marked attn.persistent (the manifest then asks
-// for one block per SM); a q-empty mbarrier (8 more bytes of shared memory);
-// the producer (40 registers: it walks the work items too) and the consumers
+// for one block per SM); Q double-buffered (item n in buffer n % 2: 32 KB
+// more shared memory) with a q-empty mbarrier per buffer and buffer 1's
+// q-full (24 bytes more); the producer (40 registers: it walks the work items too) and the consumers
 // (232) each loop over items x = blockIdx.x, + gridDim.x, ...; the producer
-// waits for Q's buffer to be released before refilling it, and the consumers
+// waits for a Q buffer to be released before refilling it, and the consumers
 // release it (one lane per warp) after an item's last S = Q K^T, and release
 // the V stage of the item's last P V. The ping-pong turns run on across
 // items: group 1's first arrival (bar.arrive) comes before the item loop and
 // group 0's balancing bar.sync after it.
 // CHECK-LABEL: gpu.func @causal
-// CHECK-SAME: attn.dynamic_shared_memory = 163920 : i64
+// CHECK-SAME: attn.dynamic_shared_memory = 196704 : i64
 // CHECK-SAME: attn.persistent
 // CHECK: setmaxnreg.dec.sync.aligned.u32 40
 // CHECK: %[[GRID:.*]] = gpu.grid_dim x
