@@ -76,15 +76,24 @@ bool hopperKeyTileSpills(const Spec &spec) {
          exprReadsTensorAt(*spec.scoreExpr, ExprVar::K);
 }
 
-/// Whether the Hopper kernel runs persistent blocks unless asked: only for a
+/// Whether the Hopper kernel runs persistent blocks unless asked: for a
 /// plain causal mask at D = Dv = 64. There, in two H200 calls, the persistent
 /// kernel ran +6-7% at S = 4k (391 vs 367 TFLOP/s; 0.684 vs 0.735 ms in the
 /// tuning table) and equal at 16k; at D = 128 it lost causal 16k by 8% and
 /// won nothing on the masked rows (bench/results/2026-12-02-persistent-l2/).
+/// Also for block-sparse layouts of whole 128 x 128 tiles at D = Dv = 128
+/// (the tile list's case): in two H200 calls of session 6 (bench/results/
+/// 2026-12-03-v14-walk-poly/, 2026-12-03-v15-persistent-q2/) the persistent
+/// kernel ran block-sparse 90% at 4k +12-13% (287 / 289 vs 258 / 256 TFLOP/s:
+/// ~3 live tiles per q tile, where the one-item grid pays a block's start
+/// and end per item), at 16k -2% / +4%, and 50% within 1%.
 bool hopperPersistent(const Spec &spec) {
-  return spec.causal && !spec.window && !spec.blockSparse && !spec.documents &&
-         !spec.softcap && spec.alibi == AlibiShape::None && !spec.maskExpr && !spec.scoreExpr &&
-         spec.headDim == 64 && spec.headDimV == 64;
+  bool plain = !spec.window && !spec.documents && !spec.softcap &&
+               spec.alibi == AlibiShape::None && !spec.maskExpr && !spec.scoreExpr;
+  if (plain && spec.causal && !spec.blockSparse && spec.headDim == 64 && spec.headDimV == 64)
+    return true;
+  return plain && !spec.causal && spec.blockSparse && spec.blockSparse->first % 128 == 0 &&
+         spec.blockSparse->second % 128 == 0 && spec.headDim == 128 && spec.headDimV == 128;
 }
 
 /// Weights per 8 elements the Hopper kernel takes with the FMA-pipe
