@@ -384,7 +384,8 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
            (options.documentTiles ? " document-tiles=1" : "") + (pingPong ? " ping-pong=1" : "") +
            (persistent ? " persistent=1" : "") +
            (options.lazyRescale ? " lazy-rescale=1" : "") + " poly-exp2=" +
-           std::to_string(options.polyExp2Eighths.value_or(hopperPolyExp2(spec))) + "}";
+           std::to_string(options.polyExp2Eighths.value_or(hopperPolyExp2(spec))) +
+           " kv-stages=" + std::to_string(options.kvStages.value_or(2)) + "}";
   };
   auto generate = [&](int64_t bq, int64_t bk, Generated &g) {
     std::string suffix = " (" + std::to_string(bq) + "x" + std::to_string(bk) + ")";

@@ -268,6 +268,8 @@ struct WgmmaKernelOptions {
   /// Weights of this many elements in 8 taken by polyExp2 on the FMA pipe
   /// (FragmentSoftmax::update's polyExp2Eighths).
   int64_t polyExp2Eighths = 0;
+  /// K / V pipeline stages (2 to 4; fewer where they would not fit).
+  int64_t kvStages = 2;
 };
 
 /// The Hopper (sm_90a) wgmma + TMA softmax kernel; see WgmmaSoftmaxKernel.cpp.

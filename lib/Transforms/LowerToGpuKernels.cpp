@@ -288,6 +288,11 @@ struct LowerToGpuKernelsPass
                          << " is not in 0..8 (elements in every 8)";
       return signalPassFailure();
     }
+    if (kvStages < 2 || kvStages > 4) {
+      module.emitError() << "attn-lower-to-gpu-kernels: kv-stages=" << kvStages.getValue()
+                         << " is not in 2..4";
+      return signalPassFailure();
+    }
     SmallVector<func::FuncOp> hosts;
     for (auto func : module.getOps<func::FuncOp>()) {
       bool hasAttn = false;
@@ -316,7 +321,7 @@ struct LowerToGpuKernelsPass
           }
           if (wgmma && buildWgmmaSoftmaxKernel(b, gpuModule, host, attention,
                                                 {documentTiles, pingPong, persistent,
-                                                 lazyRescale, polyExp2Eighths}))
+                                                 lazyRescale, polyExp2Eighths, kvStages}))
             return;
           if (!tensorCores || !buildMmaSoftmaxKernel(b, gpuModule, host, attention, cpAsync))
             buildSoftmaxKernel(b, gpuModule, host, attention);

@@ -48,7 +48,9 @@ namespace attn {
 
 namespace {
 
-constexpr int64_t kRowsPerWarpgroup = 64, kStages = 2;
+constexpr int64_t kRowsPerWarpgroup = 64;
+// The most dynamic shared memory an sm_90 block may have (227 KB).
+constexpr int64_t kMaxSharedBytes = 232448;
 // setmaxnreg budgets (multiples of 8, producer + consumers <= 65536):
 //   two consumer warpgroups (128 query rows): 128 * 24 + 256 * 240 = 64512
 //   (the FlashAttention-3 split for one producer, two consumers);
@@ -139,18 +141,28 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   // which left the load's latency in every item's first tile (192 KB at
   // D = 128, under the 227 KB an H100 / H200 block may have).
   int64_t qBuffers = persistent ? 2 : 1;
-  int64_t kOffset = qBuffers * qBytes, vOffset = kOffset + kStages * kStageBytes;
-  int64_t barOffset = vOffset + kStages * vStageBytes;
+  // K / V stages (options.kvStages, 2 by default): as many as asked and fit
+  // the block's shared memory with Q, the barriers and the tile list (3 fit
+  // at D = 128 on the one-item grid, 4 at D = 64).
+  int64_t stages = options.kvStages;
+  auto stageMemory = [&](int64_t n) {
+    return qBuffers * qBytes + n * (kStageBytes + vStageBytes) + 8 * (1 + 4 * n) + 24 +
+           4 * n + 64;
+  };
+  while (stages > 2 && stageMemory(stages) > kMaxSharedBytes)
+    --stages;
+  int64_t kOffset = qBuffers * qBytes, vOffset = kOffset + stages * kStageBytes;
+  int64_t barOffset = vOffset + stages * vStageBytes;
   // mbarriers: q full, per stage k/v full and empty; persistent: q empty per
   // buffer, then buffer 1's q full.
-  int64_t qEmptyOffset = barOffset + 8 * (1 + 4 * kStages);
+  int64_t qEmptyOffset = barOffset + 8 * (1 + 4 * stages);
   // Tile-list words, one i32 per stage.
   int64_t wordOffset = qEmptyOffset + (persistent ? 24 : 0);
   // The document walk spreads over the producer's four warps: each
   // classifies its share of a round's tiles and posts its (live, full) bits
   // here (two rounds' worth, by round parity) for warp 0.
   int64_t walkWarps = classifyDocuments ? 4 : 1;
-  int64_t exchangeOffset = wordOffset + (tileList ? 4 * kStages : 0);
+  int64_t exchangeOffset = wordOffset + (tileList ? 4 * stages : 0);
   int64_t sharedBytes = exchangeOffset + (walkWarps > 1 ? 2 * walkWarps * 8 : 0);
 
   MLIRContext *ctx = b.getContext();
@@ -227,7 +239,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   };
   enum BarrierKind { KFull = 0, VFull = 1, KEmpty = 2, VEmpty = 3 };
   auto stageBar = [&](BarrierKind kind, Value stage) {
-    return at(arith::AddIOp::create(b, c32(barOffset + 8 + 8 * kStages * kind),
+    return at(arith::AddIOp::create(b, c32(barOffset + 8 + 8 * stages * kind),
                                     arith::MulIOp::create(b, stage, c32(8))));
   };
   // Descriptor bits that do not depend on the address: 128-byte swizzle and
@@ -242,8 +254,8 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   // The i-th visited tile (a counter: block-sparse tiles may be skipped)
   // goes to stage i % 2, that stage's fill number i / 2.
   auto stageOf = [&](Value i) {
-    Value stage = arith::RemUIOp::create(b, i, c32(kStages));
-    Value round = arith::DivUIOp::create(b, i, c32(kStages)); // the stage's fill number
+    Value stage = arith::RemUIOp::create(b, i, c32(stages));
+    Value round = arith::DivUIOp::create(b, i, c32(stages)); // the stage's fill number
     return std::make_pair(stage, round);
   };
 
@@ -488,12 +500,12 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
       if (persistent)
         ptx.mbarrierInit(qEmptyBar(c32(buffer)), consumerWarps);
     }
-    for (int64_t s = 0; s < kStages; ++s) {
-      ptx.mbarrierInit(at(c32(barOffset + 8 + 8 * (kStages * KFull + s))), 1);
-      ptx.mbarrierInit(at(c32(barOffset + 8 + 8 * (kStages * VFull + s))), 1);
+    for (int64_t s = 0; s < stages; ++s) {
+      ptx.mbarrierInit(at(c32(barOffset + 8 + 8 * (stages * KFull + s))), 1);
+      ptx.mbarrierInit(at(c32(barOffset + 8 + 8 * (stages * VFull + s))), 1);
       // Released by one lane of each consumer warp.
-      ptx.mbarrierInit(at(c32(barOffset + 8 + 8 * (kStages * KEmpty + s))), consumerWarps);
-      ptx.mbarrierInit(at(c32(barOffset + 8 + 8 * (kStages * VEmpty + s))), consumerWarps);
+      ptx.mbarrierInit(at(c32(barOffset + 8 + 8 * (stages * KEmpty + s))), consumerWarps);
+      ptx.mbarrierInit(at(c32(barOffset + 8 + 8 * (stages * VEmpty + s))), consumerWarps);
     }
     ptx.mbarrierInitFence();
   });

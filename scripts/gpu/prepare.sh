@@ -46,6 +46,14 @@ for n in 2 4; do
   build/bin/attn-compile bench/specs/b_{dense,causal,dense_d64,causal_d64,alibi,softcap,window}.json \
     -o gpu-kernels/bench_poly$n --chip sm_90a --cubin --fail-on-spills --poly-exp2=$n -q
 done
+# Three and four K/V stages (--kv-stages; 2 by default): checks (CHECKS=tc_sm_90a_kv3/)
+# and same-call bench comparisons (bench_kv3, bench_kv4 at D = 64).
+build/bin/attn-compile examples/{dense,causal,window,document,block_sparse}.json test/gpu/specs/{dense_d64,causal_gqa_d64}.json \
+  -o gpu-kernels/tc_sm_90a_kv3 --chip sm_90a --cubin --fail-on-spills --kv-stages=3 -q
+build/bin/attn-compile bench/specs/b_{dense,causal,dense_d64,causal_d64,window,document}.json \
+  -o gpu-kernels/bench_kv3 --chip sm_90a --cubin --fail-on-spills --kv-stages=3 -q
+build/bin/attn-compile bench/specs/b_{dense_d64,causal_d64}.json \
+  -o gpu-kernels/bench_kv4 --chip sm_90a --cubin --fail-on-spills --kv-stages=4 -q
 # The chunkwise linear kernels staging synchronously (--chunked-linear-prefetch=false,
 # the default before 2026-11-29's H200 measurement), to compare against.
 build/bin/attn-compile bench/specs/b_{gla,simple_gla}.json -o gpu-kernels/bench_linear_noprefetch \

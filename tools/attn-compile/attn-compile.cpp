@@ -71,6 +71,10 @@ static cl::opt<int64_t> polyExp2(
     cl::desc("Hopper kernel: take the softmax weights of N elements in every 8 with a "
              "polynomial on the FMA pipe instead of MUFU.EX2 (FlashAttention-4), 0-8 "
              "(default: the heuristic)"));
+static cl::opt<int64_t> kvStages(
+    "kv-stages", cl::init(2),
+    cl::desc("Hopper kernel: K/V pipeline stages, 2-4 (default 2; fewer where they "
+             "would not fit the shared memory)"));
 static cl::opt<bool> documentTiles(
     "document-tiles", cl::init(true),
     cl::desc("Hopper kernel: classify k tiles from the document ids at run time "
@@ -134,6 +138,13 @@ int main(int argc, char **argv) {
       return 1;
     }
     options.polyExp2Eighths = polyExp2;
+  }
+  if (kvStages.getNumOccurrences()) {
+    if (kvStages < 2 || kvStages > 4) {
+      llvm::errs() << "attn-compile: error: --kv-stages=" << kvStages << ": expected 2 to 4\n";
+      return 1;
+    }
+    options.kvStages = kvStages;
   }
   if (persistent.getNumOccurrences())
     options.persistent = persistent;

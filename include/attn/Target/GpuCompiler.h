@@ -28,6 +28,8 @@ struct GpuCompileOptions {
   /// Hopper kernel: softmax weights per 8 elements taken by an FMA-pipe
   /// polynomial instead of MUFU.EX2 (0-8); unset: the heuristic.
   std::optional<int64_t> polyExp2Eighths;
+  /// Hopper kernel: K/V pipeline stages (2-4); unset: 2.
+  std::optional<int64_t> kvStages;
   bool chunkedLinear = true;      ///< linear kinds: chunkwise tensor-core kernel
   bool chunkedLinearPrefetch = true; ///< chunkwise kernel: cp.async next-chunk prefetch
   bool failOnSpills = false;      ///< with cubin: any spill or stack frame is an error

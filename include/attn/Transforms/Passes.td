@@ -141,6 +141,9 @@ def AttnLowerToGpuKernels : Pass<"attn-lower-to-gpu-kernels", "::mlir::ModuleOp"
     Option<"polyExp2Eighths", "poly-exp2", "int64_t", /*default=*/"0",
            "In the wgmma kernel, take the softmax weights of this many elements "
            "in 8 with a polynomial on the FMA pipe instead of MUFU.EX2 (0-8)">,
+    Option<"kvStages", "kv-stages", "int64_t", /*default=*/"2",
+           "In the wgmma kernel, the number of K/V pipeline stages (2-4; fewer "
+           "where they would not fit the shared memory)">,
     Option<"documentTiles", "document-tiles", "bool", /*default=*/"false",
            "In the wgmma kernel, classify k tiles from the document ids at run "
            "time (attn-compile's default)">,
