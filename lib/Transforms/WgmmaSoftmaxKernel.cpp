@@ -141,29 +141,36 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   // which left the load's latency in every item's first tile (192 KB at
   // D = 128, under the 227 KB an H100 / H200 block may have).
   int64_t qBuffers = persistent ? 2 : 1;
-  // K / V stages (options.kvStages, 2 by default): as many as asked and fit
-  // the block's shared memory with Q, the barriers and the tile list (3 fit
-  // at D = 128 on the one-item grid, 4 at D = 64).
-  int64_t stages = options.kvStages;
-  auto stageMemory = [&](int64_t n) {
-    return qBuffers * qBytes + n * (kStageBytes + vStageBytes) + 8 * (1 + 4 * n) + 24 +
-           4 * n + 64;
-  };
-  while (stages > 2 && stageMemory(stages) > kMaxSharedBytes)
-    --stages;
-  int64_t kOffset = qBuffers * qBytes, vOffset = kOffset + stages * kStageBytes;
-  int64_t barOffset = vOffset + stages * vStageBytes;
-  // mbarriers: q full, per stage k/v full and empty; persistent: q empty per
-  // buffer, then buffer 1's q full.
-  int64_t qEmptyOffset = barOffset + 8 * (1 + 4 * stages);
-  // Tile-list words, one i32 per stage.
-  int64_t wordOffset = qEmptyOffset + (persistent ? 24 : 0);
   // The document walk spreads over the producer's four warps: each
   // classifies its share of a round's tiles and posts its (live, full) bits
-  // here (two rounds' worth, by round parity) for warp 0.
+  // in shared memory (two rounds' worth, by round parity) for warp 0.
   int64_t walkWarps = classifyDocuments ? 4 : 1;
-  int64_t exchangeOffset = wordOffset + (tileList ? 4 * stages : 0);
-  int64_t sharedBytes = exchangeOffset + (walkWarps > 1 ? 2 * walkWarps * 8 : 0);
+  // Byte offsets for `n` K / V stages.
+  struct Layout {
+    int64_t kOffset, vOffset, barOffset, qEmptyOffset, wordOffset, exchangeOffset, sharedBytes;
+  };
+  auto layoutFor = [&](int64_t n) {
+    Layout l;
+    l.kOffset = qBuffers * qBytes;
+    l.vOffset = l.kOffset + n * kStageBytes;
+    l.barOffset = l.vOffset + n * vStageBytes;
+    // mbarriers: q full, per stage k/v full and empty; persistent: q empty
+    // per buffer, then buffer 1's q full.
+    l.qEmptyOffset = l.barOffset + 8 * (1 + 4 * n);
+    // Tile-list words, one i32 per stage; then the document walk's exchange.
+    l.wordOffset = l.qEmptyOffset + (persistent ? 24 : 0);
+    l.exchangeOffset = l.wordOffset + (tileList ? 4 * n : 0);
+    l.sharedBytes = l.exchangeOffset + (walkWarps > 1 ? 2 * walkWarps * 8 : 0);
+    return l;
+  };
+  // K / V stages (options.kvStages, 2 by default): as many as asked and fit
+  // the block's shared memory (3 fit at D = 128 on the one-item grid, 4 at
+  // D = 64).
+  int64_t stages = options.kvStages;
+  while (stages > 2 && layoutFor(stages).sharedBytes > kMaxSharedBytes)
+    --stages;
+  auto [kOffset, vOffset, barOffset, qEmptyOffset, wordOffset, exchangeOffset, sharedBytes] =
+      layoutFor(stages);
 
   MLIRContext *ctx = b.getContext();
   memref::GlobalOp smemGlobal = getDynamicSharedMemory(b, module);
