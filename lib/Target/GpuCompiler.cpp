@@ -378,11 +378,19 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
   // Ping-pong unless asked otherwise: on for 128-row tiles; off for 192-row
   // ones, where three groups taking turns ran slower on the H200 (dense D = 64
   // 1.07x cuDNN at 16k with, 1.12x without; bench/results/2026-12-02-d64-shapes/).
+  // Item overlap carries an item's O and P into the next item: at D = 128
+  // (64 O registers) it spilled every persistent kernel with 128-key tiles
+  // under the consumers' 232 registers (causal 152 B, window 172, ALiBi 164,
+  // dense 20, block-sparse 4), so it is on only at D = Dv = 64; where it
+  // spills anyway (a heavy score modifier), the kernel is rebuilt without.
+  bool itemOverlap =
+      persistent && options.itemOverlap && spec.headDim == 64 && spec.headDimV == 64;
   auto hopperOptions = [&](int64_t bq) {
     bool pingPong = options.pingPong.value_or(bq != 192);
     return std::string("{tensor-cores=1 wgmma=1") +
            (options.documentTiles ? " document-tiles=1" : "") + (pingPong ? " ping-pong=1" : "") +
            (persistent ? " persistent=1" : "") +
+           (itemOverlap ? " item-overlap=1" : "") +
            (options.lazyRescale ? " lazy-rescale=1" : "") + " poly-exp2=" +
            std::to_string(options.polyExp2Eighths.value_or(hopperPolyExp2(spec))) +
            " kv-stages=" + std::to_string(options.kvStages.value_or(2)) + "}";
@@ -552,13 +560,19 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
   };
   if (!generate(bq, bk, gen) || !writeAndAssemble(assemble))
     return false;
-  // The heuristic's shape spills: fewer query rows first (192-row tiles run
-  // their consumers on 160 registers, 152 when persistent), then 64-key tiles.
+  // The heuristic's shape spills: without item overlap first, then fewer
+  // query rows (192-row tiles run their consumers on 160 registers, 152 when
+  // persistent), then 64-key tiles.
   auto regenerate = [&] {
     gen = Generated();
     report = PtxasReport();
     return generate(bq, bk, gen) && writeAndAssemble(true);
   };
+  if (hopper && itemOverlap && spills()) {
+    itemOverlap = false;
+    if (!regenerate())
+      return false;
+  }
   if (hopper && options.blockQ <= 0 && bq == 192 && spills()) {
     bq = 128;
     if (!regenerate())

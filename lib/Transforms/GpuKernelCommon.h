@@ -270,6 +270,9 @@ struct WgmmaKernelOptions {
   int64_t polyExp2Eighths = 0;
   /// K / V pipeline stages (2 to 4; fewer where they would not fit).
   int64_t kvStages = 2;
+  /// Persistent blocks: an item's last P V is issued with the next item's
+  /// first S = Q K^T and its output written during that tile's softmax.
+  bool itemOverlap = false;
 };
 
 /// The Hopper (sm_90a) wgmma + TMA softmax kernel; see WgmmaSoftmaxKernel.cpp.

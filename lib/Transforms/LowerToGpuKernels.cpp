@@ -321,7 +321,8 @@ struct LowerToGpuKernelsPass
           }
           if (wgmma && buildWgmmaSoftmaxKernel(b, gpuModule, host, attention,
                                                 {documentTiles, pingPong, persistent,
-                                                 lazyRescale, polyExp2Eighths, kvStages}))
+                                                 lazyRescale, polyExp2Eighths, kvStages,
+                                                 itemOverlap}))
             return;
           if (!tensorCores || !buildMmaSoftmaxKernel(b, gpuModule, host, attention, cpAsync))
             buildSoftmaxKernel(b, gpuModule, host, attention);

@@ -84,6 +84,12 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                              const WgmmaKernelOptions &options) {
   bool documentTiles = options.documentTiles, pingPong = options.pingPong,
        persistent = options.persistent;
+  // A persistent block's consumers carry an item's last P V into the next
+  // item (see the consumer loop): only where there is a next item. Not with
+  // run-time document tiles, whose persistent consumers it pushed into
+  // spills (24 bytes under 232 registers).
+  bool itemOverlap = persistent && options.itemOverlap &&
+                     !(options.documentTiles && op.getQDocIds());
   auto qType = cast<MemRefType>(op.getQuery().getType());
   auto kType = cast<MemRefType>(op.getKey().getType());
   auto vType = cast<MemRefType>(op.getValue().getType());
@@ -127,6 +133,9 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   constexpr int64_t kLastBit = 0, kFullBit = 1, kWordShift = 2;
   // The producer warps' named barrier (ping-pong takes 1 .. 3).
   constexpr int64_t kWalkBarrier = 8;
+  // A consumer thread's pending item, parked in shared memory (item
+  // overlap): work index, max[2], sum[2].
+  constexpr int64_t kPendingBytes = 20;
   // The document walk keeps 16 id loads per lane in flight: more registers
   // for the producer, as the persistent one.
   RegisterSplit registers = registerSplit(consumerGroups, persistent || classifyDocuments);
@@ -147,7 +156,8 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   int64_t walkWarps = classifyDocuments ? 4 : 1;
   // Byte offsets for `n` K / V stages.
   struct Layout {
-    int64_t kOffset, vOffset, barOffset, qEmptyOffset, wordOffset, exchangeOffset, sharedBytes;
+    int64_t kOffset, vOffset, barOffset, qEmptyOffset, wordOffset, exchangeOffset, pendingOffset,
+        sharedBytes;
   };
   auto layoutFor = [&](int64_t n) {
     Layout l;
@@ -160,7 +170,9 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     // Tile-list words, one i32 per stage; then the document walk's exchange.
     l.wordOffset = l.qEmptyOffset + (persistent ? 24 : 0);
     l.exchangeOffset = l.wordOffset + (tileList ? 4 * n : 0);
-    l.sharedBytes = l.exchangeOffset + (walkWarps > 1 ? 2 * walkWarps * 8 : 0);
+    l.pendingOffset = l.exchangeOffset + (walkWarps > 1 ? 2 * walkWarps * 8 : 0);
+    // Item overlap: each consumer thread's pending item (see the consumer).
+    l.sharedBytes = l.pendingOffset + (itemOverlap ? consumerGroups * 128 * kPendingBytes : 0);
     return l;
   };
   // K / V stages (options.kvStages, 2 by default): as many as asked and fit
@@ -169,8 +181,8 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   int64_t stages = options.kvStages;
   while (stages > 2 && layoutFor(stages).sharedBytes > kMaxSharedBytes)
     --stages;
-  auto [kOffset, vOffset, barOffset, qEmptyOffset, wordOffset, exchangeOffset, sharedBytes] =
-      layoutFor(stages);
+  auto [kOffset, vOffset, barOffset, qEmptyOffset, wordOffset, exchangeOffset, pendingOffset,
+        sharedBytes] = layoutFor(stages);
 
   MLIRContext *ctx = b.getContext();
   memref::GlobalOp smemGlobal = getDynamicSharedMemory(b, module);
@@ -274,6 +286,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   // (q tile descending) x batch x head, carrying its pipeline state over.
   struct Item {
     Value tile, head, batch, kvHead, rowBegin, coordBatch, coordHead, coordKvHead;
+    Value work; // persistent: the item's index (i32), from which itemOf rebuilds it
   };
   Value qTiles = arith::CeilDivUIOp::create(b, seqQ, lb.index(blockQ));
   auto makeItem = [&](Value tile, Value head, Value batch) {
@@ -311,7 +324,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                                pairBytes));
     perGroup = arith::MinUIOp::create(b, perGroup, pairs);
     Value groupItems = arith::MulIOp::create(b, perGroup, tiles);
-    Value w32 = i32Of(w);
+    Value w32 = w.getType().isInteger(32) ? w : i32Of(w);
     Value firstPair =
         arith::MulIOp::create(b, arith::DivUIOp::create(b, w32, groupItems), perGroup);
     // The last group may hold fewer pairs.
@@ -321,8 +334,10 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     Value tile = arith::SubIOp::create(b, arith::SubIOp::create(b, tiles, c32(1)),
                                        arith::DivUIOp::create(b, rest, groupPairs));
     Value pair = arith::AddIOp::create(b, firstPair, arith::RemUIOp::create(b, rest, groupPairs));
-    return makeItem(indexOf(tile), indexOf(arith::RemUIOp::create(b, pair, heads32)),
-                    indexOf(arith::DivUIOp::create(b, pair, heads32)));
+    Item item = makeItem(indexOf(tile), indexOf(arith::RemUIOp::create(b, pair, heads32)),
+                         indexOf(arith::DivUIOp::create(b, pair, heads32)));
+    item.work = w32;
+    return item;
   };
   // Runs `body(item, carried) -> carried` over this block's items.
   auto forEachItem = [&](ValueRange init,
@@ -806,14 +821,63 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   bool alwaysMasked = plan.getElementMaskEverywhere() ||
                       (op.getQDocIds() && !classifyDocuments) || (layout && !skipEmptyTiles);
   int64_t pRegs = blockK / 16 * 4;
-  // Carried over items: the number of items so far and of tiles consumed.
-  forEachItem({c32(0), c32(0)}, [&](const Item &item, ValueRange items) {
+  // The softmax of an item's rows (this lane's two).
+  auto softmaxOf = [&](const Item &item) {
+    std::array<Value, 2> rows = {
+        arith::AddIOp::create(b, item.rowBegin, r0),
+        arith::AddIOp::create(b, item.rowBegin, arith::AddIOp::create(b, r0, lb.index(8)))};
+    return FragmentSoftmax(kb, fb, emitter, op, item.batch, item.head, seqQ, seqK, rows, t2,
+                           /*tileOffsetMasks=*/true, /*blockMaskPerTile=*/skipEmptyTiles);
+  };
+  Value lse = op.getLse() ? map.lookup(op.getLse()) : Value();
+  // Item overlap (`itemOverlap`): an item's last P V is not issued after its
+  // loop but carried, with its O and softmax state, into the next item,
+  // whose first iteration issues it right behind its own S_0 = Q K_0^T (as
+  // any P_{j-1} V_{j-1} behind S_j) and writes the finished item's output
+  // after its softmax of tile 0. Before, every item drained the pipeline:
+  // its last P V waited for alone, the epilogue, then S_0 waited for alone,
+  // about two products' latency per item per warpgroup with nothing of its
+  // own to overlap. Carried over items besides the counts: whether an item
+  // is pending, its O, P, stage and parity; its work index, max[2] and
+  // sum[2] wait in shared memory (kPendingBytes per thread: in registers,
+  // live through every softmax, they spilled the window and ALiBi kernels).
+  int64_t pendingBegin = 2, pendingOBegin = pendingBegin + 1,
+          pendingPBegin = pendingOBegin + nTilesO * 4;
+  SmallVector<Value> itemInit = {c32(0), c32(0)};
+  if (itemOverlap) {
+    SoftmaxState empty = SoftmaxState::initial(lb, nTilesO * 4);
+    itemInit.push_back(lb.boolean(false));
+    itemInit.append(empty.o.begin(), empty.o.end());
+    itemInit.append(pRegs, c32(0));
+    itemInit.append({c32(0), c32(0)});
+  }
+  auto pendingSlot = [&](int64_t word) {
+    Value thread = arith::SubIOp::create(b, toI32(tid), c32(128));
+    return at(arith::AddIOp::create(
+        b, arith::MulIOp::create(b, thread, c32(kPendingBytes)), c32(pendingOffset + 4 * word)));
+  };
+  auto parkPending = [&](Value work, ArrayRef<Value> maxSum) {
+    ptx.emit({}, {pendingSlot(0), work}, "st.shared.u32 [$0], $1;", "r,r");
+    for (int64_t i = 0; i < 4; ++i)
+      ptx.emit({}, {pendingSlot(1 + i), maxSum[i]}, "st.shared.f32 [$0], $1;", "r,f");
+  };
+  // Writes out the pending item, whose finished O is `o`.
+  auto finishPending = [&](ArrayRef<Value> o) {
+    Value work = ptx.emit({i32}, {pendingSlot(0)}, "ld.shared.u32 $0, [$1];", "=r,r");
+    SoftmaxState st;
+    for (int r = 0; r < 2; ++r) {
+      st.max[r] = ptx.emit({b.getF32Type()}, {pendingSlot(1 + r)}, "ld.shared.f32 $0, [$1];",
+                           "=f,r");
+      st.sum[r] = ptx.emit({b.getF32Type()}, {pendingSlot(3 + r)}, "ld.shared.f32 $0, [$1];",
+                           "=f,r");
+    }
+    st.o.assign(o.begin(), o.end());
+    softmaxOf(itemOf(work)).finalize(st, out, lse);
+  };
+  SmallVector<Value> itemsOut = forEachItem(itemInit, [&](const Item &item, ValueRange items) {
   Value itemCount = items[0], firstCount = items[1];
-  std::array<Value, 2> rows = {
-      arith::AddIOp::create(b, item.rowBegin, r0),
-      arith::AddIOp::create(b, item.rowBegin, arith::AddIOp::create(b, r0, lb.index(8)))};
-  FragmentSoftmax softmax(kb, fb, emitter, op, item.batch, item.head, seqQ, seqK, rows, t2,
-                          /*tileOffsetMasks=*/true, /*blockMaskPerTile=*/skipEmptyTiles);
+  Value pendingValid = itemOverlap ? items[pendingBegin] : Value();
+  FragmentSoftmax softmax = softmaxOf(item);
   KTileRange range = emitKTileRange(b, plan, item.tile, seqQ, seqK);
   auto [qBuffer, qUse] = qBufferOf(itemCount);
   ptx.wait(qFullBar(qBuffer), arith::RemUIOp::create(b, qUse, c32(2)));
@@ -824,8 +888,15 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   // Carried over k tiles: max[2], sum[2], O, P of the previous tile, its
   // stage and parity, and the number of tiles consumed so far (over items).
   SmallVector<Value> init = SoftmaxState::initial(lb, nTilesO * 4).flatten();
-  init.append(pRegs, c32(0));
-  init.append({c32(0), c32(0), firstCount});
+  if (itemOverlap) {
+    // O, P, stage and parity of the pending item, if any.
+    std::copy(items.begin() + pendingOBegin, items.begin() + pendingPBegin, init.begin() + 4);
+    init.append(items.begin() + pendingPBegin, items.end());
+    init.push_back(firstCount);
+  } else {
+    init.append(pRegs, c32(0));
+    init.append({c32(0), c32(0), firstCount});
+  }
   int64_t oBegin = 4, pBegin = 4 + nTilesO * 4, tail = pBegin + pRegs;
   // Tile kt on the carried state; with a tile list, `documentsFull` says
   // whether the tile's document test is all-true.
@@ -834,8 +905,15 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     auto [stage, round] = stageOf(count);
     Value parity = arith::RemUIOp::create(b, round, c32(2));
     Value prevStage = carried[tail], prevParity = carried[tail + 1];
+    // A P V to issue: the item's previous tile's, or (item overlap) the
+    // pending item's last.
     Value hasPrev =
-        arith::CmpIOp::create(b, arith::CmpIPredicate::ugt, count, firstCount);
+        arith::CmpIOp::create(b, arith::CmpIPredicate::ugt, count, firstCount).getResult();
+    Value firstOfItem;
+    if (itemOverlap) {
+      firstOfItem = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, count, firstCount);
+      hasPrev = arith::OrIOp::create(b, hasPrev, pendingValid);
+    }
     SmallVector<Value> o(carried.begin() + oBegin, carried.begin() + pBegin);
     ValueRange prevP = carried.slice(pBegin, pRegs);
 
@@ -851,8 +929,23 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
               issuePV(o, SmallVector<Value>(prevP), prevStage, prevParity);
           if (pingPong)
             ptx.namedBarrierArrive(otherTurn, kTurnThreads);
-          ptx.wgmmaWait(1);
-          return inFlight;
+          if (!itemOverlap) {
+            ptx.wgmmaWait(1);
+            return inFlight;
+          }
+          // The first tile of an item: the product is the pending item's
+          // last; write that item out and start this one's O at zero.
+          return kb.ifWithResults(
+              firstOfItem, TypeRange(ValueRange(o).getTypes()),
+              [&] {
+                ptx.wgmmaWait(0);
+                finishPending(ptx.fenceOperands(inFlight));
+                return SmallVector<Value>(o.size(), lb.f32(0.0));
+              },
+              [&] {
+                ptx.wgmmaWait(1);
+                return inFlight;
+              });
         },
         [&] {
           if (pingPong)
@@ -898,10 +991,13 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
         scaled.push_back(arith::MulFOp::create(b, o[i], sm[4 + (i % 4) / 2]));
       return scaled;
     };
-    o = options.lazyRescale
-            ? kb.ifWithResults(sm.back(), TypeRange(ValueRange(o).getTypes()),
-                               rescaled, [&] { return o; })
-            : rescaled();
+    auto rescaledIfNeeded = [&] {
+      return options.lazyRescale
+                 ? kb.ifWithResults(sm.back(), TypeRange(ValueRange(o).getTypes()), rescaled,
+                                    [&] { return o; })
+                 : rescaled();
+    };
+    o = rescaledIfNeeded();
     next.append(o.begin(), o.end());
     next.append(sm.begin() + 6, sm.begin() + 6 + pRegs);
     next.append({stage, parity, arith::AddIOp::create(b, count, c32(1))});
@@ -973,9 +1069,24 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     lb.ifThen(laneZero, [&] { ptx.arrive(qEmptyBar(qBuffer)); });
   if (pingPong && !persistent)
     balanceTurns();
-  // The last tile's P V.
   Value anyTile = arith::CmpIOp::create(b, arith::CmpIPredicate::ugt, carriedOut[tail + 2],
                                         firstCount);
+  if (itemOverlap) {
+    // An item with tiles becomes the pending one (its last P V not issued);
+    // one without is written out now (empty rows) and the pending item, if
+    // any, stays pending (the loop passed its O, P, stage and parity on).
+    SmallVector<Value> next = {arith::AddIOp::create(b, itemCount, c32(1)), nextCount,
+                               arith::OrIOp::create(b, pendingValid, anyTile)};
+    next.append(carriedOut.begin() + oBegin, carriedOut.begin() + tail + 2);
+    lb.ifThen(
+        anyTile,
+        [&] {
+          parkPending(item.work, {carriedOut[0], carriedOut[1], carriedOut[2], carriedOut[3]});
+        },
+        [&] { softmax.finalize(SoftmaxState::initial(lb, nTilesO * 4), out, lse); });
+    return next;
+  }
+  // The last tile's P V.
   SmallVector<Value> oFinal(carriedOut.begin() + oBegin, carriedOut.begin() + pBegin);
   oFinal = kb.ifWithResults(
       anyTile, TypeRange(ValueRange(oFinal).getTypes()),
@@ -995,10 +1106,23 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
       [&] { return oFinal; });
   SmallVector<Value> state = {carriedOut[0], carriedOut[1], carriedOut[2], carriedOut[3]};
   state.append(oFinal.begin(), oFinal.end());
-  softmax.finalize(SoftmaxState::unflatten(state), out,
-                   op.getLse() ? map.lookup(op.getLse()) : Value());
+  softmax.finalize(SoftmaxState::unflatten(state), out, lse);
   return SmallVector<Value>{arith::AddIOp::create(b, itemCount, c32(1)), nextCount};
   });
+  if (itemOverlap) {
+    // The block's last item with tiles: its last P V, then its output.
+    ValueRange pending = ValueRange(itemsOut).drop_front(pendingBegin);
+    lb.ifThen(pending[0], [&] {
+      ValueRange pendingP = ValueRange(itemsOut).slice(pendingPBegin, pRegs);
+      Value stage = itemsOut[pendingPBegin + pRegs], parity = itemsOut[pendingPBegin + pRegs + 1];
+      SmallVector<Value> o = issuePV(
+          SmallVector<Value>(itemsOut.begin() + pendingOBegin, itemsOut.begin() + pendingPBegin),
+          SmallVector<Value>(pendingP), stage, parity);
+      ptx.wgmmaWait(0);
+      o = ptx.fenceOperands(o);
+      finishPending(o);
+    });
+  }
   if (pingPong && persistent)
     balanceTurns();
   b.setInsertionPointAfter(roles);

@@ -23,10 +23,16 @@ build/bin/attn-compile bench/specs/*.json -o gpu-kernels/bench --chip sm_90a --c
 # items, longest first; verify with CHECKS=tc_sm_90a_persistent/ and bench
 # --kernels gpu-kernels/bench_persistent). Only the variants it fits without
 # spills (the window variant spills 8 bytes under its 232-register budget).
-build/bin/attn-compile examples/{dense,causal,gqa,bshd,block_sparse,document,alibi,softcap}.json \
+build/bin/attn-compile examples/{dense,causal,gqa,bshd,block_sparse,document,alibi,softcap,window}.json \
+  test/gpu/specs/{dense_d64,causal_gqa_d64,window_f16_d64,alibi_causal_lse}.json \
   -o gpu-kernels/tc_sm_90a_persistent --chip sm_90a --cubin --fail-on-spills --persistent -q
 build/bin/attn-compile bench/specs/b_{dense,causal,dense_d64,causal_d64,window,block_sparse,document,alibi,softcap}.json \
   -o gpu-kernels/bench_persistent --chip sm_90a --cubin --fail-on-spills --persistent -q
+# The persistent kernels draining the pipeline at every item (--item-overlap=false,
+# the persistent kernel before 2026-12-03's session 7; item overlap is on at D = 64
+# only), to compare against.
+build/bin/attn-compile bench/specs/b_{dense_d64,causal_d64}.json \
+  -o gpu-kernels/bench_persistent_noov --chip sm_90a --cubin --fail-on-spills --persistent --item-overlap=false -q
 # Every softmax bench spec without ping-pong (a same-call comparison).
 build/bin/attn-compile bench/specs/b_{dense,causal,dense_d64,causal_d64,window,block_sparse,document,alibi,softcap}.json \
   -o gpu-kernels/bench_pp0 --chip sm_90a --cubin --fail-on-spills --ping-pong=false -q

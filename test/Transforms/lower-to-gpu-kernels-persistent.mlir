@@ -1,5 +1,7 @@
 // RUN: attn-opt %s --attn-plan-tiles="block-q=128 block-k=128" --attn-lower-to-gpu-kernels="tensor-cores=1 wgmma=1 ping-pong=1 persistent=1" | FileCheck %s
 // RUN: attn-opt %s --attn-plan-tiles="block-q=128 block-k=128" --attn-lower-to-gpu-kernels="tensor-cores=1 wgmma=1 ping-pong=1" | FileCheck %s --check-prefix=OFF
+// RUN: attn-opt %s --attn-plan-tiles="block-q=128 block-k=128" --attn-lower-to-gpu-kernels="tensor-cores=1 wgmma=1 ping-pong=1 persistent=1 item-overlap=1" | FileCheck %s --check-prefix=OVL
+// RUN: attn-opt %s --attn-plan-tiles="block-q=128 block-k=128" --attn-lower-to-gpu-kernels="tensor-cores=1 wgmma=1 ping-pong=1 item-overlap=1" | FileCheck %s --check-prefix=OFF
 
 // Persistent Hopper kernel: marked attn.persistent (the manifest then asks
 // for one block per SM); Q double-buffered (item n in buffer n % 2: 32 KB
@@ -36,7 +38,40 @@
 // CHECK: bar.sync
 // CHECK: gpu.return
 
-// Off by default: one item per block, no q-empty barrier.
+// Item overlap: the consumers' item loop carries whether an item is pending
+// (i1) with its O and P; each consumer thread parks the pending item's work
+// index, max[2] and sum[2] in shared memory (256 x 20 bytes more). In the
+// tile loop, the P V issued with an item's first S is the pending item's
+// last: wait for both (wait_group 0), read the parked state back, write that
+// item's output; otherwise wait for S only (wait_group 1). After the tile
+// loop no P V: the item's state is parked; after the item loop the last
+// pending item's P V and output.
+// OVL-LABEL: gpu.func @causal
+// OVL-SAME: attn.dynamic_shared_memory = 201824 : i64
+// OVL: setmaxnreg.inc.sync.aligned.u32 232
+// OVL: scf.for %{{.*}} = %{{.*}} to %{{.*}} step %{{.*}} iter_args(%{{.*}} = %{{.*}}, %{{.*}} = %{{.*}}, %{{.*}} = %false,
+// OVL: scf.for
+// OVL: wgmma.mma_async
+// OVL: bar.arrive
+// OVL: wgmma.wait_group.sync.aligned 0
+// OVL: ld.shared.u32
+// OVL-COUNT-4: ld.shared.f32
+// OVL: vector.store
+// OVL: wgmma.wait_group.sync.aligned 1
+// OVL: scf.yield
+// OVL-NOT: wgmma.mma_async
+// OVL: st.shared.u32
+// OVL-COUNT-4: st.shared.f32
+// OVL: scf.yield
+// OVL: scf.if
+// OVL: wgmma.mma_async
+// OVL: wgmma.wait_group.sync.aligned 0
+// OVL: ld.shared.u32
+// OVL: vector.store
+// OVL: gpu.return
+
+// Off by default: one item per block, no q-empty barrier (item-overlap
+// needs persistent blocks: without them it changes nothing).
 // OFF-LABEL: gpu.func @causal
 // OFF-SAME: attn.dynamic_shared_memory = 163912 : i64
 // OFF-NOT: attn.persistent

@@ -75,6 +75,11 @@ static cl::opt<int64_t> kvStages(
     "kv-stages", cl::init(2),
     cl::desc("Hopper kernel: K/V pipeline stages, 2-4 (default 2; fewer where they "
              "would not fit the shared memory)"));
+static cl::opt<bool> itemOverlap(
+    "item-overlap", cl::init(true),
+    cl::desc("Hopper persistent kernel: issue an item's last P V with the next item's "
+             "first S = Q K^T and write its output during that tile's softmax (default; "
+             "--item-overlap=false drains the pipeline at every item)"));
 static cl::opt<bool> documentTiles(
     "document-tiles", cl::init(true),
     cl::desc("Hopper kernel: classify k tiles from the document ids at run time "
@@ -131,6 +136,7 @@ int main(int argc, char **argv) {
   if (pingPong.getNumOccurrences())
     options.pingPong = pingPong;
   options.lazyRescale = lazyRescale;
+  options.itemOverlap = itemOverlap;
   if (polyExp2.getNumOccurrences()) {
     if (polyExp2 < 0 || polyExp2 > 8) {
       llvm::errs() << "attn-compile: error: --poly-exp2=" << polyExp2

@@ -144,6 +144,10 @@ def AttnLowerToGpuKernels : Pass<"attn-lower-to-gpu-kernels", "::mlir::ModuleOp"
     Option<"kvStages", "kv-stages", "int64_t", /*default=*/"2",
            "In the wgmma kernel, the number of K/V pipeline stages (2-4; fewer "
            "where they would not fit the shared memory)">,
+    Option<"itemOverlap", "item-overlap", "bool", /*default=*/"false",
+           "In the persistent wgmma kernel, issue an item's last P V with the next "
+           "item's first S = Q K^T and write its output during that tile's softmax "
+           "(attn-compile's default)">,
     Option<"documentTiles", "document-tiles", "bool", /*default=*/"false",
            "In the wgmma kernel, classify k tiles from the document ids at run "
            "time (attn-compile's default)">,
