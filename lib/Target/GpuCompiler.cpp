@@ -87,13 +87,26 @@ bool hopperKeyTileSpills(const Spec &spec) {
 /// kernel ran block-sparse 90% at 4k +12-13% (287 / 289 vs 258 / 256 TFLOP/s:
 /// ~3 live tiles per q tile, where the one-item grid pays a block's start
 /// and end per item), at 16k -2% / +4%, and 50% within 1%.
+/// And at D = Dv = 128 for unmasked (dense) attention and sliding windows,
+/// the other short-item shapes: in session 7's call (bench/results/
+/// 2026-12-03-v17-item-overlap/) dense ran S = 1k / 4k / 16k 449 / 588 / 629
+/// vs 418 / 577 / 608 TFLOP/s (v15: 4k / 16k 594 / 621 vs 602 / 615), the
+/// window of 1024 keys 313 / 384 / 399 vs 303 / 374 / 391; causal D = 128
+/// stays a one-item grid (16k 571 vs 618, 553 vs 607 in v15).
 bool hopperPersistent(const Spec &spec) {
-  bool plain = !spec.window && !spec.documents && !spec.softcap &&
-               spec.alibi == AlibiShape::None && !spec.maskExpr && !spec.scoreExpr;
+  bool plainScores = !spec.documents && !spec.softcap && spec.alibi == AlibiShape::None &&
+                     !spec.maskExpr && !spec.scoreExpr;
+  bool plain = plainScores && !spec.window;
   if (plain && spec.causal && !spec.blockSparse && spec.headDim == 64 && spec.headDimV == 64)
     return true;
+  if (spec.headDim != 128 || spec.headDimV != 128)
+    return false;
+  if (plain && !spec.causal && !spec.blockSparse)
+    return true; // dense
+  if (plainScores && spec.window && !spec.blockSparse)
+    return true;
   return plain && !spec.causal && spec.blockSparse && spec.blockSparse->first % 128 == 0 &&
-         spec.blockSparse->second % 128 == 0 && spec.headDim == 128 && spec.headDimV == 128;
+         spec.blockSparse->second % 128 == 0;
 }
 
 /// Weights per 8 elements the Hopper kernel takes with the FMA-pipe
@@ -378,13 +391,13 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
   // Ping-pong unless asked otherwise: on for 128-row tiles; off for 192-row
   // ones, where three groups taking turns ran slower on the H200 (dense D = 64
   // 1.07x cuDNN at 16k with, 1.12x without; bench/results/2026-12-02-d64-shapes/).
-  // Item overlap carries an item's O and P into the next item: at D = 128
-  // (64 O registers) it spilled every persistent kernel with 128-key tiles
-  // under the consumers' 232 registers (causal 152 B, window 172, ALiBi 164,
-  // dense 20, block-sparse 4), so it is on only at D = Dv = 64; where it
-  // spills anyway (a heavy score modifier), the kernel is rebuilt without.
-  bool itemOverlap =
-      persistent && options.itemOverlap && spec.headDim == 64 && spec.headDimV == 64;
+  // Item overlap (experimental, off unless asked) carries an item's O and P
+  // into the next item. Measured on the H200 at D = 64 (bench/results/
+  // 2026-12-03-v17-item-overlap/): 2-5% slower than draining at every item
+  // (dense 1k / 4k / 16k 343 / 427 / 446 vs 360 / 439 / 461 TFLOP/s); at
+  // D = 128 (64 O registers) it spills under the persistent consumers' 232
+  // registers (causal 152 B, window 172, ALiBi 164, dense 20, block-sparse 4).
+  bool itemOverlap = persistent && options.itemOverlap.value_or(false);
   auto hopperOptions = [&](int64_t bq) {
     bool pingPong = options.pingPong.value_or(bq != 192);
     return std::string("{tensor-cores=1 wgmma=1") +
@@ -560,19 +573,13 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
   };
   if (!generate(bq, bk, gen) || !writeAndAssemble(assemble))
     return false;
-  // The heuristic's shape spills: without item overlap first, then fewer
-  // query rows (192-row tiles run their consumers on 160 registers, 152 when
-  // persistent), then 64-key tiles.
+  // The heuristic's shape spills: fewer query rows first (192-row tiles run
+  // their consumers on 160 registers, 152 when persistent), then 64-key tiles.
   auto regenerate = [&] {
     gen = Generated();
     report = PtxasReport();
     return generate(bq, bk, gen) && writeAndAssemble(true);
   };
-  if (hopper && itemOverlap && spills()) {
-    itemOverlap = false;
-    if (!regenerate())
-      return false;
-  }
   if (hopper && options.blockQ <= 0 && bq == 192 && spills()) {
     bq = 128;
     if (!regenerate())

@@ -19,20 +19,23 @@ build/bin/attn-compile "${specs[@]}" -o gpu-kernels/tc_sm_80 --chip sm_80 --cubi
 # The benchmark's kernels (bench/bench.py): every bench/specs/*.json (softmax variants at
 # D=128, dense/causal at D=64, gated linear attention with vector and scalar gates).
 build/bin/attn-compile bench/specs/*.json -o gpu-kernels/bench --chip sm_90a --cubin --fail-on-spills -q
-# Experimental: the persistent Hopper kernel (one block per SM over the work
-# items, longest first; verify with CHECKS=tc_sm_90a_persistent/ and bench
-# --kernels gpu-kernels/bench_persistent). Only the variants it fits without
-# spills (the window variant spills 8 bytes under its 232-register budget).
+# The persistent Hopper kernel (one block per SM over the work items, longest
+# first; the default for dense and window at D = 128, block-sparse of whole tiles,
+# causal at D = 64) for every variant: verify with CHECKS=tc_sm_90a_persistent/,
+# bench with --kernels gpu-kernels/bench_persistent.
 build/bin/attn-compile examples/{dense,causal,gqa,bshd,block_sparse,document,alibi,softcap,window}.json \
   test/gpu/specs/{dense_d64,causal_gqa_d64,window_f16_d64,alibi_causal_lse}.json \
   -o gpu-kernels/tc_sm_90a_persistent --chip sm_90a --cubin --fail-on-spills --persistent -q
 build/bin/attn-compile bench/specs/b_{dense,causal,dense_d64,causal_d64,window,block_sparse,document,alibi,softcap}.json \
   -o gpu-kernels/bench_persistent --chip sm_90a --cubin --fail-on-spills --persistent -q
-# The persistent kernels draining the pipeline at every item (--item-overlap=false,
-# the persistent kernel before 2026-12-03's session 7; item overlap is on at D = 64
-# only), to compare against.
+# The persistent kernels with item overlap (--item-overlap, experimental: at D = 64
+# only, where it fits the registers), against bench_persistent in the same call.
 build/bin/attn-compile bench/specs/b_{dense_d64,causal_d64}.json \
-  -o gpu-kernels/bench_persistent_noov --chip sm_90a --cubin --fail-on-spills --persistent --item-overlap=false -q
+  -o gpu-kernels/bench_persistent_overlap --chip sm_90a --cubin --fail-on-spills --persistent --item-overlap -q
+# The D = 128 softmax bench specs on the one-item grid (--persistent=false), against
+# the persistent defaults (dense, window, block-sparse) in the same call.
+build/bin/attn-compile bench/specs/b_{dense,window,block_sparse}.json \
+  -o gpu-kernels/bench_grid --chip sm_90a --cubin --fail-on-spills --persistent=false -q
 # Every softmax bench spec without ping-pong (a same-call comparison).
 build/bin/attn-compile bench/specs/b_{dense,causal,dense_d64,causal_d64,window,block_sparse,document,alibi,softcap}.json \
   -o gpu-kernels/bench_pp0 --chip sm_90a --cubin --fail-on-spills --ping-pong=false -q

@@ -31,8 +31,8 @@ struct GpuCompileOptions {
   /// Hopper kernel: K/V pipeline stages (2-4); unset: 2.
   std::optional<int64_t> kvStages;
   /// Hopper persistent kernel: carry an item's last P V and epilogue into
-  /// the next item's first tile.
-  bool itemOverlap = true;
+  /// the next item's first tile (experimental; unset: off, measured slower).
+  std::optional<bool> itemOverlap;
   bool chunkedLinear = true;      ///< linear kinds: chunkwise tensor-core kernel
   bool chunkedLinearPrefetch = true; ///< chunkwise kernel: cp.async next-chunk prefetch
   bool failOnSpills = false;      ///< with cubin: any spill or stack frame is an error
