@@ -345,7 +345,14 @@ void FragmentSoftmax::finalize(const SoftmaxState &state, Value out, Value lse) 
         if (outEt != f32)
           pair = arith::TruncFOp::create(b, VectorType::get({2}, outEt), pair);
         Value col = arith::AddIOp::create(b, lb.index(n * 8), t2);
-        vector::StoreOp::create(b, pair, out, ValueRange{batch, head, rows[r], col});
+        // Two adjacent columns from an even one: aligned to the pair (rows
+        // start 16-byte aligned, as the launch requires). Without the
+        // alignment LLVM split each pair into two 16-bit stores: 64 STG.U16
+        // plus 32 shifts per thread per item, the H200 profile's epilogue
+        // (lg throttle, long scoreboard) at S = 1k.
+        int64_t pairBytes = 2 * ((outEt.getIntOrFloatBitWidth() + 7) / 8);
+        vector::StoreOp::create(b, pair, out, ValueRange{batch, head, rows[r], col}, false,
+                                llvm::MaybeAlign(pairBytes));
       }
       if (lse) {
         Value firstLane = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, t2, lb.index(0));
