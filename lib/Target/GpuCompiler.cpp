@@ -624,6 +624,9 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
   manifest.dynamicSharedMemory = gen.dynamicShared;
   // The Hopper kernel's shared memory holds one block per SM.
   manifest.persistentBlocksPerSm = gen.persistent ? 1 : 0;
+  report.kernel = gen.kind;
+  report.blockQ = bq;
+  report.blockK = bk;
   manifest.tensorMaps = gen.tensorMaps;
   manifest.argumentRoles = argumentRoles(spec, /*withLse=*/true);
   auto hash = llvm::SHA256::hash(llvm::arrayRefFromStringRef(ptx));

@@ -224,6 +224,13 @@ int main(int argc, char **argv) {
         os << ", " << report.registers << " registers, " << report.stackFrameBytes
            << " B stack, " << report.spillStoreBytes << " B spills, "
            << report.sharedMemoryBytes << " B smem";
+      // The kernel and tile the compiler settled on: a spill fallback (to
+      // 64-key tiles, say) shows here, not only in the manifest.
+      os << ", " << report.kernel;
+      if (spec.kind == attn::VariantKind::Attention)
+        os << " " << report.blockQ << "x" << report.blockK;
+      if (manifest.persistentBlocksPerSm > 0)
+        os << " persistent";
       os << ", " << llvm::format("%.0f", ms) << " ms\n";
       result.ok = true;
       result.name = spec.name;

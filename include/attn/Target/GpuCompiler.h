@@ -66,6 +66,11 @@ struct PtxasReport {
   int stackFrameBytes = 0, spillStoreBytes = 0, spillLoadBytes = 0;
   int sharedMemoryBytes = 0;
   std::string log;
+  /// The kernel compileSpecForGpu settled on (set whether or not ptxas ran):
+  /// its kind (wgmma, mma.sync, chunked, simt) and tile, which the spill
+  /// fallbacks may have changed from the heuristic's.
+  std::string kernel;
+  int64_t blockQ = 0, blockK = 0;
 };
 
 /// Compiles one spec to `outDir/<name>.ptx` (and `.cubin`) plus the manifest
