@@ -388,9 +388,6 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
     bool persistent = false;
     std::vector<TensorMapArgument> tensorMaps;
   };
-  // Ping-pong unless asked otherwise: on for 128-row tiles; off for 192-row
-  // ones, where three groups taking turns ran slower on the H200 (dense D = 64
-  // 1.07x cuDNN at 16k with, 1.12x without; bench/results/2026-12-02-d64-shapes/).
   // Item overlap (experimental, off unless asked) carries an item's O and P
   // into the next item. Measured on the H200 at D = 64 (bench/results/
   // 2026-12-03-v17-item-overlap/): 2-5% slower than draining at every item
@@ -398,6 +395,9 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
   // D = 128 (64 O registers) it spills under the persistent consumers' 232
   // registers (causal 152 B, window 172, ALiBi 164, dense 20, block-sparse 4).
   bool itemOverlap = persistent && options.itemOverlap.value_or(false);
+  // Ping-pong unless asked otherwise: on for 128-row tiles; off for 192-row
+  // ones, where three groups taking turns ran slower on the H200 (dense D = 64
+  // 1.07x cuDNN at 16k with, 1.12x without; bench/results/2026-12-02-d64-shapes/).
   auto hopperOptions = [&](int64_t bq) {
     bool pingPong = options.pingPong.value_or(bq != 192);
     return std::string("{tensor-cores=1 wgmma=1") +

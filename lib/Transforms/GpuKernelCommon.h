@@ -271,7 +271,7 @@ struct WgmmaKernelOptions {
   /// K / V pipeline stages (2 to 4; fewer where they would not fit).
   int64_t kvStages = 2;
   /// Persistent blocks: an item's last P V is issued with the next item's
-  /// first S = Q K^T and its output written during that tile's softmax.
+  /// first S = Q K^T and its output written before that tile's softmax.
   bool itemOverlap = false;
 };
 

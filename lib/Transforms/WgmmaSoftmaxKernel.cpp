@@ -995,13 +995,10 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
         scaled.push_back(arith::MulFOp::create(b, o[i], sm[4 + (i % 4) / 2]));
       return scaled;
     };
-    auto rescaledIfNeeded = [&] {
-      return options.lazyRescale
-                 ? kb.ifWithResults(sm.back(), TypeRange(ValueRange(o).getTypes()), rescaled,
-                                    [&] { return o; })
-                 : rescaled();
-    };
-    o = rescaledIfNeeded();
+    o = options.lazyRescale
+            ? kb.ifWithResults(sm.back(), TypeRange(ValueRange(o).getTypes()),
+                               rescaled, [&] { return o; })
+            : rescaled();
     next.append(o.begin(), o.end());
     next.append(sm.begin() + 6, sm.begin() + 6 + pRegs);
     next.append({stage, parity, arith::AddIOp::create(b, count, c32(1))});

@@ -146,8 +146,8 @@ def AttnLowerToGpuKernels : Pass<"attn-lower-to-gpu-kernels", "::mlir::ModuleOp"
            "where they would not fit the shared memory)">,
     Option<"itemOverlap", "item-overlap", "bool", /*default=*/"false",
            "In the persistent wgmma kernel, issue an item's last P V with the next "
-           "item's first S = Q K^T and write its output during that tile's softmax "
-           "(attn-compile's default)">,
+           "item's first S = Q K^T and write its output before that tile's softmax "
+           "(experimental: measured slower)">,
     Option<"documentTiles", "document-tiles", "bool", /*default=*/"false",
            "In the wgmma kernel, classify k tiles from the document ids at run "
            "time (attn-compile's default)">,
