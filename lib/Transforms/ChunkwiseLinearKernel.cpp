@@ -702,8 +702,13 @@ bool buildChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module
                              fmul(o[n * 4 + 2 * r + 1], factor[r])});
               if (outEt != f32)
                 pair = arith::TruncFOp::create(b, VectorType::get({2}, outEt), pair);
+              // A pair from an even column of a 16-byte aligned row: one
+              // aligned store (with only the element's alignment LLVM split
+              // it into two 16-bit stores, as in the softmax epilogue).
+              int64_t pairBytes = 2 * ((outEt.getIntOrFloatBitWidth() + 7) / 8);
               vector::StoreOp::create(b, pair, p.out,
-                                      ValueRange{batch, head, pos, add(colBase, stateCol(n, 0))});
+                                      ValueRange{batch, head, pos, add(colBase, stateCol(n, 0))},
+                                      false, llvm::MaybeAlign(pairBytes));
             }
           });
         }
