@@ -157,6 +157,9 @@ def parse_args(argv=None):
                     help="folder holding flash-linear-attention's fla/ package")
     ap.add_argument("--lib", default=None, help="libattn_runtime.so (default: $ATTN_RUNTIME_LIB, "
                                                 "build/lib, build-rt/lib)")
+    ap.add_argument("--render", metavar="BENCH_JSON", default=None,
+                    help="no GPU: rewrite bench.md and bench.png in --out from a recorded bench.json "
+                         "(a run whose table and plot did not come back)")
     args = ap.parse_args(argv)
     variants = []
     for name in args.only.split(","):
@@ -929,8 +932,25 @@ class Bench:
         plt.close(fig)
 
 
+def render(args):
+    """bench.md and bench.png from a recorded bench.json (no GPU, no torch)."""
+    with open(args.render) as f:
+        doc = json.load(f)
+    argv = doc.get("meta", {}).get("argv", [])
+    for flag, attr, conv in (("--reps", "reps", int), ("--tol", "tol", float)):
+        if flag in argv[:-1]:
+            setattr(args, attr, conv(argv[argv.index(flag) + 1]))
+    bench = Bench(args)
+    bench.meta, bench.ceil, bench.rows = doc.get("meta", {}), doc.get("ceilings", {}), doc.get("rows", [])
+    bench.table()
+    bench.plot()
+
+
 def main(argv=None):
     args = parse_args(argv)
+    if args.render:
+        render(args)
+        return
     rows = plan_rows(args)
     import torch
     assert torch.cuda.is_available(), "needs a CUDA GPU"

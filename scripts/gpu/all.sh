@@ -18,17 +18,32 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:?usage: scripts/gpu/all.sh OUT}
 mkdir -p "$out"
+# The device tool kills a call at 600 s and then brings back only a few loose
+# files, not the archive made at the end: every step's limit is cut to what is
+# left of $CALL_BUDGET (default 560 s) less 20 s for the archive, and a step
+# with under 10 s left is skipped.
+call_start=$(date +%s)
+step_limit() {
+  local left=$(( ${CALL_BUDGET:-560} - 20 - ($(date +%s) - call_start) ))
+  if [ "$left" -lt 10 ]; then echo 0; elif [ "$1" -lt "$left" ]; then echo "$1"; else echo "$left"; fi
+}
+# Runs "$@" under `timeout` with at most $1 seconds (cut by step_limit).
+limited() {
+  local limit; limit=$(step_limit "$1"); shift
+  if [ "$limit" -eq 0 ]; then echo "skipped (call budget spent): $*"; return 124; fi
+  timeout "$limit" "$@"
+}
 # CHECKS=none / SANITIZE_KERNELS=none skip a step (the runtime is still built).
 { cmake -G Ninja -S . -B build-rt -DATTN_RUNTIME_ONLY=ON -DATTN_ENABLE_TESTS=OFF -DCMAKE_BUILD_TYPE=Release &&
   ninja -C build-rt attn-exec attn_runtime_shared; } > "$out/runtime_build.txt" 2>&1 ||
   { echo "runtime build failed"; tail -20 "$out/runtime_build.txt"; }
 if [ "${CHECKS:-}" != none ]; then
-  SANITIZE= timeout "${CHECK_TIMEOUT:-300}" bash scripts/gpu/run.sh "$out/checks" "${CHECKS:-tc_sm_90a/}"
+  SANITIZE= limited "${CHECK_TIMEOUT:-300}" bash scripts/gpu/run.sh "$out/checks" "${CHECKS:-tc_sm_90a/}"
   echo "checks: exit $?"
 fi
 # compute-sanitizer (memcheck, racecheck) is slow: only on $SANITIZE_KERNELS.
 if [ "${SANITIZE_KERNELS:-}" != none ]; then
-  SANITIZE=1 timeout "${SANITIZE_TIMEOUT:-150}" bash scripts/gpu/run.sh "$out/sanitizer" \
+  SANITIZE=1 limited "${SANITIZE_TIMEOUT:-150}" bash scripts/gpu/run.sh "$out/sanitizer" \
     "${SANITIZE_KERNELS:-tc_sm_90a/dense,tc_sm_90a/causal}" | tail -8
   echo "sanitizer: exit $?"
 fi
@@ -52,7 +67,7 @@ fi
 # The PyTorch binding's GPU tests (kernels prebuilt by prepare.sh).
 if [ "${TORCH_TESTS:-1}" = 1 ] && [ -f test/gpu/test_torch_ops.py ] && [ -d gpu-kernels/torch ]; then
   ATTN_RUNTIME_LIB=$PWD/build-rt/lib/libattn_runtime.so ATTN_KERNEL_PATH=$PWD/gpu-kernels/torch/sm_90a \
-    timeout "${TORCH_TIMEOUT:-150}" python3 -m pytest -q -x test/gpu/test_torch_ops.py -p no:cacheprovider \
+    limited "${TORCH_TIMEOUT:-150}" python3 -m pytest -q -x test/gpu/test_torch_ops.py -p no:cacheprovider \
     > "$out/torch_tests.txt" 2>&1
   echo "torch tests: exit $?"; tail -15 "$out/torch_tests.txt"
 fi
@@ -60,7 +75,7 @@ fi
 # e.g. "--variants causal --repeats 1"; skipped when empty).
 if [ -n "${FIRST_CALL_ARGS:-}" ]; then
   read -r -a first_args <<<"$FIRST_CALL_ARGS"
-  ATTN_RUNTIME_LIB=$PWD/build-rt/lib/libattn_runtime.so timeout "${FIRST_CALL_TIMEOUT:-90}" \
+  ATTN_RUNTIME_LIB=$PWD/build-rt/lib/libattn_runtime.so limited "${FIRST_CALL_TIMEOUT:-90}" \
     python3 bench/first_call_latency.py --kernels gpu-kernels/torch/sm_90a --out "$out/first_call" \
     "${first_args[@]}" 2>&1 | tee "$out/first_call.txt" | tail -12
   echo "first call: exit $?"
@@ -72,7 +87,7 @@ fi
 # the details page and the per-SASS-instruction source page come back.
 for item in ${PROFILE:-}; do
   IFS=: read -r variant entry head_dim <<<"$item"
-  timeout "${PROFILE_TIMEOUT:-120}" ncu --clock-control none --set full --import-source no \
+  limited "${PROFILE_TIMEOUT:-120}" ncu --clock-control none --set full --import-source no \
     -k "regex:^${entry}\$" -c 1 -f --export "/tmp/prof_$entry" \
     env ATTN_RUNTIME_LIB=$PWD/build-rt/lib/libattn_runtime.so python3 bench/bench.py \
     --kernels gpu-kernels/bench --only "$variant" --seq "${PROFILE_SEQ:-4096}" --head-dims "${head_dim:-128}" --peers flash \
@@ -85,7 +100,7 @@ for item in ${PROFILE:-}; do
     "$out/prof_$entry.txt" | head -20
 done
 read -r -a bench_args <<<"${BENCH_ARGS:---only dense,causal --seq 4096}"
-timeout "${BENCH_TIMEOUT:-240}" bash bench/run_gpu.sh "$out/bench" "${bench_args[@]}"
+limited "${BENCH_TIMEOUT:-240}" bash bench/run_gpu.sh "$out/bench" "${bench_args[@]}"
 echo "bench: exit $?"
 # More benchmarks in the same call ($BENCH_MORE: argument lists separated by
 # ';', e.g. other --kernels folders) into OUT/bench2, OUT/bench3, ...: a
@@ -95,7 +110,7 @@ if [ -n "${BENCH_MORE:-}" ]; then
   IFS=';' read -r -a more <<<"$BENCH_MORE"
   for args in "${more[@]}"; do
     read -r -a extra_args <<<"$args"
-    timeout "${BENCH_MORE_TIMEOUT:-240}" bash bench/run_gpu.sh "$out/bench$n" "${extra_args[@]}"
+    limited "${BENCH_MORE_TIMEOUT:-240}" bash bench/run_gpu.sh "$out/bench$n" "${extra_args[@]}"
     echo "bench$n: exit $?"
     n=$((n + 1))
   done

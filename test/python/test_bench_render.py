@@ -1,0 +1,47 @@
+"""bench/bench.py --render: the table of a recorded bench.json, rebuilt without a GPU
+(a device call that hit its time limit brings back the JSON but not bench.md)."""
+import json
+import os
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BENCH = os.path.join(REPO, "bench", "bench.py")
+
+
+def cell(tflops, status="ok"):
+    return {"tflops": tflops, "ms": 1.0, "rel_err": 2.5e-3, "status": status}
+
+
+def test_render_rebuilds_table(tmp_path):
+    doc = {
+        "meta": {"gpu": "NVIDIA H200", "torch": "2.11", "argv": ["bench.py", "--reps", "5"]},
+        "ceilings": {"matmul_tflops": 672.0, "copy_gbps": 4271.0},
+        "rows": [
+            {"variant": "dense", "S": 1024, "D": 128, "B": 32, "H": 16, "group": "softmax",
+             "status": "ok", "impls": {"ours": cell(564.0), "cudnn": cell(470.0)},
+             "ratio_to_cudnn": 1.2},
+            {"variant": "gla", "S": 4096, "D": 128, "B": 8, "H": 16, "group": "linear",
+             "status": "ok", "impls": {"ours": cell(33.0), "fla": cell(39.0, "FAIL")},
+             "ratio_to_fla": 0.846},
+        ],
+    }
+    src = tmp_path / "recorded.json"
+    src.write_text(json.dumps(doc))
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, BENCH, "--render", str(src), "--out", str(out)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    table = (out / "bench.md").read_text()
+    assert "| dense | 1024 | 128 | 32×16 | 564.0 |" in table
+    assert "| 470.0 |" in table and "| 1.20 |" in table
+    assert "39.0 FAIL" in table and "| 0.85 |" in table
+    assert "Median of 5 interleaved" in table  # --reps read back from the recorded argv
+    assert "matmul 672 TFLOP/s" in table
+
+
+def test_render_missing_file_fails(tmp_path):
+    r = subprocess.run([sys.executable, BENCH, "--render", str(tmp_path / "none.json"),
+                        "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
+    assert "none.json" in r.stderr
