@@ -140,7 +140,7 @@ def parse_args(argv=None):
                          "4096,16384 for the others)")
     ap.add_argument("--head-dims", type=parse_ints, default=[128, 64],
                     help="head dims for dense/causal (the other variants are D=128 only)")
-    ap.add_argument("--peers", default=",".join(PEERS), help="peers to run: " + ",".join(PEERS))
+    ap.add_argument("--peers", default=",".join(PEERS), help="peers to run: " + ",".join(PEERS) + ", or none (ours only)")
     ap.add_argument("--no-ours", action="store_true", help="peers only")
     ap.add_argument("--reps", type=int, default=3, help="interleaved repetitions per row (median)")
     ap.add_argument("--tol", type=float, default=1e-2)
@@ -173,7 +173,7 @@ def parse_args(argv=None):
         else:
             ap.error(f"--only: unknown variant or group {name!r}")
     args.variants = [v for v in SOFTMAX + LINEAR if v in variants]
-    args.peer_set = {p.strip() for p in args.peers.split(",") if p.strip()}
+    args.peer_set = {p.strip() for p in args.peers.split(",") if p.strip() and p.strip() != "none"}
     bad = args.peer_set - set(PEERS)
     if bad:
         ap.error(f"--peers: unknown {','.join(sorted(bad))}")
