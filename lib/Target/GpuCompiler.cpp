@@ -411,7 +411,10 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
   // The Hopper chunkwise linear kernel (experimental): sm_90a only; the pass
   // falls back to the mma.sync kernel for what it does not cover.
   std::string linearWgmma =
-      options.chunkedLinearWgmma && options.chip == "sm_90a" ? " chunked-linear-wgmma=1" : "";
+      options.chunkedLinearWgmma && options.chip == "sm_90a"
+          ? std::string(" chunked-linear-wgmma=1") +
+                (options.chunkedLinearWgmmaOverlap ? " chunked-linear-wgmma-overlap=1" : "")
+          : "";
   auto generate = [&](int64_t bq, int64_t bk, Generated &g) {
     std::string suffix = " (" + std::to_string(bq) + "x" + std::to_string(bk) + ")";
     timer.restart();

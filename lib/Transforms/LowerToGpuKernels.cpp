@@ -327,7 +327,8 @@ struct LowerToGpuKernelsPass
           if (!tensorCores || !buildMmaSoftmaxKernel(b, gpuModule, host, attention, cpAsync))
             buildSoftmaxKernel(b, gpuModule, host, attention);
         } else if (std::optional<LinearProblem> p = getLinearProblem(op)) {
-          if (chunkedLinearWgmma && buildWgmmaChunkwiseLinearKernel(b, gpuModule, host, *p))
+          if (chunkedLinearWgmma &&
+              buildWgmmaChunkwiseLinearKernel(b, gpuModule, host, *p, chunkedLinearWgmmaOverlap))
             return;
           if (!chunkedLinear || !buildChunkwiseLinearKernel(b, gpuModule, host, *p,
                                                                 chunkedLinearPrefetch))

@@ -32,6 +32,10 @@
 //             S  = 2^G_last S + K^T V     Dk / 64 x 4 x wgmma, A = K^T as an
 //                                         MN-major (transposed) descriptor
 //             out <- scale * O (rows < T); S_bf16 <- S; release the stage
+// With `overlap` (chunked-linear-wgmma-overlap, experimental), O is stored
+// while the state update runs, and the next chunk's A = Q K^T is issued
+// right after (it runs during the S_bf16 write-out and the barrier) and
+// carried, complete, into the next iteration.
 //
 // Shared memory (1024-byte aligned, carved by offset; every TMA box and
 // wgmma operand 128-byte swizzled): stage s in {0, 1}: Q [Dk/64 boxes][64
@@ -75,7 +79,7 @@ int64_t argumentIndex(func::FuncOp host, Value v) {
 } // namespace
 
 bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
-                                     func::FuncOp host, LinearProblem p) {
+                                     func::FuncOp host, LinearProblem p, bool overlap) {
   auto qType = cast<MemRefType>(p.query.getType());
   auto kType = cast<MemRefType>(p.key.getType());
   auto vType = cast<MemRefType>(p.value.getType());
@@ -115,6 +119,8 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
   kernel->setAttr("attn.tensor_cores", b.getStringAttr("wgmma.chunkwise"));
   kernel->setAttr("attn.dynamic_shared_memory", b.getI64IntegerAttr(total));
   kernel->setAttr("attn.grid_x", b.getI64IntegerAttr(dv / kCols));
+  if (overlap)
+    kernel->setAttr("attn.overlap", b.getUnitAttr());
   // The register cap at entry (65536 / (256 x 2) = 128) that setmaxnreg
   // redistributes.
   kernel->setAttr(NVVM::NVVMDialect::getMaxntidAttrName(),
@@ -333,39 +339,80 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
 
   Type outEt = cast<MemRefType>(p.out.getType()).getElementType();
   int64_t outPairBytes = 2 * ((outEt.getIntOrFloatBitWidth() + 7) / 8);
-  SmallVector<Value> state = kb.forWithState(
-      idx(0), chunks, idx(1), init, [&](Value c, ValueRange carried) {
+  // Chunk c's stage: index, i32, parity of its full barrier, byte offset.
+  struct Stage {
+    Value index, i32, parity, base;
+  };
+  auto stageOf = [&](Value c) {
+    Stage st;
+    st.index = rem(c, 2);
+    st.i32 = toI32(st.index);
+    st.parity = toI32(rem(div(c, 2), 2));
+    st.base = mul(st.i32, c32(stageBytes));
+    return st;
+  };
+  // K-major Q and K descriptors of chunk stage `st`, per k16 step.
+  auto qkDescriptors = [&](const Stage &st, SmallVector<Value> &qDesc,
+                           SmallVector<Value> &kDesc) {
+    for (int64_t step = 0; step < dk / 16; ++step) {
+      int64_t box = step * 16 / kBoxCols, inBox = (step * 16 % kBoxCols) * 2;
+      qDesc.push_back(descriptor(add(st.base, c32(qOff + box * kBoxBytes + inBox)), 16));
+      kDesc.push_back(descriptor(add(st.base, c32(kOff + box * kBoxBytes + inBox)), 16));
+    }
+  };
+  // Waits for chunk `c`'s stage (only where `waitIf` holds, when given)
+  // and issues A = Q K^T as one committed group.
+  auto issueQK = [&](Value c, Value waitIf) {
+    Stage st = stageOf(c);
+    SmallVector<Value> qDesc, kDesc;
+    qkDescriptors(st, qDesc, kDesc);
+    if (waitIf)
+      lb.ifThen(waitIf, [&] { ptx.wait(fullBar(st.i32), st.parity); });
+    else
+      ptx.wait(fullBar(st.i32), st.parity);
+    ptx.wgmmaFence();
+    SmallVector<Value> a(32, lb.f32(0.0));
+    for (int64_t step = 0; step < dk / 16; ++step)
+      a = ptx.wgmma(a, qDesc[step], {}, kDesc[step], kChunk, et, /*transposeB=*/false);
+    ptx.wgmmaCommit();
+    return a;
+  };
+  int64_t nState = init.size();
+  auto chunkLoop = [&](ValueRange loopInit) {
+    return kb.forWithState(
+      idx(0), chunks, idx(1), loopInit, [&](Value c, ValueRange loopCarried) {
+        ValueRange carried = loopCarried.take_front(nState);
         Value t0 = mul(c, idx(kChunk));
-        Value stageIdx = rem(c, 2);
-        Value stage = toI32(stageIdx);
-        Value parity = toI32(rem(div(c, 2), 2));
-        Value base = mul(stage, c32(stageBytes));
+        Stage st = stageOf(c);
+        Value stageIdx = st.index, stage = st.i32, base = st.base;
         // Descriptors first: every operand is ready before the fence.
         SmallVector<Value> qDesc, kDesc, sDesc, vDesc;
-        for (int64_t step = 0; step < dk / 16; ++step) {
-          int64_t box = step * 16 / kBoxCols, inBox = (step * 16 % kBoxCols) * 2;
-          qDesc.push_back(descriptor(add(base, c32(qOff + box * kBoxBytes + inBox)), 16));
-          kDesc.push_back(descriptor(add(base, c32(kOff + box * kBoxBytes + inBox)), 16));
+        qkDescriptors(st, qDesc, kDesc);
+        for (int64_t step = 0; step < dk / 16; ++step)
           // S_bf16 [Dk rows][64]: 16 state rows per k16 step.
           sDesc.push_back(descriptor(c32(sOff + step * 16 * 128), dk * 128));
-        }
         for (int64_t u = 0; u < kChunk / 16; ++u)
           vDesc.push_back(descriptor(add(base, c32(vOff + u * 16 * 128)), kBoxBytes));
 
-        ptx.wait(fullBar(stage), parity);
-        // A = Q K^T and OQ = Q S_bf16, two groups.
-        ptx.wgmmaFence();
-        SmallVector<Value> a(32, lb.f32(0.0)), o(32, lb.f32(0.0));
-        for (int64_t step = 0; step < dk / 16; ++step)
-          a = ptx.wgmma(a, qDesc[step], {}, kDesc[step], kChunk, et, /*transposeB=*/false);
-        ptx.wgmmaCommit();
+        // A = Q K^T and OQ = Q S_bf16, two groups (overlap: A was computed
+        // by the previous iteration, during its output and state write-out).
+        SmallVector<Value> a;
+        if (overlap) {
+          a.assign(loopCarried.begin() + nState, loopCarried.end());
+          ptx.wgmmaFence();
+        } else {
+          a = issueQK(c, Value());
+        }
+        SmallVector<Value> o(32, lb.f32(0.0));
         for (int64_t step = 0; step < dk / 16; ++step)
           o = ptx.wgmma(o, qDesc[step], {}, sDesc[step], kCols, et, /*transposeB=*/true);
         ptx.wgmmaCommit();
 
         // A's causal mask and in-chunk decay, then the A-register operand.
-        ptx.wgmmaWait(1);
-        a = ptx.fenceOperands(a);
+        if (!overlap) {
+          ptx.wgmmaWait(1);
+          a = ptx.fenceOperands(a);
+        }
         Value gRow[2];
         if (gated)
           for (int r = 0; r < 2; ++r)
@@ -459,9 +506,17 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
           std::copy(acc.begin(), acc.end(), next.begin() + h * 32);
         }
         ptx.wgmmaCommit();
-        ptx.wgmmaWait(0);
+        // Overlap: O is written while the state update runs, then the next
+        // chunk's A = Q K^T (the other stage) is issued and runs while the
+        // state is written out; it completes (wait_group 0) before the loop
+        // carries it: accumulators in flight across the back edge (phi
+        // copies) make ptxas serialize every wgmma (C7514), as does issuing
+        // it before O's stores (C7511, registers). The last chunk issues a
+        // discarded one on its own stage (landed; the producer loads nothing
+        // after it) rather than a branch that defines the accumulators
+        // (C7515).
+        ptx.wgmmaWait(overlap ? 1 : 0);
         o = ptx.fenceOperands(o);
-        next = ptx.fenceOperands(next);
 
         // Output rows (times the scale), never past T: aligned pair stores.
         for (int r = 0; r < 2; ++r) {
@@ -480,6 +535,14 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
             }
           });
         }
+        SmallVector<Value> aNext;
+        if (overlap) {
+          Value nextChunk = add(c, idx(1));
+          Value hasNext = cmp(arith::CmpIPredicate::ult, nextChunk, chunks);
+          aNext = issueQK(arith::SelectOp::create(b, hasNext, nextChunk, c), hasNext);
+          ptx.wgmmaWait(1); // the state update (the next A in flight)
+        }
+        next = ptx.fenceOperands(next);
         // Every wgmma of the chunk is complete (the warpgroup's S_bf16
         // reads included): the next chunk's B operand.
         writeState(next);
@@ -488,8 +551,40 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
         // The stage (Q, K, V, G) is free for the producer.
         lb.ifThen(cmp(arith::CmpIPredicate::eq, ctid, idx(0)),
                   [&] { ptx.arrive(emptyBar(stage)); });
+        if (overlap) {
+          ptx.wgmmaWait(0); // the next chunk's A
+          aNext = ptx.fenceOperands(aNext);
+          next.append(aNext.begin(), aNext.end());
+        }
         return next;
       });
+  };
+  SmallVector<Value> state;
+  if (overlap) {
+    // Chunk 0's Q K^T before the loop, which carries the next chunk's
+    // (complete) A accumulators after the state; no chunks, no loop.
+    state = kb.ifWithResults(
+        cmp(arith::CmpIPredicate::ult, idx(0), chunks), ValueRange(init).getTypes(),
+        [&] {
+          SmallVector<Value> loopInit(init.begin(), init.end());
+          SmallVector<Value> a0 = issueQK(idx(0), Value());
+          ptx.wgmmaWait(0);
+          a0 = ptx.fenceOperands(a0);
+          // Copied into fresh registers (an untied asm): with chunk 0's
+          // wgmma accumulators flowing straight into the loop's phi, ptxas
+          // serialized every wgmma ("insufficient register resources",
+          // C7511).
+          for (Value &x : a0)
+            x = ptx.emit({f32}, {x}, "mov.b32 $0, $1;", "=f,f");
+          loopInit.append(a0.begin(), a0.end());
+          SmallVector<Value> loopOut = chunkLoop(loopInit);
+          loopOut.resize(nState);
+          return loopOut;
+        },
+        [&] { return init; });
+  } else {
+    state = chunkLoop(init);
+  }
 
   if (p.final)
     for (int64_t h = 0; h < boxes; ++h)

@@ -76,6 +76,13 @@ build/bin/attn-compile examples/{linear,gated_scalar,gated_vector}.json \
   -o gpu-kernels/tc_sm_90a_linwg --chip sm_90a --cubin --fail-on-spills --chunked-linear-wgmma -q
 build/bin/attn-compile bench/specs/b_{simple_gla,gla}.json -o gpu-kernels/bench_linwg \
   --chip sm_90a --cubin --fail-on-spills --chunked-linear-wgmma -q
+# ... with --chunked-linear-wgmma-overlap (the next chunk's Q K^T issued during this
+# chunk's write-out): CHECKS=tc_sm_90a_linwg_overlap/, bench --kernels gpu-kernels/bench_linwg_overlap.
+build/bin/attn-compile examples/gated_scalar.json test/gpu/specs/{gated_head_constant,linear_plain}.json \
+  -o gpu-kernels/tc_sm_90a_linwg_overlap --chip sm_90a --cubin --fail-on-spills \
+  --chunked-linear-wgmma --chunked-linear-wgmma-overlap -q
+build/bin/attn-compile bench/specs/b_simple_gla.json -o gpu-kernels/bench_linwg_overlap \
+  --chip sm_90a --cubin --fail-on-spills --chunked-linear-wgmma --chunked-linear-wgmma-overlap -q
 # The chunkwise linear kernels staging synchronously (--chunked-linear-prefetch=false,
 # the default before 2026-11-29's H200 measurement), to compare against.
 build/bin/attn-compile bench/specs/b_{gla,simple_gla}.json -o gpu-kernels/bench_linear_noprefetch \

@@ -1,5 +1,6 @@
 // RUN: attn-opt %s --attn-lower-to-gpu-kernels="chunked-linear=1 chunked-linear-prefetch=1 chunked-linear-wgmma=1" | FileCheck %s
 // RUN: attn-opt %s --attn-lower-to-gpu-kernels="chunked-linear=1 chunked-linear-prefetch=1" | FileCheck %s --check-prefix=OFF
+// RUN: attn-opt %s --attn-lower-to-gpu-kernels="chunked-linear=1 chunked-linear-wgmma=1 chunked-linear-wgmma-overlap=1" | FileCheck %s --check-prefix=OVERLAP
 
 
 // The Hopper chunkwise linear kernel (chunked-linear-wgmma, opt-in): no,
@@ -141,3 +142,36 @@ func.func @linear_elu(%q: memref<?x4x?x64xf16>, %k: memref<?x4x?x64xf16>,
       outs(%o : memref<?x4x?x64xf16>) {feature_map = #attn.feature_map<elu_plus_one>}
   return
 }
+
+// Overlap: chunk 0's A = Q K^T before the loop (waited for, copied), which
+// carries the next chunk's 32 A values after the state; per chunk OQ (8),
+// A V (4), the state update (8), O's stores after wait_group 1 (the state
+// update in flight), then the next chunk's Q K^T (8), wait_group 1 (the
+// state), S_bf16, the barrier, wait_group 0 (the next A).
+// OVERLAP-LABEL: gpu.func @gated_scalar
+// OVERLAP-SAME: attn.overlap
+// OVERLAP: setmaxnreg.inc
+// OVERLAP-COUNT-8: p, 1, 1, 0, 0;
+// OVERLAP: wgmma.wait_group.sync.aligned 0;
+// OVERLAP: "mov.b32 $0, $1;", "=f,f"
+// OVERLAP: scf.for {{.*}} iter_args({{.*}}) -> ({{(f32, ){95}f32}})
+// OVERLAP-COUNT-8: p, 1, 1, 0, 1;
+// OVERLAP-NOT: wgmma.wait_group.sync.aligned 1;
+// OVERLAP: wgmma.wait_group.sync.aligned 0;
+// OVERLAP-COUNT-4: p, 1, 1, 1;
+// OVERLAP-COUNT-8: p, 1, 1, 1, 1;
+// OVERLAP: wgmma.commit_group.sync.aligned;
+// OVERLAP: wgmma.wait_group.sync.aligned 1;
+// OVERLAP: vector.store {{.*}} : memref<?x4x?x128xbf16>, vector<2xbf16>
+// OVERLAP: arith.select
+// OVERLAP: mbarrier.try_wait.parity
+// OVERLAP-COUNT-8: p, 1, 1, 0, 0;
+// OVERLAP: wgmma.commit_group.sync.aligned;
+// OVERLAP: wgmma.wait_group.sync.aligned 1;
+// OVERLAP: memref<8192xbf16, #gpu.address_space<workgroup>>, vector<2xbf16>
+// OVERLAP: "bar.sync $0, 128;"
+// OVERLAP: mbarrier.arrive.shared::cta.b64
+// OVERLAP: wgmma.wait_group.sync.aligned 0;
+// OVERLAP: scf.yield
+// OVERLAP-LABEL: gpu.func @linear_plain
+// OVERLAP-SAME: attn.overlap

@@ -98,6 +98,10 @@ static cl::opt<bool> chunkedLinearWgmma(
     cl::desc("Chunkwise linear kernel on sm_90a: wgmma + TMA + mbarrier with a producer "
              "warp, for no / scalar / head-constant gates, identity feature map, no "
              "normalizer (experimental; off by default; other chips and cases unchanged)"));
+static cl::opt<bool> chunkedLinearWgmmaOverlap(
+    "chunked-linear-wgmma-overlap", cl::init(false),
+    cl::desc("With --chunked-linear-wgmma: issue the next chunk's Q K^T before this "
+             "chunk's output and state are written out (experimental)"));
 static cl::opt<bool> timeStages(
     "time-stages",
     cl::desc("Print where each spec's compile time went (stages, wall and CPU "
@@ -163,6 +167,7 @@ int main(int argc, char **argv) {
   options.chunkedLinear = chunkedLinear;
   options.chunkedLinearPrefetch = chunkedLinearPrefetch;
   options.chunkedLinearWgmma = chunkedLinearWgmma;
+  options.chunkedLinearWgmmaOverlap = chunkedLinearWgmmaOverlap;
   options.upstreamNvvmPipeline = upstreamNvvmPipeline;
   // One MLIR context per spec, so specs compile independently in parallel.
   // Results are printed in the order given, whatever order they finish in.

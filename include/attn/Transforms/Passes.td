@@ -140,6 +140,10 @@ def AttnLowerToGpuKernels : Pass<"attn-lower-to-gpu-kernels", "::mlir::ModuleOp"
            "Linear kinds (sm_90a only): the wgmma + TMA chunkwise kernel for no, scalar "
            "and head-constant gates, identity feature map, no normalizer (f16/bf16, "
            "head dims 64/128); others as without it (experimental)">,
+    Option<"chunkedLinearWgmmaOverlap", "chunked-linear-wgmma-overlap", "bool",
+           /*default=*/"false",
+           "In the wgmma chunkwise linear kernel, issue the next chunk's Q K^T before "
+           "this chunk's output and state are written out (experimental)">,
     Option<"wgmma", "wgmma", "bool", /*default=*/"false",
            "Use the sm_90a wgmma + TMA kernel where it applies">,
     Option<"pingPong", "ping-pong", "bool", /*default=*/"false",
