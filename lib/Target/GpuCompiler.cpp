@@ -408,6 +408,13 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
            std::to_string(options.polyExp2Eighths.value_or(hopperPolyExp2(spec))) +
            " kv-stages=" + std::to_string(options.kvStages.value_or(2)) + "}";
   };
+  // The Hopper chunkwise linear kernel (experimental): sm_90a only; the pass
+  // falls back to the mma.sync kernel for what it does not cover.
+  std::string linearWgmma =
+      options.chunkedLinearWgmma && options.chip == "sm_90a"
+          ? std::string(" chunked-linear-wgmma=1") +
+                (options.chunkedLinearWgmmaOverlap ? " chunked-linear-wgmma-overlap=1" : "")
+          : "";
   auto generate = [&](int64_t bq, int64_t bk, Generated &g) {
     std::string suffix = " (" + std::to_string(bq) + "x" + std::to_string(bk) + ")";
     timer.restart();
@@ -430,8 +437,9 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
                                                            : "{tensor-cores=1}")
                                         : linearKind && options.chunkedLinear
                                               ? (options.chunkedLinearPrefetch
-                                                     ? "{chunked-linear=1 chunked-linear-prefetch=1}"
-                                                     : "{chunked-linear=1}")
+                                                     ? "{chunked-linear=1 chunked-linear-prefetch=1" +
+                                                           linearWgmma + "}"
+                                                     : "{chunked-linear=1" + linearWgmma + "}")
                                               : "");
     if (!runPipeline(stage1, "generating the GPU kernel for " + specPath))
       return false;

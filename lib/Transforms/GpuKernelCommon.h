@@ -290,6 +290,15 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
 bool buildChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                                 func::FuncOp host, LinearProblem p, bool prefetch = false);
 
+/// The sm_90a chunkwise linear kernel (wgmma + TMA + mbarrier, a producer
+/// warp); see WgmmaChunkwiseLinearKernel.cpp. Returns false (building
+/// nothing) outside its scope: f16/bf16, head dims 64 / 128, identity feature
+/// map, no normalizer, no gates or scalar / head-constant gates. With
+/// `overlap` (marked `attn.overlap`), the next chunk's A = Q K^T is issued
+/// before this chunk's output and state are written out.
+bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
+                                     func::FuncOp host, LinearProblem p, bool overlap = false);
+
 } // namespace attn
 
 #endif // ATTN_LIB_TRANSFORMS_GPUKERNELCOMMON_H

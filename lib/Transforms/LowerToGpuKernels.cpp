@@ -327,6 +327,9 @@ struct LowerToGpuKernelsPass
           if (!tensorCores || !buildMmaSoftmaxKernel(b, gpuModule, host, attention, cpAsync))
             buildSoftmaxKernel(b, gpuModule, host, attention);
         } else if (std::optional<LinearProblem> p = getLinearProblem(op)) {
+          if (chunkedLinearWgmma &&
+              buildWgmmaChunkwiseLinearKernel(b, gpuModule, host, *p, chunkedLinearWgmmaOverlap))
+            return;
           if (!chunkedLinear || !buildChunkwiseLinearKernel(b, gpuModule, host, *p,
                                                                 chunkedLinearPrefetch))
             buildLinearKernel(b, gpuModule, host, *p);

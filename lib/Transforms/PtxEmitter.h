@@ -88,6 +88,10 @@ public:
          "");
   }
 
+  /// Orders this thread's generic-proxy shared-memory accesses before later
+  /// async-proxy ones (wgmma operand reads, TMA) and vice versa.
+  void fenceProxyAsync() { emit({}, {}, "fence.proxy.async.shared::cta;", ""); }
+
   void wgmmaFence() { emit({}, {}, "wgmma.fence.sync.aligned;", ""); }
   void wgmmaCommit() { emit({}, {}, "wgmma.commit_group.sync.aligned;", ""); }
   /// Waits until at most `pending` committed wgmma groups are in flight.
@@ -96,10 +100,11 @@ public:
   }
 
   /// acc += A B for one m64nNk16 step. A is a shared-memory descriptor
-  /// (`aDesc`) or 4 registers (`aRegs`); B is a descriptor, MN-major when
-  /// `transposeB`.
+  /// (`aDesc`, MN-major when `transposeA`) or 4 registers (`aRegs`); B is a
+  /// descriptor, MN-major when `transposeB`.
   SmallVector<Value> wgmma(ArrayRef<Value> acc, Value aDesc, ArrayRef<Value> aRegs,
-                           Value bDesc, int64_t n, Type elem, bool transposeB) {
+                           Value bDesc, int64_t n, Type elem, bool transposeB,
+                           bool transposeA = false) {
     int64_t m = acc.size();
     std::string type = elem.isBF16() ? "bf16" : "f16";
     std::string ptx = "{\n.reg .pred p;\nsetp.ne.b32 p, $SCALE, 0;\n"
@@ -135,7 +140,8 @@ public:
     operands.push_back(i32(1));
     // scale-d = p (accumulate), scale-a = scale-b = 1, then the transposes
     // (A from registers has no transpose immediate).
-    ptx += std::string(", p, 1, 1") + (aDesc ? ", 0" : "") + (transposeB ? ", 1" : ", 0") +
+    ptx += std::string(", p, 1, 1") + (aDesc ? (transposeA ? ", 1" : ", 0") : "") +
+           (transposeB ? ", 1" : ", 0") +
            ";\n}";
     Value result = emit(SmallVector<Type>(m, b.getF32Type()), operands, ptx, constraints);
     return unpack(result, m);

@@ -48,7 +48,7 @@ if [ "${SANITIZE_KERNELS:-}" != none ]; then
   echo "sanitizer: exit $?"
 fi
 {
-  for cubin in gpu-kernels/tc_sm_90a/*.cubin gpu-kernels/bench/*.cubin; do
+  for cubin in gpu-kernels/tc_sm_90a/*.cubin gpu-kernels/bench/*.cubin gpu-kernels/bench_linwg*/*.cubin; do
     [ -f "$cubin" ] || continue
     sass=$(cuobjdump -sass "$cubin" 2>/dev/null)
     echo "$cubin: HGMMA $(grep -c HGMMA <<<"$sass"), UTMALDG $(grep -c UTMALDG <<<"$sass"), HMMA $(grep -c 'HMMA' <<<"$sass"), LDL/STL $(grep -cE 'LDL|STL' <<<"$sass")"

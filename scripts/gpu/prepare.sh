@@ -63,6 +63,26 @@ build/bin/attn-compile bench/specs/b_{dense,causal,dense_d64,causal_d64,window,d
   -o gpu-kernels/bench_kv3 --chip sm_90a --cubin --fail-on-spills --kv-stages=3 -q
 build/bin/attn-compile bench/specs/b_{dense_d64,causal_d64}.json \
   -o gpu-kernels/bench_kv4 --chip sm_90a --cubin --fail-on-spills --kv-stages=4 -q
+# The Hopper chunkwise linear kernel (--chunked-linear-wgmma, experimental, off by
+# default: wgmma + TMA, a producer warp, one consumer warpgroup; no, scalar and
+# head-constant gates, identity feature map, no normalizer). Checks
+# (CHECKS=tc_sm_90a_linwg/): the linear-kind specs of the default kernels with it
+# (gated_scalar, gated_head_constant and linear_plain get the new kernel; gated_vector,
+# linear, linear_relu_state fall back to the mma.sync one, PTX identical to tc_sm_90a;
+# the softmax specs are unaffected and left out). Bench: --kernels gpu-kernels/bench_linwg
+# --only linear (b_simple_gla new, b_gla falls back).
+build/bin/attn-compile examples/{linear,gated_scalar,gated_vector}.json \
+  test/gpu/specs/{gated_head_constant,linear_relu_state,linear_plain}.json \
+  -o gpu-kernels/tc_sm_90a_linwg --chip sm_90a --cubin --fail-on-spills --chunked-linear-wgmma -q
+build/bin/attn-compile bench/specs/b_{simple_gla,gla}.json -o gpu-kernels/bench_linwg \
+  --chip sm_90a --cubin --fail-on-spills --chunked-linear-wgmma -q
+# ... with --chunked-linear-wgmma-overlap (the next chunk's Q K^T issued during this
+# chunk's write-out): CHECKS=tc_sm_90a_linwg_overlap/, bench --kernels gpu-kernels/bench_linwg_overlap.
+build/bin/attn-compile examples/gated_scalar.json test/gpu/specs/{gated_head_constant,linear_plain}.json \
+  -o gpu-kernels/tc_sm_90a_linwg_overlap --chip sm_90a --cubin --fail-on-spills \
+  --chunked-linear-wgmma --chunked-linear-wgmma-overlap -q
+build/bin/attn-compile bench/specs/b_simple_gla.json -o gpu-kernels/bench_linwg_overlap \
+  --chip sm_90a --cubin --fail-on-spills --chunked-linear-wgmma --chunked-linear-wgmma-overlap -q
 # The chunkwise linear kernels staging synchronously (--chunked-linear-prefetch=false,
 # the default before 2026-11-29's H200 measurement), to compare against.
 build/bin/attn-compile bench/specs/b_{gla,simple_gla}.json -o gpu-kernels/bench_linear_noprefetch \

@@ -93,6 +93,15 @@ static cl::opt<bool> chunkedLinearPrefetch(
     cl::desc("Chunkwise linear kernel: double-buffer Q/K/V and fetch the next chunk "
              "with cp.async while this one is computed, where two blocks still fit "
              "an SM (default; --chunked-linear-prefetch=false stages synchronously)"));
+static cl::opt<bool> chunkedLinearWgmma(
+    "chunked-linear-wgmma", cl::init(false),
+    cl::desc("Chunkwise linear kernel on sm_90a: wgmma + TMA + mbarrier with a producer "
+             "warp, for no / scalar / head-constant gates, identity feature map, no "
+             "normalizer (experimental; off by default; other chips and cases unchanged)"));
+static cl::opt<bool> chunkedLinearWgmmaOverlap(
+    "chunked-linear-wgmma-overlap", cl::init(false),
+    cl::desc("With --chunked-linear-wgmma: issue the next chunk's Q K^T before this "
+             "chunk's output and state are written out (experimental)"));
 static cl::opt<bool> timeStages(
     "time-stages",
     cl::desc("Print where each spec's compile time went (stages, wall and CPU "
@@ -157,6 +166,8 @@ int main(int argc, char **argv) {
     options.persistent = persistent;
   options.chunkedLinear = chunkedLinear;
   options.chunkedLinearPrefetch = chunkedLinearPrefetch;
+  options.chunkedLinearWgmma = chunkedLinearWgmma;
+  options.chunkedLinearWgmmaOverlap = chunkedLinearWgmmaOverlap;
   options.upstreamNvvmPipeline = upstreamNvvmPipeline;
   // One MLIR context per spec, so specs compile independently in parallel.
   // Results are printed in the order given, whatever order they finish in.

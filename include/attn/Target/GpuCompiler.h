@@ -35,6 +35,11 @@ struct GpuCompileOptions {
   std::optional<bool> itemOverlap;
   bool chunkedLinear = true;      ///< linear kinds: chunkwise tensor-core kernel
   bool chunkedLinearPrefetch = true; ///< chunkwise kernel: cp.async next-chunk prefetch
+  /// Chunkwise kernel on sm_90a: the wgmma + TMA form where it applies
+  /// (experimental, off by default).
+  bool chunkedLinearWgmma = false;
+  /// ... and the next chunk's Q K^T issued before this chunk's epilogue.
+  bool chunkedLinearWgmmaOverlap = false;
   bool failOnSpills = false;      ///< with cubin: any spill or stack frame is an error
   bool alwaysAssemble = false;    ///< run ptxas even without cubin (for its report)
   /// Recorded in the manifest's "tuning" key when tuningGroup is set

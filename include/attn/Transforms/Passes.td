@@ -113,6 +113,15 @@ def AttnLowerToGpuKernels : Pass<"attn-lower-to-gpu-kernels", "::mlir::ModuleOp"
     and state products on mma.sync. Its grid's x extent is in `attn.grid_x`,
     its dynamic shared memory in `attn.dynamic_shared_memory`. Other linear
     ops keep the recurrent kernel.
+
+    With `chunked-linear-wgmma` (sm_90a only; experimental), plain linear
+    attention (identity feature map, no normalizer) and gated linear
+    attention with scalar or head-constant gates in f16/bf16 with head dims
+    64 or 128 get the Hopper chunkwise kernel (WgmmaChunkwiseLinearKernel.cpp):
+    a producer warp (TMA of Q, K, V; the gate scan) and one consumer
+    warpgroup whose products are wgmma. Like the softmax wgmma kernel it
+    takes one `!llvm.ptr` per tensor map (q, k, v) after the spec's
+    arguments (`attn.tensor_maps`). Other linear ops are unaffected.
   }];
   let options = [
     Option<"tensorCores", "tensor-cores", "bool", /*default=*/"false",
@@ -127,6 +136,14 @@ def AttnLowerToGpuKernels : Pass<"attn-lower-to-gpu-kernels", "::mlir::ModuleOp"
     Option<"chunkedLinearPrefetch", "chunked-linear-prefetch", "bool", /*default=*/"false",
            "In the chunkwise linear kernel, double-buffer Q/K/V and fetch the next "
            "chunk's with cp.async while this one is computed">,
+    Option<"chunkedLinearWgmma", "chunked-linear-wgmma", "bool", /*default=*/"false",
+           "Linear kinds (sm_90a only): the wgmma + TMA chunkwise kernel for no, scalar "
+           "and head-constant gates, identity feature map, no normalizer (f16/bf16, "
+           "head dims 64/128); others as without it (experimental)">,
+    Option<"chunkedLinearWgmmaOverlap", "chunked-linear-wgmma-overlap", "bool",
+           /*default=*/"false",
+           "In the wgmma chunkwise linear kernel, issue the next chunk's Q K^T before "
+           "this chunk's output and state are written out (experimental)">,
     Option<"wgmma", "wgmma", "bool", /*default=*/"false",
            "Use the sm_90a wgmma + TMA kernel where it applies">,
     Option<"pingPong", "ping-pong", "bool", /*default=*/"false",

@@ -1,0 +1,601 @@
+//===- WgmmaChunkwiseLinearKernel.cpp - chunkwise linear attention, sm_90a -===//
+//
+// The Hopper form of ChunkwiseLinearKernel.cpp (same math, same gate
+// conventions; docs/chunkwise-linear-gpu.md) for plain linear attention
+// (identity feature map, no normalizer) and gated linear attention with
+// scalar or head-constant gates, f16 / bf16, head dims 64 / 128. Pass option
+// `chunked-linear-wgmma` of attn-lower-to-gpu-kernels (attn-compile
+// --chunked-linear-wgmma, sm_90a only); everything else keeps the mma.sync
+// kernel.
+//
+// Grid (Dv / 64, H, B); a block of 256 threads: warpgroup 0 produces (one
+// warp: lane 0 issues the TMA loads, the 32 lanes scan the chunk's gates),
+// warpgroup 1 consumes (carries the f32 state slice S[Dk, 64] in its
+// wgmma accumulators: Dk / 64 x m64n64, 64 f32 per thread at Dk = 128).
+// Registers: 128 per thread at launch (.maxntid 256, .minnctapersm 2), then
+// setmaxnreg 24 (producer) / 232 (consumer): 2 blocks per SM.
+//
+// Per chunk c of 64 steps (stage c % 2; G = log2(e) * the in-chunk inclusive
+// cumsum of the natural-log gates, 0 without gates):
+//   producer  wait empty[stage]; TMA Q, K [64 x Dk] (Dk / 64 boxes each) and
+//             V [64 x 64] (columns 64 blockIdx.x) into the stage (rows past T
+//             zero-filled); G[stage] from the gates (shuffle scan); arrive
+//             on full[stage] (expect_tx + 32 lanes with gates, expect_tx only
+//             without)
+//   consumer  wait full[stage]
+//             A  = Q K^T                  8 x wgmma m64n64k16 (K-major Q, K)
+//             OQ = Q S_bf16               8 x wgmma m64n64k16 (S MN-major)
+//             A  = A ⊙ 2^(G_t − G_s) ⊙ [s <= t], rounded to the A registers
+//             O  = 2^G_t ⊙ OQ + A V       4 x wgmma, A from registers
+//             K <- K ⊙ 2^(G_last − G_s)   in place (gates only; row scale,
+//                                         so the swizzle does not matter)
+//             S  = 2^G_last S + K^T V     Dk / 64 x 4 x wgmma, A = K^T as an
+//                                         MN-major (transposed) descriptor
+//             out <- scale * O (rows < T); S_bf16 <- S; release the stage
+// With `overlap` (chunked-linear-wgmma-overlap, experimental), O is stored
+// while the state update runs, and the next chunk's A = Q K^T is issued
+// right after (it runs during the S_bf16 write-out and the barrier) and
+// carried, complete, into the next iteration.
+//
+// Shared memory (1024-byte aligned, carved by offset; every TMA box and
+// wgmma operand 128-byte swizzled): stage s in {0, 1}: Q [Dk/64 boxes][64
+// rows][64], K likewise, V [64 rows][64]; then S_bf16 [Dk rows][64] (written
+// with the TMA swizzle: element (d, n) at d * 128 + ((n / 8) ^ (d % 8)) * 16
+// + (n % 8) * 2), G [2][64] f32, mbarriers full[2], empty[2].
+// wgmma descriptors as WgmmaSoftmaxKernel.cpp: K-major operands (Q, K in
+// Q K^T) step 32 bytes per k16 inside a 64-wide box, 8-row groups 1024 bytes
+// apart; MN-major operands (S_bf16 and V as B, K^T as A) step 16 rows = 2048
+// bytes per k16, 8-row groups 1024 bytes apart, 64-wide M/N boxes `leading`
+// bytes apart (one box here: M = N = 64).
+//
+//===----------------------------------------------------------------------===//
+
+#include "FragmentSoftmax.h"
+#include "GpuKernelCommon.h"
+#include "LinearProblem.h"
+#include "PtxEmitter.h"
+#include "ScoreEmitter.h"
+
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+
+namespace attn {
+
+namespace {
+
+constexpr int64_t kChunk = 64, kCols = 64, kBoxCols = 64;
+constexpr int64_t kBoxBytes = kChunk * 128; // one [64 rows][64] box of 16-bit elements
+constexpr int64_t kThreads = 256, kConsumerThreads = 128;
+// 128 * 40 + 128 * 216 = 32768 = 256 threads x the 128 registers per thread
+// of two blocks per SM.
+constexpr int64_t kProducerRegisters = 40, kConsumerRegisters = 216;
+constexpr int64_t kConsumerBarrier = 1; // named barrier of the consumer warpgroup
+
+int64_t argumentIndex(func::FuncOp host, Value v) {
+  auto arg = dyn_cast<BlockArgument>(v);
+  return arg && arg.getOwner()->getParentOp() == host ? arg.getArgNumber() : -1;
+}
+
+} // namespace
+
+bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
+                                     func::FuncOp host, LinearProblem p, bool overlap) {
+  auto qType = cast<MemRefType>(p.query.getType());
+  auto kType = cast<MemRefType>(p.key.getType());
+  auto vType = cast<MemRefType>(p.value.getType());
+  Type et = qType.getElementType();
+  int64_t dk = qType.getDimSize(3), dv = vType.getDimSize(3);
+  int64_t qArg = argumentIndex(host, p.query), kArg = argumentIndex(host, p.key),
+          vArg = argumentIndex(host, p.value);
+  if (!(et.isBF16() || et.isF16()) || kType.getElementType() != et ||
+      vType.getElementType() != et || (dk != 64 && dk != 128) || (dv != 64 && dv != 128) ||
+      p.normalize || p.featureMap != FeatureMap::Identity || p.gate == GateKind::Vector ||
+      qArg < 0 || kArg < 0 || vArg < 0)
+    return false;
+  bool gated = p.gate.has_value();
+  MLIRContext *ctx = b.getContext();
+  Type f32 = b.getF32Type(), i8 = b.getI8Type(), i32 = b.getI32Type(), i64 = b.getI64Type();
+
+  // Byte offsets in the dynamic shared memory.
+  int64_t boxes = dk / kBoxCols; // Q / K boxes, state halves
+  int64_t qkBytes = boxes * kBoxBytes;
+  int64_t qOff = 0, kOff = qkBytes, vOff = 2 * qkBytes, stageBytes = vOff + kBoxBytes;
+  int64_t sOff = 2 * stageBytes, gOff = sOff + dk * kCols * 2, barOff = gOff + 2 * kChunk * 4;
+  int64_t total = barOff + 4 * 8;
+  int64_t stageTxBytes = stageBytes; // Q, K and V boxes of one chunk
+
+  memref::GlobalOp smemGlobal = getDynamicSharedMemory(b, module);
+  IRMapping map;
+  SmallVector<Value> unusedShared;
+  gpu::GPUFuncOp kernel = createKernel(b, module, host, {}, map, unusedShared);
+  Type ptrType = LLVM::LLVMPointerType::get(ctx);
+  for (int i = 0; i < 3; ++i)
+    (void)kernel.insertArgument(kernel.getNumArguments(), ptrType, DictionaryAttr(),
+                                host.getLoc());
+  Value qMap = kernel.getArgument(host.getNumArguments());
+  Value kMap = kernel.getArgument(host.getNumArguments() + 1);
+  Value vMap = kernel.getArgument(host.getNumArguments() + 2);
+  kernel->setAttr("attn.block_threads", b.getI64IntegerAttr(kThreads));
+  kernel->setAttr("attn.tensor_cores", b.getStringAttr("wgmma.chunkwise"));
+  kernel->setAttr("attn.dynamic_shared_memory", b.getI64IntegerAttr(total));
+  kernel->setAttr("attn.grid_x", b.getI64IntegerAttr(dv / kCols));
+  if (overlap)
+    kernel->setAttr("attn.overlap", b.getUnitAttr());
+  // The register cap at entry (65536 / (256 x 2) = 128) that setmaxnreg
+  // redistributes.
+  kernel->setAttr(NVVM::NVVMDialect::getMaxntidAttrName(),
+                  b.getDenseI32ArrayAttr({int32_t(kThreads), 1, 1}));
+  kernel->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(), b.getI32IntegerAttr(2));
+  auto mapAttr = [&](int64_t argument) {
+    return b.getDictionaryAttr({b.getNamedAttr("argument", b.getI64IntegerAttr(argument)),
+                                b.getNamedAttr("box_cols", b.getI64IntegerAttr(kBoxCols)),
+                                b.getNamedAttr("box_rows", b.getI64IntegerAttr(kChunk)),
+                                b.getNamedAttr("swizzle", b.getI64IntegerAttr(128))});
+  };
+  kernel->setAttr("attn.tensor_maps",
+                  b.getArrayAttr({mapAttr(qArg), mapAttr(kArg), mapAttr(vArg)}));
+  p.remap(map);
+
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToEnd(&kernel.getBody().front());
+  KernelBuilder kb(b);
+  LoopBuilder &lb = kb.lb;
+  FragmentBuilder fb(b, et);
+  PtxEmitter ptx(b);
+  auto idx = [&](int64_t v) { return lb.index(v); };
+  auto c32 = [&](int64_t v) { return ptx.i32(v); };
+  auto c64 = [&](int64_t v) { return arith::ConstantIntOp::create(b, v, 64).getResult(); };
+  auto toI32 = [&](Value index) { return arith::IndexCastOp::create(b, i32, index).getResult(); };
+  auto add = [&](Value x, Value y) { return arith::AddIOp::create(b, x, y).getResult(); };
+  auto mul = [&](Value x, Value y) { return arith::MulIOp::create(b, x, y).getResult(); };
+  auto div = [&](Value x, int64_t y) {
+    return arith::DivUIOp::create(b, x, idx(y)).getResult();
+  };
+  auto rem = [&](Value x, int64_t y) {
+    return arith::RemUIOp::create(b, x, idx(y)).getResult();
+  };
+  auto fadd = [&](Value x, Value y) { return arith::AddFOp::create(b, x, y).getResult(); };
+  auto fmul = [&](Value x, Value y) { return arith::MulFOp::create(b, x, y).getResult(); };
+  auto fsub = [&](Value x, Value y) { return arith::SubFOp::create(b, x, y).getResult(); };
+  auto cmp = [&](arith::CmpIPredicate pred, Value x, Value y) {
+    return arith::CmpIOp::create(b, pred, x, y).getResult();
+  };
+  // Every exponent is <= 0 for decaying gates (as the mma.sync kernel).
+  auto exp2 = [&](Value x) { return fastExp2(b, x); };
+
+  Value colBlock = gpu::BlockIdOp::create(b, gpu::Dimension::x);
+  Value head = gpu::BlockIdOp::create(b, gpu::Dimension::y);
+  Value batch = gpu::BlockIdOp::create(b, gpu::Dimension::z);
+  Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
+  Value warp = div(tid, 32), lane = rem(tid, 32), wg = div(tid, 128);
+  Value colBase = mul(colBlock, idx(kCols));
+  Value seq = lb.dim(p.query, 2);
+  Value chunks = div(add(seq, idx(kChunk - 1)), kChunk);
+
+  // Shared memory: 32-bit shared-window addresses for the asynchronous
+  // instructions, typed views for the ordinary accesses.
+  auto space = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
+  Value smem = memref::GetGlobalOp::create(b, smemGlobal.getType(), smemGlobal.getSymName());
+  Value smemBase = toI32(memref::ExtractAlignedPointerAsIndexOp::create(b, smem));
+  auto at = [&](Value offset) { return add(smemBase, offset); };
+  Value flat = memref::ReinterpretCastOp::create(
+      b, MemRefType::get({total}, i8, MemRefLayoutAttrInterface(), space), smem, 0,
+      ArrayRef<int64_t>{total}, ArrayRef<int64_t>{1});
+  auto view = [&](Value byteOffset, int64_t elements, Type type) -> Value {
+    return memref::ViewOp::create(
+        b, MemRefType::get({elements}, type, MemRefLayoutAttrInterface(), space), flat,
+        byteOffset, ValueRange{});
+  };
+  Value sView = view(idx(sOff), dk * kCols, et);
+  Value gView = view(idx(gOff), 2 * kChunk, f32);
+  auto fullBar = [&](Value stage32) { return at(add(c32(barOff), mul(stage32, c32(8)))); };
+  auto emptyBar = [&](Value stage32) {
+    return at(add(c32(barOff + 16), mul(stage32, c32(8))));
+  };
+  // A wgmma matrix descriptor: start address >> 4 (bits 0-13), leading byte
+  // offset >> 4 (16-29), stride byte offset 1024 >> 4 (32-45), 128-byte
+  // swizzle (62-63).
+  auto descriptor = [&](Value offset, int64_t leadingBytes) {
+    Value addr = arith::ExtUIOp::create(b, i64, at(offset));
+    Value start =
+        arith::AndIOp::create(b, arith::ShRUIOp::create(b, addr, c64(4)), c64(0x3FFF));
+    int64_t bits =
+        ((leadingBytes >> 4) << 16) | (int64_t(1024 >> 4) << 32) | (int64_t(1) << 62);
+    return arith::OrIOp::create(b, start, c64(bits)).getResult();
+  };
+
+  Value firstThread = cmp(arith::CmpIPredicate::eq, tid, idx(0));
+  lb.ifThen(firstThread, [&] {
+    for (int64_t s = 0; s < 2; ++s) {
+      // The producer's expect_tx arrival, plus each gate lane's.
+      ptx.mbarrierInit(fullBar(c32(s)), gated ? 1 + 32 : 1);
+      // One consumer thread, after the consumers' last barrier of the chunk.
+      ptx.mbarrierInit(emptyBar(c32(s)), 1);
+    }
+    ptx.mbarrierInitFence();
+  });
+  gpu::BarrierOp::create(b);
+
+  auto roles = scf::IfOp::create(b, TypeRange(),
+                                 cmp(arith::CmpIPredicate::eq, wg, idx(0)),
+                                 /*withElseRegion=*/true);
+  //===--------------------------------------------------------------------===//
+  // Producer: warp 0 of warpgroup 0.
+  //===--------------------------------------------------------------------===//
+  b.setInsertionPointToStart(&roles.getThenRegion().front());
+  ptx.setMaxRegisters(kProducerRegisters, /*increase=*/false);
+  lb.ifThen(cmp(arith::CmpIPredicate::eq, warp, idx(0)), [&] {
+    Value batch32 = toI32(batch), head32 = toI32(head), col32 = toI32(colBase);
+    lb.forLoop(idx(0), chunks, [&](Value c) {
+      Value t0 = mul(c, idx(kChunk));
+      Value stage = toI32(rem(c, 2)), round = toI32(div(c, 2));
+      // This lane's two raw gates (steps t0 + 2 lane, + 1; 0 past T),
+      // loaded before the wait.
+      Value raw[2];
+      if (gated)
+        for (int64_t i = 0; i < 2; ++i) {
+          Value pos = add(t0, add(mul(lane, idx(2)), idx(i)));
+          raw[i] = kb.ifWithResults(
+              cmp(arith::CmpIPredicate::slt, pos, seq), {f32},
+              [&] {
+                return SmallVector<Value>{p.gate == GateKind::Scalar
+                                              ? lb.loadF32(p.gates, {batch, head, pos})
+                                              : lb.loadF32(p.gates, {head})};
+              },
+              [&] { return SmallVector<Value>{lb.f32(0.0)}; })[0];
+        }
+      // From the stage's second fill on: every consumer read of its
+      // previous chunk (Q, K, V, G) is done.
+      lb.ifThen(cmp(arith::CmpIPredicate::uge, c, idx(2)), [&] {
+        ptx.wait(emptyBar(stage),
+                 arith::RemUIOp::create(b, arith::SubIOp::create(b, round, c32(1)), c32(2)));
+      });
+      Value full = fullBar(stage);
+      lb.ifThen(cmp(arith::CmpIPredicate::eq, lane, idx(0)), [&] {
+        ptx.arriveExpectTx(full, stageTxBytes);
+        Value base = mul(stage, c32(stageBytes));
+        Value row = toI32(t0);
+        for (int64_t box = 0; box < boxes; ++box) {
+          ptx.tmaLoad(at(add(base, c32(qOff + box * kBoxBytes))), qMap,
+                      {c32(box * kBoxCols), row, head32, batch32}, full);
+          ptx.tmaLoad(at(add(base, c32(kOff + box * kBoxBytes))), kMap,
+                      {c32(box * kBoxCols), row, head32, batch32}, full);
+        }
+        ptx.tmaLoad(at(add(base, c32(vOff))), vMap, {col32, row, head32, batch32}, full);
+      });
+      if (!gated)
+        return;
+      // G[2l], G[2l + 1] = log2(e) * the inclusive prefix sums: the pair's
+      // own sums plus the exclusive scan of the pair totals over the lanes.
+      Value x0 = fmul(raw[0], lb.f32(kLog2e));
+      Value x1 = fadd(x0, fmul(raw[1], lb.f32(kLog2e)));
+      Value incl = x1;
+      for (int32_t offset = 1; offset < 32; offset *= 2) {
+        Value up = gpu::ShuffleOp::create(b, incl, offset, 32, gpu::ShuffleMode::UP)
+                       .getShuffleResult();
+        incl = arith::SelectOp::create(b, cmp(arith::CmpIPredicate::uge, lane, idx(offset)),
+                                       fadd(incl, up), incl);
+      }
+      Value excl = gpu::ShuffleOp::create(b, incl, 1, 32, gpu::ShuffleMode::UP)
+                       .getShuffleResult();
+      excl = arith::SelectOp::create(b, cmp(arith::CmpIPredicate::uge, lane, idx(1)), excl,
+                                     lb.f32(0.0));
+      Value pair = vector::FromElementsOp::create(b, VectorType::get({2}, f32),
+                                                  ValueRange{fadd(excl, x0), fadd(excl, x1)});
+      vector::StoreOp::create(b, pair, gView,
+                              ValueRange{add(mul(rem(c, 2), idx(kChunk)), mul(lane, idx(2)))},
+                              false, llvm::MaybeAlign(8));
+      // Release semantics: G is visible to whoever completes the wait.
+      ptx.arrive(full);
+    });
+  });
+
+  //===--------------------------------------------------------------------===//
+  // Consumer: warpgroup 1.
+  //===--------------------------------------------------------------------===//
+  b.setInsertionPointToStart(&roles.getElseRegion().front());
+  ptx.setMaxRegisters(kConsumerRegisters, /*increase=*/true);
+  Value ctid = arith::SubIOp::create(b, tid, idx(128));
+  Value cwarp = div(ctid, 32);
+  Value g = div(lane, 4), t2 = mul(rem(lane, 4), idx(2));
+  // This lane's accumulator rows (of A, O and each state half).
+  Value rowA[2] = {add(mul(cwarp, idx(16)), g), add(add(mul(cwarp, idx(16)), g), idx(8))};
+  // State accumulator index: (half h = state rows 64h.., n8 tile j, element).
+  auto sIndex = [&](int64_t h, int64_t j, int64_t e) { return (h * 8 + j) * 4 + e; };
+  auto stateRow = [&](int64_t h, int64_t e) { return add(idx(64 * h), rowA[e / 2]); };
+  auto fragCol = [&](int64_t j, int64_t e) { return add(idx(j * 8 + e % 2), t2); };
+  Value barrierId = c32(kConsumerBarrier);
+  auto consumerSync = [&] { ptx.namedBarrierSync(barrierId, kConsumerThreads); };
+
+  // The state rounded to the element type, as the MN-major B operand of
+  // Q S_bf16 (the TMA swizzle: 16-byte chunk n / 8 of row d at chunk
+  // (n / 8) ^ (d % 8); d % 8 = g here). Each lane writes 4-byte pairs; a
+  // warp's 32 lanes hit 32 distinct banks.
+  auto writeState = [&](ArrayRef<Value> s) {
+    VectorType pairF = VectorType::get({2}, f32), pairE = VectorType::get({2}, et);
+    for (int64_t h = 0; h < boxes; ++h)
+      for (int64_t j = 0; j < 8; ++j)
+        for (int64_t r = 0; r < 2; ++r) {
+          Value d = stateRow(h, 2 * r);
+          Value chunk = arith::XOrIOp::create(b, idx(j), g);
+          Value index = add(mul(d, idx(kCols)), add(mul(chunk, idx(8)), t2));
+          Value v = vector::FromElementsOp::create(
+              b, pairF, ValueRange{s[sIndex(h, j, 2 * r)], s[sIndex(h, j, 2 * r + 1)]});
+          vector::StoreOp::create(b, arith::TruncFOp::create(b, pairE, v), sView,
+                                  ValueRange{index}, false, llvm::MaybeAlign(4));
+        }
+  };
+
+  SmallVector<Value> init;
+  for (int64_t h = 0; h < boxes; ++h)
+    for (int64_t j = 0; j < 8; ++j)
+      for (int64_t e = 0; e < 4; ++e)
+        init.push_back(p.initial ? lb.loadF32(p.initial, {batch, head, stateRow(h, e),
+                                                          add(colBase, fragCol(j, e))})
+                                 : lb.f32(0.0));
+  writeState(init);
+  ptx.fenceProxyAsync();
+  consumerSync();
+
+  Type outEt = cast<MemRefType>(p.out.getType()).getElementType();
+  int64_t outPairBytes = 2 * ((outEt.getIntOrFloatBitWidth() + 7) / 8);
+  // Chunk c's stage: index, i32, parity of its full barrier, byte offset.
+  struct Stage {
+    Value index, i32, parity, base;
+  };
+  auto stageOf = [&](Value c) {
+    Stage st;
+    st.index = rem(c, 2);
+    st.i32 = toI32(st.index);
+    st.parity = toI32(rem(div(c, 2), 2));
+    st.base = mul(st.i32, c32(stageBytes));
+    return st;
+  };
+  // K-major Q and K descriptors of chunk stage `st`, per k16 step.
+  auto qkDescriptors = [&](const Stage &st, SmallVector<Value> &qDesc,
+                           SmallVector<Value> &kDesc) {
+    for (int64_t step = 0; step < dk / 16; ++step) {
+      int64_t box = step * 16 / kBoxCols, inBox = (step * 16 % kBoxCols) * 2;
+      qDesc.push_back(descriptor(add(st.base, c32(qOff + box * kBoxBytes + inBox)), 16));
+      kDesc.push_back(descriptor(add(st.base, c32(kOff + box * kBoxBytes + inBox)), 16));
+    }
+  };
+  // Waits for chunk `c`'s stage (only where `waitIf` holds, when given)
+  // and issues A = Q K^T as one committed group.
+  auto issueQK = [&](Value c, Value waitIf) {
+    Stage st = stageOf(c);
+    SmallVector<Value> qDesc, kDesc;
+    qkDescriptors(st, qDesc, kDesc);
+    if (waitIf)
+      lb.ifThen(waitIf, [&] { ptx.wait(fullBar(st.i32), st.parity); });
+    else
+      ptx.wait(fullBar(st.i32), st.parity);
+    ptx.wgmmaFence();
+    SmallVector<Value> a(32, lb.f32(0.0));
+    for (int64_t step = 0; step < dk / 16; ++step)
+      a = ptx.wgmma(a, qDesc[step], {}, kDesc[step], kChunk, et, /*transposeB=*/false);
+    ptx.wgmmaCommit();
+    return a;
+  };
+  int64_t nState = init.size();
+  auto chunkLoop = [&](ValueRange loopInit) {
+    return kb.forWithState(
+      idx(0), chunks, idx(1), loopInit, [&](Value c, ValueRange loopCarried) {
+        ValueRange carried = loopCarried.take_front(nState);
+        Value t0 = mul(c, idx(kChunk));
+        Stage st = stageOf(c);
+        Value stageIdx = st.index, stage = st.i32, base = st.base;
+        // Descriptors first: every operand is ready before the fence.
+        SmallVector<Value> qDesc, kDesc, sDesc, vDesc;
+        qkDescriptors(st, qDesc, kDesc);
+        for (int64_t step = 0; step < dk / 16; ++step)
+          // S_bf16 [Dk rows][64]: 16 state rows per k16 step.
+          sDesc.push_back(descriptor(c32(sOff + step * 16 * 128), dk * 128));
+        for (int64_t u = 0; u < kChunk / 16; ++u)
+          vDesc.push_back(descriptor(add(base, c32(vOff + u * 16 * 128)), kBoxBytes));
+
+        // A = Q K^T and OQ = Q S_bf16, two groups (overlap: A was computed
+        // by the previous iteration, during its output and state write-out).
+        SmallVector<Value> a;
+        if (overlap) {
+          a.assign(loopCarried.begin() + nState, loopCarried.end());
+          ptx.wgmmaFence();
+        } else {
+          a = issueQK(c, Value());
+        }
+        SmallVector<Value> o(32, lb.f32(0.0));
+        for (int64_t step = 0; step < dk / 16; ++step)
+          o = ptx.wgmma(o, qDesc[step], {}, sDesc[step], kCols, et, /*transposeB=*/true);
+        ptx.wgmmaCommit();
+
+        // A's causal mask and in-chunk decay, then the A-register operand.
+        if (!overlap) {
+          ptx.wgmmaWait(1);
+          a = ptx.fenceOperands(a);
+        }
+        Value gRow[2];
+        if (gated)
+          for (int r = 0; r < 2; ++r)
+            gRow[r] = memref::LoadOp::create(
+                b, gView, ValueRange{add(mul(stageIdx, idx(kChunk)), rowA[r])});
+        for (int64_t j = 0; j < 8; ++j) {
+          Value gCol;
+          if (gated)
+            gCol = vector::LoadOp::create(
+                b, VectorType::get({2}, f32), gView,
+                ValueRange{add(mul(stageIdx, idx(kChunk)), fragCol(j, 0))});
+          for (int64_t e = 0; e < 4; ++e) {
+            Value v = a[j * 4 + e];
+            if (gated) {
+              Value gs = vector::ExtractOp::create(b, gCol, e % 2);
+              v = fmul(v, exp2(fsub(gRow[e / 2], gs)));
+            }
+            Value visible = cmp(arith::CmpIPredicate::ule, fragCol(j, e), rowA[e / 2]);
+            a[j * 4 + e] = arith::SelectOp::create(b, visible, v, lb.f32(0.0));
+          }
+        }
+        SmallVector<Value> aRegs;
+        for (int64_t u = 0; u < 4; ++u) {
+          const Value *lo = &a[(2 * u) * 4], *hi = &a[(2 * u + 1) * 4];
+          aRegs.append({fb.packF32(lo[0], lo[1], true), fb.packF32(lo[2], lo[3], true),
+                        fb.packF32(hi[0], hi[1], true), fb.packF32(hi[2], hi[3], true)});
+        }
+
+        // O = 2^G_t OQ + A V.
+        ptx.wgmmaWait(0);
+        o = ptx.fenceOperands(o);
+        if (gated) {
+          Value decay[2] = {exp2(gRow[0]), exp2(gRow[1])};
+          for (int64_t i = 0; i < 32; ++i)
+            o[i] = fmul(o[i], decay[(i % 4) / 2]);
+        }
+        ptx.wgmmaFence();
+        for (int64_t u = 0; u < 4; ++u)
+          o = ptx.wgmma(o, Value(), ArrayRef<Value>(aRegs).slice(4 * u, 4), vDesc[u], kCols,
+                        et, /*transposeB=*/true);
+        ptx.wgmmaCommit();
+
+        SmallVector<Value> next(carried.begin(), carried.end());
+        if (gated) {
+          // K <- K ⊙ 2^(G_last − G_s) in place (Q K^T is done reading it).
+          // Thread: row ctid % 64, half ctid / 64 of the row's Dk / 8
+          // 16-byte chunks; iteration i takes physical chunk (i ^ (row % 8))
+          // of its box, so a warp's 32 rows spread over all banks.
+          Value gLast = memref::LoadOp::create(
+              b, gView, ValueRange{add(mul(stageIdx, idx(kChunk)), idx(kChunk - 1))});
+          Value row = rem(ctid, kChunk), part = div(ctid, kChunk);
+          Value gS = memref::LoadOp::create(
+              b, gView, ValueRange{add(mul(stageIdx, idx(kChunk)), row)});
+          Value w = kb.splat(exp2(fsub(gLast, gS)), 8);
+          Value kView = view(add(mul(stageIdx, idx(stageBytes)), idx(kOff)),
+                             boxes * kChunk * kBoxCols, et);
+          VectorType vec8 = VectorType::get({8}, et), vec8f = VectorType::get({8}, f32);
+          int64_t perThread = dk / 16;
+          for (int64_t i = 0; i < perThread; ++i) {
+            Value cidx = add(mul(part, idx(perThread)), idx(i));
+            Value box = div(cidx, 8);
+            Value phys = arith::XOrIOp::create(b, rem(cidx, 8), rem(row, 8));
+            Value index = add(mul(box, idx(kChunk * kBoxCols)),
+                              add(mul(row, idx(kBoxCols)), mul(phys, idx(8))));
+            Value x = vector::LoadOp::create(b, vec8, kView, ValueRange{index}, false,
+                                             llvm::MaybeAlign(16));
+            x = arith::MulFOp::create(b, arith::ExtFOp::create(b, vec8f, x), w);
+            vector::StoreOp::create(b, arith::TruncFOp::create(b, vec8, x), kView,
+                                    ValueRange{index}, false, llvm::MaybeAlign(16));
+          }
+          // The scaled K is read by wgmma (the async proxy).
+          ptx.fenceProxyAsync();
+          consumerSync();
+          Value decay = exp2(gLast);
+          for (Value &s : next)
+            s = fmul(s, decay);
+        }
+        // S += K^T V: A = K^T, M = the 64 dims of K box h (MN-major, the
+        // transposed A operand), k16 steps over the chunk's keys.
+        SmallVector<Value> ktDesc;
+        for (int64_t h = 0; h < boxes; ++h)
+          for (int64_t u = 0; u < kChunk / 16; ++u)
+            ktDesc.push_back(
+                descriptor(add(base, c32(kOff + h * kBoxBytes + u * 16 * 128)), kBoxBytes));
+        ptx.wgmmaFence();
+        for (int64_t h = 0; h < boxes; ++h) {
+          SmallVector<Value> acc(next.begin() + h * 32, next.begin() + (h + 1) * 32);
+          for (int64_t u = 0; u < kChunk / 16; ++u)
+            acc = ptx.wgmma(acc, ktDesc[h * 4 + u], {}, vDesc[u], kCols, et,
+                            /*transposeB=*/true, /*transposeA=*/true);
+          std::copy(acc.begin(), acc.end(), next.begin() + h * 32);
+        }
+        ptx.wgmmaCommit();
+        // Overlap: O is written while the state update runs, then the next
+        // chunk's A = Q K^T (the other stage) is issued and runs while the
+        // state is written out; it completes (wait_group 0) before the loop
+        // carries it: accumulators in flight across the back edge (phi
+        // copies) make ptxas serialize every wgmma (C7514), as does issuing
+        // it before O's stores (C7511, registers). The last chunk issues a
+        // discarded one on its own stage (landed; the producer loads nothing
+        // after it) rather than a branch that defines the accumulators
+        // (C7515).
+        ptx.wgmmaWait(overlap ? 1 : 0);
+        o = ptx.fenceOperands(o);
+
+        // Output rows (times the scale), never past T: aligned pair stores.
+        for (int r = 0; r < 2; ++r) {
+          Value pos = add(t0, rowA[r]);
+          lb.ifThen(cmp(arith::CmpIPredicate::slt, pos, seq), [&] {
+            for (int64_t j = 0; j < 8; ++j) {
+              Value pair = vector::FromElementsOp::create(
+                  b, VectorType::get({2}, f32),
+                  ValueRange{fmul(o[j * 4 + 2 * r], lb.f32(p.scale)),
+                             fmul(o[j * 4 + 2 * r + 1], lb.f32(p.scale))});
+              if (outEt != f32)
+                pair = arith::TruncFOp::create(b, VectorType::get({2}, outEt), pair);
+              vector::StoreOp::create(b, pair, p.out,
+                                      ValueRange{batch, head, pos, add(colBase, fragCol(j, 0))},
+                                      false, llvm::MaybeAlign(outPairBytes));
+            }
+          });
+        }
+        SmallVector<Value> aNext;
+        if (overlap) {
+          Value nextChunk = add(c, idx(1));
+          Value hasNext = cmp(arith::CmpIPredicate::ult, nextChunk, chunks);
+          aNext = issueQK(arith::SelectOp::create(b, hasNext, nextChunk, c), hasNext);
+          ptx.wgmmaWait(1); // the state update (the next A in flight)
+        }
+        next = ptx.fenceOperands(next);
+        // Every wgmma of the chunk is complete (the warpgroup's S_bf16
+        // reads included): the next chunk's B operand.
+        writeState(next);
+        ptx.fenceProxyAsync();
+        consumerSync();
+        // The stage (Q, K, V, G) is free for the producer.
+        lb.ifThen(cmp(arith::CmpIPredicate::eq, ctid, idx(0)),
+                  [&] { ptx.arrive(emptyBar(stage)); });
+        if (overlap) {
+          ptx.wgmmaWait(0); // the next chunk's A
+          aNext = ptx.fenceOperands(aNext);
+          next.append(aNext.begin(), aNext.end());
+        }
+        return next;
+      });
+  };
+  SmallVector<Value> state;
+  if (overlap) {
+    // Chunk 0's Q K^T before the loop, which carries the next chunk's
+    // (complete) A accumulators after the state; no chunks, no loop.
+    state = kb.ifWithResults(
+        cmp(arith::CmpIPredicate::ult, idx(0), chunks), ValueRange(init).getTypes(),
+        [&] {
+          SmallVector<Value> loopInit(init.begin(), init.end());
+          SmallVector<Value> a0 = issueQK(idx(0), Value());
+          ptx.wgmmaWait(0);
+          a0 = ptx.fenceOperands(a0);
+          // Copied into fresh registers (an untied asm): with chunk 0's
+          // wgmma accumulators flowing straight into the loop's phi, ptxas
+          // serialized every wgmma ("insufficient register resources",
+          // C7511).
+          for (Value &x : a0)
+            x = ptx.emit({f32}, {x}, "mov.b32 $0, $1;", "=f,f");
+          loopInit.append(a0.begin(), a0.end());
+          SmallVector<Value> loopOut = chunkLoop(loopInit);
+          loopOut.resize(nState);
+          return loopOut;
+        },
+        [&] { return init; });
+  } else {
+    state = chunkLoop(init);
+  }
+
+  if (p.final)
+    for (int64_t h = 0; h < boxes; ++h)
+      for (int64_t j = 0; j < 8; ++j)
+        for (int64_t e = 0; e < 4; ++e)
+          memref::StoreOp::create(b, state[sIndex(h, j, e)], p.final,
+                                  ValueRange{batch, head, stateRow(h, e),
+                                             add(colBase, fragCol(j, e))});
+  b.setInsertionPointAfter(roles);
+  gpu::ReturnOp::create(b);
+  return true;
+}
+
+} // namespace attn

@@ -1,0 +1,177 @@
+// RUN: attn-opt %s --attn-lower-to-gpu-kernels="chunked-linear=1 chunked-linear-prefetch=1 chunked-linear-wgmma=1" | FileCheck %s
+// RUN: attn-opt %s --attn-lower-to-gpu-kernels="chunked-linear=1 chunked-linear-prefetch=1" | FileCheck %s --check-prefix=OFF
+// RUN: attn-opt %s --attn-lower-to-gpu-kernels="chunked-linear=1 chunked-linear-wgmma=1 chunked-linear-wgmma-overlap=1" | FileCheck %s --check-prefix=OVERLAP
+
+
+// The Hopper chunkwise linear kernel (chunked-linear-wgmma, opt-in): no,
+// scalar and head-constant gates with the identity feature map and no
+// normalizer. 256 threads (a producer warpgroup, one consumer warpgroup),
+// register cap 128 at entry (2 blocks per SM), one TMA tensor map per Q, K, V
+// (64 x 64 boxes, 128-byte swizzle), 2 stages of Q, K, V + S_bf16 + G +
+// mbarriers in the dynamic shared memory.
+// CHECK: memref.global "public" @attn_dynamic_smem : memref<0xi8, #gpu.address_space<workgroup>> {alignment = 1024 : i64}
+// CHECK-LABEL: gpu.func @gated_scalar
+// CHECK-SAME: %arg7: !llvm.ptr, %arg8: !llvm.ptr, %arg9: !llvm.ptr
+// CHECK-SAME: attn.block_threads = 256
+// CHECK-SAME: attn.dynamic_shared_memory = 98848
+// CHECK-SAME: attn.grid_x = 2
+// CHECK-SAME: attn.tensor_cores = "wgmma.chunkwise"
+// CHECK-SAME: attn.tensor_maps = [{argument = 0 : i64, box_cols = 64 : i64, box_rows = 64 : i64, swizzle = 128 : i64}, {argument = 1 : i64, box_cols = 64 : i64, box_rows = 64 : i64, swizzle = 128 : i64}, {argument = 2 : i64, box_cols = 64 : i64, box_rows = 64 : i64, swizzle = 128 : i64}]
+// CHECK-SAME: nvvm.maxntid = array<i32: 256, 1, 1>, nvvm.minctasm = 2
+// Full barriers: the expect_tx arrival plus the 32 gate lanes'.
+// CHECK: "mbarrier.init.shared::cta.b64 [$0], $1;", "r,r" %{{.*}}, %c33_i32
+// CHECK: gpu.barrier
+// Producer: per chunk, wait for the stage, expect 40960 bytes, 5 TMA boxes
+// (Q, K: 2 each; V: 1 at column 64 blockIdx.x), the gate scan, arrive.
+// CHECK: setmaxnreg.dec.sync.aligned.u32 40
+// CHECK: scf.for
+// CHECK: mbarrier.try_wait.parity
+// CHECK: mbarrier.arrive.expect_tx.shared::cta.b64 _, [$0], $1;", "r,r" %{{.*}}, %c40960_i32
+// CHECK-COUNT-5: cp.async.bulk.tensor.4d.shared::cluster.global.mbarrier::complete_tx::bytes
+// CHECK: gpu.shuffle  up
+// CHECK: "mbarrier.arrive.shared::cta.b64 _, [$0];"
+// Consumer: the (initial) state rounded into S_bf16 before the first chunk.
+// CHECK: setmaxnreg.inc.sync.aligned.u32 216
+// CHECK: fence.proxy.async.shared::cta;
+// CHECK: "bar.sync $0, 128;"
+// CHECK: scf.for {{.*}} iter_args({{.*}}) -> ({{(f32, ){63}f32}})
+// CHECK: mbarrier.try_wait.parity
+// A = Q K^T (K-major A and B), then OQ = Q S_bf16 (B MN-major), two groups.
+// CHECK: wgmma.fence.sync.aligned;
+// CHECK-COUNT-8: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {{.*}}p, 1, 1, 0, 0;
+// CHECK: wgmma.commit_group.sync.aligned;
+// CHECK-COUNT-8: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {{.*}}p, 1, 1, 0, 1;
+// CHECK: wgmma.commit_group.sync.aligned;
+// CHECK: wgmma.wait_group.sync.aligned 1;
+// CHECK: llvm.nvvm.ex2.approx.ftz.f32
+// CHECK: wgmma.wait_group.sync.aligned 0;
+// O = 2^G OQ + A V, A from registers (no transpose immediate for A).
+// CHECK: wgmma.fence.sync.aligned;
+// CHECK-COUNT-4: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {{.*}}}, {$64, $65, $66, $67}, $68, p, 1, 1, 1;
+// CHECK: wgmma.commit_group.sync.aligned;
+// K scaled in place, then made visible to the async proxy.
+// CHECK: vector.load {{.*}} vector<8xbf16>
+// CHECK: vector.store {{.*}} vector<8xbf16>
+// CHECK: fence.proxy.async.shared::cta;
+// CHECK: "bar.sync $0, 128;"
+// S = 2^G_last S + K^T V: A = K^T from shared memory, transposed (MN-major).
+// CHECK: wgmma.fence.sync.aligned;
+// CHECK-COUNT-8: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {{.*}}p, 1, 1, 1, 1;
+// CHECK: wgmma.commit_group.sync.aligned;
+// CHECK: wgmma.wait_group.sync.aligned 0;
+// Output pairs (4-byte aligned), the new S_bf16, release the stage.
+// CHECK: vector.store {{.*}} {alignment = 4 : i64} : memref<?x4x?x128xbf16>, vector<2xbf16>
+// CHECK: vector.store {{.*}} {alignment = 4 : i64} : memref<8192xbf16, #gpu.address_space<workgroup>>, vector<2xbf16>
+// CHECK: fence.proxy.async.shared::cta;
+// CHECK: "bar.sync $0, 128;"
+// CHECK: "mbarrier.arrive.shared::cta.b64 _, [$0];"
+// CHECK: scf.yield
+// Final state.
+// CHECK: memref.store {{.*}} : memref<?x4x128x128xf32>
+// CHECK: gpu.return
+
+// Ungated, head dim 64, f16, a scale: one Q / K box, one state half; no gate
+// scan and no K scaling (full barriers count the expect_tx arrival only).
+// CHECK-LABEL: gpu.func @linear_plain
+// CHECK-SAME: attn.dynamic_shared_memory = 57888
+// CHECK-SAME: attn.grid_x = 1
+// CHECK-SAME: attn.tensor_cores = "wgmma.chunkwise"
+// CHECK-NOT: %c33_i32
+// CHECK: mbarrier.arrive.expect_tx.shared::cta.b64 _, [$0], $1;", "r,r" %{{.*}}, %c24576_i32
+// CHECK-COUNT-3: cp.async.bulk.tensor.4d
+// CHECK-NOT: gpu.shuffle
+// CHECK: setmaxnreg.inc
+// CHECK: scf.for {{.*}} iter_args({{.*}}) -> ({{(f32, ){31}f32}})
+// CHECK-COUNT-4: wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {{.*}}p, 1, 1, 0, 0;
+// CHECK-COUNT-4: wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {{.*}}p, 1, 1, 0, 1;
+// CHECK-NOT: llvm.nvvm.ex2
+// CHECK-COUNT-4: wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {{.*}}p, 1, 1, 1;
+// CHECK-NOT: fence.proxy.async
+// CHECK-COUNT-4: wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {{.*}}p, 1, 1, 1, 1;
+// CHECK: arith.constant 1.250000e-01 : f32
+// CHECK: gpu.return
+
+// Outside its scope, the mma.sync kernel as before: vector gates, a feature
+// map.
+// CHECK-LABEL: gpu.func @gated_vector
+// CHECK-SAME: attn.tensor_cores = "mma.sync.chunkwise"
+// CHECK-NOT: wgmma
+// CHECK: nvvm.mma.sync
+// CHECK: gpu.return
+// CHECK-LABEL: gpu.func @linear_elu
+// CHECK-SAME: attn.tensor_cores = "mma.sync.chunkwise"
+// CHECK-NOT: wgmma
+// CHECK: nvvm.mma.sync
+// CHECK: gpu.return
+
+// Without the option: the mma.sync kernel everywhere.
+// OFF-LABEL: gpu.func @gated_scalar
+// OFF-SAME: attn.tensor_cores = "mma.sync.chunkwise"
+// OFF-LABEL: gpu.func @linear_plain
+// OFF-SAME: attn.tensor_cores = "mma.sync.chunkwise"
+// OFF-NOT: wgmma
+
+func.func @gated_scalar(%q: memref<?x4x?x128xbf16>, %k: memref<?x4x?x128xbf16>,
+                        %v: memref<?x4x?x128xbf16>, %g: memref<?x4x?xf32>,
+                        %h0: memref<?x4x128x128xf32>, %o: memref<?x4x?x128xbf16>,
+                        %ht: memref<?x4x128x128xf32>) {
+  attn.gated_linear_attention ins(%q, %k, %v, %g : memref<?x4x?x128xbf16>, memref<?x4x?x128xbf16>, memref<?x4x?x128xbf16>, memref<?x4x?xf32>)
+      initial_state(%h0 : memref<?x4x128x128xf32>) outs(%o : memref<?x4x?x128xbf16>)
+      final_state(%ht : memref<?x4x128x128xf32>) {gate = #attn.gate<scalar>}
+  return
+}
+
+func.func @linear_plain(%q: memref<?x4x?x64xf16>, %k: memref<?x4x?x64xf16>,
+                        %v: memref<?x4x?x64xf16>, %o: memref<?x4x?x64xf16>) {
+  attn.linear_attention ins(%q, %k, %v : memref<?x4x?x64xf16>, memref<?x4x?x64xf16>, memref<?x4x?x64xf16>)
+      outs(%o : memref<?x4x?x64xf16>) {scale = 0.125 : f32}
+  return
+}
+
+func.func @gated_vector(%q: memref<?x4x?x128xbf16>, %k: memref<?x4x?x128xbf16>,
+                        %v: memref<?x4x?x128xbf16>, %g: memref<?x4x?x128xf32>,
+                        %o: memref<?x4x?x128xbf16>) {
+  attn.gated_linear_attention ins(%q, %k, %v, %g : memref<?x4x?x128xbf16>, memref<?x4x?x128xbf16>, memref<?x4x?x128xbf16>, memref<?x4x?x128xf32>)
+      outs(%o : memref<?x4x?x128xbf16>) {gate = #attn.gate<vector>}
+  return
+}
+
+func.func @linear_elu(%q: memref<?x4x?x64xf16>, %k: memref<?x4x?x64xf16>,
+                      %v: memref<?x4x?x64xf16>, %o: memref<?x4x?x64xf16>) {
+  attn.linear_attention ins(%q, %k, %v : memref<?x4x?x64xf16>, memref<?x4x?x64xf16>, memref<?x4x?x64xf16>)
+      outs(%o : memref<?x4x?x64xf16>) {feature_map = #attn.feature_map<elu_plus_one>}
+  return
+}
+
+// Overlap: chunk 0's A = Q K^T before the loop (waited for, copied), which
+// carries the next chunk's 32 A values after the state; per chunk OQ (8),
+// A V (4), the state update (8), O's stores after wait_group 1 (the state
+// update in flight), then the next chunk's Q K^T (8), wait_group 1 (the
+// state), S_bf16, the barrier, wait_group 0 (the next A).
+// OVERLAP-LABEL: gpu.func @gated_scalar
+// OVERLAP-SAME: attn.overlap
+// OVERLAP: setmaxnreg.inc
+// OVERLAP-COUNT-8: p, 1, 1, 0, 0;
+// OVERLAP: wgmma.wait_group.sync.aligned 0;
+// OVERLAP: "mov.b32 $0, $1;", "=f,f"
+// OVERLAP: scf.for {{.*}} iter_args({{.*}}) -> ({{(f32, ){95}f32}})
+// OVERLAP-COUNT-8: p, 1, 1, 0, 1;
+// OVERLAP-NOT: wgmma.wait_group.sync.aligned 1;
+// OVERLAP: wgmma.wait_group.sync.aligned 0;
+// OVERLAP-COUNT-4: p, 1, 1, 1;
+// OVERLAP-COUNT-8: p, 1, 1, 1, 1;
+// OVERLAP: wgmma.commit_group.sync.aligned;
+// OVERLAP: wgmma.wait_group.sync.aligned 1;
+// OVERLAP: vector.store {{.*}} : memref<?x4x?x128xbf16>, vector<2xbf16>
+// OVERLAP: arith.select
+// OVERLAP: mbarrier.try_wait.parity
+// OVERLAP-COUNT-8: p, 1, 1, 0, 0;
+// OVERLAP: wgmma.commit_group.sync.aligned;
+// OVERLAP: wgmma.wait_group.sync.aligned 1;
+// OVERLAP: memref<8192xbf16, #gpu.address_space<workgroup>>, vector<2xbf16>
+// OVERLAP: "bar.sync $0, 128;"
+// OVERLAP: mbarrier.arrive.shared::cta.b64
+// OVERLAP: wgmma.wait_group.sync.aligned 0;
+// OVERLAP: scf.yield
+// OVERLAP-LABEL: gpu.func @linear_plain
+// OVERLAP-SAME: attn.overlap
