@@ -94,10 +94,11 @@ static cl::opt<bool> chunkedLinearPrefetch(
              "with cp.async while this one is computed, where two blocks still fit "
              "an SM (default; --chunked-linear-prefetch=false stages synchronously)"));
 static cl::opt<bool> chunkedLinearWgmma(
-    "chunked-linear-wgmma", cl::init(false),
+    "chunked-linear-wgmma", cl::init(true),
     cl::desc("Chunkwise linear kernel on sm_90a: wgmma + TMA + mbarrier with a producer "
              "warp, for no / scalar / head-constant gates, identity feature map, no "
-             "normalizer (experimental; off by default; other chips and cases unchanged)"));
+             "normalizer (default; --chunked-linear-wgmma=false for the mma.sync kernel; "
+             "other chips and cases unchanged)"));
 static cl::opt<bool> chunkedLinearWgmmaOverlap(
     "chunked-linear-wgmma-overlap", cl::init(false),
     cl::desc("With --chunked-linear-wgmma: issue the next chunk's Q K^T before this "

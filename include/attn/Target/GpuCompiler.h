@@ -35,9 +35,12 @@ struct GpuCompileOptions {
   std::optional<bool> itemOverlap;
   bool chunkedLinear = true;      ///< linear kinds: chunkwise tensor-core kernel
   bool chunkedLinearPrefetch = true; ///< chunkwise kernel: cp.async next-chunk prefetch
-  /// Chunkwise kernel on sm_90a: the wgmma + TMA form where it applies
-  /// (experimental, off by default).
-  bool chunkedLinearWgmma = false;
+  /// Chunkwise kernel on sm_90a: the wgmma + TMA form where it applies (no,
+  /// scalar or head-constant gates, identity feature map, no normalizer).
+  /// On by default since the H200 check and bench of 2026-12-03 (63/63
+  /// checks; simple_gla 247 vs 169 TFLOP/s for the mma.sync kernel, 1.97 /
+  /// 2.01x chunk_simple_gla, bench/results/2026-12-03-v20-same-call/).
+  bool chunkedLinearWgmma = true;
   /// ... and the next chunk's Q K^T issued before this chunk's epilogue.
   bool chunkedLinearWgmmaOverlap = false;
   bool failOnSpills = false;      ///< with cubin: any spill or stack frame is an error

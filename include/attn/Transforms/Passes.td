@@ -114,7 +114,7 @@ def AttnLowerToGpuKernels : Pass<"attn-lower-to-gpu-kernels", "::mlir::ModuleOp"
     its dynamic shared memory in `attn.dynamic_shared_memory`. Other linear
     ops keep the recurrent kernel.
 
-    With `chunked-linear-wgmma` (sm_90a only; experimental), plain linear
+    With `chunked-linear-wgmma` (sm_90a only; attn-compile's default), plain linear
     attention (identity feature map, no normalizer) and gated linear
     attention with scalar or head-constant gates in f16/bf16 with head dims
     64 or 128 get the Hopper chunkwise kernel (WgmmaChunkwiseLinearKernel.cpp):
@@ -139,7 +139,7 @@ def AttnLowerToGpuKernels : Pass<"attn-lower-to-gpu-kernels", "::mlir::ModuleOp"
     Option<"chunkedLinearWgmma", "chunked-linear-wgmma", "bool", /*default=*/"false",
            "Linear kinds (sm_90a only): the wgmma + TMA chunkwise kernel for no, scalar "
            "and head-constant gates, identity feature map, no normalizer (f16/bf16, "
-           "head dims 64/128); others as without it (experimental)">,
+           "head dims 64/128); others as without it (attn-compile's default)">,
     Option<"chunkedLinearWgmmaOverlap", "chunked-linear-wgmma-overlap", "bool",
            /*default=*/"false",
            "In the wgmma chunkwise linear kernel, issue the next chunk's Q K^T before "
