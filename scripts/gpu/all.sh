@@ -16,12 +16,20 @@
 #   bash scripts/gpu/all.sh OUT      (everything ends up in OUT/results.tar.gz)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-out=${1:?usage: scripts/gpu/all.sh OUT}
-mkdir -p "$out"
-# The device tool kills a call at 600 s and then brings back only a few loose
-# files, not the archive made at the end: every step's limit is cut to what is
-# left of $CALL_BUDGET (default 560 s) less 20 s for the archive, and a step
+final=${1:?usage: scripts/gpu/all.sh OUT}
+# The device tool brings back only a few files per call, and kills a call at
+# its limit (600 s, or less when the session's device time is nearly spent).
+# So the steps write into a scratch folder and OUT holds one archive of it,
+# refreshed after every step (a killed call still returns what was done), and
+# every step's limit is cut to what is left of $CALL_BUDGET (default 560 s;
+# set it under the call's limit, `status` budget_left_s) less 20 s; a step
 # with under 10 s left is skipped.
+out=/tmp/attn-all.$$/$(basename "$final")
+mkdir -p "$out" "$final"
+snapshot() {
+  tar czf "$final/results.tar.gz.tmp" -C "$(dirname "$out")" "$(basename "$out")" &&
+    mv "$final/results.tar.gz.tmp" "$final/results.tar.gz"
+}
 call_start=$(date +%s)
 step_limit() {
   local left=$(( ${CALL_BUDGET:-560} - 20 - ($(date +%s) - call_start) ))
@@ -39,13 +47,13 @@ limited() {
   { echo "runtime build failed"; tail -20 "$out/runtime_build.txt"; }
 if [ "${CHECKS:-}" != none ]; then
   SANITIZE= limited "${CHECK_TIMEOUT:-300}" bash scripts/gpu/run.sh "$out/checks" "${CHECKS:-tc_sm_90a/}"
-  echo "checks: exit $?"
+  echo "checks: exit $?"; snapshot
 fi
 # compute-sanitizer (memcheck, racecheck) is slow: only on $SANITIZE_KERNELS.
 if [ "${SANITIZE_KERNELS:-}" != none ]; then
   SANITIZE=1 limited "${SANITIZE_TIMEOUT:-150}" bash scripts/gpu/run.sh "$out/sanitizer" \
     "${SANITIZE_KERNELS:-tc_sm_90a/dense,tc_sm_90a/causal}" | tail -8
-  echo "sanitizer: exit $?"
+  echo "sanitizer: exit $?"; snapshot
 fi
 {
   for cubin in gpu-kernels/tc_sm_90a/*.cubin gpu-kernels/bench/*.cubin gpu-kernels/bench_linwg*/*.cubin; do
@@ -62,14 +70,14 @@ if [ -d gpu-kernels/cpp_example ]; then
     cmake -G Ninja -S examples/cpp -B /tmp/attn-example -DCMAKE_PREFIX_PATH=/tmp/attn-prefix \
       -DATTN_KERNELS_DIR="$PWD/gpu-kernels/cpp_example" &&
     ninja -C /tmp/attn-example && /tmp/attn-example/run_causal; } > "$out/cpp_example.txt" 2>&1
-  echo "examples/cpp: exit $?"; tail -3 "$out/cpp_example.txt"
+  echo "examples/cpp: exit $?"; tail -3 "$out/cpp_example.txt"; snapshot
 fi
 # The PyTorch binding's GPU tests (kernels prebuilt by prepare.sh).
 if [ "${TORCH_TESTS:-1}" = 1 ] && [ -f test/gpu/test_torch_ops.py ] && [ -d gpu-kernels/torch ]; then
   ATTN_RUNTIME_LIB=$PWD/build-rt/lib/libattn_runtime.so ATTN_KERNEL_PATH=$PWD/gpu-kernels/torch/sm_90a \
     limited "${TORCH_TIMEOUT:-150}" python3 -m pytest -q -x test/gpu/test_torch_ops.py -p no:cacheprovider \
     > "$out/torch_tests.txt" 2>&1
-  echo "torch tests: exit $?"; tail -15 "$out/torch_tests.txt"
+  echo "torch tests: exit $?"; tail -15 "$out/torch_tests.txt"; snapshot
 fi
 # First-call latency of our PyTorch op next to FlexAttention's ($FIRST_CALL_ARGS,
 # e.g. "--variants causal --repeats 1"; skipped when empty).
@@ -78,7 +86,7 @@ if [ -n "${FIRST_CALL_ARGS:-}" ]; then
   ATTN_RUNTIME_LIB=$PWD/build-rt/lib/libattn_runtime.so limited "${FIRST_CALL_TIMEOUT:-90}" \
     python3 bench/first_call_latency.py --kernels gpu-kernels/torch/sm_90a --out "$out/first_call" \
     "${first_args[@]}" 2>&1 | tee "$out/first_call.txt" | tail -12
-  echo "first call: exit $?"
+  echo "first call: exit $?"; snapshot
 fi
 # Nsight Compute on our kernels ($PROFILE: "variant:entry ...", e.g.
 # "dense:b_dense causal:b_causal causal:b_causal_d64:64"; the optional third
@@ -92,7 +100,7 @@ for item in ${PROFILE:-}; do
     env ATTN_RUNTIME_LIB=$PWD/build-rt/lib/libattn_runtime.so python3 bench/bench.py \
     --kernels gpu-kernels/bench --only "$variant" --seq "${PROFILE_SEQ:-4096}" --head-dims "${head_dim:-128}" --peers flash \
     --reps 1 --ceilings none --out "/tmp/prof_bench_$entry" > "$out/prof_${entry}_run.txt" 2>&1
-  echo "profile $entry: exit $?"
+  echo "profile $entry: exit $?"; snapshot
   ncu --import "/tmp/prof_$entry.ncu-rep" --page details > "$out/prof_$entry.txt" 2>&1
   ncu --import "/tmp/prof_$entry.ncu-rep" --page source --print-source sass --csv \
     > "$out/prof_${entry}_sass.csv" 2>&1
@@ -101,7 +109,7 @@ for item in ${PROFILE:-}; do
 done
 read -r -a bench_args <<<"${BENCH_ARGS:---only dense,causal --seq 4096}"
 limited "${BENCH_TIMEOUT:-240}" bash bench/run_gpu.sh "$out/bench" "${bench_args[@]}"
-echo "bench: exit $?"
+echo "bench: exit $?"; snapshot
 # More benchmarks in the same call ($BENCH_MORE: argument lists separated by
 # ';', e.g. other --kernels folders) into OUT/bench2, OUT/bench3, ...: a
 # same-machine comparison of kernel shapes.
@@ -111,10 +119,8 @@ if [ -n "${BENCH_MORE:-}" ]; then
   for args in "${more[@]}"; do
     read -r -a extra_args <<<"$args"
     limited "${BENCH_MORE_TIMEOUT:-240}" bash bench/run_gpu.sh "$out/bench$n" "${extra_args[@]}"
-    echo "bench$n: exit $?"
+    echo "bench$n: exit $?"; snapshot
     n=$((n + 1))
   done
 fi
-# The device tool brings back only a few files per call: one archive.
-tar czf "$out.tar.gz" -C "$(dirname "$out")" "$(basename "$out")" && rm -rf "$out" &&
-  mkdir -p "$out" && mv "$out.tar.gz" "$out/results.tar.gz"
+snapshot && rm -rf "$(dirname "$out")"
