@@ -8,6 +8,7 @@
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/IRMapping.h"
@@ -236,6 +237,50 @@ inline memref::GlobalOp getDynamicSharedMemory(ImplicitLocOpBuilder &b, gpu::GPU
   auto type = MemRefType::get({0}, b.getI8Type(), MemRefLayoutAttrInterface(), space);
   return memref::GlobalOp::create(b, name, b.getStringAttr("public"), type, Attribute(),
                                   /*constant=*/false, b.getI64IntegerAttr(1024));
+}
+
+/// The position of `v` among `host`'s arguments, or -1. The TMA kernels
+/// need Q, K and V to be arguments: each tensor map describes one.
+inline int64_t hostArgumentIndex(func::FuncOp host, Value v) {
+  auto arg = dyn_cast<BlockArgument>(v);
+  return arg && arg.getOwner()->getParentOp() == host ? arg.getArgNumber() : -1;
+}
+
+/// Appends `count` `!llvm.ptr` arguments after the spec's (the runtime passes
+/// the encoded tensor maps there, in `attn.tensor_maps` order) and returns them.
+inline SmallVector<Value> appendTensorMapArguments(gpu::GPUFuncOp kernel, func::FuncOp host,
+                                                   int64_t count) {
+  Type ptrType = LLVM::LLVMPointerType::get(kernel.getContext());
+  for (int64_t i = 0; i < count; ++i)
+    (void)kernel.insertArgument(kernel.getNumArguments(), ptrType, DictionaryAttr(),
+                                host.getLoc());
+  SmallVector<Value> maps;
+  for (int64_t i = 0; i < count; ++i)
+    maps.push_back(kernel.getArgument(host.getNumArguments() + i));
+  return maps;
+}
+
+/// One entry of `attn.tensor_maps` (read into the manifest by GpuCompiler):
+/// the argument it describes, its box, and the 128-byte swizzle every wgmma
+/// operand uses.
+inline DictionaryAttr tensorMapAttr(Builder &b, int64_t argument, int64_t boxCols,
+                                    int64_t boxRows) {
+  return b.getDictionaryAttr({b.getNamedAttr("argument", b.getI64IntegerAttr(argument)),
+                              b.getNamedAttr("box_cols", b.getI64IntegerAttr(boxCols)),
+                              b.getNamedAttr("box_rows", b.getI64IntegerAttr(boxRows)),
+                              b.getNamedAttr("swizzle", b.getI64IntegerAttr(128))});
+}
+
+/// A wgmma matrix descriptor for the shared-memory operand at the 32-bit
+/// shared address `address` (PTX ISA, matrix descriptor): start address >> 4
+/// in bits 0-13, leading byte offset >> 4 in 16-29, stride byte offset (1024:
+/// 8-row groups of 128-byte rows) >> 4 in 32-45, 128-byte swizzle in 62-63.
+inline Value wgmmaDescriptor(ImplicitLocOpBuilder &b, Value address, int64_t leadingBytes) {
+  auto c64 = [&](int64_t v) { return arith::ConstantIntOp::create(b, v, 64); };
+  Value addr = arith::ExtUIOp::create(b, b.getI64Type(), address);
+  Value start = arith::AndIOp::create(b, arith::ShRUIOp::create(b, addr, c64(4)), c64(0x3FFF));
+  int64_t bits = ((leadingBytes >> 4) << 16) | (int64_t(1024 >> 4) << 32) | (int64_t(1) << 62);
+  return arith::OrIOp::create(b, start, c64(bits));
 }
 
 inline MemRefType sharedTile(MLIRContext *ctx, int64_t rows, int64_t cols, Type et) {

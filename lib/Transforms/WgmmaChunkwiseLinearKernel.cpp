@@ -71,11 +71,6 @@ constexpr int64_t kThreads = 256, kConsumerThreads = 128;
 constexpr int64_t kProducerRegisters = 40, kConsumerRegisters = 216;
 constexpr int64_t kConsumerBarrier = 1; // named barrier of the consumer warpgroup
 
-int64_t argumentIndex(func::FuncOp host, Value v) {
-  auto arg = dyn_cast<BlockArgument>(v);
-  return arg && arg.getOwner()->getParentOp() == host ? arg.getArgNumber() : -1;
-}
-
 } // namespace
 
 bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
@@ -85,8 +80,8 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
   auto vType = cast<MemRefType>(p.value.getType());
   Type et = qType.getElementType();
   int64_t dk = qType.getDimSize(3), dv = vType.getDimSize(3);
-  int64_t qArg = argumentIndex(host, p.query), kArg = argumentIndex(host, p.key),
-          vArg = argumentIndex(host, p.value);
+  int64_t qArg = hostArgumentIndex(host, p.query), kArg = hostArgumentIndex(host, p.key),
+          vArg = hostArgumentIndex(host, p.value);
   if (!(et.isBF16() || et.isF16()) || kType.getElementType() != et ||
       vType.getElementType() != et || (dk != 64 && dk != 128) || (dv != 64 && dv != 128) ||
       p.normalize || p.featureMap != FeatureMap::Identity || p.gate == GateKind::Vector ||
@@ -94,7 +89,7 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
     return false;
   bool gated = p.gate.has_value();
   MLIRContext *ctx = b.getContext();
-  Type f32 = b.getF32Type(), i8 = b.getI8Type(), i32 = b.getI32Type(), i64 = b.getI64Type();
+  Type f32 = b.getF32Type(), i8 = b.getI8Type(), i32 = b.getI32Type();
 
   // Byte offsets in the dynamic shared memory.
   int64_t boxes = dk / kBoxCols; // Q / K boxes, state halves
@@ -108,13 +103,8 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
   IRMapping map;
   SmallVector<Value> unusedShared;
   gpu::GPUFuncOp kernel = createKernel(b, module, host, {}, map, unusedShared);
-  Type ptrType = LLVM::LLVMPointerType::get(ctx);
-  for (int i = 0; i < 3; ++i)
-    (void)kernel.insertArgument(kernel.getNumArguments(), ptrType, DictionaryAttr(),
-                                host.getLoc());
-  Value qMap = kernel.getArgument(host.getNumArguments());
-  Value kMap = kernel.getArgument(host.getNumArguments() + 1);
-  Value vMap = kernel.getArgument(host.getNumArguments() + 2);
+  SmallVector<Value> maps = appendTensorMapArguments(kernel, host, 3);
+  Value qMap = maps[0], kMap = maps[1], vMap = maps[2];
   kernel->setAttr("attn.block_threads", b.getI64IntegerAttr(kThreads));
   kernel->setAttr("attn.tensor_cores", b.getStringAttr("wgmma.chunkwise"));
   kernel->setAttr("attn.dynamic_shared_memory", b.getI64IntegerAttr(total));
@@ -126,14 +116,10 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
   kernel->setAttr(NVVM::NVVMDialect::getMaxntidAttrName(),
                   b.getDenseI32ArrayAttr({int32_t(kThreads), 1, 1}));
   kernel->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(), b.getI32IntegerAttr(2));
-  auto mapAttr = [&](int64_t argument) {
-    return b.getDictionaryAttr({b.getNamedAttr("argument", b.getI64IntegerAttr(argument)),
-                                b.getNamedAttr("box_cols", b.getI64IntegerAttr(kBoxCols)),
-                                b.getNamedAttr("box_rows", b.getI64IntegerAttr(kChunk)),
-                                b.getNamedAttr("swizzle", b.getI64IntegerAttr(128))});
-  };
   kernel->setAttr("attn.tensor_maps",
-                  b.getArrayAttr({mapAttr(qArg), mapAttr(kArg), mapAttr(vArg)}));
+                  b.getArrayAttr({tensorMapAttr(b, qArg, kBoxCols, kChunk),
+                                  tensorMapAttr(b, kArg, kBoxCols, kChunk),
+                                  tensorMapAttr(b, vArg, kBoxCols, kChunk)}));
   p.remap(map);
 
   OpBuilder::InsertionGuard guard(b);
@@ -144,7 +130,6 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
   PtxEmitter ptx(b);
   auto idx = [&](int64_t v) { return lb.index(v); };
   auto c32 = [&](int64_t v) { return ptx.i32(v); };
-  auto c64 = [&](int64_t v) { return arith::ConstantIntOp::create(b, v, 64).getResult(); };
   auto toI32 = [&](Value index) { return arith::IndexCastOp::create(b, i32, index).getResult(); };
   auto add = [&](Value x, Value y) { return arith::AddIOp::create(b, x, y).getResult(); };
   auto mul = [&](Value x, Value y) { return arith::MulIOp::create(b, x, y).getResult(); };
@@ -192,16 +177,8 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
   auto emptyBar = [&](Value stage32) {
     return at(add(c32(barOff + 16), mul(stage32, c32(8))));
   };
-  // A wgmma matrix descriptor: start address >> 4 (bits 0-13), leading byte
-  // offset >> 4 (16-29), stride byte offset 1024 >> 4 (32-45), 128-byte
-  // swizzle (62-63).
   auto descriptor = [&](Value offset, int64_t leadingBytes) {
-    Value addr = arith::ExtUIOp::create(b, i64, at(offset));
-    Value start =
-        arith::AndIOp::create(b, arith::ShRUIOp::create(b, addr, c64(4)), c64(0x3FFF));
-    int64_t bits =
-        ((leadingBytes >> 4) << 16) | (int64_t(1024 >> 4) << 32) | (int64_t(1) << 62);
-    return arith::OrIOp::create(b, start, c64(bits)).getResult();
+    return wgmmaDescriptor(b, at(offset), leadingBytes);
   };
 
   Value firstThread = cmp(arith::CmpIPredicate::eq, tid, idx(0));

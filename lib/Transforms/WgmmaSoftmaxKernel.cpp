@@ -72,11 +72,6 @@ constexpr int64_t kBoxCols = 64; // 128 bytes of 16-bit elements: one swizzle ro
 constexpr int64_t kL2GroupBytes = 16 << 20;
 
 
-int64_t argumentIndex(func::FuncOp host, Value v) {
-  auto arg = dyn_cast<BlockArgument>(v);
-  return arg && arg.getOwner()->getParentOp() == host ? arg.getArgNumber() : -1;
-}
-
 } // namespace
 
 bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
@@ -96,8 +91,8 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   Type et = qType.getElementType();
   int64_t d = qType.getDimSize(3), dv = vType.getDimSize(3);
   TilePlanAttr plan = op.getTilePlanAttr();
-  int64_t qArg = argumentIndex(host, op.getQuery()), kArg = argumentIndex(host, op.getKey());
-  int64_t vArg = argumentIndex(host, op.getValue());
+  int64_t qArg = hostArgumentIndex(host, op.getQuery()), kArg = hostArgumentIndex(host, op.getKey());
+  int64_t vArg = hostArgumentIndex(host, op.getValue());
   if (!(et.isBF16() || et.isF16()) || kType.getElementType() != et ||
       vType.getElementType() != et || (d != 64 && d != 128) || (dv != 64 && dv != 128) ||
       (plan.getBlockK() != 64 && plan.getBlockK() != 128) || qArg < 0 || kArg < 0 || vArg < 0)
@@ -184,18 +179,12 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   auto [kOffset, vOffset, barOffset, qEmptyOffset, wordOffset, exchangeOffset, pendingOffset,
         sharedBytes] = layoutFor(stages);
 
-  MLIRContext *ctx = b.getContext();
   memref::GlobalOp smemGlobal = getDynamicSharedMemory(b, module);
   IRMapping map;
   SmallVector<Value> unusedShared;
   gpu::GPUFuncOp kernel = createKernel(b, module, host, {}, map, unusedShared);
-  Type ptrType = LLVM::LLVMPointerType::get(ctx);
-  for (int i = 0; i < 3; ++i)
-    (void)kernel.insertArgument(kernel.getNumArguments(), ptrType, DictionaryAttr(),
-                                host.getLoc());
-  Value qMap = kernel.getArgument(host.getNumArguments());
-  Value kMap = kernel.getArgument(host.getNumArguments() + 1);
-  Value vMap = kernel.getArgument(host.getNumArguments() + 2);
+  SmallVector<Value> maps = appendTensorMapArguments(kernel, host, 3);
+  Value qMap = maps[0], kMap = maps[1], vMap = maps[2];
   int64_t threads = (consumerGroups + 1) * 128; // producer + consumers
   kernel->setAttr("attn.block_threads", b.getI64IntegerAttr(threads));
   kernel->setAttr("attn.tensor_cores", b.getStringAttr("wgmma"));
@@ -207,15 +196,10 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   kernel->setAttr(NVVM::NVVMDialect::getMaxntidAttrName(),
                   b.getDenseI32ArrayAttr({int32_t(threads), 1, 1}));
   kernel->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(), b.getI32IntegerAttr(1));
-  auto mapAttr = [&](int64_t argument, int64_t rows) {
-    return b.getDictionaryAttr({b.getNamedAttr("argument", b.getI64IntegerAttr(argument)),
-                                b.getNamedAttr("box_cols", b.getI64IntegerAttr(kBoxCols)),
-                                b.getNamedAttr("box_rows", b.getI64IntegerAttr(rows)),
-                                b.getNamedAttr("swizzle", b.getI64IntegerAttr(128))});
-  };
-  kernel->setAttr("attn.tensor_maps", b.getArrayAttr({mapAttr(qArg, blockQ),
-                                                      mapAttr(kArg, blockK),
-                                                      mapAttr(vArg, blockK)}));
+  kernel->setAttr("attn.tensor_maps",
+                  b.getArrayAttr({tensorMapAttr(b, qArg, kBoxCols, blockQ),
+                                  tensorMapAttr(b, kArg, kBoxCols, blockK),
+                                  tensorMapAttr(b, vArg, kBoxCols, blockK)}));
 
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToEnd(&kernel.getBody().front());
@@ -223,10 +207,9 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   LoopBuilder &lb = kb.lb;
   FragmentBuilder fb(b, et);
   PtxEmitter ptx(b);
-  Type i32 = b.getI32Type(), i64 = b.getI64Type();
+  Type i32 = b.getI32Type();
   auto toI32 = [&](Value index) { return arith::IndexCastOp::create(b, i32, index); };
   auto c32 = [&](int64_t v) { return ptx.i32(v); };
-  auto c64 = [&](int64_t v) { return arith::ConstantIntOp::create(b, v, 64); };
 
   Value q = map.lookup(op.getQuery()), k = map.lookup(op.getKey());
   Value out = map.lookup(op.getOut());
@@ -261,14 +244,8 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     return at(arith::AddIOp::create(b, c32(barOffset + 8 + 8 * stages * kind),
                                     arith::MulIOp::create(b, stage, c32(8))));
   };
-  // Descriptor bits that do not depend on the address: 128-byte swizzle and
-  // the stride / leading byte offsets (>> 4).
   auto descriptor = [&](Value offset, int64_t leadingBytes) {
-    Value addr = arith::ExtUIOp::create(b, i64, at(offset));
-    Value start = arith::AndIOp::create(b, arith::ShRUIOp::create(b, addr, c64(4)),
-                                        c64(0x3FFF));
-    int64_t bits = ((leadingBytes >> 4) << 16) | (int64_t(1024 >> 4) << 32) | (int64_t(1) << 62);
-    return arith::OrIOp::create(b, start, c64(bits));
+    return wgmmaDescriptor(b, at(offset), leadingBytes);
   };
   // The i-th visited tile (a counter: block-sparse tiles may be skipped)
   // goes to stage i % 2, that stage's fill number i / 2.
