@@ -45,3 +45,10 @@ def test_render_missing_file_fails(tmp_path):
                         "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert r.returncode != 0
     assert "none.json" in r.stderr
+
+
+def test_peers_none_means_ours_only():
+    sys.path.insert(0, os.path.dirname(BENCH))
+    import bench
+    assert bench.parse_args(["--peers", "none", "--only", "linear"]).peer_set == set()
+    assert bench.parse_args(["--peers", "fla,none"]).peer_set == {"fla"}
