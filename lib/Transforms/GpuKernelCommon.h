@@ -273,6 +273,10 @@ struct WgmmaKernelOptions {
   /// Persistent blocks: an item's last P V is issued with the next item's
   /// first S = Q K^T and its output written before that tile's softmax.
   bool itemOverlap = false;
+  /// Persistent blocks take their items from a global counter (a
+  /// memref<1xi32> kernel argument after the host's, zero at launch; marked
+  /// `attn.tile_counter`) instead of the static blockIdx.x + k * gridDim.x.
+  bool dynamicScheduler = false;
 };
 
 /// The Hopper (sm_90a) wgmma + TMA softmax kernel; see WgmmaSoftmaxKernel.cpp.
