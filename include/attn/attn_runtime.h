@@ -52,7 +52,10 @@ const char *attn_kernel_argument_role(const attn_kernel *kernel, int index);
 
 /* Checks every tensor against the kernel's spec, then launches on `stream`
  * (a CUstream; NULL for the default stream). Asynchronous: synchronize the
- * stream before reading outputs. */
+ * stream before reading outputs. A kernel compiled with --dynamic-scheduler
+ * lists a last role "tile_counter" (int32, shape [1]): pass it or leave it
+ * out (num_args one less; the kernel then keeps one per stream); either way
+ * it is zeroed with cuMemsetD32Async on `stream` before the launch. */
 attn_status attn_kernel_launch(attn_kernel *kernel, const attn_tensor *args, int num_args,
                                void *stream, char *err, size_t err_len);
 

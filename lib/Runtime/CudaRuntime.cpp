@@ -32,6 +32,7 @@ struct Driver {
   decltype(&::cuMemFree) memFree = nullptr;
   decltype(&::cuMemcpyHtoD) memcpyHtoD = nullptr;
   decltype(&::cuMemcpyDtoH) memcpyDtoH = nullptr;
+  decltype(&::cuMemsetD32Async) memsetD32Async = nullptr;
   decltype(&::cuLaunchKernel) launchKernel = nullptr;
   decltype(&::cuEventCreate) eventCreate = nullptr;
   decltype(&::cuEventRecord) eventRecord = nullptr;
@@ -79,6 +80,7 @@ private:
     sym(d.memFree, "cuMemFree_v2");
     sym(d.memcpyHtoD, "cuMemcpyHtoD_v2");
     sym(d.memcpyDtoH, "cuMemcpyDtoH_v2");
+    sym(d.memsetD32Async, "cuMemsetD32Async");
     sym(d.launchKernel, "cuLaunchKernel");
     sym(d.eventCreate, "cuEventCreate");
     sym(d.eventRecord, "cuEventRecord");
@@ -371,6 +373,14 @@ bool runCudaKernel(const KernelManifest &m, const ExecInputs &in, ExecOutputs &o
     tensors.push_back({buf.role, ptr, buf.shape, buf.strides, bufferElemSize(buf.elem),
                        tensorMapType(buf.elem)});
   }
+  // The dynamic scheduler's tile counter: zeroed before every launch.
+  CUdeviceptr tileCounter = 0;
+  if (m.hasTileCounter()) {
+    if (!check(d.memAlloc(&tileCounter, 16), "cuMemAlloc (tile counter)"))
+      return false;
+    res.buffers.push_back(tileCounter);
+    tensors.push_back({kTileCounterRole, tileCounter, {1}, {1}, 4, CU_TENSOR_MAP_DATA_TYPE_INT32});
+  }
   std::vector<int64_t> words;
   TensorMapPool maps;
   if (!packArguments(d, m, tensors, maps, words, error))
@@ -381,6 +391,9 @@ bool runCudaKernel(const KernelManifest &m, const ExecInputs &in, ExecOutputs &o
 
   std::array<int64_t, 3> grid = m.launchGridFor(in, multiprocessors);
   auto launch = [&]() {
+    if (tileCounter &&
+        !check(d.memsetD32Async(tileCounter, 0, 1, /*stream=*/nullptr), "cuMemsetD32Async"))
+      return false;
     return check(d.launchKernel(fn, unsigned(grid[0]), unsigned(grid[1]), unsigned(grid[2]),
                                 unsigned(m.block[0]), unsigned(m.block[1]),
                                 unsigned(m.block[2]), unsigned(m.dynamicSharedMemory),
@@ -441,6 +454,11 @@ struct attn_kernel {
   CUfunction function = nullptr;
   int multiprocessors = 0; ///< of the device the module was loaded on
   attn::TensorMapPool tensorMaps;
+  /// The dynamic scheduler's tile counters for launches that pass none, one
+  /// per stream (launches on different streams may run at once; on one
+  /// stream, the memset before each launch is in stream order).
+  std::map<CUstream, CUdeviceptr> tileCounters;
+  std::mutex tileCountersMutex;
 };
 
 namespace attn {
@@ -505,11 +523,16 @@ bool validateLaunchArguments(const KernelManifest &m, const attn_tensor *args, i
                              ExecInputs &sizes, std::string &error) {
   const Spec &spec = *m.spec;
   const std::vector<std::string> &roles = m.argumentRoles;
-  if (numArgs != int(roles.size())) {
+  // The dynamic scheduler's tile counter (the last role) may be left out:
+  // the launch then uses one of its own.
+  bool counterOmitted = m.hasTileCounter() && numArgs == int(roles.size()) - 1;
+  if (numArgs != int(roles.size()) && !counterOmitted) {
     error = m.name + ": expected " + std::to_string(roles.size()) + " tensors (";
     for (size_t i = 0; i < roles.size(); ++i)
       error += (i ? ", " : "") + roles[i];
     error += "), got " + std::to_string(numArgs);
+    if (m.hasTileCounter())
+      error += " (the last, tile_counter, may be left out)";
     return false;
   }
   for (int i = 0; i < numArgs; ++i)
@@ -594,6 +617,9 @@ bool validateLaunchArguments(const KernelManifest &m, const attn_tensor *args, i
                                                          : std::vector<int64_t>{B, Hq, Sq, Dqk};
     } else if (role == "initial_state" || role == "final_state") {
       expected = {B, Hq, Dqk, Dv};
+    } else if (role == kTileCounterRole) {
+      expected = {1};
+      dtype = ATTN_I32;
     }
     bool ok = args[i].dtype == dtype && args[i].ndim == int(expected.size());
     for (size_t d = 0; ok && d < expected.size(); ++d) {
@@ -659,6 +685,8 @@ void attn_kernel_destroy(attn_kernel *kernel) {
     return;
   if (kernel->module)
     attn::Driver::get().moduleUnload(kernel->module);
+  for (auto &[stream, counter] : kernel->tileCounters)
+    attn::Driver::get().memFree(counter);
   delete kernel;
 }
 
@@ -730,6 +758,24 @@ attn_status attn_kernel_launch(attn_kernel *kernel, const attn_tensor *args, int
                        std::vector<int64_t>(args[i].strides, args[i].strides + args[i].ndim),
                        bufferElemSize(bufferElemOf(args[i].dtype)),
                        tensorMapType(bufferElemOf(args[i].dtype))});
+  }
+  // The dynamic scheduler's tile counter, the caller's or this stream's own:
+  // zeroed in stream order before the launch.
+  if (m.hasTileCounter()) {
+    CUdeviceptr counter = 0;
+    if (numArgs == int(m.argumentRoles.size())) {
+      counter = tensors.back().data;
+    } else {
+      std::lock_guard<std::mutex> lock(kernel->tileCountersMutex);
+      CUdeviceptr &cached = kernel->tileCounters[static_cast<CUstream>(stream)];
+      if (!cached && !check(d.memAlloc(&cached, 16), "cuMemAlloc (tile counter)"))
+        return reportStatus(err, errLen, ATTN_ERROR_CUDA, error);
+      counter = cached;
+      tensors.push_back({kTileCounterRole, counter, {1}, {1}, 4, CU_TENSOR_MAP_DATA_TYPE_INT32});
+    }
+    if (!check(d.memsetD32Async(counter, 0, 1, static_cast<CUstream>(stream)),
+               "cuMemsetD32Async (tile counter)"))
+      return reportStatus(err, errLen, ATTN_ERROR_CUDA, error);
   }
   std::vector<int64_t> words;
   if (!packArguments(d, m, tensors, kernel->tensorMaps, words, error))

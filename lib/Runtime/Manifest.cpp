@@ -196,8 +196,15 @@ bool readManifest(const std::string &path, KernelManifest &m, std::string &error
     m.argumentRoles.push_back(r.get<std::string>());
   }
   // The ABI is derived from the spec; a manifest that disagrees is stale.
-  if (m.argumentRoles != argumentRoles(*spec, /*withLse=*/true) &&
-      m.argumentRoles != argumentRoles(*spec, /*withLse=*/false))
+  // The dynamic scheduler's counter (role tile_counter) may follow the
+  // spec's arguments, last.
+  std::vector<std::string> specRoles(m.argumentRoles);
+  if (!specRoles.empty() && specRoles.back() == kTileCounterRole)
+    specRoles.pop_back();
+  if (std::count(specRoles.begin(), specRoles.end(), kTileCounterRole))
+    return fail(error, path, "arguments: tile_counter must be the last argument");
+  if (specRoles != argumentRoles(*spec, /*withLse=*/true) &&
+      specRoles != argumentRoles(*spec, /*withLse=*/false))
     return fail(error, path, "arguments: do not match the argument list of the spec");
   m.tensorMaps.clear();
   if (j.contains("tensor_maps")) {

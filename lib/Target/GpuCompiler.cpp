@@ -386,6 +386,7 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
     std::string ptx, kind = "simt";
     int64_t threads = 0, dynamicShared = 0, gridX = 1;
     bool persistent = false;
+    bool tileCounter = false; // the dynamic scheduler's counter argument
     std::vector<TensorMapArgument> tensorMaps;
   };
   // Item overlap (experimental, off unless asked) carries an item's O and P
@@ -404,6 +405,7 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
            (options.documentTiles ? " document-tiles=1" : "") + (pingPong ? " ping-pong=1" : "") +
            (persistent ? " persistent=1" : "") +
            (itemOverlap ? " item-overlap=1" : "") +
+           (persistent && options.dynamicScheduler ? " dynamic-scheduler=1" : "") +
            (options.lazyRescale ? " lazy-rescale=1" : "") + " poly-exp2=" +
            std::to_string(options.polyExp2Eighths.value_or(hopperPolyExp2(spec))) +
            " kv-stages=" + std::to_string(options.kvStages.value_or(2)) + "}";
@@ -449,6 +451,7 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
       if (auto t = f->getAttrOfType<IntegerAttr>("attn.dynamic_shared_memory"))
         g.dynamicShared = t.getInt();
       g.persistent |= f->hasAttr("attn.persistent");
+      g.tileCounter |= f->hasAttr("attn.tile_counter");
       if (auto t = f->getAttrOfType<IntegerAttr>("attn.grid_x"))
         g.gridX = t.getInt();
       if (auto kind = f->getAttrOfType<StringAttr>("attn.tensor_cores"))
@@ -637,6 +640,10 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
   report.blockK = bk;
   manifest.tensorMaps = gen.tensorMaps;
   manifest.argumentRoles = argumentRoles(spec, /*withLse=*/true);
+  // The dynamic scheduler's counter: the kernel's argument after the spec's
+  // tensors (an int32 tensor of one element, zeroed before every launch).
+  if (gen.tileCounter)
+    manifest.argumentRoles.push_back("tile_counter");
   auto hash = llvm::SHA256::hash(llvm::arrayRefFromStringRef(ptx));
   manifest.sha256 = llvm::toHex(hash, /*LowerCase=*/true);
   manifest.directory = outDir;

@@ -246,7 +246,7 @@ inline int64_t hostArgumentIndex(func::FuncOp host, Value v) {
   return arg && arg.getOwner()->getParentOp() == host ? arg.getArgNumber() : -1;
 }
 
-/// Appends `count` `!llvm.ptr` arguments after the spec's (the runtime passes
+/// Appends `count` `!llvm.ptr` arguments after the kernel's others (the runtime passes
 /// the encoded tensor maps there, in `attn.tensor_maps` order) and returns them.
 inline SmallVector<Value> appendTensorMapArguments(gpu::GPUFuncOp kernel, func::FuncOp host,
                                                    int64_t count) {
@@ -255,8 +255,9 @@ inline SmallVector<Value> appendTensorMapArguments(gpu::GPUFuncOp kernel, func::
     (void)kernel.insertArgument(kernel.getNumArguments(), ptrType, DictionaryAttr(),
                                 host.getLoc());
   SmallVector<Value> maps;
+  int64_t first = kernel.getNumArguments() - count;
   for (int64_t i = 0; i < count; ++i)
-    maps.push_back(kernel.getArgument(host.getNumArguments() + i));
+    maps.push_back(kernel.getArgument(first + i));
   return maps;
 }
 
@@ -318,6 +319,10 @@ struct WgmmaKernelOptions {
   /// Persistent blocks: an item's last P V is issued with the next item's
   /// first S = Q K^T and its output written before that tile's softmax.
   bool itemOverlap = false;
+  /// Persistent blocks take their items from a global counter (a
+  /// memref<1xi32> kernel argument after the host's, zero at launch; marked
+  /// `attn.tile_counter`) instead of the static blockIdx.x + k * gridDim.x.
+  bool dynamicScheduler = false;
 };
 
 /// The Hopper (sm_90a) wgmma + TMA softmax kernel; see WgmmaSoftmaxKernel.cpp.

@@ -322,7 +322,7 @@ struct LowerToGpuKernelsPass
           if (wgmma && buildWgmmaSoftmaxKernel(b, gpuModule, host, attention,
                                                 {documentTiles, pingPong, persistent,
                                                  lazyRescale, polyExp2Eighths, kvStages,
-                                                 itemOverlap}))
+                                                 itemOverlap, dynamicScheduler}))
             return;
           if (!tensorCores || !buildMmaSoftmaxKernel(b, gpuModule, host, attention, cpAsync))
             buildSoftmaxKernel(b, gpuModule, host, attention);

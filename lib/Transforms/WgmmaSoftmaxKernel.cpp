@@ -85,6 +85,10 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   // spills (24 bytes under 232 registers).
   bool itemOverlap = persistent && options.itemOverlap &&
                      !(options.documentTiles && op.getQDocIds());
+  // The dynamic tile scheduler (persistent blocks only): the producer takes
+  // each next item from a global counter (a kernel argument after the
+  // host's, zero at launch) instead of the static blockIdx.x + k * gridDim.x.
+  bool dynamic = persistent && options.dynamicScheduler;
   auto qType = cast<MemRefType>(op.getQuery().getType());
   auto kType = cast<MemRefType>(op.getKey().getType());
   auto vType = cast<MemRefType>(op.getValue().getType());
@@ -151,8 +155,8 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   int64_t walkWarps = classifyDocuments ? 4 : 1;
   // Byte offsets for `n` K / V stages.
   struct Layout {
-    int64_t kOffset, vOffset, barOffset, qEmptyOffset, wordOffset, exchangeOffset, pendingOffset,
-        sharedBytes;
+    int64_t kOffset, vOffset, barOffset, qEmptyOffset, slotOffset, wordOffset, exchangeOffset,
+        pendingOffset, sharedBytes;
   };
   auto layoutFor = [&](int64_t n) {
     Layout l;
@@ -163,7 +167,9 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     // per buffer, then buffer 1's q full.
     l.qEmptyOffset = l.barOffset + 8 * (1 + 4 * n);
     // Tile-list words, one i32 per stage; then the document walk's exchange.
-    l.wordOffset = l.qEmptyOffset + (persistent ? 24 : 0);
+    // Dynamic scheduler: each Q buffer's item index (one i32 per buffer).
+    l.slotOffset = l.qEmptyOffset + (persistent ? 24 : 0);
+    l.wordOffset = l.slotOffset + (dynamic ? 4 * qBuffers : 0);
     l.exchangeOffset = l.wordOffset + (tileList ? 4 * n : 0);
     l.pendingOffset = l.exchangeOffset + (walkWarps > 1 ? 2 * walkWarps * 8 : 0);
     // Item overlap: each consumer thread's pending item (see the consumer).
@@ -176,13 +182,21 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   int64_t stages = options.kvStages;
   while (stages > 2 && layoutFor(stages).sharedBytes > kMaxSharedBytes)
     --stages;
-  auto [kOffset, vOffset, barOffset, qEmptyOffset, wordOffset, exchangeOffset, pendingOffset,
-        sharedBytes] = layoutFor(stages);
+  auto [kOffset, vOffset, barOffset, qEmptyOffset, slotOffset, wordOffset, exchangeOffset,
+        pendingOffset, sharedBytes] = layoutFor(stages);
 
   memref::GlobalOp smemGlobal = getDynamicSharedMemory(b, module);
   IRMapping map;
   SmallVector<Value> unusedShared;
   gpu::GPUFuncOp kernel = createKernel(b, module, host, {}, map, unusedShared);
+  // Dynamic scheduler: the tile counter (memref<1xi32>, role tile_counter)
+  // after the host's arguments, before the tensor maps (the runtime packs
+  // every tensor's descriptor first, then the maps).
+  if (dynamic) {
+    (void)kernel.insertArgument(host.getNumArguments(), MemRefType::get({1}, b.getI32Type()),
+                                DictionaryAttr(), host.getLoc());
+    kernel->setAttr("attn.tile_counter", b.getUnitAttr());
+  }
   SmallVector<Value> maps = appendTensorMapArguments(kernel, host, 3);
   Value qMap = maps[0], kMap = maps[1], vMap = maps[2];
   int64_t threads = (consumerGroups + 1) * 128; // producer + consumers
@@ -207,7 +221,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   LoopBuilder &lb = kb.lb;
   FragmentBuilder fb(b, et);
   PtxEmitter ptx(b);
-  Type i32 = b.getI32Type();
+  Type i32 = b.getI32Type(), i64 = b.getI64Type();
   auto toI32 = [&](Value index) { return arith::IndexCastOp::create(b, i32, index); };
   auto c32 = [&](int64_t v) { return ptx.i32(v); };
 
@@ -239,6 +253,22 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   auto qEmptyBar = [&](Value buffer) {
     return at(arith::AddIOp::create(b, c32(qEmptyOffset), arith::MulIOp::create(b, buffer, c32(8))));
   };
+  // Dynamic scheduler: Q buffer `buffer`'s item index, written by the
+  // producer's issuing thread before its q-full arrival (which releases it)
+  // and read by the consumers after their q-full wait.
+  auto slotAddress = [&](Value buffer) {
+    return at(arith::AddIOp::create(b, c32(slotOffset), arith::MulIOp::create(b, buffer, c32(4))));
+  };
+  // The next item index: atom.global.add.u32 on the tile counter.
+  auto takeItem = [&]() -> Value {
+    Value counter = kernel.getArgument(host.getNumArguments());
+    Value address = arith::IndexCastOp::create(
+        b, i64, memref::ExtractAlignedPointerAsIndexOp::create(b, counter));
+    return ptx.emit({i32}, {address},
+                    "{ .reg .u64 attn_ctr; cvta.to.global.u64 attn_ctr, $1; "
+                    "atom.global.add.u32 $0, [attn_ctr], 1; }",
+                    "=r,l");
+  };
   enum BarrierKind { KFull = 0, VFull = 1, KEmpty = 2, VEmpty = 3 };
   auto stageBar = [&](BarrierKind kind, Value stage) {
     return at(arith::AddIOp::create(b, c32(barOffset + 8 + 8 * stages * kind),
@@ -266,6 +296,11 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     Value work; // persistent: the item's index (i32), from which itemOf rebuilds it
   };
   Value qTiles = arith::CeilDivUIOp::create(b, seqQ, lb.index(blockQ));
+  // The number of items (dynamic scheduler: the end of the counter's range).
+  Value itemTotal32 =
+      dynamic ? toI32(arith::MulIOp::create(b, qTiles, arith::MulIOp::create(b, heads, lb.dim(q, 0))))
+                    .getResult()
+              : Value();
   auto makeItem = [&](Value tile, Value head, Value batch) {
     Item it{tile, head, batch, arith::DivUIOp::create(b, head, group),
             arith::MulIOp::create(b, tile, lb.index(blockQ))};
@@ -316,9 +351,12 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     item.work = w32;
     return item;
   };
-  // Runs `body(item, carried) -> carried` over this block's items.
+  // Runs `body(item, carried) -> carried` over this block's items. With the
+  // dynamic scheduler, `next(carried)` gives each next item's index (the
+  // same in every thread running the loop); one >= the item count ends it.
   auto forEachItem = [&](ValueRange init,
-                         const std::function<SmallVector<Value>(const Item &, ValueRange)> &body) {
+                         const std::function<SmallVector<Value>(const Item &, ValueRange)> &body,
+                         const std::function<Value(ValueRange)> &next = nullptr) {
     if (!persistent) {
       Value tile = arith::SubIOp::create(
           b, arith::SubIOp::create(b, gpu::GridDimOp::create(b, gpu::Dimension::x), lb.index(1)),
@@ -328,6 +366,22 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                   init);
     }
     Value total = arith::MulIOp::create(b, qTiles, arith::MulIOp::create(b, heads, lb.dim(q, 0)));
+    if (dynamic) {
+      Value total32 = toI32(total);
+      SmallVector<Type> passedTypes(init.getTypes());
+      passedTypes.push_back(i32);
+      return kb.whileWithState(
+          init, passedTypes,
+          [&](ValueRange carried) {
+            Value w = next(carried);
+            SmallVector<Value> passed(carried);
+            passed.push_back(w);
+            return std::make_pair(
+                arith::CmpIOp::create(b, arith::CmpIPredicate::ult, w, total32).getResult(),
+                passed);
+          },
+          [&](ValueRange passed) { return body(itemOf(passed.back()), passed.drop_back()); });
+    }
     return kb.forWithState(gpu::BlockIdOp::create(b, gpu::Dimension::x), total,
                            gpu::GridDimOp::create(b, gpu::Dimension::x), init,
                            [&](Value w, ValueRange carried) { return body(itemOf(w), carried); });
@@ -553,12 +607,39 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   lb.ifThen(walkWarps > 1 ? lb.boolean(true) : tileList ? producerWarp : firstThread, [&] {
     // Carried over items: the number of items so far, of tiles loaded, of
     // walk rounds.
+    // Dynamic scheduler: the issuing thread waits for the Q buffer (as the
+    // static walk does per item), takes the next index, writes it to the
+    // buffer's slot and, for an index past the end, arrives on the buffer's
+    // q-full barrier without a load (the consumers' end marker); a tile-list
+    // walk's other lanes (documents: warps) read the index back after a
+    // warp (named) barrier. The slot of buffer n % 2 is rewritten only at
+    // item n + 2, after the next item's barrier: no lane reads a stale one.
+    auto nextItem = [&](ValueRange carried) -> Value {
+      auto [buffer, use] = qBufferOf(carried[0]);
+      Value taken;
+      issuer([&] {
+        Value refill = arith::CmpIOp::create(b, arith::CmpIPredicate::uge, use, c32(1));
+        Value parity = arith::RemUIOp::create(b, arith::SubIOp::create(b, use, c32(1)), c32(2));
+        lb.ifThen(refill, [&] { ptx.wait(qEmptyBar(buffer), parity); });
+        taken = takeItem();
+        ptx.emit({}, {slotAddress(buffer), taken}, "st.shared.u32 [$0], $1;", "r,r");
+        lb.ifThen(arith::CmpIOp::create(b, arith::CmpIPredicate::uge, taken, itemTotal32),
+                  [&] { ptx.arrive(qFullBar(buffer)); });
+      });
+      if (!tileList)
+        return taken;
+      if (walkWarps > 1)
+        ptx.namedBarrierSync(c32(kWalkBarrier), walkWarps * 32);
+      else
+        ptx.emit({}, {}, "bar.warp.sync -1;", "");
+      return ptx.emit({i32}, {slotAddress(buffer)}, "ld.shared.u32 $0, [$1];", "=r,r");
+    };
     forEachItem({c32(0), c32(0), c32(0)}, [&](const Item &item, ValueRange items) {
     Value itemCount = items[0];
     KTileRange range = emitKTileRange(b, plan, item.tile, seqQ, seqK, /*withFullRange=*/false);
     issuer([&] {
       auto [buffer, use] = qBufferOf(itemCount);
-      if (persistent) {
+      if (persistent && !dynamic) {
         // From its second fill on, a Q buffer is refilled once every
         // consumer warp is done with the Q it held (item n - 2's).
         Value refill = arith::CmpIOp::create(b, arith::CmpIPredicate::uge, use, c32(1));
@@ -677,7 +758,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     });
     return SmallVector<Value>{arith::AddIOp::create(b, itemCount, c32(1)),
                               arith::AddIOp::create(b, count, c32(1)), walked[2]};
-    });
+    }, dynamic ? std::function<Value(ValueRange)>(nextItem) : nullptr);
   });
   b.setInsertionPointToStart(&roles.getElseRegion().front());
   ptx.setMaxRegisters(registers.consumer, /*increase=*/true);
@@ -855,13 +936,20 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     st.o.assign(o.begin(), o.end());
     softmaxOf(itemOf(work)).finalize(st, out, lse);
   };
+  // Dynamic scheduler: wait for the next Q buffer and read its item index.
+  auto consumerNextItem = [&](ValueRange carried) -> Value {
+    auto [buffer, use] = qBufferOf(carried[0]);
+    ptx.wait(qFullBar(buffer), arith::RemUIOp::create(b, use, c32(2)));
+    return ptx.emit({i32}, {slotAddress(buffer)}, "ld.shared.u32 $0, [$1];", "=r,r");
+  };
   SmallVector<Value> itemsOut = forEachItem(itemInit, [&](const Item &item, ValueRange items) {
   Value itemCount = items[0], firstCount = items[1];
   Value pendingValid = itemOverlap ? items[pendingBegin] : Value();
   FragmentSoftmax softmax = softmaxOf(item);
   KTileRange range = emitKTileRange(b, plan, item.tile, seqQ, seqK);
   auto [qBuffer, qUse] = qBufferOf(itemCount);
-  ptx.wait(qFullBar(qBuffer), arith::RemUIOp::create(b, qUse, c32(2)));
+  if (!dynamic)
+    ptx.wait(qFullBar(qBuffer), arith::RemUIOp::create(b, qUse, c32(2)));
   qItemOffset = arith::AddIOp::create(b, qWarpgroupOffset,
                                       arith::MulIOp::create(b, qBuffer, c32(qBytes)));
   if (pingPong && !persistent)
@@ -1043,6 +1131,8 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     nextCount = arith::AddIOp::create(b, endCount, arith::ExtUIOp::create(b, i32, endWord));
   }
   // Every S = Q K^T of the item is done: the producer may refill Q.
+  if (dynamic) // every lane read the buffer's item index
+    ptx.emit({}, {}, "bar.warp.sync -1;", "");
   if (persistent)
     lb.ifThen(laneZero, [&] { ptx.arrive(qEmptyBar(qBuffer)); });
   if (pingPong && !persistent)
@@ -1086,7 +1176,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   state.append(oFinal.begin(), oFinal.end());
   softmax.finalize(SoftmaxState::unflatten(state), out, lse);
   return SmallVector<Value>{arith::AddIOp::create(b, itemCount, c32(1)), nextCount};
-  });
+  }, dynamic ? std::function<Value(ValueRange)>(consumerNextItem) : nullptr);
   if (itemOverlap) {
     // The block's last item with tiles: its last P V, then its output.
     ValueRange pending = ValueRange(itemsOut).drop_front(pendingBegin);

@@ -124,9 +124,23 @@ def _launch(spec, roles, device, alternative=None):
     return _launch_kernel(kernel, spec, roles, stream)
 
 
+# The dynamic tile scheduler's counter (attn-compile --dynamic-scheduler): an
+# int32 tensor of one element, zero at every launch, the kernel's last
+# argument. Made here on the launch's device (the caching allocator, in
+# stream order), so callers never pass it; the runtime zeroes it again on the
+# launch stream.
+TILE_COUNTER = "tile_counter"
+
+
+def _role_argument(roles, role):
+    if role == TILE_COUNTER and role not in roles:
+        return torch.zeros(1, dtype=torch.int32, device=roles["query"].device)
+    return roles[role]
+
+
 def _launch_kernel(kernel, spec, roles, stream):
     try:
-        args = [roles[r] for r in kernel.cached_roles]
+        args = [_role_argument(roles, r) for r in kernel.cached_roles]
     except KeyError as e:
         raise AttnArgumentError(f"kernel {spec['name']} expects argument {e.args[0]!r}, which "
                                 "this call does not provide") from None

@@ -32,6 +32,16 @@ build/bin/attn-compile bench/specs/b_{dense,causal,dense_d64,causal_d64,window,b
 # only, where it fits the registers), against bench_persistent in the same call.
 build/bin/attn-compile bench/specs/b_{dense_d64,causal_d64}.json \
   -o gpu-kernels/bench_persistent_overlap --chip sm_90a --cubin --fail-on-spills --persistent --item-overlap -q
+# The dynamic tile scheduler (--persistent --dynamic-scheduler, experimental, off by
+# default): persistent blocks take their items from a global counter (manifest role
+# tile_counter, zeroed by the runtime before every launch). Checks
+# (CHECKS=tc_sm_90a_dynsched/, the tc_sm_90a_persistent specs) and same-call bench
+# comparisons against bench_persistent and bench (--kernels gpu-kernels/bench_dynsched).
+build/bin/attn-compile examples/{dense,causal,gqa,bshd,block_sparse,document,alibi,softcap,window}.json \
+  test/gpu/specs/{dense_d64,causal_gqa_d64,window_f16_d64,alibi_causal_lse}.json \
+  -o gpu-kernels/tc_sm_90a_dynsched --chip sm_90a --cubin --fail-on-spills --persistent --dynamic-scheduler -q
+build/bin/attn-compile bench/specs/b_{causal,document,alibi,softcap,dense,window}.json \
+  -o gpu-kernels/bench_dynsched --chip sm_90a --cubin --fail-on-spills --persistent --dynamic-scheduler -q
 # The D = 128 softmax bench specs on the one-item grid (--persistent=false), against
 # the persistent defaults (dense, window, block-sparse) in the same call.
 build/bin/attn-compile bench/specs/b_{dense,window,block_sparse}.json \

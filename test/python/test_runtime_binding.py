@@ -64,3 +64,35 @@ def test_roles_and_argument_checks(causal_manifest):
     with pytest.raises(attn.AttnError) as e:
         k.launch(q, q, q, q, lse)
     assert e.value.status in ("not on device", "CUDA error")
+
+
+@pytest.fixture(scope="module")
+def dynamic_manifest(tmp_path_factory):
+    out = tmp_path_factory.mktemp("kernels_dyn")
+    r = subprocess.run([os.path.join(ROOT, "build", "bin", "attn-compile"),
+                        os.path.join(ROOT, "examples", "causal.json"), "-o", str(out), "-q",
+                        "--chip", "sm_90a", "--persistent", "--dynamic-scheduler"],
+                       capture_output=True, text=True)
+    if r.returncode:
+        pytest.skip("attn-compile for sm_90a failed (no ptxas?): " + r.stderr)
+    return str(out / "causal.json")
+
+
+def test_tile_counter_role(dynamic_manifest):
+    k = attn.Kernel(dynamic_manifest)
+    assert k.roles == ["query", "key", "value", "out", "lse", "tile_counter"]
+    q = FakeTensor(np.ones((2, 16, 10, 128), np.float16), dtype="torch.bfloat16")
+    lse = FakeTensor(np.ones((2, 16, 10), np.float32))
+    counter = FakeTensor(np.zeros((1,), np.int32))
+    # With the counter or without it (the runtime then uses one of its own): the
+    # arguments pass; host memory is refused before any kernel runs.
+    for args in ((q, q, q, q, lse, counter), (q, q, q, q, lse)):
+        with pytest.raises(attn.AttnError) as e:
+            k.launch(*args)
+        assert e.value.status in ("not on device", "CUDA error"), str(e.value)
+    with pytest.raises(attn.AttnError) as e:
+        k.launch(q, q, q, q, lse, FakeTensor(np.zeros((2,), np.int32)))
+    assert "tile_counter: expected i32 [1], got i32 [2]" in str(e.value)
+    with pytest.raises(attn.AttnError) as e:
+        k.launch(q, q, q, q)
+    assert "expected 6 tensors (query, key, value, out, lse, tile_counter), got 4" in str(e.value)

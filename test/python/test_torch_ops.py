@@ -839,3 +839,35 @@ def test_emulated_opcheck(emulated):
     torch.library.opcheck(torch.ops.attn.linear_attention.default,
                           (x, x, x, None, "identity", False, None, False, "bhsd"),
                           test_utils=tests)
+
+
+@needs_torch
+def test_tile_counter_role_gets_a_fresh_zero_tensor():
+    # The dynamic scheduler's kernels list a trailing tile_counter role: the op makes
+    # torch.zeros(1, dtype=int32) on the query's device for every launch (callers never
+    # pass it); kernels without the role get exactly the tensors they list.
+    import attn.ops as O
+
+    class FakeKernel:
+        def __init__(self, roles):
+            self.cached_roles = roles
+            self.launched = []
+
+        def launch(self, *tensors, stream=None):
+            self.launched.append(tensors)
+
+    q = torch.randn(1, 2, 8, 64, dtype=torch.bfloat16)
+    roles = {"query": q, "key": q, "value": q, "out": q, "lse": torch.zeros(1, 2, 8)}
+    k = FakeKernel(["query", "key", "value", "out", "lse", "tile_counter"])
+    O._launch_kernel(k, {"name": "x"}, roles, None)
+    O._launch_kernel(k, {"name": "x"}, roles, None)
+    assert len(k.launched) == 2
+    first, second = k.launched[0][-1], k.launched[1][-1]
+    for c in (first, second):
+        assert c.dtype == torch.int32 and tuple(c.shape) == (1,) and c.device == q.device
+        assert int(c.item()) == 0
+    assert first is not second
+    assert "tile_counter" not in roles
+    plain = FakeKernel(["query", "key", "value", "out", "lse"])
+    O._launch_kernel(plain, {"name": "x"}, roles, None)
+    assert len(plain.launched[0]) == 5

@@ -141,6 +141,32 @@ TEST(Manifest, ReadsTensorMapsAndWritesThemBack) {
   EXPECT_EQ(back.tensorMaps[1].boxRows, 64);
 }
 
+TEST(Manifest, ReadsTheDynamicSchedulersTileCounterRole) {
+  KernelManifest m;
+  std::string error;
+  // A manifest without the role: as before.
+  ASSERT_TRUE(readManifest(writeTemp("notc.json", manifestJson()), m, error)) << error;
+  EXPECT_FALSE(m.hasTileCounter());
+  // The tile counter follows the spec's arguments (attn-compile
+  // --dynamic-scheduler) and survives a round trip.
+  ASSERT_TRUE(readManifest(
+      writeTemp("tc.json", manifestJson(R"({"symbol": "Sq", "ceil_div": 64})",
+                                        R"(["query", "key", "value", "out", "lse", "tile_counter"])")),
+      m, error)) << error;
+  EXPECT_TRUE(m.hasTileCounter());
+  ASSERT_EQ(m.argumentRoles.size(), 6u);
+  EXPECT_EQ(m.argumentRoles.back(), kTileCounterRole);
+  KernelManifest back;
+  ASSERT_TRUE(readManifest(writeTemp("tc2.json", m.toJson(kCausalSpec)), back, error)) << error;
+  EXPECT_EQ(back.argumentRoles, m.argumentRoles);
+  // Anywhere but last, it is refused.
+  EXPECT_FALSE(readManifest(
+      writeTemp("tcbad.json", manifestJson(R"({"symbol": "Sq", "ceil_div": 64})",
+                                           R"(["query", "key", "value", "tile_counter", "out", "lse"])")),
+      m, error));
+  EXPECT_NE(error.find("tile_counter must be the last argument"), std::string::npos) << error;
+}
+
 TEST(Manifest, RejectsMalformedFilesWithTheKeyPath) {
   struct Case {
     std::string text, message;
@@ -328,6 +354,45 @@ TEST(CApi, ChecksArgumentsAgainstTheSpec) {
     EXPECT_NE(std::string(err).find("libcuda.so.1"), std::string::npos) << err;
   }
   attn_kernel_destroy(kernel);
+}
+#endif
+
+#ifdef ATTN_HAVE_CUDA
+TEST(CApi, BindsTheTileCounterRoleOrLeavesItToTheRuntime) {
+  KernelManifest manifest;
+  std::string error;
+  ASSERT_TRUE(readManifest(
+      writeTemp("capitc.json", manifestJson(R"({"symbol": "Sq", "ceil_div": 64})",
+                                            R"(["query", "key", "value", "out", "lse", "tile_counter"])")),
+      manifest, error)) << error;
+  int dummy = 0;
+  auto bshd = [&](int64_t b, int64_t h, int64_t s, int64_t d) {
+    return tensor({b, h, s, d}, ATTN_BF16, &dummy, {s * h * d, d, h * d, 1});
+  };
+  std::vector<attn_tensor> args = {bshd(2, 4, 100, 8), bshd(2, 2, 130, 8), bshd(2, 2, 130, 8),
+                                   bshd(2, 4, 100, 8), tensor({2, 4, 100}, ATTN_F32, &dummy),
+                                   tensor({1}, ATTN_I32, &dummy)};
+  attn::ExecInputs sizes;
+  // Passed (the PyTorch binding's torch.zeros(1, dtype=torch.int32)) ...
+  EXPECT_TRUE(attn::validateLaunchArguments(manifest, args.data(), 6, sizes, error)) << error;
+  // ... or left out: the launch uses (and zeroes) one of its own.
+  EXPECT_TRUE(attn::validateLaunchArguments(manifest, args.data(), 5, sizes, error)) << error;
+  EXPECT_FALSE(attn::validateLaunchArguments(manifest, args.data(), 4, sizes, error));
+  EXPECT_NE(error.find("expected 6 tensors (query, key, value, out, lse, tile_counter), got 4 "
+                       "(the last, tile_counter, may be left out)"),
+            std::string::npos) << error;
+  auto bad = args;
+  bad[5] = tensor({2}, ATTN_I32, &dummy);
+  EXPECT_FALSE(attn::validateLaunchArguments(manifest, bad.data(), 6, sizes, error));
+  EXPECT_NE(error.find("tile_counter: expected i32 [1], got i32 [2]"), std::string::npos) << error;
+  bad[5] = tensor({1}, ATTN_F32, &dummy);
+  EXPECT_FALSE(attn::validateLaunchArguments(manifest, bad.data(), 6, sizes, error));
+  EXPECT_NE(error.find("tile_counter: expected"), std::string::npos) << error;
+  // A manifest without the role still wants exactly its tensors.
+  KernelManifest plain;
+  ASSERT_TRUE(readManifest(writeTemp("capitc2.json", manifestJson()), plain, error)) << error;
+  EXPECT_FALSE(attn::validateLaunchArguments(plain, args.data(), 6, sizes, error));
+  EXPECT_TRUE(attn::validateLaunchArguments(plain, args.data(), 5, sizes, error)) << error;
 }
 #endif
 

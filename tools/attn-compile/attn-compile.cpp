@@ -80,6 +80,11 @@ static cl::opt<bool> itemOverlap(
     cl::desc("Hopper persistent kernel: issue an item's last P V with the next item's "
              "first S = Q K^T and write its output before that tile's softmax "
              "(experimental: measured 2-5% slower at head dim 64; spills at 128)"));
+static cl::opt<bool> dynamicScheduler(
+    "dynamic-scheduler", cl::init(false),
+    cl::desc("Hopper persistent kernel (--persistent): take each next work item from a "
+             "global counter (manifest role tile_counter, zeroed by the runtime before "
+             "every launch) instead of the static order (experimental)"));
 static cl::opt<bool> documentTiles(
     "document-tiles", cl::init(true),
     cl::desc("Hopper kernel: classify k tiles from the document ids at run time "
@@ -148,6 +153,12 @@ int main(int argc, char **argv) {
   options.lazyRescale = lazyRescale;
   if (itemOverlap.getNumOccurrences())
     options.itemOverlap = itemOverlap;
+  options.dynamicScheduler = dynamicScheduler;
+  if (dynamicScheduler && !(persistent.getNumOccurrences() && persistent)) {
+    llvm::errs() << "attn-compile: error: --dynamic-scheduler needs --persistent (it "
+                    "schedules the persistent blocks' work items)\n";
+    return 1;
+  }
   if (polyExp2.getNumOccurrences()) {
     if (polyExp2 < 0 || polyExp2 > 8) {
       llvm::errs() << "attn-compile: error: --poly-exp2=" << polyExp2

@@ -36,6 +36,12 @@ struct TensorMapArgument {
   int64_t swizzle = 0; ///< bytes: 0 (none), 32, 64 or 128
 };
 
+/// The dynamic tile scheduler's counter (attn-compile --dynamic-scheduler):
+/// an int32 tensor of one element, zero at every launch, the kernel's last
+/// argument. The runtime's launch paths allocate and zero it themselves
+/// (cuMemsetD32Async on the launch stream) unless the caller passes one.
+inline constexpr const char *kTileCounterRole = "tile_counter";
+
 struct KernelManifest {
   static constexpr const char *kFormat = "attn.kernel/1";
   std::string name, entry, chip, ptxFile, cubinFile;
@@ -47,6 +53,10 @@ struct KernelManifest {
   /// items. 0: one block per grid cell.
   int64_t persistentBlocksPerSm = 0;
   std::vector<std::string> argumentRoles;
+  /// Whether the last argument is the dynamic scheduler's tile counter.
+  bool hasTileCounter() const {
+    return !argumentRoles.empty() && argumentRoles.back() == kTileCounterRole;
+  }
   std::vector<TensorMapArgument> tensorMaps;
   std::string sha256;
   /// A tuning candidate (attn-compile --tune-candidates): the group it belongs

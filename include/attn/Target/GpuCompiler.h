@@ -33,6 +33,10 @@ struct GpuCompileOptions {
   /// Hopper persistent kernel: carry an item's last P V and epilogue into
   /// the next item's first tile (experimental; unset: off, measured slower).
   std::optional<bool> itemOverlap;
+  /// Hopper persistent kernel: take each next work item from a global counter
+  /// (manifest role `tile_counter`, zeroed before every launch) instead of the
+  /// static order. Off by default; requires persistent blocks.
+  bool dynamicScheduler = false;
   bool chunkedLinear = true;      ///< linear kinds: chunkwise tensor-core kernel
   bool chunkedLinearPrefetch = true; ///< chunkwise kernel: cp.async next-chunk prefetch
   /// Chunkwise kernel on sm_90a: the wgmma + TMA form where it applies (no,

@@ -165,6 +165,11 @@ def AttnLowerToGpuKernels : Pass<"attn-lower-to-gpu-kernels", "::mlir::ModuleOp"
            "In the persistent wgmma kernel, issue an item's last P V with the next "
            "item's first S = Q K^T and write its output before that tile's softmax "
            "(experimental: measured slower)">,
+    Option<"dynamicScheduler", "dynamic-scheduler", "bool", /*default=*/"false",
+           "In the persistent wgmma kernel, take each next work item from a global "
+           "counter (an extra memref<1xi32> kernel argument, zero at launch) "
+           "instead of the static blockIdx.x + k * gridDim.x; ignored without "
+           "persistent">,
     Option<"documentTiles", "document-tiles", "bool", /*default=*/"false",
            "In the wgmma kernel, classify k tiles from the document ids at run "
            "time (attn-compile's default)">,
