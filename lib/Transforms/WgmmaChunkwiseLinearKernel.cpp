@@ -69,6 +69,10 @@ constexpr int64_t kThreads = 256, kConsumerThreads = 128;
 // 128 * 40 + 128 * 216 = 32768 = 256 threads x the 128 registers per thread
 // of two blocks per SM.
 constexpr int64_t kProducerRegisters = 40, kConsumerRegisters = 216;
+// Vector gates at Dk = 128 (1 block per SM by shared memory: 255 registers
+// per thread at launch): 40 + 240 (the consumer spills at 224; the producer's
+// gate scan at 24).
+constexpr int64_t kVecProducerRegisters = 40, kVecConsumerRegisters = 240;
 constexpr int64_t kConsumerBarrier = 1; // named barrier of the consumer warpgroup
 // Vector gates: k16-step groups of Q S and the A sub-block chains left in
 // flight while the next step's operands are computed.
@@ -140,7 +144,9 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
   // redistributes.
   kernel->setAttr(NVVM::NVVMDialect::getMaxntidAttrName(),
                   b.getDenseI32ArrayAttr({int32_t(kThreads), 1, 1}));
-  kernel->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(), b.getI32IntegerAttr(2));
+  // Vector gates past ~113 KB of shared memory run 1 block per SM.
+  bool oneBlock = vec && total > 113 * 1024;
+  kernel->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(), b.getI32IntegerAttr(oneBlock ? 1 : 2));
   auto mapAttr = [&](int64_t argument) {
     return b.getDictionaryAttr({b.getNamedAttr("argument", b.getI64IntegerAttr(argument)),
                                 b.getNamedAttr("box_cols", b.getI64IntegerAttr(kBoxCols)),
@@ -238,7 +244,7 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
   // Producer: warp 0 of warpgroup 0.
   //===--------------------------------------------------------------------===//
   b.setInsertionPointToStart(&roles.getThenRegion().front());
-  ptx.setMaxRegisters(kProducerRegisters, /*increase=*/false);
+  ptx.setMaxRegisters(oneBlock ? kVecProducerRegisters : kProducerRegisters, /*increase=*/false);
   // Vector gates: the 128 producer threads run the chunk loop; thread 0
   // issues the TMA loads, thread d < Dk scans dimension d of the gates.
   if (vec) {
@@ -359,7 +365,7 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
   // Consumer: warpgroup 1.
   //===--------------------------------------------------------------------===//
   b.setInsertionPointToStart(&roles.getElseRegion().front());
-  ptx.setMaxRegisters(kConsumerRegisters, /*increase=*/true);
+  ptx.setMaxRegisters(oneBlock ? kVecConsumerRegisters : kConsumerRegisters, /*increase=*/true);
   Value ctid = arith::SubIOp::create(b, tid, idx(128));
   Value cwarp = div(ctid, 32);
   Value g = div(lane, 4), t2 = mul(rem(lane, 4), idx(2));
@@ -454,6 +460,16 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
   // updates it.
   auto vectorChunk = [&](Value c, ValueRange carried) -> SmallVector<Value> {
     Value t0 = mul(c, idx(kChunk));
+    // The thread index as an opaque per-chunk value: the lane-dependent
+    // shared-memory indices below are loop-invariant, and hoisted out of the
+    // chunk loop they held ~30 registers through it (spills at Dk = 128).
+    Value ctid = arith::IndexCastOp::create(
+        b, b.getIndexType(), ptx.emit({i32}, {toI32(tid)}, "mov.b32 $0, $1;", "=r,r"));
+    ctid = arith::SubIOp::create(b, ctid, idx(128));
+    Value lane = rem(ctid, 32), cwarp = div(ctid, 32);
+    Value g = div(lane, 4), t2 = mul(rem(lane, 4), idx(2));
+    Value rowA[2] = {add(mul(cwarp, idx(16)), g), add(add(mul(cwarp, idx(16)), g), idx(8))};
+    auto stateRow = [&](int64_t h, int64_t e) { return add(idx(64 * h), rowA[e / 2]); };
     Stage st = stageOf(c);
     Value stageIdx = st.index, stage = st.i32, base = st.base;
     Value gBase = mul(stageIdx, idx(kChunk * dk));
