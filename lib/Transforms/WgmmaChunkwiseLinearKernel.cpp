@@ -8,6 +8,12 @@
 // --chunked-linear-wgmma, sm_90a only); everything else keeps the mma.sync
 // kernel.
 //
+// With `vectorGates` (chunked-linear-wgmma-vector, experimental, off by
+// default), vector gates (GLA) too: `vectorChunk` below and
+// docs/chunkwise-linear-gpu.md "Session 9" (8-key sub-blocks with reference
+// step 8j + 7 on m64n8k16, the 8 x 8 diagonal triangles in f32; G [2][64][Dk]
+// f32 and K~ in shared memory: 1 block per SM at Dk = 128).
+//
 // Grid (Dv / 64, H, B); a block of 256 threads: warpgroup 0 produces (one
 // warp: lane 0 issues the TMA loads, the 32 lanes scan the chunk's gates),
 // warpgroup 1 consumes (carries the f32 state slice S[Dk, 64] in its
