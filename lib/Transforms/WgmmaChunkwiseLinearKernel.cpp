@@ -76,13 +76,17 @@ constexpr int64_t kThreads = 256, kConsumerThreads = 128;
 // of two blocks per SM.
 constexpr int64_t kProducerRegisters = 40, kConsumerRegisters = 216;
 // Vector gates at Dk = 128 (1 block per SM by shared memory: 255 registers
-// per thread at launch): 40 + 240 (the consumer spills at 224; the producer's
-// gate scan at 24).
-constexpr int64_t kVecProducerRegisters = 40, kVecConsumerRegisters = 240;
+// per thread at launch): 40 + 248 (the consumer spills at 224, and by 4 bytes
+// at 240 with the chained scales; the producer's gate scan at 24).
+constexpr int64_t kVecProducerRegisters = 40, kVecConsumerRegisters = 248;
 constexpr int64_t kConsumerBarrier = 1; // named barrier of the consumer warpgroup
 // Vector gates: k16-step groups of Q S and the A sub-block chains left in
 // flight while the next step's operands are computed.
 constexpr int kVecInFlight = 0;
+// Vector gates: Q ⊙ 2^(G_t − G_r(j)) for the 7 reference blocks as one exp2
+// (the nearest block below the row's) times a per-chunk table of
+// 2^(G_r(j+1) − G_r(j)) (exponents <= 0), rather than 7 exp2 per value.
+constexpr bool kVecChainedScales = true;
 
 int64_t argumentIndex(func::FuncOp host, Value v) {
   auto arg = dyn_cast<BlockArgument>(v);
@@ -125,6 +129,8 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
   if (vec) {
     ktOff = gOff + 2 * kChunk * dk * 4;
     barOff = ktOff + qkBytes;
+    if (kVecChainedScales)
+      barOff += 6 * dk * 4; // the ratio table D [6][Dk] f32
   }
   int64_t total = barOff + 4 * 8;
   int64_t stageTxBytes = stageBytes; // Q, K and V boxes of one chunk
@@ -523,6 +529,19 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
       vector::StoreOp::create(b, arith::TruncFOp::create(b, vec8, x), ktView,
                               ValueRange{index}, false, llvm::MaybeAlign(16));
     });
+    // D[j][d] = 2^(G[r(j + 1), d] − G[r(j), d]), j = 0 .. 5.
+    Value dView;
+    if (kVecChainedScales) {
+      dView = view(idx(ktOff + qkBytes), 6 * dk, f32);
+      for (int64_t m = 0; m < 6 * dk / kConsumerThreads; ++m) {
+        Value e = add(ctid, idx(m * kConsumerThreads));
+        Value j = div(e, dk), d = rem(e, dk);
+        Value r0 = add(mul(j, idx(8)), idx(7));
+        Value g0 = memref::LoadOp::create(b, gView, ValueRange{gAt(r0, d)});
+        Value g1 = memref::LoadOp::create(b, gView, ValueRange{gAt(add(r0, idx(8)), d)});
+        memref::StoreOp::create(b, exp2(fsub(g1, g0)), dView, ValueRange{e});
+      }
+    }
     ptx.fenceProxyAsync();
     consumerSync();
 
@@ -562,7 +581,47 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
                                 vector::ExtractOp::create(b, x, 1), true));
       }
       SmallVector<SmallVector<Value>> qj(7);
-      for (int64_t j = 0; j < 7; ++j)
+      if (kVecChainedScales) {
+        // Row half h (register i % 2) sits in 8-row block 2w + h; its
+        // nearest reference block below is jStart = 2w + h − 1 (none for
+        // w = h = 0): x_jStart = Q 2^(G_t − G_r(jStart)) directly, x_j =
+        // x_(j+1) D[j] for j < jStart; blocks j > jStart are masked (Q as
+        // a finite placeholder).
+        for (int64_t i = 0; i < 4; ++i) {
+          Value dim = add(idx(s * 16 + 8 * (i / 2)), t2);
+          Value jStart = arith::SubIOp::create(
+              b, add(mul(cwarp, idx(2)), idx(i % 2)), idx(1)); // may be "-1" (wraps)
+          Value startRow = add(mul(cwarp, idx(16)), idx(8 * (i % 2) - 1 + 1));
+          startRow = arith::SubIOp::create(b, startRow, idx(1));
+          startRow = arith::MaxSIOp::create(b, startRow, idx(0));
+          Value gRef = vector::LoadOp::create(b, vec2f, gView, ValueRange{gAt(startRow, dim)},
+                                              false, llvm::MaybeAlign(8));
+          Value e = arith::MinimumFOp::create(b, fsub(gq[i], gRef), kb.splat(lb.f32(0.0), 2));
+          Value direct = arith::MulFOp::create(b, qv[i], exp2(e));
+          Value x = qv[i];
+          SmallVector<Value> xs(7);
+          for (int64_t j = 6; j >= 0; --j) {
+            Value isStart = cmp(arith::CmpIPredicate::eq, jStart, idx(j));
+            Value chained = x;
+            if (j < 6) {
+              Value d = vector::LoadOp::create(b, vec2f, dView,
+                                               ValueRange{add(idx(j * dk), dim)}, false,
+                                               llvm::MaybeAlign(8));
+              chained = arith::MulFOp::create(b, x, d);
+            }
+            // j > jStart (signed; jStart = -1 wraps to a huge unsigned index,
+            // compared signed here): the placeholder.
+            Value above = cmp(arith::CmpIPredicate::sgt, idx(j), jStart);
+            x = arith::SelectOp::create(
+                b, isStart, direct, arith::SelectOp::create(b, above, qv[i], chained));
+            xs[j] = fb.packF32(vector::ExtractOp::create(b, x, 0),
+                               vector::ExtractOp::create(b, x, 1), true);
+          }
+          for (int64_t j = 0; j < 7; ++j)
+            qj[j].push_back(xs[j]);
+        }
+      }
+      for (int64_t j = 0; j < 7 && !kVecChainedScales; ++j)
         for (int64_t i = 0; i < 4; ++i) {
           Value dim = add(idx(s * 16 + 8 * (i / 2)), t2);
           Value gRef = vector::LoadOp::create(b, vec2f, gView,

@@ -179,15 +179,17 @@ func.func @linear_elu(%q: memref<?x4x?x64xf16>, %k: memref<?x4x?x64xf16>,
 
 // chunked-linear-wgmma-vector: vector gates get the wgmma kernel. Shared
 // memory 2 x 40960 (Q, K, V) + 16384 (S_bf16) + 2 x 32768 (G [64][128] f32)
-// + 16384 (K~) + 32 = 180256: 1 block per SM, 40 / 240 registers. The full
+// + 16384 (K~) + 3072 (D [6][128] f32) + 32 = 183328: 1 block per SM, 40 /
+// 248 registers. The full
 // barriers count the expect_tx arrival and the 128 gate-scan threads; the
 // 128 producer threads loop (thread 0: TMA; thread d: G's column d).
 // Per chunk: K~ = K ⊙ 2^(G_r − G_s) (r = the 8-step block's last step),
 // then per k16 step one group of O += (Q ⊙ 2^G) S_bf16 (A from registers)
-// and 7 x m64n8k16 A_j += (Q ⊙ 2^min(G − G_r(j), 0)) K~_j^T, the 8 x 8
+// and 7 x m64n8k16 A_j += (Q ⊙ 2^(G − G_r(j))) K~_j^T (one exp2 per value,
+// then the D table down the reference blocks), the 8 x 8
 // diagonal blocks in f32, A V, K scaled in place, S = 2^G_last S + K^T V.
 // VEC-LABEL: gpu.func @gated_vector
-// VEC-SAME: attn.dynamic_shared_memory = 180256
+// VEC-SAME: attn.dynamic_shared_memory = 183328
 // VEC-SAME: attn.tensor_cores = "wgmma.chunkwise"
 // VEC-SAME: nvvm.minctasm = 1
 // VEC: "mbarrier.init.shared::cta.b64 [$0], $1;", "r,r" %{{.*}}, %c129_i32
@@ -197,7 +199,7 @@ func.func @linear_elu(%q: memref<?x4x?x64xf16>, %k: memref<?x4x?x64xf16>,
 // VEC-COUNT-5: cp.async.bulk.tensor.4d
 // VEC: memref.store {{.*}} : memref<16384xf32, #gpu.address_space<workgroup>>
 // VEC: "mbarrier.arrive.shared::cta.b64 _, [$0];"
-// VEC: setmaxnreg.inc.sync.aligned.u32 240
+// VEC: setmaxnreg.inc.sync.aligned.u32 248
 // VEC: scf.for {{.*}} iter_args({{.*}}) -> ({{(f32, ){63}f32}})
 // VEC: mbarrier.try_wait.parity
 // VEC: llvm.nvvm.ex2.approx.ftz.f32
