@@ -156,12 +156,12 @@ def check(dk, errors):
 
 
 def vector_layout(dk):
-    """Vector gates (chunked-linear-wgmma-vector): after S_bf16, G [2][64][Dk]
-    f32 (row-major, unswizzled), K~ [Dk / 64 boxes][64][64] (K's swizzled
+    """Vector gates (chunked-linear-wgmma-vector): after S_bf16, G [2][64][Dk + 8]
+    f32 (row-major, unswizzled, padded), K~ [Dk / 64 boxes][64][64] (K's swizzled
     layout), the ratio table D [6][Dk] f32, then the barriers."""
     L = layout(dk)
     L["g"] = L["s"] + dk * 128
-    L["kt"] = L["g"] + 2 * 64 * dk * 4
+    L["kt"] = L["g"] + 2 * 64 * (dk + 8) * 4  # rows padded by 8 f32 (banks)
     L["d"] = L["kt"] + L["boxes"] * BOX  # D [6][Dk] f32, 2^(G_r(j+1) - G_r(j))
     L["bar"] = L["d"] + 6 * dk * 4
     L["total"] = L["bar"] + 32
@@ -180,7 +180,7 @@ def check_vector(dk, errors):
     for name in ("g", "kt", "d"):
         assert L[name] % 1024 == 0, (dk, name)
     assert L["bar"] % 8 == 0
-    if dk == 128 and L["total"] != 183328:
+    if dk == 128 and L["total"] != 187424:
         errors.append(f"dk={dk} vector total {L['total']}")
     # Hand-indexed reads (Q fragments, diagonal f32 rows, K~ / K scaling):
     # swz_index agrees with TMA's placement.

@@ -126,8 +126,11 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
   // Vector gates: G [2][64][Dk] f32 (row-major), then K~ [Dk / 64 boxes][64
   // rows][64] (1024-aligned, K's swizzled layout), then the barriers.
   int64_t ktOff = 0;
+  // G's row stride (f32): 8 floats of padding put the 8 rows of a fragment
+  // load (lanes g = 0..7, same dims) 8 banks apart instead of on one bank.
+  int64_t ldg = dk + 8;
   if (vec) {
-    ktOff = gOff + 2 * kChunk * dk * 4;
+    ktOff = gOff + 2 * kChunk * ldg * 4; // a multiple of 1024 (ldg = Dk + 8)
     barOff = ktOff + qkBytes;
     if (kVecChainedScales)
       barOff += 6 * dk * 4; // the ratio table D [6][Dk] f32
@@ -220,7 +223,7 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
         byteOffset, ValueRange{});
   };
   Value sView = view(idx(sOff), dk * kCols, et);
-  Value gView = view(idx(gOff), vec ? 2 * kChunk * dk : 2 * kChunk, f32);
+  Value gView = view(idx(gOff), vec ? 2 * kChunk * ldg : 2 * kChunk, f32);
   auto fullBar = [&](Value stage32) { return at(add(c32(barOff), mul(stage32, c32(8)))); };
   auto emptyBar = [&](Value stage32) {
     return at(add(c32(barOff + 16), mul(stage32, c32(8))));
@@ -285,7 +288,7 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
       // so G stays constant there), 16 loads in flight per group.
       lb.ifThen(cmp(arith::CmpIPredicate::ult, tid, idx(dk)), [&] {
         Value running = lb.f32(0.0);
-        Value gBase = mul(rem(c, 2), idx(kChunk * dk));
+        Value gBase = mul(rem(c, 2), idx(kChunk * ldg));
         constexpr int64_t kGroup = 16;
         for (int64_t t = 0; t < kChunk; t += kGroup) {
           Value raw[kGroup];
@@ -299,7 +302,7 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
           for (int64_t i = 0; i < kGroup; ++i) {
             running = fadd(running, fmul(raw[i], lb.f32(kLog2e)));
             memref::StoreOp::create(b, running, gView,
-                                    ValueRange{add(gBase, add(idx((t + i) * dk), tid))});
+                                    ValueRange{add(gBase, add(idx((t + i) * ldg), tid))});
           }
         }
         // Release semantics: G is visible to whoever completes the wait.
@@ -484,8 +487,8 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
     auto stateRow = [&](int64_t h, int64_t e) { return add(idx(64 * h), rowA[e / 2]); };
     Stage st = stageOf(c);
     Value stageIdx = st.index, stage = st.i32, base = st.base;
-    Value gBase = mul(stageIdx, idx(kChunk * dk));
-    auto gAt = [&](Value row, Value dim) { return add(gBase, add(mul(row, idx(dk)), dim)); };
+    Value gBase = mul(stageIdx, idx(kChunk * ldg));
+    auto gAt = [&](Value row, Value dim) { return add(gBase, add(mul(row, idx(ldg)), dim)); };
     VectorType vec8 = VectorType::get({8}, et), vec8f = VectorType::get({8}, f32),
                vec2f = VectorType::get({2}, f32), vec2 = VectorType::get({2}, et);
     Value kView = view(add(mul(stageIdx, idx(stageBytes)), idx(kOff)),
