@@ -155,10 +155,80 @@ def check(dk, errors):
             return
 
 
+def vector_layout(dk):
+    """Vector gates (chunked-linear-wgmma-vector): after S_bf16, G [2][64][Dk + 8]
+    f32 (row-major, unswizzled, padded), K~ [Dk / 64 boxes][64][64] (K's swizzled
+    layout), the ratio table D [6][Dk] f32, then the barriers."""
+    L = layout(dk)
+    L["g"] = L["s"] + dk * 128
+    L["kt"] = L["g"] + 2 * 64 * (dk + 8) * 4  # rows padded by 8 f32 (banks)
+    L["d"] = L["kt"] + L["boxes"] * BOX  # D [6][Dk] f32, 2^(G_r(j+1) - G_r(j))
+    L["bar"] = L["d"] + 6 * dk * 4
+    L["total"] = L["bar"] + 32
+    return L
+
+
+def swz_index(row, dim):
+    """The kernel's element index of (row, dim) in a [boxes][64][64] swizzled
+    tile (vectorChunk's `swz`)."""
+    box, inbox = dim // 64, dim % 64
+    return box * 64 * 64 + row * 64 + (((inbox // 8) ^ (row % 8)) * 8) + inbox % 8
+
+
+def check_vector(dk, errors):
+    L = vector_layout(dk)
+    for name in ("g", "kt", "d"):
+        assert L[name] % 1024 == 0, (dk, name)
+    assert L["bar"] % 8 == 0
+    if dk == 128 and L["total"] != 187424:
+        errors.append(f"dk={dk} vector total {L['total']}")
+    # Hand-indexed reads (Q fragments, diagonal f32 rows, K~ / K scaling):
+    # swz_index agrees with TMA's placement.
+    for row in range(64):
+        for dim in range(dk):
+            if L["q"] + 2 * swz_index(row, dim) != tma(L["q"] + (dim // 64) * BOX, row, dim % 64):
+                errors.append(f"dk={dk} swz_index row {row} dim {dim}")
+                return
+    # Per-element scaling (K~ and K <- K 2^(G_last - G_s)): iteration i of
+    # thread ctid touches physical chunk (cidx % 8) ^ (row % 8) of box cidx // 8;
+    # its 8 elements are logical dims 8 cidx .. 8 cidx + 7 (the G column).
+    per = dk // 16
+    for ctid in range(128):
+        row, part = ctid % 64, ctid // 64
+        for i in range(per):
+            cidx = part * per + i
+            box, phys = cidx // 8, (cidx % 8) ^ (row % 8)
+            addr = L["k"] + box * BOX + row * 128 + phys * 16
+            for e in range(8):
+                d = 8 * cidx + e
+                if tma(L["k"] + (d // 64) * BOX, row, d % 64) != addr + 2 * e:
+                    errors.append(f"dk={dk} scaling chunk row {row} cidx {cidx} elem {e}")
+                    return
+    # A_j += (Q 2^(G - G_r)) K~_j^T: K~ as K-major B of m64n8k16, key block j
+    # (keys 8j .. 8j + 7), k16 step `step`: start ktOff + box BOX + 1024 j +
+    # 32 (step % 4) (ktDesc0 + offset >> 4). Element (n, k) is K~[8j + n,
+    # 16 step + k], written at TMA's place for K (the same layout).
+    for j in range(8):
+        for step in range(dk // 16):
+            box, inbox = step * 16 // 64, (step * 16 % 64) * 2
+            for n in range(8):
+                for kk in range(16):
+                    d = 16 * step + kk
+                    got = k_major(L["kt"] + box * BOX + 1024 * j + inbox, n, kk)
+                    want = tma(L["kt"] + (d // 64) * BOX, 8 * j + n, d % 64)
+                    if got != want:
+                        errors.append(f"dk={dk} K~ n8 block {j} step {step} n {n} k {kk}")
+                        return
+    # Descriptor start addresses stay inside 14 bits (>> 4) after the offsets.
+    if (L["total"] >> 4) >= (1 << 14):
+        errors.append(f"dk={dk} descriptor start overflows")
+
+
 def main():
     errors = []
     for dk in (64, 128):
         check(dk, errors)
+        check_vector(dk, errors)
     for e in errors:
         print("MISMATCH:", e)
     print("linwg layouts:", "FAIL" if errors else "ok")

@@ -345,9 +345,11 @@ bool buildChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module
 /// nothing) outside its scope: f16/bf16, head dims 64 / 128, identity feature
 /// map, no normalizer, no gates or scalar / head-constant gates. With
 /// `overlap` (marked `attn.overlap`), the next chunk's A = Q K^T is issued
-/// before this chunk's output and state are written out.
+/// before this chunk's output and state are written out. With `vectorGates`,
+/// vector gates (GLA) too (without overlap).
 bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
-                                     func::FuncOp host, LinearProblem p, bool overlap = false);
+                                     func::FuncOp host, LinearProblem p, bool overlap = false,
+                                     bool vectorGates = false);
 
 } // namespace attn
 

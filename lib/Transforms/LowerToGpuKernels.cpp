@@ -328,7 +328,8 @@ struct LowerToGpuKernelsPass
             buildSoftmaxKernel(b, gpuModule, host, attention);
         } else if (std::optional<LinearProblem> p = getLinearProblem(op)) {
           if (chunkedLinearWgmma &&
-              buildWgmmaChunkwiseLinearKernel(b, gpuModule, host, *p, chunkedLinearWgmmaOverlap))
+              buildWgmmaChunkwiseLinearKernel(b, gpuModule, host, *p, chunkedLinearWgmmaOverlap,
+                                              chunkedLinearWgmmaVector))
             return;
           if (!chunkedLinear || !buildChunkwiseLinearKernel(b, gpuModule, host, *p,
                                                                 chunkedLinearPrefetch))

@@ -8,6 +8,12 @@
 // --chunked-linear-wgmma, sm_90a only); everything else keeps the mma.sync
 // kernel.
 //
+// With `vectorGates` (chunked-linear-wgmma-vector, experimental, off by
+// default), vector gates (GLA) too: `vectorChunk` below and
+// docs/chunkwise-linear-gpu.md "Session 9" (8-key sub-blocks with reference
+// step 8j + 7 on m64n8k16, the 8 x 8 diagonal triangles in f32; G [2][64][Dk]
+// f32 and K~ in shared memory: 1 block per SM at Dk = 128).
+//
 // Grid (Dv / 64, H, B); a block of 256 threads: warpgroup 0 produces (one
 // warp: lane 0 issues the TMA loads, the 32 lanes scan the chunk's gates),
 // warpgroup 1 consumes (carries the f32 state slice S[Dk, 64] in its
@@ -69,12 +75,24 @@ constexpr int64_t kThreads = 256, kConsumerThreads = 128;
 // 128 * 40 + 128 * 216 = 32768 = 256 threads x the 128 registers per thread
 // of two blocks per SM.
 constexpr int64_t kProducerRegisters = 40, kConsumerRegisters = 216;
+// Vector gates at Dk = 128 (1 block per SM by shared memory: 255 registers
+// per thread at launch): 40 + 248 (the consumer spills at 224, and by 4 bytes
+// at 240 with the chained scales; the producer's gate scan at 24).
+constexpr int64_t kVecProducerRegisters = 40, kVecConsumerRegisters = 248;
 constexpr int64_t kConsumerBarrier = 1; // named barrier of the consumer warpgroup
+// Vector gates: k16-step groups of Q S and the A sub-block chains left in
+// flight while the next step's operands are computed.
+constexpr int kVecInFlight = 0;
+// Vector gates: Q ⊙ 2^(G_t − G_r(j)) for the 7 reference blocks as one exp2
+// (the nearest block below the row's) times a per-chunk table of
+// 2^(G_r(j+1) − G_r(j)) (exponents <= 0), rather than 7 exp2 per value.
+constexpr bool kVecChainedScales = true;
 
 } // namespace
 
 bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
-                                     func::FuncOp host, LinearProblem p, bool overlap) {
+                                     func::FuncOp host, LinearProblem p, bool overlap,
+                                     bool vectorGates) {
   auto qType = cast<MemRefType>(p.query.getType());
   auto kType = cast<MemRefType>(p.key.getType());
   auto vType = cast<MemRefType>(p.value.getType());
@@ -84,18 +102,34 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
           vArg = hostArgumentIndex(host, p.value);
   if (!(et.isBF16() || et.isF16()) || kType.getElementType() != et ||
       vType.getElementType() != et || (dk != 64 && dk != 128) || (dv != 64 && dv != 128) ||
-      p.normalize || p.featureMap != FeatureMap::Identity || p.gate == GateKind::Vector ||
-      qArg < 0 || kArg < 0 || vArg < 0)
+      p.normalize || p.featureMap != FeatureMap::Identity ||
+      (p.gate == GateKind::Vector && !vectorGates) || qArg < 0 || kArg < 0 || vArg < 0)
     return false;
   bool gated = p.gate.has_value();
+  // Vector gates (GLA): G [2 stages][64][Dk] f32 and K~ (below); no overlap.
+  bool vec = p.gate == GateKind::Vector;
+  if (vec)
+    overlap = false;
   MLIRContext *ctx = b.getContext();
-  Type f32 = b.getF32Type(), i8 = b.getI8Type(), i32 = b.getI32Type();
+  Type f32 = b.getF32Type(), i8 = b.getI8Type(), i32 = b.getI32Type(), i64 = b.getI64Type();
 
   // Byte offsets in the dynamic shared memory.
   int64_t boxes = dk / kBoxCols; // Q / K boxes, state halves
   int64_t qkBytes = boxes * kBoxBytes;
   int64_t qOff = 0, kOff = qkBytes, vOff = 2 * qkBytes, stageBytes = vOff + kBoxBytes;
   int64_t sOff = 2 * stageBytes, gOff = sOff + dk * kCols * 2, barOff = gOff + 2 * kChunk * 4;
+  // Vector gates: G [2][64][Dk] f32 (row-major), then K~ [Dk / 64 boxes][64
+  // rows][64] (1024-aligned, K's swizzled layout), then the barriers.
+  int64_t ktOff = 0;
+  // G's row stride (f32): 8 floats of padding put the 8 rows of a fragment
+  // load (lanes g = 0..7, same dims) 8 banks apart instead of on one bank.
+  int64_t ldg = dk + 8;
+  if (vec) {
+    ktOff = gOff + 2 * kChunk * ldg * 4; // a multiple of 1024 (ldg = Dk + 8)
+    barOff = ktOff + qkBytes;
+    if (kVecChainedScales)
+      barOff += 6 * dk * 4; // the ratio table D [6][Dk] f32
+  }
   int64_t total = barOff + 4 * 8;
   int64_t stageTxBytes = stageBytes; // Q, K and V boxes of one chunk
 
@@ -115,7 +149,9 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
   // redistributes.
   kernel->setAttr(NVVM::NVVMDialect::getMaxntidAttrName(),
                   b.getDenseI32ArrayAttr({int32_t(kThreads), 1, 1}));
-  kernel->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(), b.getI32IntegerAttr(2));
+  // Vector gates past ~113 KB of shared memory run 1 block per SM.
+  bool oneBlock = vec && total > 113 * 1024;
+  kernel->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(), b.getI32IntegerAttr(oneBlock ? 1 : 2));
   kernel->setAttr("attn.tensor_maps",
                   b.getArrayAttr({tensorMapAttr(b, qArg, kBoxCols, kChunk),
                                   tensorMapAttr(b, kArg, kBoxCols, kChunk),
@@ -130,6 +166,7 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
   PtxEmitter ptx(b);
   auto idx = [&](int64_t v) { return lb.index(v); };
   auto c32 = [&](int64_t v) { return ptx.i32(v); };
+  auto c64 = [&](int64_t v) { return arith::ConstantIntOp::create(b, v, 64).getResult(); };
   auto toI32 = [&](Value index) { return arith::IndexCastOp::create(b, i32, index).getResult(); };
   auto add = [&](Value x, Value y) { return arith::AddIOp::create(b, x, y).getResult(); };
   auto mul = [&](Value x, Value y) { return arith::MulIOp::create(b, x, y).getResult(); };
@@ -172,7 +209,7 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
         byteOffset, ValueRange{});
   };
   Value sView = view(idx(sOff), dk * kCols, et);
-  Value gView = view(idx(gOff), 2 * kChunk, f32);
+  Value gView = view(idx(gOff), vec ? 2 * kChunk * ldg : 2 * kChunk, f32);
   auto fullBar = [&](Value stage32) { return at(add(c32(barOff), mul(stage32, c32(8)))); };
   auto emptyBar = [&](Value stage32) {
     return at(add(c32(barOff + 16), mul(stage32, c32(8))));
@@ -185,7 +222,7 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
   lb.ifThen(firstThread, [&] {
     for (int64_t s = 0; s < 2; ++s) {
       // The producer's expect_tx arrival, plus each gate lane's.
-      ptx.mbarrierInit(fullBar(c32(s)), gated ? 1 + 32 : 1);
+      ptx.mbarrierInit(fullBar(c32(s)), vec ? 1 + dk : gated ? 1 + 32 : 1);
       // One consumer thread, after the consumers' last barrier of the chunk.
       ptx.mbarrierInit(emptyBar(c32(s)), 1);
     }
@@ -200,7 +237,57 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
   // Producer: warp 0 of warpgroup 0.
   //===--------------------------------------------------------------------===//
   b.setInsertionPointToStart(&roles.getThenRegion().front());
-  ptx.setMaxRegisters(kProducerRegisters, /*increase=*/false);
+  ptx.setMaxRegisters(oneBlock ? kVecProducerRegisters : kProducerRegisters, /*increase=*/false);
+  // Vector gates: the 128 producer threads run the chunk loop; thread 0
+  // issues the TMA loads, thread d < Dk scans dimension d of the gates.
+  if (vec) {
+    Value batch32 = toI32(batch), head32 = toI32(head), col32 = toI32(colBase);
+    lb.forLoop(idx(0), chunks, [&](Value c) {
+      Value t0 = mul(c, idx(kChunk));
+      Value stage = toI32(rem(c, 2)), round = toI32(div(c, 2));
+      lb.ifThen(cmp(arith::CmpIPredicate::uge, c, idx(2)), [&] {
+        ptx.wait(emptyBar(stage),
+                 arith::RemUIOp::create(b, arith::SubIOp::create(b, round, c32(1)), c32(2)));
+      });
+      Value full = fullBar(stage);
+      lb.ifThen(firstThread, [&] {
+        ptx.arriveExpectTx(full, stageTxBytes);
+        Value base = mul(stage, c32(stageBytes));
+        Value row = toI32(t0);
+        for (int64_t box = 0; box < boxes; ++box) {
+          ptx.tmaLoad(at(add(base, c32(qOff + box * kBoxBytes))), qMap,
+                      {c32(box * kBoxCols), row, head32, batch32}, full);
+          ptx.tmaLoad(at(add(base, c32(kOff + box * kBoxBytes))), kMap,
+                      {c32(box * kBoxCols), row, head32, batch32}, full);
+        }
+        ptx.tmaLoad(at(add(base, c32(vOff))), vMap, {col32, row, head32, batch32}, full);
+      });
+      // G[stage][t][d] = log2(e) * sum_{u <= t} gate[t0 + u][d] (0 past T,
+      // so G stays constant there), 16 loads in flight per group.
+      lb.ifThen(cmp(arith::CmpIPredicate::ult, tid, idx(dk)), [&] {
+        Value running = lb.f32(0.0);
+        Value gBase = mul(rem(c, 2), idx(kChunk * ldg));
+        constexpr int64_t kGroup = 16;
+        for (int64_t t = 0; t < kChunk; t += kGroup) {
+          Value raw[kGroup];
+          for (int64_t i = 0; i < kGroup; ++i) {
+            Value pos = add(t0, idx(t + i));
+            raw[i] = kb.ifWithResults(
+                cmp(arith::CmpIPredicate::slt, pos, seq), {f32},
+                [&] { return SmallVector<Value>{lb.loadF32(p.gates, {batch, head, pos, tid})}; },
+                [&] { return SmallVector<Value>{lb.f32(0.0)}; })[0];
+          }
+          for (int64_t i = 0; i < kGroup; ++i) {
+            running = fadd(running, fmul(raw[i], lb.f32(kLog2e)));
+            memref::StoreOp::create(b, running, gView,
+                                    ValueRange{add(gBase, add(idx((t + i) * ldg), tid))});
+          }
+        }
+        // Release semantics: G is visible to whoever completes the wait.
+        ptx.arrive(full);
+      });
+    });
+  } else
   lb.ifThen(cmp(arith::CmpIPredicate::eq, warp, idx(0)), [&] {
     Value batch32 = toI32(batch), head32 = toI32(head), col32 = toI32(colBase);
     lb.forLoop(idx(0), chunks, [&](Value c) {
@@ -271,7 +358,7 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
   // Consumer: warpgroup 1.
   //===--------------------------------------------------------------------===//
   b.setInsertionPointToStart(&roles.getElseRegion().front());
-  ptx.setMaxRegisters(kConsumerRegisters, /*increase=*/true);
+  ptx.setMaxRegisters(oneBlock ? kVecConsumerRegisters : kConsumerRegisters, /*increase=*/true);
   Value ctid = arith::SubIOp::create(b, tid, idx(128));
   Value cwarp = div(ctid, 32);
   Value g = div(lane, 4), t2 = mul(rem(lane, 4), idx(2));
@@ -354,11 +441,334 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
     ptx.wgmmaCommit();
     return a;
   };
+  // Vector gates (GLA): one chunk (docs/chunkwise-linear-gpu.md, "Session
+  // 9"). A is split into 8-key sub-blocks j (keys 8j .. 8j + 7) with the
+  // reference step r(j) = 8j + 7: for the rows of a later 8-row block,
+  //   A[t, s] = sum_d (Q ⊙ 2^(G_t − G_r))_td (K~_j)_sd,  K~ = K ⊙ 2^(G_r − G_s),
+  // both exponents <= 0 (s <= r < t), one wgmma m64n8k16 chain over Dk per
+  // j with Q's side from registers; the 8 x 8 diagonal blocks (t, s in the
+  // same 8-step block, s <= t) in f32, one exp2 per (t, s, d), as the
+  // mma.sync kernel's triangles. Q S takes Q ⊙ 2^G_t (registers), the state
+  // decays per row d by 2^G_last,d, and K ⊙ 2^(G_last − G_s) (in place)
+  // updates it.
+  auto vectorChunk = [&](Value c, ValueRange carried) -> SmallVector<Value> {
+    Value t0 = mul(c, idx(kChunk));
+    // The thread index as an opaque per-chunk value: the lane-dependent
+    // shared-memory indices below are loop-invariant, and hoisted out of the
+    // chunk loop they held ~30 registers through it (spills at Dk = 128).
+    Value ctid = arith::IndexCastOp::create(
+        b, b.getIndexType(), ptx.emit({i32}, {toI32(tid)}, "mov.b32 $0, $1;", "=r,r"));
+    ctid = arith::SubIOp::create(b, ctid, idx(128));
+    Value lane = rem(ctid, 32), cwarp = div(ctid, 32);
+    Value g = div(lane, 4), t2 = mul(rem(lane, 4), idx(2));
+    Value rowA[2] = {add(mul(cwarp, idx(16)), g), add(add(mul(cwarp, idx(16)), g), idx(8))};
+    auto stateRow = [&](int64_t h, int64_t e) { return add(idx(64 * h), rowA[e / 2]); };
+    Stage st = stageOf(c);
+    Value stageIdx = st.index, stage = st.i32, base = st.base;
+    Value gBase = mul(stageIdx, idx(kChunk * ldg));
+    auto gAt = [&](Value row, Value dim) { return add(gBase, add(mul(row, idx(ldg)), dim)); };
+    VectorType vec8 = VectorType::get({8}, et), vec8f = VectorType::get({8}, f32),
+               vec2f = VectorType::get({2}, f32), vec2 = VectorType::get({2}, et);
+    Value kView = view(add(mul(stageIdx, idx(stageBytes)), idx(kOff)),
+                       boxes * kChunk * kBoxCols, et);
+    Value qView = view(add(mul(stageIdx, idx(stageBytes)), idx(qOff)),
+                       boxes * kChunk * kBoxCols, et);
+    Value ktView = view(idx(ktOff), boxes * kChunk * kBoxCols, et);
+    // Element index of (row, dim) in a swizzled [boxes][64 rows][64] tile.
+    auto swz = [&](Value row, Value dim) {
+      Value box = div(dim, kBoxCols), inBox = rem(dim, kBoxCols);
+      Value phys = arith::XOrIOp::create(b, div(inBox, 8), rem(row, 8));
+      return add(add(mul(box, idx(kChunk * kBoxCols)), mul(row, idx(kBoxCols))),
+                 add(mul(phys, idx(8)), rem(inBox, 8)));
+    };
+    // Applies `f(row, dim0, x)` to each 16-byte chunk of a [64, Dk] swizzled
+    // tile (row ctid % 64, half ctid / 64 of the row's chunks; iteration i
+    // takes physical chunk i ^ (row % 8): a warp's 32 rows hit all banks).
+    auto eachChunk = [&](function_ref<void(Value, Value, Value)> f) {
+      Value row = rem(ctid, kChunk), part = div(ctid, kChunk);
+      int64_t perThread = dk / 16;
+      for (int64_t i = 0; i < perThread; ++i) {
+        Value cidx = add(mul(part, idx(perThread)), idx(i));
+        Value box = div(cidx, 8);
+        Value phys = arith::XOrIOp::create(b, rem(cidx, 8), rem(row, 8));
+        Value index = add(mul(box, idx(kChunk * kBoxCols)),
+                          add(mul(row, idx(kBoxCols)), mul(phys, idx(8))));
+        f(row, mul(cidx, idx(8)), index);
+      }
+    };
+    ptx.wait(fullBar(stage), st.parity);
+    // K~ [s, d] = K[s, d] 2^(G[r(s), d] − G[s, d]), r(s) = 8 (s / 8) + 7.
+    eachChunk([&](Value row, Value d0, Value index) {
+      Value ref = add(mul(div(row, 8), idx(8)), idx(7));
+      Value gRef = vector::LoadOp::create(b, vec8f, gView, ValueRange{gAt(ref, d0)}, false,
+                                          llvm::MaybeAlign(16));
+      Value gS = vector::LoadOp::create(b, vec8f, gView, ValueRange{gAt(row, d0)}, false,
+                                        llvm::MaybeAlign(16));
+      Value x = vector::LoadOp::create(b, vec8, kView, ValueRange{index}, false,
+                                       llvm::MaybeAlign(16));
+      x = arith::MulFOp::create(b, arith::ExtFOp::create(b, vec8f, x), exp2(fsub(gRef, gS)));
+      vector::StoreOp::create(b, arith::TruncFOp::create(b, vec8, x), ktView,
+                              ValueRange{index}, false, llvm::MaybeAlign(16));
+    });
+    // D[j][d] = 2^(G[r(j + 1), d] − G[r(j), d]), j = 0 .. 5.
+    Value dView;
+    if (kVecChainedScales) {
+      dView = view(idx(ktOff + qkBytes), 6 * dk, f32);
+      for (int64_t m = 0; m < 6 * dk / kConsumerThreads; ++m) {
+        Value e = add(ctid, idx(m * kConsumerThreads));
+        Value j = div(e, dk), d = rem(e, dk);
+        Value r0 = add(mul(j, idx(8)), idx(7));
+        Value g0 = memref::LoadOp::create(b, gView, ValueRange{gAt(r0, d)});
+        Value g1 = memref::LoadOp::create(b, gView, ValueRange{gAt(add(r0, idx(8)), d)});
+        memref::StoreOp::create(b, exp2(fsub(g1, g0)), dView, ValueRange{e});
+      }
+    }
+    ptx.fenceProxyAsync();
+    consumerSync();
+
+    // Per k16 step s: this lane's Q operand values (register i: row
+    // rowA[i % 2], dims 16s + 8 (i / 2) + 2t, + 1) and their G; then
+    //   O += (Q ⊙ 2^G_t) S_bf16                 m64n64k16
+    //   A_j += (Q ⊙ 2^min(G_t − G_r(j), 0)) K~_j^T  m64n8k16, j = 0 .. 6
+    // (rows not below block j compute clamped garbage, dropped below; j = 7
+    // is never below any row block), one group per step, one in flight.
+    // The zero accumulators as distinct registers defined before the first
+    // fence (movs between the wgmmas make ptxas serialize them, C7517/C7519).
+    // The S_bf16 and K~ descriptors (loop-invariant) from an opaque
+    // per-chunk value, plus constant offsets: hoisted out of the chunk loop,
+    // the 64 descriptors of the k16 steps took 128 registers.
+    Value opaque = ptx.emit({i64}, {c64(0)}, "mov.b64 $0, $1;", "=l,l");
+    auto add64 = [&](Value x, int64_t y) {
+      return arith::AddIOp::create(b, x, c64(y)).getResult();
+    };
+    Value sDesc0 = arith::OrIOp::create(b, descriptor(c32(sOff), dk * 128), opaque);
+    Value ktDesc0 = arith::OrIOp::create(b, descriptor(c32(ktOff), 16), opaque);
+    SmallVector<Value> o = ptx.fenceOperands(SmallVector<Value>(32, lb.f32(0.0)));
+    SmallVector<Value> a = ptx.fenceOperands(SmallVector<Value>(28, lb.f32(0.0)));
+    for (int64_t s = 0; s < dk / 16; ++s) {
+      Value qv[4], gq[4];
+      SmallVector<Value> qo;
+      for (int64_t i = 0; i < 4; ++i) {
+        Value dim = add(idx(s * 16 + 8 * (i / 2)), t2);
+        qv[i] = arith::ExtFOp::create(
+            b, vec2f,
+            vector::LoadOp::create(b, vec2, qView, ValueRange{swz(rowA[i % 2], dim)}, false,
+                                   llvm::MaybeAlign(4))
+                .getResult());
+        gq[i] = vector::LoadOp::create(b, vec2f, gView, ValueRange{gAt(rowA[i % 2], dim)},
+                                       false, llvm::MaybeAlign(8));
+        Value x = arith::MulFOp::create(b, qv[i], exp2(gq[i]));
+        qo.push_back(fb.packF32(vector::ExtractOp::create(b, x, 0),
+                                vector::ExtractOp::create(b, x, 1), true));
+      }
+      SmallVector<SmallVector<Value>> qj(7);
+      if (kVecChainedScales) {
+        // Row half h (register i % 2) sits in 8-row block 2w + h; its
+        // nearest reference block below is jStart = 2w + h − 1 (none for
+        // w = h = 0): x_jStart = Q 2^(G_t − G_r(jStart)) directly, x_j =
+        // x_(j+1) D[j] for j < jStart; blocks j > jStart are masked (Q as
+        // a finite placeholder).
+        for (int64_t i = 0; i < 4; ++i) {
+          Value dim = add(idx(s * 16 + 8 * (i / 2)), t2);
+          Value jStart = arith::SubIOp::create(
+              b, add(mul(cwarp, idx(2)), idx(i % 2)), idx(1)); // may be "-1" (wraps)
+          Value startRow = add(mul(cwarp, idx(16)), idx(8 * (i % 2) - 1 + 1));
+          startRow = arith::SubIOp::create(b, startRow, idx(1));
+          startRow = arith::MaxSIOp::create(b, startRow, idx(0));
+          Value gRef = vector::LoadOp::create(b, vec2f, gView, ValueRange{gAt(startRow, dim)},
+                                              false, llvm::MaybeAlign(8));
+          Value e = arith::MinimumFOp::create(b, fsub(gq[i], gRef), kb.splat(lb.f32(0.0), 2));
+          Value direct = arith::MulFOp::create(b, qv[i], exp2(e));
+          Value x = qv[i];
+          SmallVector<Value> xs(7);
+          for (int64_t j = 6; j >= 0; --j) {
+            Value isStart = cmp(arith::CmpIPredicate::eq, jStart, idx(j));
+            Value chained = x;
+            if (j < 6) {
+              Value d = vector::LoadOp::create(b, vec2f, dView,
+                                               ValueRange{add(idx(j * dk), dim)}, false,
+                                               llvm::MaybeAlign(8));
+              chained = arith::MulFOp::create(b, x, d);
+            }
+            // j > jStart (signed; jStart = -1 wraps to a huge unsigned index,
+            // compared signed here): the placeholder.
+            Value above = cmp(arith::CmpIPredicate::sgt, idx(j), jStart);
+            x = arith::SelectOp::create(
+                b, isStart, direct, arith::SelectOp::create(b, above, qv[i], chained));
+            xs[j] = fb.packF32(vector::ExtractOp::create(b, x, 0),
+                               vector::ExtractOp::create(b, x, 1), true);
+          }
+          for (int64_t j = 0; j < 7; ++j)
+            qj[j].push_back(xs[j]);
+        }
+      }
+      for (int64_t j = 0; j < 7 && !kVecChainedScales; ++j)
+        for (int64_t i = 0; i < 4; ++i) {
+          Value dim = add(idx(s * 16 + 8 * (i / 2)), t2);
+          Value gRef = vector::LoadOp::create(b, vec2f, gView,
+                                              ValueRange{gAt(idx(8 * j + 7), dim)}, false,
+                                              llvm::MaybeAlign(8));
+          Value e = arith::MinimumFOp::create(b, fsub(gq[i], gRef),
+                                              kb.splat(lb.f32(0.0), 2));
+          Value x = arith::MulFOp::create(b, qv[i], exp2(e));
+          qj[j].push_back(fb.packF32(vector::ExtractOp::create(b, x, 0),
+                                     vector::ExtractOp::create(b, x, 1), true));
+        }
+      int64_t box = s * 16 / kBoxCols, inBox = (s * 16 % kBoxCols) * 2;
+      Value sDesc = add64(sDesc0, (s * 16 * 128) >> 4);
+      SmallVector<Value> ktDesc;
+      for (int64_t j = 0; j < 7; ++j)
+        ktDesc.push_back(add64(ktDesc0, (box * kBoxBytes + j * 8 * 128 + inBox) >> 4));
+      ptx.wgmmaFence();
+      o = ptx.wgmma(o, Value(), qo, sDesc, kCols, et, /*transposeB=*/true);
+      for (int64_t j = 0; j < 7; ++j) {
+        SmallVector<Value> acc(a.begin() + 4 * j, a.begin() + 4 * j + 4);
+        acc = ptx.wgmma(acc, Value(), qj[j], ktDesc[j], 8, et, /*transposeB=*/false);
+        std::copy(acc.begin(), acc.end(), a.begin() + 4 * j);
+      }
+      ptx.wgmmaCommit();
+      ptx.wgmmaWait(kVecInFlight);
+    }
+
+    // The diagonal 8 x 8 blocks in f32 while the last step runs: value e
+    // of this lane is row rowA[e / 2] = 16w + 8 (e / 2) + g against key
+    // 16w + 8 (e / 2) + 2t + e % 2 (n tile 2w + e / 2).
+    Value keys[4];
+    for (int64_t e = 0; e < 4; ++e)
+      keys[e] = add(mul(cwarp, idx(16)), add(idx(8 * (e / 2) + e % 2), t2));
+    SmallVector<Value> diag = kb.forWithState(
+        idx(0), idx(dk), idx(8), SmallVector<Value>(4, lb.f32(0.0)),
+        [&](Value d0, ValueRange acc) {
+          SmallVector<Value> next(acc.begin(), acc.end());
+          for (int r = 0; r < 2; ++r) {
+            Value qx = arith::ExtFOp::create(
+                b, vec8f,
+                vector::LoadOp::create(b, vec8, qView, ValueRange{swz(rowA[r], d0)}, false,
+                                       llvm::MaybeAlign(16))
+                    .getResult());
+            Value gx = vector::LoadOp::create(b, vec8f, gView, ValueRange{gAt(rowA[r], d0)},
+                                              false, llvm::MaybeAlign(16));
+            for (int64_t h = 0; h < 2; ++h) {
+              Value key = keys[2 * r + h];
+              Value kx = arith::ExtFOp::create(
+                  b, vec8f,
+                  vector::LoadOp::create(b, vec8, kView, ValueRange{swz(key, d0)}, false,
+                                         llvm::MaybeAlign(16))
+                      .getResult());
+              Value gk = vector::LoadOp::create(b, vec8f, gView, ValueRange{gAt(key, d0)},
+                                                false, llvm::MaybeAlign(16));
+              Value prod = arith::MulFOp::create(b, arith::MulFOp::create(b, qx, kx),
+                                                 exp2(fsub(gx, gk)));
+              next[2 * r + h] = fadd(next[2 * r + h], kb.reduceAdd(prod));
+            }
+          }
+          return next;
+        });
+
+    ptx.wgmmaWait(0);
+    o = ptx.fenceOperands(o);
+    a = ptx.fenceOperands(a);
+    // A's n tile j for row half h (8-row block 2w + h): the tensor-core
+    // value below the block, the f32 diagonal (s <= t) on it, 0 above.
+    SmallVector<Value> full(32, lb.f32(0.0));
+    for (int64_t j = 0; j < 8; ++j)
+      for (int64_t e = 0; e < 4; ++e) {
+        Value blockRow = add(mul(cwarp, idx(2)), idx(e / 2));
+        Value below = cmp(arith::CmpIPredicate::ult, idx(j), blockRow);
+        Value onDiag = cmp(arith::CmpIPredicate::eq, idx(j), blockRow);
+        Value visible = cmp(arith::CmpIPredicate::ule, keys[e], rowA[e / 2]);
+        Value dv = arith::SelectOp::create(b, visible, diag[e], lb.f32(0.0));
+        Value off = j < 7 ? arith::SelectOp::create(b, below, a[4 * j + e], lb.f32(0.0))
+                          : lb.f32(0.0);
+        full[4 * j + e] = arith::SelectOp::create(b, onDiag, dv, off);
+      }
+    SmallVector<Value> aRegs;
+    for (int64_t u = 0; u < 4; ++u) {
+      const Value *lo = &full[(2 * u) * 4], *hi = &full[(2 * u + 1) * 4];
+      aRegs.append({fb.packF32(lo[0], lo[1], true), fb.packF32(lo[2], lo[3], true),
+                    fb.packF32(hi[0], hi[1], true), fb.packF32(hi[2], hi[3], true)});
+    }
+    SmallVector<Value> vDesc;
+    for (int64_t u = 0; u < kChunk / 16; ++u)
+      vDesc.push_back(descriptor(add(base, c32(vOff + u * 16 * 128)), kBoxBytes));
+    // O += A V.
+    ptx.wgmmaFence();
+    for (int64_t u = 0; u < 4; ++u)
+      o = ptx.wgmma(o, Value(), ArrayRef<Value>(aRegs).slice(4 * u, 4), vDesc[u], kCols, et,
+                    /*transposeB=*/true);
+    ptx.wgmmaCommit();
+
+    // K <- K ⊙ 2^(G_last − G_s) in place, once every lane's diagonal reads
+    // of K are done; the state decays per row d by 2^G_last,d.
+    consumerSync();
+    Value last = idx(kChunk - 1);
+    eachChunk([&](Value row, Value d0, Value index) {
+      Value gLast = vector::LoadOp::create(b, vec8f, gView, ValueRange{gAt(last, d0)}, false,
+                                           llvm::MaybeAlign(16));
+      Value gS = vector::LoadOp::create(b, vec8f, gView, ValueRange{gAt(row, d0)}, false,
+                                        llvm::MaybeAlign(16));
+      Value x = vector::LoadOp::create(b, vec8, kView, ValueRange{index}, false,
+                                       llvm::MaybeAlign(16));
+      x = arith::MulFOp::create(b, arith::ExtFOp::create(b, vec8f, x), exp2(fsub(gLast, gS)));
+      vector::StoreOp::create(b, arith::TruncFOp::create(b, vec8, x), kView,
+                              ValueRange{index}, false, llvm::MaybeAlign(16));
+    });
+    ptx.fenceProxyAsync();
+    SmallVector<Value> next(carried.begin(), carried.end());
+    for (int64_t h = 0; h < boxes; ++h)
+      for (int64_t r = 0; r < 2; ++r) {
+        Value decay = exp2(memref::LoadOp::create(b, gView, ValueRange{gAt(last, stateRow(h, 2 * r))}));
+        for (int64_t j = 0; j < 8; ++j)
+          for (int64_t e = 2 * r; e < 2 * r + 2; ++e)
+            next[sIndex(h, j, e)] = fmul(next[sIndex(h, j, e)], decay);
+      }
+    consumerSync();
+    SmallVector<Value> ktDesc;
+    for (int64_t h = 0; h < boxes; ++h)
+      for (int64_t u = 0; u < kChunk / 16; ++u)
+        ktDesc.push_back(
+            descriptor(add(base, c32(kOff + h * kBoxBytes + u * 16 * 128)), kBoxBytes));
+    ptx.wgmmaFence();
+    for (int64_t h = 0; h < boxes; ++h) {
+      SmallVector<Value> acc(next.begin() + h * 32, next.begin() + (h + 1) * 32);
+      for (int64_t u = 0; u < kChunk / 16; ++u)
+        acc = ptx.wgmma(acc, ktDesc[h * 4 + u], {}, vDesc[u], kCols, et,
+                        /*transposeB=*/true, /*transposeA=*/true);
+      std::copy(acc.begin(), acc.end(), next.begin() + h * 32);
+    }
+    ptx.wgmmaCommit();
+    ptx.wgmmaWait(0);
+    o = ptx.fenceOperands(o);
+    for (int r = 0; r < 2; ++r) {
+      Value pos = add(t0, rowA[r]);
+      lb.ifThen(cmp(arith::CmpIPredicate::slt, pos, seq), [&] {
+        for (int64_t j = 0; j < 8; ++j) {
+          Value pair = vector::FromElementsOp::create(
+              b, VectorType::get({2}, f32),
+              ValueRange{fmul(o[j * 4 + 2 * r], lb.f32(p.scale)),
+                         fmul(o[j * 4 + 2 * r + 1], lb.f32(p.scale))});
+          if (outEt != f32)
+            pair = arith::TruncFOp::create(b, VectorType::get({2}, outEt), pair);
+          vector::StoreOp::create(b, pair, p.out,
+                                  ValueRange{batch, head, pos, add(colBase, fragCol(j, 0))},
+                                  false, llvm::MaybeAlign(outPairBytes));
+        }
+      });
+    }
+    next = ptx.fenceOperands(next);
+    writeState(next);
+    ptx.fenceProxyAsync();
+    consumerSync();
+    lb.ifThen(cmp(arith::CmpIPredicate::eq, ctid, idx(0)), [&] { ptx.arrive(emptyBar(stage)); });
+    return next;
+  };
   int64_t nState = init.size();
   auto chunkLoop = [&](ValueRange loopInit) {
     return kb.forWithState(
       idx(0), chunks, idx(1), loopInit, [&](Value c, ValueRange loopCarried) {
         ValueRange carried = loopCarried.take_front(nState);
+        if (vec)
+          return vectorChunk(c, carried);
         Value t0 = mul(c, idx(kChunk));
         Stage st = stageOf(c);
         Value stageIdx = st.index, stage = st.i32, base = st.base;

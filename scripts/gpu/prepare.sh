@@ -93,6 +93,17 @@ build/bin/attn-compile examples/gated_scalar.json test/gpu/specs/{gated_head_con
   --chunked-linear-wgmma --chunked-linear-wgmma-overlap -q
 build/bin/attn-compile bench/specs/b_simple_gla.json -o gpu-kernels/bench_linwg_overlap \
   --chip sm_90a --cubin --fail-on-spills --chunked-linear-wgmma --chunked-linear-wgmma-overlap -q
+# ... with --chunked-linear-wgmma-vector (experimental, off by default): vector gates
+# (GLA) on the wgmma kernel too (1 block per SM at Dk = 128). Checks
+# (CHECKS=tc_sm_90a_glawg/): the linear check specs with the flag (gated_vector,
+# gated_vector_d64 get the new kernel; the others as in tc_sm_90a_linwg). Bench:
+# --kernels gpu-kernels/bench_glawg --only linear --peers fla (b_gla new, b_simple_gla
+# as bench_linwg).
+build/bin/attn-compile examples/{linear,gated_scalar,gated_vector}.json \
+  test/gpu/specs/{gated_head_constant,linear_relu_state,linear_plain,gated_vector_d64}.json \
+  -o gpu-kernels/tc_sm_90a_glawg --chip sm_90a --cubin --fail-on-spills --chunked-linear-wgmma-vector -q
+build/bin/attn-compile bench/specs/b_{gla,simple_gla}.json -o gpu-kernels/bench_glawg \
+  --chip sm_90a --cubin --fail-on-spills --chunked-linear-wgmma-vector -q
 # The chunkwise linear kernels staging synchronously (--chunked-linear-prefetch=false,
 # the default before 2026-11-29's H200 measurement), to compare against.
 build/bin/attn-compile bench/specs/b_{gla,simple_gla}.json -o gpu-kernels/bench_linear_noprefetch \

@@ -1,6 +1,7 @@
 // RUN: attn-opt %s --attn-lower-to-gpu-kernels="chunked-linear=1 chunked-linear-prefetch=1 chunked-linear-wgmma=1" | FileCheck %s
 // RUN: attn-opt %s --attn-lower-to-gpu-kernels="chunked-linear=1 chunked-linear-prefetch=1" | FileCheck %s --check-prefix=OFF
 // RUN: attn-opt %s --attn-lower-to-gpu-kernels="chunked-linear=1 chunked-linear-wgmma=1 chunked-linear-wgmma-overlap=1" | FileCheck %s --check-prefix=OVERLAP
+// RUN: attn-opt %s --attn-lower-to-gpu-kernels="chunked-linear=1 chunked-linear-wgmma=1 chunked-linear-wgmma-vector=1" | FileCheck %s --check-prefix=VEC
 
 
 // The Hopper chunkwise linear kernel (chunked-linear-wgmma, opt-in): no,
@@ -175,3 +176,54 @@ func.func @linear_elu(%q: memref<?x4x?x64xf16>, %k: memref<?x4x?x64xf16>,
 // OVERLAP: scf.yield
 // OVERLAP-LABEL: gpu.func @linear_plain
 // OVERLAP-SAME: attn.overlap
+
+// chunked-linear-wgmma-vector: vector gates get the wgmma kernel. Shared
+// memory 2 x 40960 (Q, K, V) + 16384 (S_bf16) + 2 x 34816 (G [64][136] f32)
+// + 16384 (K~) + 3072 (D [6][128] f32) + 32 = 187424: 1 block per SM, 40 /
+// 248 registers. The full
+// barriers count the expect_tx arrival and the 128 gate-scan threads; the
+// 128 producer threads loop (thread 0: TMA; thread d: G's column d).
+// Per chunk: K~ = K ⊙ 2^(G_r − G_s) (r = the 8-step block's last step),
+// then per k16 step one group of O += (Q ⊙ 2^G) S_bf16 (A from registers)
+// and 7 x m64n8k16 A_j += (Q ⊙ 2^(G − G_r(j))) K~_j^T (one exp2 per value,
+// then the D table down the reference blocks), the 8 x 8
+// diagonal blocks in f32, A V, K scaled in place, S = 2^G_last S + K^T V.
+// VEC-LABEL: gpu.func @gated_vector
+// VEC-SAME: attn.dynamic_shared_memory = 187424
+// VEC-SAME: attn.tensor_cores = "wgmma.chunkwise"
+// VEC-SAME: nvvm.minctasm = 1
+// VEC: "mbarrier.init.shared::cta.b64 [$0], $1;", "r,r" %{{.*}}, %c129_i32
+// VEC: setmaxnreg.dec.sync.aligned.u32 40
+// VEC: scf.for
+// VEC: mbarrier.try_wait.parity
+// VEC-COUNT-5: cp.async.bulk.tensor.4d
+// VEC: memref.store {{.*}} : memref<17408xf32, #gpu.address_space<workgroup>>
+// VEC: "mbarrier.arrive.shared::cta.b64 _, [$0];"
+// VEC: setmaxnreg.inc.sync.aligned.u32 248
+// VEC: scf.for {{.*}} iter_args({{.*}}) -> ({{(f32, ){63}f32}})
+// VEC: mbarrier.try_wait.parity
+// VEC: llvm.nvvm.ex2.approx.ftz.f32
+// VEC: vector.store {{.*}} vector<8xbf16>
+// VEC: fence.proxy.async.shared::cta;
+// VEC: "bar.sync $0, 128;"
+// VEC: wgmma.fence.sync.aligned;
+// VEC: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {{.*}}, p, 1, 1, 1;
+// VEC-COUNT-7: wgmma.mma_async.sync.aligned.m64n8k16.f32.bf16.bf16 {{.*}}, p, 1, 1, 0;
+// VEC: wgmma.commit_group.sync.aligned;
+// VEC: wgmma.wait_group.sync.aligned 0;
+// VEC: scf.for {{.*}} -> (f32, f32, f32, f32)
+// VEC: vector.reduction <add>
+// VEC: wgmma.fence.sync.aligned;
+// VEC-COUNT-4: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {{.*}}}, {$64, $65, $66, $67}, $68, p, 1, 1, 1;
+// VEC: "bar.sync $0, 128;"
+// VEC: vector.store {{.*}} vector<8xbf16>
+// VEC: fence.proxy.async.shared::cta;
+// VEC: "bar.sync $0, 128;"
+// VEC-COUNT-8: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {{.*}}p, 1, 1, 1, 1;
+// VEC: wgmma.wait_group.sync.aligned 0;
+// VEC: "mbarrier.arrive.shared::cta.b64 _, [$0];"
+// VEC: scf.yield
+// VEC: gpu.return
+// The other kernels do not change with the option.
+// VEC-LABEL: gpu.func @linear_elu
+// VEC-SAME: attn.tensor_cores = "mma.sync.chunkwise"

@@ -108,6 +108,10 @@ static cl::opt<bool> chunkedLinearWgmmaOverlap(
     "chunked-linear-wgmma-overlap", cl::init(false),
     cl::desc("With --chunked-linear-wgmma: issue the next chunk's Q K^T before this "
              "chunk's output and state are written out (experimental)"));
+static cl::opt<bool> chunkedLinearWgmmaVector(
+    "chunked-linear-wgmma-vector", cl::init(false),
+    cl::desc("With --chunked-linear-wgmma: the wgmma chunkwise kernel also for vector "
+             "gates (GLA; experimental, 1 block per SM at Dk = 128)"));
 static cl::opt<bool> timeStages(
     "time-stages",
     cl::desc("Print where each spec's compile time went (stages, wall and CPU "
@@ -180,6 +184,7 @@ int main(int argc, char **argv) {
   options.chunkedLinearPrefetch = chunkedLinearPrefetch;
   options.chunkedLinearWgmma = chunkedLinearWgmma;
   options.chunkedLinearWgmmaOverlap = chunkedLinearWgmmaOverlap;
+  options.chunkedLinearWgmmaVector = chunkedLinearWgmmaVector;
   options.upstreamNvvmPipeline = upstreamNvvmPipeline;
   // One MLIR context per spec, so specs compile independently in parallel.
   // Results are printed in the order given, whatever order they finish in.

@@ -47,6 +47,8 @@ struct GpuCompileOptions {
   bool chunkedLinearWgmma = true;
   /// ... and the next chunk's Q K^T issued before this chunk's epilogue.
   bool chunkedLinearWgmmaOverlap = false;
+  /// ... and for vector gates (GLA; experimental).
+  bool chunkedLinearWgmmaVector = false;
   bool failOnSpills = false;      ///< with cubin: any spill or stack frame is an error
   bool alwaysAssemble = false;    ///< run ptxas even without cubin (for its report)
   /// Recorded in the manifest's "tuning" key when tuningGroup is set

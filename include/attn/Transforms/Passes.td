@@ -144,6 +144,10 @@ def AttnLowerToGpuKernels : Pass<"attn-lower-to-gpu-kernels", "::mlir::ModuleOp"
            /*default=*/"false",
            "In the wgmma chunkwise linear kernel, issue the next chunk's Q K^T before "
            "this chunk's output and state are written out (experimental)">,
+    Option<"chunkedLinearWgmmaVector", "chunked-linear-wgmma-vector", "bool",
+           /*default=*/"false",
+           "With chunked-linear-wgmma: the wgmma chunkwise kernel also for vector "
+           "gates (GLA; experimental)">,
     Option<"wgmma", "wgmma", "bool", /*default=*/"false",
            "Use the sm_90a wgmma + TMA kernel where it applies">,
     Option<"pingPong", "ping-pong", "bool", /*default=*/"false",
