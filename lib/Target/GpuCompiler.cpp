@@ -433,17 +433,21 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
       error = step + " failed: " + compiler.diagnostics() + pipelineErrors;
       return false;
     };
+    std::string lowerOptions =
+        hopper ? hopperOptions(bq)
+        : tensorCores ? (options.cpAsync ? "{tensor-cores=1 cp-async=1}" : "{tensor-cores=1}")
+        : linearKind && options.chunkedLinear
+            ? (options.chunkedLinearPrefetch
+                   ? "{chunked-linear=1 chunked-linear-prefetch=1" + linearWgmma + "}"
+                   : "{chunked-linear=1" + linearWgmma + "}")
+            : "";
+    if (options.fastTanh)
+      lowerOptions = lowerOptions.empty()
+                         ? "{fast-tanh=1}"
+                         : lowerOptions.substr(0, lowerOptions.size() - 1) + " fast-tanh=1}";
     std::string stage1 = "attn-normalize-masks,attn-plan-tiles{block-q=" + std::to_string(bq) +
                          " block-k=" + std::to_string(bk) + "},attn-lower-to-gpu-kernels" +
-                         (hopper ? hopperOptions(bq)
-                          : tensorCores ? (options.cpAsync ? "{tensor-cores=1 cp-async=1}"
-                                                           : "{tensor-cores=1}")
-                                        : linearKind && options.chunkedLinear
-                                              ? (options.chunkedLinearPrefetch
-                                                     ? "{chunked-linear=1 chunked-linear-prefetch=1" +
-                                                           linearWgmma + "}"
-                                                     : "{chunked-linear=1" + linearWgmma + "}")
-                                              : "");
+                         lowerOptions;
     if (!runPipeline(stage1, "generating the GPU kernel for " + specPath))
       return false;
     module->walk([&](gpu::GPUFuncOp f) {

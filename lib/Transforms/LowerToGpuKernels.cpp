@@ -23,6 +23,8 @@
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/IRMapping.h"
 
@@ -277,6 +279,33 @@ void buildLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   gpu::ReturnOp::create(b);
 }
 
+/// Soft-cap's tanh (and any tanh of a score_mod) as `tanh.approx.f32`: one
+/// MUFU.TANH per score. libdevice's tanhf, which math.tanh becomes otherwise,
+/// is an ex2, an rcp and a polynomial with a select: with the softmax's own
+/// ex2 that is three MUFU ops per score, and MUFU is what bounds soft-cap
+/// (16 ops per clock and SM against 0.125 clock of tensor-core work per score
+/// at head dim 128). The approximation's relative error (2^-10.99) is below
+/// the score's own from bf16 inputs (~2^-9 relative).
+void replaceTanhByApproximation(gpu::GPUModuleOp module) {
+  SmallVector<math::TanhOp> tanhs;
+  module.walk([&](math::TanhOp op) {
+    if (op.getType().isF32())
+      tanhs.push_back(op);
+  });
+  for (math::TanhOp op : tanhs) {
+    OpBuilder b(op);
+    // No side effects: LLVM may hoist, sink or CSE it like any pure value.
+    auto asmOp = LLVM::InlineAsmOp::create(
+        b, op.getLoc(), op.getType(), ValueRange{op.getOperand()}, "tanh.approx.f32 $0, $1;",
+        "=f,f", /*has_side_effects=*/false, /*is_align_stack=*/false,
+        LLVM::tailcallkind::TailCallKind::None,
+        LLVM::AsmDialectAttr::get(b.getContext(), LLVM::AsmDialect::AD_ATT),
+        /*operand_attrs=*/ArrayAttr());
+    op.replaceAllUsesWith(asmOp.getRes());
+    op.erase();
+  }
+}
+
 struct LowerToGpuKernelsPass
     : public impl::AttnLowerToGpuKernelsBase<LowerToGpuKernelsPass> {
   using AttnLowerToGpuKernelsBase::AttnLowerToGpuKernelsBase;
@@ -340,6 +369,8 @@ struct LowerToGpuKernelsPass
         return signalPassFailure();
       host.erase();
     }
+    if (fastTanh)
+      replaceTanhByApproximation(gpuModule);
   }
 };
 

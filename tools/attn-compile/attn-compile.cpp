@@ -85,6 +85,10 @@ static cl::opt<bool> dynamicScheduler(
     cl::desc("Hopper persistent kernel (--persistent): take each next work item from a "
              "global counter (manifest role tile_counter, zeroed by the runtime before "
              "every launch) instead of the static order (experimental)"));
+static cl::opt<bool> fastTanh(
+    "fast-tanh", cl::init(true),
+    cl::desc("tanh (soft-cap, score_mod) as one tanh.approx.f32 (MUFU.TANH, relative "
+             "error <= 2^-10.99) (default; --fast-tanh=false for libdevice's tanhf)"));
 static cl::opt<bool> documentTiles(
     "document-tiles", cl::init(true),
     cl::desc("Hopper kernel: classify k tiles from the document ids at run time "
@@ -152,6 +156,7 @@ int main(int argc, char **argv) {
   options.tensorCores = tensorCores;
   options.cpAsync = cpAsync;
   options.documentTiles = documentTiles;
+  options.fastTanh = fastTanh;
   if (pingPong.getNumOccurrences())
     options.pingPong = pingPong;
   options.lazyRescale = lazyRescale;

@@ -25,6 +25,9 @@ struct GpuCompileOptions {
   /// (on only for plain causal masks at D = 64, where the H200 measured +6-7% at 4k).
   std::optional<bool> persistent;
   bool lazyRescale = true;        ///< Hopper kernel: rescale O only when a max grows past 2^8
+  /// tanh (soft-cap, score_mod) as tanh.approx.f32, one MUFU op, instead of
+  /// libdevice's tanhf (two MUFU ops and a polynomial).
+  bool fastTanh = true;
   /// Hopper kernel: softmax weights per 8 elements taken by an FMA-pipe
   /// polynomial instead of MUFU.EX2 (0-8); unset: the heuristic.
   std::optional<int64_t> polyExp2Eighths;

@@ -148,6 +148,10 @@ def AttnLowerToGpuKernels : Pass<"attn-lower-to-gpu-kernels", "::mlir::ModuleOp"
            /*default=*/"false",
            "With chunked-linear-wgmma: the wgmma chunkwise kernel also for vector "
            "gates (GLA; experimental)">,
+    Option<"fastTanh", "fast-tanh", "bool", /*default=*/"false",
+           "math.tanh on f32 in the kernels as one MUFU.TANH (tanh.approx.f32, "
+           "relative error at most 2^-10.99) instead of libdevice's tanhf (two "
+           "MUFU ops and a polynomial) (attn-compile's default)">,
     Option<"wgmma", "wgmma", "bool", /*default=*/"false",
            "Use the sm_90a wgmma + TMA kernel where it applies">,
     Option<"pingPong", "ping-pong", "bool", /*default=*/"false",
