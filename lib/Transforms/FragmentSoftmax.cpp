@@ -111,6 +111,12 @@ FragmentSoftmax::FragmentSoftmax(KernelBuilder &kb, FragmentBuilder &fb, ScoreEm
       seqK(seqK), t2(t2), rows(rows), rawScale(emitter.linearScale()),
       tileOffsetMasks(tileOffsetMasks), blockMaskPerTile(blockMaskPerTile) {
   ImplicitLocOpBuilder &b = kb.b;
+  // Soft-cap alone: the raw score is tanh(a q.k), its base-2 score c times it.
+  if (!rawScale)
+    if (auto scales = emitter.softcapScales()) {
+      softcapInner = scales->first;
+      rawScale = scales->second;
+    }
   // Rows past Sq compute on zeros and are never stored; their masks and
   // score functions are evaluated at a valid row so no input is over-read.
   Value lastRow = arith::SubIOp::create(b, seqQ, kb.lb.index(1));
@@ -214,8 +220,11 @@ SmallVector<Value> FragmentSoftmax::scores(ArrayRef<Value> acc, Value colBegin, 
                                                    alibiTileBias);
       score = math::FmaOp::create(b, acc[i], lb.f32(*alibiShiftScale), colBias);
     } else {
-      score = rawScale ? acc[i]
-                       : emitter.score(acc[i], batch, head, row, colEval, alibiDistance);
+      score = softcapInner
+                  ? (Value)math::TanhOp::create(
+                        b, arith::MulFOp::create(b, acc[i], lb.f32(*softcapInner)))
+              : rawScale ? acc[i]
+                         : emitter.score(acc[i], batch, head, row, colEval, alibiDistance);
     }
     auto maskedScore = [&] {
       if (offsetMasks) {

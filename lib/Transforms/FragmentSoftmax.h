@@ -124,6 +124,9 @@ private:
   /// then returns raw products and update() folds the scale into one FFMA
   /// per element (FlashAttention-3's trick).
   std::optional<double> rawScale;
+  /// With soft-cap alone (ScoreEmitter::softcapScales): scores() returns
+  /// tanh(acc * softcapInner) and rawScale is cap * log2(e).
+  std::optional<double> softcapInner;
   /// Set when ALiBi's bias splits by row (ScoreEmitter::rowShiftedAlibiScale,
   /// the constant c): scores are s * c + slope * log2(e) * (col - base),
   /// base = this lane's first row's diagonal evalRows[0] + Sk - Sq. Each row's

@@ -25,6 +25,17 @@ std::optional<double> ScoreEmitter::linearScale() {
   return scale * kLog2e;
 }
 
+std::optional<std::pair<double, double>> ScoreEmitter::softcapScales() {
+  double scale = op.getEffectiveScale();
+  auto cap = op.getSoftcap();
+  if (!cap || op.getAlibiSlopes() || !op.getScoreMod().empty() || !(scale > 0))
+    return std::nullopt;
+  double c = cap->convertToDouble();
+  if (!(c > 0))
+    return std::nullopt;
+  return std::make_pair(scale / c, c * kLog2e);
+}
+
 std::optional<double> ScoreEmitter::rowShiftedAlibiScale() {
   if (!op.getAlibiSlopes() || needsNaturalScores())
     return std::nullopt;

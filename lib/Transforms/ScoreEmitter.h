@@ -42,6 +42,14 @@ public:
   /// taken on raw products and the scale folded into the exponent's FFMA.
   std::optional<double> linearScale();
 
+  /// When soft-cap is the only score modifier (no ALiBi, no score_mod) and
+  /// the scale is positive: (a, c) such that the base-2 score is
+  /// c * tanh(a * q.k), a = scale / cap, c = cap * log2(e). A softmax kernel
+  /// then takes t = tanh(a q.k) as its raw score and folds c into the
+  /// exponent's FFMA, as with linearScale(): one multiply and one tanh per
+  /// score instead of four multiplies and a tanh.
+  std::optional<std::pair<double, double>> softcapScales();
+
   /// When ALiBi is the only score modifier (no soft-cap, no score_mod) and
   /// the masks keep every visible key on or below the bottom-right aligned
   /// diagonal (col <= row + Sk - Sq: causal, a window with right <= 0, or

@@ -65,6 +65,10 @@ for n in 2 4; do
   build/bin/attn-compile bench/specs/b_{dense,causal,dense_d64,causal_d64,alibi,softcap,window}.json \
     -o gpu-kernels/bench_poly$n --chip sm_90a --cubin --fail-on-spills --poly-exp2=$n -q
 done
+# Soft-cap with libdevice's tanhf (--fast-tanh=false; the default before
+# 2026-12-03's session 9): same-call bench comparison against bench's b_softcap.
+build/bin/attn-compile bench/specs/b_softcap.json -o gpu-kernels/bench_libdevice_tanh \
+  --chip sm_90a --cubin --fail-on-spills --fast-tanh=false -q
 # Three and four K/V stages (--kv-stages; 2 by default): checks (CHECKS=tc_sm_90a_kv3/)
 # and same-call bench comparisons (bench_kv3, bench_kv4 at D = 64).
 build/bin/attn-compile examples/{dense,causal,window,document,block_sparse}.json test/gpu/specs/{dense_d64,causal_gqa_d64}.json \
