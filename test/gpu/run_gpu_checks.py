@@ -167,9 +167,11 @@ def run_case(exec_path, manifest_path, spec, B, Sq, Sk, seed, work, kernel_kind=
     return row
 
 
-def sanitize(exec_path, manifest_path, spec, work, tool):
+def sanitize(exec_path, manifest_path, spec, work, tool, kernel_kind="simt", report_dir=None):
     B, Sq, Sk = 1, 70, 45
-    row = run_case(exec_path, manifest_path, spec, B, Sq, Sk, 7, work)  # makes inputs
+    # Makes the inputs; judged with the kernel's own tolerances (a chunkwise
+    # kernel's state in bf16 steps, not the f32 recurrence's).
+    row = run_case(exec_path, manifest_path, spec, B, Sq, Sk, 7, work, kernel_kind)
     in_dir, out_dir = os.path.join(work, "in"), os.path.join(work, "out2")
     try:
         r = subprocess.run(["compute-sanitizer", "--tool", tool, "--error-exitcode", "9",
@@ -180,8 +182,15 @@ def sanitize(exec_path, manifest_path, spec, work, tool):
         return {"tool": tool, "rc": -1, "summary": "timeout", "ok": False,
                 "case_ok": row.get("ok")}
     tail = (r.stdout + r.stderr).strip().splitlines()[-1:] or [""]
-    return {"tool": tool, "rc": r.returncode, "summary": tail[0][:120], "ok": r.returncode == 0,
-            "case_ok": row.get("ok")}
+    summary = tail[0][:120]
+    if r.returncode != 0 and report_dir:  # the whole report, for the hazard's details
+        name = os.path.splitext(os.path.basename(manifest_path))[0]
+        with open(os.path.join(report_dir, f"{tool}-{name}.txt"), "w") as f:
+            f.write((r.stdout + r.stderr)[-200000:])
+    if not row.get("ok"):  # the unsanitized run of the same case was wrong
+        summary = f"the case itself failed (err {row.get('err_o', float('nan')):.2e}); " + summary
+    return {"tool": tool, "rc": r.returncode, "summary": summary,
+            "ok": r.returncode == 0 and bool(row.get("ok")), "case_ok": row.get("ok")}
 
 
 def check_case(exec_path, case):
@@ -248,7 +257,8 @@ def main():
             spec = PySpec(man["spec"])
             for tool in ("memcheck", "racecheck"):
                 with tempfile.TemporaryDirectory() as work:
-                    s = sanitize(args.exec, mpath, spec, work, tool)
+                    s = sanitize(args.exec, mpath, spec, work, tool, man.get("kernel", "simt"),
+                                 args.out)
                 s.update(kernel=man["name"])
                 sanit.append(s)
                 print(json.dumps(s), flush=True)
