@@ -109,6 +109,22 @@ bool hopperPersistent(const Spec &spec) {
          spec.blockSparse->second % 128 == 0;
 }
 
+/// Whether the Hopper kernel takes its work items from a global counter
+/// (persistent blocks; --dynamic-scheduler) unless asked: for plain causal
+/// masks and documents at D = Dv = 128, whose items differ in length. In
+/// session 9's H200 call (bench/results/2026-12-03-v21-softcap-dynsched/,
+/// the three kernels in one call) causal ran S = 1k / 4k / 16k 412 / 567 / 633
+/// TFLOP/s against 363 / 547 / 633 on the one-item grid and 395 / 520 / 566
+/// with the static persistent order; documents 135 / 344 / 434 against
+/// 116 / 324 / 433 and 134 / 324 / 388. ALiBi (causal) lost 15% at 4k and
+/// 12% at 16k (420 / 500 vs 496 / 566) and stays on the grid.
+bool hopperDynamicScheduler(const Spec &spec) {
+  if (spec.headDim != 128 || spec.headDimV != 128 || spec.blockSparse || spec.window ||
+      spec.softcap || spec.alibi != AlibiShape::None || spec.maskExpr || spec.scoreExpr)
+    return false;
+  return spec.documents || spec.causal;
+}
+
 /// Weights per 8 elements the Hopper kernel takes with the FMA-pipe
 /// polynomial instead of MUFU.EX2 unless asked: none. In one H200 call
 /// (bench/results/2026-12-03-v14-walk-poly/) 2 in 8 lost 8-13% on dense /
@@ -370,7 +386,16 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
   llvm::raw_string_ostream diagStream(pipelineErrors);
 
   auto [heuristicQ, heuristicK] = chooseGpuTiles(spec);
-  bool persistent = options.persistent.value_or(hopperPersistent(spec));
+  // The dynamic scheduler (asked for, or by its heuristic) brings persistent
+  // blocks with it; --dynamic-scheduler=false or --persistent=false give the
+  // one-item grid (unless the spec's default is static persistent blocks),
+  // --persistent alone the static order.
+  bool dynamicByDefault = hopperDynamicScheduler(spec);
+  bool persistent = options.persistent.value_or(
+      hopperPersistent(spec) || options.dynamicScheduler.value_or(dynamicByDefault));
+  bool dynamicScheduler =
+      persistent && options.dynamicScheduler.value_or(dynamicByDefault &&
+                                                       !options.persistent.has_value());
   bool tensorCores = usesTensorCores(spec, options);
   bool hopper = usesHopperKernel(spec, options);
   if (hopper)
@@ -405,7 +430,7 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
            (options.documentTiles ? " document-tiles=1" : "") + (pingPong ? " ping-pong=1" : "") +
            (persistent ? " persistent=1" : "") +
            (itemOverlap ? " item-overlap=1" : "") +
-           (persistent && options.dynamicScheduler ? " dynamic-scheduler=1" : "") +
+           (dynamicScheduler ? " dynamic-scheduler=1" : "") +
            (options.lazyRescale ? " lazy-rescale=1" : "") + " poly-exp2=" +
            std::to_string(options.polyExp2Eighths.value_or(hopperPolyExp2(spec))) +
            " kv-stages=" + std::to_string(options.kvStages.value_or(2)) + "}";
@@ -705,20 +730,28 @@ std::vector<TuningCandidateOptions> tuningCandidates(const Spec &spec,
     std::vector<std::pair<int64_t, int64_t>> tiles = {{128, 128}, {128, 64}};
     if (hopperQueryTile(spec, /*persistent=*/false) == 192)
       tiles.insert(tiles.begin(), {192, 128});
+    // Where the heuristic takes the dynamic scheduler (causal, documents),
+    // persistent blocks come in both orders: static and from the counter.
+    std::vector<std::pair<bool, bool>> schedules = {{false, false}, {true, false}};
+    if (hopperDynamicScheduler(spec))
+      schedules.push_back({true, true});
     for (auto [bq, bk] : tiles)
       for (bool pp : {true, false})
-        for (bool pers : {false, true}) {
+        for (auto [pers, dyn] : schedules) {
           GpuCompileOptions o = base;
           o.blockQ = bq;
           o.blockK = bk;
           o.pingPong = pp;
           o.persistent = pers;
+          o.dynamicScheduler = dyn;
           add(std::string(bq == 128 ? "" : "bq" + std::to_string(bq) + "_") + "bk" +
-                  std::to_string(bk) + "_pp" + (pp ? "1" : "0") + "_pers" + (pers ? "1" : "0"),
+                  std::to_string(bk) + "_pp" + (pp ? "1" : "0") +
+                  (dyn ? "_dyn" : pers ? "_pers1" : "_pers0"),
               o,
               "{\"kernel\": \"wgmma\", \"block_q\": " + std::to_string(bq) +
                   ", \"block_k\": " + std::to_string(bk) + ", \"ping_pong\": " + flag(pp) +
-                  ", \"persistent\": " + flag(pers) + "}");
+                  ", \"persistent\": " + flag(pers) +
+                  (dyn ? ", \"dynamic_scheduler\": true" : "") + "}");
         }
   } else if (usesTensorCores(spec, base)) {
     // The mma.sync kernel's tile is fixed (64 x 32); what varies is whether

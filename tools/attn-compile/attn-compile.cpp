@@ -82,9 +82,11 @@ static cl::opt<bool> itemOverlap(
              "(experimental: measured 2-5% slower at head dim 64; spills at 128)"));
 static cl::opt<bool> dynamicScheduler(
     "dynamic-scheduler", cl::init(false),
-    cl::desc("Hopper persistent kernel (--persistent): take each next work item from a "
+    cl::desc("Hopper kernel: persistent blocks that take each next work item from a "
              "global counter (manifest role tile_counter, zeroed by the runtime before "
-             "every launch) instead of the static order (experimental)"));
+             "every launch) instead of a static order (default: on for plain causal masks "
+             "and documents at head dim 128; --dynamic-scheduler=false for the static "
+             "order / one-item grid)"));
 static cl::opt<bool> fastTanh(
     "fast-tanh", cl::init(true),
     cl::desc("tanh (soft-cap, score_mod) as one tanh.approx.f32 (MUFU.TANH, relative "
@@ -162,10 +164,11 @@ int main(int argc, char **argv) {
   options.lazyRescale = lazyRescale;
   if (itemOverlap.getNumOccurrences())
     options.itemOverlap = itemOverlap;
-  options.dynamicScheduler = dynamicScheduler;
-  if (dynamicScheduler && !(persistent.getNumOccurrences() && persistent)) {
-    llvm::errs() << "attn-compile: error: --dynamic-scheduler needs --persistent (it "
-                    "schedules the persistent blocks' work items)\n";
+  if (dynamicScheduler.getNumOccurrences())
+    options.dynamicScheduler = dynamicScheduler;
+  if (dynamicScheduler && persistent.getNumOccurrences() && !persistent) {
+    llvm::errs() << "attn-compile: error: --dynamic-scheduler needs persistent blocks (it "
+                    "schedules their work items); drop --persistent=false\n";
     return 1;
   }
   if (polyExp2.getNumOccurrences()) {
@@ -264,6 +267,8 @@ int main(int argc, char **argv) {
         os << " " << report.blockQ << "x" << report.blockK;
       if (manifest.persistentBlocksPerSm > 0)
         os << " persistent";
+      if (llvm::is_contained(manifest.argumentRoles, attn::kTileCounterRole))
+        os << " dynamic";
       os << ", " << llvm::format("%.0f", ms) << " ms\n";
       result.ok = true;
       result.name = spec.name;
@@ -319,6 +324,10 @@ int main(int argc, char **argv) {
       text += "static inline attn_status attn_launch_" + r.name + "(attn_kernel *kernel";
       std::vector<std::string> params;
       for (const std::string &role : r.roles) {
+        // The dynamic scheduler's counter is the runtime's (one per stream,
+        // zeroed before each launch): not a parameter.
+        if (role == attn::kTileCounterRole)
+          continue;
         std::string p = role;
         std::replace(p.begin(), p.end(), ':', '_');
         params.push_back(p);

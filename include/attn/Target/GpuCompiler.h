@@ -38,8 +38,10 @@ struct GpuCompileOptions {
   std::optional<bool> itemOverlap;
   /// Hopper persistent kernel: take each next work item from a global counter
   /// (manifest role `tile_counter`, zeroed before every launch) instead of the
-  /// static order. Off by default; requires persistent blocks.
-  bool dynamicScheduler = false;
+  /// static order. Unset: the heuristic (on, with persistent blocks, for
+  /// plain causal masks and documents at D = Dv = 128); requires persistent
+  /// blocks.
+  std::optional<bool> dynamicScheduler;
   bool chunkedLinear = true;      ///< linear kinds: chunkwise tensor-core kernel
   bool chunkedLinearPrefetch = true; ///< chunkwise kernel: cp.async next-chunk prefetch
   /// Chunkwise kernel on sm_90a: the wgmma + TMA form where it applies (no,
