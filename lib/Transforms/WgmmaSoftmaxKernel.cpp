@@ -167,10 +167,9 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     // per buffer, then buffer 1's q full.
     l.qEmptyOffset = l.barOffset + 8 * (1 + 4 * n);
     // Tile-list words, one i32 per stage; then the document walk's exchange.
-    // Dynamic scheduler: per Q buffer a slot-full mbarrier, then each
-    // buffer's item index (one i32 per buffer).
+    // Dynamic scheduler: each Q buffer's item index (one i32 per buffer).
     l.slotOffset = l.qEmptyOffset + (persistent ? 24 : 0);
-    l.wordOffset = l.slotOffset + (dynamic ? 12 * qBuffers : 0);
+    l.wordOffset = l.slotOffset + (dynamic ? 4 * qBuffers : 0);
     l.exchangeOffset = l.wordOffset + (tileList ? 4 * n : 0);
     l.pendingOffset = l.exchangeOffset + (walkWarps > 1 ? 2 * walkWarps * 8 : 0);
     // Item overlap: each consumer thread's pending item (see the consumer).
@@ -255,19 +254,10 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     return at(arith::AddIOp::create(b, c32(qEmptyOffset), arith::MulIOp::create(b, buffer, c32(8))));
   };
   // Dynamic scheduler: Q buffer `buffer`'s item index, written by the
-  // producer's issuing thread before a plain arrival on the buffer's
-  // slot-full barrier (which releases it) and read by the consumers after
-  // their wait on it. Not through q-full: that phase completes on the Q
-  // load's transaction count, and compute-sanitizer's racecheck saw no order
-  // between the index's store and its reads that way (a hazard on every
-  // block's first item, outputs correct); a barrier of its own is
-  // CUTLASS's scheduler-pipeline shape too.
-  auto slotFullBar = [&](Value buffer) {
-    return at(arith::AddIOp::create(b, c32(slotOffset), arith::MulIOp::create(b, buffer, c32(8))));
-  };
+  // producer's issuing thread before its q-full arrival (which releases it)
+  // and read by the consumers after their q-full wait.
   auto slotAddress = [&](Value buffer) {
-    return at(arith::AddIOp::create(b, c32(slotOffset + 8 * qBuffers),
-                                    arith::MulIOp::create(b, buffer, c32(4))));
+    return at(arith::AddIOp::create(b, c32(slotOffset), arith::MulIOp::create(b, buffer, c32(4))));
   };
   // The next item index: atom.global.add.u32 on the tile counter.
   auto takeItem = [&]() -> Value {
@@ -306,6 +296,11 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     Value work; // persistent: the item's index (i32), from which itemOf rebuilds it
   };
   Value qTiles = arith::CeilDivUIOp::create(b, seqQ, lb.index(blockQ));
+  // The number of items (dynamic scheduler: the end of the counter's range).
+  Value itemTotal32 =
+      dynamic ? toI32(arith::MulIOp::create(b, qTiles, arith::MulIOp::create(b, heads, lb.dim(q, 0))))
+                    .getResult()
+              : Value();
   auto makeItem = [&](Value tile, Value head, Value batch) {
     Item it{tile, head, batch, arith::DivUIOp::create(b, head, group),
             arith::MulIOp::create(b, tile, lb.index(blockQ))};
@@ -555,10 +550,10 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     // an item is done.
     for (int64_t buffer = 0; buffer < qBuffers; ++buffer) {
       ptx.mbarrierInit(qFullBar(c32(buffer)), 1);
+      // Dynamic scheduler: every consumer thread arrives (each read the
+      // buffer's item index; see the release below).
       if (persistent)
-        ptx.mbarrierInit(qEmptyBar(c32(buffer)), consumerWarps);
-      if (dynamic)
-        ptx.mbarrierInit(slotFullBar(c32(buffer)), 1);
+        ptx.mbarrierInit(qEmptyBar(c32(buffer)), dynamic ? consumerWarps * 32 : consumerWarps);
     }
     for (int64_t s = 0; s < stages; ++s) {
       ptx.mbarrierInit(at(c32(barOffset + 8 + 8 * (stages * KFull + s))), 1);
@@ -630,9 +625,8 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
         lb.ifThen(refill, [&] { ptx.wait(qEmptyBar(buffer), parity); });
         taken = takeItem();
         ptx.emit({}, {slotAddress(buffer), taken}, "st.shared.u32 [$0], $1;", "r,r");
-        // An index past the end: the consumers read it and stop without
-        // waiting for a Q.
-        ptx.arrive(slotFullBar(buffer));
+        lb.ifThen(arith::CmpIOp::create(b, arith::CmpIPredicate::uge, taken, itemTotal32),
+                  [&] { ptx.arrive(qFullBar(buffer)); });
       });
       if (!tileList)
         return taken;
@@ -944,11 +938,10 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     st.o.assign(o.begin(), o.end());
     softmaxOf(itemOf(work)).finalize(st, out, lse);
   };
-  // Dynamic scheduler: wait for the next Q buffer's index and read it (the
-  // Q itself is waited for in the item, as with the static order).
+  // Dynamic scheduler: wait for the next Q buffer and read its item index.
   auto consumerNextItem = [&](ValueRange carried) -> Value {
     auto [buffer, use] = qBufferOf(carried[0]);
-    ptx.wait(slotFullBar(buffer), arith::RemUIOp::create(b, use, c32(2)));
+    ptx.wait(qFullBar(buffer), arith::RemUIOp::create(b, use, c32(2)));
     return ptx.emit({i32}, {slotAddress(buffer)}, "ld.shared.u32 $0, [$1];", "=r,r");
   };
   SmallVector<Value> itemsOut = forEachItem(itemInit, [&](const Item &item, ValueRange items) {
@@ -957,7 +950,8 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   FragmentSoftmax softmax = softmaxOf(item);
   KTileRange range = emitKTileRange(b, plan, item.tile, seqQ, seqK);
   auto [qBuffer, qUse] = qBufferOf(itemCount);
-  ptx.wait(qFullBar(qBuffer), arith::RemUIOp::create(b, qUse, c32(2)));
+  if (!dynamic)
+    ptx.wait(qFullBar(qBuffer), arith::RemUIOp::create(b, qUse, c32(2)));
   qItemOffset = arith::AddIOp::create(b, qWarpgroupOffset,
                                       arith::MulIOp::create(b, qBuffer, c32(qBytes)));
   if (pingPong && !persistent)
@@ -1139,9 +1133,14 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     nextCount = arith::AddIOp::create(b, endCount, arith::ExtUIOp::create(b, i32, endWord));
   }
   // Every S = Q K^T of the item is done: the producer may refill Q.
-  if (dynamic) // every lane read the buffer's item index
-    ptx.emit({}, {}, "bar.warp.sync -1;", "");
-  if (persistent)
+  // Dynamic scheduler: every lane read the buffer's item index, which the
+  // producer rewrites once the buffer is released, so every lane releases
+  // it (its own read ordered before its own arrive; one lane's arrive after
+  // bar.warp.sync left compute-sanitizer's racecheck without an order for
+  // the other lanes' reads).
+  if (dynamic)
+    ptx.arrive(qEmptyBar(qBuffer));
+  else if (persistent)
     lb.ifThen(laneZero, [&] { ptx.arrive(qEmptyBar(qBuffer)); });
   if (pingPong && !persistent)
     balanceTurns();

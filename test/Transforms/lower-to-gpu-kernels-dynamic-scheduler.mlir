@@ -4,29 +4,28 @@
 
 // The dynamic tile scheduler (persistent blocks only): the kernel takes one
 // more argument, the tile counter (memref<1xi32>, after the host's, before
-// the three tensor maps), and is marked attn.tile_counter; per Q buffer a
-// slot-full mbarrier and an i32 item slot follow the barriers: 24 bytes more
-// shared memory. The producer's item loop is an scf.while: wait for the Q
-// buffer to be free, take the next index with atom.global.add.u32, write it
-// to the buffer's slot and arrive (plain, count 1) on its slot-full barrier;
-// an index past the end stops the loop, otherwise the item's Q load
-// (arrive.expect_tx on q-full) and its K / V tiles. The consumers' loop waits
-// on slot-full, reads the slot and ends on an index past the end; inside the
-// item it waits on q-full for the Q; a warp's lanes meet (bar.warp.sync)
-// before lane 0 releases the Q buffer. Without persistent blocks the option
-// is ignored.
+// the three tensor maps), and is marked attn.tile_counter; two i32 item
+// slots (one per Q buffer) follow the barriers: 8 bytes more shared memory.
+// The producer's item loop is an scf.while: wait for the Q buffer to be
+// free, take the next index with atom.global.add.u32, write it to the
+// buffer's slot, and for an index past the end arrive on the buffer's q-full
+// barrier without a load (the end marker); otherwise the item's Q load
+// (arrive.expect_tx, after the slot's store) and its K / V tiles. The
+// consumers' loop waits on q-full, reads the slot and ends on an index past
+// the end; every consumer thread releases the Q buffer (its q-empty barrier
+// counts 256 arrivals). Without persistent blocks the option is ignored.
 // CHECK-LABEL: gpu.func @causal
 // CHECK-SAME: %{{.*}}: memref<?x16x?x128xbf16>, %{{.*}}: memref<1xi32>, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr)
-// CHECK-SAME: attn.dynamic_shared_memory = 196728 : i64
+// CHECK-SAME: attn.dynamic_shared_memory = 196712 : i64
 // CHECK-SAME: attn.persistent
 // CHECK-SAME: attn.tile_counter
 // CHECK-NOT: gpu.grid_dim
-// CHECK: mbarrier.init
 // CHECK: setmaxnreg.dec.sync.aligned.u32 40
 // CHECK: scf.while
 // CHECK: mbarrier.try_wait.parity
 // CHECK: atom.global.add.u32
 // CHECK: st.shared.u32
+// CHECK: scf.if
 // CHECK: mbarrier.arrive.shared::cta.b64
 // CHECK: scf.condition
 // CHECK: mbarrier.arrive.expect_tx
@@ -36,8 +35,7 @@
 // CHECK: mbarrier.try_wait.parity
 // CHECK: ld.shared.u32
 // CHECK: scf.condition
-// CHECK: mbarrier.try_wait.parity
-// CHECK: bar.warp.sync -1
+// CHECK-NOT: bar.warp.sync -1
 // CHECK: mbarrier.arrive.shared::cta.b64
 // CHECK-NOT: atom.global
 // CHECK: gpu.return
