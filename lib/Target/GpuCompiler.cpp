@@ -131,8 +131,9 @@ bool hopperDynamicScheduler(const Spec &spec) {
 /// causal D = 64 and ALiBi and won 1-3% on soft-cap; 4 in 8 lost more
 /// everywhere (dense D = 64 4k 458 -> 358 TFLOP/s): our softmax is bound by
 /// issue slots, not by MUFU, so trading one MUFU for ten FMA-pipe
-/// instructions does not pay. `attn-compile --poly-exp2=N` keeps it
-/// available.
+/// instructions does not pay. With soft-cap's tanh on one MUFU op (v21),
+/// 2 in 8 still lost there (4k / 16k 446 / 506 vs 488 / 530 TFLOP/s).
+/// `attn-compile --poly-exp2=N` keeps it available.
 int64_t hopperPolyExp2(const Spec &) { return 0; }
 
 /// The Hopper kernel's query rows: 192 (three consumer warpgroups, FA3's
