@@ -39,6 +39,19 @@ def mn_major(start, lbo, mn, k):
     return swizzle(start + (mn // 64) * lbo + (k // 8) * SBO + (k % 8) * 128 + 2 * (mn % 64))
 
 
+def scaling_chunks(dk):
+    """The kernels' per-element K scaling walk: thread ctid (of 128) takes
+    row ctid % 64 and half ctid // 64 of its 16-byte chunks; iteration i is
+    chunk index cidx = half * (dk / 16) + i, in box cidx // 8 at physical
+    chunk (cidx % 8) ^ (row % 8). Yields (row, cidx, box, phys)."""
+    per = dk // 16
+    for ctid in range(128):
+        row, part = ctid % 64, ctid // 64
+        for i in range(per):
+            cidx = part * per + i
+            yield row, cidx, cidx // 8, (cidx % 8) ^ (row % 8)
+
+
 def layout(dk):
     boxes = dk // 64
     q = 0
@@ -128,19 +141,10 @@ def check(dk, errors):
                     if len(banks) != 32:
                         errors.append(f"dk={dk} S_bf16 write bank conflict w {w} j {j}")
                         return
-    # K <- K * 2^(G_last - G_s) in place: thread ctid: row ctid % 64, part
-    # ctid // 64; iteration i: chunk index cidx = part * (dk / 16) + i, box
-    # cidx // 8, physical 16-byte chunk (cidx % 8) ^ (row % 8). Every 16-byte
+    # K <- K * 2^(G_last - G_s) in place (scaling_chunks): every 16-byte
     # chunk of every row exactly once, and the chunk holds row `row`'s
     # elements (a row scale needs no logical column).
-    touched = []
-    per = dk // 16
-    for ctid in range(128):
-        row, part = ctid % 64, ctid // 64
-        for i in range(per):
-            cidx = part * per + i
-            box, phys = cidx // 8, (cidx % 8) ^ (row % 8)
-            touched.append((box, row, phys))
+    touched = [(box, row, phys) for row, _, box, phys in scaling_chunks(dk)]
     if len(set(touched)) != L["boxes"] * 64 * 8 or len(touched) != len(set(touched)):
         errors.append(f"dk={dk} K scaling does not cover K once")
     for box, row, phys in touched:
@@ -189,21 +193,16 @@ def check_vector(dk, errors):
             if L["q"] + 2 * swz_index(row, dim) != tma(L["q"] + (dim // 64) * BOX, row, dim % 64):
                 errors.append(f"dk={dk} swz_index row {row} dim {dim}")
                 return
-    # Per-element scaling (K~ and K <- K 2^(G_last - G_s)): iteration i of
-    # thread ctid touches physical chunk (cidx % 8) ^ (row % 8) of box cidx // 8;
-    # its 8 elements are logical dims 8 cidx .. 8 cidx + 7 (the G column).
-    per = dk // 16
-    for ctid in range(128):
-        row, part = ctid % 64, ctid // 64
-        for i in range(per):
-            cidx = part * per + i
-            box, phys = cidx // 8, (cidx % 8) ^ (row % 8)
-            addr = L["k"] + box * BOX + row * 128 + phys * 16
-            for e in range(8):
-                d = 8 * cidx + e
-                if tma(L["k"] + (d // 64) * BOX, row, d % 64) != addr + 2 * e:
-                    errors.append(f"dk={dk} scaling chunk row {row} cidx {cidx} elem {e}")
-                    return
+    # Per-element scaling (K~ and K <- K 2^(G_last - G_s), scaling_chunks):
+    # the 8 elements of a chunk are logical dims 8 cidx .. 8 cidx + 7 (the G
+    # column).
+    for row, cidx, box, phys in scaling_chunks(dk):
+        addr = L["k"] + box * BOX + row * 128 + phys * 16
+        for e in range(8):
+            d = 8 * cidx + e
+            if tma(L["k"] + (d // 64) * BOX, row, d % 64) != addr + 2 * e:
+                errors.append(f"dk={dk} scaling chunk row {row} cidx {cidx} elem {e}")
+                return
     # A_j += (Q 2^(G - G_r)) K~_j^T: K~ as K-major B of m64n8k16, key block j
     # (keys 8j .. 8j + 7), k16 step `step`: start ktOff + box BOX + 1024 j +
     # 32 (step % 4) (ktDesc0 + offset >> 4). Element (n, k) is K~[8j + n,

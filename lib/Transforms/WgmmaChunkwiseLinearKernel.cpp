@@ -441,6 +441,63 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
     ptx.wgmmaCommit();
     return a;
   };
+  // V's B-operand descriptors of the stage at byte offset `base`, per k16
+  // step over the chunk's keys.
+  auto vDescriptors = [&](Value base) {
+    SmallVector<Value> vDesc;
+    for (int64_t u = 0; u < kChunk / 16; ++u)
+      vDesc.push_back(descriptor(add(base, c32(vOff + u * 16 * 128)), kBoxBytes));
+    return vDesc;
+  };
+  // S += K^T V as one committed group: A = K^T, M = the 64 dims of K box h
+  // (MN-major, the transposed A operand), k16 steps over the chunk's keys.
+  auto issueStateUpdate = [&](Value base, ArrayRef<Value> vDesc, SmallVector<Value> &next) {
+    SmallVector<Value> ktDesc;
+    for (int64_t h = 0; h < boxes; ++h)
+      for (int64_t u = 0; u < kChunk / 16; ++u)
+        ktDesc.push_back(
+            descriptor(add(base, c32(kOff + h * kBoxBytes + u * 16 * 128)), kBoxBytes));
+    ptx.wgmmaFence();
+    for (int64_t h = 0; h < boxes; ++h) {
+      SmallVector<Value> acc(next.begin() + h * 32, next.begin() + (h + 1) * 32);
+      for (int64_t u = 0; u < kChunk / 16; ++u)
+        acc = ptx.wgmma(acc, ktDesc[h * 4 + u], {}, vDesc[u], kCols, et,
+                        /*transposeB=*/true, /*transposeA=*/true);
+      std::copy(acc.begin(), acc.end(), next.begin() + h * 32);
+    }
+    ptx.wgmmaCommit();
+  };
+  // Output rows of the chunk from step t0 (this lane's `rows` in it), times
+  // the scale, never past T: aligned pair stores.
+  auto storeOutput = [&](Value t0, ArrayRef<Value> rows, ArrayRef<Value> o) {
+    for (int r = 0; r < 2; ++r) {
+      Value pos = add(t0, rows[r]);
+      lb.ifThen(cmp(arith::CmpIPredicate::slt, pos, seq), [&] {
+        for (int64_t j = 0; j < 8; ++j) {
+          Value pair = vector::FromElementsOp::create(
+              b, VectorType::get({2}, f32),
+              ValueRange{fmul(o[j * 4 + 2 * r], lb.f32(p.scale)),
+                         fmul(o[j * 4 + 2 * r + 1], lb.f32(p.scale))});
+          if (outEt != f32)
+            pair = arith::TruncFOp::create(b, VectorType::get({2}, outEt), pair);
+          vector::StoreOp::create(b, pair, p.out,
+                                  ValueRange{batch, head, pos, add(colBase, fragCol(j, 0))},
+                                  false, llvm::MaybeAlign(outPairBytes));
+        }
+      });
+    }
+  };
+  // The chunk's end, every wgmma of it complete (the warpgroup's S_bf16
+  // reads included): the state as the next chunk's B operand, then the
+  // stage (Q, K, V, G) is free for the producer (consumer thread `ctid` 0
+  // arrives).
+  auto finishChunk = [&](SmallVector<Value> &next, Value stage, Value ctid) {
+    next = ptx.fenceOperands(next);
+    writeState(next);
+    ptx.fenceProxyAsync();
+    consumerSync();
+    lb.ifThen(cmp(arith::CmpIPredicate::eq, ctid, idx(0)), [&] { ptx.arrive(emptyBar(stage)); });
+  };
   // Vector gates (GLA): one chunk (docs/chunkwise-linear-gpu.md, "Session
   // 9"). A is split into 8-key sub-blocks j (keys 8j .. 8j + 7) with the
   // reference step r(j) = 8j + 7: for the rows of a later 8-row block,
@@ -688,9 +745,7 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
       aRegs.append({fb.packF32(lo[0], lo[1], true), fb.packF32(lo[2], lo[3], true),
                     fb.packF32(hi[0], hi[1], true), fb.packF32(hi[2], hi[3], true)});
     }
-    SmallVector<Value> vDesc;
-    for (int64_t u = 0; u < kChunk / 16; ++u)
-      vDesc.push_back(descriptor(add(base, c32(vOff + u * 16 * 128)), kBoxBytes));
+    SmallVector<Value> vDesc = vDescriptors(base);
     // O += A V.
     ptx.wgmmaFence();
     for (int64_t u = 0; u < 4; ++u)
@@ -723,43 +778,11 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
             next[sIndex(h, j, e)] = fmul(next[sIndex(h, j, e)], decay);
       }
     consumerSync();
-    SmallVector<Value> ktDesc;
-    for (int64_t h = 0; h < boxes; ++h)
-      for (int64_t u = 0; u < kChunk / 16; ++u)
-        ktDesc.push_back(
-            descriptor(add(base, c32(kOff + h * kBoxBytes + u * 16 * 128)), kBoxBytes));
-    ptx.wgmmaFence();
-    for (int64_t h = 0; h < boxes; ++h) {
-      SmallVector<Value> acc(next.begin() + h * 32, next.begin() + (h + 1) * 32);
-      for (int64_t u = 0; u < kChunk / 16; ++u)
-        acc = ptx.wgmma(acc, ktDesc[h * 4 + u], {}, vDesc[u], kCols, et,
-                        /*transposeB=*/true, /*transposeA=*/true);
-      std::copy(acc.begin(), acc.end(), next.begin() + h * 32);
-    }
-    ptx.wgmmaCommit();
+    issueStateUpdate(base, vDesc, next);
     ptx.wgmmaWait(0);
     o = ptx.fenceOperands(o);
-    for (int r = 0; r < 2; ++r) {
-      Value pos = add(t0, rowA[r]);
-      lb.ifThen(cmp(arith::CmpIPredicate::slt, pos, seq), [&] {
-        for (int64_t j = 0; j < 8; ++j) {
-          Value pair = vector::FromElementsOp::create(
-              b, VectorType::get({2}, f32),
-              ValueRange{fmul(o[j * 4 + 2 * r], lb.f32(p.scale)),
-                         fmul(o[j * 4 + 2 * r + 1], lb.f32(p.scale))});
-          if (outEt != f32)
-            pair = arith::TruncFOp::create(b, VectorType::get({2}, outEt), pair);
-          vector::StoreOp::create(b, pair, p.out,
-                                  ValueRange{batch, head, pos, add(colBase, fragCol(j, 0))},
-                                  false, llvm::MaybeAlign(outPairBytes));
-        }
-      });
-    }
-    next = ptx.fenceOperands(next);
-    writeState(next);
-    ptx.fenceProxyAsync();
-    consumerSync();
-    lb.ifThen(cmp(arith::CmpIPredicate::eq, ctid, idx(0)), [&] { ptx.arrive(emptyBar(stage)); });
+    storeOutput(t0, rowA, o);
+    finishChunk(next, stage, ctid);
     return next;
   };
   int64_t nState = init.size();
@@ -778,8 +801,7 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
         for (int64_t step = 0; step < dk / 16; ++step)
           // S_bf16 [Dk rows][64]: 16 state rows per k16 step.
           sDesc.push_back(descriptor(c32(sOff + step * 16 * 128), dk * 128));
-        for (int64_t u = 0; u < kChunk / 16; ++u)
-          vDesc.push_back(descriptor(add(base, c32(vOff + u * 16 * 128)), kBoxBytes));
+        vDesc = vDescriptors(base);
 
         // A = Q K^T and OQ = Q S_bf16, two groups (overlap: A was computed
         // by the previous iteration, during its output and state write-out).
@@ -877,22 +899,8 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
           for (Value &s : next)
             s = fmul(s, decay);
         }
-        // S += K^T V: A = K^T, M = the 64 dims of K box h (MN-major, the
-        // transposed A operand), k16 steps over the chunk's keys.
-        SmallVector<Value> ktDesc;
-        for (int64_t h = 0; h < boxes; ++h)
-          for (int64_t u = 0; u < kChunk / 16; ++u)
-            ktDesc.push_back(
-                descriptor(add(base, c32(kOff + h * kBoxBytes + u * 16 * 128)), kBoxBytes));
-        ptx.wgmmaFence();
-        for (int64_t h = 0; h < boxes; ++h) {
-          SmallVector<Value> acc(next.begin() + h * 32, next.begin() + (h + 1) * 32);
-          for (int64_t u = 0; u < kChunk / 16; ++u)
-            acc = ptx.wgmma(acc, ktDesc[h * 4 + u], {}, vDesc[u], kCols, et,
-                            /*transposeB=*/true, /*transposeA=*/true);
-          std::copy(acc.begin(), acc.end(), next.begin() + h * 32);
-        }
-        ptx.wgmmaCommit();
+        // S += K^T V.
+        issueStateUpdate(base, vDesc, next);
         // Overlap: O is written while the state update runs, then the next
         // chunk's A = Q K^T (the other stage) is issued and runs while the
         // state is written out; it completes (wait_group 0) before the loop
@@ -905,23 +913,7 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
         ptx.wgmmaWait(overlap ? 1 : 0);
         o = ptx.fenceOperands(o);
 
-        // Output rows (times the scale), never past T: aligned pair stores.
-        for (int r = 0; r < 2; ++r) {
-          Value pos = add(t0, rowA[r]);
-          lb.ifThen(cmp(arith::CmpIPredicate::slt, pos, seq), [&] {
-            for (int64_t j = 0; j < 8; ++j) {
-              Value pair = vector::FromElementsOp::create(
-                  b, VectorType::get({2}, f32),
-                  ValueRange{fmul(o[j * 4 + 2 * r], lb.f32(p.scale)),
-                             fmul(o[j * 4 + 2 * r + 1], lb.f32(p.scale))});
-              if (outEt != f32)
-                pair = arith::TruncFOp::create(b, VectorType::get({2}, outEt), pair);
-              vector::StoreOp::create(b, pair, p.out,
-                                      ValueRange{batch, head, pos, add(colBase, fragCol(j, 0))},
-                                      false, llvm::MaybeAlign(outPairBytes));
-            }
-          });
-        }
+        storeOutput(t0, rowA, o);
         SmallVector<Value> aNext;
         if (overlap) {
           Value nextChunk = add(c, idx(1));
@@ -929,15 +921,7 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
           aNext = issueQK(arith::SelectOp::create(b, hasNext, nextChunk, c), hasNext);
           ptx.wgmmaWait(1); // the state update (the next A in flight)
         }
-        next = ptx.fenceOperands(next);
-        // Every wgmma of the chunk is complete (the warpgroup's S_bf16
-        // reads included): the next chunk's B operand.
-        writeState(next);
-        ptx.fenceProxyAsync();
-        consumerSync();
-        // The stage (Q, K, V, G) is free for the producer.
-        lb.ifThen(cmp(arith::CmpIPredicate::eq, ctid, idx(0)),
-                  [&] { ptx.arrive(emptyBar(stage)); });
+        finishChunk(next, stage, ctid);
         if (overlap) {
           ptx.wgmmaWait(0); // the next chunk's A
           aNext = ptx.fenceOperands(aNext);
