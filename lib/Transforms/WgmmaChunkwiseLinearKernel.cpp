@@ -238,6 +238,29 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
   //===--------------------------------------------------------------------===//
   b.setInsertionPointToStart(&roles.getThenRegion().front());
   ptx.setMaxRegisters(oneBlock ? kVecProducerRegisters : kProducerRegisters, /*increase=*/false);
+  // From the stage's second fill on (chunk c >= 2): every consumer read of
+  // its previous chunk (Q, K, V, G) is done.
+  auto waitStageFree = [&](Value c, Value stage, Value round) {
+    lb.ifThen(cmp(arith::CmpIPredicate::uge, c, idx(2)), [&] {
+      ptx.wait(emptyBar(stage),
+               arith::RemUIOp::create(b, arith::SubIOp::create(b, round, c32(1)), c32(2)));
+    });
+  };
+  // The chunk from step t0 into `stage` (completing on `full`): the
+  // expected bytes, then Q and K per box, and V.
+  auto issueChunkLoads = [&](Value stage, Value t0, Value full, Value batch32, Value head32,
+                             Value col32) {
+    ptx.arriveExpectTx(full, stageTxBytes);
+    Value base = mul(stage, c32(stageBytes));
+    Value row = toI32(t0);
+    for (int64_t box = 0; box < boxes; ++box) {
+      ptx.tmaLoad(at(add(base, c32(qOff + box * kBoxBytes))), qMap,
+                  {c32(box * kBoxCols), row, head32, batch32}, full);
+      ptx.tmaLoad(at(add(base, c32(kOff + box * kBoxBytes))), kMap,
+                  {c32(box * kBoxCols), row, head32, batch32}, full);
+    }
+    ptx.tmaLoad(at(add(base, c32(vOff))), vMap, {col32, row, head32, batch32}, full);
+  };
   // Vector gates: the 128 producer threads run the chunk loop; thread 0
   // issues the TMA loads, thread d < Dk scans dimension d of the gates.
   if (vec) {
@@ -245,23 +268,10 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
     lb.forLoop(idx(0), chunks, [&](Value c) {
       Value t0 = mul(c, idx(kChunk));
       Value stage = toI32(rem(c, 2)), round = toI32(div(c, 2));
-      lb.ifThen(cmp(arith::CmpIPredicate::uge, c, idx(2)), [&] {
-        ptx.wait(emptyBar(stage),
-                 arith::RemUIOp::create(b, arith::SubIOp::create(b, round, c32(1)), c32(2)));
-      });
+      waitStageFree(c, stage, round);
       Value full = fullBar(stage);
-      lb.ifThen(firstThread, [&] {
-        ptx.arriveExpectTx(full, stageTxBytes);
-        Value base = mul(stage, c32(stageBytes));
-        Value row = toI32(t0);
-        for (int64_t box = 0; box < boxes; ++box) {
-          ptx.tmaLoad(at(add(base, c32(qOff + box * kBoxBytes))), qMap,
-                      {c32(box * kBoxCols), row, head32, batch32}, full);
-          ptx.tmaLoad(at(add(base, c32(kOff + box * kBoxBytes))), kMap,
-                      {c32(box * kBoxCols), row, head32, batch32}, full);
-        }
-        ptx.tmaLoad(at(add(base, c32(vOff))), vMap, {col32, row, head32, batch32}, full);
-      });
+      lb.ifThen(firstThread,
+                [&] { issueChunkLoads(stage, t0, full, batch32, head32, col32); });
       // G[stage][t][d] = log2(e) * sum_{u <= t} gate[t0 + u][d] (0 past T,
       // so G stays constant there), 16 loads in flight per group.
       lb.ifThen(cmp(arith::CmpIPredicate::ult, tid, idx(dk)), [&] {
@@ -308,25 +318,10 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
               },
               [&] { return SmallVector<Value>{lb.f32(0.0)}; })[0];
         }
-      // From the stage's second fill on: every consumer read of its
-      // previous chunk (Q, K, V, G) is done.
-      lb.ifThen(cmp(arith::CmpIPredicate::uge, c, idx(2)), [&] {
-        ptx.wait(emptyBar(stage),
-                 arith::RemUIOp::create(b, arith::SubIOp::create(b, round, c32(1)), c32(2)));
-      });
+      waitStageFree(c, stage, round);
       Value full = fullBar(stage);
-      lb.ifThen(cmp(arith::CmpIPredicate::eq, lane, idx(0)), [&] {
-        ptx.arriveExpectTx(full, stageTxBytes);
-        Value base = mul(stage, c32(stageBytes));
-        Value row = toI32(t0);
-        for (int64_t box = 0; box < boxes; ++box) {
-          ptx.tmaLoad(at(add(base, c32(qOff + box * kBoxBytes))), qMap,
-                      {c32(box * kBoxCols), row, head32, batch32}, full);
-          ptx.tmaLoad(at(add(base, c32(kOff + box * kBoxBytes))), kMap,
-                      {c32(box * kBoxCols), row, head32, batch32}, full);
-        }
-        ptx.tmaLoad(at(add(base, c32(vOff))), vMap, {col32, row, head32, batch32}, full);
-      });
+      lb.ifThen(cmp(arith::CmpIPredicate::eq, lane, idx(0)),
+                [&] { issueChunkLoads(stage, t0, full, batch32, head32, col32); });
       if (!gated)
         return;
       // G[2l], G[2l + 1] = log2(e) * the inclusive prefix sums: the pair's
