@@ -548,10 +548,9 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
         f(row, mul(cidx, idx(8)), index);
       }
     };
-    ptx.wait(fullBar(stage), st.parity);
-    // K~ [s, d] = K[s, d] 2^(G[r(s), d] − G[s, d]), r(s) = 8 (s / 8) + 7.
-    eachChunk([&](Value row, Value d0, Value index) {
-      Value ref = add(mul(div(row, 8), idx(8)), idx(7));
+    // One 16-byte chunk of K (row `row`, dims d0 .. d0 + 7, at `index` of
+    // the swizzled tile) times 2^(G[ref, d] − G[row, d]), into `dst`.
+    auto scaleKChunk = [&](Value ref, Value row, Value d0, Value index, Value dst) {
       Value gRef = vector::LoadOp::create(b, vec8f, gView, ValueRange{gAt(ref, d0)}, false,
                                           llvm::MaybeAlign(16));
       Value gS = vector::LoadOp::create(b, vec8f, gView, ValueRange{gAt(row, d0)}, false,
@@ -559,8 +558,13 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
       Value x = vector::LoadOp::create(b, vec8, kView, ValueRange{index}, false,
                                        llvm::MaybeAlign(16));
       x = arith::MulFOp::create(b, arith::ExtFOp::create(b, vec8f, x), exp2(fsub(gRef, gS)));
-      vector::StoreOp::create(b, arith::TruncFOp::create(b, vec8, x), ktView,
-                              ValueRange{index}, false, llvm::MaybeAlign(16));
+      vector::StoreOp::create(b, arith::TruncFOp::create(b, vec8, x), dst, ValueRange{index},
+                              false, llvm::MaybeAlign(16));
+    };
+    ptx.wait(fullBar(stage), st.parity);
+    // K~ [s, d] = K[s, d] 2^(G[r(s), d] − G[s, d]), r(s) = 8 (s / 8) + 7.
+    eachChunk([&](Value row, Value d0, Value index) {
+      scaleKChunk(add(mul(div(row, 8), idx(8)), idx(7)), row, d0, index, ktView);
     });
     // D[j][d] = 2^(G[r(j + 1), d] − G[r(j), d]), j = 0 .. 5.
     Value dView;
@@ -753,15 +757,7 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
     consumerSync();
     Value last = idx(kChunk - 1);
     eachChunk([&](Value row, Value d0, Value index) {
-      Value gLast = vector::LoadOp::create(b, vec8f, gView, ValueRange{gAt(last, d0)}, false,
-                                           llvm::MaybeAlign(16));
-      Value gS = vector::LoadOp::create(b, vec8f, gView, ValueRange{gAt(row, d0)}, false,
-                                        llvm::MaybeAlign(16));
-      Value x = vector::LoadOp::create(b, vec8, kView, ValueRange{index}, false,
-                                       llvm::MaybeAlign(16));
-      x = arith::MulFOp::create(b, arith::ExtFOp::create(b, vec8f, x), exp2(fsub(gLast, gS)));
-      vector::StoreOp::create(b, arith::TruncFOp::create(b, vec8, x), kView,
-                              ValueRange{index}, false, llvm::MaybeAlign(16));
+      scaleKChunk(last, row, d0, index, kView);
     });
     ptx.fenceProxyAsync();
     SmallVector<Value> next(carried.begin(), carried.end());
