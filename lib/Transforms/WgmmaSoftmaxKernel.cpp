@@ -550,8 +550,10 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     // an item is done.
     for (int64_t buffer = 0; buffer < qBuffers; ++buffer) {
       ptx.mbarrierInit(qFullBar(c32(buffer)), 1);
+      // Dynamic scheduler: every consumer thread arrives (each read the
+      // buffer's item index; see the release below).
       if (persistent)
-        ptx.mbarrierInit(qEmptyBar(c32(buffer)), consumerWarps);
+        ptx.mbarrierInit(qEmptyBar(c32(buffer)), dynamic ? consumerWarps * 32 : consumerWarps);
     }
     for (int64_t s = 0; s < stages; ++s) {
       ptx.mbarrierInit(at(c32(barOffset + 8 + 8 * (stages * KFull + s))), 1);
@@ -1131,9 +1133,14 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     nextCount = arith::AddIOp::create(b, endCount, arith::ExtUIOp::create(b, i32, endWord));
   }
   // Every S = Q K^T of the item is done: the producer may refill Q.
-  if (dynamic) // every lane read the buffer's item index
-    ptx.emit({}, {}, "bar.warp.sync -1;", "");
-  if (persistent)
+  // Dynamic scheduler: every lane read the buffer's item index, which the
+  // producer rewrites once the buffer is released, so every lane releases
+  // it (its own read ordered before its own arrive; one lane's arrive after
+  // bar.warp.sync left compute-sanitizer's racecheck without an order for
+  // the other lanes' reads).
+  if (dynamic)
+    ptx.arrive(qEmptyBar(qBuffer));
+  else if (persistent)
     lb.ifThen(laneZero, [&] { ptx.arrive(qEmptyBar(qBuffer)); });
   if (pingPong && !persistent)
     balanceTurns();
