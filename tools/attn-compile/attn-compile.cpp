@@ -115,9 +115,10 @@ static cl::opt<bool> chunkedLinearWgmmaOverlap(
     cl::desc("With --chunked-linear-wgmma: issue the next chunk's Q K^T before this "
              "chunk's output and state are written out (experimental)"));
 static cl::opt<bool> chunkedLinearWgmmaVector(
-    "chunked-linear-wgmma-vector", cl::init(false),
+    "chunked-linear-wgmma-vector", cl::init(true),
     cl::desc("With --chunked-linear-wgmma: the wgmma chunkwise kernel also for vector "
-             "gates (GLA; experimental, 1 block per SM at Dk = 128)"));
+             "gates (GLA; default; 1 block per SM at Dk = 128; =false for the mma.sync "
+             "kernel)"));
 static cl::opt<bool> timeStages(
     "time-stages",
     cl::desc("Print where each spec's compile time went (stages, wall and CPU "

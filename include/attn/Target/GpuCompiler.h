@@ -52,8 +52,10 @@ struct GpuCompileOptions {
   bool chunkedLinearWgmma = true;
   /// ... and the next chunk's Q K^T issued before this chunk's epilogue.
   bool chunkedLinearWgmmaOverlap = false;
-  /// ... and for vector gates (GLA; experimental).
-  bool chunkedLinearWgmmaVector = false;
+  /// ... and for vector gates (GLA): on since session 9's H200 run (18/18
+  /// checks, sanitizer clean; 0.95 / 0.93x chunk_gla vs the mma.sync
+  /// kernel's 0.88 / 0.87x, bench/results/2026-12-03-v21-softcap-dynsched/).
+  bool chunkedLinearWgmmaVector = true;
   bool failOnSpills = false;      ///< with cubin: any spill or stack frame is an error
   bool alwaysAssemble = false;    ///< run ptxas even without cubin (for its report)
   /// Recorded in the manifest's "tuning" key when tuningGroup is set
