@@ -40,7 +40,7 @@ build/bin/attn-compile bench/specs/b_{dense_d64,causal_d64}.json \
 build/bin/attn-compile examples/{dense,causal,gqa,bshd,block_sparse,document,alibi,softcap,window}.json \
   test/gpu/specs/{dense_d64,causal_gqa_d64,window_f16_d64,alibi_causal_lse}.json \
   -o gpu-kernels/tc_sm_90a_dynsched --chip sm_90a --cubin --fail-on-spills --persistent --dynamic-scheduler -q
-build/bin/attn-compile bench/specs/b_{causal,document,alibi,softcap,dense,window}.json \
+build/bin/attn-compile bench/specs/b_{causal,causal_d64,dense_d64,document,alibi,softcap,dense,window,block_sparse}.json \
   -o gpu-kernels/bench_dynsched --chip sm_90a --cubin --fail-on-spills --persistent --dynamic-scheduler -q
 # The D = 128 softmax bench specs on the one-item grid (--persistent=false), against
 # the persistent defaults (dense, window, block-sparse) in the same call.
