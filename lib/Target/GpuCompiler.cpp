@@ -442,7 +442,9 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
       options.chunkedLinearWgmma && options.chip == "sm_90a"
           ? std::string(" chunked-linear-wgmma=1") +
                 (options.chunkedLinearWgmmaOverlap ? " chunked-linear-wgmma-overlap=1" : "") +
-                (options.chunkedLinearWgmmaVector ? " chunked-linear-wgmma-vector=1" : "")
+                (options.chunkedLinearWgmmaVector ? " chunked-linear-wgmma-vector=1" : "") +
+                (options.chunkedLinearProducerDiagonal ? " chunked-linear-producer-diagonal=1"
+                                                       : "")
           : "";
   auto generate = [&](int64_t bq, int64_t bk, Generated &g) {
     std::string suffix = " (" + std::to_string(bq) + "x" + std::to_string(bk) + ")";

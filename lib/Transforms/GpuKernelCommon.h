@@ -346,10 +346,17 @@ bool buildChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module
 /// map, no normalizer, no gates or scalar / head-constant gates. With
 /// `overlap` (marked `attn.overlap`), the next chunk's A = Q K^T is issued
 /// before this chunk's output and state are written out. With `vectorGates`,
-/// vector gates (GLA) too (without overlap).
+/// vector gates (GLA) too (without overlap); with `producerDiagonal` as well,
+/// the producer warpgroup computes their 8 x 8 diagonal triangles (1 block
+/// per SM, Dk = 128 only).
+struct WgmmaLinearOptions {
+  bool overlap = false;
+  bool vectorGates = false;
+  bool producerDiagonal = false;
+};
 bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
-                                     func::FuncOp host, LinearProblem p, bool overlap = false,
-                                     bool vectorGates = false);
+                                     func::FuncOp host, LinearProblem p,
+                                     WgmmaLinearOptions options = {});
 
 } // namespace attn
 

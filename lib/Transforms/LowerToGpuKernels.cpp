@@ -357,8 +357,9 @@ struct LowerToGpuKernelsPass
             buildSoftmaxKernel(b, gpuModule, host, attention);
         } else if (std::optional<LinearProblem> p = getLinearProblem(op)) {
           if (chunkedLinearWgmma &&
-              buildWgmmaChunkwiseLinearKernel(b, gpuModule, host, *p, chunkedLinearWgmmaOverlap,
-                                              chunkedLinearWgmmaVector))
+              buildWgmmaChunkwiseLinearKernel(b, gpuModule, host, *p,
+                                              {chunkedLinearWgmmaOverlap, chunkedLinearWgmmaVector,
+                                               chunkedLinearProducerDiagonal}))
             return;
           if (!chunkedLinear || !buildChunkwiseLinearKernel(b, gpuModule, host, *p,
                                                                 chunkedLinearPrefetch))

@@ -79,7 +79,11 @@ constexpr int64_t kProducerRegisters = 40, kConsumerRegisters = 216;
 // per thread at launch): 40 + 248 (the consumer spills at 224, and by 4 bytes
 // at 240 with the chained scales; the producer's gate scan at 24).
 constexpr int64_t kVecProducerRegisters = 40, kVecConsumerRegisters = 248;
+// ... when the producer computes the diagonal triangles too (1 block per SM:
+// the register file has room for both).
+constexpr int64_t kDiagProducerRegisters = 168;
 constexpr int64_t kConsumerBarrier = 1; // named barrier of the consumer warpgroup
+constexpr int64_t kProducerBarrier = 2; // ... of the producer warpgroup (diagonal)
 // Vector gates: k16-step groups of Q S and the A sub-block chains left in
 // flight while the next step's operands are computed.
 constexpr int kVecInFlight = 0;
@@ -91,8 +95,9 @@ constexpr bool kVecChainedScales = true;
 } // namespace
 
 bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
-                                     func::FuncOp host, LinearProblem p, bool overlap,
-                                     bool vectorGates) {
+                                     func::FuncOp host, LinearProblem p,
+                                     WgmmaLinearOptions options) {
+  bool overlap = options.overlap, vectorGates = options.vectorGates;
   auto qType = cast<MemRefType>(p.query.getType());
   auto kType = cast<MemRefType>(p.key.getType());
   auto vType = cast<MemRefType>(p.value.getType());
@@ -120,7 +125,7 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
   int64_t sOff = 2 * stageBytes, gOff = sOff + dk * kCols * 2, barOff = gOff + 2 * kChunk * 4;
   // Vector gates: G [2][64][Dk] f32 (row-major), then K~ [Dk / 64 boxes][64
   // rows][64] (1024-aligned, K's swizzled layout), then the barriers.
-  int64_t ktOff = 0;
+  int64_t ktOff = 0, diagOff = 0;
   // G's row stride (f32): 8 floats of padding put the 8 rows of a fragment
   // load (lanes g = 0..7, same dims) 8 banks apart instead of on one bank.
   int64_t ldg = dk + 8;
@@ -130,7 +135,16 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
     if (kVecChainedScales)
       barOff += 6 * dk * 4; // the ratio table D [6][Dk] f32
   }
-  int64_t total = barOff + 4 * 8;
+  // Producer diagonal (Dk = 128: the kernel already runs 1 block per SM):
+  // diag [2 stages][64 rows][8 keys of the row's 8-block] f32, and a
+  // loaded[2] barrier (TMA only) that the producer waits on before reading
+  // the stage's Q and K; full[stage] then means G and diag are written too.
+  bool producerDiag = vec && options.producerDiagonal && dk == 128;
+  if (producerDiag) {
+    diagOff = barOff;
+    barOff += 2 * kChunk * 8 * 4;
+  }
+  int64_t total = barOff + (producerDiag ? 6 : 4) * 8;
   int64_t stageTxBytes = stageBytes; // Q, K and V boxes of one chunk
 
   memref::GlobalOp smemGlobal = getDynamicSharedMemory(b, module);
@@ -214,6 +228,18 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
   auto emptyBar = [&](Value stage32) {
     return at(add(c32(barOff + 16), mul(stage32, c32(8))));
   };
+  auto loadedBar = [&](Value stage32) {
+    return at(add(c32(barOff + 32), mul(stage32, c32(8))));
+  };
+  Value diagView = producerDiag ? view(idx(diagOff), 2 * kChunk * 8, f32) : Value();
+  // Element index of (row, dim) in a swizzled [Dk / 64 boxes][64 rows][64]
+  // tile of 16-bit elements (Q and K as TMA writes them).
+  auto swz = [&](Value row, Value dim) {
+    Value box = div(dim, kBoxCols), inBox = rem(dim, kBoxCols);
+    Value phys = arith::XOrIOp::create(b, div(inBox, 8), rem(row, 8));
+    return add(add(mul(box, idx(kChunk * kBoxCols)), mul(row, idx(kBoxCols))),
+               add(mul(phys, idx(8)), rem(inBox, 8)));
+  };
   auto descriptor = [&](Value offset, int64_t leadingBytes) {
     return wgmmaDescriptor(b, at(offset), leadingBytes);
   };
@@ -221,8 +247,12 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
   Value firstThread = cmp(arith::CmpIPredicate::eq, tid, idx(0));
   lb.ifThen(firstThread, [&] {
     for (int64_t s = 0; s < 2; ++s) {
-      // The producer's expect_tx arrival, plus each gate lane's.
-      ptx.mbarrierInit(fullBar(c32(s)), vec ? 1 + dk : gated ? 1 + 32 : 1);
+      // The producer's expect_tx arrival, plus each gate lane's (producer
+      // diagonal: every producer thread's, the TMA completing on loaded).
+      ptx.mbarrierInit(fullBar(c32(s)),
+                       producerDiag ? 128 : vec ? 1 + dk : gated ? 1 + 32 : 1);
+      if (producerDiag)
+        ptx.mbarrierInit(loadedBar(c32(s)), 1);
       // One consumer thread, after the consumers' last barrier of the chunk.
       ptx.mbarrierInit(emptyBar(c32(s)), 1);
     }
@@ -237,7 +267,10 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
   // Producer: warp 0 of warpgroup 0.
   //===--------------------------------------------------------------------===//
   b.setInsertionPointToStart(&roles.getThenRegion().front());
-  ptx.setMaxRegisters(oneBlock ? kVecProducerRegisters : kProducerRegisters, /*increase=*/false);
+  ptx.setMaxRegisters(producerDiag ? kDiagProducerRegisters
+                      : oneBlock   ? kVecProducerRegisters
+                                   : kProducerRegisters,
+                      /*increase=*/false);
   // From the stage's second fill on (chunk c >= 2): every consumer read of
   // its previous chunk (Q, K, V, G) is done.
   auto waitStageFree = [&](Value c, Value stage, Value round) {
@@ -261,8 +294,96 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
     }
     ptx.tmaLoad(at(add(base, c32(vOff))), vMap, {col32, row, head32, batch32}, full);
   };
+  // Producer diagonal: the 8 x 8 diagonal triangles of the chunk in stage
+  // `stageIdx`, diag[stage][t][s % 8] = sum_d Q[t, d] K[s, d] 2^(G[t, d] −
+  // G[s, d]) for s <= t in the same 8-step block (one exp2 per term, as the
+  // consumer's form). Thread (warp w, lane 4 blk + q) takes block blk, dims
+  // q Dk / 4 .. + Dk / 4, and w's quarter of the triangle: w = 0 the upper
+  // 4 x 4 triangle (rows and keys 0..3, 10 pairs), 1 the lower one (4..7),
+  // 2 and 3 rows 4, 5 / 6, 7 against keys 0..3 (8 pairs): 320 exp2 per
+  // thread at most, against 512 per consumer lane for the whole 8 x 8
+  // blocks. The four dim quarters meet by two xor shuffles. A thread walks
+  // its 32 dims in 4-dim units starting at unit (blk + 2 q) % 8: the 8
+  // lanes of a 16-byte load phase then hit 8 distinct bank groups of G
+  // (rows 8 apart are 8 x 544 bytes apart: the same banks) and of the
+  // swizzled Q, K rows (in unit order, every lane hit the same banks:
+  // 8-way conflicts, and the kernel ran 16% slower than without this).
+  auto diagonalTriangles = [&](Value stageIdx) {
+    VectorType vec4 = VectorType::get({4}, et), vec4f = VectorType::get({4}, f32);
+    Value qView = view(add(mul(stageIdx, idx(stageBytes)), idx(qOff)),
+                       boxes * kChunk * kBoxCols, et);
+    Value kView = view(add(mul(stageIdx, idx(stageBytes)), idx(kOff)),
+                       boxes * kChunk * kBoxCols, et);
+    Value gBase = mul(stageIdx, idx(kChunk * ldg));
+    Value blockRow = mul(div(lane, 4), idx(8)), quarter = rem(lane, 4);
+    Value dimBase = mul(quarter, idx(dk / 4));
+    constexpr int64_t kUnits = 8; // 4-dim units per quarter at Dk = 128
+    Value rotation = rem(add(div(lane, 4), mul(quarter, idx(2))), kUnits);
+    auto triangle = [&](ArrayRef<int64_t> rows, ArrayRef<int64_t> keys) {
+      SmallVector<std::pair<int64_t, int64_t>> pairs;
+      for (int64_t t : rows)
+        for (int64_t s : keys)
+          if (s <= t)
+            pairs.push_back({t, s});
+      SmallVector<Value> sums = kb.forWithState(
+          idx(0), idx(kUnits), idx(1), SmallVector<Value>(pairs.size(), lb.f32(0.0)),
+          [&](Value u, ValueRange acc) {
+            Value d0 = add(dimBase, mul(rem(add(u, rotation), kUnits), idx(4)));
+            // Q, K and G of the positions this quarter touches, 8 dims each.
+            DenseMap<int64_t, Value> q, k, gate;
+            auto gAt = [&](int64_t pos) {
+              if (!gate.count(pos))
+                gate[pos] = vector::LoadOp::create(
+                    b, vec4f, gView,
+                    ValueRange{add(gBase, add(mul(add(blockRow, idx(pos)), idx(ldg)), d0))},
+                    false, llvm::MaybeAlign(16));
+              return gate[pos];
+            };
+            auto load = [&](Value tile, int64_t pos) -> Value {
+              return arith::ExtFOp::create(
+                  b, vec4f,
+                  vector::LoadOp::create(b, vec4, tile, ValueRange{swz(add(blockRow, idx(pos)), d0)},
+                                         false, llvm::MaybeAlign(8))
+                      .getResult());
+            };
+            for (int64_t t : rows)
+              q[t] = load(qView, t);
+            for (int64_t s : keys)
+              k[s] = load(kView, s);
+            SmallVector<Value> next(acc.begin(), acc.end());
+            for (auto [n, pair] : llvm::enumerate(pairs)) {
+              auto [t, s] = pair;
+              Value prod = arith::MulFOp::create(
+                  b, arith::MulFOp::create(b, q[t], k[s]), exp2(fsub(gAt(t), gAt(s))));
+              next[n] = fadd(next[n], kb.reduceAdd(prod));
+            }
+            return next;
+          });
+      for (auto [n, pair] : llvm::enumerate(pairs)) {
+        for (int32_t offset : {1, 2})
+          sums[n] = fadd(sums[n], gpu::ShuffleOp::create(b, sums[n], offset, 32,
+                                                        gpu::ShuffleMode::XOR)
+                                      .getShuffleResult());
+      }
+      lb.ifThen(cmp(arith::CmpIPredicate::eq, quarter, idx(0)), [&] {
+        for (auto [n, pair] : llvm::enumerate(pairs)) {
+          Value row = add(blockRow, idx(pair.first));
+          memref::StoreOp::create(
+              b, sums[n], diagView,
+              ValueRange{add(mul(stageIdx, idx(kChunk * 8)),
+                             add(mul(row, idx(8)), idx(pair.second)))});
+        }
+      });
+    };
+    // Warp-uniform: each warp one static quarter of every block's triangle.
+    lb.ifThen(cmp(arith::CmpIPredicate::eq, warp, idx(0)), [&] { triangle({0, 1, 2, 3}, {0, 1, 2, 3}); });
+    lb.ifThen(cmp(arith::CmpIPredicate::eq, warp, idx(1)), [&] { triangle({4, 5, 6, 7}, {4, 5, 6, 7}); });
+    lb.ifThen(cmp(arith::CmpIPredicate::eq, warp, idx(2)), [&] { triangle({4, 5}, {0, 1, 2, 3}); });
+    lb.ifThen(cmp(arith::CmpIPredicate::eq, warp, idx(3)), [&] { triangle({6, 7}, {0, 1, 2, 3}); });
+  };
   // Vector gates: the 128 producer threads run the chunk loop; thread 0
-  // issues the TMA loads, thread d < Dk scans dimension d of the gates.
+  // issues the TMA loads, thread d < Dk scans dimension d of the gates
+  // (producer diagonal: then all 128 compute the diagonal triangles).
   if (vec) {
     Value batch32 = toI32(batch), head32 = toI32(head), col32 = toI32(colBase);
     lb.forLoop(idx(0), chunks, [&](Value c) {
@@ -270,8 +391,10 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
       Value stage = toI32(rem(c, 2)), round = toI32(div(c, 2));
       waitStageFree(c, stage, round);
       Value full = fullBar(stage);
-      lb.ifThen(firstThread,
-                [&] { issueChunkLoads(stage, t0, full, batch32, head32, col32); });
+      lb.ifThen(firstThread, [&] {
+        issueChunkLoads(stage, t0, producerDiag ? loadedBar(stage) : full, batch32, head32,
+                        col32);
+      });
       // G[stage][t][d] = log2(e) * sum_{u <= t} gate[t0 + u][d] (0 past T,
       // so G stays constant there), 16 loads in flight per group.
       lb.ifThen(cmp(arith::CmpIPredicate::ult, tid, idx(dk)), [&] {
@@ -294,8 +417,17 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
           }
         }
         // Release semantics: G is visible to whoever completes the wait.
-        ptx.arrive(full);
+        if (!producerDiag)
+          ptx.arrive(full);
       });
+      if (producerDiag) {
+        // Every dimension's G written, the stage's Q and K landed.
+        ptx.namedBarrierSync(c32(kProducerBarrier), 128);
+        ptx.wait(loadedBar(stage), toI32(rem(div(c, 2), 2)));
+        diagonalTriangles(rem(c, 2));
+        // Release semantics: G and diag are visible to the consumers.
+        ptx.arrive(full);
+      }
     });
   } else
   lb.ifThen(cmp(arith::CmpIPredicate::eq, warp, idx(0)), [&] {
@@ -526,13 +658,6 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
     Value qView = view(add(mul(stageIdx, idx(stageBytes)), idx(qOff)),
                        boxes * kChunk * kBoxCols, et);
     Value ktView = view(idx(ktOff), boxes * kChunk * kBoxCols, et);
-    // Element index of (row, dim) in a swizzled [boxes][64 rows][64] tile.
-    auto swz = [&](Value row, Value dim) {
-      Value box = div(dim, kBoxCols), inBox = rem(dim, kBoxCols);
-      Value phys = arith::XOrIOp::create(b, div(inBox, 8), rem(row, 8));
-      return add(add(mul(box, idx(kChunk * kBoxCols)), mul(row, idx(kBoxCols))),
-                 add(mul(phys, idx(8)), rem(inBox, 8)));
-    };
     // Applies `f(row, dim0, x)` to each 16-byte chunk of a [64, Dk] swizzled
     // tile (row ctid % 64, half ctid / 64 of the row's chunks; iteration i
     // takes physical chunk i ^ (row % 8): a warp's 32 rows hit all banks).
@@ -561,6 +686,8 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
       vector::StoreOp::create(b, arith::TruncFOp::create(b, vec8, x), dst, ValueRange{index},
                               false, llvm::MaybeAlign(16));
     };
+    if (producerDiag)
+      ptx.wait(loadedBar(stage), st.parity);
     ptx.wait(fullBar(stage), st.parity);
     // K~ [s, d] = K[s, d] 2^(G[r(s), d] − G[s, d]), r(s) = 8 (s / 8) + 7.
     eachChunk([&](Value row, Value d0, Value index) {
@@ -692,7 +819,19 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
     Value keys[4];
     for (int64_t e = 0; e < 4; ++e)
       keys[e] = add(mul(cwarp, idx(16)), add(idx(8 * (e / 2) + e % 2), t2));
-    SmallVector<Value> diag = kb.forWithState(
+    SmallVector<Value> diag;
+    if (producerDiag)
+      // The producer's triangles (s <= t written; the rest masked below).
+      for (int64_t r = 0; r < 2; ++r) {
+        Value pair = vector::LoadOp::create(
+            b, vec2f, diagView,
+            ValueRange{add(mul(stageIdx, idx(kChunk * 8)), add(mul(rowA[r], idx(8)), t2))},
+            false, llvm::MaybeAlign(8));
+        diag.push_back(vector::ExtractOp::create(b, pair, 0));
+        diag.push_back(vector::ExtractOp::create(b, pair, 1));
+      }
+    else
+    diag = kb.forWithState(
         idx(0), idx(dk), idx(8), SmallVector<Value>(4, lb.f32(0.0)),
         [&](Value d0, ValueRange acc) {
           SmallVector<Value> next(acc.begin(), acc.end());

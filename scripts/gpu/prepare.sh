@@ -108,6 +108,19 @@ build/bin/attn-compile examples/{linear,gated_scalar,gated_vector}.json \
   -o gpu-kernels/tc_sm_90a_glawg --chip sm_90a --cubin --fail-on-spills --chunked-linear-wgmma-vector -q
 build/bin/attn-compile bench/specs/b_{gla,simple_gla}.json -o gpu-kernels/bench_glawg \
   --chip sm_90a --cubin --fail-on-spills --chunked-linear-wgmma-vector -q
+# ... with --chunked-linear-producer-diagonal (experimental, off by default): the
+# producer warpgroup computes GLA's 8 x 8 diagonal triangles a chunk ahead (Dk = 128).
+# Checks: CHECKS=tc_sm_90a_glapd/; bench: --kernels gpu-kernels/bench_glapd --only linear.
+build/bin/attn-compile examples/gated_vector.json test/gpu/specs/gated_vector_d64.json \
+  -o gpu-kernels/tc_sm_90a_glapd --chip sm_90a --cubin --fail-on-spills --chunked-linear-producer-diagonal -q
+build/bin/attn-compile bench/specs/b_{gla,simple_gla}.json -o gpu-kernels/bench_glapd \
+  --chip sm_90a --cubin --fail-on-spills --chunked-linear-producer-diagonal -q
+# An older compiler's bench kernels (OLD_COMPILER=path/to/attn-compile, optional) for a
+# same-call A/B against this tree's: gpu-kernels/bench_old.
+if [ -n "${OLD_COMPILER:-}" ]; then
+  "$OLD_COMPILER" bench/specs/b_{causal,document,dense}.json -o gpu-kernels/bench_old \
+    --chip sm_90a --cubin --fail-on-spills -q
+fi
 # The chunkwise linear kernels staging synchronously (--chunked-linear-prefetch=false,
 # the default before 2026-11-29's H200 measurement), to compare against.
 build/bin/attn-compile bench/specs/b_{gla,simple_gla}.json -o gpu-kernels/bench_linear_noprefetch \

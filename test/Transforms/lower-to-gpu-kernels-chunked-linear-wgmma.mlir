@@ -2,6 +2,7 @@
 // RUN: attn-opt %s --attn-lower-to-gpu-kernels="chunked-linear=1 chunked-linear-prefetch=1" | FileCheck %s --check-prefix=OFF
 // RUN: attn-opt %s --attn-lower-to-gpu-kernels="chunked-linear=1 chunked-linear-wgmma=1 chunked-linear-wgmma-overlap=1" | FileCheck %s --check-prefix=OVERLAP
 // RUN: attn-opt %s --attn-lower-to-gpu-kernels="chunked-linear=1 chunked-linear-wgmma=1 chunked-linear-wgmma-vector=1" | FileCheck %s --check-prefix=VEC
+// RUN: attn-opt %s --attn-lower-to-gpu-kernels="chunked-linear=1 chunked-linear-wgmma=1 chunked-linear-wgmma-vector=1 chunked-linear-producer-diagonal=1" | FileCheck %s --check-prefix=PDIAG
 
 
 // The Hopper chunkwise linear kernel (chunked-linear-wgmma, opt-in): no,
@@ -227,3 +228,31 @@ func.func @linear_elu(%q: memref<?x4x?x64xf16>, %k: memref<?x4x?x64xf16>,
 // The other kernels do not change with the option.
 // VEC-LABEL: gpu.func @linear_elu
 // VEC-SAME: attn.tensor_cores = "mma.sync.chunkwise"
+
+// chunked-linear-producer-diagonal: the producer warpgroup (setmaxnreg 168)
+// computes the diagonal triangles: full[stage] counts its 128 threads, a
+// loaded[stage] barrier (count 1) takes the TMA; after the gate scan a
+// producer barrier, the wait on loaded, 4 warp-uniform quarters of the
+// triangle (4-dim units, the dim quarters met by xor shuffles), lane quarter
+// 0 stores diag[stage] (4096 bytes more shared memory), then every thread
+// arrives on full. The consumer waits on loaded and full and reads its 4
+// diagonal values back (2 x vector<2xf32>) instead of its f32 loop.
+// PDIAG-LABEL: gpu.func @gated_vector
+// PDIAG-SAME: attn.dynamic_shared_memory = 191536
+// PDIAG: "mbarrier.init.shared::cta.b64 [$0], $1;", "r,r" %{{.*}}, %c128_i32
+// PDIAG: "mbarrier.init.shared::cta.b64 [$0], $1;", "r,r" %{{.*}}, %c1_i32
+// PDIAG: setmaxnreg.dec.sync.aligned.u32 168
+// PDIAG: cp.async.bulk.tensor.4d
+// PDIAG: "bar.sync $0, 128;"
+// PDIAG: mbarrier.try_wait.parity
+// PDIAG: vector.load {{.*}} : memref<8192xbf16, #gpu.address_space<workgroup>>, vector<4xbf16>
+// PDIAG: gpu.shuffle  xor
+// PDIAG: memref.store {{.*}} : memref<1024xf32, #gpu.address_space<workgroup>>
+// PDIAG: "mbarrier.arrive.shared::cta.b64 _, [$0];"
+// PDIAG: setmaxnreg.inc.sync.aligned.u32 248
+// PDIAG: mbarrier.try_wait.parity
+// PDIAG: mbarrier.try_wait.parity
+// PDIAG: vector.load {{.*}} : memref<1024xf32, #gpu.address_space<workgroup>>, vector<2xf32>
+// PDIAG-NOT: vector.reduction
+// PDIAG: wgmma.fence.sync.aligned;
+// PDIAG: gpu.return

@@ -11,9 +11,10 @@
 // buffer's slot, and for an index past the end arrive on the buffer's q-full
 // barrier without a load (the end marker); otherwise the item's Q load
 // (arrive.expect_tx, after the slot's store) and its K / V tiles. The
-// consumers' loop waits on q-full, reads the slot and ends on an index past
-// the end; every consumer thread releases the Q buffer (its q-empty barrier
-// counts 256 arrivals). Without persistent blocks the option is ignored.
+// consumers' loop waits on q-full, lane 0 of each warp reads the slot and
+// broadcasts it (shfl.sync.idx) and ends on an index past the end; that lane
+// alone releases the Q buffer. Without persistent blocks the option is
+// ignored.
 // CHECK-LABEL: gpu.func @causal
 // CHECK-SAME: %{{.*}}: memref<?x16x?x128xbf16>, %{{.*}}: memref<1xi32>, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr)
 // CHECK-SAME: attn.dynamic_shared_memory = 196712 : i64
@@ -33,9 +34,10 @@
 // CHECK: setmaxnreg.inc.sync.aligned.u32 232
 // CHECK: scf.while
 // CHECK: mbarrier.try_wait.parity
-// CHECK: ld.shared.u32
+// CHECK: setp.eq.u32 p, $2, 0;\0A@p ld.shared.u32 $0, [$1];\0Ashfl.sync.idx.b32 $0, $0, 0, 0x1f, 0xffffffff; }
 // CHECK: scf.condition
 // CHECK-NOT: bar.warp.sync -1
+// CHECK: scf.if
 // CHECK: mbarrier.arrive.shared::cta.b64
 // CHECK-NOT: atom.global
 // CHECK: gpu.return

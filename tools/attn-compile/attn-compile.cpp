@@ -119,6 +119,11 @@ static cl::opt<bool> chunkedLinearWgmmaVector(
     cl::desc("With --chunked-linear-wgmma: the wgmma chunkwise kernel also for vector "
              "gates (GLA; default; 1 block per SM at Dk = 128; =false for the mma.sync "
              "kernel)"));
+static cl::opt<bool> chunkedLinearProducerDiagonal(
+    "chunked-linear-producer-diagonal", cl::init(false),
+    cl::desc("With --chunked-linear-wgmma-vector at Dk = 128: the producer warpgroup "
+             "computes the 8 x 8 diagonal triangles of A a chunk ahead of the consumer "
+             "(experimental)"));
 static cl::opt<bool> timeStages(
     "time-stages",
     cl::desc("Print where each spec's compile time went (stages, wall and CPU "
@@ -172,6 +177,12 @@ int main(int argc, char **argv) {
                     "schedules their work items); drop --persistent=false\n";
     return 1;
   }
+  if (chunkedLinearProducerDiagonal && (!chunkedLinearWgmmaVector || !chunkedLinearWgmma)) {
+    llvm::errs() << "attn-compile: error: --chunked-linear-producer-diagonal is part of the "
+                    "wgmma kernel for vector gates; drop --chunked-linear-wgmma=false / "
+                    "--chunked-linear-wgmma-vector=false\n";
+    return 1;
+  }
   if (polyExp2.getNumOccurrences()) {
     if (polyExp2 < 0 || polyExp2 > 8) {
       llvm::errs() << "attn-compile: error: --poly-exp2=" << polyExp2
@@ -194,6 +205,7 @@ int main(int argc, char **argv) {
   options.chunkedLinearWgmma = chunkedLinearWgmma;
   options.chunkedLinearWgmmaOverlap = chunkedLinearWgmmaOverlap;
   options.chunkedLinearWgmmaVector = chunkedLinearWgmmaVector;
+  options.chunkedLinearProducerDiagonal = chunkedLinearProducerDiagonal;
   options.upstreamNvvmPipeline = upstreamNvvmPipeline;
   // One MLIR context per spec, so specs compile independently in parallel.
   // Results are printed in the order given, whatever order they finish in.

@@ -56,6 +56,9 @@ struct GpuCompileOptions {
   /// checks, sanitizer clean; 0.95 / 0.93x chunk_gla vs the mma.sync
   /// kernel's 0.88 / 0.87x, bench/results/2026-12-03-v21-softcap-dynsched/).
   bool chunkedLinearWgmmaVector = true;
+  /// ... and, at Dk = 128, the diagonal triangles computed by the producer
+  /// warpgroup a chunk ahead (experimental until measured).
+  bool chunkedLinearProducerDiagonal = false;
   bool failOnSpills = false;      ///< with cubin: any spill or stack frame is an error
   bool alwaysAssemble = false;    ///< run ptxas even without cubin (for its report)
   /// Recorded in the manifest's "tuning" key when tuningGroup is set

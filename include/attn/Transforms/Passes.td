@@ -148,6 +148,11 @@ def AttnLowerToGpuKernels : Pass<"attn-lower-to-gpu-kernels", "::mlir::ModuleOp"
            /*default=*/"false",
            "With chunked-linear-wgmma: the wgmma chunkwise kernel also for vector "
            "gates (GLA; experimental)">,
+    Option<"chunkedLinearProducerDiagonal", "chunked-linear-producer-diagonal", "bool",
+           /*default=*/"false",
+           "With chunked-linear-wgmma-vector, at Dk = 128: the producer warpgroup "
+           "computes the 8 x 8 diagonal triangles of A (f32) a chunk ahead of the "
+           "consumer">,
     Option<"fastTanh", "fast-tanh", "bool", /*default=*/"false",
            "math.tanh on f32 in the kernels as one MUFU.TANH (tanh.approx.f32, "
            "relative error at most 2^-10.99) instead of libdevice's tanhf (two "
