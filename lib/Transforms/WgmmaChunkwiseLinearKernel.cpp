@@ -8,11 +8,13 @@
 // --chunked-linear-wgmma, sm_90a only); everything else keeps the mma.sync
 // kernel.
 //
-// With `vectorGates` (chunked-linear-wgmma-vector, experimental, off by
-// default), vector gates (GLA) too: `vectorChunk` below and
+// With `vectorGates` (chunked-linear-wgmma-vector; off in the pass, on in
+// attn-compile since session 10), vector gates (GLA) too: `vectorChunk` below and
 // docs/chunkwise-linear-gpu.md "Session 9" (8-key sub-blocks with reference
 // step 8j + 7 on m64n8k16, the 8 x 8 diagonal triangles in f32; G [2][64][Dk]
-// f32 and K~ in shared memory: 1 block per SM at Dk = 128).
+// f32 and K~ in shared memory: 1 block per SM at Dk = 128). With
+// `producerDiagonal` (experimental) the producer warpgroup computes those
+// triangles a chunk ahead (`diagonalTriangles`).
 //
 // Grid (Dv / 64, H, B); a block of 256 threads: warpgroup 0 produces (one
 // warp: lane 0 issues the TMA loads, the 32 lanes scan the chunk's gates),
@@ -396,13 +398,16 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
                         col32);
       });
       // G[stage][t][d] = log2(e) * sum_{u <= t} gate[t0 + u][d] (0 past T,
-      // so G stays constant there), 16 loads in flight per group.
+      // so G stays constant there), 16 loads in flight per group (producer
+      // diagonal: all 64 at once, one global round trip instead of four:
+      // the producer's scan and triangles are then its chain per chunk,
+      // and its 168 registers hold them).
       lb.ifThen(cmp(arith::CmpIPredicate::ult, tid, idx(dk)), [&] {
         Value running = lb.f32(0.0);
         Value gBase = mul(rem(c, 2), idx(kChunk * ldg));
-        constexpr int64_t kGroup = 16;
+        const int64_t kGroup = producerDiag ? kChunk : 16;
         for (int64_t t = 0; t < kChunk; t += kGroup) {
-          Value raw[kGroup];
+          SmallVector<Value> raw(kGroup);
           for (int64_t i = 0; i < kGroup; ++i) {
             Value pos = add(t0, idx(t + i));
             raw[i] = kb.ifWithResults(

@@ -97,7 +97,7 @@ build/bin/attn-compile examples/gated_scalar.json test/gpu/specs/{gated_head_con
   --chunked-linear-wgmma --chunked-linear-wgmma-overlap -q
 build/bin/attn-compile bench/specs/b_simple_gla.json -o gpu-kernels/bench_linwg_overlap \
   --chip sm_90a --cubin --fail-on-spills --chunked-linear-wgmma --chunked-linear-wgmma-overlap -q
-# ... with --chunked-linear-wgmma-vector (experimental, off by default): vector gates
+# ... with --chunked-linear-wgmma-vector (attn-compile's default since session 10): vector gates
 # (GLA) on the wgmma kernel too (1 block per SM at Dk = 128). Checks
 # (CHECKS=tc_sm_90a_glawg/): the linear check specs with the flag (gated_vector,
 # gated_vector_d64 get the new kernel; the others as in tc_sm_90a_linwg). Bench:
