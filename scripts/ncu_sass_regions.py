@@ -18,6 +18,7 @@ import gzip
 import re
 
 SYNC = re.compile(r"BAR\.SYNC|BAR\.ARV|SYNCS\.PHASECHK|WARPGROUP\.DEPBAR")
+ROLE = "USETMAXREG"
 
 
 def number(text):
@@ -53,18 +54,21 @@ def main():
         top = ", ".join(f"{v / s * 100:.0f}% {k}" for v, k in reasons if v > 0) if s else ""
         return s, counts, top
 
-    marks = [i for i, r in enumerate(data) if "USETMAXREG" in r[1]]
+    marks = [i for i, r in enumerate(data) if ROLE in r[1]]
     bounds = [0] + marks + [len(data)]
     print("\nroles (split at USETMAXREG):")
     for a, b in zip(bounds, bounds[1:]):
+        if a == b:
+            continue
         s, counts, top = describe(data[a:b])
         print(f"  instructions {a:5d}-{b:5d}: {s / total * 100:5.1f}%  {top}")
 
-    print(f"\nregions between synchronizing instructions (>= {args.min_share}% of samples):")
+    print(f"\nregions between synchronizing instructions (and role boundaries; "
+          f">= {args.min_share}% of samples):")
     region = []
-    for r in data:
+    for i, r in enumerate(data):
         region.append(r)
-        if SYNC.search(r[1]) or r is data[-1]:
+        if SYNC.search(r[1]) or i + 1 == len(data) or ROLE in data[i + 1][1]:
             s, counts, top = describe(region)
             if s / total * 100 >= args.min_share:
                 ex = max(number(x[executed]) for x in region)
