@@ -342,10 +342,11 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
               return gate[pos];
             };
             auto load = [&](Value tile, int64_t pos) -> Value {
+              Value index = swz(add(blockRow, idx(pos)), d0);
               return arith::ExtFOp::create(
                   b, vec4f,
-                  vector::LoadOp::create(b, vec4, tile, ValueRange{swz(add(blockRow, idx(pos)), d0)},
-                                         false, llvm::MaybeAlign(8))
+                  vector::LoadOp::create(b, vec4, tile, ValueRange{index}, false,
+                                         llvm::MaybeAlign(8))
                       .getResult());
             };
             for (int64_t t : rows)
@@ -378,10 +379,13 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
       });
     };
     // Warp-uniform: each warp one static quarter of every block's triangle.
-    lb.ifThen(cmp(arith::CmpIPredicate::eq, warp, idx(0)), [&] { triangle({0, 1, 2, 3}, {0, 1, 2, 3}); });
-    lb.ifThen(cmp(arith::CmpIPredicate::eq, warp, idx(1)), [&] { triangle({4, 5, 6, 7}, {4, 5, 6, 7}); });
-    lb.ifThen(cmp(arith::CmpIPredicate::eq, warp, idx(2)), [&] { triangle({4, 5}, {0, 1, 2, 3}); });
-    lb.ifThen(cmp(arith::CmpIPredicate::eq, warp, idx(3)), [&] { triangle({6, 7}, {0, 1, 2, 3}); });
+    const SmallVector<int64_t> quarters[4][2] = {{{0, 1, 2, 3}, {0, 1, 2, 3}},
+                                                  {{4, 5, 6, 7}, {4, 5, 6, 7}},
+                                                  {{4, 5}, {0, 1, 2, 3}},
+                                                  {{6, 7}, {0, 1, 2, 3}}};
+    for (int64_t w = 0; w < 4; ++w)
+      lb.ifThen(cmp(arith::CmpIPredicate::eq, warp, idx(w)),
+                [&] { triangle(quarters[w][0], quarters[w][1]); });
   };
   // Vector gates: the 128 producer threads run the chunk loop; thread 0
   // issues the TMA loads, thread d < Dk scans dimension d of the gates
@@ -825,7 +829,7 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
     for (int64_t e = 0; e < 4; ++e)
       keys[e] = add(mul(cwarp, idx(16)), add(idx(8 * (e / 2) + e % 2), t2));
     SmallVector<Value> diag;
-    if (producerDiag)
+    if (producerDiag) {
       // The producer's triangles (s <= t written; the rest masked below).
       for (int64_t r = 0; r < 2; ++r) {
         Value pair = vector::LoadOp::create(
@@ -835,35 +839,36 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
         diag.push_back(vector::ExtractOp::create(b, pair, 0));
         diag.push_back(vector::ExtractOp::create(b, pair, 1));
       }
-    else
-    diag = kb.forWithState(
-        idx(0), idx(dk), idx(8), SmallVector<Value>(4, lb.f32(0.0)),
-        [&](Value d0, ValueRange acc) {
-          SmallVector<Value> next(acc.begin(), acc.end());
-          for (int r = 0; r < 2; ++r) {
-            Value qx = arith::ExtFOp::create(
-                b, vec8f,
-                vector::LoadOp::create(b, vec8, qView, ValueRange{swz(rowA[r], d0)}, false,
-                                       llvm::MaybeAlign(16))
-                    .getResult());
-            Value gx = vector::LoadOp::create(b, vec8f, gView, ValueRange{gAt(rowA[r], d0)},
-                                              false, llvm::MaybeAlign(16));
-            for (int64_t h = 0; h < 2; ++h) {
-              Value key = keys[2 * r + h];
-              Value kx = arith::ExtFOp::create(
+    } else {
+      diag = kb.forWithState(
+          idx(0), idx(dk), idx(8), SmallVector<Value>(4, lb.f32(0.0)),
+          [&](Value d0, ValueRange acc) {
+            SmallVector<Value> next(acc.begin(), acc.end());
+            for (int r = 0; r < 2; ++r) {
+              Value qx = arith::ExtFOp::create(
                   b, vec8f,
-                  vector::LoadOp::create(b, vec8, kView, ValueRange{swz(key, d0)}, false,
+                  vector::LoadOp::create(b, vec8, qView, ValueRange{swz(rowA[r], d0)}, false,
                                          llvm::MaybeAlign(16))
                       .getResult());
-              Value gk = vector::LoadOp::create(b, vec8f, gView, ValueRange{gAt(key, d0)},
+              Value gx = vector::LoadOp::create(b, vec8f, gView, ValueRange{gAt(rowA[r], d0)},
                                                 false, llvm::MaybeAlign(16));
-              Value prod = arith::MulFOp::create(b, arith::MulFOp::create(b, qx, kx),
-                                                 exp2(fsub(gx, gk)));
-              next[2 * r + h] = fadd(next[2 * r + h], kb.reduceAdd(prod));
+              for (int64_t h = 0; h < 2; ++h) {
+                Value key = keys[2 * r + h];
+                Value kx = arith::ExtFOp::create(
+                    b, vec8f,
+                    vector::LoadOp::create(b, vec8, kView, ValueRange{swz(key, d0)}, false,
+                                           llvm::MaybeAlign(16))
+                        .getResult());
+                Value gk = vector::LoadOp::create(b, vec8f, gView, ValueRange{gAt(key, d0)},
+                                                  false, llvm::MaybeAlign(16));
+                Value prod = arith::MulFOp::create(b, arith::MulFOp::create(b, qx, kx),
+                                                   exp2(fsub(gx, gk)));
+                next[2 * r + h] = fadd(next[2 * r + h], kb.reduceAdd(prod));
+              }
             }
-          }
-          return next;
-        });
+            return next;
+          });
+    }
 
     ptx.wgmmaWait(0);
     o = ptx.fenceOperands(o);
