@@ -245,6 +245,11 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
   auto descriptor = [&](Value offset, int64_t leadingBytes) {
     return wgmmaDescriptor(b, at(offset), leadingBytes);
   };
+  // Stage `stageIdx`'s swizzled Q or K tile ([Dk / 64 boxes][64 rows][64],
+  // at `offset` in the stage) as a typed view.
+  auto stageTile = [&](Value stageIdx, int64_t offset) {
+    return view(add(mul(stageIdx, idx(stageBytes)), idx(offset)), boxes * kChunk * kBoxCols, et);
+  };
 
   Value firstThread = cmp(arith::CmpIPredicate::eq, tid, idx(0));
   lb.ifThen(firstThread, [&] {
@@ -312,10 +317,8 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
   // 8-way conflicts, and the kernel ran 16% slower than without this).
   auto diagonalTriangles = [&](Value stageIdx) {
     VectorType vec4 = VectorType::get({4}, et), vec4f = VectorType::get({4}, f32);
-    Value qView = view(add(mul(stageIdx, idx(stageBytes)), idx(qOff)),
-                       boxes * kChunk * kBoxCols, et);
-    Value kView = view(add(mul(stageIdx, idx(stageBytes)), idx(kOff)),
-                       boxes * kChunk * kBoxCols, et);
+    Value qView = stageTile(stageIdx, qOff);
+    Value kView = stageTile(stageIdx, kOff);
     Value gBase = mul(stageIdx, idx(kChunk * ldg));
     Value blockRow = mul(div(lane, 4), idx(8)), quarter = rem(lane, 4);
     Value dimBase = mul(quarter, idx(dk / 4));
@@ -662,10 +665,8 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
     auto gAt = [&](Value row, Value dim) { return add(gBase, add(mul(row, idx(ldg)), dim)); };
     VectorType vec8 = VectorType::get({8}, et), vec8f = VectorType::get({8}, f32),
                vec2f = VectorType::get({2}, f32), vec2 = VectorType::get({2}, et);
-    Value kView = view(add(mul(stageIdx, idx(stageBytes)), idx(kOff)),
-                       boxes * kChunk * kBoxCols, et);
-    Value qView = view(add(mul(stageIdx, idx(stageBytes)), idx(qOff)),
-                       boxes * kChunk * kBoxCols, et);
+    Value kView = stageTile(stageIdx, kOff);
+    Value qView = stageTile(stageIdx, qOff);
     Value ktView = view(idx(ktOff), boxes * kChunk * kBoxCols, et);
     // Applies `f(row, dim0, x)` to each 16-byte chunk of a [64, Dk] swizzled
     // tile (row ctid % 64, half ctid / 64 of the row's chunks; iteration i
@@ -1016,8 +1017,7 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
           Value gS = memref::LoadOp::create(
               b, gView, ValueRange{add(mul(stageIdx, idx(kChunk)), row)});
           Value w = kb.splat(exp2(fsub(gLast, gS)), 8);
-          Value kView = view(add(mul(stageIdx, idx(stageBytes)), idx(kOff)),
-                             boxes * kChunk * kBoxCols, et);
+          Value kView = stageTile(stageIdx, kOff);
           VectorType vec8 = VectorType::get({8}, et), vec8f = VectorType::get({8}, f32);
           int64_t perThread = dk / 16;
           for (int64_t i = 0; i < perThread; ++i) {
