@@ -348,11 +348,15 @@ bool buildChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module
 /// before this chunk's output and state are written out. With `vectorGates`,
 /// vector gates (GLA) too (without overlap); with `producerDiagonal` as well,
 /// the producer warpgroup computes their 8 x 8 diagonal triangles (1 block
-/// per SM, Dk = 128 only).
+/// per SM, Dk = 128 only). With `twoConsumers` (vector gates at Dk = Dv =
+/// 128, without `producerDiagonal`), one block per (batch, head) with two
+/// consumer warpgroups, one per 64-column value half, that share the
+/// state-independent intra-chunk A.
 struct WgmmaLinearOptions {
   bool overlap = false;
   bool vectorGates = false;
   bool producerDiagonal = false;
+  bool twoConsumers = false;
 };
 bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                                      func::FuncOp host, LinearProblem p,

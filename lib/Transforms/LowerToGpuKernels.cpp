@@ -359,7 +359,8 @@ struct LowerToGpuKernelsPass
           if (chunkedLinearWgmma &&
               buildWgmmaChunkwiseLinearKernel(b, gpuModule, host, *p,
                                               {chunkedLinearWgmmaOverlap, chunkedLinearWgmmaVector,
-                                               chunkedLinearProducerDiagonal}))
+                                               chunkedLinearProducerDiagonal,
+                                               chunkedLinearTwoConsumers}))
             return;
           if (!chunkedLinear || !buildChunkwiseLinearKernel(b, gpuModule, host, *p,
                                                                 chunkedLinearPrefetch))

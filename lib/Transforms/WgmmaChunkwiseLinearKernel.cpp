@@ -66,6 +66,7 @@
 
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "llvm/Support/SaveAndRestore.h"
 
 namespace attn {
 
@@ -84,8 +85,18 @@ constexpr int64_t kVecProducerRegisters = 40, kVecConsumerRegisters = 248;
 // ... when the producer computes the diagonal triangles too (1 block per SM:
 // the register file has room for both).
 constexpr int64_t kDiagProducerRegisters = 168;
+// Two consumer warpgroups (vector gates, Dk = Dv = 128; 384 threads, 1
+// block per SM): 128 x 32 + 256 x 240 = 65536 registers (the consumers
+// spill 16 bytes at 232).
+constexpr int64_t kPairProducerRegisters = 32, kPairConsumerRegisters = 240;
 constexpr int64_t kConsumerBarrier = 1; // named barrier of the consumer warpgroup
 constexpr int64_t kProducerBarrier = 2; // ... of the producer warpgroup (diagonal)
+// Two consumer warpgroups: each one's own barrier (3 + its index), and one
+// for the 256 consumer threads together.
+constexpr int64_t kPairBarrierBase = 3, kBothConsumersBarrier = 5;
+// Two consumer warpgroups: words per thread of the A exchange (8 packed
+// pairs of its 4 sub-block tiles, 4 f32 partial sums of the diagonal).
+constexpr int64_t kExchangeWords = 12;
 // Vector gates: k16-step groups of Q S and the A sub-block chains left in
 // flight while the next step's operands are computed.
 constexpr int kVecInFlight = 0;
@@ -117,25 +128,52 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
   bool vec = p.gate == GateKind::Vector;
   if (vec)
     overlap = false;
+  // Two consumer warpgroups (GLA at Dk = Dv = 128; docs/chunkwise-linear-gpu.md
+  // "Session 11"): one block per (batch, head), consumer warpgroup h owns
+  // value columns 64 h .. 64 h + 63 (its state half and output columns) and
+  // half of the state-independent work of a chunk (K~, the ratio table, the
+  // reference sub-blocks 4 h .. 4 h + 3 of A, dims 64 h .. of the diagonal
+  // triangles, half of K's in-place scaling); the two exchange their parts
+  // of A through shared memory. Without it, two blocks (one per value half)
+  // each computed all of A.
+  bool pair = vec && options.twoConsumers && !options.producerDiagonal && dk == 128 &&
+              dv == 128;
+  int64_t consumers = pair ? 2 : 1;
+  int64_t threads = kThreads + (consumers - 1) * kConsumerThreads;
+  int64_t allConsumerThreads = consumers * kConsumerThreads;
   MLIRContext *ctx = b.getContext();
   Type f32 = b.getF32Type(), i8 = b.getI8Type(), i32 = b.getI32Type(), i64 = b.getI64Type();
 
   // Byte offsets in the dynamic shared memory.
   int64_t boxes = dk / kBoxCols; // Q / K boxes, state halves
   int64_t qkBytes = boxes * kBoxBytes;
-  int64_t qOff = 0, kOff = qkBytes, vOff = 2 * qkBytes, stageBytes = vOff + kBoxBytes;
-  int64_t sOff = 2 * stageBytes, gOff = sOff + dk * kCols * 2, barOff = gOff + 2 * kChunk * 4;
+  // V: one [64 rows][64] box per consumer warpgroup (value half).
+  int64_t qOff = 0, kOff = qkBytes, vOff = 2 * qkBytes,
+          stageBytes = vOff + consumers * kBoxBytes;
+  // S_bf16: one [Dk rows][64] tile per consumer warpgroup.
+  int64_t stateTileBytes = dk * kCols * 2;
+  int64_t sOff = 2 * stageBytes, gOff = sOff + consumers * stateTileBytes,
+          barOff = gOff + 2 * kChunk * 4;
   // Vector gates: G [2][64][Dk] f32 (row-major), then K~ [Dk / 64 boxes][64
   // rows][64] (1024-aligned, K's swizzled layout), then the barriers.
   int64_t ktOff = 0, diagOff = 0;
   // G's row stride (f32): 8 floats of padding put the 8 rows of a fragment
   // load (lanes g = 0..7, same dims) 8 banks apart instead of on one bank.
-  int64_t ldg = dk + 8;
+  // Two consumer warpgroups: 4 floats (4 banks a row: a fragment load's
+  // half-warp, rows g = 0..3, still covers the 32 banks once; a quarter-warp
+  // of 16-byte loads of 8 rows too), which leaves room for both value halves.
+  int64_t ldg = pair ? dk + 4 : dk + 8;
+  int64_t xOff = 0; // two consumer warpgroups: the A exchange [2][12][128] 32-bit words
+  int64_t ratioRows = pair ? 8 : 6;
   if (vec) {
-    ktOff = gOff + 2 * kChunk * ldg * 4; // a multiple of 1024 (ldg = Dk + 8)
+    ktOff = gOff + 2 * kChunk * ldg * 4; // a multiple of 1024 (ldg = Dk + 8, or Dk + 4 at Dk = 128)
     barOff = ktOff + qkBytes;
     if (kVecChainedScales)
-      barOff += 6 * dk * 4; // the ratio table D [6][Dk] f32
+      barOff += ratioRows * dk * 4; // the ratio table D [6 or 8][Dk] f32
+    if (pair) {
+      xOff = barOff;
+      barOff += consumers * kExchangeWords * kConsumerThreads * 4;
+    }
   }
   // Producer diagonal (Dk = 128: the kernel already runs 1 block per SM):
   // diag [2 stages][64 rows][8 keys of the row's 8-block] f32, and a
@@ -155,16 +193,18 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
   gpu::GPUFuncOp kernel = createKernel(b, module, host, {}, map, unusedShared);
   SmallVector<Value> maps = appendTensorMapArguments(kernel, host, 3);
   Value qMap = maps[0], kMap = maps[1], vMap = maps[2];
-  kernel->setAttr("attn.block_threads", b.getI64IntegerAttr(kThreads));
+  kernel->setAttr("attn.block_threads", b.getI64IntegerAttr(threads));
   kernel->setAttr("attn.tensor_cores", b.getStringAttr("wgmma.chunkwise"));
   kernel->setAttr("attn.dynamic_shared_memory", b.getI64IntegerAttr(total));
-  kernel->setAttr("attn.grid_x", b.getI64IntegerAttr(dv / kCols));
+  kernel->setAttr("attn.grid_x", b.getI64IntegerAttr(dv / (kCols * consumers)));
+  if (pair)
+    kernel->setAttr("attn.consumer_warpgroups", b.getI64IntegerAttr(consumers));
   if (overlap)
     kernel->setAttr("attn.overlap", b.getUnitAttr());
   // The register cap at entry (65536 / (256 x 2) = 128) that setmaxnreg
   // redistributes.
   kernel->setAttr(NVVM::NVVMDialect::getMaxntidAttrName(),
-                  b.getDenseI32ArrayAttr({int32_t(kThreads), 1, 1}));
+                  b.getDenseI32ArrayAttr({int32_t(threads), 1, 1}));
   // Vector gates past ~113 KB of shared memory run 1 block per SM.
   bool oneBlock = vec && total > 113 * 1024;
   kernel->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(), b.getI32IntegerAttr(oneBlock ? 1 : 2));
@@ -206,7 +246,7 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
   Value batch = gpu::BlockIdOp::create(b, gpu::Dimension::z);
   Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
   Value warp = div(tid, 32), lane = rem(tid, 32), wg = div(tid, 128);
-  Value colBase = mul(colBlock, idx(kCols));
+  Value colBase = mul(colBlock, idx(kCols * consumers));
   Value seq = lb.dim(p.query, 2);
   Value chunks = div(add(seq, idx(kChunk - 1)), kChunk);
 
@@ -260,8 +300,9 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
                        producerDiag ? 128 : vec ? 1 + dk : gated ? 1 + 32 : 1);
       if (producerDiag)
         ptx.mbarrierInit(loadedBar(c32(s)), 1);
-      // One consumer thread, after the consumers' last barrier of the chunk.
-      ptx.mbarrierInit(emptyBar(c32(s)), 1);
+      // One thread of each consumer warpgroup, after its last barrier of
+      // the chunk.
+      ptx.mbarrierInit(emptyBar(c32(s)), consumers);
     }
     ptx.mbarrierInitFence();
   });
@@ -275,6 +316,7 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
   //===--------------------------------------------------------------------===//
   b.setInsertionPointToStart(&roles.getThenRegion().front());
   ptx.setMaxRegisters(producerDiag ? kDiagProducerRegisters
+                      : pair       ? kPairProducerRegisters
                       : oneBlock   ? kVecProducerRegisters
                                    : kProducerRegisters,
                       /*increase=*/false);
@@ -299,7 +341,9 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
       ptx.tmaLoad(at(add(base, c32(kOff + box * kBoxBytes))), kMap,
                   {c32(box * kBoxCols), row, head32, batch32}, full);
     }
-    ptx.tmaLoad(at(add(base, c32(vOff))), vMap, {col32, row, head32, batch32}, full);
+    for (int64_t half = 0; half < consumers; ++half)
+      ptx.tmaLoad(at(add(base, c32(vOff + half * kBoxBytes))), vMap,
+                  {add(col32, c32(half * kCols)), row, head32, batch32}, full);
   };
   // Producer diagonal: the 8 x 8 diagonal triangles of the chunk in stage
   // `stageIdx`, diag[stage][t][s % 8] = sum_d Q[t, d] K[s, d] 2^(G[t, d] −
@@ -497,9 +541,19 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
   // Consumer: warpgroup 1.
   //===--------------------------------------------------------------------===//
   b.setInsertionPointToStart(&roles.getElseRegion().front());
-  ptx.setMaxRegisters(oneBlock ? kVecConsumerRegisters : kConsumerRegisters, /*increase=*/true);
+  ptx.setMaxRegisters(pair       ? kPairConsumerRegisters
+                      : oneBlock ? kVecConsumerRegisters
+                                 : kConsumerRegisters,
+                      /*increase=*/true);
+  // ctid: the thread among all consumers; wtid: in its warpgroup, which
+  // owns value half `group` (columns colBase .. + 63).
   Value ctid = arith::SubIOp::create(b, tid, idx(128));
-  Value cwarp = div(ctid, 32);
+  Value group = div(ctid, kConsumerThreads), wtid = rem(ctid, kConsumerThreads);
+  Value cwarp = div(wtid, 32);
+  if (pair) {
+    colBase = add(colBase, mul(group, idx(kCols)));
+    sView = view(add(idx(sOff), mul(group, idx(stateTileBytes))), dk * kCols, et);
+  }
   Value g = div(lane, 4), t2 = mul(rem(lane, 4), idx(2));
   // This lane's accumulator rows (of A, O and each state half).
   Value rowA[2] = {add(mul(cwarp, idx(16)), g), add(add(mul(cwarp, idx(16)), g), idx(8))};
@@ -507,8 +561,12 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
   auto sIndex = [&](int64_t h, int64_t j, int64_t e) { return (h * 8 + j) * 4 + e; };
   auto stateRow = [&](int64_t h, int64_t e) { return add(idx(64 * h), rowA[e / 2]); };
   auto fragCol = [&](int64_t j, int64_t e) { return add(idx(j * 8 + e % 2), t2); };
-  Value barrierId = c32(kConsumerBarrier);
+  Value barrierId = pair ? add(c32(kPairBarrierBase), toI32(group)) : c32(kConsumerBarrier);
   auto consumerSync = [&] { ptx.namedBarrierSync(barrierId, kConsumerThreads); };
+  // Both consumer warpgroups (two consumers only).
+  auto bothConsumersSync = [&] {
+    ptx.namedBarrierSync(c32(kBothConsumersBarrier), allConsumerThreads);
+  };
 
   // The state rounded to the element type, as the MN-major B operand of
   // Q S_bf16 (the TMA swizzle: 16-byte chunk n / 8 of row d at chunk
@@ -649,16 +707,51 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
   // updates it.
   auto vectorChunk = [&](Value c, ValueRange carried) -> SmallVector<Value> {
     Value t0 = mul(c, idx(kChunk));
+    // The lane's fragment coordinates that writeState (finishChunk) uses,
+    // replaced below by this chunk's opaque ones with two consumer
+    // warpgroups (its hoisted swizzled indices spilled), restored after.
+    Value *outerLane[] = {&g, &t2, &rowA[0], &rowA[1]};
+    llvm::SaveAndRestore<Value> chunkG(g), chunkT2(t2), chunkRow0(rowA[0]), chunkRow1(rowA[1]);
     // The thread index as an opaque per-chunk value: the lane-dependent
     // shared-memory indices below are loop-invariant, and hoisted out of the
     // chunk loop they held ~30 registers through it (spills at Dk = 128).
     Value ctid = arith::IndexCastOp::create(
         b, b.getIndexType(), ptx.emit({i32}, {toI32(tid)}, "mov.b32 $0, $1;", "=r,r"));
     ctid = arith::SubIOp::create(b, ctid, idx(128));
-    Value lane = rem(ctid, 32), cwarp = div(ctid, 32);
+    Value wtid = rem(ctid, kConsumerThreads), group = div(ctid, kConsumerThreads);
+    Value lane = rem(ctid, 32), cwarp = div(wtid, 32);
+    // Two consumer warpgroups: the warpgroup's S_bf16 tile and barrier for
+    // this chunk from the opaque index too, and its output coordinates
+    // (column base, batch, head) from another one right before the stores
+    // (`placeOutput`): from the values outside the loop, their address math
+    // was hoisted and held through the chunk, and the consumer spilled.
+    // The outer values come back after the chunk.
+    llvm::SaveAndRestore<Value> chunkColBase(colBase), chunkSView(sView),
+        chunkBarrierId(barrierId), chunkBatch(batch), chunkHead(head);
+    auto opaqueIndex = [&](Value v) -> Value {
+      return arith::IndexCastOp::create(
+          b, b.getIndexType(), ptx.emit({i32}, {toI32(v)}, "mov.b32 $0, $1;", "=r,r"));
+    };
+    auto placeOutput = [&] {
+      if (!pair)
+        return;
+      Value late = div(arith::SubIOp::create(b, opaqueIndex(tid), idx(128)), kConsumerThreads);
+      colBase = add(mul(colBlock, idx(kCols * consumers)), mul(late, idx(kCols)));
+      batch = opaqueIndex(batch);
+      head = opaqueIndex(head);
+    };
+    if (pair) {
+      sView = view(add(idx(sOff), mul(group, idx(stateTileBytes))), dk * kCols, et);
+      barrierId = add(c32(kPairBarrierBase), toI32(group));
+    }
     Value g = div(lane, 4), t2 = mul(rem(lane, 4), idx(2));
     Value rowA[2] = {add(mul(cwarp, idx(16)), g), add(add(mul(cwarp, idx(16)), g), idx(8))};
     auto stateRow = [&](int64_t h, int64_t e) { return add(idx(64 * h), rowA[e / 2]); };
+    if (pair) {
+      Value lanes[] = {g, t2, rowA[0], rowA[1]};
+      for (auto [outer, v] : llvm::zip_equal(outerLane, lanes))
+        *outer = v;
+    }
     Stage st = stageOf(c);
     Value stageIdx = st.index, stage = st.i32, base = st.base;
     Value gBase = mul(stageIdx, idx(kChunk * ldg));
@@ -669,11 +762,12 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
     Value qView = stageTile(stageIdx, qOff);
     Value ktView = view(idx(ktOff), boxes * kChunk * kBoxCols, et);
     // Applies `f(row, dim0, x)` to each 16-byte chunk of a [64, Dk] swizzled
-    // tile (row ctid % 64, half ctid / 64 of the row's chunks; iteration i
-    // takes physical chunk i ^ (row % 8): a warp's 32 rows hit all banks).
+    // tile (row ctid % 64, part ctid / 64 of the row's chunks: a half with
+    // one consumer warpgroup, a quarter with two; iteration i takes physical
+    // chunk i ^ (row % 8): a warp's 32 rows hit all banks).
     auto eachChunk = [&](function_ref<void(Value, Value, Value)> f) {
       Value row = rem(ctid, kChunk), part = div(ctid, kChunk);
-      int64_t perThread = dk / 16;
+      int64_t perThread = dk / 8 / (allConsumerThreads / kChunk);
       for (int64_t i = 0; i < perThread; ++i) {
         Value cidx = add(mul(part, idx(perThread)), idx(i));
         Value box = div(cidx, 8);
@@ -703,21 +797,35 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
     eachChunk([&](Value row, Value d0, Value index) {
       scaleKChunk(add(mul(div(row, 8), idx(8)), idx(7)), row, d0, index, ktView);
     });
-    // D[j][d] = 2^(G[r(j + 1), d] − G[r(j), d]), j = 0 .. 5.
+    // D[j][d] = 2^(G[r(j + 1), d] − G[r(j), d]), j = 0 .. 5 (two consumer
+    // warpgroups: rows 6 and 7 too, with r clamped to step 63, so that
+    // warpgroup h reads rows 4 h .. 4 h + 3, all finite).
     Value dView;
     if (kVecChainedScales) {
-      dView = view(idx(ktOff + qkBytes), 6 * dk, f32);
-      for (int64_t m = 0; m < 6 * dk / kConsumerThreads; ++m) {
-        Value e = add(ctid, idx(m * kConsumerThreads));
+      Value dTable = view(idx(ktOff + qkBytes), ratioRows * dk, f32);
+      for (int64_t m = 0; m < ratioRows * dk / allConsumerThreads; ++m) {
+        Value e = add(ctid, idx(m * allConsumerThreads));
         Value j = div(e, dk), d = rem(e, dk);
         Value r0 = add(mul(j, idx(8)), idx(7));
+        Value r1 = add(r0, idx(8));
+        if (pair) {
+          r0 = arith::MinUIOp::create(b, r0, idx(kChunk - 1));
+          r1 = arith::MinUIOp::create(b, r1, idx(kChunk - 1));
+        }
         Value g0 = memref::LoadOp::create(b, gView, ValueRange{gAt(r0, d)});
-        Value g1 = memref::LoadOp::create(b, gView, ValueRange{gAt(add(r0, idx(8)), d)});
-        memref::StoreOp::create(b, exp2(fsub(g1, g0)), dView, ValueRange{e});
+        Value g1 = memref::LoadOp::create(b, gView, ValueRange{gAt(r1, d)});
+        memref::StoreOp::create(b, exp2(fsub(g1, g0)), dTable, ValueRange{e});
       }
+      // This warpgroup's rows (from jBase, below).
+      dView = pair ? view(add(idx(ktOff + qkBytes), mul(group, idx(4 * dk * 4))),
+                          4 * dk, f32)
+                   : dTable;
     }
     ptx.fenceProxyAsync();
-    consumerSync();
+    if (pair)
+      bothConsumersSync(); // K~ and D of both warpgroups written
+    else
+      consumerSync();
 
     // Per k16 step s: this lane's Q operand values (register i: row
     // rowA[i % 2], dims 16s + 8 (i / 2) + 2t, + 1) and their G; then
@@ -734,10 +842,27 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
     auto add64 = [&](Value x, int64_t y) {
       return arith::AddIOp::create(b, x, c64(y)).getResult();
     };
-    Value sDesc0 = arith::OrIOp::create(b, descriptor(c32(sOff), dk * 128), opaque);
+    // This warpgroup's sub-blocks of A: j = jBase .. jBase + tiles − 1 (two
+    // consumer warpgroups: 4 each, 4 h ..; j = 7 is never below a row
+    // block, its wgmma is discarded), and its S_bf16 tile.
+    int64_t tiles = pair ? 4 : 7;
+    Value jBase = pair ? mul(group, idx(tiles)) : idx(0);
+    Value sTile = pair ? mul(toI32(group), c32(stateTileBytes)) : c32(0);
+    Value sDesc0 =
+        arith::OrIOp::create(b, descriptor(add(c32(sOff), sTile), dk * 128), opaque);
     Value ktDesc0 = arith::OrIOp::create(b, descriptor(c32(ktOff), 16), opaque);
+    if (pair) {
+      // Tile jBase's rows of K~ (8 x 128 bytes a tile) in the descriptor's
+      // address field (16-byte units), the sum made opaque: as (base +
+      // tile) + constant, LLVM reassociated each step's descriptor into a
+      // loop-invariant base + constant and held all 32 through the chunk
+      // loop (the consumer spilled).
+      Value tileUnits = arith::ExtUIOp::create(b, i64, toI32(mul(jBase, idx(8 * 128 / 16))));
+      ktDesc0 = ptx.emit({i64}, {arith::AddIOp::create(b, ktDesc0, tileUnits).getResult()},
+                         "mov.b64 $0, $1;", "=l,l");
+    }
     SmallVector<Value> o = ptx.fenceOperands(SmallVector<Value>(32, lb.f32(0.0)));
-    SmallVector<Value> a = ptx.fenceOperands(SmallVector<Value>(28, lb.f32(0.0)));
+    SmallVector<Value> a = ptx.fenceOperands(SmallVector<Value>(4 * tiles, lb.f32(0.0)));
     for (int64_t s = 0; s < dk / 16; ++s) {
       Value qv[4], gq[4];
       SmallVector<Value> qo;
@@ -754,47 +879,57 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
         qo.push_back(fb.packF32(vector::ExtractOp::create(b, x, 0),
                                 vector::ExtractOp::create(b, x, 1), true));
       }
-      SmallVector<SmallVector<Value>> qj(7);
+      SmallVector<SmallVector<Value>> qj(tiles);
       if (kVecChainedScales) {
         // Row half h (register i % 2) sits in 8-row block 2w + h; its
         // nearest reference block below is jStart = 2w + h − 1 (none for
-        // w = h = 0): x_jStart = Q 2^(G_t − G_r(jStart)) directly, x_j =
-        // x_(j+1) D[j] for j < jStart; blocks j > jStart are masked (Q as
-        // a finite placeholder).
+        // w = h = 0). The chain starts at jTop = min(jStart, the top tile of
+        // this warpgroup): x_jTop = Q 2^(G_t − G_r(jTop)) directly, x_j =
+        // x_(j+1) D[j] for j < jTop; blocks j > jStart are masked (Q as a
+        // finite placeholder).
+        // Tiles are numbered from jBase (jj = j − jBase), so that every
+        // comparison is against a constant jj, as with one warpgroup (with
+        // j itself a run-time value, their results held 20 more registers
+        // through the k16 loop and the consumer spilled).
         for (int64_t i = 0; i < 4; ++i) {
           Value dim = add(idx(s * 16 + 8 * (i / 2)), t2);
           Value jStart = arith::SubIOp::create(
               b, add(mul(cwarp, idx(2)), idx(i % 2)), idx(1)); // may be "-1" (wraps)
-          Value startRow = add(mul(cwarp, idx(16)), idx(8 * (i % 2) - 1 + 1));
-          startRow = arith::SubIOp::create(b, startRow, idx(1));
-          startRow = arith::MaxSIOp::create(b, startRow, idx(0));
+          Value jStartRel = arith::SubIOp::create(b, jStart, jBase); // may be negative
+          Value jTopRel = pair ? arith::MinSIOp::create(b, jStartRel, idx(tiles - 1)).getResult()
+                               : jStartRel;
+          Value startRow = arith::MaxSIOp::create(
+              b, add(mul(add(jBase, jTopRel), idx(8)), idx(7)), idx(0));
           Value gRef = vector::LoadOp::create(b, vec2f, gView, ValueRange{gAt(startRow, dim)},
                                               false, llvm::MaybeAlign(8));
           Value e = arith::MinimumFOp::create(b, fsub(gq[i], gRef), kb.splat(lb.f32(0.0), 2));
           Value direct = arith::MulFOp::create(b, qv[i], exp2(e));
           Value x = qv[i];
-          SmallVector<Value> xs(7);
-          for (int64_t j = 6; j >= 0; --j) {
-            Value isStart = cmp(arith::CmpIPredicate::eq, jStart, idx(j));
+          SmallVector<Value> xs(tiles);
+          for (int64_t jj = tiles - 1; jj >= 0; --jj) {
+            Value isStart = cmp(arith::CmpIPredicate::eq, jTopRel, idx(jj));
             Value chained = x;
-            if (j < 6) {
+            // D[j] for j <= 5 (the two-warpgroup table has finite rows 6
+            // and 7 too: tiles 6 and 7 are never chained, jTop <= 6).
+            if (pair || jj < 6) {
               Value d = vector::LoadOp::create(b, vec2f, dView,
-                                               ValueRange{add(idx(j * dk), dim)}, false,
+                                               ValueRange{add(idx(jj * dk), dim)}, false,
                                                llvm::MaybeAlign(8));
               chained = arith::MulFOp::create(b, x, d);
             }
             // j > jStart (signed; jStart = -1 wraps to a huge unsigned index,
             // compared signed here): the placeholder.
-            Value above = cmp(arith::CmpIPredicate::sgt, idx(j), jStart);
+            Value above = cmp(arith::CmpIPredicate::sgt, idx(jj), jStartRel);
             x = arith::SelectOp::create(
                 b, isStart, direct, arith::SelectOp::create(b, above, qv[i], chained));
-            xs[j] = fb.packF32(vector::ExtractOp::create(b, x, 0),
-                               vector::ExtractOp::create(b, x, 1), true);
+            xs[jj] = fb.packF32(vector::ExtractOp::create(b, x, 0),
+                                vector::ExtractOp::create(b, x, 1), true);
           }
-          for (int64_t j = 0; j < 7; ++j)
-            qj[j].push_back(xs[j]);
+          for (int64_t jj = 0; jj < tiles; ++jj)
+            qj[jj].push_back(xs[jj]);
         }
       }
+      assert((kVecChainedScales || !pair) && "two consumers use the chained scales");
       for (int64_t j = 0; j < 7 && !kVecChainedScales; ++j)
         for (int64_t i = 0; i < 4; ++i) {
           Value dim = add(idx(s * 16 + 8 * (i / 2)), t2);
@@ -810,14 +945,14 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
       int64_t box = s * 16 / kBoxCols, inBox = (s * 16 % kBoxCols) * 2;
       Value sDesc = add64(sDesc0, (s * 16 * 128) >> 4);
       SmallVector<Value> ktDesc;
-      for (int64_t j = 0; j < 7; ++j)
-        ktDesc.push_back(add64(ktDesc0, (box * kBoxBytes + j * 8 * 128 + inBox) >> 4));
+      for (int64_t jj = 0; jj < tiles; ++jj)
+        ktDesc.push_back(add64(ktDesc0, (box * kBoxBytes + jj * 8 * 128 + inBox) >> 4));
       ptx.wgmmaFence();
       o = ptx.wgmma(o, Value(), qo, sDesc, kCols, et, /*transposeB=*/true);
-      for (int64_t j = 0; j < 7; ++j) {
-        SmallVector<Value> acc(a.begin() + 4 * j, a.begin() + 4 * j + 4);
-        acc = ptx.wgmma(acc, Value(), qj[j], ktDesc[j], 8, et, /*transposeB=*/false);
-        std::copy(acc.begin(), acc.end(), a.begin() + 4 * j);
+      for (int64_t jj = 0; jj < tiles; ++jj) {
+        SmallVector<Value> acc(a.begin() + 4 * jj, a.begin() + 4 * jj + 4);
+        acc = ptx.wgmma(acc, Value(), qj[jj], ktDesc[jj], 8, et, /*transposeB=*/false);
+        std::copy(acc.begin(), acc.end(), a.begin() + 4 * jj);
       }
       ptx.wgmmaCommit();
       ptx.wgmmaWait(kVecInFlight);
@@ -833,16 +968,20 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
     if (producerDiag) {
       // The producer's triangles (s <= t written; the rest masked below).
       for (int64_t r = 0; r < 2; ++r) {
-        Value pair = vector::LoadOp::create(
+        Value sums = vector::LoadOp::create(
             b, vec2f, diagView,
             ValueRange{add(mul(stageIdx, idx(kChunk * 8)), add(mul(rowA[r], idx(8)), t2))},
             false, llvm::MaybeAlign(8));
-        diag.push_back(vector::ExtractOp::create(b, pair, 0));
-        diag.push_back(vector::ExtractOp::create(b, pair, 1));
+        diag.push_back(vector::ExtractOp::create(b, sums, 0));
+        diag.push_back(vector::ExtractOp::create(b, sums, 1));
       }
     } else {
+      // Two consumer warpgroups: dims 64 h .. 64 h + 63 each (partial sums,
+      // exchanged below).
+      Value dimLo = pair ? mul(group, idx(dk / 2)) : idx(0);
+      Value dimHi = pair ? add(dimLo, idx(dk / 2)) : idx(dk);
       diag = kb.forWithState(
-          idx(0), idx(dk), idx(8), SmallVector<Value>(4, lb.f32(0.0)),
+          dimLo, dimHi, idx(8), SmallVector<Value>(4, lb.f32(0.0)),
           [&](Value d0, ValueRange acc) {
             SmallVector<Value> next(acc.begin(), acc.end());
             for (int r = 0; r < 2; ++r) {
@@ -874,10 +1013,68 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
     ptx.wgmmaWait(0);
     o = ptx.fenceOperands(o);
     a = ptx.fenceOperands(a);
+    SmallVector<Value> aRegs;
+    if (pair) {
+      // Each warpgroup writes its 4 tiles of A (below the row's block: the
+      // tensor-core value, else 0; packed pairs, word 2 jj + h for tile jj,
+      // row half h) and its 4 partial diagonal sums (words 8 ..); then both
+      // read all 8 tiles and both partial sums from the exchange and
+      // assemble the same A (the diagonal as warpgroup 0's sum plus 1's).
+      Value xWords = view(idx(xOff), consumers * kExchangeWords * kConsumerThreads, i32);
+      Value xFloats = view(idx(xOff), consumers * kExchangeWords * kConsumerThreads, f32);
+      auto word = [&](Value grp, int64_t k) {
+        return add(mul(add(mul(grp, idx(kExchangeWords)), idx(k)), idx(kConsumerThreads)),
+                   wtid);
+      };
+      for (int64_t jj = 0; jj < tiles; ++jj)
+        for (int64_t h = 0; h < 2; ++h) {
+          Value below = cmp(arith::CmpIPredicate::ult, add(jBase, idx(jj)),
+                            add(mul(cwarp, idx(2)), idx(h)));
+          Value lo = arith::SelectOp::create(b, below, a[4 * jj + 2 * h], lb.f32(0.0));
+          Value hi = arith::SelectOp::create(b, below, a[4 * jj + 2 * h + 1], lb.f32(0.0));
+          memref::StoreOp::create(b, fb.packF32(lo, hi, true), xWords,
+                                  ValueRange{word(group, 2 * jj + h)});
+        }
+      for (int64_t e = 0; e < 4; ++e)
+        memref::StoreOp::create(b, diag[e], xFloats, ValueRange{word(group, 8 + e)});
+      bothConsumersSync();
+      // The lane's rows and keys again from an opaque index (held across
+      // the exchange, one of them spilled).
+      Value late = rem(
+          arith::IndexCastOp::create(b, b.getIndexType(),
+                                     ptx.emit({i32}, {toI32(tid)}, "mov.b32 $0, $1;", "=r,r")),
+          kConsumerThreads);
+      Value lateWarp = div(late, 32), lateG = div(rem(late, 32), 4);
+      Value lateT2 = mul(rem(late, 4), idx(2));
+      Value lateRow[2] = {add(mul(lateWarp, idx(16)), lateG),
+                          add(add(mul(lateWarp, idx(16)), lateG), idx(8))};
+      for (int64_t e = 0; e < 4; ++e)
+        keys[e] = add(mul(lateWarp, idx(16)), add(idx(8 * (e / 2) + e % 2), lateT2));
+      for (int64_t e = 0; e < 4; ++e)
+        diag[e] = fadd(memref::LoadOp::create(b, xFloats, ValueRange{word(idx(0), 8 + e)}),
+                       memref::LoadOp::create(b, xFloats, ValueRange{word(idx(1), 8 + e)}));
+      for (int64_t j = 0; j < 8; ++j)
+        for (int64_t h = 0; h < 2; ++h) {
+          Value packed = memref::LoadOp::create(
+              b, xWords, ValueRange{word(idx(j / tiles), 2 * (j % tiles) + h)});
+          Value onDiag =
+              cmp(arith::CmpIPredicate::eq, idx(j), add(mul(lateWarp, idx(2)), idx(h)));
+          Value dlo = arith::SelectOp::create(
+              b, cmp(arith::CmpIPredicate::ule, keys[2 * h], lateRow[h]), diag[2 * h],
+              lb.f32(0.0));
+          Value dhi = arith::SelectOp::create(
+              b, cmp(arith::CmpIPredicate::ule, keys[2 * h + 1], lateRow[h]), diag[2 * h + 1],
+              lb.f32(0.0));
+          aRegs.push_back(
+              arith::SelectOp::create(b, onDiag, fb.packF32(dlo, dhi, true), packed));
+        }
+      // aRegs is tile-major (j, h); the A operand of k16 step u wants
+      // (2u, h0), (2u, h1), (2u + 1, h0), (2u + 1, h1): the same order.
+    }
     // A's n tile j for row half h (8-row block 2w + h): the tensor-core
     // value below the block, the f32 diagonal (s <= t) on it, 0 above.
-    SmallVector<Value> full(32, lb.f32(0.0));
-    for (int64_t j = 0; j < 8; ++j)
+    SmallVector<Value> full(pair ? 0 : 32, lb.f32(0.0));
+    for (int64_t j = 0; j < 8 && !pair; ++j)
       for (int64_t e = 0; e < 4; ++e) {
         Value blockRow = add(mul(cwarp, idx(2)), idx(e / 2));
         Value below = cmp(arith::CmpIPredicate::ult, idx(j), blockRow);
@@ -888,13 +1085,13 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
                           : lb.f32(0.0);
         full[4 * j + e] = arith::SelectOp::create(b, onDiag, dv, off);
       }
-    SmallVector<Value> aRegs;
-    for (int64_t u = 0; u < 4; ++u) {
+    for (int64_t u = 0; u < 4 && !pair; ++u) {
       const Value *lo = &full[(2 * u) * 4], *hi = &full[(2 * u + 1) * 4];
       aRegs.append({fb.packF32(lo[0], lo[1], true), fb.packF32(lo[2], lo[3], true),
                     fb.packF32(hi[0], hi[1], true), fb.packF32(hi[2], hi[3], true)});
     }
-    SmallVector<Value> vDesc = vDescriptors(base);
+    SmallVector<Value> vDesc =
+        vDescriptors(pair ? add(base, mul(toI32(group), c32(kBoxBytes))) : base);
     // O += A V.
     ptx.wgmmaFence();
     for (int64_t u = 0; u < 4; ++u)
@@ -903,8 +1100,10 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
     ptx.wgmmaCommit();
 
     // K <- K ⊙ 2^(G_last − G_s) in place, once every lane's diagonal reads
-    // of K are done; the state decays per row d by 2^G_last,d.
-    consumerSync();
+    // of K are done (two consumer warpgroups: the exchange's barrier); the
+    // state decays per row d by 2^G_last,d.
+    if (!pair)
+      consumerSync();
     Value last = idx(kChunk - 1);
     eachChunk([&](Value row, Value d0, Value index) {
       scaleKChunk(last, row, d0, index, kView);
@@ -918,12 +1117,16 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
           for (int64_t e = 2 * r; e < 2 * r + 2; ++e)
             next[sIndex(h, j, e)] = fmul(next[sIndex(h, j, e)], decay);
       }
-    consumerSync();
+    if (pair)
+      bothConsumersSync(); // K scaled by both warpgroups
+    else
+      consumerSync();
     issueStateUpdate(base, vDesc, next);
     ptx.wgmmaWait(0);
     o = ptx.fenceOperands(o);
+    placeOutput();
     storeOutput(t0, rowA, o);
-    finishChunk(next, stage, ctid);
+    finishChunk(next, stage, wtid);
     return next;
   };
   int64_t nState = init.size();
@@ -1061,7 +1264,7 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
           aNext = issueQK(arith::SelectOp::create(b, hasNext, nextChunk, c), hasNext);
           ptx.wgmmaWait(1); // the state update (the next A in flight)
         }
-        finishChunk(next, stage, ctid);
+        finishChunk(next, stage, wtid);
         if (overlap) {
           ptx.wgmmaWait(0); // the next chunk's A
           aNext = ptx.fenceOperands(aNext);
@@ -1097,6 +1300,21 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
     state = chunkLoop(init);
   }
 
+  if (p.final && pair) {
+    // The final state's coordinates from an opaque thread index (computed
+    // before the chunk loop, they were held through it: 8 bytes of spills).
+    Value late = arith::SubIOp::create(
+        b,
+        arith::IndexCastOp::create(b, b.getIndexType(),
+                                   ptx.emit({i32}, {toI32(tid)}, "mov.b32 $0, $1;", "=r,r")),
+        idx(128));
+    Value lateLane = rem(late, 32), lateWarp = div(rem(late, kConsumerThreads), 32);
+    g = div(lateLane, 4);
+    t2 = mul(rem(lateLane, 4), idx(2));
+    rowA[0] = add(mul(lateWarp, idx(16)), g);
+    rowA[1] = add(rowA[0], idx(8));
+    colBase = add(mul(colBlock, idx(kCols * consumers)), mul(div(late, kConsumerThreads), idx(kCols)));
+  }
   if (p.final)
     for (int64_t h = 0; h < boxes; ++h)
       for (int64_t j = 0; j < 8; ++j)

@@ -115,6 +115,14 @@ build/bin/attn-compile examples/gated_vector.json test/gpu/specs/gated_vector_d6
   -o gpu-kernels/tc_sm_90a_glapd --chip sm_90a --cubin --fail-on-spills --chunked-linear-producer-diagonal -q
 build/bin/attn-compile bench/specs/b_{gla,simple_gla}.json -o gpu-kernels/bench_glapd \
   --chip sm_90a --cubin --fail-on-spills --chunked-linear-producer-diagonal -q
+# ... with --chunked-linear-two-consumers (experimental, off by default): GLA at
+# Dk = Dv = 128 on one block per (batch, head) whose two consumer warpgroups (one per
+# value half) share the intra-chunk A. Checks: CHECKS=tc_sm_90a_gla2/; bench:
+# --kernels gpu-kernels/bench_gla2 --only linear.
+build/bin/attn-compile examples/gated_vector.json test/gpu/specs/{gated_vector_state,gated_vector_d64}.json \
+  -o gpu-kernels/tc_sm_90a_gla2 --chip sm_90a --cubin --fail-on-spills --chunked-linear-two-consumers -q
+build/bin/attn-compile bench/specs/b_{gla,simple_gla}.json -o gpu-kernels/bench_gla2 \
+  --chip sm_90a --cubin --fail-on-spills --chunked-linear-two-consumers -q
 # An older compiler's bench kernels (OLD_COMPILER=path/to/attn-compile, optional) for a
 # same-call A/B against this tree's: gpu-kernels/bench_old.
 if [ -n "${OLD_COMPILER:-}" ]; then

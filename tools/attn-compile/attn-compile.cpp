@@ -124,6 +124,11 @@ static cl::opt<bool> chunkedLinearProducerDiagonal(
     cl::desc("With --chunked-linear-wgmma-vector at Dk = 128: the producer warpgroup "
              "computes the 8 x 8 diagonal triangles of A a chunk ahead of the consumer "
              "(experimental)"));
+static cl::opt<bool> chunkedLinearTwoConsumers(
+    "chunked-linear-two-consumers", cl::init(false),
+    cl::desc("With --chunked-linear-wgmma-vector at Dk = Dv = 128: one block per (batch, "
+             "head) with two consumer warpgroups, one per 64-column value half, that "
+             "share the intra-chunk A (experimental)"));
 static cl::opt<bool> timeStages(
     "time-stages",
     cl::desc("Print where each spec's compile time went (stages, wall and CPU "
@@ -183,6 +188,18 @@ int main(int argc, char **argv) {
                     "--chunked-linear-wgmma-vector=false\n";
     return 1;
   }
+  if (chunkedLinearTwoConsumers && (!chunkedLinearWgmmaVector || !chunkedLinearWgmma)) {
+    llvm::errs() << "attn-compile: error: --chunked-linear-two-consumers is part of the "
+                    "wgmma kernel for vector gates; drop --chunked-linear-wgmma=false / "
+                    "--chunked-linear-wgmma-vector=false\n";
+    return 1;
+  }
+  if (chunkedLinearTwoConsumers && chunkedLinearProducerDiagonal) {
+    llvm::errs() << "attn-compile: error: --chunked-linear-two-consumers and "
+                    "--chunked-linear-producer-diagonal are two shapes of the GLA kernel; "
+                    "choose one\n";
+    return 1;
+  }
   if (polyExp2.getNumOccurrences()) {
     if (polyExp2 < 0 || polyExp2 > 8) {
       llvm::errs() << "attn-compile: error: --poly-exp2=" << polyExp2
@@ -206,6 +223,7 @@ int main(int argc, char **argv) {
   options.chunkedLinearWgmmaOverlap = chunkedLinearWgmmaOverlap;
   options.chunkedLinearWgmmaVector = chunkedLinearWgmmaVector;
   options.chunkedLinearProducerDiagonal = chunkedLinearProducerDiagonal;
+  options.chunkedLinearTwoConsumers = chunkedLinearTwoConsumers;
   options.upstreamNvvmPipeline = upstreamNvvmPipeline;
   // One MLIR context per spec, so specs compile independently in parallel.
   // Results are printed in the order given, whatever order they finish in.

@@ -59,6 +59,10 @@ struct GpuCompileOptions {
   /// ... and, at Dk = 128, the diagonal triangles computed by the producer
   /// warpgroup a chunk ahead (experimental until measured).
   bool chunkedLinearProducerDiagonal = false;
+  /// ... and, at Dk = Dv = 128, one block per (batch, head) whose two
+  /// consumer warpgroups (one per value half) share the intra-chunk A
+  /// (experimental until measured).
+  bool chunkedLinearTwoConsumers = false;
   bool failOnSpills = false;      ///< with cubin: any spill or stack frame is an error
   bool alwaysAssemble = false;    ///< run ptxas even without cubin (for its report)
   /// Recorded in the manifest's "tuning" key when tuningGroup is set

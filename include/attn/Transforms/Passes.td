@@ -153,6 +153,12 @@ def AttnLowerToGpuKernels : Pass<"attn-lower-to-gpu-kernels", "::mlir::ModuleOp"
            "With chunked-linear-wgmma-vector, at Dk = 128: the producer warpgroup "
            "computes the 8 x 8 diagonal triangles of A (f32) a chunk ahead of the "
            "consumer">,
+    Option<"chunkedLinearTwoConsumers", "chunked-linear-two-consumers", "bool",
+           /*default=*/"false",
+           "With chunked-linear-wgmma-vector, at Dk = Dv = 128 (and not with "
+           "chunked-linear-producer-diagonal): one block per (batch, head) with two "
+           "consumer warpgroups, one per 64-column value half, sharing the "
+           "intra-chunk A (computed once instead of once per half)">,
     Option<"fastTanh", "fast-tanh", "bool", /*default=*/"false",
            "math.tanh on f32 in the kernels as one MUFU.TANH (tanh.approx.f32, "
            "relative error at most 2^-10.99) instead of libdevice's tanhf (two "
