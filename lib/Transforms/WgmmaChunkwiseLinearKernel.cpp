@@ -86,9 +86,11 @@ constexpr int64_t kVecProducerRegisters = 40, kVecConsumerRegisters = 248;
 // the register file has room for both).
 constexpr int64_t kDiagProducerRegisters = 168;
 // Two consumer warpgroups (vector gates, Dk = Dv = 128; 384 threads, 1
-// block per SM): 128 x 32 + 256 x 240 = 65536 registers (the consumers
-// spill 16 bytes at 232).
-constexpr int64_t kPairProducerRegisters = 32, kPairConsumerRegisters = 240;
+// block per SM): setmaxnreg moves registers within the block's own pool,
+// 384 x 168 (the cap at entry) = 64512 = 128 x 24 + 256 x 240 (32 / 240
+// asks for 1024 more than the pool holds: the consumers' setmaxnreg.inc
+// never returned and the kernel hung on the H200).
+constexpr int64_t kPairProducerRegisters = 24, kPairConsumerRegisters = 240;
 constexpr int64_t kConsumerBarrier = 1; // named barrier of the consumer warpgroup
 constexpr int64_t kProducerBarrier = 2; // ... of the producer warpgroup (diagonal)
 // Two consumer warpgroups: each one's own barrier (3 + its index), and one
@@ -208,6 +210,22 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
   // Vector gates past ~113 KB of shared memory run 1 block per SM.
   bool oneBlock = vec && total > 113 * 1024;
   kernel->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(), b.getI32IntegerAttr(oneBlock ? 1 : 2));
+  {
+    // setmaxnreg moves registers within the block's pool (the cap at entry,
+    // 65536 / (threads x blocks per SM) rounded down to 8, per thread): a
+    // split that asks for more never returns from setmaxnreg.inc.
+    int64_t entryCap = std::min<int64_t>(256, 65536 / (threads * (oneBlock ? 1 : 2)) / 8 * 8);
+    int64_t producerRegs = producerDiag ? kDiagProducerRegisters
+                           : pair       ? kPairProducerRegisters
+                           : oneBlock   ? kVecProducerRegisters
+                                        : kProducerRegisters;
+    int64_t consumerRegs = pair ? kPairConsumerRegisters
+                           : oneBlock ? kVecConsumerRegisters
+                                      : kConsumerRegisters;
+    if (128 * producerRegs + allConsumerThreads * consumerRegs > entryCap * threads)
+      llvm::report_fatal_error("chunkwise linear kernel: the setmaxnreg split exceeds the "
+                               "block's register pool");
+  }
   kernel->setAttr("attn.tensor_maps",
                   b.getArrayAttr({tensorMapAttr(b, qArg, kBoxCols, kChunk),
                                   tensorMapAttr(b, kArg, kBoxCols, kChunk),
@@ -456,7 +474,8 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
       lb.ifThen(cmp(arith::CmpIPredicate::ult, tid, idx(dk)), [&] {
         Value running = lb.f32(0.0);
         Value gBase = mul(rem(c, 2), idx(kChunk * ldg));
-        const int64_t kGroup = producerDiag ? kChunk : 16;
+        // (Two consumer warpgroups: 8, in the producer's 24 registers.)
+        const int64_t kGroup = producerDiag ? kChunk : pair ? 8 : 16;
         for (int64_t t = 0; t < kChunk; t += kGroup) {
           SmallVector<Value> raw(kGroup);
           for (int64_t i = 0; i < kGroup; ++i) {

@@ -3,6 +3,7 @@
 // RUN: attn-opt %s --attn-lower-to-gpu-kernels="chunked-linear=1 chunked-linear-wgmma=1 chunked-linear-wgmma-overlap=1" | FileCheck %s --check-prefix=OVERLAP
 // RUN: attn-opt %s --attn-lower-to-gpu-kernels="chunked-linear=1 chunked-linear-wgmma=1 chunked-linear-wgmma-vector=1" | FileCheck %s --check-prefix=VEC
 // RUN: attn-opt %s --attn-lower-to-gpu-kernels="chunked-linear=1 chunked-linear-wgmma=1 chunked-linear-wgmma-vector=1 chunked-linear-producer-diagonal=1" | FileCheck %s --check-prefix=PDIAG
+// RUN: attn-opt %s --attn-lower-to-gpu-kernels="chunked-linear=1 chunked-linear-wgmma=1 chunked-linear-wgmma-vector=1 chunked-linear-two-consumers=1" | FileCheck %s --check-prefix=TWOC
 
 
 // The Hopper chunkwise linear kernel (chunked-linear-wgmma, opt-in): no,
@@ -256,3 +257,41 @@ func.func @linear_elu(%q: memref<?x4x?x64xf16>, %k: memref<?x4x?x64xf16>,
 // PDIAG-NOT: vector.reduction
 // PDIAG: wgmma.fence.sync.aligned;
 // PDIAG: gpu.return
+
+// chunked-linear-two-consumers (Dk = Dv = 128): one block per (batch, head)
+// (grid x 1) of 384 threads, the consumer warpgroups one value half each.
+// Shared memory: 2 stages of Q, K and both V boxes, two S_bf16 tiles, G with
+// rows of Dk + 4 floats, K~, an 8-row ratio table and the A exchange
+// [2][12][128] words: 231456 bytes. empty[stage] counts one thread of each
+// consumer warpgroup; the producer (setmaxnreg 32) loads 6 boxes a chunk
+// (V's two halves); the consumers (240) meet on barrier 5 (256 threads)
+// after K~ / D, at the exchange and after K's in-place scaling, and each
+// chunk's k16 step issues 4 m64n8k16 sub-blocks (not 7).
+// TWOC-LABEL: gpu.func @gated_vector
+// TWOC-SAME: attn.block_threads = 384
+// TWOC-SAME: attn.consumer_warpgroups = 2
+// TWOC-SAME: attn.dynamic_shared_memory = 231456
+// TWOC-SAME: attn.grid_x = 1
+// TWOC-SAME: nvvm.maxntid = array<i32: 384, 1, 1>
+// TWOC: "mbarrier.init.shared::cta.b64 [$0], $1;", "r,r" %{{.*}}, %c129_i32
+// TWOC: "mbarrier.init.shared::cta.b64 [$0], $1;", "r,r" %{{.*}}, %c2_i32
+// TWOC: setmaxnreg.dec.sync.aligned.u32 24
+// TWOC-COUNT-6: cp.async.bulk.tensor.4d
+// TWOC: setmaxnreg.inc.sync.aligned.u32 240
+// TWOC: scf.for {{.*}} iter_args({{.*}}) -> ({{(f32, ){63}f32}})
+// TWOC: "bar.sync $0, 256;", "r" %c5_i32
+// TWOC: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16
+// TWOC-COUNT-4: wgmma.mma_async.sync.aligned.m64n8k16.f32.bf16.bf16
+// TWOC-NOT: m64n8k16
+// TWOC: wgmma.commit_group.sync.aligned;
+// TWOC: scf.for {{.*}} -> (f32, f32, f32, f32)
+// TWOC: memref.store {{.*}} : memref<3072xi32, #gpu.address_space<workgroup>>
+// TWOC: "bar.sync $0, 256;", "r" %c5_i32
+// TWOC-COUNT-16: memref.load {{.*}} : memref<3072xi32, #gpu.address_space<workgroup>>
+// TWOC-COUNT-4: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {{.*}}}, {$64, $65, $66, $67}, $68, p, 1, 1, 1;
+// TWOC: "bar.sync $0, 256;", "r" %c5_i32
+// TWOC: "bar.sync $0, 128;"
+// TWOC: gpu.return
+// The other kernels (Dk = 64 or Dv = 64, other gates) do not change.
+// TWOC-LABEL: gpu.func @linear_elu
+// TWOC-SAME: attn.tensor_cores = "mma.sync.chunkwise"
