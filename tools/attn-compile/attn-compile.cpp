@@ -125,10 +125,10 @@ static cl::opt<bool> chunkedLinearProducerDiagonal(
              "computes the 8 x 8 diagonal triangles of A a chunk ahead of the consumer "
              "(experimental)"));
 static cl::opt<bool> chunkedLinearTwoConsumers(
-    "chunked-linear-two-consumers", cl::init(false),
+    "chunked-linear-two-consumers", cl::init(true),
     cl::desc("With --chunked-linear-wgmma-vector at Dk = Dv = 128: one block per (batch, "
              "head) with two consumer warpgroups, one per 64-column value half, that "
-             "share the intra-chunk A (experimental)"));
+             "share the intra-chunk A (default; =false for one block per value half)"));
 static cl::opt<bool> timeStages(
     "time-stages",
     cl::desc("Print where each spec's compile time went (stages, wall and CPU "
@@ -188,13 +188,16 @@ int main(int argc, char **argv) {
                     "--chunked-linear-wgmma-vector=false\n";
     return 1;
   }
-  if (chunkedLinearTwoConsumers && (!chunkedLinearWgmmaVector || !chunkedLinearWgmma)) {
+  // The two-consumer kernel is the default; asked for by name, it must apply.
+  bool twoConsumersAsked =
+      chunkedLinearTwoConsumers.getNumOccurrences() && chunkedLinearTwoConsumers;
+  if (twoConsumersAsked && (!chunkedLinearWgmmaVector || !chunkedLinearWgmma)) {
     llvm::errs() << "attn-compile: error: --chunked-linear-two-consumers is part of the "
                     "wgmma kernel for vector gates; drop --chunked-linear-wgmma=false / "
                     "--chunked-linear-wgmma-vector=false\n";
     return 1;
   }
-  if (chunkedLinearTwoConsumers && chunkedLinearProducerDiagonal) {
+  if (twoConsumersAsked && chunkedLinearProducerDiagonal) {
     llvm::errs() << "attn-compile: error: --chunked-linear-two-consumers and "
                     "--chunked-linear-producer-diagonal are two shapes of the GLA kernel; "
                     "choose one\n";
@@ -223,7 +226,8 @@ int main(int argc, char **argv) {
   options.chunkedLinearWgmmaOverlap = chunkedLinearWgmmaOverlap;
   options.chunkedLinearWgmmaVector = chunkedLinearWgmmaVector;
   options.chunkedLinearProducerDiagonal = chunkedLinearProducerDiagonal;
-  options.chunkedLinearTwoConsumers = chunkedLinearTwoConsumers;
+  // The producer diagonal is a shape of the one-consumer kernel.
+  options.chunkedLinearTwoConsumers = chunkedLinearTwoConsumers && !chunkedLinearProducerDiagonal;
   options.upstreamNvvmPipeline = upstreamNvvmPipeline;
   // One MLIR context per spec, so specs compile independently in parallel.
   // Results are printed in the order given, whatever order they finish in.

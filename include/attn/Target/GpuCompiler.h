@@ -60,9 +60,11 @@ struct GpuCompileOptions {
   /// warpgroup a chunk ahead (experimental until measured).
   bool chunkedLinearProducerDiagonal = false;
   /// ... and, at Dk = Dv = 128, one block per (batch, head) whose two
-  /// consumer warpgroups (one per value half) share the intra-chunk A
-  /// (experimental until measured).
-  bool chunkedLinearTwoConsumers = false;
+  /// consumer warpgroups (one per value half) share the intra-chunk A: on
+  /// since session 11's H200 run (6/6 checks, sanitizer clean; GLA 74.7 /
+  /// 76.7 TFLOP/s, 1.91 / 1.92x chunk_gla, vs 36.8 / 37.2 for two blocks per
+  /// (batch, head); bench/results/2026-12-03-v23-session11/).
+  bool chunkedLinearTwoConsumers = true;
   bool failOnSpills = false;      ///< with cubin: any spill or stack frame is an error
   bool alwaysAssemble = false;    ///< run ptxas even without cubin (for its report)
   /// Recorded in the manifest's "tuning" key when tuningGroup is set
