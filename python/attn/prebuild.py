@@ -77,6 +77,9 @@ GPU_TEST_CONFIGS = [
      "head_dim": 64, "gate": "vector", "layout": "bshd", "initial_state": True},
     {"id": "gla_head_f32_d32", "op": "gated_linear_attention", "dtype": "f32", "head_dim": 32,
      "gate": "head_constant", "final_state": True},
+    # Dk = Dv = 128 vector gates: the two-consumer GLA kernel on sm_90a.
+    {"id": "gla_vector_bf16_d128", "op": "gated_linear_attention", "dtype": "bf16",
+     "head_dim": 128, "gate": "vector", "initial_state": True, "final_state": True},
 ]
 
 # What bench/first_call_latency.py times (bf16, D = 128, [B, H, S, D]).
