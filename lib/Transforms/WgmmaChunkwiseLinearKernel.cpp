@@ -14,7 +14,11 @@
 // step 8j + 7 on m64n8k16, the 8 x 8 diagonal triangles in f32; G [2][64][Dk]
 // f32 and K~ in shared memory: 1 block per SM at Dk = 128). With
 // `producerDiagonal` (experimental) the producer warpgroup computes those
-// triangles a chunk ahead (`diagonalTriangles`).
+// triangles a chunk ahead (`diagonalTriangles`). With `twoConsumers` (on in
+// attn-compile since session 11; Dk = Dv = 128) a block of 384 threads per
+// (batch, head): two consumer warpgroups, one per 64-column value half,
+// split the state-independent part of a chunk and exchange A through
+// shared memory (docs/chunkwise-linear-gpu.md "Session 11").
 //
 // Grid (Dv / 64, H, B); a block of 256 threads: warpgroup 0 produces (one
 // warp: lane 0 issues the TMA loads, the 32 lanes scan the chunk's gates),
