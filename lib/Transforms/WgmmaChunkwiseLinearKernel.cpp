@@ -246,6 +246,13 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
   auto c32 = [&](int64_t v) { return ptx.i32(v); };
   auto c64 = [&](int64_t v) { return arith::ConstantIntOp::create(b, v, 64).getResult(); };
   auto toI32 = [&](Value index) { return arith::IndexCastOp::create(b, i32, index).getResult(); };
+  // An index LLVM cannot see through (a `mov` in side-effecting asm), so that
+  // what is derived from it is computed where it is used instead of hoisted
+  // out of the chunk loop and held in registers through it.
+  auto opaqueIndex = [&](Value v) -> Value {
+    return arith::IndexCastOp::create(
+        b, b.getIndexType(), ptx.emit({i32}, {toI32(v)}, "mov.b32 $0, $1;", "=r,r"));
+  };
   auto add = [&](Value x, Value y) { return arith::AddIOp::create(b, x, y).getResult(); };
   auto mul = [&](Value x, Value y) { return arith::MulIOp::create(b, x, y).getResult(); };
   auto div = [&](Value x, int64_t y) {
@@ -738,9 +745,7 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
     // The thread index as an opaque per-chunk value: the lane-dependent
     // shared-memory indices below are loop-invariant, and hoisted out of the
     // chunk loop they held ~30 registers through it (spills at Dk = 128).
-    Value ctid = arith::IndexCastOp::create(
-        b, b.getIndexType(), ptx.emit({i32}, {toI32(tid)}, "mov.b32 $0, $1;", "=r,r"));
-    ctid = arith::SubIOp::create(b, ctid, idx(128));
+    Value ctid = arith::SubIOp::create(b, opaqueIndex(tid), idx(128));
     Value wtid = rem(ctid, kConsumerThreads), group = div(ctid, kConsumerThreads);
     Value lane = rem(ctid, 32), cwarp = div(wtid, 32);
     // Two consumer warpgroups: the warpgroup's S_bf16 tile and barrier for
@@ -751,10 +756,6 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
     // The outer values come back after the chunk.
     llvm::SaveAndRestore<Value> chunkColBase(colBase), chunkSView(sView),
         chunkBarrierId(barrierId), chunkBatch(batch), chunkHead(head);
-    auto opaqueIndex = [&](Value v) -> Value {
-      return arith::IndexCastOp::create(
-          b, b.getIndexType(), ptx.emit({i32}, {toI32(v)}, "mov.b32 $0, $1;", "=r,r"));
-    };
     auto placeOutput = [&] {
       if (!pair)
         return;
@@ -1063,10 +1064,7 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
       bothConsumersSync();
       // The lane's rows and keys again from an opaque index (held across
       // the exchange, one of them spilled).
-      Value late = rem(
-          arith::IndexCastOp::create(b, b.getIndexType(),
-                                     ptx.emit({i32}, {toI32(tid)}, "mov.b32 $0, $1;", "=r,r")),
-          kConsumerThreads);
+      Value late = rem(opaqueIndex(tid), kConsumerThreads);
       Value lateWarp = div(late, 32), lateG = div(rem(late, 32), 4);
       Value lateT2 = mul(rem(late, 4), idx(2));
       Value lateRow[2] = {add(mul(lateWarp, idx(16)), lateG),
@@ -1326,11 +1324,7 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
   if (p.final && pair) {
     // The final state's coordinates from an opaque thread index (computed
     // before the chunk loop, they were held through it: 8 bytes of spills).
-    Value late = arith::SubIOp::create(
-        b,
-        arith::IndexCastOp::create(b, b.getIndexType(),
-                                   ptx.emit({i32}, {toI32(tid)}, "mov.b32 $0, $1;", "=r,r")),
-        idx(128));
+    Value late = arith::SubIOp::create(b, opaqueIndex(tid), idx(128));
     Value lateLane = rem(late, 32), lateWarp = div(rem(late, kConsumerThreads), 32);
     g = div(lateLane, 4);
     t2 = mul(rem(lateLane, 4), idx(2));
