@@ -214,22 +214,20 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
   // Vector gates past ~113 KB of shared memory run 1 block per SM.
   bool oneBlock = vec && total > 113 * 1024;
   kernel->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(), b.getI32IntegerAttr(oneBlock ? 1 : 2));
-  {
-    // setmaxnreg moves registers within the block's pool (the cap at entry,
-    // 65536 / (threads x blocks per SM) rounded down to 8, per thread): a
-    // split that asks for more never returns from setmaxnreg.inc.
-    int64_t entryCap = std::min<int64_t>(256, 65536 / (threads * (oneBlock ? 1 : 2)) / 8 * 8);
-    int64_t producerRegs = producerDiag ? kDiagProducerRegisters
-                           : pair       ? kPairProducerRegisters
-                           : oneBlock   ? kVecProducerRegisters
-                                        : kProducerRegisters;
-    int64_t consumerRegs = pair ? kPairConsumerRegisters
-                           : oneBlock ? kVecConsumerRegisters
-                                      : kConsumerRegisters;
-    if (128 * producerRegs + allConsumerThreads * consumerRegs > entryCap * threads)
-      llvm::report_fatal_error("chunkwise linear kernel: the setmaxnreg split exceeds the "
-                               "block's register pool");
-  }
+  // The setmaxnreg split. It moves registers within the block's pool (the
+  // cap at entry, 65536 / (threads x blocks per SM) rounded down to 8, per
+  // thread): a split that asks for more never returns from setmaxnreg.inc.
+  int64_t producerRegs = producerDiag ? kDiagProducerRegisters
+                         : pair       ? kPairProducerRegisters
+                         : oneBlock   ? kVecProducerRegisters
+                                      : kProducerRegisters;
+  int64_t consumerRegs = pair       ? kPairConsumerRegisters
+                         : oneBlock ? kVecConsumerRegisters
+                                    : kConsumerRegisters;
+  int64_t entryCap = std::min<int64_t>(256, 65536 / (threads * (oneBlock ? 1 : 2)) / 8 * 8);
+  if (128 * producerRegs + allConsumerThreads * consumerRegs > entryCap * threads)
+    llvm::report_fatal_error("chunkwise linear kernel: the setmaxnreg split exceeds the "
+                             "block's register pool");
   kernel->setAttr("attn.tensor_maps",
                   b.getArrayAttr({tensorMapAttr(b, qArg, kBoxCols, kChunk),
                                   tensorMapAttr(b, kArg, kBoxCols, kChunk),
@@ -344,11 +342,7 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
   // Producer: warp 0 of warpgroup 0.
   //===--------------------------------------------------------------------===//
   b.setInsertionPointToStart(&roles.getThenRegion().front());
-  ptx.setMaxRegisters(producerDiag ? kDiagProducerRegisters
-                      : pair       ? kPairProducerRegisters
-                      : oneBlock   ? kVecProducerRegisters
-                                   : kProducerRegisters,
-                      /*increase=*/false);
+  ptx.setMaxRegisters(producerRegs, /*increase=*/false);
   // From the stage's second fill on (chunk c >= 2): every consumer read of
   // its previous chunk (Q, K, V, G) is done.
   auto waitStageFree = [&](Value c, Value stage, Value round) {
@@ -571,17 +565,39 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
   // Consumer: warpgroup 1.
   //===--------------------------------------------------------------------===//
   b.setInsertionPointToStart(&roles.getElseRegion().front());
-  ptx.setMaxRegisters(pair       ? kPairConsumerRegisters
-                      : oneBlock ? kVecConsumerRegisters
-                                 : kConsumerRegisters,
-                      /*increase=*/true);
+  ptx.setMaxRegisters(consumerRegs, /*increase=*/true);
   // ctid: the thread among all consumers; wtid: in its warpgroup, which
   // owns value half `group` (columns colBase .. + 63).
   Value ctid = arith::SubIOp::create(b, tid, idx(128));
   Value group = div(ctid, kConsumerThreads), wtid = rem(ctid, kConsumerThreads);
   Value cwarp = div(wtid, 32);
+  // The output / state columns of value half `grp`.
+  auto groupColBase = [&](Value grp) {
+    return add(mul(colBlock, idx(kCols * consumers)), mul(grp, idx(kCols)));
+  };
+  // A consumer lane's fragment coordinates: warp in its warpgroup, g =
+  // lane / 4, t2 = 2 (lane % 4), its two accumulator rows 16 warp + g (+ 8).
+  // Only the index mod 128 matters: the thread index or the consumer index.
+  struct LanePlace {
+    Value warp, g, t2, row[2];
+  };
+  auto lanePlace = [&](Value threadIndex) {
+    LanePlace l;
+    l.warp = div(rem(threadIndex, kConsumerThreads), 32);
+    Value lane = rem(threadIndex, 32);
+    l.g = div(lane, 4);
+    l.t2 = mul(rem(lane, 4), idx(2));
+    l.row[0] = add(mul(l.warp, idx(16)), l.g);
+    l.row[1] = add(l.row[0], idx(8));
+    return l;
+  };
+  // Keys of a lane's 4 diagonal-block values: 16 warp + 8 (e / 2) + t2 + e % 2.
+  auto diagonalKeys = [&](const LanePlace &l, Value keys[4]) {
+    for (int64_t e = 0; e < 4; ++e)
+      keys[e] = add(mul(l.warp, idx(16)), add(idx(8 * (e / 2) + e % 2), l.t2));
+  };
   if (pair) {
-    colBase = add(colBase, mul(group, idx(kCols)));
+    colBase = groupColBase(group);
     sView = view(add(idx(sOff), mul(group, idx(stateTileBytes))), dk * kCols, et);
   }
   Value g = div(lane, 4), t2 = mul(rem(lane, 4), idx(2));
@@ -747,7 +763,8 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
     // chunk loop they held ~30 registers through it (spills at Dk = 128).
     Value ctid = arith::SubIOp::create(b, opaqueIndex(tid), idx(128));
     Value wtid = rem(ctid, kConsumerThreads), group = div(ctid, kConsumerThreads);
-    Value lane = rem(ctid, 32), cwarp = div(wtid, 32);
+    LanePlace here = lanePlace(ctid);
+    Value cwarp = here.warp;
     // Two consumer warpgroups: the warpgroup's S_bf16 tile and barrier for
     // this chunk from the opaque index too, and its output coordinates
     // (column base, batch, head) from another one right before the stores
@@ -759,8 +776,8 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
     auto placeOutput = [&] {
       if (!pair)
         return;
-      Value late = div(arith::SubIOp::create(b, opaqueIndex(tid), idx(128)), kConsumerThreads);
-      colBase = add(mul(colBlock, idx(kCols * consumers)), mul(late, idx(kCols)));
+      colBase = groupColBase(
+          div(arith::SubIOp::create(b, opaqueIndex(tid), idx(128)), kConsumerThreads));
       batch = opaqueIndex(batch);
       head = opaqueIndex(head);
     };
@@ -768,8 +785,8 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
       sView = view(add(idx(sOff), mul(group, idx(stateTileBytes))), dk * kCols, et);
       barrierId = add(c32(kPairBarrierBase), toI32(group));
     }
-    Value g = div(lane, 4), t2 = mul(rem(lane, 4), idx(2));
-    Value rowA[2] = {add(mul(cwarp, idx(16)), g), add(add(mul(cwarp, idx(16)), g), idx(8))};
+    Value g = here.g, t2 = here.t2;
+    Value rowA[2] = {here.row[0], here.row[1]};
     auto stateRow = [&](int64_t h, int64_t e) { return add(idx(64 * h), rowA[e / 2]); };
     if (pair) {
       Value lanes[] = {g, t2, rowA[0], rowA[1]};
@@ -986,8 +1003,7 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
     // of this lane is row rowA[e / 2] = 16w + 8 (e / 2) + g against key
     // 16w + 8 (e / 2) + 2t + e % 2 (n tile 2w + e / 2).
     Value keys[4];
-    for (int64_t e = 0; e < 4; ++e)
-      keys[e] = add(mul(cwarp, idx(16)), add(idx(8 * (e / 2) + e % 2), t2));
+    diagonalKeys(here, keys);
     SmallVector<Value> diag;
     if (producerDiag) {
       // The producer's triangles (s <= t written; the rest masked below).
@@ -1064,13 +1080,8 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
       bothConsumersSync();
       // The lane's rows and keys again from an opaque index (held across
       // the exchange, one of them spilled).
-      Value late = rem(opaqueIndex(tid), kConsumerThreads);
-      Value lateWarp = div(late, 32), lateG = div(rem(late, 32), 4);
-      Value lateT2 = mul(rem(late, 4), idx(2));
-      Value lateRow[2] = {add(mul(lateWarp, idx(16)), lateG),
-                          add(add(mul(lateWarp, idx(16)), lateG), idx(8))};
-      for (int64_t e = 0; e < 4; ++e)
-        keys[e] = add(mul(lateWarp, idx(16)), add(idx(8 * (e / 2) + e % 2), lateT2));
+      LanePlace late = lanePlace(rem(opaqueIndex(tid), kConsumerThreads));
+      diagonalKeys(late, keys);
       for (int64_t e = 0; e < 4; ++e)
         diag[e] = fadd(memref::LoadOp::create(b, xFloats, ValueRange{word(idx(0), 8 + e)}),
                        memref::LoadOp::create(b, xFloats, ValueRange{word(idx(1), 8 + e)}));
@@ -1079,12 +1090,12 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
           Value packed = memref::LoadOp::create(
               b, xWords, ValueRange{word(idx(j / tiles), 2 * (j % tiles) + h)});
           Value onDiag =
-              cmp(arith::CmpIPredicate::eq, idx(j), add(mul(lateWarp, idx(2)), idx(h)));
+              cmp(arith::CmpIPredicate::eq, idx(j), add(mul(late.warp, idx(2)), idx(h)));
           Value dlo = arith::SelectOp::create(
-              b, cmp(arith::CmpIPredicate::ule, keys[2 * h], lateRow[h]), diag[2 * h],
+              b, cmp(arith::CmpIPredicate::ule, keys[2 * h], late.row[h]), diag[2 * h],
               lb.f32(0.0));
           Value dhi = arith::SelectOp::create(
-              b, cmp(arith::CmpIPredicate::ule, keys[2 * h + 1], lateRow[h]), diag[2 * h + 1],
+              b, cmp(arith::CmpIPredicate::ule, keys[2 * h + 1], late.row[h]), diag[2 * h + 1],
               lb.f32(0.0));
           aRegs.push_back(
               arith::SelectOp::create(b, onDiag, fb.packF32(dlo, dhi, true), packed));
@@ -1325,12 +1336,12 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
     // The final state's coordinates from an opaque thread index (computed
     // before the chunk loop, they were held through it: 8 bytes of spills).
     Value late = arith::SubIOp::create(b, opaqueIndex(tid), idx(128));
-    Value lateLane = rem(late, 32), lateWarp = div(rem(late, kConsumerThreads), 32);
-    g = div(lateLane, 4);
-    t2 = mul(rem(lateLane, 4), idx(2));
-    rowA[0] = add(mul(lateWarp, idx(16)), g);
-    rowA[1] = add(rowA[0], idx(8));
-    colBase = add(mul(colBlock, idx(kCols * consumers)), mul(div(late, kConsumerThreads), idx(kCols)));
+    LanePlace l = lanePlace(late);
+    g = l.g;
+    t2 = l.t2;
+    rowA[0] = l.row[0];
+    rowA[1] = l.row[1];
+    colBase = groupColBase(div(late, kConsumerThreads));
   }
   if (p.final)
     for (int64_t h = 0; h < boxes; ++h)
