@@ -741,6 +741,83 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
     consumerSync();
     lb.ifThen(cmp(arith::CmpIPredicate::eq, ctid, idx(0)), [&] { ptx.arrive(emptyBar(stage)); });
   };
+  // Two consumer warpgroups: the A exchange, [2 warpgroups][12 words][128
+  // threads] (words 0 .. 7: packed tiles of A; 8 .. 11: the warpgroup's
+  // diagonal partial sums as [64 rows][8 keys of the row's 8-block] f32).
+  Value xWords, xFloats;
+  if (pair) {
+    xWords = view(idx(xOff), consumers * kExchangeWords * kConsumerThreads, i32);
+    xFloats = view(idx(xOff), consumers * kExchangeWords * kConsumerThreads, f32);
+  }
+  auto diagWord = [&](Value grp, Value row, Value keyInBlock) {
+    return add(mul(add(mul(grp, idx(kExchangeWords)), idx(8)), idx(kConsumerThreads)),
+               add(mul(row, idx(8)), keyInBlock));
+  };
+  // Two consumer warpgroups: the diagonal 8 x 8 blocks of A in f32 over this
+  // warpgroup's dims 64 h .. 64 h + 63, only the pairs that count (the one
+  // warpgroup kernel's fragment layout computes all 64 pairs of a block,
+  // 28 of which are above the diagonal). Warp w owns blocks 2w and 2w + 1;
+  // lane (half, m) of it block 2w + half, row pair p = m / 4 (rows 7 − p and
+  // p: 7 − p + p = 7 keys below the diagonal), slots 2 (m % 4), + 1 of the
+  // pair's 7 (slot 7 computes key = row and is not stored); the 16 diagonal
+  // pairs (t = s, no exponent) on lanes 0 .. 15. Partial sums go to the
+  // exchange; the A assembly adds both warpgroups' (half the MUFU and ~40%
+  // fewer instructions than the fragment-layout loop).
+  auto pairDiagonal = [&](Value ctid, Value cwarp, Value qView, Value kView,
+                          function_ref<Value(Value, Value)> gAt) {
+    Value group = div(ctid, kConsumerThreads), lane32 = rem(ctid, 32);
+    Value half = div(lane32, 16), m = rem(lane32, 16);
+    Value pairIdx = div(m, 4), sub = rem(m, 4);
+    Value blockRow = add(mul(cwarp, idx(16)), mul(half, idx(8)));
+    Value hiRow = arith::SubIOp::create(b, idx(7), pairIdx);
+    Value rows[3], keyRows[3], keyIn[3], live[3];
+    for (int64_t k = 0; k < 2; ++k) {
+      Value slot = add(mul(sub, idx(2)), idx(k));
+      Value onHi = cmp(arith::CmpIPredicate::ult, slot, hiRow);
+      Value rowIn = arith::SelectOp::create(b, onHi, hiRow, pairIdx);
+      keyIn[k] = arith::SelectOp::create(b, onHi, slot, arith::SubIOp::create(b, slot, hiRow));
+      rows[k] = add(blockRow, rowIn);
+      keyRows[k] = add(blockRow, keyIn[k]);
+      live[k] = cmp(arith::CmpIPredicate::ne, slot, idx(7));
+    }
+    rows[2] = keyRows[2] = add(mul(cwarp, idx(16)), m);
+    keyIn[2] = rem(m, 8);
+    live[2] = cmp(arith::CmpIPredicate::eq, half, idx(0));
+    VectorType vec8 = VectorType::get({8}, et), vec8f = VectorType::get({8}, f32);
+    auto loadRow = [&](Value tile, Value row, Value d0) -> Value {
+      return arith::ExtFOp::create(b, vec8f,
+                                   vector::LoadOp::create(b, vec8, tile, ValueRange{swz(row, d0)},
+                                                          false, llvm::MaybeAlign(16))
+                                       .getResult());
+    };
+    auto loadG = [&](Value row, Value d0) -> Value {
+      return vector::LoadOp::create(b, vec8f, gView, ValueRange{gAt(row, d0)}, false,
+                                    llvm::MaybeAlign(16));
+    };
+    Value dimLo = mul(group, idx(dk / 2));
+    SmallVector<Value> sums = kb.forWithState(
+        dimLo, add(dimLo, idx(dk / 2)), idx(8), SmallVector<Value>(3, kb.splat(lb.f32(0.0), 8)),
+        [&](Value d0, ValueRange acc) {
+          SmallVector<Value> next;
+          for (int64_t k = 0; k < 3; ++k) {
+            Value qx = loadRow(qView, rows[k], d0), kx = loadRow(kView, keyRows[k], d0);
+            if (k == 2) {
+              next.push_back(math::FmaOp::create(b, qx, kx, acc[k]));
+              continue;
+            }
+            Value decay = exp2(fsub(loadG(rows[k], d0), loadG(keyRows[k], d0)));
+            next.push_back(math::FmaOp::create(b, fmul(qx, kx), decay, acc[k]));
+          }
+          return next;
+        });
+    for (int64_t k = 0; k < 3; ++k) {
+      Value sum = kb.reduceAdd(sums[k]);
+      lb.ifThen(live[k], [&] {
+        memref::StoreOp::create(b, sum, xFloats,
+                                ValueRange{diagWord(group, rows[k], keyIn[k])});
+      });
+    }
+  };
   // Vector gates (GLA): one chunk (docs/chunkwise-linear-gpu.md, "Session
   // 9"). A is split into 8-key sub-blocks j (keys 8j .. 8j + 7) with the
   // reference step r(j) = 8j + 7: for the rows of a later 8-row block,
@@ -926,8 +1003,8 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
         // nearest reference block below is jStart = 2w + h − 1 (none for
         // w = h = 0). The chain starts at jTop = min(jStart, the top tile of
         // this warpgroup): x_jTop = Q 2^(G_t − G_r(jTop)) directly, x_j =
-        // x_(j+1) D[j] for j < jTop; blocks j > jStart are masked (Q as a
-        // finite placeholder).
+        // x_(j+1) D[j] for j < jTop; blocks j > jStart are masked (their
+        // rows of A are dropped by a select).
         // Tiles are numbered from jBase (jj = j − jBase), so that every
         // comparison is against a constant jj, as with one warpgroup (with
         // j itself a run-time value, their results held 20 more registers
@@ -958,11 +1035,11 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
                                                llvm::MaybeAlign(8));
               chained = arith::MulFOp::create(b, x, d);
             }
-            // j > jStart (signed; jStart = -1 wraps to a huge unsigned index,
-            // compared signed here): the placeholder.
-            Value above = cmp(arith::CmpIPredicate::sgt, idx(jj), jStartRel);
-            x = arith::SelectOp::create(
-                b, isStart, direct, arith::SelectOp::create(b, above, qv[i], chained));
+            // Tiles above jStart (jj > jStartRel) chain on from Q itself: the
+            // rows of A they produce are garbage (finite for decaying gates),
+            // and each is replaced by a select, never multiplied, below (an
+            // accumulator row of a wgmma depends on that row of A only).
+            x = arith::SelectOp::create(b, isStart, direct, chained);
             xs[jj] = fb.packF32(vector::ExtractOp::create(b, x, 0),
                                 vector::ExtractOp::create(b, x, 1), true);
           }
@@ -1015,13 +1092,11 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
         diag.push_back(vector::ExtractOp::create(b, sums, 0));
         diag.push_back(vector::ExtractOp::create(b, sums, 1));
       }
+    } else if (pair) {
+      pairDiagonal(ctid, cwarp, qView, kView, gAt);
     } else {
-      // Two consumer warpgroups: dims 64 h .. 64 h + 63 each (partial sums,
-      // exchanged below).
-      Value dimLo = pair ? mul(group, idx(dk / 2)) : idx(0);
-      Value dimHi = pair ? add(dimLo, idx(dk / 2)) : idx(dk);
       diag = kb.forWithState(
-          dimLo, dimHi, idx(8), SmallVector<Value>(4, lb.f32(0.0)),
+          idx(0), idx(dk), idx(8), SmallVector<Value>(4, lb.f32(0.0)),
           [&](Value d0, ValueRange acc) {
             SmallVector<Value> next(acc.begin(), acc.end());
             for (int r = 0; r < 2; ++r) {
@@ -1060,8 +1135,6 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
       // row half h) and its 4 partial diagonal sums (words 8 ..); then both
       // read all 8 tiles and both partial sums from the exchange and
       // assemble the same A (the diagonal as warpgroup 0's sum plus 1's).
-      Value xWords = view(idx(xOff), consumers * kExchangeWords * kConsumerThreads, i32);
-      Value xFloats = view(idx(xOff), consumers * kExchangeWords * kConsumerThreads, f32);
       auto word = [&](Value grp, int64_t k) {
         return add(mul(add(mul(grp, idx(kExchangeWords)), idx(k)), idx(kConsumerThreads)),
                    wtid);
@@ -1075,16 +1148,18 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
           memref::StoreOp::create(b, fb.packF32(lo, hi, true), xWords,
                                   ValueRange{word(group, 2 * jj + h)});
         }
-      for (int64_t e = 0; e < 4; ++e)
-        memref::StoreOp::create(b, diag[e], xFloats, ValueRange{word(group, 8 + e)});
       bothConsumersSync();
       // The lane's rows and keys again from an opaque index (held across
       // the exchange, one of them spilled).
       LanePlace late = lanePlace(rem(opaqueIndex(tid), kConsumerThreads));
       diagonalKeys(late, keys);
-      for (int64_t e = 0; e < 4; ++e)
-        diag[e] = fadd(memref::LoadOp::create(b, xFloats, ValueRange{word(idx(0), 8 + e)}),
-                       memref::LoadOp::create(b, xFloats, ValueRange{word(idx(1), 8 + e)}));
+      diag.resize(4);
+      for (int64_t e = 0; e < 4; ++e) {
+        Value keyInBlock = rem(keys[e], 8);
+        diag[e] = fadd(
+            memref::LoadOp::create(b, xFloats, ValueRange{diagWord(idx(0), late.row[e / 2], keyInBlock)}),
+            memref::LoadOp::create(b, xFloats, ValueRange{diagWord(idx(1), late.row[e / 2], keyInBlock)}));
+      }
       for (int64_t j = 0; j < 8; ++j)
         for (int64_t h = 0; h < 2; ++h) {
           Value packed = memref::LoadOp::create(

@@ -89,17 +89,18 @@ if [ -n "${FIRST_CALL_ARGS:-}" ]; then
   echo "first call: exit $?"; snapshot
 fi
 # Nsight Compute on our kernels ($PROFILE: "variant:entry ...", e.g.
-# "dense:b_dense causal:b_causal causal:b_causal_d64:64"; the optional third
-# field is the head dim, default 128): one launch each from bench.py's inputs
+# "dense:b_dense causal:b_causal causal:b_causal_d64:64 dense:b_dense_d64:64:1024";
+# the optional third field is the head dim, default 128, the optional fourth
+# the sequence length, default $PROFILE_SEQ): one launch each from bench.py's inputs
 # (S = $PROFILE_SEQ, default 4096; kernels from $PROFILE_KERNELS, default
 # gpu-kernels/bench), the full section set, clocks left alone (METHOD.md);
 # the details page and the per-SASS-instruction source page come back.
 for item in ${PROFILE:-}; do
-  IFS=: read -r variant entry head_dim <<<"$item"
+  IFS=: read -r variant entry head_dim item_seq <<<"$item"
   limited "${PROFILE_TIMEOUT:-120}" ncu --clock-control none --set full --import-source no \
     -k "regex:^${entry}\$" -c 1 -f --export "/tmp/prof_$entry" \
     env ATTN_RUNTIME_LIB=$PWD/build-rt/lib/libattn_runtime.so python3 bench/bench.py \
-    --kernels "${PROFILE_KERNELS:-gpu-kernels/bench}" --only "$variant" --seq "${PROFILE_SEQ:-4096}" --head-dims "${head_dim:-128}" --peers flash \
+    --kernels "${PROFILE_KERNELS:-gpu-kernels/bench}" --only "$variant" --seq "${item_seq:-${PROFILE_SEQ:-4096}}" --head-dims "${head_dim:-128}" --peers flash \
     --reps 1 --ceilings none --out "/tmp/prof_bench_$entry" > "$out/prof_${entry}_run.txt" 2>&1
   echo "profile $entry: exit $?"; snapshot
   ncu --import "/tmp/prof_$entry.ncu-rep" --page details > "$out/prof_$entry.txt" 2>&1
