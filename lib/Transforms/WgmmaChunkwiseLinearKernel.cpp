@@ -77,9 +77,6 @@ namespace attn {
 namespace {
 
 constexpr int64_t kChunk = 64, kCols = 64, kBoxCols = 64;
-// Raw gates by TMA (two consumer warpgroups): boxes of [64 steps][32] f32,
-// one 128-byte row each, so that the 128-byte swizzle applies.
-constexpr int64_t kGateBoxCols = 32;
 constexpr int64_t kBoxBytes = kChunk * 128; // one [64 rows][64] box of 16-bit elements
 constexpr int64_t kThreads = 256, kConsumerThreads = 128;
 // 128 * 40 + 128 * 216 = 32768 = 256 threads x the 128 registers per thread
@@ -172,18 +169,10 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
   // half-warp, rows g = 0..3, still covers the 32 banks once; a quarter-warp
   // of 16-byte loads of 8 rows too), which leaves room for both value halves.
   int64_t ldg = pair ? dk + 4 : dk + 8;
-  // Two consumer warpgroups: the raw gates come by TMA instead (Dk / 32
-  // boxes of [64 steps][32] f32, 128-byte swizzle: a fragment load's 8 rows
-  // sit in 8 distinct 16-byte columns, as the padding gave), and the
-  // producer scans them in place. Its 8 dependent global round trips per
-  // chunk became the chunk's other limit once the consumers' diagonal
-  // shrank (session 12).
-  bool gatesByTma = pair;
-  int64_t gStageFloats = gatesByTma ? kChunk * dk : kChunk * ldg;
   int64_t xOff = 0; // two consumer warpgroups: the A exchange [2][12][128] 32-bit words
   int64_t ratioRows = pair ? 8 : 6;
   if (vec) {
-    ktOff = gOff + 2 * gStageFloats * 4; // a multiple of 1024 (ldg = Dk + 8, Dk + 4 at Dk = 128, or Dk)
+    ktOff = gOff + 2 * kChunk * ldg * 4; // a multiple of 1024 (ldg = Dk + 8, or Dk + 4 at Dk = 128)
     barOff = ktOff + qkBytes;
     if (kVecChainedScales)
       barOff += ratioRows * dk * 4; // the ratio table D [6 or 8][Dk] f32
@@ -201,18 +190,15 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
     diagOff = barOff;
     barOff += 2 * kChunk * 8 * 4;
   }
-  int64_t total = barOff + (producerDiag || gatesByTma ? 6 : 4) * 8;
+  int64_t total = barOff + (producerDiag ? 6 : 4) * 8;
   int64_t stageTxBytes = stageBytes; // Q, K and V boxes of one chunk
 
   memref::GlobalOp smemGlobal = getDynamicSharedMemory(b, module);
   IRMapping map;
   SmallVector<Value> unusedShared;
   gpu::GPUFuncOp kernel = createKernel(b, module, host, {}, map, unusedShared);
-  int64_t gArg = gatesByTma ? hostArgumentIndex(host, p.gates) : -1;
-  if (gatesByTma && gArg < 0)
-    return false;
-  SmallVector<Value> maps = appendTensorMapArguments(kernel, host, gatesByTma ? 4 : 3);
-  Value qMap = maps[0], kMap = maps[1], vMap = maps[2], gMap = gatesByTma ? maps[3] : Value();
+  SmallVector<Value> maps = appendTensorMapArguments(kernel, host, 3);
+  Value qMap = maps[0], kMap = maps[1], vMap = maps[2];
   kernel->setAttr("attn.block_threads", b.getI64IntegerAttr(threads));
   kernel->setAttr("attn.tensor_cores", b.getStringAttr("wgmma.chunkwise"));
   kernel->setAttr("attn.dynamic_shared_memory", b.getI64IntegerAttr(total));
@@ -242,12 +228,10 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
   if (128 * producerRegs + allConsumerThreads * consumerRegs > entryCap * threads)
     llvm::report_fatal_error("chunkwise linear kernel: the setmaxnreg split exceeds the "
                              "block's register pool");
-  SmallVector<Attribute> mapAttrs = {tensorMapAttr(b, qArg, kBoxCols, kChunk),
-                                     tensorMapAttr(b, kArg, kBoxCols, kChunk),
-                                     tensorMapAttr(b, vArg, kBoxCols, kChunk)};
-  if (gatesByTma)
-    mapAttrs.push_back(tensorMapAttr(b, gArg, kGateBoxCols, kChunk));
-  kernel->setAttr("attn.tensor_maps", b.getArrayAttr(mapAttrs));
+  kernel->setAttr("attn.tensor_maps",
+                  b.getArrayAttr({tensorMapAttr(b, qArg, kBoxCols, kChunk),
+                                  tensorMapAttr(b, kArg, kBoxCols, kChunk),
+                                  tensorMapAttr(b, vArg, kBoxCols, kChunk)}));
   p.remap(map);
 
   OpBuilder::InsertionGuard guard(b);
@@ -308,7 +292,7 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
         byteOffset, ValueRange{});
   };
   Value sView = view(idx(sOff), dk * kCols, et);
-  Value gView = view(idx(gOff), vec ? 2 * gStageFloats : 2 * kChunk, f32);
+  Value gView = view(idx(gOff), vec ? 2 * kChunk * ldg : 2 * kChunk, f32);
   auto fullBar = [&](Value stage32) { return at(add(c32(barOff), mul(stage32, c32(8)))); };
   auto emptyBar = [&](Value stage32) {
     return at(add(c32(barOff + 16), mul(stage32, c32(8))));
@@ -324,34 +308,6 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
     Value phys = arith::XOrIOp::create(b, div(inBox, 8), rem(row, 8));
     return add(add(mul(box, idx(kChunk * kBoxCols)), mul(row, idx(kBoxCols))),
                add(mul(phys, idx(8)), rem(inBox, 8)));
-  };
-  // Element index of G[stage][row][dim] (vector gates): padded rows of
-  // `ldg` floats, or (gates by TMA) the swizzled boxes as TMA writes them,
-  // box dim / 32, 16-byte column (dim % 32) / 4 ^ row % 8.
-  auto gIndex = [&](Value stageIdx, Value row, Value dim) -> Value {
-    Value stageBase = mul(stageIdx, idx(gStageFloats));
-    if (!gatesByTma)
-      return add(stageBase, add(mul(row, idx(ldg)), dim));
-    Value box = div(dim, kGateBoxCols), inBox = rem(dim, kGateBoxCols);
-    Value phys = arith::XOrIOp::create(b, div(inBox, 4), rem(row, 8));
-    return add(add(stageBase, add(mul(box, idx(kChunk * kGateBoxCols)),
-                                  mul(row, idx(kGateBoxCols)))),
-               add(mul(phys, idx(4)), rem(inBox, 4)));
-  };
-  // G[stage][row][d0 .. d0 + 7] (d0 % 8 == 0) as one vector: one 32-byte
-  // load, or two 16-byte ones from their swizzled columns.
-  auto loadG8 = [&](Value stageIdx, Value row, Value d0) -> Value {
-    VectorType vec8f = VectorType::get({8}, b.getF32Type());
-    if (!gatesByTma)
-      return vector::LoadOp::create(b, vec8f, gView, ValueRange{gIndex(stageIdx, row, d0)},
-                                    false, llvm::MaybeAlign(16));
-    VectorType vec4f = VectorType::get({4}, b.getF32Type());
-    Value lo = vector::LoadOp::create(b, vec4f, gView, ValueRange{gIndex(stageIdx, row, d0)},
-                                      false, llvm::MaybeAlign(16));
-    Value hi = vector::LoadOp::create(b, vec4f, gView,
-                                      ValueRange{gIndex(stageIdx, row, add(d0, idx(4)))}, false,
-                                      llvm::MaybeAlign(16));
-    return vector::ShuffleOp::create(b, lo, hi, ArrayRef<int64_t>{0, 1, 2, 3, 4, 5, 6, 7});
   };
   auto descriptor = [&](Value offset, int64_t leadingBytes) {
     return wgmmaDescriptor(b, at(offset), leadingBytes);
@@ -369,9 +325,7 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
       // diagonal: every producer thread's, the TMA completing on loaded).
       ptx.mbarrierInit(fullBar(c32(s)),
                        producerDiag ? 128 : vec ? 1 + dk : gated ? 1 + 32 : 1);
-      // loaded: the TMA of Q and K (producer diagonal) or of the raw gates
-      // (gates by TMA), before the producer reads them.
-      if (producerDiag || gatesByTma)
+      if (producerDiag)
         ptx.mbarrierInit(loadedBar(c32(s)), 1);
       // One thread of each consumer warpgroup, after its last barrier of
       // the chunk.
@@ -514,44 +468,9 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
       waitStageFree(c, stage, round);
       Value full = fullBar(stage);
       lb.ifThen(firstThread, [&] {
-        if (gatesByTma) {
-          // The raw gates first: the scan below waits for them alone.
-          Value gates = loadedBar(stage);
-          ptx.arriveExpectTx(gates, kChunk * dk * 4);
-          for (int64_t box = 0; box < dk / kGateBoxCols; ++box)
-            ptx.tmaLoad(at(add(c32(gOff + box * kChunk * kGateBoxCols * 4),
-                               mul(stage, c32(gStageFloats * 4)))),
-                        gMap, {c32(box * kGateBoxCols), toI32(t0), head32, batch32}, gates);
-        }
         issueChunkLoads(stage, t0, producerDiag ? loadedBar(stage) : full, batch32, head32,
                         col32);
       });
-      if (gatesByTma) {
-        // G[stage][t][d] = log2(e) * sum_{u <= t} raw[u][d] in place (TMA
-        // fills steps past T with 0, so G stays constant there), 8 shared
-        // loads ahead of the running sum.
-        ptx.wait(loadedBar(stage), toI32(rem(div(c, 2), 2)));
-        lb.ifThen(cmp(arith::CmpIPredicate::ult, tid, idx(dk)), [&] {
-          Value running = lb.f32(0.0);
-          Value stageIdx = rem(c, 2);
-          for (int64_t t = 0; t < kChunk; t += 8) {
-            SmallVector<Value> raw, at;
-            for (int64_t i = 0; i < 8; ++i) {
-              at.push_back(gIndex(stageIdx, idx(t + i), tid));
-              raw.push_back(memref::LoadOp::create(b, gView, ValueRange{at.back()}));
-            }
-            for (int64_t i = 0; i < 8; ++i) {
-              running = fadd(running, fmul(raw[i], lb.f32(kLog2e)));
-              memref::StoreOp::create(b, running, gView, ValueRange{at[i]});
-            }
-          }
-          // The next TMA into this stage (async proxy) after these stores;
-          // release semantics: G is visible to whoever completes the wait.
-          ptx.fenceProxyAsync();
-          ptx.arrive(full);
-        });
-        return;
-      }
       // G[stage][t][d] = log2(e) * sum_{u <= t} gate[t0 + u][d] (0 past T,
       // so G stays constant there), 16 loads in flight per group (producer
       // diagonal: all 64 at once, one global round trip instead of four:
@@ -845,7 +764,7 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
   // exchange; the A assembly adds both warpgroups' (half the MUFU and ~40%
   // fewer instructions than the fragment-layout loop).
   auto pairDiagonal = [&](Value ctid, Value cwarp, Value qView, Value kView,
-                          Value stageIdx) {
+                          function_ref<Value(Value, Value)> gAt) {
     Value group = div(ctid, kConsumerThreads), lane32 = rem(ctid, 32);
     Value half = div(lane32, 16), m = rem(lane32, 16);
     Value pairIdx = div(m, 4), sub = rem(m, 4);
@@ -872,7 +791,8 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
                                        .getResult());
     };
     auto loadG = [&](Value row, Value d0) -> Value {
-      return loadG8(stageIdx, row, d0);
+      return vector::LoadOp::create(b, vec8f, gView, ValueRange{gAt(row, d0)}, false,
+                                    llvm::MaybeAlign(16));
     };
     Value dimLo = mul(group, idx(dk / 2));
     SmallVector<Value> sums = kb.forWithState(
@@ -952,7 +872,8 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
     }
     Stage st = stageOf(c);
     Value stageIdx = st.index, stage = st.i32, base = st.base;
-    auto gAt = [&](Value row, Value dim) { return gIndex(stageIdx, row, dim); };
+    Value gBase = mul(stageIdx, idx(kChunk * ldg));
+    auto gAt = [&](Value row, Value dim) { return add(gBase, add(mul(row, idx(ldg)), dim)); };
     VectorType vec8 = VectorType::get({8}, et), vec8f = VectorType::get({8}, f32),
                vec2f = VectorType::get({2}, f32), vec2 = VectorType::get({2}, et);
     Value kView = stageTile(stageIdx, kOff);
@@ -977,7 +898,10 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
     // One 16-byte chunk of K (row `row`, dims d0 .. d0 + 7, at `index` of
     // the swizzled tile) times 2^(G[ref, d] − G[row, d]), into `dst`.
     auto scaleKChunk = [&](Value ref, Value row, Value d0, Value index, Value dst) {
-      Value gRef = loadG8(stageIdx, ref, d0), gS = loadG8(stageIdx, row, d0);
+      Value gRef = vector::LoadOp::create(b, vec8f, gView, ValueRange{gAt(ref, d0)}, false,
+                                          llvm::MaybeAlign(16));
+      Value gS = vector::LoadOp::create(b, vec8f, gView, ValueRange{gAt(row, d0)}, false,
+                                        llvm::MaybeAlign(16));
       Value x = vector::LoadOp::create(b, vec8, kView, ValueRange{index}, false,
                                        llvm::MaybeAlign(16));
       x = arith::MulFOp::create(b, arith::ExtFOp::create(b, vec8f, x), exp2(fsub(gRef, gS)));
@@ -1169,7 +1093,7 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
         diag.push_back(vector::ExtractOp::create(b, sums, 1));
       }
     } else if (pair) {
-      pairDiagonal(ctid, cwarp, qView, kView, stageIdx);
+      pairDiagonal(ctid, cwarp, qView, kView, gAt);
     } else {
       diag = kb.forWithState(
           idx(0), idx(dk), idx(8), SmallVector<Value>(4, lb.f32(0.0)),
