@@ -284,7 +284,14 @@ func.func @linear_elu(%q: memref<?x4x?x64xf16>, %k: memref<?x4x?x64xf16>,
 // TWOC-COUNT-4: wgmma.mma_async.sync.aligned.m64n8k16.f32.bf16.bf16
 // TWOC-NOT: m64n8k16
 // TWOC: wgmma.commit_group.sync.aligned;
-// TWOC: scf.for {{.*}} -> (f32, f32, f32, f32)
+// The diagonal blocks: two exponent slots and the diagonal slot per lane,
+// 8-wide accumulators, 16 exp2 per 8-dim step, the partial sums stored to
+// the exchange.
+// TWOC: scf.for {{.*}} -> (vector<8xf32>, vector<8xf32>, vector<8xf32>)
+// TWOC-COUNT-16: llvm.nvvm.ex2.approx.ftz.f32
+// TWOC-NOT: llvm.nvvm.ex2.approx.ftz.f32
+// TWOC: scf.yield
+// TWOC-COUNT-3: memref.store {{.*}} : memref<3072xf32, #gpu.address_space<workgroup>>
 // TWOC: memref.store {{.*}} : memref<3072xi32, #gpu.address_space<workgroup>>
 // TWOC: "bar.sync $0, 256;", "r" %c5_i32
 // TWOC-COUNT-16: memref.load {{.*}} : memref<3072xi32, #gpu.address_space<workgroup>>
