@@ -18,7 +18,9 @@
 // attn-compile since session 11; Dk = Dv = 128) a block of 384 threads per
 // (batch, head): two consumer warpgroups, one per 64-column value half,
 // split the state-independent part of a chunk and exchange A through
-// shared memory (docs/chunkwise-linear-gpu.md "Session 11").
+// shared memory (docs/chunkwise-linear-gpu.md "Session 11"); their diagonal
+// blocks compute only the pairs at or below the diagonal (`pairDiagonal`,
+// "Session 12").
 //
 // Grid (Dv / 64, H, B); a block of 256 threads: warpgroup 0 produces (one
 // warp: lane 0 issues the TMA loads, the 32 lanes scan the chunk's gates),
@@ -101,7 +103,8 @@ constexpr int64_t kProducerBarrier = 2; // ... of the producer warpgroup (diagon
 // for the 256 consumer threads together.
 constexpr int64_t kPairBarrierBase = 3, kBothConsumersBarrier = 5;
 // Two consumer warpgroups: words per thread of the A exchange (8 packed
-// pairs of its 4 sub-block tiles, 4 f32 partial sums of the diagonal).
+// pairs of its 4 sub-block tiles; 4 more per thread hold the warpgroup's
+// [64 rows][8 keys] f32 partial sums of the diagonal blocks).
 constexpr int64_t kExchangeWords = 12;
 // Vector gates: k16-step groups of Q S and the A sub-block chains left in
 // flight while the next step's operands are computed.
