@@ -58,7 +58,11 @@ def shapes_for(spec):
         # Hopper kernel's lazy-rescale headroom (2^8) on later tiles.
         return [(2, 130, 257), (1, 257, 100), (2, 1, 77), (1, 300, 300), (1, 513, 1100),
                 (1, 200, 1100, 8.0)]
-    return [(2, 130, 130), (1, 1, 1), (1, 333, 333)]
+    # Gated kinds also under strong decay: natural-log gates down to -8 per
+    # step (a chunk's cumulative decay reaches e^-500, far past f32's range),
+    # where only an exponent discipline of differences <= 0 stays finite.
+    strong = [(1, 200, 200, {"gates": (0.5, 8.0)})] if spec.kind == "gated_linear_attention" else []
+    return [(2, 130, 130), (1, 1, 1), (1, 333, 333)] + strong
 
 
 def second_error(row):
@@ -100,7 +104,7 @@ def sdpa_errors(spec, x, ref_o):
 
 
 def run_case(exec_path, manifest_path, spec, B, Sq, Sk, seed, work, kernel_kind="simt",
-             key_ramp=None):
+             key_ramp=None, gate_range=None, device="cuda"):
     d = spec.json
     shape = d["shape"]
     if spec.attention:
@@ -113,17 +117,19 @@ def run_case(exec_path, manifest_path, spec, B, Sq, Sk, seed, work, kernel_kind=
     rng = np.random.default_rng(seed)
     tensor_shapes = None
     files, x = make_inputs(spec, rng, B, Hq, Hkv, Sq, Sk, Dqk, Dv, tensor_shapes=tensor_shapes,
-                           key_ramp=key_ramp)
+                           key_ramp=key_ramp, **({"gate_range": gate_range} if gate_range else {}))
     in_dir, out_dir = os.path.join(work, "in"), os.path.join(work, "out")
     save_inputs(in_dir, files)
     row = {"B": B, "Sq": Sq, "Sk": Sk, "Hq": Hq, "Hkv": Hkv, "Dqk": Dqk, "Dv": Dv}
     if key_ramp:
         row["key_ramp"] = key_ramp
+    if gate_range:
+        row["gates"] = list(gate_range)
     # A kernel that hangs (a deadlock) is a failed row, not a stuck run.
     t_exec = time.monotonic()
     try:
         r = subprocess.run([exec_path, "--kernel", manifest_path, "--inputs", in_dir,
-                            "--outputs", out_dir, "--device", "cuda"], capture_output=True,
+                            "--outputs", out_dir, "--device", device], capture_output=True,
                            text=True, timeout=CASE_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         row.update(ok=False, error=f"timeout: attn-exec did not finish in {CASE_TIMEOUT_S} s "
@@ -197,14 +203,17 @@ def check_case(exec_path, case):
     """One (kernel, shape) case in a worker process."""
     mpath, name, chip, shape, seed = case
     B, Sq, Sk = shape[:3]
-    key_ramp = shape[3] if len(shape) > 3 else None
+    # A fourth entry: the key ramp (softmax) or {"gates": (lo, hi)} (gated linear).
+    extra = shape[3] if len(shape) > 3 else None
+    key_ramp = extra if isinstance(extra, float) else None
+    gate_range = extra.get("gates") if isinstance(extra, dict) else None
     with open(mpath) as f:
         man = json.load(f)
     spec = PySpec(man["spec"])
     with tempfile.TemporaryDirectory() as work:
         try:
             row = run_case(exec_path, mpath, spec, B, Sq, Sk, seed, work,
-                           man.get("kernel", "simt"), key_ramp)
+                           man.get("kernel", "simt"), key_ramp, gate_range)
         except Exception as e:  # noqa: BLE001 - a crashed check is a failed row
             row = {"B": B, "Sq": Sq, "Sk": Sk, "ok": False, "error": repr(e)[:300]}
     row.update(kernel=name, chip=chip)
@@ -279,6 +288,8 @@ def main():
         sd = r.get("sdpa", {})
         sds = " / ".join(f"{sd[k]:.2e}" if isinstance(sd.get(k), float) else "-" for k in ("flash", "cudnn")) if sd else "-"
         sk = f"{r['Sk']} (keys ramped to {r['key_ramp']:g}x)" if r.get("key_ramp") else r["Sk"]
+        if r.get("gates"):
+            sk = f"{r['Sk']} (gates -{r['gates'][1]:g} .. -{r['gates'][0]:g} per step)"
         lines.append(f"| {r['kernel']} | {r['chip']} | {r['B']} | {r['Sq']} | {sk} | {r['Hq']}/{r.get('Hkv', '-')} | "
                      f"{r['Dqk']}/{r['Dv']} | {r.get('err_o', float('nan')):.2e} | "
                      f"{second_error(r)} | {r.get('masked_rows', '-')} | {sds} | "
