@@ -56,14 +56,21 @@ constexpr int64_t kMaxSharedBytes = 232448;
 //   (the FlashAttention-3 split for one producer, two consumers);
 //   three (192 rows, head dim 64 only): 128 * 24 + 384 * 160 = 64512.
 // The persistent producer also walks the work items (64-bit index math):
-// 128 * 40 + 256 * 232 = 64512, and 128 * 40 + 384 * 152 = 63488.
+// 128 * 40 + 256 * 232 = 64512; with three consumer groups 128 * 40 + 384 *
+// 152 = 63488 for 64-key tiles, and for 128-key tiles 128 * 32 + 384 * 160
+// = 65536, the whole pool at 512 threads (the entry cap is 128): at 40 / 152
+// those consumers spilled and attn-compile fell back to 64-key tiles; at
+// 32 / 160 dense D = 64 compiles spill-free (the causal walk then spills
+// 12-20 B in the producer, and falls back to 64-key tiles as before).
 struct RegisterSplit {
   int64_t producer, consumer;
 };
-RegisterSplit registerSplit(int64_t consumerGroups, bool persistent) {
+RegisterSplit registerSplit(int64_t consumerGroups, bool persistent, int64_t blockK) {
   if (consumerGroups == 2)
     return persistent ? RegisterSplit{40, 232} : RegisterSplit{24, 240};
-  return persistent ? RegisterSplit{40, 152} : RegisterSplit{24, 160};
+  if (!persistent)
+    return RegisterSplit{24, 160};
+  return blockK == 128 ? RegisterSplit{32, 160} : RegisterSplit{40, 152};
 }
 constexpr int64_t kBoxCols = 64; // 128 bytes of 16-bit elements: one swizzle row
 // K + V bytes of the (batch, head) pairs a persistent grid works on at once:
@@ -137,7 +144,8 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   constexpr int64_t kPendingBytes = 20;
   // The document walk keeps 16 id loads per lane in flight: more registers
   // for the producer, as the persistent one.
-  RegisterSplit registers = registerSplit(consumerGroups, persistent || classifyDocuments);
+  RegisterSplit registers =
+      registerSplit(consumerGroups, persistent || classifyDocuments, blockK);
 
   // Byte offsets in the dynamic shared memory.
   int64_t qBoxBytes = blockQ * 128, kvBoxBytes = blockK * 128;

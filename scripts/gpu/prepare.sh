@@ -51,6 +51,16 @@ build/bin/attn-compile bench/specs/b_{dense,causal,dense_d64,causal_d64,window,b
   -o gpu-kernels/bench_pp0 --chip sm_90a --cubin --fail-on-spills --ping-pong=false -q
 # Head dim 64 in the other shapes: 128-row tiles (before the 192-row
 # default) and 192 rows without ping-pong.
+# Dense D = 64 on persistent blocks with 192-row tiles (spill-free at 32 / 160 registers
+# since session 12): persistence won S = 1k by 11% with 128-row tiles and lost 4k / 16k;
+# does it keep the 192-row tiles' 4k / 16k and take the 1k gain? Checks:
+# CHECKS=tc_sm_90a_p192/; bench: --kernels gpu-kernels/bench_d64_p192.
+build/bin/attn-compile test/gpu/specs/dense_d64.json \
+  -o gpu-kernels/tc_sm_90a_p192 --chip sm_90a --cubin --fail-on-spills --persistent --block-q 192 --block-k 128 -q
+build/bin/attn-compile bench/specs/b_dense_d64.json -o gpu-kernels/bench_d64_p192 \
+  --chip sm_90a --cubin --fail-on-spills --persistent --block-q 192 --block-k 128 -q
+build/bin/attn-compile bench/specs/b_dense_d64.json -o gpu-kernels/bench_d64_p192dyn \
+  --chip sm_90a --cubin --fail-on-spills --persistent --dynamic-scheduler --block-q 192 --block-k 128 -q
 build/bin/attn-compile bench/specs/b_{dense,causal}_d64.json -o gpu-kernels/bench_d64_bq128 \
   --chip sm_90a --cubin --fail-on-spills --block-q 128 -q
 build/bin/attn-compile bench/specs/b_{dense,causal}_d64.json -o gpu-kernels/bench_d64_pp0 \
