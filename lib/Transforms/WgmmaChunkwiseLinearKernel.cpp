@@ -752,9 +752,12 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
     xWords = view(idx(xOff), consumers * kExchangeWords * kConsumerThreads, i32);
     xFloats = view(idx(xOff), consumers * kExchangeWords * kConsumerThreads, f32);
   }
+  // The first element of word k of warpgroup grp's part of the exchange.
+  auto exchangeWord = [&](Value grp, int64_t k) {
+    return mul(add(mul(grp, idx(kExchangeWords)), idx(k)), idx(kConsumerThreads));
+  };
   auto diagWord = [&](Value grp, Value row, Value keyInBlock) {
-    return add(mul(add(mul(grp, idx(kExchangeWords)), idx(8)), idx(kConsumerThreads)),
-               add(mul(row, idx(8)), keyInBlock));
+    return add(exchangeWord(grp, 8), add(mul(row, idx(8)), keyInBlock));
   };
   // Two consumer warpgroups: the diagonal 8 x 8 blocks of A in f32 over this
   // warpgroup's dims 64 h .. 64 h + 63, only the pairs that count (the one
@@ -1139,10 +1142,7 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
       // row half h) and its 4 partial diagonal sums (words 8 ..); then both
       // read all 8 tiles and both partial sums from the exchange and
       // assemble the same A (the diagonal as warpgroup 0's sum plus 1's).
-      auto word = [&](Value grp, int64_t k) {
-        return add(mul(add(mul(grp, idx(kExchangeWords)), idx(k)), idx(kConsumerThreads)),
-                   wtid);
-      };
+      auto word = [&](Value grp, int64_t k) { return add(exchangeWord(grp, k), wtid); };
       for (int64_t jj = 0; jj < tiles; ++jj)
         for (int64_t h = 0; h < 2; ++h) {
           Value below = cmp(arith::CmpIPredicate::ult, add(jBase, idx(jj)),

@@ -517,14 +517,14 @@ def from_layout(spec, a):
 def make_inputs(spec, rng, B, Hq, Hkv, Sq, Sk, Dqk, Dv, magnitude=1.0,
                 encoding="f32", unrounded=False, block_mask_shape=None,
                 empty_block_rows=True, tensor_shapes=None, key_ramp=None,
-                gate_range=(0.01, 0.3)):
+                gate_range=None):
     """Random inputs for `spec` (never zeros). Returns (files, logical) where
     `files` maps file names to arrays to save and `logical` holds the float64
     values the implementations compute on. `key_ramp` = r scales key s by
     1 + (r - 1) s / Sk, so scores grow along the keys and a row's running max
     keeps rising tile after tile (the online softmax's rescale path).
     `gate_range` = (lo, hi): gated linear attention's natural-log gates are
-    drawn from -uniform(lo, hi) per step."""
+    drawn from -uniform(lo, hi) per step (default (0.01, 0.3))."""
     files, x = {}, {}
     for name, shape in (("q", (B, Hq, Sq, Dqk)), ("k", (B, Hkv, Sk, Dqk)),
                         ("v", (B, Hkv, Sk, Dv))):
@@ -578,7 +578,7 @@ def make_inputs(spec, rng, B, Hq, Hkv, Sq, Sk, Dqk, Dv, magnitude=1.0,
         if spec.kind == "gated_linear_attention":
             shape = {"scalar": (B, H, S), "vector": (B, H, S, Dqk),
                      "head_constant": (H,)}[spec.gate]
-            g = -rng.uniform(*gate_range, size=shape).astype(np.float32)
+            g = -rng.uniform(*(gate_range or (0.01, 0.3)), size=shape).astype(np.float32)
             files["g.npy"] = g
             x["g"] = g.astype(np.float64)
         if spec.initial:

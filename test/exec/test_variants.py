@@ -153,6 +153,18 @@ def test_linear_large_inputs(device, tmp_path):
     run_case(tmp_path, d, device, 1, 2, 2, 130, 130, 8, 12, seed_of("lin100"), magnitude=100.0)
 
 
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("gate", ["scalar", "vector"])
+def test_gated_strong_gate_range(gate, device, tmp_path):
+    """The inputs of the GPU checks' strong-decay case (run_gpu_checks.py:
+    make_inputs' gate_range, log gates -8 .. -0.5 per step at T = 200)."""
+    d = linear("gated_linear_attention", gate=gate, state={"initial": False, "final": True})
+    h = d["shape"]["heads"] or 2
+    x, _ = run_case(tmp_path, d, device, 1, h, h, 200, 200, d["shape"]["head_dim"],
+                    d["shape"]["head_dim_v"], seed_of("gate_range", gate), gate_range=(0.5, 8.0))
+    assert -8.0 <= x["g"].min() and x["g"].max() <= -0.5
+
+
 def _strong_decay(spec, files, x):
     """Decays from none (g = 0) to very strong (g = -20 per step): the chunked
     form must neither overflow nor lose the long-range terms."""

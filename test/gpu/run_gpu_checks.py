@@ -104,7 +104,7 @@ def sdpa_errors(spec, x, ref_o):
 
 
 def run_case(exec_path, manifest_path, spec, B, Sq, Sk, seed, work, kernel_kind="simt",
-             key_ramp=None, gate_range=None, device="cuda"):
+             key_ramp=None, gate_range=None):
     d = spec.json
     shape = d["shape"]
     if spec.attention:
@@ -117,7 +117,7 @@ def run_case(exec_path, manifest_path, spec, B, Sq, Sk, seed, work, kernel_kind=
     rng = np.random.default_rng(seed)
     tensor_shapes = None
     files, x = make_inputs(spec, rng, B, Hq, Hkv, Sq, Sk, Dqk, Dv, tensor_shapes=tensor_shapes,
-                           key_ramp=key_ramp, **({"gate_range": gate_range} if gate_range else {}))
+                           key_ramp=key_ramp, gate_range=gate_range)
     in_dir, out_dir = os.path.join(work, "in"), os.path.join(work, "out")
     save_inputs(in_dir, files)
     row = {"B": B, "Sq": Sq, "Sk": Sk, "Hq": Hq, "Hkv": Hkv, "Dqk": Dqk, "Dv": Dv}
@@ -129,7 +129,7 @@ def run_case(exec_path, manifest_path, spec, B, Sq, Sk, seed, work, kernel_kind=
     t_exec = time.monotonic()
     try:
         r = subprocess.run([exec_path, "--kernel", manifest_path, "--inputs", in_dir,
-                            "--outputs", out_dir, "--device", device], capture_output=True,
+                            "--outputs", out_dir, "--device", "cuda"], capture_output=True,
                            text=True, timeout=CASE_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         row.update(ok=False, error=f"timeout: attn-exec did not finish in {CASE_TIMEOUT_S} s "
