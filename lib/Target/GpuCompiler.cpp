@@ -93,12 +93,18 @@ bool hopperKeyTileSpills(const Spec &spec) {
 /// vs 418 / 577 / 608 TFLOP/s (v15: 4k / 16k 594 / 621 vs 602 / 615), the
 /// window of 1024 keys 313 / 384 / 399 vs 303 / 374 / 391; causal D = 128
 /// stays a one-item grid (16k 571 vs 618, 553 vs 607 in v15).
+/// And for dense attention at D = Dv = 64, with 192-row tiles: in session 13's
+/// call (bench/results/2026-12-03-v25-session13/ d1, twice each, interleaved)
+/// 416.8 / 411.6, 496.1 / 489.5, 520.3 / 520.5 TFLOP/s at S = 1k / 4k / 16k
+/// against the one-item grid's 372.2 / 367.9, 488.3 / 488.4, 515.7 / 516.0
+/// (cuDNN 446.5 / 433.7 at 1k); with 128-row tiles persistence had won 1k and
+/// lost 4k / 16k by 5-10% (session 12).
 bool hopperPersistent(const Spec &spec) {
   bool plainScores = !spec.documents && !spec.softcap && spec.alibi == AlibiShape::None &&
                      !spec.maskExpr && !spec.scoreExpr;
   bool plain = plainScores && !spec.window;
-  if (plain && spec.causal && !spec.blockSparse && spec.headDim == 64 && spec.headDimV == 64)
-    return true;
+  if (plain && !spec.blockSparse && spec.headDim == 64 && spec.headDimV == 64)
+    return true; // causal and dense at D = 64
   if (spec.headDim != 128 || spec.headDimV != 128)
     return false;
   if (plain && !spec.causal && !spec.blockSparse)
@@ -140,10 +146,12 @@ int64_t hopperPolyExp2(const Spec &) { return 0; }
 /// head-dim-64 shape) at D = Dv = 64, where the softmax per FLOP doubles and a
 /// third warpgroup's softmax keeps the tensor cores busy; 128 otherwise, and
 /// for block-sparse layouts whose 128-row blocks a 192-row tile would straddle
-/// (the kernel skips empty blocks only when its tile lies in one block row),
-/// and for the persistent kernel (its 152-register consumers spill at 192).
-int64_t hopperQueryTile(const Spec &spec, bool persistent) {
-  bool narrow = spec.headDim == 64 && spec.headDimV == 64 && !persistent;
+/// (the kernel skips empty blocks only when its tile lies in one block row).
+/// Persistent blocks keep 192 rows: with 128-key tiles their three consumer
+/// warpgroups get 160 registers (32 for the producer; 40 / 152 with 64-key
+/// tiles), and where that spills the compiler falls back to 128 rows.
+int64_t hopperQueryTile(const Spec &spec) {
+  bool narrow = spec.headDim == 64 && spec.headDimV == 64;
   // Causal and window masks: a 192-row tile's diagonal crosses two 128-key
   // tiles more often; on the H200 causal D = 64 ran 0.80x cuDNN at 4k with 192
   // rows, 0.87x with 128 (bench/results/2026-12-02-d64-shapes/).
@@ -401,7 +409,7 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
   bool hopper = usesHopperKernel(spec, options);
   if (hopper)
     std::tie(heuristicQ, heuristicK) =
-        std::make_pair(hopperQueryTile(spec, persistent), hopperKeyTileSpills(spec) ? int64_t(64) : int64_t(128));
+        std::make_pair(hopperQueryTile(spec), hopperKeyTileSpills(spec) ? int64_t(64) : int64_t(128));
   else if (tensorCores)
     std::tie(heuristicQ, heuristicK) = std::make_pair(int64_t(64), int64_t(32));
   int64_t bq = options.blockQ > 0 ? options.blockQ : heuristicQ;
@@ -732,7 +740,7 @@ std::vector<TuningCandidateOptions> tuningCandidates(const Spec &spec,
     // D = 64, 192-row tiles (three consumer warpgroups) against 128 (with
     // 128-key tiles only: 64-key tiles lost every group by 25-40% on the H200).
     std::vector<std::pair<int64_t, int64_t>> tiles = {{128, 128}, {128, 64}};
-    if (hopperQueryTile(spec, /*persistent=*/false) == 192)
+    if (hopperQueryTile(spec) == 192)
       tiles.insert(tiles.begin(), {192, 128});
     // Where the heuristic takes the dynamic scheduler (causal, documents),
     // persistent blocks come in both orders: static and from the counter.

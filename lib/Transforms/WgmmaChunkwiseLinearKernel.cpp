@@ -1272,28 +1272,35 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
           o = ptx.wgmma(o, qDesc[step], {}, sDesc[step], kCols, et, /*transposeB=*/true);
         ptx.wgmmaCommit();
 
-        // A's causal mask and in-chunk decay, then the A-register operand.
+        // A's in-chunk decay 2^(G_t - G_s) (one exp2 per element: G falls
+        // by up to 64 steps' log gates, so 2^G_t 2^-G_s could overflow),
+        // computed while Q K^T runs: its gate loads and MUFU work are off
+        // the chain that waits for A.
+        Value gRow[2];
+        SmallVector<Value> decayA;
+        if (gated) {
+          for (int r = 0; r < 2; ++r)
+            gRow[r] = memref::LoadOp::create(
+                b, gView, ValueRange{add(mul(stageIdx, idx(kChunk)), rowA[r])});
+          for (int64_t j = 0; j < 8; ++j) {
+            Value gCol = vector::LoadOp::create(
+                b, VectorType::get({2}, f32), gView,
+                ValueRange{add(mul(stageIdx, idx(kChunk)), fragCol(j, 0))});
+            for (int64_t e = 0; e < 4; ++e)
+              decayA.push_back(
+                  exp2(fsub(gRow[e / 2], vector::ExtractOp::create(b, gCol, e % 2))));
+          }
+        }
+        // A's causal mask and decay, then the A-register operand.
         if (!overlap) {
           ptx.wgmmaWait(1);
           a = ptx.fenceOperands(a);
         }
-        Value gRow[2];
-        if (gated)
-          for (int r = 0; r < 2; ++r)
-            gRow[r] = memref::LoadOp::create(
-                b, gView, ValueRange{add(mul(stageIdx, idx(kChunk)), rowA[r])});
         for (int64_t j = 0; j < 8; ++j) {
-          Value gCol;
-          if (gated)
-            gCol = vector::LoadOp::create(
-                b, VectorType::get({2}, f32), gView,
-                ValueRange{add(mul(stageIdx, idx(kChunk)), fragCol(j, 0))});
           for (int64_t e = 0; e < 4; ++e) {
             Value v = a[j * 4 + e];
-            if (gated) {
-              Value gs = vector::ExtractOp::create(b, gCol, e % 2);
-              v = fmul(v, exp2(fsub(gRow[e / 2], gs)));
-            }
+            if (gated)
+              v = fmul(v, decayA[j * 4 + e]);
             Value visible = cmp(arith::CmpIPredicate::ule, fragCol(j, e), rowA[e / 2]);
             a[j * 4 + e] = arith::SelectOp::create(b, visible, v, lb.f32(0.0));
           }
@@ -1364,7 +1371,8 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
         // discarded one on its own stage (landed; the producer loads nothing
         // after it) rather than a branch that defines the accumulators
         // (C7515).
-        ptx.wgmmaWait(overlap ? 1 : 0);
+        // O (A V, the older group) is stored while the state update runs.
+        ptx.wgmmaWait(1);
         o = ptx.fenceOperands(o);
 
         storeOutput(t0, rowA, o);
@@ -1374,6 +1382,8 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
           Value hasNext = cmp(arith::CmpIPredicate::ult, nextChunk, chunks);
           aNext = issueQK(arith::SelectOp::create(b, hasNext, nextChunk, c), hasNext);
           ptx.wgmmaWait(1); // the state update (the next A in flight)
+        } else {
+          ptx.wgmmaWait(0); // the state update
         }
         finishChunk(next, stage, wtid);
         if (overlap) {

@@ -45,8 +45,10 @@
 // CHECK: wgmma.commit_group.sync.aligned;
 // CHECK-COUNT-8: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {{.*}}p, 1, 1, 0, 1;
 // CHECK: wgmma.commit_group.sync.aligned;
-// CHECK: wgmma.wait_group.sync.aligned 1;
+// A's decay 2^(G_t - G_s) while both run, then wait for A.
 // CHECK: llvm.nvvm.ex2.approx.ftz.f32
+// CHECK: wgmma.wait_group.sync.aligned 1;
+// CHECK-NOT: llvm.nvvm.ex2.approx.ftz.f32
 // CHECK: wgmma.wait_group.sync.aligned 0;
 // O = 2^G OQ + A V, A from registers (no transpose immediate for A).
 // CHECK: wgmma.fence.sync.aligned;
@@ -61,9 +63,11 @@
 // CHECK: wgmma.fence.sync.aligned;
 // CHECK-COUNT-8: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {{.*}}p, 1, 1, 1, 1;
 // CHECK: wgmma.commit_group.sync.aligned;
-// CHECK: wgmma.wait_group.sync.aligned 0;
-// Output pairs (4-byte aligned), the new S_bf16, release the stage.
+// Output pairs (4-byte aligned) once A V is done, while the state update
+// runs; then the new S_bf16, release the stage.
+// CHECK: wgmma.wait_group.sync.aligned 1;
 // CHECK: vector.store {{.*}} {alignment = 4 : i64} : memref<?x4x?x128xbf16>, vector<2xbf16>
+// CHECK: wgmma.wait_group.sync.aligned 0;
 // CHECK: vector.store {{.*}} {alignment = 4 : i64} : memref<8192xbf16, #gpu.address_space<workgroup>>, vector<2xbf16>
 // CHECK: fence.proxy.async.shared::cta;
 // CHECK: "bar.sync $0, 128;"

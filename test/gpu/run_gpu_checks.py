@@ -14,6 +14,7 @@ Markdown to --out.
 import argparse
 import concurrent.futures
 import datetime
+import fnmatch
 import glob
 import json
 import os
@@ -220,6 +221,24 @@ def check_case(exec_path, case):
     return row
 
 
+def select_manifests(manifests, root, filters):
+    """The manifests (paths under root) that any filter names: DIR/NAME exactly,
+    DIR/ (a directory's kernels) or an fnmatch glob of DIR/NAME. A filter that
+    matches nothing raises ValueError: a typo must not pass as an empty run."""
+    names = {m: os.path.relpath(m, root)[:-len(".json")] for m in manifests}
+    picked = set()
+    for w in (f.strip() for f in filters if f.strip()):
+        if w.endswith("/"):
+            hits = {m for m, n in names.items() if ("/" + n).find("/" + w) >= 0}
+        else:
+            hits = {m for m, n in names.items()
+                    if fnmatch.fnmatchcase(n, w) or n.endswith("/" + w) or n == w}
+        if not hits:
+            raise ValueError(f"--only filter '{w}' matches no kernel under {root}")
+        picked |= hits
+    return [m for m in manifests if m in picked]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--exec", required=True)
@@ -229,14 +248,16 @@ def main():
     ap.add_argument("--jobs", type=int, default=min(16, os.cpu_count() or 8),
                     help="cases checked in parallel")
     ap.add_argument("--only", default="",
-                    help="comma-separated filters: DIR/NAME (e.g. sm_90a/gqa) or DIR/ (every kernel of a directory)")
+                    help="comma-separated filters: DIR/NAME (e.g. sm_90a/gqa), DIR/ (every kernel "
+                         "of a directory) or a glob of DIR/NAME (tc_sm_90a/gated*); a filter that "
+                         "matches no kernel is an error")
     args = ap.parse_args()
     manifests = sorted(glob.glob(os.path.join(args.kernels, "**", "*.json"), recursive=True))
     if args.only:
-        wanted = args.only.split(",")
-        manifests = [m for m in manifests
-                     if any(m.endswith(w + ".json") or (w.endswith("/") and "/" + w in m)
-                            for w in wanted)]
+        try:
+            manifests = select_manifests(manifests, args.kernels, args.only.split(","))
+        except ValueError as e:
+            sys.exit(f"run_gpu_checks.py: {e}")
     rows, sanit = [], []
     # Cases run in parallel worker processes (each its own attn-exec and CUDA
     # context; the float64 reference is CPU-bound); rows keep their order.
