@@ -362,6 +362,14 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
                                      func::FuncOp host, LinearProblem p,
                                      WgmmaLinearOptions options = {});
 
+/// The chunkwise linear kernel with the state recurrence on its own
+/// warpgroup and the chunks' outputs on two more (WgmmaSplitStateLinearKernel
+/// .cpp): no, scalar and head-constant gates, identity feature map, no
+/// normalizer, f16/bf16, head dims 64/128. Returns false (building nothing)
+/// outside that.
+bool buildWgmmaSplitStateLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
+                                      func::FuncOp host, LinearProblem p);
+
 } // namespace attn
 
 #endif // ATTN_LIB_TRANSFORMS_GPUKERNELCOMMON_H

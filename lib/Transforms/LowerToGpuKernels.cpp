@@ -356,6 +356,9 @@ struct LowerToGpuKernelsPass
           if (!tensorCores || !buildMmaSoftmaxKernel(b, gpuModule, host, attention, cpAsync))
             buildSoftmaxKernel(b, gpuModule, host, attention);
         } else if (std::optional<LinearProblem> p = getLinearProblem(op)) {
+          if (chunkedLinearWgmma && chunkedLinearSplitState &&
+              buildWgmmaSplitStateLinearKernel(b, gpuModule, host, *p))
+            return;
           if (chunkedLinearWgmma &&
               buildWgmmaChunkwiseLinearKernel(b, gpuModule, host, *p,
                                               {chunkedLinearWgmmaOverlap, chunkedLinearWgmmaVector,

@@ -64,6 +64,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "ChunkGates.h"
 #include "FragmentSoftmax.h"
 #include "GpuKernelCommon.h"
 #include "LinearProblem.h"
@@ -522,43 +523,14 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
       // loaded before the wait.
       Value raw[2];
       if (gated)
-        for (int64_t i = 0; i < 2; ++i) {
-          Value pos = add(t0, add(mul(lane, idx(2)), idx(i)));
-          raw[i] = kb.ifWithResults(
-              cmp(arith::CmpIPredicate::slt, pos, seq), {f32},
-              [&] {
-                return SmallVector<Value>{p.gate == GateKind::Scalar
-                                              ? lb.loadF32(p.gates, {batch, head, pos})
-                                              : lb.loadF32(p.gates, {head})};
-              },
-              [&] { return SmallVector<Value>{lb.f32(0.0)}; })[0];
-        }
+        loadChunkScalarGates(b, p, batch, head, t0, lane, seq, raw);
       waitStageFree(c, stage, round);
       Value full = fullBar(stage);
       lb.ifThen(cmp(arith::CmpIPredicate::eq, lane, idx(0)),
                 [&] { issueChunkLoads(stage, t0, full, batch32, head32, col32); });
       if (!gated)
         return;
-      // G[2l], G[2l + 1] = log2(e) * the inclusive prefix sums: the pair's
-      // own sums plus the exclusive scan of the pair totals over the lanes.
-      Value x0 = fmul(raw[0], lb.f32(kLog2e));
-      Value x1 = fadd(x0, fmul(raw[1], lb.f32(kLog2e)));
-      Value incl = x1;
-      for (int32_t offset = 1; offset < 32; offset *= 2) {
-        Value up = gpu::ShuffleOp::create(b, incl, offset, 32, gpu::ShuffleMode::UP)
-                       .getShuffleResult();
-        incl = arith::SelectOp::create(b, cmp(arith::CmpIPredicate::uge, lane, idx(offset)),
-                                       fadd(incl, up), incl);
-      }
-      Value excl = gpu::ShuffleOp::create(b, incl, 1, 32, gpu::ShuffleMode::UP)
-                       .getShuffleResult();
-      excl = arith::SelectOp::create(b, cmp(arith::CmpIPredicate::uge, lane, idx(1)), excl,
-                                     lb.f32(0.0));
-      Value pair = vector::FromElementsOp::create(b, VectorType::get({2}, f32),
-                                                  ValueRange{fadd(excl, x0), fadd(excl, x1)});
-      vector::StoreOp::create(b, pair, gView,
-                              ValueRange{add(mul(rem(c, 2), idx(kChunk)), mul(lane, idx(2)))},
-                              false, llvm::MaybeAlign(8));
+      scanChunkScalarGates(b, raw, lane, gView, mul(rem(c, 2), idx(kChunk)));
       // Release semantics: G is visible to whoever completes the wait.
       ptx.arrive(full);
     });

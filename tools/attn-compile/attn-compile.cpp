@@ -129,6 +129,12 @@ static cl::opt<bool> chunkedLinearTwoConsumers(
     cl::desc("With --chunked-linear-wgmma-vector at Dk = Dv = 128: one block per (batch, "
              "head) with two consumer warpgroups, one per 64-column value half, that "
              "share the intra-chunk A (default; =false for one block per value half)"));
+static cl::opt<bool> chunkedLinearSplitState(
+    "chunked-linear-split-state", cl::init(true),
+    cl::desc("With --chunked-linear-wgmma, for no / scalar / head-constant gates: one "
+             "block per (batch, head) with the state recurrence on its own warpgroup "
+             "and the chunk outputs on two more (default; =false for one block per "
+             "64 value columns with one consumer warpgroup)"));
 static cl::opt<bool> timeStages(
     "time-stages",
     cl::desc("Print where each spec's compile time went (stages, wall and CPU "
@@ -203,6 +209,13 @@ int main(int argc, char **argv) {
                     "choose one\n";
     return 1;
   }
+  // The split-state kernel is the default; asked for by name, it must apply.
+  if (chunkedLinearSplitState.getNumOccurrences() && chunkedLinearSplitState &&
+      !chunkedLinearWgmma) {
+    llvm::errs() << "attn-compile: error: --chunked-linear-split-state is a shape of the "
+                    "wgmma chunkwise kernel; drop --chunked-linear-wgmma=false\n";
+    return 1;
+  }
   if (polyExp2.getNumOccurrences()) {
     if (polyExp2 < 0 || polyExp2 > 8) {
       llvm::errs() << "attn-compile: error: --poly-exp2=" << polyExp2
@@ -228,6 +241,7 @@ int main(int argc, char **argv) {
   options.chunkedLinearProducerDiagonal = chunkedLinearProducerDiagonal;
   // The producer diagonal is a shape of the one-consumer kernel.
   options.chunkedLinearTwoConsumers = chunkedLinearTwoConsumers && !chunkedLinearProducerDiagonal;
+  options.chunkedLinearSplitState = chunkedLinearSplitState;
   options.upstreamNvvmPipeline = upstreamNvvmPipeline;
   // One MLIR context per spec, so specs compile independently in parallel.
   // Results are printed in the order given, whatever order they finish in.

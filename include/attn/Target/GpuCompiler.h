@@ -65,6 +65,13 @@ struct GpuCompileOptions {
   /// 76.7 TFLOP/s, 1.91 / 1.92x chunk_gla, vs 36.8 / 37.2 for two blocks per
   /// (batch, head); bench/results/2026-12-03-v23-session11/).
   bool chunkedLinearTwoConsumers = true;
+  /// ... and, for no / scalar / head-constant gates, the state recurrence on
+  /// its own warpgroup, the chunk outputs on two more: on since session 13's
+  /// H200 run (15/15 checks, memcheck and racecheck clean; simple_gla 290 /
+  /// 296 and 289 / 306 TFLOP/s at T = 4k / 16k against the one-consumer
+  /// kernel's 253 / 265 and 251 / 267 in the same call;
+  /// bench/results/2026-12-03-v25-session13/).
+  bool chunkedLinearSplitState = true;
   bool failOnSpills = false;      ///< with cubin: any spill or stack frame is an error
   bool alwaysAssemble = false;    ///< run ptxas even without cubin (for its report)
   /// Recorded in the manifest's "tuning" key when tuningGroup is set

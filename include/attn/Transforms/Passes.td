@@ -159,6 +159,12 @@ def AttnLowerToGpuKernels : Pass<"attn-lower-to-gpu-kernels", "::mlir::ModuleOp"
            "chunked-linear-producer-diagonal): one block per (batch, head) with two "
            "consumer warpgroups, one per 64-column value half, sharing the "
            "intra-chunk A (computed once instead of once per half)">,
+    Option<"chunkedLinearSplitState", "chunked-linear-split-state", "bool",
+           /*default=*/"false",
+           "With chunked-linear-wgmma, for no, scalar and head-constant gates: one "
+           "block per (batch, head) whose state recurrence runs on its own warpgroup "
+           "and whose chunk outputs run on two more, alternate chunks in parallel "
+           "(experimental)">,
     Option<"fastTanh", "fast-tanh", "bool", /*default=*/"false",
            "math.tanh on f32 in the kernels as one MUFU.TANH (tanh.approx.f32, "
            "relative error at most 2^-10.99) instead of libdevice's tanhf (two "

@@ -1,0 +1,514 @@
+//===- WgmmaSplitStateLinearKernel.cpp - chunkwise linear, state split off -===//
+//
+// A second Hopper shape of the chunkwise linear kernel (WgmmaChunkwiseLinear
+// Kernel.cpp; same math, same gate conventions, docs/chunkwise-linear-gpu.md)
+// for no, scalar and head-constant gates, identity feature map, no
+// normalizer, f16 / bf16, Dk and Dv in {64, 128}. Pass option
+// `chunked-linear-split-state` (attn-compile --chunked-linear-split-state).
+//
+// Why: in the one-consumer kernel a chunk is one dependent chain (Q K^T, the
+// mask, A V, the state update, the state's write-out) and an SM holds two of
+// them (two blocks, one consumer warpgroup each), so the tensor cores idle
+// most of the chunk (session 13's profile: 31% of issue slots busy, 211 us
+// against a 126 us bandwidth floor at T = 4k). Only the state update is a
+// recurrence: a chunk's output needs the state at its start, nothing else of
+// the chunks before it. So here one warpgroup runs the recurrence alone and
+// hands each chunk's starting state to two output warpgroups, which take
+// alternate chunks and run in parallel with it and with each other.
+//
+// Grid (1, H, B); a block of 512 threads, 1 per SM (165 KB of shared memory
+// at Dk = Dv = 128):
+//   warpgroup 0  producer: warp 0 issues the TMA loads of chunk c into stage
+//                c % 2 (Q, K [64 x Dk], V [64 x Dv], 64 x 64 boxes) and scans
+//                its gates into G[c % 2] (ChunkGates.h); arrives on full.
+//   warpgroup 1  state: carries S [Dk x Dv] f32 in wgmma accumulators; per
+//                chunk: K~ = K ⊙ 2^(G_last − G_s) into its own buffer (gates
+//                only), S = 2^G_last S + K~^T V (Dk / 64 x 4 wgmma
+//                m64nDvk16, A = K~^T MN-major), releases the stage, waits
+//                until slot (c + 1) % 2 is free, writes S rounded to the
+//                element type there (S_(c+1), the MN-major B operand of
+//                Q S) and arrives on ready[(c + 1) % 2].
+//   warpgroup 2 + w, w in {0, 1}: the output of chunks c = w, w + 2, ...
+//                (stage and slot w): waits full[w] and ready[w]; A = Q K^T
+//                (m64n64k16), OQ = Q S_c (m64nDvk16) as two groups; A's
+//                decay 2^(G_t − G_s) while they run; A masked and packed;
+//                frees slot w; O = 2^G_t OQ + A V (A from registers);
+//                releases the stage; stores scale * O (rows < T).
+// Barriers (mbarrier, parity = (c / 2) % 2 for chunk c): full[s] (the
+// producer's expect_tx, + 32 gate lanes with gates), empty[s] (each warp of
+// the state warpgroup and of output warpgroup s, after its last wgmma read
+// of the stage: 8), ready[s] (the state warpgroup, 1), free[s] (each warp of
+// output warpgroup s after Q S_c: 4). Stage s and slot s only ever serve
+// output warpgroup s's chunks, so no waiter can fall two phases behind.
+// Registers: 128 per thread at entry (65536 / 512), setmaxnreg 24 / 168 /
+// 160 / 160.
+//
+// Shared memory (1024-byte aligned; every TMA box and wgmma operand 128-byte
+// swizzled, the layouts of WgmmaChunkwiseLinearKernel.cpp): stage s in {0, 1}:
+// Q [Dk / 64][64][64], K likewise, V [Dv / 64][64][64]; K~ [Dk / 64][64][64]
+// (gates only); slots 0, 1: S_bf16 [Dv / 64 halves][Dk rows][64]; G [2][64]
+// f32; the barriers.
+//
+//===----------------------------------------------------------------------===//
+
+#include "ChunkGates.h"
+#include "FragmentSoftmax.h"
+#include "GpuKernelCommon.h"
+#include "LinearProblem.h"
+#include "PtxEmitter.h"
+
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+
+namespace attn {
+
+namespace {
+
+constexpr int64_t kChunk = 64, kBoxCols = 64;
+constexpr int64_t kBoxBytes = kChunk * 128; // one [64 rows][64] box of 16-bit elements
+constexpr int64_t kWarpgroup = 128, kThreads = 4 * kWarpgroup;
+// 128 x (24 + 168 + 2 x 160) = 65536: the whole register file, one block per
+// SM. The state warpgroup holds Dk x Dv / 128 = 128 accumulators per thread
+// at Dk = Dv = 128; an output warpgroup O (64), A (32), its decays (32) and
+// A's packed registers (16).
+constexpr int64_t kProducerRegisters = 24, kStateRegisters = 168, kOutputRegisters = 160;
+constexpr int64_t kStateBarrier = 1; // named barrier of the state warpgroup
+
+} // namespace
+
+bool buildWgmmaSplitStateLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
+                                      func::FuncOp host, LinearProblem p) {
+  auto qType = cast<MemRefType>(p.query.getType());
+  auto kType = cast<MemRefType>(p.key.getType());
+  auto vType = cast<MemRefType>(p.value.getType());
+  Type et = qType.getElementType();
+  int64_t dk = qType.getDimSize(3), dv = vType.getDimSize(3);
+  int64_t qArg = hostArgumentIndex(host, p.query), kArg = hostArgumentIndex(host, p.key),
+          vArg = hostArgumentIndex(host, p.value);
+  if (!(et.isBF16() || et.isF16()) || kType.getElementType() != et ||
+      vType.getElementType() != et || (dk != 64 && dk != 128) || (dv != 64 && dv != 128) ||
+      p.normalize || p.featureMap != FeatureMap::Identity || p.gate == GateKind::Vector ||
+      qArg < 0 || kArg < 0 || vArg < 0)
+    return false;
+  bool gated = p.gate.has_value();
+  MLIRContext *ctx = b.getContext();
+  Type f32 = b.getF32Type(), i8 = b.getI8Type(), i32 = b.getI32Type();
+
+  // Byte offsets in the dynamic shared memory.
+  int64_t qkBoxes = dk / kBoxCols, vBoxes = dv / kBoxCols;
+  int64_t qOff = 0, kOff = qkBoxes * kBoxBytes, vOff = 2 * qkBoxes * kBoxBytes;
+  int64_t stageBytes = vOff + vBoxes * kBoxBytes;
+  int64_t ktOff = 2 * stageBytes;
+  int64_t slotBytes = dk * dv * 2, halfBytes = dk * 128; // S_bf16: [Dv / 64][Dk][64]
+  int64_t sOff = ktOff + (gated ? qkBoxes * kBoxBytes : 0);
+  int64_t gOff = sOff + 2 * slotBytes, barOff = gOff + 2 * kChunk * 4;
+  int64_t total = barOff + 8 * 8;
+
+  memref::GlobalOp smemGlobal = getDynamicSharedMemory(b, module);
+  IRMapping map;
+  SmallVector<Value> unusedShared;
+  gpu::GPUFuncOp kernel = createKernel(b, module, host, {}, map, unusedShared);
+  SmallVector<Value> maps = appendTensorMapArguments(kernel, host, 3);
+  Value qMap = maps[0], kMap = maps[1], vMap = maps[2];
+  kernel->setAttr("attn.block_threads", b.getI64IntegerAttr(kThreads));
+  kernel->setAttr("attn.tensor_cores", b.getStringAttr("wgmma.chunkwise"));
+  kernel->setAttr("attn.split_state", b.getUnitAttr());
+  kernel->setAttr("attn.dynamic_shared_memory", b.getI64IntegerAttr(total));
+  kernel->setAttr("attn.grid_x", b.getI64IntegerAttr(1));
+  kernel->setAttr(NVVM::NVVMDialect::getMaxntidAttrName(),
+                  b.getDenseI32ArrayAttr({int32_t(kThreads), 1, 1}));
+  kernel->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(), b.getI32IntegerAttr(1));
+  static_assert(kWarpgroup * (kProducerRegisters + kStateRegisters + 2 * kOutputRegisters) <=
+                    65536,
+                "the setmaxnreg split exceeds the block's register pool");
+  kernel->setAttr("attn.tensor_maps",
+                  b.getArrayAttr({tensorMapAttr(b, qArg, kBoxCols, kChunk),
+                                  tensorMapAttr(b, kArg, kBoxCols, kChunk),
+                                  tensorMapAttr(b, vArg, kBoxCols, kChunk)}));
+  p.remap(map);
+
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToEnd(&kernel.getBody().front());
+  KernelBuilder kb(b);
+  LoopBuilder &lb = kb.lb;
+  FragmentBuilder fb(b, et);
+  PtxEmitter ptx(b);
+  auto idx = [&](int64_t v) { return lb.index(v); };
+  auto c32 = [&](int64_t v) { return ptx.i32(v); };
+  auto toI32 = [&](Value index) { return arith::IndexCastOp::create(b, i32, index).getResult(); };
+  auto add = [&](Value x, Value y) { return arith::AddIOp::create(b, x, y).getResult(); };
+  auto mul = [&](Value x, Value y) { return arith::MulIOp::create(b, x, y).getResult(); };
+  auto div = [&](Value x, int64_t y) { return arith::DivUIOp::create(b, x, idx(y)).getResult(); };
+  auto rem = [&](Value x, int64_t y) { return arith::RemUIOp::create(b, x, idx(y)).getResult(); };
+  auto fmul = [&](Value x, Value y) { return arith::MulFOp::create(b, x, y).getResult(); };
+  auto fsub = [&](Value x, Value y) { return arith::SubFOp::create(b, x, y).getResult(); };
+  auto cmp = [&](arith::CmpIPredicate pred, Value x, Value y) {
+    return arith::CmpIOp::create(b, pred, x, y).getResult();
+  };
+  auto eq = [&](Value x, int64_t v) { return cmp(arith::CmpIPredicate::eq, x, idx(v)); };
+  // Every exponent is <= 0 for decaying gates.
+  auto exp2 = [&](Value x) { return fastExp2(b, x); };
+
+  Value head = gpu::BlockIdOp::create(b, gpu::Dimension::y);
+  Value batch = gpu::BlockIdOp::create(b, gpu::Dimension::z);
+  Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
+  Value warp = div(tid, 32), lane = rem(tid, 32), wg = div(tid, kWarpgroup);
+  Value wtid = rem(tid, kWarpgroup);
+  Value seq = lb.dim(p.query, 2);
+  Value chunks = div(add(seq, idx(kChunk - 1)), kChunk);
+
+  auto space = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
+  Value smem = memref::GetGlobalOp::create(b, smemGlobal.getType(), smemGlobal.getSymName());
+  Value smemBase = toI32(memref::ExtractAlignedPointerAsIndexOp::create(b, smem));
+  auto at = [&](Value offset) { return add(smemBase, offset); };
+  Value flat = memref::ReinterpretCastOp::create(
+      b, MemRefType::get({total}, i8, MemRefLayoutAttrInterface(), space), smem, 0,
+      ArrayRef<int64_t>{total}, ArrayRef<int64_t>{1});
+  auto view = [&](Value byteOffset, int64_t elements, Type type) -> Value {
+    return memref::ViewOp::create(
+        b, MemRefType::get({elements}, type, MemRefLayoutAttrInterface(), space), flat,
+        byteOffset, ValueRange{});
+  };
+  Value gView = view(idx(gOff), 2 * kChunk, f32);
+  auto bar = [&](int64_t kind, Value s32) {
+    return at(add(c32(barOff + 16 * kind), mul(s32, c32(8))));
+  };
+  auto fullBar = [&](Value s) { return bar(0, s); };
+  auto emptyBar = [&](Value s) { return bar(1, s); };
+  auto readyBar = [&](Value s) { return bar(2, s); };
+  auto freeBar = [&](Value s) { return bar(3, s); };
+  auto descriptor = [&](Value offset, int64_t leadingBytes) {
+    return wgmmaDescriptor(b, at(offset), leadingBytes);
+  };
+  // Chunk c's stage (= its slot): index, i32, the parity of its barriers.
+  struct Stage {
+    Value index, i32, parity, base;
+  };
+  auto stageOf = [&](Value c) {
+    Stage st;
+    st.index = rem(c, 2);
+    st.i32 = toI32(st.index);
+    st.parity = toI32(rem(div(c, 2), 2));
+    st.base = mul(st.i32, c32(stageBytes));
+    return st;
+  };
+  // V as the MN-major B operand (N = Dv: the 64-column boxes kBoxBytes apart)
+  // per k16 step over the chunk's steps.
+  auto vDescriptors = [&](Value base) {
+    SmallVector<Value> vDesc;
+    for (int64_t u = 0; u < kChunk / 16; ++u)
+      vDesc.push_back(descriptor(add(base, c32(vOff + u * 16 * 128)), kBoxBytes));
+    return vDesc;
+  };
+
+  lb.ifThen(eq(tid, 0), [&] {
+    for (int64_t s = 0; s < 2; ++s) {
+      ptx.mbarrierInit(fullBar(c32(s)), gated ? 1 + 32 : 1);
+      ptx.mbarrierInit(emptyBar(c32(s)), 8);
+      ptx.mbarrierInit(readyBar(c32(s)), 1);
+      ptx.mbarrierInit(freeBar(c32(s)), 4);
+    }
+    ptx.mbarrierInitFence();
+  });
+  gpu::BarrierOp::create(b);
+
+  // A lane's accumulator coordinates in its warpgroup: rows 16 warp + g
+  // (+ 8), columns 8 j + t2 (+ 1) of n8 tile j.
+  Value g, t2, rowA[2];
+  auto placeLane = [&](Value threadIndex) {
+    Value inGroup = rem(threadIndex, kWarpgroup), laneIndex = rem(threadIndex, 32);
+    g = div(laneIndex, 4);
+    t2 = mul(rem(laneIndex, 4), idx(2));
+    rowA[0] = add(mul(div(inGroup, 32), idx(16)), g);
+    rowA[1] = add(rowA[0], idx(8));
+  };
+  placeLane(tid);
+  auto fragCol = [&](int64_t j, int64_t e) { return add(idx(j * 8 + e % 2), t2); };
+  int64_t vTiles = dv / 8; // n8 tiles of an m64nDv accumulator
+
+  auto producerOrNot = scf::IfOp::create(b, TypeRange(), eq(wg, 0), /*withElseRegion=*/true);
+  //===--------------------------------------------------------------------===//
+  // Producer: warp 0 of warpgroup 0.
+  //===--------------------------------------------------------------------===//
+  b.setInsertionPointToStart(&producerOrNot.getThenRegion().front());
+  ptx.setMaxRegisters(kProducerRegisters, /*increase=*/false);
+  lb.ifThen(eq(warp, 0), [&] {
+    Value batch32 = toI32(batch), head32 = toI32(head);
+    lb.forLoop(idx(0), chunks, [&](Value c) {
+      Value t0 = mul(c, idx(kChunk));
+      Stage st = stageOf(c);
+      Value raw[2];
+      if (gated)
+        loadChunkScalarGates(b, p, batch, head, t0, lane, seq, raw);
+      // From the stage's second fill on: its previous chunk's readers are done.
+      lb.ifThen(cmp(arith::CmpIPredicate::uge, c, idx(2)), [&] {
+        ptx.wait(emptyBar(st.i32), toI32(rem(add(div(c, 2), idx(1)), 2)));
+      });
+      Value full = fullBar(st.i32);
+      lb.ifThen(eq(lane, 0), [&] {
+        ptx.arriveExpectTx(full, stageBytes);
+        Value row = toI32(t0);
+        for (int64_t box = 0; box < qkBoxes; ++box) {
+          ptx.tmaLoad(at(add(st.base, c32(qOff + box * kBoxBytes))), qMap,
+                      {c32(box * kBoxCols), row, head32, batch32}, full);
+          ptx.tmaLoad(at(add(st.base, c32(kOff + box * kBoxBytes))), kMap,
+                      {c32(box * kBoxCols), row, head32, batch32}, full);
+        }
+        for (int64_t box = 0; box < vBoxes; ++box)
+          ptx.tmaLoad(at(add(st.base, c32(vOff + box * kBoxBytes))), vMap,
+                      {c32(box * kBoxCols), row, head32, batch32}, full);
+      });
+      if (!gated)
+        return;
+      scanChunkScalarGates(b, raw, lane, gView, mul(st.index, idx(kChunk)));
+      // Release semantics: G is visible to whoever completes the wait.
+      ptx.arrive(full);
+    });
+  });
+
+  b.setInsertionPointToStart(&producerOrNot.getElseRegion().front());
+  auto stateOrOutput = scf::IfOp::create(b, TypeRange(), eq(wg, 1), /*withElseRegion=*/true);
+  //===--------------------------------------------------------------------===//
+  // State: warpgroup 1.
+  //===--------------------------------------------------------------------===//
+  b.setInsertionPointToStart(&stateOrOutput.getThenRegion().front());
+  ptx.setMaxRegisters(kStateRegisters, /*increase=*/true);
+  {
+    // Accumulator index of (K box h, n8 tile j, element e); state row of it.
+    auto sIndex = [&](int64_t h, int64_t j, int64_t e) { return (h * vTiles + j) * 4 + e; };
+    auto stateRow = [&](int64_t h, int64_t e) { return add(idx(64 * h), rowA[e / 2]); };
+    // S rounded into slot `slot` (TMA swizzle: 16-byte chunk n / 8 of row d
+    // at (n / 8) ^ (d % 8), d % 8 = g): 4-byte pairs, 32 distinct banks a warp.
+    auto writeState = [&](ArrayRef<Value> s, Value slot) {
+      Value sView = view(add(idx(sOff), mul(slot, idx(slotBytes))), dk * dv, et);
+      VectorType pairF = VectorType::get({2}, f32), pairE = VectorType::get({2}, et);
+      for (int64_t h = 0; h < qkBoxes; ++h)
+        for (int64_t j = 0; j < vTiles; ++j)
+          for (int64_t r = 0; r < 2; ++r) {
+            Value d = stateRow(h, 2 * r);
+            Value chunk = arith::XOrIOp::create(b, idx(j % 8), g);
+            Value index = add(add(idx((j / 8) * dk * kBoxCols), mul(d, idx(kBoxCols))),
+                              add(mul(chunk, idx(8)), t2));
+            Value v = vector::FromElementsOp::create(
+                b, pairF, ValueRange{s[sIndex(h, j, 2 * r)], s[sIndex(h, j, 2 * r + 1)]});
+            vector::StoreOp::create(b, arith::TruncFOp::create(b, pairE, v), sView,
+                                    ValueRange{index}, false, llvm::MaybeAlign(4));
+          }
+    };
+    // The writes visible to the output warpgroups' wgmma (async proxy), then
+    // slot `slot` is ready.
+    auto publishState = [&](Value slot32) {
+      ptx.fenceProxyAsync();
+      ptx.namedBarrierSync(c32(kStateBarrier), kWarpgroup);
+      lb.ifThen(eq(wtid, 0), [&] { ptx.arrive(readyBar(slot32)); });
+    };
+    SmallVector<Value> init;
+    for (int64_t h = 0; h < qkBoxes; ++h)
+      for (int64_t j = 0; j < vTiles; ++j)
+        for (int64_t e = 0; e < 4; ++e)
+          init.push_back(p.initial ? lb.loadF32(p.initial,
+                                                {batch, head, stateRow(h, e), fragCol(j, e)})
+                                   : lb.f32(0.0));
+    writeState(init, idx(0));
+    publishState(c32(0));
+
+    SmallVector<Value> state = kb.forWithState(
+        idx(0), chunks, idx(1), init, [&](Value c, ValueRange carried) {
+          Stage st = stageOf(c);
+          SmallVector<Value> next(carried.begin(), carried.end());
+          ptx.wait(fullBar(st.i32), st.parity);
+          // A = K^T (MN-major): K itself, or K~ = K ⊙ 2^(G_last − G_s) in
+          // this warpgroup's own buffer (the output warpgroup of the chunk
+          // still reads K). Thread: row wtid % 64, half wtid / 64 of the
+          // row's 16-byte chunks; chunk i of box b at (i ^ (row % 8)).
+          int64_t aOff = kOff;
+          Value aBase = st.base;
+          if (gated) {
+            Value gFirst = mul(st.index, idx(kChunk));
+            Value gLast = memref::LoadOp::create(b, gView, ValueRange{add(gFirst, idx(kChunk - 1))});
+            Value row = rem(wtid, kChunk), part = div(wtid, kChunk);
+            Value gS = memref::LoadOp::create(b, gView, ValueRange{add(gFirst, row)});
+            Value w = kb.splat(exp2(fsub(gLast, gS)), 8);
+            int64_t tileElems = qkBoxes * kChunk * kBoxCols;
+            Value kView = view(add(mul(st.index, idx(stageBytes)), idx(kOff)), tileElems, et);
+            Value ktView = view(idx(ktOff), tileElems, et);
+            VectorType vec8 = VectorType::get({8}, et), vec8f = VectorType::get({8}, f32);
+            int64_t perThread = dk / 16;
+            for (int64_t i = 0; i < perThread; ++i) {
+              Value cidx = add(mul(part, idx(perThread)), idx(i));
+              Value phys = arith::XOrIOp::create(b, rem(cidx, 8), rem(row, 8));
+              Value index = add(mul(div(cidx, 8), idx(kChunk * kBoxCols)),
+                                add(mul(row, idx(kBoxCols)), mul(phys, idx(8))));
+              Value x = vector::LoadOp::create(b, vec8, kView, ValueRange{index}, false,
+                                               llvm::MaybeAlign(16));
+              x = arith::MulFOp::create(b, arith::ExtFOp::create(b, vec8f, x), w);
+              vector::StoreOp::create(b, arith::TruncFOp::create(b, vec8, x), ktView,
+                                      ValueRange{index}, false, llvm::MaybeAlign(16));
+            }
+            ptx.fenceProxyAsync(); // K~ is read by wgmma
+            ptx.namedBarrierSync(c32(kStateBarrier), kWarpgroup);
+            Value decay = exp2(gLast);
+            for (Value &s : next)
+              s = fmul(s, decay);
+            aOff = ktOff;
+            aBase = c32(0);
+          }
+          // S += K^T V.
+          SmallVector<Value> vDesc = vDescriptors(st.base);
+          ptx.wgmmaFence();
+          for (int64_t h = 0; h < qkBoxes; ++h) {
+            SmallVector<Value> acc(next.begin() + h * 4 * vTiles,
+                                   next.begin() + (h + 1) * 4 * vTiles);
+            for (int64_t u = 0; u < kChunk / 16; ++u)
+              acc = ptx.wgmma(
+                  acc, descriptor(add(aBase, c32(aOff + h * kBoxBytes + u * 16 * 128)), kBoxBytes),
+                  {}, vDesc[u], dv, et, /*transposeB=*/true, /*transposeA=*/true);
+            std::copy(acc.begin(), acc.end(), next.begin() + h * 4 * vTiles);
+          }
+          ptx.wgmmaCommit();
+          ptx.wgmmaWait(0);
+          next = ptx.fenceOperands(next);
+          // This warp's reads of the stage (K, V) are done.
+          lb.ifThen(eq(lane, 0), [&] { ptx.arrive(emptyBar(st.i32)); });
+          // Slot (c + 1) % 2 held S_(c - 1): wait until chunk c - 1's output
+          // warpgroup has read it.
+          Value nextSlot = rem(add(c, idx(1)), 2);
+          Value nextSlot32 = toI32(nextSlot);
+          lb.ifThen(cmp(arith::CmpIPredicate::uge, c, idx(1)), [&] {
+            ptx.wait(freeBar(nextSlot32),
+                     toI32(rem(div(arith::SubIOp::create(b, c, idx(1)), 2), 2)));
+          });
+          writeState(next, nextSlot);
+          publishState(nextSlot32);
+          return next;
+        });
+    if (p.final)
+      for (int64_t h = 0; h < qkBoxes; ++h)
+        for (int64_t j = 0; j < vTiles; ++j)
+          for (int64_t e = 0; e < 4; ++e)
+            memref::StoreOp::create(b, state[sIndex(h, j, e)], p.final,
+                                    ValueRange{batch, head, stateRow(h, e), fragCol(j, e)});
+  }
+
+  //===--------------------------------------------------------------------===//
+  // Output: warpgroups 2 and 3, chunks w, w + 2, ... (w = warpgroup - 2).
+  //===--------------------------------------------------------------------===//
+  b.setInsertionPointToStart(&stateOrOutput.getElseRegion().front());
+  ptx.setMaxRegisters(kOutputRegisters, /*increase=*/true);
+  {
+    Type outEt = cast<MemRefType>(p.out.getType()).getElementType();
+    int64_t outPairBytes = 2 * ((outEt.getIntOrFloatBitWidth() + 7) / 8);
+    Value w = arith::SubIOp::create(b, wg, idx(2));
+    auto outputLoop = scf::ForOp::create(b, w, chunks, idx(2));
+    b.setInsertionPointToStart(outputLoop.getBody());
+    {
+      Value c = outputLoop.getInductionVar();
+      // The lane's coordinates and the stage's descriptors from indices LLVM
+      // cannot see through (a `mov` in side-effecting asm): computed here,
+      // not hoisted out of the loop (the stage is the same every iteration)
+      // and held through it (80 bytes of spills at 160 registers).
+      auto opaque = [&](Value v) -> Value {
+        return arith::IndexCastOp::create(
+            b, b.getIndexType(), ptx.emit({i32}, {toI32(v)}, "mov.b32 $0, $1;", "=r,r"));
+      };
+      placeLane(opaque(tid));
+      Value t0 = mul(c, idx(kChunk));
+      Stage st = stageOf(opaque(c));
+      SmallVector<Value> qDesc, kDesc, sDesc;
+      for (int64_t step = 0; step < dk / 16; ++step) {
+        int64_t box = step * 16 / kBoxCols, inBox = (step * 16 % kBoxCols) * 2;
+        qDesc.push_back(descriptor(add(st.base, c32(qOff + box * kBoxBytes + inBox)), 16));
+        kDesc.push_back(descriptor(add(st.base, c32(kOff + box * kBoxBytes + inBox)), 16));
+        // S_c [Dk rows][64] per value half (halfBytes apart): 16 rows a step.
+        sDesc.push_back(descriptor(
+            add(mul(st.i32, c32(slotBytes)), c32(sOff + step * 16 * 128)), halfBytes));
+      }
+      SmallVector<Value> vDesc = vDescriptors(st.base);
+      ptx.wait(fullBar(st.i32), st.parity);
+      ptx.wait(readyBar(st.i32), st.parity);
+      // A = Q K^T and OQ = Q S_c, two groups.
+      ptx.wgmmaFence();
+      SmallVector<Value> a(32, lb.f32(0.0));
+      for (int64_t step = 0; step < dk / 16; ++step)
+        a = ptx.wgmma(a, qDesc[step], {}, kDesc[step], kChunk, et, /*transposeB=*/false);
+      ptx.wgmmaCommit();
+      SmallVector<Value> o(4 * vTiles, lb.f32(0.0));
+      for (int64_t step = 0; step < dk / 16; ++step)
+        o = ptx.wgmma(o, qDesc[step], {}, sDesc[step], dv, et, /*transposeB=*/true);
+      ptx.wgmmaCommit();
+      // A's decay 2^(G_t − G_s) (one exp2 per element: 2^G_t 2^-G_s could
+      // overflow): the gates loaded while both groups run, the exp2 after
+      // (computed before the wait too, its 32 values spill at 160 registers).
+      Value gFirst = mul(st.index, idx(kChunk));
+      Value gRow[2];
+      SmallVector<Value> gCols;
+      if (gated) {
+        for (int r = 0; r < 2; ++r)
+          gRow[r] = memref::LoadOp::create(b, gView, ValueRange{add(gFirst, rowA[r])});
+        for (int64_t j = 0; j < 8; ++j)
+          gCols.push_back(vector::LoadOp::create(b, VectorType::get({2}, f32), gView,
+                                                 ValueRange{add(gFirst, fragCol(j, 0))}));
+      }
+      ptx.wgmmaWait(1);
+      a = ptx.fenceOperands(a);
+      SmallVector<Value> decayA;
+      if (gated)
+        for (int64_t j = 0; j < 8; ++j)
+          for (int64_t e = 0; e < 4; ++e)
+            decayA.push_back(
+                exp2(fsub(gRow[e / 2], vector::ExtractOp::create(b, gCols[j], e % 2))));
+      for (int64_t j = 0; j < 8; ++j)
+        for (int64_t e = 0; e < 4; ++e) {
+          Value v = a[j * 4 + e];
+          if (gated)
+            v = fmul(v, decayA[j * 4 + e]);
+          Value visible = cmp(arith::CmpIPredicate::ule, fragCol(j, e), rowA[e / 2]);
+          a[j * 4 + e] = arith::SelectOp::create(b, visible, v, lb.f32(0.0));
+        }
+      SmallVector<Value> aRegs;
+      for (int64_t u = 0; u < 4; ++u) {
+        const Value *lo = &a[(2 * u) * 4], *hi = &a[(2 * u + 1) * 4];
+        aRegs.append({fb.packF32(lo[0], lo[1], true), fb.packF32(lo[2], lo[3], true),
+                      fb.packF32(hi[0], hi[1], true), fb.packF32(hi[2], hi[3], true)});
+      }
+      ptx.wgmmaWait(0);
+      o = ptx.fenceOperands(o);
+      // This warp is done with S_c: the state warpgroup may overwrite slot.
+      lb.ifThen(eq(lane, 0), [&] { ptx.arrive(freeBar(st.i32)); });
+      // O = 2^G_t OQ + A V.
+      if (gated) {
+        Value decay[2] = {exp2(gRow[0]), exp2(gRow[1])};
+        for (int64_t i = 0; i < 4 * vTiles; ++i)
+          o[i] = fmul(o[i], decay[(i % 4) / 2]);
+      }
+      ptx.wgmmaFence();
+      for (int64_t u = 0; u < 4; ++u)
+        o = ptx.wgmma(o, Value(), ArrayRef<Value>(aRegs).slice(4 * u, 4), vDesc[u], dv, et,
+                      /*transposeB=*/true);
+      ptx.wgmmaCommit();
+      ptx.wgmmaWait(0);
+      o = ptx.fenceOperands(o);
+      // This warp's reads of the stage (Q, K, V, G) are done.
+      lb.ifThen(eq(lane, 0), [&] { ptx.arrive(emptyBar(st.i32)); });
+      for (int r = 0; r < 2; ++r) {
+        Value pos = add(t0, rowA[r]);
+        lb.ifThen(cmp(arith::CmpIPredicate::slt, pos, seq), [&] {
+          for (int64_t j = 0; j < vTiles; ++j) {
+            Value pair = vector::FromElementsOp::create(
+                b, VectorType::get({2}, f32),
+                ValueRange{fmul(o[j * 4 + 2 * r], lb.f32(p.scale)),
+                           fmul(o[j * 4 + 2 * r + 1], lb.f32(p.scale))});
+            if (outEt != f32)
+              pair = arith::TruncFOp::create(b, VectorType::get({2}, outEt), pair);
+            vector::StoreOp::create(b, pair, p.out, ValueRange{batch, head, pos, fragCol(j, 0)},
+                                    false, llvm::MaybeAlign(outPairBytes));
+          }
+        });
+      }
+    }
+  }
+  b.setInsertionPointAfter(producerOrNot);
+  gpu::ReturnOp::create(b);
+  return true;
+}
+
+} // namespace attn
