@@ -16,8 +16,8 @@
 // hands each chunk's starting state to two output warpgroups, which take
 // alternate chunks and run in parallel with it and with each other.
 //
-// Grid (1, H, B); a block of 512 threads, 1 per SM (165 KB of shared memory
-// at Dk = Dv = 128):
+// Grid (1, H, B); a block of 512 threads, 1 per SM (180800 bytes of shared
+// memory at Dk = Dv = 128 with gates):
 //   warpgroup 0  producer: warp 0 issues the TMA loads of chunk c into stage
 //                c % 2 (Q, K [64 x Dk], V [64 x Dv], 64 x 64 boxes) and scans
 //                its gates into G[c % 2] (ChunkGates.h); arrives on full.
@@ -26,8 +26,8 @@
 //                only), S = 2^G_last S + K~^T V (Dk / 64 x 4 wgmma
 //                m64nDvk16, A = K~^T MN-major), releases the stage, waits
 //                until slot (c + 1) % 2 is free, writes S rounded to the
-//                element type there (S_(c+1), the MN-major B operand of
-//                Q S) and arrives on ready[(c + 1) % 2].
+//                element type there (stmatrix; S_(c+1), the MN-major B
+//                operand of Q S) and arrives on ready[(c + 1) % 2].
 //   warpgroup 2 + w, w in {0, 1}: the output of chunks c = w, w + 2, ...
 //                (stage and slot w): waits full[w] and ready[w]; A = Q K^T
 //                (m64n64k16), OQ = Q S_c (m64nDvk16) as two groups; A's
@@ -72,6 +72,15 @@ constexpr int64_t kWarpgroup = 128, kThreads = 4 * kWarpgroup;
 // A's packed registers (16).
 constexpr int64_t kProducerRegisters = 24, kStateRegisters = 168, kOutputRegisters = 160;
 constexpr int64_t kStateBarrier = 1; // named barrier of the state warpgroup
+// Stages of Q, K, V (and G), as many as fit the 227 KiB a block may have, up
+// to kMaxStages. 3 fit every shape it covers (230224 bytes at Dk = Dv = 128
+// with gates) and were meant to let an output warpgroup's next chunk load
+// before it released its current one, but on the H200 they ran no faster
+// (simple_gla 278 / 281 and 281 / 270 TFLOP/s at T = 4k / 16k against 2
+// stages' 291 / 277 and 285 / 275 in one call, bench/results/
+// 2026-12-03-v25-session13/ d4): the output warpgroups wait for the state
+// warpgroup, not for loads (ncu: the ready barrier holds 32% of the samples).
+constexpr int64_t kMaxStages = 2, kMaxSharedBytes = 227 * 1024;
 
 } // namespace
 
@@ -97,11 +106,17 @@ bool buildWgmmaSplitStateLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp 
   int64_t qkBoxes = dk / kBoxCols, vBoxes = dv / kBoxCols;
   int64_t qOff = 0, kOff = qkBoxes * kBoxBytes, vOff = 2 * qkBoxes * kBoxBytes;
   int64_t stageBytes = vOff + vBoxes * kBoxBytes;
-  int64_t ktOff = 2 * stageBytes;
   int64_t slotBytes = dk * dv * 2, halfBytes = dk * 128; // S_bf16: [Dv / 64][Dk][64]
-  int64_t sOff = ktOff + (gated ? qkBoxes * kBoxBytes : 0);
-  int64_t gOff = sOff + 2 * slotBytes, barOff = gOff + 2 * kChunk * 4;
-  int64_t total = barOff + 8 * 8;
+  int64_t stages = kMaxStages, ktOff, sOff, gOff, barOff, total;
+  for (;; --stages) {
+    ktOff = stages * stageBytes;
+    sOff = ktOff + (gated ? qkBoxes * kBoxBytes : 0);
+    gOff = sOff + 2 * slotBytes;
+    barOff = gOff + stages * kChunk * 4;
+    total = barOff + 8 * (2 * stages + 4); // full, empty [stages]; ready, free [2]
+    if (total <= kMaxSharedBytes || stages == 2)
+      break;
+  }
 
   memref::GlobalOp smemGlobal = getDynamicSharedMemory(b, module);
   IRMapping map;
@@ -168,27 +183,30 @@ bool buildWgmmaSplitStateLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp 
         b, MemRefType::get({elements}, type, MemRefLayoutAttrInterface(), space), flat,
         byteOffset, ValueRange{});
   };
-  Value gView = view(idx(gOff), 2 * kChunk, f32);
-  auto bar = [&](int64_t kind, Value s32) {
-    return at(add(c32(barOff + 16 * kind), mul(s32, c32(8))));
+  Value gView = view(idx(gOff), stages * kChunk, f32);
+  auto bar = [&](int64_t first, Value s32) {
+    return at(add(c32(barOff + 8 * first), mul(s32, c32(8))));
   };
   auto fullBar = [&](Value s) { return bar(0, s); };
-  auto emptyBar = [&](Value s) { return bar(1, s); };
-  auto readyBar = [&](Value s) { return bar(2, s); };
-  auto freeBar = [&](Value s) { return bar(3, s); };
+  auto emptyBar = [&](Value s) { return bar(stages, s); };
+  auto readyBar = [&](Value s) { return bar(2 * stages, s); };
+  auto freeBar = [&](Value s) { return bar(2 * stages + 2, s); };
   auto descriptor = [&](Value offset, int64_t leadingBytes) {
     return wgmmaDescriptor(b, at(offset), leadingBytes);
   };
-  // Chunk c's stage (= its slot): index, i32, the parity of its barriers.
+  // Chunk c's stage c % stages (index, i32, the parity of its full / empty
+  // barriers, byte offset) and state slot c % 2 (i32, parity of ready / free).
   struct Stage {
-    Value index, i32, parity, base;
+    Value index, i32, parity, base, slot, slotParity;
   };
   auto stageOf = [&](Value c) {
     Stage st;
-    st.index = rem(c, 2);
+    st.index = rem(c, stages);
     st.i32 = toI32(st.index);
-    st.parity = toI32(rem(div(c, 2), 2));
+    st.parity = toI32(rem(div(c, stages), 2));
     st.base = mul(st.i32, c32(stageBytes));
+    st.slot = toI32(rem(c, 2));
+    st.slotParity = toI32(rem(div(c, 2), 2));
     return st;
   };
   // V as the MN-major B operand (N = Dv: the 64-column boxes kBoxBytes apart)
@@ -201,9 +219,11 @@ bool buildWgmmaSplitStateLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp 
   };
 
   lb.ifThen(eq(tid, 0), [&] {
-    for (int64_t s = 0; s < 2; ++s) {
+    for (int64_t s = 0; s < stages; ++s) {
       ptx.mbarrierInit(fullBar(c32(s)), gated ? 1 + 32 : 1);
       ptx.mbarrierInit(emptyBar(c32(s)), 8);
+    }
+    for (int64_t s = 0; s < 2; ++s) {
       ptx.mbarrierInit(readyBar(c32(s)), 1);
       ptx.mbarrierInit(freeBar(c32(s)), 4);
     }
@@ -240,8 +260,8 @@ bool buildWgmmaSplitStateLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp 
       if (gated)
         loadChunkScalarGates(b, p, batch, head, t0, lane, seq, raw);
       // From the stage's second fill on: its previous chunk's readers are done.
-      lb.ifThen(cmp(arith::CmpIPredicate::uge, c, idx(2)), [&] {
-        ptx.wait(emptyBar(st.i32), toI32(rem(add(div(c, 2), idx(1)), 2)));
+      lb.ifThen(cmp(arith::CmpIPredicate::uge, c, idx(stages)), [&] {
+        ptx.wait(emptyBar(st.i32), toI32(rem(add(div(c, stages), idx(1)), 2)));
       });
       Value full = fullBar(st.i32);
       lb.ifThen(eq(lane, 0), [&] {
@@ -277,22 +297,36 @@ bool buildWgmmaSplitStateLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp 
     auto sIndex = [&](int64_t h, int64_t j, int64_t e) { return (h * vTiles + j) * 4 + e; };
     auto stateRow = [&](int64_t h, int64_t e) { return add(idx(64 * h), rowA[e / 2]); };
     // S rounded into slot `slot` (TMA swizzle: 16-byte chunk n / 8 of row d
-    // at (n / 8) ^ (d % 8), d % 8 = g): 4-byte pairs, 32 distinct banks a warp.
+    // at (n / 8) ^ (d % 8)) by stmatrix: an accumulator n8 tile's two row
+    // halves are the fragments of two 8 x 8 matrices, so one stmatrix.x4
+    // stores n8 tiles j, j + 1 of both halves (16 per thread at Dk = Dv =
+    // 128, against 64 four-byte stores; the session-13 profile had the state
+    // write-out at 41% of the state warpgroup's samples). Lane l gives row
+    // l % 8 of matrix l / 8 = (tile j + l / 16, half (l / 8) % 2). The
+    // addresses come from an index LLVM cannot see through, so they are
+    // computed at each write-out rather than held through the chunk loop
+    // (8 bytes of spills at 168 registers).
     auto writeState = [&](ArrayRef<Value> s, Value slot) {
-      Value sView = view(add(idx(sOff), mul(slot, idx(slotBytes))), dk * dv, et);
-      VectorType pairF = VectorType::get({2}, f32), pairE = VectorType::get({2}, et);
+      Value t = arith::IndexCastOp::create(
+          b, b.getIndexType(), ptx.emit({i32}, {toI32(wtid)}, "mov.b32 $0, $1;", "=r,r"));
+      Value matrix = div(rem(t, 32), 8), matRow = rem(t, 8);
+      Value laneHalf = rem(matrix, 2), laneTile = div(matrix, 2);
+      Value laneRow = add(add(mul(div(t, 32), idx(16)), mul(laneHalf, idx(8))), matRow);
+      Value slotBase = add(c32(sOff), mul(toI32(slot), c32(slotBytes)));
       for (int64_t h = 0; h < qkBoxes; ++h)
-        for (int64_t j = 0; j < vTiles; ++j)
-          for (int64_t r = 0; r < 2; ++r) {
-            Value d = stateRow(h, 2 * r);
-            Value chunk = arith::XOrIOp::create(b, idx(j % 8), g);
-            Value index = add(add(idx((j / 8) * dk * kBoxCols), mul(d, idx(kBoxCols))),
-                              add(mul(chunk, idx(8)), t2));
-            Value v = vector::FromElementsOp::create(
-                b, pairF, ValueRange{s[sIndex(h, j, 2 * r)], s[sIndex(h, j, 2 * r + 1)]});
-            vector::StoreOp::create(b, arith::TruncFOp::create(b, pairE, v), sView,
-                                    ValueRange{index}, false, llvm::MaybeAlign(4));
-          }
+        for (int64_t j = 0; j < vTiles; j += 2) {
+          Value d = add(idx(64 * h), laneRow);
+          Value chunk = arith::XOrIOp::create(b, add(idx(j % 8), laneTile), matRow);
+          Value offset = add(idx((j / 8) * halfBytes), add(mul(d, idx(128)), mul(chunk, idx(16))));
+          SmallVector<Value> operands = {at(add(slotBase, toI32(offset)))};
+          for (int64_t jj = j; jj < j + 2; ++jj)
+            for (int64_t r = 0; r < 2; ++r)
+              operands.push_back(fb.packF32(s[sIndex(h, jj, 2 * r)], s[sIndex(h, jj, 2 * r + 1)],
+                                            /*asI32=*/true));
+          ptx.emit({}, operands,
+                   "stmatrix.sync.aligned.m8n8.x4.shared.b16 [$0], {$1, $2, $3, $4};",
+                   "r,r,r,r,r");
+        }
     };
     // The writes visible to the output warpgroups' wgmma (async proxy), then
     // slot `slot` is ready.
@@ -404,7 +438,7 @@ bool buildWgmmaSplitStateLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp 
       Value c = outputLoop.getInductionVar();
       // The lane's coordinates and the stage's descriptors from indices LLVM
       // cannot see through (a `mov` in side-effecting asm): computed here,
-      // not hoisted out of the loop (the stage is the same every iteration)
+      // not hoisted out of the loop (LLVM sees through c % stages)
       // and held through it (80 bytes of spills at 160 registers).
       auto opaque = [&](Value v) -> Value {
         return arith::IndexCastOp::create(
@@ -420,11 +454,11 @@ bool buildWgmmaSplitStateLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp 
         kDesc.push_back(descriptor(add(st.base, c32(kOff + box * kBoxBytes + inBox)), 16));
         // S_c [Dk rows][64] per value half (halfBytes apart): 16 rows a step.
         sDesc.push_back(descriptor(
-            add(mul(st.i32, c32(slotBytes)), c32(sOff + step * 16 * 128)), halfBytes));
+            add(mul(st.slot, c32(slotBytes)), c32(sOff + step * 16 * 128)), halfBytes));
       }
       SmallVector<Value> vDesc = vDescriptors(st.base);
       ptx.wait(fullBar(st.i32), st.parity);
-      ptx.wait(readyBar(st.i32), st.parity);
+      ptx.wait(readyBar(st.slot), st.slotParity);
       // A = Q K^T and OQ = Q S_c, two groups.
       ptx.wgmmaFence();
       SmallVector<Value> a(32, lb.f32(0.0));
@@ -473,7 +507,7 @@ bool buildWgmmaSplitStateLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp 
       ptx.wgmmaWait(0);
       o = ptx.fenceOperands(o);
       // This warp is done with S_c: the state warpgroup may overwrite slot.
-      lb.ifThen(eq(lane, 0), [&] { ptx.arrive(freeBar(st.i32)); });
+      lb.ifThen(eq(lane, 0), [&] { ptx.arrive(freeBar(st.slot)); });
       // O = 2^G_t OQ + A V.
       if (gated) {
         Value decay[2] = {exp2(gRow[0]), exp2(gRow[1])};

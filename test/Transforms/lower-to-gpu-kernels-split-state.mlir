@@ -30,7 +30,8 @@
 // CHECK: "mbarrier.arrive.shared::cta.b64 _, [$0];"
 // State: S_0 into slot 0 and published, then per chunk K~ written and
 // fenced, S += K~^T V (A MN-major: transposes 1, 1) over N = Dv = 128,
-// the stage released, slot (c + 1) % 2 waited for, written, published.
+// the stage released, slot (c + 1) % 2 waited for, written (stmatrix.x4:
+// n8 tiles j, j + 1 of both row halves, 16 per thread), published.
 // CHECK: setmaxnreg.inc.sync.aligned.u32 168
 // CHECK: fence.proxy.async.shared::cta;
 // CHECK: "bar.sync $0, 128;"
@@ -46,7 +47,8 @@
 // CHECK-NEXT: wgmma.wait_group.sync.aligned 0;
 // CHECK: "mbarrier.arrive.shared::cta.b64 _, [$0];"
 // CHECK: mbarrier.try_wait.parity
-// CHECK: vector.store {{.*}} vector<2xbf16>
+// CHECK-COUNT-16: stmatrix.sync.aligned.m8n8.x4.shared.b16
+// CHECK-NOT: stmatrix
 // CHECK: fence.proxy.async.shared::cta;
 // CHECK: "bar.sync $0, 128;"
 // CHECK: "mbarrier.arrive.shared::cta.b64 _, [$0];"
