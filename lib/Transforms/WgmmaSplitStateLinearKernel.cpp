@@ -26,8 +26,8 @@
 //                only), S = 2^G_last S + K~^T V (Dk / 64 x 4 wgmma
 //                m64nDvk16, A = K~^T MN-major), releases the stage, waits
 //                until slot (c + 1) % 2 is free, writes S rounded to the
-//                element type there (stmatrix; S_(c+1), the MN-major B
-//                operand of Q S) and arrives on ready[(c + 1) % 2].
+//                element type there (S_(c+1), the MN-major B operand of
+//                Q S) and arrives on ready[(c + 1) % 2].
 //   warpgroup 2 + w, w in {0, 1}: the output of chunks c = w, w + 2, ...
 //                (stage and slot w): waits full[w] and ready[w]; A = Q K^T
 //                (m64n64k16), OQ = Q S_c (m64nDvk16) as two groups; A's
@@ -297,37 +297,26 @@ bool buildWgmmaSplitStateLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp 
     auto sIndex = [&](int64_t h, int64_t j, int64_t e) { return (h * vTiles + j) * 4 + e; };
     auto stateRow = [&](int64_t h, int64_t e) { return add(idx(64 * h), rowA[e / 2]); };
     // S rounded into slot `slot` (TMA swizzle: 16-byte chunk n / 8 of row d
-    // at (n / 8) ^ (d % 8)) by stmatrix: an accumulator n8 tile's two row
-    // halves are the fragments of two 8 x 8 matrices, so one stmatrix.x4
-    // stores n8 tiles j, j + 1 of both halves (16 per thread at Dk = Dv =
-    // 128, against 64 four-byte stores; the session-13 profile had the state
-    // write-out at 41% of the state warpgroup's samples). Lane l gives row
-    // l % 8 of matrix l / 8 = (tile j + l / 16, half (l / 8) % 2). The
-    // addresses come from an index LLVM cannot see through, so they are
-    // computed at each write-out rather than held through the chunk loop
-    // (8 bytes of spills at 168 registers).
+    // at (n / 8) ^ (d % 8), d % 8 = g): 4-byte pairs, 32 distinct banks a warp.
+    // (stmatrix.x4, 16 a thread instead of these 64 stores, ran 1-4% slower
+    // on the H200: bench/results/2026-12-03-v25-session13/ d5.)
     auto writeState = [&](ArrayRef<Value> s, Value slot) {
-      Value t = arith::IndexCastOp::create(
-          b, b.getIndexType(), ptx.emit({i32}, {toI32(wtid)}, "mov.b32 $0, $1;", "=r,r"));
-      Value matrix = div(rem(t, 32), 8), matRow = rem(t, 8);
-      Value laneHalf = rem(matrix, 2), laneTile = div(matrix, 2);
-      Value laneRow = add(add(mul(div(t, 32), idx(16)), mul(laneHalf, idx(8))), matRow);
-      Value slotBase = add(c32(sOff), mul(toI32(slot), c32(slotBytes)));
+      Value sView = view(add(idx(sOff), mul(slot, idx(slotBytes))), dk * dv, et);
+      VectorType pairF = VectorType::get({2}, f32), pairE = VectorType::get({2}, et);
       for (int64_t h = 0; h < qkBoxes; ++h)
-        for (int64_t j = 0; j < vTiles; j += 2) {
-          Value d = add(idx(64 * h), laneRow);
-          Value chunk = arith::XOrIOp::create(b, add(idx(j % 8), laneTile), matRow);
-          Value offset = add(idx((j / 8) * halfBytes), add(mul(d, idx(128)), mul(chunk, idx(16))));
-          SmallVector<Value> operands = {at(add(slotBase, toI32(offset)))};
-          for (int64_t jj = j; jj < j + 2; ++jj)
-            for (int64_t r = 0; r < 2; ++r)
-              operands.push_back(fb.packF32(s[sIndex(h, jj, 2 * r)], s[sIndex(h, jj, 2 * r + 1)],
-                                            /*asI32=*/true));
-          ptx.emit({}, operands,
-                   "stmatrix.sync.aligned.m8n8.x4.shared.b16 [$0], {$1, $2, $3, $4};",
-                   "r,r,r,r,r");
-        }
+        for (int64_t j = 0; j < vTiles; ++j)
+          for (int64_t r = 0; r < 2; ++r) {
+            Value d = stateRow(h, 2 * r);
+            Value chunk = arith::XOrIOp::create(b, idx(j % 8), g);
+            Value index = add(add(idx((j / 8) * dk * kBoxCols), mul(d, idx(kBoxCols))),
+                              add(mul(chunk, idx(8)), t2));
+            Value v = vector::FromElementsOp::create(
+                b, pairF, ValueRange{s[sIndex(h, j, 2 * r)], s[sIndex(h, j, 2 * r + 1)]});
+            vector::StoreOp::create(b, arith::TruncFOp::create(b, pairE, v), sView,
+                                    ValueRange{index}, false, llvm::MaybeAlign(4));
+          }
     };
+
     // The writes visible to the output warpgroups' wgmma (async proxy), then
     // slot `slot` is ready.
     auto publishState = [&](Value slot32) {

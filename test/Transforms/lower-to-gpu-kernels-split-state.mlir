@@ -30,8 +30,8 @@
 // CHECK: "mbarrier.arrive.shared::cta.b64 _, [$0];"
 // State: S_0 into slot 0 and published, then per chunk K~ written and
 // fenced, S += K~^T V (A MN-major: transposes 1, 1) over N = Dv = 128,
-// the stage released, slot (c + 1) % 2 waited for, written (stmatrix.x4:
-// n8 tiles j, j + 1 of both row halves, 16 per thread), published.
+// the stage released, slot (c + 1) % 2 waited for, written (64 bf16 pairs
+// per thread), published.
 // CHECK: setmaxnreg.inc.sync.aligned.u32 168
 // CHECK: fence.proxy.async.shared::cta;
 // CHECK: "bar.sync $0, 128;"
@@ -47,8 +47,7 @@
 // CHECK-NEXT: wgmma.wait_group.sync.aligned 0;
 // CHECK: "mbarrier.arrive.shared::cta.b64 _, [$0];"
 // CHECK: mbarrier.try_wait.parity
-// CHECK-COUNT-16: stmatrix.sync.aligned.m8n8.x4.shared.b16
-// CHECK-NOT: stmatrix
+// CHECK-COUNT-64: vector.store {{.*}} {alignment = 4 : i64} : memref<16384xbf16, #gpu.address_space<workgroup>>, vector<2xbf16>
 // CHECK: fence.proxy.async.shared::cta;
 // CHECK: "bar.sync $0, 128;"
 // CHECK: "mbarrier.arrive.shared::cta.b64 _, [$0];"
