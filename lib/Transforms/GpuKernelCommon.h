@@ -284,6 +284,36 @@ inline Value wgmmaDescriptor(ImplicitLocOpBuilder &b, Value address, int64_t lea
   return arith::OrIOp::create(b, start, c64(bits));
 }
 
+/// A kernel's dynamic shared memory (`global`, from getDynamicSharedMemory) as
+/// one byte arena of `totalBytes`: 32-bit shared-window addresses for the
+/// asynchronous instructions (TMA, mbarriers, wgmma descriptors) and typed
+/// 1-D views at byte offsets for ordinary loads and stores.
+class SharedArena {
+public:
+  SharedArena(ImplicitLocOpBuilder &b, memref::GlobalOp global, int64_t totalBytes)
+      : b(b), space(gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup)) {
+    Value smem = memref::GetGlobalOp::create(b, global.getType(), global.getSymName());
+    base = arith::IndexCastOp::create(b, b.getI32Type(),
+                                      memref::ExtractAlignedPointerAsIndexOp::create(b, smem));
+    flat = memref::ReinterpretCastOp::create(
+        b, MemRefType::get({totalBytes}, b.getI8Type(), MemRefLayoutAttrInterface(), space),
+        smem, 0, ArrayRef<int64_t>{totalBytes}, ArrayRef<int64_t>{1});
+  }
+  /// The shared-window address of byte `offset` (i32).
+  Value address(Value offset) { return arith::AddIOp::create(b, base, offset); }
+  /// `elements` values of `type` from byte `byteOffset` (index).
+  Value view(Value byteOffset, int64_t elements, Type type) {
+    return memref::ViewOp::create(
+        b, MemRefType::get({elements}, type, MemRefLayoutAttrInterface(), space), flat,
+        byteOffset, ValueRange{});
+  }
+
+private:
+  ImplicitLocOpBuilder &b;
+  gpu::AddressSpaceAttr space;
+  Value base, flat;
+};
+
 inline MemRefType sharedTile(MLIRContext *ctx, int64_t rows, int64_t cols, Type et) {
   auto space = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
   return MemRefType::get({rows, cols}, et, MemRefLayoutAttrInterface(), space);

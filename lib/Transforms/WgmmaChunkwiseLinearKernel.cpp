@@ -69,6 +69,7 @@
 #include "GpuKernelCommon.h"
 #include "LinearProblem.h"
 #include "PtxEmitter.h"
+#include "WgmmaLinearCommon.h"
 #include "ScoreEmitter.h"
 
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
@@ -151,8 +152,7 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
   int64_t consumers = pair ? 2 : 1;
   int64_t threads = kThreads + (consumers - 1) * kConsumerThreads;
   int64_t allConsumerThreads = consumers * kConsumerThreads;
-  MLIRContext *ctx = b.getContext();
-  Type f32 = b.getF32Type(), i8 = b.getI8Type(), i32 = b.getI32Type(), i64 = b.getI64Type();
+  Type f32 = b.getF32Type(), i32 = b.getI32Type(), i64 = b.getI64Type();
 
   // Byte offsets in the dynamic shared memory.
   int64_t boxes = dk / kBoxCols; // Q / K boxes, state halves
@@ -283,17 +283,10 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
 
   // Shared memory: 32-bit shared-window addresses for the asynchronous
   // instructions, typed views for the ordinary accesses.
-  auto space = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
-  Value smem = memref::GetGlobalOp::create(b, smemGlobal.getType(), smemGlobal.getSymName());
-  Value smemBase = toI32(memref::ExtractAlignedPointerAsIndexOp::create(b, smem));
-  auto at = [&](Value offset) { return add(smemBase, offset); };
-  Value flat = memref::ReinterpretCastOp::create(
-      b, MemRefType::get({total}, i8, MemRefLayoutAttrInterface(), space), smem, 0,
-      ArrayRef<int64_t>{total}, ArrayRef<int64_t>{1});
-  auto view = [&](Value byteOffset, int64_t elements, Type type) -> Value {
-    return memref::ViewOp::create(
-        b, MemRefType::get({elements}, type, MemRefLayoutAttrInterface(), space), flat,
-        byteOffset, ValueRange{});
+  SharedArena arena(b, smemGlobal, total);
+  auto at = [&](Value offset) { return arena.address(offset); };
+  auto view = [&](Value byteOffset, int64_t elements, Type type) {
+    return arena.view(byteOffset, elements, type);
   };
   Value sView = view(idx(sOff), dk * kCols, et);
   Value gView = view(idx(gOff), vec ? 2 * kChunk * ldg : 2 * kChunk, f32);
@@ -594,18 +587,8 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
   // (n / 8) ^ (d % 8); d % 8 = g here). Each lane writes 4-byte pairs; a
   // warp's 32 lanes hit 32 distinct banks.
   auto writeState = [&](ArrayRef<Value> s) {
-    VectorType pairF = VectorType::get({2}, f32), pairE = VectorType::get({2}, et);
-    for (int64_t h = 0; h < boxes; ++h)
-      for (int64_t j = 0; j < 8; ++j)
-        for (int64_t r = 0; r < 2; ++r) {
-          Value d = stateRow(h, 2 * r);
-          Value chunk = arith::XOrIOp::create(b, idx(j), g);
-          Value index = add(mul(d, idx(kCols)), add(mul(chunk, idx(8)), t2));
-          Value v = vector::FromElementsOp::create(
-              b, pairF, ValueRange{s[sIndex(h, j, 2 * r)], s[sIndex(h, j, 2 * r + 1)]});
-          vector::StoreOp::create(b, arith::TruncFOp::create(b, pairE, v), sView,
-                                  ValueRange{index}, false, llvm::MaybeAlign(4));
-        }
+    writeSwizzledState(b, s, sView, boxes, kCols / 8, /*halfElems=*/0,
+                       AccumulatorLane{g, t2, {rowA[0], rowA[1]}}, et);
   };
 
   SmallVector<Value> init;
@@ -619,8 +602,6 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
   ptx.fenceProxyAsync();
   consumerSync();
 
-  Type outEt = cast<MemRefType>(p.out.getType()).getElementType();
-  int64_t outPairBytes = 2 * ((outEt.getIntOrFloatBitWidth() + 7) / 8);
   // Chunk c's stage: index, i32, parity of its full barrier, byte offset.
   struct Stage {
     Value index, i32, parity, base;
@@ -688,22 +669,8 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
   // Output rows of the chunk from step t0 (this lane's `rows` in it), times
   // the scale, never past T: aligned pair stores.
   auto storeOutput = [&](Value t0, ArrayRef<Value> rows, ArrayRef<Value> o) {
-    for (int r = 0; r < 2; ++r) {
-      Value pos = add(t0, rows[r]);
-      lb.ifThen(cmp(arith::CmpIPredicate::slt, pos, seq), [&] {
-        for (int64_t j = 0; j < 8; ++j) {
-          Value pair = vector::FromElementsOp::create(
-              b, VectorType::get({2}, f32),
-              ValueRange{fmul(o[j * 4 + 2 * r], lb.f32(p.scale)),
-                         fmul(o[j * 4 + 2 * r + 1], lb.f32(p.scale))});
-          if (outEt != f32)
-            pair = arith::TruncFOp::create(b, VectorType::get({2}, outEt), pair);
-          vector::StoreOp::create(b, pair, p.out,
-                                  ValueRange{batch, head, pos, add(colBase, fragCol(j, 0))},
-                                  false, llvm::MaybeAlign(outPairBytes));
-        }
-      });
-    }
+    storeOutputPairs(b, o, p.out, batch, head, t0, seq, colBase, kCols / 8, p.scale,
+                     AccumulatorLane{g, t2, {rows[0], rows[1]}});
   };
   // The chunk's end, every wgmma of it complete (the warpgroup's S_bf16
   // reads included): the state as the next chunk's B operand, then the
@@ -1311,20 +1278,7 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
               b, gView, ValueRange{add(mul(stageIdx, idx(kChunk)), row)});
           Value w = kb.splat(exp2(fsub(gLast, gS)), 8);
           Value kView = stageTile(stageIdx, kOff);
-          VectorType vec8 = VectorType::get({8}, et), vec8f = VectorType::get({8}, f32);
-          int64_t perThread = dk / 16;
-          for (int64_t i = 0; i < perThread; ++i) {
-            Value cidx = add(mul(part, idx(perThread)), idx(i));
-            Value box = div(cidx, 8);
-            Value phys = arith::XOrIOp::create(b, rem(cidx, 8), rem(row, 8));
-            Value index = add(mul(box, idx(kChunk * kBoxCols)),
-                              add(mul(row, idx(kBoxCols)), mul(phys, idx(8))));
-            Value x = vector::LoadOp::create(b, vec8, kView, ValueRange{index}, false,
-                                             llvm::MaybeAlign(16));
-            x = arith::MulFOp::create(b, arith::ExtFOp::create(b, vec8f, x), w);
-            vector::StoreOp::create(b, arith::TruncFOp::create(b, vec8, x), kView,
-                                    ValueRange{index}, false, llvm::MaybeAlign(16));
-          }
+          scaleSwizzledRow(b, kView, kView, row, part, w, dk, et);
           // The scaled K is read by wgmma (the async proxy).
           ptx.fenceProxyAsync();
           consumerSync();

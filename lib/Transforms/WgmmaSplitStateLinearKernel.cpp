@@ -56,6 +56,7 @@
 #include "GpuKernelCommon.h"
 #include "LinearProblem.h"
 #include "PtxEmitter.h"
+#include "WgmmaLinearCommon.h"
 
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 
@@ -99,8 +100,7 @@ bool buildWgmmaSplitStateLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp 
       qArg < 0 || kArg < 0 || vArg < 0)
     return false;
   bool gated = p.gate.has_value();
-  MLIRContext *ctx = b.getContext();
-  Type f32 = b.getF32Type(), i8 = b.getI8Type(), i32 = b.getI32Type();
+  Type f32 = b.getF32Type(), i32 = b.getI32Type();
 
   // Byte offsets in the dynamic shared memory.
   int64_t qkBoxes = dk / kBoxCols, vBoxes = dv / kBoxCols;
@@ -171,17 +171,12 @@ bool buildWgmmaSplitStateLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp 
   Value seq = lb.dim(p.query, 2);
   Value chunks = div(add(seq, idx(kChunk - 1)), kChunk);
 
-  auto space = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
-  Value smem = memref::GetGlobalOp::create(b, smemGlobal.getType(), smemGlobal.getSymName());
-  Value smemBase = toI32(memref::ExtractAlignedPointerAsIndexOp::create(b, smem));
-  auto at = [&](Value offset) { return add(smemBase, offset); };
-  Value flat = memref::ReinterpretCastOp::create(
-      b, MemRefType::get({total}, i8, MemRefLayoutAttrInterface(), space), smem, 0,
-      ArrayRef<int64_t>{total}, ArrayRef<int64_t>{1});
-  auto view = [&](Value byteOffset, int64_t elements, Type type) -> Value {
-    return memref::ViewOp::create(
-        b, MemRefType::get({elements}, type, MemRefLayoutAttrInterface(), space), flat,
-        byteOffset, ValueRange{});
+  // Shared memory: 32-bit shared-window addresses for the asynchronous
+  // instructions, typed views for the ordinary accesses.
+  SharedArena arena(b, smemGlobal, total);
+  auto at = [&](Value offset) { return arena.address(offset); };
+  auto view = [&](Value byteOffset, int64_t elements, Type type) {
+    return arena.view(byteOffset, elements, type);
   };
   Value gView = view(idx(gOff), stages * kChunk, f32);
   auto bar = [&](int64_t first, Value s32) {
@@ -301,22 +296,10 @@ bool buildWgmmaSplitStateLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp 
     // (stmatrix.x4, 16 a thread instead of these 64 stores, ran 1-4% slower
     // on the H200: bench/results/2026-12-03-v25-session13/ d5.)
     auto writeState = [&](ArrayRef<Value> s, Value slot) {
-      Value sView = view(add(idx(sOff), mul(slot, idx(slotBytes))), dk * dv, et);
-      VectorType pairF = VectorType::get({2}, f32), pairE = VectorType::get({2}, et);
-      for (int64_t h = 0; h < qkBoxes; ++h)
-        for (int64_t j = 0; j < vTiles; ++j)
-          for (int64_t r = 0; r < 2; ++r) {
-            Value d = stateRow(h, 2 * r);
-            Value chunk = arith::XOrIOp::create(b, idx(j % 8), g);
-            Value index = add(add(idx((j / 8) * dk * kBoxCols), mul(d, idx(kBoxCols))),
-                              add(mul(chunk, idx(8)), t2));
-            Value v = vector::FromElementsOp::create(
-                b, pairF, ValueRange{s[sIndex(h, j, 2 * r)], s[sIndex(h, j, 2 * r + 1)]});
-            vector::StoreOp::create(b, arith::TruncFOp::create(b, pairE, v), sView,
-                                    ValueRange{index}, false, llvm::MaybeAlign(4));
-          }
+      writeSwizzledState(b, s, view(add(idx(sOff), mul(slot, idx(slotBytes))), dk * dv, et),
+                         qkBoxes, vTiles, dk * kBoxCols, AccumulatorLane{g, t2, {rowA[0], rowA[1]}},
+                         et);
     };
-
     // The writes visible to the output warpgroups' wgmma (async proxy), then
     // slot `slot` is ready.
     auto publishState = [&](Value slot32) {
@@ -354,19 +337,7 @@ bool buildWgmmaSplitStateLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp 
             int64_t tileElems = qkBoxes * kChunk * kBoxCols;
             Value kView = view(add(mul(st.index, idx(stageBytes)), idx(kOff)), tileElems, et);
             Value ktView = view(idx(ktOff), tileElems, et);
-            VectorType vec8 = VectorType::get({8}, et), vec8f = VectorType::get({8}, f32);
-            int64_t perThread = dk / 16;
-            for (int64_t i = 0; i < perThread; ++i) {
-              Value cidx = add(mul(part, idx(perThread)), idx(i));
-              Value phys = arith::XOrIOp::create(b, rem(cidx, 8), rem(row, 8));
-              Value index = add(mul(div(cidx, 8), idx(kChunk * kBoxCols)),
-                                add(mul(row, idx(kBoxCols)), mul(phys, idx(8))));
-              Value x = vector::LoadOp::create(b, vec8, kView, ValueRange{index}, false,
-                                               llvm::MaybeAlign(16));
-              x = arith::MulFOp::create(b, arith::ExtFOp::create(b, vec8f, x), w);
-              vector::StoreOp::create(b, arith::TruncFOp::create(b, vec8, x), ktView,
-                                      ValueRange{index}, false, llvm::MaybeAlign(16));
-            }
+            scaleSwizzledRow(b, kView, ktView, row, part, w, dk, et);
             ptx.fenceProxyAsync(); // K~ is read by wgmma
             ptx.namedBarrierSync(c32(kStateBarrier), kWarpgroup);
             Value decay = exp2(gLast);
@@ -418,8 +389,6 @@ bool buildWgmmaSplitStateLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp 
   b.setInsertionPointToStart(&stateOrOutput.getElseRegion().front());
   ptx.setMaxRegisters(kOutputRegisters, /*increase=*/true);
   {
-    Type outEt = cast<MemRefType>(p.out.getType()).getElementType();
-    int64_t outPairBytes = 2 * ((outEt.getIntOrFloatBitWidth() + 7) / 8);
     Value w = arith::SubIOp::create(b, wg, idx(2));
     auto outputLoop = scf::ForOp::create(b, w, chunks, idx(2));
     b.setInsertionPointToStart(outputLoop.getBody());
@@ -512,21 +481,8 @@ bool buildWgmmaSplitStateLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp 
       o = ptx.fenceOperands(o);
       // This warp's reads of the stage (Q, K, V, G) are done.
       lb.ifThen(eq(lane, 0), [&] { ptx.arrive(emptyBar(st.i32)); });
-      for (int r = 0; r < 2; ++r) {
-        Value pos = add(t0, rowA[r]);
-        lb.ifThen(cmp(arith::CmpIPredicate::slt, pos, seq), [&] {
-          for (int64_t j = 0; j < vTiles; ++j) {
-            Value pair = vector::FromElementsOp::create(
-                b, VectorType::get({2}, f32),
-                ValueRange{fmul(o[j * 4 + 2 * r], lb.f32(p.scale)),
-                           fmul(o[j * 4 + 2 * r + 1], lb.f32(p.scale))});
-            if (outEt != f32)
-              pair = arith::TruncFOp::create(b, VectorType::get({2}, outEt), pair);
-            vector::StoreOp::create(b, pair, p.out, ValueRange{batch, head, pos, fragCol(j, 0)},
-                                    false, llvm::MaybeAlign(outPairBytes));
-          }
-        });
-      }
+      storeOutputPairs(b, o, p.out, batch, head, t0, seq, /*colBase=*/Value(), vTiles, p.scale,
+                       AccumulatorLane{g, t2, {rowA[0], rowA[1]}});
     }
   }
   b.setInsertionPointAfter(producerOrNot);

@@ -1,0 +1,109 @@
+//===- WgmmaLinearCommon.h - pieces both Hopper linear kernels emit ------===//
+//
+// The one-consumer chunkwise kernel (WgmmaChunkwiseLinearKernel.cpp) and the
+// split-state kernel (WgmmaSplitStateLinearKernel.cpp) lay out Q, K and the
+// rounded state S_bf16 the same way (64-column boxes, rows of 128 bytes, the
+// TMA's 128-byte swizzle: 16-byte chunk n / 8 of row r at (n / 8) ^ (r % 8))
+// and hold O and S in wgmma accumulators (lane: rows 16 warp + g (+ 8),
+// columns 8 j + t2 (+ 1) of n8 tile j). These write those layouts.
+//
+//===----------------------------------------------------------------------===//
+#ifndef ATTN_LIB_TRANSFORMS_WGMMALINEARCOMMON_H
+#define ATTN_LIB_TRANSFORMS_WGMMALINEARCOMMON_H
+
+#include "GpuKernelCommon.h"
+
+namespace attn {
+
+/// A lane's place in a warpgroup's m64 accumulator fragment.
+struct AccumulatorLane {
+  Value g, t2, row[2]; ///< lane / 4; 2 (lane % 4); rows 16 warp + g, + 8
+};
+
+/// S rounded to `et` into `sView` ([tiles / 8 value halves of halfElems][Dk
+/// rows][64], swizzled) from accumulators s[((h * tiles) + j) * 4 + e] (state
+/// rows 64 h + the lane's rows): 4-byte pairs, a warp's 32 lanes on 32 banks.
+inline void writeSwizzledState(ImplicitLocOpBuilder &b, ArrayRef<Value> s, Value sView,
+                               int64_t rowBoxes, int64_t tiles, int64_t halfElems,
+                               const AccumulatorLane &l, Type et) {
+  LoopBuilder lb(b);
+  auto idx = [&](int64_t v) { return lb.index(v); };
+  auto add = [&](Value x, Value y) { return arith::AddIOp::create(b, x, y).getResult(); };
+  auto mul = [&](Value x, Value y) { return arith::MulIOp::create(b, x, y).getResult(); };
+  VectorType pairF = VectorType::get({2}, b.getF32Type()), pairE = VectorType::get({2}, et);
+  for (int64_t h = 0; h < rowBoxes; ++h)
+    for (int64_t j = 0; j < tiles; ++j)
+      for (int64_t r = 0; r < 2; ++r) {
+        Value d = add(idx(64 * h), l.row[r]);
+        Value chunk = arith::XOrIOp::create(b, idx(j % 8), l.g);
+        Value index = add(mul(d, idx(64)), add(mul(chunk, idx(8)), l.t2));
+        if (j >= 8)
+          index = add(idx((j / 8) * halfElems), index);
+        int64_t at = (h * tiles + j) * 4 + 2 * r;
+        Value v = vector::FromElementsOp::create(b, pairF, ValueRange{s[at], s[at + 1]});
+        vector::StoreOp::create(b, arith::TruncFOp::create(b, pairE, v), sView,
+                                ValueRange{index}, false, llvm::MaybeAlign(4));
+      }
+}
+
+/// K's rows scaled into `dst` (`src` itself: in place) in the swizzled
+/// [Dk / 64][64][64] layout: this thread's row of the chunk and its half
+/// `part` of the row's Dk / 8 16-byte chunks, chunk i at (i ^ (row % 8)) of
+/// its box (a row scale: the swizzle only spreads the banks), times `w` (a
+/// vector<8xf32> splat).
+inline void scaleSwizzledRow(ImplicitLocOpBuilder &b, Value src, Value dst, Value row,
+                             Value part, Value w, int64_t dk, Type et) {
+  LoopBuilder lb(b);
+  auto idx = [&](int64_t v) { return lb.index(v); };
+  auto add = [&](Value x, Value y) { return arith::AddIOp::create(b, x, y).getResult(); };
+  auto mul = [&](Value x, Value y) { return arith::MulIOp::create(b, x, y).getResult(); };
+  VectorType vec8 = VectorType::get({8}, et), vec8f = VectorType::get({8}, b.getF32Type());
+  int64_t perThread = dk / 16;
+  for (int64_t i = 0; i < perThread; ++i) {
+    Value cidx = add(mul(part, idx(perThread)), idx(i));
+    Value box = arith::DivUIOp::create(b, cidx, idx(8));
+    Value phys = arith::XOrIOp::create(b, arith::RemUIOp::create(b, cidx, idx(8)),
+                                       arith::RemUIOp::create(b, row, idx(8)));
+    Value index = add(mul(box, idx(64 * 64)), add(mul(row, idx(64)), mul(phys, idx(8))));
+    Value x = vector::LoadOp::create(b, vec8, src, ValueRange{index}, false,
+                                     llvm::MaybeAlign(16));
+    x = arith::MulFOp::create(b, arith::ExtFOp::create(b, vec8f, x), w);
+    vector::StoreOp::create(b, arith::TruncFOp::create(b, vec8, x), dst, ValueRange{index},
+                            false, llvm::MaybeAlign(16));
+  }
+}
+
+/// scale * O of a chunk from step t0 into out[batch, head, t0 + row, colBase
+/// + ...] (colBase may be null: 0), rows < seq only, as aligned pairs.
+inline void storeOutputPairs(ImplicitLocOpBuilder &b, ArrayRef<Value> o, Value out,
+                             Value batch, Value head, Value t0, Value seq, Value colBase,
+                             int64_t tiles, double scale, const AccumulatorLane &l) {
+  LoopBuilder lb(b);
+  Type f32 = b.getF32Type();
+  Type outEt = cast<MemRefType>(out.getType()).getElementType();
+  int64_t pairBytes = 2 * ((outEt.getIntOrFloatBitWidth() + 7) / 8);
+  auto add = [&](Value x, Value y) { return arith::AddIOp::create(b, x, y).getResult(); };
+  auto fmul = [&](Value x, Value y) { return arith::MulFOp::create(b, x, y).getResult(); };
+  for (int r = 0; r < 2; ++r) {
+    Value pos = add(t0, l.row[r]);
+    lb.ifThen(arith::CmpIOp::create(b, arith::CmpIPredicate::slt, pos, seq), [&] {
+      for (int64_t j = 0; j < tiles; ++j) {
+        Value pair = vector::FromElementsOp::create(
+            b, VectorType::get({2}, f32),
+            ValueRange{fmul(o[j * 4 + 2 * r], lb.f32(scale)),
+                       fmul(o[j * 4 + 2 * r + 1], lb.f32(scale))});
+        if (outEt != f32)
+          pair = arith::TruncFOp::create(b, VectorType::get({2}, outEt), pair);
+        Value col = add(lb.index(j * 8), l.t2);
+        if (colBase)
+          col = add(colBase, col);
+        vector::StoreOp::create(b, pair, out, ValueRange{batch, head, pos, col}, false,
+                                llvm::MaybeAlign(pairBytes));
+      }
+    });
+  }
+}
+
+} // namespace attn
+
+#endif // ATTN_LIB_TRANSFORMS_WGMMALINEARCOMMON_H
