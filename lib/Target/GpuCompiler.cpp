@@ -454,7 +454,8 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
                 (options.chunkedLinearProducerDiagonal ? " chunked-linear-producer-diagonal=1"
                                                        : "") +
                 (options.chunkedLinearTwoConsumers ? " chunked-linear-two-consumers=1" : "") +
-                (options.chunkedLinearSplitState ? " chunked-linear-split-state=1" : "")
+                (options.chunkedLinearSplitState ? " chunked-linear-split-state=1" : "") +
+                (options.chunkedLinearProducerKScale ? " chunked-linear-producer-k-scale=1" : "")
           : "";
   auto generate = [&](int64_t bq, int64_t bk, Generated &g) {
     std::string suffix = " (" + std::to_string(bq) + "x" + std::to_string(bk) + ")";

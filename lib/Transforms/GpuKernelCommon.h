@@ -397,8 +397,11 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
 /// .cpp): no, scalar and head-constant gates, identity feature map, no
 /// normalizer, f16/bf16, head dims 64/128. Returns false (building nothing)
 /// outside that.
+/// With `producerKScale` (experimental), the producer warpgroup's idle warps
+/// scale K for the state update a chunk ahead (gates only).
 bool buildWgmmaSplitStateLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
-                                      func::FuncOp host, LinearProblem p);
+                                      func::FuncOp host, LinearProblem p,
+                                      bool producerKScale = false);
 
 } // namespace attn
 

@@ -357,7 +357,8 @@ struct LowerToGpuKernelsPass
             buildSoftmaxKernel(b, gpuModule, host, attention);
         } else if (std::optional<LinearProblem> p = getLinearProblem(op)) {
           if (chunkedLinearWgmma && chunkedLinearSplitState &&
-              buildWgmmaSplitStateLinearKernel(b, gpuModule, host, *p))
+              buildWgmmaSplitStateLinearKernel(b, gpuModule, host, *p,
+                                               chunkedLinearProducerKScale))
             return;
           if (chunkedLinearWgmma &&
               buildWgmmaChunkwiseLinearKernel(b, gpuModule, host, *p,

@@ -47,18 +47,18 @@ inline void writeSwizzledState(ImplicitLocOpBuilder &b, ArrayRef<Value> s, Value
 }
 
 /// K's rows scaled into `dst` (`src` itself: in place) in the swizzled
-/// [Dk / 64][64][64] layout: this thread's row of the chunk and its half
-/// `part` of the row's Dk / 8 16-byte chunks, chunk i at (i ^ (row % 8)) of
-/// its box (a row scale: the swizzle only spreads the banks), times `w` (a
-/// vector<8xf32> splat).
+/// [Dk / 64][64][64] layout: this thread's row of the chunk and its part
+/// `part` of `parts` of the row's Dk / 8 16-byte chunks, chunk i at (i ^ (row
+/// % 8)) of its box (a row scale: the swizzle only spreads the banks), times
+/// `w` (a vector<8xf32> splat).
 inline void scaleSwizzledRow(ImplicitLocOpBuilder &b, Value src, Value dst, Value row,
-                             Value part, Value w, int64_t dk, Type et) {
+                             Value part, Value w, int64_t dk, Type et, int64_t parts = 2) {
   LoopBuilder lb(b);
   auto idx = [&](int64_t v) { return lb.index(v); };
   auto add = [&](Value x, Value y) { return arith::AddIOp::create(b, x, y).getResult(); };
   auto mul = [&](Value x, Value y) { return arith::MulIOp::create(b, x, y).getResult(); };
   VectorType vec8 = VectorType::get({8}, et), vec8f = VectorType::get({8}, b.getF32Type());
-  int64_t perThread = dk / 16;
+  int64_t perThread = dk / 8 / parts;
   for (int64_t i = 0; i < perThread; ++i) {
     Value cidx = add(mul(part, idx(perThread)), idx(i));
     Value box = arith::DivUIOp::create(b, cidx, idx(8));

@@ -43,6 +43,14 @@
 // Registers: 128 per thread at entry (65536 / 512), setmaxnreg 24 / 168 /
 // 160 / 160.
 //
+// With `producerKScale` (chunked-linear-producer-k-scale, experimental, not
+// yet run on a GPU; gates only): warps 1 and 2 of the producer warpgroup write
+// K~[c % 2] (a double buffer) a row per thread once chunk c's stage has
+// landed and arrive on kt_ready[c % 2] (64 arrivals); the state warpgroup waits
+// there instead of scaling K itself, which took 37% of its samples on the
+// H200 (d4) while the output warpgroups waited for it. Setmaxnreg 32 / 160 /
+// 160 / 160, 2 stages.
+//
 // Shared memory (1024-byte aligned; every TMA box and wgmma operand 128-byte
 // swizzled, the layouts of WgmmaChunkwiseLinearKernel.cpp): stage s in {0, 1}:
 // Q [Dk / 64][64][64], K likewise, V [Dv / 64][64][64]; K~ [Dk / 64][64][64]
@@ -72,6 +80,14 @@ constexpr int64_t kWarpgroup = 128, kThreads = 4 * kWarpgroup;
 // at Dk = Dv = 128; an output warpgroup O (64), A (32), its decays (32) and
 // A's packed registers (16).
 constexpr int64_t kProducerRegisters = 24, kStateRegisters = 168, kOutputRegisters = 160;
+static_assert(kWarpgroup * (kProducerRegisters + kStateRegisters + 2 * kOutputRegisters) <= 65536,
+              "the setmaxnreg split exceeds the block's register pool");
+// With the producer warpgroup scaling K (producerKScale): its warps 1 and 2
+// need more than 24, the state warpgroup less (no K~ code).
+constexpr int64_t kScalingProducerRegisters = 32, kLeanStateRegisters = 160;
+static_assert(kWarpgroup * (kScalingProducerRegisters + kLeanStateRegisters +
+                            2 * kOutputRegisters) <= 65536,
+              "the setmaxnreg split exceeds the block's register pool");
 constexpr int64_t kStateBarrier = 1; // named barrier of the state warpgroup
 // Stages of Q, K, V (and G), as many as fit the 227 KiB a block may have, up
 // to kMaxStages. 3 fit every shape it covers (230224 bytes at Dk = Dv = 128
@@ -86,7 +102,7 @@ constexpr int64_t kMaxStages = 2, kMaxSharedBytes = 227 * 1024;
 } // namespace
 
 bool buildWgmmaSplitStateLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
-                                      func::FuncOp host, LinearProblem p) {
+                                      func::FuncOp host, LinearProblem p, bool producerKScale) {
   auto qType = cast<MemRefType>(p.query.getType());
   auto kType = cast<MemRefType>(p.key.getType());
   auto vType = cast<MemRefType>(p.value.getType());
@@ -100,6 +116,9 @@ bool buildWgmmaSplitStateLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp 
       qArg < 0 || kArg < 0 || vArg < 0)
     return false;
   bool gated = p.gate.has_value();
+  // K~ by warps 1 and 2 of the producer warpgroup a chunk ahead, into a
+  // double buffer (K~[c % 2]), instead of by the state warpgroup on its chain.
+  bool kByProducer = gated && producerKScale;
   Type f32 = b.getF32Type(), i32 = b.getI32Type();
 
   // Byte offsets in the dynamic shared memory.
@@ -107,16 +126,20 @@ bool buildWgmmaSplitStateLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp 
   int64_t qOff = 0, kOff = qkBoxes * kBoxBytes, vOff = 2 * qkBoxes * kBoxBytes;
   int64_t stageBytes = vOff + vBoxes * kBoxBytes;
   int64_t slotBytes = dk * dv * 2, halfBytes = dk * 128; // S_bf16: [Dv / 64][Dk][64]
-  int64_t stages = kMaxStages, ktOff, sOff, gOff, barOff, total;
+  int64_t ktBytes = qkBoxes * kBoxBytes, ktBuffers = !gated ? 0 : kByProducer ? 2 : 1;
+  int64_t stages = kByProducer ? 2 : kMaxStages, ktOff, sOff, gOff, barOff, total;
   for (;; --stages) {
     ktOff = stages * stageBytes;
-    sOff = ktOff + (gated ? qkBoxes * kBoxBytes : 0);
+    sOff = ktOff + ktBuffers * ktBytes;
     gOff = sOff + 2 * slotBytes;
     barOff = gOff + stages * kChunk * 4;
-    total = barOff + 8 * (2 * stages + 4); // full, empty [stages]; ready, free [2]
+    // full, empty [stages]; ready, free [2]; K~ ready [2] (producer K~)
+    total = barOff + 8 * (2 * stages + 4 + (kByProducer ? 2 : 0));
     if (total <= kMaxSharedBytes || stages == 2)
       break;
   }
+  int64_t producerRegs = kByProducer ? kScalingProducerRegisters : kProducerRegisters;
+  int64_t stateRegs = kByProducer ? kLeanStateRegisters : kStateRegisters;
 
   memref::GlobalOp smemGlobal = getDynamicSharedMemory(b, module);
   IRMapping map;
@@ -127,14 +150,13 @@ bool buildWgmmaSplitStateLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp 
   kernel->setAttr("attn.block_threads", b.getI64IntegerAttr(kThreads));
   kernel->setAttr("attn.tensor_cores", b.getStringAttr("wgmma.chunkwise"));
   kernel->setAttr("attn.split_state", b.getUnitAttr());
+  if (kByProducer)
+    kernel->setAttr("attn.producer_k_scale", b.getUnitAttr());
   kernel->setAttr("attn.dynamic_shared_memory", b.getI64IntegerAttr(total));
   kernel->setAttr("attn.grid_x", b.getI64IntegerAttr(1));
   kernel->setAttr(NVVM::NVVMDialect::getMaxntidAttrName(),
                   b.getDenseI32ArrayAttr({int32_t(kThreads), 1, 1}));
   kernel->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(), b.getI32IntegerAttr(1));
-  static_assert(kWarpgroup * (kProducerRegisters + kStateRegisters + 2 * kOutputRegisters) <=
-                    65536,
-                "the setmaxnreg split exceeds the block's register pool");
   kernel->setAttr("attn.tensor_maps",
                   b.getArrayAttr({tensorMapAttr(b, qArg, kBoxCols, kChunk),
                                   tensorMapAttr(b, kArg, kBoxCols, kChunk),
@@ -186,6 +208,7 @@ bool buildWgmmaSplitStateLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp 
   auto emptyBar = [&](Value s) { return bar(stages, s); };
   auto readyBar = [&](Value s) { return bar(2 * stages, s); };
   auto freeBar = [&](Value s) { return bar(2 * stages + 2, s); };
+  auto ktReadyBar = [&](Value s) { return bar(2 * stages + 4, s); };
   auto descriptor = [&](Value offset, int64_t leadingBytes) {
     return wgmmaDescriptor(b, at(offset), leadingBytes);
   };
@@ -221,6 +244,8 @@ bool buildWgmmaSplitStateLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp 
     for (int64_t s = 0; s < 2; ++s) {
       ptx.mbarrierInit(readyBar(c32(s)), 1);
       ptx.mbarrierInit(freeBar(c32(s)), 4);
+      if (kByProducer)
+        ptx.mbarrierInit(ktReadyBar(c32(s)), 64); // every thread of warps 1, 2
     }
     ptx.mbarrierInitFence();
   });
@@ -245,7 +270,34 @@ bool buildWgmmaSplitStateLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp 
   // Producer: warp 0 of warpgroup 0.
   //===--------------------------------------------------------------------===//
   b.setInsertionPointToStart(&producerOrNot.getThenRegion().front());
-  ptx.setMaxRegisters(kProducerRegisters, /*increase=*/false);
+  ptx.setMaxRegisters(producerRegs, /*increase=*/false);
+  if (kByProducer) {
+    // Warps 1, 2: K~[c % 2] = K ⊙ 2^(G_last − G_s) once chunk c's stage
+    // (K and G) has landed, a row per thread; released per thread (each
+    // one's own stores, then its arrival). K~[c % 2] is free again by then:
+    // chunk c's stage can only land after chunk c - 2's empty barrier, which
+    // waits for the state warpgroup's update that read K~[c % 2].
+    lb.ifThen(arith::AndIOp::create(b, cmp(arith::CmpIPredicate::uge, warp, idx(1)),
+                                    cmp(arith::CmpIPredicate::ule, warp, idx(2))),
+              [&] {
+      Value row = arith::SubIOp::create(b, tid, idx(32));
+      int64_t tileElems = qkBoxes * kChunk * kBoxCols;
+      lb.forLoop(idx(0), chunks, [&](Value c) {
+        Stage st = stageOf(c);
+        ptx.wait(fullBar(st.i32), st.parity);
+        Value gFirst = mul(st.index, idx(kChunk));
+        Value gLast =
+            memref::LoadOp::create(b, gView, ValueRange{add(gFirst, idx(kChunk - 1))});
+        Value gS = memref::LoadOp::create(b, gView, ValueRange{add(gFirst, row)});
+        Value w = kb.splat(exp2(fsub(gLast, gS)), 8);
+        Value kView = view(add(mul(st.index, idx(stageBytes)), idx(kOff)), tileElems, et);
+        Value ktView = view(add(idx(ktOff), mul(rem(c, 2), idx(ktBytes))), tileElems, et);
+        scaleSwizzledRow(b, kView, ktView, row, idx(0), w, dk, et, /*parts=*/1);
+        ptx.fenceProxyAsync(); // K~ is read by wgmma
+        ptx.arrive(ktReadyBar(toI32(rem(c, 2))));
+      });
+    });
+  }
   lb.ifThen(eq(warp, 0), [&] {
     Value batch32 = toI32(batch), head32 = toI32(head);
     lb.forLoop(idx(0), chunks, [&](Value c) {
@@ -286,7 +338,7 @@ bool buildWgmmaSplitStateLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp 
   // State: warpgroup 1.
   //===--------------------------------------------------------------------===//
   b.setInsertionPointToStart(&stateOrOutput.getThenRegion().front());
-  ptx.setMaxRegisters(kStateRegisters, /*increase=*/true);
+  ptx.setMaxRegisters(stateRegs, /*increase=*/true);
   {
     // Accumulator index of (K box h, n8 tile j, element e); state row of it.
     auto sIndex = [&](int64_t h, int64_t j, int64_t e) { return (h * vTiles + j) * 4 + e; };
@@ -328,7 +380,17 @@ bool buildWgmmaSplitStateLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp 
           // row's 16-byte chunks; chunk i of box b at (i ^ (row % 8)).
           int64_t aOff = kOff;
           Value aBase = st.base;
-          if (gated) {
+          if (kByProducer) {
+            // K~[c % 2] from the producer warpgroup.
+            ptx.wait(ktReadyBar(st.slot), st.slotParity);
+            Value gLast = memref::LoadOp::create(
+                b, gView, ValueRange{add(mul(st.index, idx(kChunk)), idx(kChunk - 1))});
+            Value decay = exp2(gLast);
+            for (Value &s : next)
+              s = fmul(s, decay);
+            aOff = ktOff;
+            aBase = mul(st.slot, c32(ktBytes));
+          } else if (gated) {
             Value gFirst = mul(st.index, idx(kChunk));
             Value gLast = memref::LoadOp::create(b, gView, ValueRange{add(gFirst, idx(kChunk - 1))});
             Value row = rem(wtid, kChunk), part = div(wtid, kChunk);

@@ -107,15 +107,24 @@ build/bin/attn-compile examples/gated_scalar.json test/gpu/specs/{gated_head_con
   --chunked-linear-wgmma --chunked-linear-wgmma-overlap -q
 build/bin/attn-compile bench/specs/b_simple_gla.json -o gpu-kernels/bench_linwg_overlap \
   --chip sm_90a --cubin --fail-on-spills --chunked-linear-wgmma --chunked-linear-wgmma-overlap -q
-# ... with --chunked-linear-split-state (experimental, off by default; session 13): the
-# state recurrence on its own warpgroup, the chunk outputs on two more (no / scalar /
-# head-constant gates). Checks: CHECKS=tc_sm_90a_split/; bench: --kernels
-# gpu-kernels/bench_split --only simple_gla.
+# --chunked-linear-split-state (the default since session 13; built here explicitly so the
+# folders stay when the default moves): the state recurrence on its own warpgroup, the
+# chunk outputs on two more (no / scalar / head-constant gates). Checks:
+# CHECKS=tc_sm_90a_split/; bench: --kernels gpu-kernels/bench_split --only simple_gla.
 build/bin/attn-compile examples/gated_scalar.json \
   test/gpu/specs/{gated_head_constant,linear_plain,gated_scalar_dk64}.json \
   -o gpu-kernels/tc_sm_90a_split --chip sm_90a --cubin --fail-on-spills --chunked-linear-split-state -q
 build/bin/attn-compile bench/specs/b_simple_gla.json -o gpu-kernels/bench_split \
   --chip sm_90a --cubin --fail-on-spills --chunked-linear-split-state -q
+# ... with --chunked-linear-producer-k-scale (experimental, session 13, never run on a GPU):
+# the split-state kernel's K~ computed by the producer warpgroup's idle warps a chunk
+# ahead. Checks: CHECKS=tc_sm_90a_pks/ (and SANITIZE_KERNELS=tc_sm_90a_pks/gated_scalar);
+# bench: --kernels gpu-kernels/bench_pks --only simple_gla, against the default.
+build/bin/attn-compile examples/gated_scalar.json \
+  test/gpu/specs/{gated_head_constant,gated_scalar_dk64}.json \
+  -o gpu-kernels/tc_sm_90a_pks --chip sm_90a --cubin --fail-on-spills --chunked-linear-producer-k-scale -q
+build/bin/attn-compile bench/specs/b_simple_gla.json -o gpu-kernels/bench_pks \
+  --chip sm_90a --cubin --fail-on-spills --chunked-linear-producer-k-scale -q
 # ... with --chunked-linear-wgmma-vector (attn-compile's default since session 10): vector gates
 # (GLA) on the wgmma kernel too (1 block per SM at Dk = 128). Checks
 # (CHECKS=tc_sm_90a_glawg/): the linear check specs with the flag (gated_vector,

@@ -1,6 +1,7 @@
 // RUN: attn-opt %s --attn-lower-to-gpu-kernels="chunked-linear=1 chunked-linear-wgmma=1 chunked-linear-split-state=1" | FileCheck %s
 // RUN: attn-opt %s --attn-lower-to-gpu-kernels="chunked-linear=1 chunked-linear-wgmma=1" | FileCheck %s --check-prefix=ONE
 // RUN: attn-opt %s --attn-lower-to-gpu-kernels="chunked-linear=1 chunked-linear-split-state=1" | FileCheck %s --check-prefix=NOWG
+// RUN: attn-opt %s --attn-lower-to-gpu-kernels="chunked-linear=1 chunked-linear-wgmma=1 chunked-linear-split-state=1 chunked-linear-producer-k-scale=1" | FileCheck %s --check-prefix=PKS
 
 // The split-state chunkwise kernel (WgmmaSplitStateLinearKernel.cpp): one
 // block of 512 threads per (batch, head), 1 per SM; warpgroup 0 produces,
@@ -105,6 +106,35 @@
 // NOWG-LABEL: gpu.func @gated_scalar
 // NOWG-SAME: attn.tensor_cores = "mma.sync.chunkwise"
 // NOWG-NOT: wgmma
+
+// With chunked-linear-producer-k-scale (experimental): warps 1 and 2 of the
+// producer warpgroup write K~[c % 2] (a second 16 KiB buffer: 197200 bytes)
+// and release it on a barrier of 64 arrivals; the state warpgroup waits on
+// it instead of scaling K (no K~ stores, no named barrier before its update).
+// Setmaxnreg 32 / 160 / 160. Ungated kernels do not change.
+// PKS-LABEL: gpu.func @gated_scalar
+// PKS-SAME: attn.dynamic_shared_memory = 197200
+// PKS-SAME: attn.producer_k_scale
+// PKS: "mbarrier.init.shared::cta.b64 [$0], $1;", "r,r" %{{.*}}, %c64_i32
+// PKS: setmaxnreg.dec.sync.aligned.u32 32
+// PKS: scf.for
+// PKS: mbarrier.try_wait.parity
+// PKS: llvm.nvvm.ex2.approx.ftz.f32
+// PKS-COUNT-16: vector.store {{.*}} vector<8xbf16>
+// PKS: fence.proxy.async.shared::cta;
+// PKS: "mbarrier.arrive.shared::cta.b64 _, [$0];"
+// PKS: setmaxnreg.inc.sync.aligned.u32 160
+// PKS: scf.for {{.*}} iter_args({{.*}}) -> ({{(f32, ){127}f32}})
+// PKS: mbarrier.try_wait.parity
+// PKS: mbarrier.try_wait.parity
+// PKS-NOT: vector<8xbf16>
+// PKS-NOT: bar.sync
+// PKS: wgmma.fence.sync.aligned;
+// PKS-COUNT-8: wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {{.*}}p, 1, 1, 1, 1;
+// PKS: setmaxnreg.inc.sync.aligned.u32 160
+// PKS-LABEL: gpu.func @linear_plain
+// PKS-SAME: attn.dynamic_shared_memory = 66112
+// PKS-NOT: attn.producer_k_scale
 
 func.func @gated_scalar(%q: memref<?x4x?x128xbf16>, %k: memref<?x4x?x128xbf16>,
                         %v: memref<?x4x?x128xbf16>, %g: memref<?x4x?xf32>,

@@ -135,6 +135,10 @@ static cl::opt<bool> chunkedLinearSplitState(
              "block per (batch, head) with the state recurrence on its own warpgroup "
              "and the chunk outputs on two more (default; =false for one block per "
              "64 value columns with one consumer warpgroup)"));
+static cl::opt<bool> chunkedLinearProducerKScale(
+    "chunked-linear-producer-k-scale", cl::init(false),
+    cl::desc("With --chunked-linear-split-state and gates: the producer warpgroup's idle "
+             "warps scale K for the state update a chunk ahead (experimental)"));
 static cl::opt<bool> timeStages(
     "time-stages",
     cl::desc("Print where each spec's compile time went (stages, wall and CPU "
@@ -216,6 +220,12 @@ int main(int argc, char **argv) {
                     "wgmma chunkwise kernel; drop --chunked-linear-wgmma=false\n";
     return 1;
   }
+  if (chunkedLinearProducerKScale && (!chunkedLinearSplitState || !chunkedLinearWgmma)) {
+    llvm::errs() << "attn-compile: error: --chunked-linear-producer-k-scale is part of the "
+                    "split-state kernel; drop --chunked-linear-split-state=false / "
+                    "--chunked-linear-wgmma=false\n";
+    return 1;
+  }
   if (polyExp2.getNumOccurrences()) {
     if (polyExp2 < 0 || polyExp2 > 8) {
       llvm::errs() << "attn-compile: error: --poly-exp2=" << polyExp2
@@ -242,6 +252,7 @@ int main(int argc, char **argv) {
   // The producer diagonal is a shape of the one-consumer kernel.
   options.chunkedLinearTwoConsumers = chunkedLinearTwoConsumers && !chunkedLinearProducerDiagonal;
   options.chunkedLinearSplitState = chunkedLinearSplitState;
+  options.chunkedLinearProducerKScale = chunkedLinearProducerKScale;
   options.upstreamNvvmPipeline = upstreamNvvmPipeline;
   // One MLIR context per spec, so specs compile independently in parallel.
   // Results are printed in the order given, whatever order they finish in.

@@ -72,6 +72,9 @@ struct GpuCompileOptions {
   /// kernel's 253 / 265 and 251 / 267 in the same call;
   /// bench/results/2026-12-03-v25-session13/).
   bool chunkedLinearSplitState = true;
+  /// ... and, in it with gates, K scaled by the producer warpgroup's idle warps a
+  /// chunk ahead (experimental: compiled and checked here, not yet run on a GPU).
+  bool chunkedLinearProducerKScale = false;
   bool failOnSpills = false;      ///< with cubin: any spill or stack frame is an error
   bool alwaysAssemble = false;    ///< run ptxas even without cubin (for its report)
   /// Recorded in the manifest's "tuning" key when tuningGroup is set

@@ -165,6 +165,11 @@ def AttnLowerToGpuKernels : Pass<"attn-lower-to-gpu-kernels", "::mlir::ModuleOp"
            "block per (batch, head) whose state recurrence runs on its own warpgroup "
            "and whose chunk outputs run on two more, alternate chunks in parallel "
            "(experimental)">,
+    Option<"chunkedLinearProducerKScale", "chunked-linear-producer-k-scale", "bool",
+           /*default=*/"false",
+           "With chunked-linear-split-state and gates: the producer warpgroup's idle "
+           "warps scale K for the state update a chunk ahead (a K~ double buffer), "
+           "off the state warpgroup's chain (experimental)">,
     Option<"fastTanh", "fast-tanh", "bool", /*default=*/"false",
            "math.tanh on f32 in the kernels as one MUFU.TANH (tanh.approx.f32, "
            "relative error at most 2^-10.99) instead of libdevice's tanhf (two "
