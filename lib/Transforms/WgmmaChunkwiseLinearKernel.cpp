@@ -1235,21 +1235,8 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
           ptx.wgmmaWait(1);
           a = ptx.fenceOperands(a);
         }
-        for (int64_t j = 0; j < 8; ++j) {
-          for (int64_t e = 0; e < 4; ++e) {
-            Value v = a[j * 4 + e];
-            if (gated)
-              v = fmul(v, decayA[j * 4 + e]);
-            Value visible = cmp(arith::CmpIPredicate::ule, fragCol(j, e), rowA[e / 2]);
-            a[j * 4 + e] = arith::SelectOp::create(b, visible, v, lb.f32(0.0));
-          }
-        }
-        SmallVector<Value> aRegs;
-        for (int64_t u = 0; u < 4; ++u) {
-          const Value *lo = &a[(2 * u) * 4], *hi = &a[(2 * u + 1) * 4];
-          aRegs.append({fb.packF32(lo[0], lo[1], true), fb.packF32(lo[2], lo[3], true),
-                        fb.packF32(hi[0], hi[1], true), fb.packF32(hi[2], hi[3], true)});
-        }
+        SmallVector<Value> aRegs =
+            causalChunkOperand(b, fb, a, decayA, AccumulatorLane{g, t2, {rowA[0], rowA[1]}});
 
         // O = 2^G_t OQ + A V.
         ptx.wgmmaWait(0);

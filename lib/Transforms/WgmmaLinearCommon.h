@@ -11,6 +11,7 @@
 #ifndef ATTN_LIB_TRANSFORMS_WGMMALINEARCOMMON_H
 #define ATTN_LIB_TRANSFORMS_WGMMALINEARCOMMON_H
 
+#include "FragmentSoftmax.h"
 #include "GpuKernelCommon.h"
 
 namespace attn {
@@ -71,6 +72,33 @@ inline void scaleSwizzledRow(ImplicitLocOpBuilder &b, Value src, Value dst, Valu
     vector::StoreOp::create(b, arith::TruncFOp::create(b, vec8, x), dst, ValueRange{index},
                             false, llvm::MaybeAlign(16));
   }
+}
+
+/// A = Q K^T's accumulators (m64n64: 8 n8 tiles of 4) causally masked (key
+/// <= row within the chunk) and, when `decay` is given (one factor per
+/// accumulator), decayed, then packed as the A operand of A V (4 registers
+/// per k16 step: tiles 2u and 2u + 1, rows g and g + 8).
+inline SmallVector<Value> causalChunkOperand(ImplicitLocOpBuilder &b, FragmentBuilder &fb,
+                                             SmallVector<Value> a, ArrayRef<Value> decay,
+                                             const AccumulatorLane &l) {
+  LoopBuilder lb(b);
+  for (int64_t j = 0; j < 8; ++j) {
+    for (int64_t e = 0; e < 4; ++e) {
+      Value v = a[j * 4 + e];
+      if (!decay.empty())
+        v = arith::MulFOp::create(b, v, decay[j * 4 + e]);
+      Value key = arith::AddIOp::create(b, lb.index(j * 8 + e % 2), l.t2);
+      Value visible = arith::CmpIOp::create(b, arith::CmpIPredicate::ule, key, l.row[e / 2]);
+      a[j * 4 + e] = arith::SelectOp::create(b, visible, v, lb.f32(0.0));
+    }
+  }
+  SmallVector<Value> regs;
+  for (int64_t u = 0; u < 4; ++u) {
+    const Value *lo = &a[(2 * u) * 4], *hi = &a[(2 * u + 1) * 4];
+    regs.append({fb.packF32(lo[0], lo[1], true), fb.packF32(lo[2], lo[3], true),
+                 fb.packF32(hi[0], hi[1], true), fb.packF32(hi[2], hi[3], true)});
+  }
+  return regs;
 }
 
 /// scale * O of a chunk from step t0 into out[batch, head, t0 + row, colBase

@@ -510,20 +510,8 @@ bool buildWgmmaSplitStateLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp 
           for (int64_t e = 0; e < 4; ++e)
             decayA.push_back(
                 exp2(fsub(gRow[e / 2], vector::ExtractOp::create(b, gCols[j], e % 2))));
-      for (int64_t j = 0; j < 8; ++j)
-        for (int64_t e = 0; e < 4; ++e) {
-          Value v = a[j * 4 + e];
-          if (gated)
-            v = fmul(v, decayA[j * 4 + e]);
-          Value visible = cmp(arith::CmpIPredicate::ule, fragCol(j, e), rowA[e / 2]);
-          a[j * 4 + e] = arith::SelectOp::create(b, visible, v, lb.f32(0.0));
-        }
-      SmallVector<Value> aRegs;
-      for (int64_t u = 0; u < 4; ++u) {
-        const Value *lo = &a[(2 * u) * 4], *hi = &a[(2 * u + 1) * 4];
-        aRegs.append({fb.packF32(lo[0], lo[1], true), fb.packF32(lo[2], lo[3], true),
-                      fb.packF32(hi[0], hi[1], true), fb.packF32(hi[2], hi[3], true)});
-      }
+      SmallVector<Value> aRegs =
+          causalChunkOperand(b, fb, a, decayA, AccumulatorLane{g, t2, {rowA[0], rowA[1]}});
       ptx.wgmmaWait(0);
       o = ptx.fenceOperands(o);
       // This warp is done with S_c: the state warpgroup may overwrite slot.
