@@ -122,18 +122,13 @@ bool buildWgmmaChunkwiseLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp m
                                      func::FuncOp host, LinearProblem p,
                                      WgmmaLinearOptions options) {
   bool overlap = options.overlap, vectorGates = options.vectorGates;
-  auto qType = cast<MemRefType>(p.query.getType());
-  auto kType = cast<MemRefType>(p.key.getType());
-  auto vType = cast<MemRefType>(p.value.getType());
-  Type et = qType.getElementType();
-  int64_t dk = qType.getDimSize(3), dv = vType.getDimSize(3);
-  int64_t qArg = hostArgumentIndex(host, p.query), kArg = hostArgumentIndex(host, p.key),
-          vArg = hostArgumentIndex(host, p.value);
-  if (!(et.isBF16() || et.isF16()) || kType.getElementType() != et ||
-      vType.getElementType() != et || (dk != 64 && dk != 128) || (dv != 64 && dv != 128) ||
-      p.normalize || p.featureMap != FeatureMap::Identity ||
-      (p.gate == GateKind::Vector && !vectorGates) || qArg < 0 || kArg < 0 || vArg < 0)
+  std::optional<WgmmaLinearShape> shape = wgmmaLinearShape(host, p);
+  if (!shape || (p.gate == GateKind::Vector && !vectorGates))
     return false;
+  // Named copies (structured bindings cannot be captured by the lambdas in C++17).
+  Type et = shape->et;
+  int64_t dk = shape->dk, dv = shape->dv, qArg = shape->qArg, kArg = shape->kArg,
+          vArg = shape->vArg;
   bool gated = p.gate.has_value();
   // Vector gates (GLA): G [2 stages][64][Dk] f32 and K~ (below); no overlap.
   bool vec = p.gate == GateKind::Vector;

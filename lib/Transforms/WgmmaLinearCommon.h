@@ -16,6 +16,30 @@
 
 namespace attn {
 
+/// What both Hopper linear kernels cover and need: f16/bf16 Q, K, V of one
+/// element type, head dims 64 or 128, the identity feature map, no
+/// normalizer, and Q, K, V as the host function's arguments (each TMA tensor
+/// map describes one).
+struct WgmmaLinearShape {
+  Type et;
+  int64_t dk, dv, qArg, kArg, vArg;
+};
+inline std::optional<WgmmaLinearShape> wgmmaLinearShape(func::FuncOp host,
+                                                        const LinearProblem &p) {
+  auto qType = cast<MemRefType>(p.query.getType());
+  auto kType = cast<MemRefType>(p.key.getType());
+  auto vType = cast<MemRefType>(p.value.getType());
+  WgmmaLinearShape s{qType.getElementType(), qType.getDimSize(3), vType.getDimSize(3),
+                     hostArgumentIndex(host, p.query), hostArgumentIndex(host, p.key),
+                     hostArgumentIndex(host, p.value)};
+  if (!(s.et.isBF16() || s.et.isF16()) || kType.getElementType() != s.et ||
+      vType.getElementType() != s.et || (s.dk != 64 && s.dk != 128) ||
+      (s.dv != 64 && s.dv != 128) || p.normalize || p.featureMap != FeatureMap::Identity ||
+      s.qArg < 0 || s.kArg < 0 || s.vArg < 0)
+    return std::nullopt;
+  return s;
+}
+
 /// A lane's place in a warpgroup's m64 accumulator fragment.
 struct AccumulatorLane {
   Value g, t2, row[2]; ///< lane / 4; 2 (lane % 4); rows 16 warp + g, + 8

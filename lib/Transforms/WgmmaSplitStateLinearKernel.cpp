@@ -103,18 +103,13 @@ constexpr int64_t kMaxStages = 2, kMaxSharedBytes = 227 * 1024;
 
 bool buildWgmmaSplitStateLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                                       func::FuncOp host, LinearProblem p, bool producerKScale) {
-  auto qType = cast<MemRefType>(p.query.getType());
-  auto kType = cast<MemRefType>(p.key.getType());
-  auto vType = cast<MemRefType>(p.value.getType());
-  Type et = qType.getElementType();
-  int64_t dk = qType.getDimSize(3), dv = vType.getDimSize(3);
-  int64_t qArg = hostArgumentIndex(host, p.query), kArg = hostArgumentIndex(host, p.key),
-          vArg = hostArgumentIndex(host, p.value);
-  if (!(et.isBF16() || et.isF16()) || kType.getElementType() != et ||
-      vType.getElementType() != et || (dk != 64 && dk != 128) || (dv != 64 && dv != 128) ||
-      p.normalize || p.featureMap != FeatureMap::Identity || p.gate == GateKind::Vector ||
-      qArg < 0 || kArg < 0 || vArg < 0)
+  std::optional<WgmmaLinearShape> shape = wgmmaLinearShape(host, p);
+  if (!shape || p.gate == GateKind::Vector)
     return false;
+  // Named copies (structured bindings cannot be captured by the lambdas in C++17).
+  Type et = shape->et;
+  int64_t dk = shape->dk, dv = shape->dv, qArg = shape->qArg, kArg = shape->kArg,
+          vArg = shape->vArg;
   bool gated = p.gate.has_value();
   // K~ by warps 1 and 2 of the producer warpgroup a chunk ahead, into a
   // double buffer (K~[c % 2]), instead of by the state warpgroup on its chain.

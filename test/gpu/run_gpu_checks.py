@@ -229,7 +229,7 @@ def select_manifests(manifests, root, filters):
     picked = set()
     for w in (f.strip() for f in filters if f.strip()):
         if w.endswith("/"):
-            hits = {m for m, n in names.items() if ("/" + n).find("/" + w) >= 0}
+            hits = {m for m, n in names.items() if "/" + w in "/" + n}
         else:
             hits = {m for m, n in names.items()
                     if fnmatch.fnmatchcase(n, w) or n.endswith("/" + w) or n == w}
