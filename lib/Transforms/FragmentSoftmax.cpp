@@ -272,6 +272,9 @@ SoftmaxState FragmentSoftmax::update(const SoftmaxState &state, ArrayRef<Value> 
   // each weight is exp2(fma(x, c, -max)).
   Value base[2], negBase[2];
   for (int r = 0; r < 2; ++r) {
+    // One chain: two (or four, or a tree) measured no faster on the H200 and
+    // causal D = 64 at 4k 3% slower (bench/NOTES.md, session 14); the 192-row
+    // kernel spilled with any of them.
     Value m = rawScale ? Value() : state.max[r];
     for (int64_t j = 0; j < nTiles; ++j)
       for (int64_t e = 2 * r; e < 2 * r + 2; ++e)
@@ -339,16 +342,50 @@ void FragmentSoftmax::finalize(const SoftmaxState &state, Value out, Value lse) 
   Type f32 = fb.f32;
   Type outEt = cast<MemRefType>(out.getType()).getElementType();
   int64_t nTilesO = state.o.size() / 4;
+  auto intrinsic = [&](StringRef name, Value x) {
+    return LLVM::CallIntrinsicOp::create(b, f32, b.getStringAttr(name), ValueRange{x})
+        .getResult(0);
+  };
+  // Everything both rows need comes first, the stores last. A store holds its
+  // address and data registers until the LSU has read them, and ptxas gave
+  // the next row's shuffles and log the same registers: in the H200 profile
+  // of causal D = 64 at S = 1k (bench/results/2026-12-04-v26-session14/)
+  // 13% of the stall samples sat in this epilogue, most of them on those
+  // registers (long scoreboard) behind the previous row's stores.
+  // The reciprocal and the log are the one-MUFU approximations (1 ulp,
+  // 2^-22 absolute in log2): rcp.rn and libdevice's log2f added a branch to
+  // a slow path and a 12-term polynomial per row; the sum is never a
+  // denormal (the row's largest weight is at least 2^-headroom), and an empty
+  // row (sum 0) takes the select below.
+  std::array<Value, 2> sum, empty, inv, valid, natural;
   for (int r = 0; r < 2; ++r) {
-    Value sum = fb.quadReduce(state.sum[r], /*isMax=*/false);
-    Value valid = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, rows[r], seqQ);
-    lb.ifThen(valid, [&] {
-      Value empty = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, sum, lb.f32(0.0));
-      Value inv = arith::SelectOp::create(b, empty, lb.f32(0.0),
-                                          arith::DivFOp::create(b, lb.f32(1.0), sum));
+    sum[r] = fb.quadReduce(state.sum[r], /*isMax=*/false);
+    valid[r] = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, rows[r], seqQ);
+    empty[r] = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, sum[r], lb.f32(0.0));
+    inv[r] = arith::SelectOp::create(b, empty[r], lb.f32(0.0),
+                                     intrinsic("llvm.nvvm.rcp.approx.ftz.f", sum[r]));
+  }
+  if (lse) {
+    for (int r = 0; r < 2; ++r) {
+      // Row-shifted ALiBi raised row r's scores (base 2) by
+      // slope log2(e) (row' - base) = slope log2(e) (evalRows[r] -
+      // evalRows[0]): zero on row 0. A row at -inf stays there.
+      Value max = state.max[r];
+      if (alibiShiftScale && r > 0) {
+        Value rowOffset = lb.indexToF32(arith::SubIOp::create(b, evalRows[r], evalRows[0]));
+        max = arith::SubFOp::create(b, max, arith::MulFOp::create(b, alibiSlopeLog2, rowOffset));
+      }
+      natural[r] = arith::SelectOp::create(
+          b, empty[r], lb.negInf(),
+          arith::MulFOp::create(
+              b, arith::AddFOp::create(b, max, intrinsic("llvm.nvvm.lg2.approx.ftz.f", sum[r])),
+              lb.f32(kLn2)));
+    }
+  }
+  auto storeRow = [&](int r) {
       for (int64_t n = 0; n < nTilesO; ++n) {
-        Value x = arith::MulFOp::create(b, state.o[n * 4 + 2 * r], inv);
-        Value y = arith::MulFOp::create(b, state.o[n * 4 + 2 * r + 1], inv);
+        Value x = arith::MulFOp::create(b, state.o[n * 4 + 2 * r], inv[r]);
+        Value y = arith::MulFOp::create(b, state.o[n * 4 + 2 * r + 1], inv[r]);
         Value pair =
             vector::FromElementsOp::create(b, VectorType::get({2}, f32), ValueRange{x, y});
         if (outEt != f32)
@@ -363,25 +400,26 @@ void FragmentSoftmax::finalize(const SoftmaxState &state, Value out, Value lse) 
         vector::StoreOp::create(b, pair, out, ValueRange{batch, head, rows[r], col}, false,
                                 llvm::MaybeAlign(pairBytes));
       }
-      if (lse) {
-        Value firstLane = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, t2, lb.index(0));
-        lb.ifThen(firstLane, [&] {
-          // Row-shifted ALiBi raised row r's scores (base 2) by
-          // slope log2(e) (row' - base) = slope log2(e) (evalRows[r] -
-          // evalRows[0]): zero on row 0. A row at -inf stays there.
-          Value max = state.max[r];
-          if (alibiShiftScale && r > 0) {
-            Value rowOffset = lb.indexToF32(arith::SubIOp::create(b, evalRows[r], evalRows[0]));
-            max = arith::SubFOp::create(b, max,
-                                        arith::MulFOp::create(b, alibiSlopeLog2, rowOffset));
-          }
-          Value natural = arith::MulFOp::create(
-              b, arith::AddFOp::create(b, max, math::Log2Op::create(b, sum)), lb.f32(kLn2));
-          memref::StoreOp::create(b, arith::SelectOp::create(b, empty, lb.negInf(), natural),
-                                  lse, ValueRange{batch, head, rows[r]});
-        });
-      }
-    });
+  };
+  // Both rows in one block where both are valid (all but a partial last q
+  // tile), so that ptxas schedules the two rows' stores together instead of
+  // sinking row 1's reciprocal below row 0's stores.
+  lb.ifThen(
+      arith::AndIOp::create(b, valid[0], valid[1]),
+      [&] {
+        storeRow(0);
+        storeRow(1);
+      },
+      [&] {
+        for (int r = 0; r < 2; ++r)
+          lb.ifThen(valid[r], [&] { storeRow(r); });
+      });
+  if (lse) {
+    Value firstLane = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, t2, lb.index(0));
+    for (int r = 0; r < 2; ++r)
+      lb.ifThen(arith::AndIOp::create(b, valid[r], firstLane), [&] {
+        memref::StoreOp::create(b, natural[r], lse, ValueRange{batch, head, rows[r]});
+      });
   }
 }
 
