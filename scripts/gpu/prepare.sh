@@ -79,6 +79,16 @@ done
 # 2026-12-03's session 9): same-call bench comparison against bench's b_softcap.
 build/bin/attn-compile bench/specs/b_softcap.json -o gpu-kernels/bench_libdevice_tanh \
   --chip sm_90a --cubin --fail-on-spills --fast-tanh=false -q
+# Block-sparse 90% at 16k waits on its next K / V stage for 12.6% of the samples
+# (session 14's c5 profile): three stages, which fit only the one-item grid at
+# D = 128 (229492 bytes; the persistent default's two Q buffers leave room for
+# two). Checks: CHECKS=tc_sm_90a_bs_grid_kv3/; bench: --kernels
+# gpu-kernels/bench_bs_grid_kv3 --only block90,block50 --seq 16384, against the
+# default and gpu-kernels/bench_grid in the same call.
+build/bin/attn-compile examples/block_sparse.json -o gpu-kernels/tc_sm_90a_bs_grid_kv3 \
+  --chip sm_90a --cubin --fail-on-spills --persistent=false --kv-stages=3 -q
+build/bin/attn-compile bench/specs/b_block_sparse.json -o gpu-kernels/bench_bs_grid_kv3 \
+  --chip sm_90a --cubin --fail-on-spills --persistent=false --kv-stages=3 -q
 # Three and four K/V stages (--kv-stages; 2 by default): checks (CHECKS=tc_sm_90a_kv3/)
 # and same-call bench comparisons (bench_kv3, bench_kv4 at D = 64).
 build/bin/attn-compile examples/{dense,causal,window,document,block_sparse}.json test/gpu/specs/{dense_d64,causal_gqa_d64}.json \
