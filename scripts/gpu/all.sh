@@ -91,23 +91,27 @@ fi
 # Nsight Compute on our kernels ($PROFILE: "variant:entry ...", e.g.
 # "dense:b_dense causal:b_causal causal:b_causal_d64:64 dense:b_dense_d64:64:1024";
 # the optional third field is the head dim, default 128, the optional fourth
-# the sequence length, default $PROFILE_SEQ): one launch each from bench.py's inputs
+# the sequence length, default $PROFILE_SEQ; files prof_<entry>[_d<D>][_s<S>]*):
+# one launch each from bench.py's inputs
 # (S = $PROFILE_SEQ, default 4096; kernels from $PROFILE_KERNELS, default
 # gpu-kernels/bench), the full section set, clocks left alone (METHOD.md);
 # the details page and the per-SASS-instruction source page come back.
 for item in ${PROFILE:-}; do
   IFS=: read -r variant entry head_dim item_seq <<<"$item"
+  # Files are named after the entry, plus _d<D> / _s<S> where the item gives
+  # them (the same entry at two lengths overwrote one profile in session 14).
+  name="prof_${entry}${head_dim:+_d$head_dim}${item_seq:+_s$item_seq}"
   limited "${PROFILE_TIMEOUT:-120}" ncu --clock-control none --set full --import-source no \
-    -k "regex:^${entry}\$" -c 1 -f --export "/tmp/prof_$entry" \
+    -k "regex:^${entry}\$" -c 1 -f --export "/tmp/$name" \
     env ATTN_RUNTIME_LIB=$PWD/build-rt/lib/libattn_runtime.so python3 bench/bench.py \
     --kernels "${PROFILE_KERNELS:-gpu-kernels/bench}" --only "$variant" --seq "${item_seq:-${PROFILE_SEQ:-4096}}" --head-dims "${head_dim:-128}" --peers flash \
-    --reps 1 --ceilings none --out "/tmp/prof_bench_$entry" > "$out/prof_${entry}_run.txt" 2>&1
-  echo "profile $entry: exit $?"; snapshot
-  ncu --import "/tmp/prof_$entry.ncu-rep" --page details > "$out/prof_$entry.txt" 2>&1
-  ncu --import "/tmp/prof_$entry.ncu-rep" --page source --print-source sass --csv \
-    > "$out/prof_${entry}_sass.csv" 2>&1
+    --reps 1 --ceilings none --out "/tmp/${name}_bench" > "$out/${name}_run.txt" 2>&1
+  echo "profile $name: exit $?"; snapshot
+  ncu --import "/tmp/$name.ncu-rep" --page details > "$out/$name.txt" 2>&1
+  ncu --import "/tmp/$name.ncu-rep" --page source --print-source sass --csv \
+    > "$out/${name}_sass.csv" 2>&1
   grep -E "Duration|Compute \(SM\) Throughput|Issue Slots Busy|Registers Per|Achieved Occupancy|Stall" \
-    "$out/prof_$entry.txt" | head -20
+    "$out/$name.txt" | head -20
 done
 read -r -a bench_args <<<"${BENCH_ARGS:---only dense,causal --seq 4096}"
 limited "${BENCH_TIMEOUT:-240}" bash bench/run_gpu.sh "$out/bench" "${bench_args[@]}"
