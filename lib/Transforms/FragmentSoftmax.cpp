@@ -383,23 +383,23 @@ void FragmentSoftmax::finalize(const SoftmaxState &state, Value out, Value lse) 
     }
   }
   auto storeRow = [&](int r) {
-      for (int64_t n = 0; n < nTilesO; ++n) {
-        Value x = arith::MulFOp::create(b, state.o[n * 4 + 2 * r], inv[r]);
-        Value y = arith::MulFOp::create(b, state.o[n * 4 + 2 * r + 1], inv[r]);
-        Value pair =
-            vector::FromElementsOp::create(b, VectorType::get({2}, f32), ValueRange{x, y});
-        if (outEt != f32)
-          pair = arith::TruncFOp::create(b, VectorType::get({2}, outEt), pair);
-        Value col = arith::AddIOp::create(b, lb.index(n * 8), t2);
-        // Two adjacent columns from an even one: aligned to the pair (rows
-        // start 16-byte aligned, as the launch requires). Without the
-        // alignment LLVM split each pair into two 16-bit stores: 64 STG.U16
-        // plus 32 shifts per thread per item, the H200 profile's epilogue
-        // (lg throttle, long scoreboard) at S = 1k.
-        int64_t pairBytes = 2 * ((outEt.getIntOrFloatBitWidth() + 7) / 8);
-        vector::StoreOp::create(b, pair, out, ValueRange{batch, head, rows[r], col}, false,
-                                llvm::MaybeAlign(pairBytes));
-      }
+    for (int64_t n = 0; n < nTilesO; ++n) {
+      Value x = arith::MulFOp::create(b, state.o[n * 4 + 2 * r], inv[r]);
+      Value y = arith::MulFOp::create(b, state.o[n * 4 + 2 * r + 1], inv[r]);
+      Value pair =
+          vector::FromElementsOp::create(b, VectorType::get({2}, f32), ValueRange{x, y});
+      if (outEt != f32)
+        pair = arith::TruncFOp::create(b, VectorType::get({2}, outEt), pair);
+      Value col = arith::AddIOp::create(b, lb.index(n * 8), t2);
+      // Two adjacent columns from an even one: aligned to the pair (rows
+      // start 16-byte aligned, as the launch requires). Without the
+      // alignment LLVM split each pair into two 16-bit stores: 64 STG.U16
+      // plus 32 shifts per thread per item, the H200 profile's epilogue
+      // (lg throttle, long scoreboard) at S = 1k.
+      int64_t pairBytes = 2 * ((outEt.getIntOrFloatBitWidth() + 7) / 8);
+      vector::StoreOp::create(b, pair, out, ValueRange{batch, head, rows[r], col}, false,
+                              llvm::MaybeAlign(pairBytes));
+    }
   };
   // Both rows in one block where both are valid (all but a partial last q
   // tile), so that ptxas schedules the two rows' stores together instead of
