@@ -15,6 +15,13 @@ namespace attn {
 /// zero for every purpose here. Kept as an intrinsic (not inline PTX) so LLVM
 /// still sees a pure operation. Vectors are done element by element (as the
 /// NVVM lowering of math.exp2 does).
+/// One f32 NVVM approximation (one MUFU op), as an intrinsic call.
+static Value nvvmApprox(ImplicitLocOpBuilder &b, StringRef intrinsic, Value x) {
+  return LLVM::CallIntrinsicOp::create(b, b.getF32Type(), b.getStringAttr(intrinsic),
+                                       ValueRange{x})
+      .getResult(0);
+}
+
 Value fastExp2(ImplicitLocOpBuilder &b, Value x) {
   if (auto vt = dyn_cast<VectorType>(x.getType())) {
     SmallVector<Value> elems;
@@ -22,10 +29,7 @@ Value fastExp2(ImplicitLocOpBuilder &b, Value x) {
       elems.push_back(fastExp2(b, vector::ExtractOp::create(b, x, i)));
     return vector::FromElementsOp::create(b, vt, elems);
   }
-  return LLVM::CallIntrinsicOp::create(b, b.getF32Type(),
-                                       b.getStringAttr("llvm.nvvm.ex2.approx.ftz.f32"),
-                                       ValueRange{x})
-      .getResult(0);
+  return nvvmApprox(b, "llvm.nvvm.ex2.approx.ftz.f32", x);
 }
 
 Value polyExp2(ImplicitLocOpBuilder &b, Value x) {
@@ -342,10 +346,6 @@ void FragmentSoftmax::finalize(const SoftmaxState &state, Value out, Value lse) 
   Type f32 = fb.f32;
   Type outEt = cast<MemRefType>(out.getType()).getElementType();
   int64_t nTilesO = state.o.size() / 4;
-  auto intrinsic = [&](StringRef name, Value x) {
-    return LLVM::CallIntrinsicOp::create(b, f32, b.getStringAttr(name), ValueRange{x})
-        .getResult(0);
-  };
   // Everything both rows need comes first, the stores last. A store holds its
   // address and data registers until the LSU has read them, and ptxas gave
   // the next row's shuffles and log the same registers: in the H200 profile
@@ -363,7 +363,7 @@ void FragmentSoftmax::finalize(const SoftmaxState &state, Value out, Value lse) 
     valid[r] = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, rows[r], seqQ);
     empty[r] = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, sum[r], lb.f32(0.0));
     inv[r] = arith::SelectOp::create(b, empty[r], lb.f32(0.0),
-                                     intrinsic("llvm.nvvm.rcp.approx.ftz.f", sum[r]));
+                                     nvvmApprox(b, "llvm.nvvm.rcp.approx.ftz.f", sum[r]));
   }
   if (lse) {
     for (int r = 0; r < 2; ++r) {
@@ -378,7 +378,7 @@ void FragmentSoftmax::finalize(const SoftmaxState &state, Value out, Value lse) 
       natural[r] = arith::SelectOp::create(
           b, empty[r], lb.negInf(),
           arith::MulFOp::create(
-              b, arith::AddFOp::create(b, max, intrinsic("llvm.nvvm.lg2.approx.ftz.f", sum[r])),
+              b, arith::AddFOp::create(b, max, nvvmApprox(b, "llvm.nvvm.lg2.approx.ftz.f", sum[r])),
               lb.f32(kLn2)));
     }
   }
