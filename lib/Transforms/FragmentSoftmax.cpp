@@ -197,6 +197,10 @@ SmallVector<Value> FragmentSoftmax::scores(ArrayRef<Value> acc, Value colBegin, 
     }
     t2i32 = arith::IndexCastOp::create(b, i32, t2);
   }
+  // The lane's first key of the tile and how far past it Sk - 1 lies (i32).
+  Value laneColBegin = arith::AddIOp::create(b, colBegin, t2);
+  Value laneColLimit = arith::IndexCastOp::create(
+      b, b.getI32Type(), arith::SubIOp::create(b, lastCol, laneColBegin));
   SmallVector<Value> s;
   for (int64_t i = 0; i < int64_t(acc.size()); ++i) {
     int64_t tile = i / 4, e = i % 4;
@@ -205,8 +209,17 @@ SmallVector<Value> FragmentSoftmax::scores(ArrayRef<Value> acc, Value colBegin, 
         b, colBegin, arith::AddIOp::create(b, lb.index(tile * 8 + e % 2), t2));
     // Keys past Sk (a partial last tile) are masked below; score functions
     // and masks are evaluated at a valid key so that a captured tensor
-    // indexed by k is never over-read.
-    Value colEval = arith::MinSIOp::create(b, col, lastCol);
+    // indexed by k is never over-read: min(col, Sk - 1), taken as the lane's
+    // first key of the tile plus min(offset, its limit) in i32, so that the
+    // 32 columns a lane holds share one 64-bit base and each costs one
+    // IMNMX with an immediate (a 64-bit min and address per column before).
+    Value colEval = arith::AddIOp::create(
+        b, laneColBegin,
+        arith::IndexCastOp::create(
+            b, b.getIndexType(),
+            arith::MinSIOp::create(
+                b, arith::ConstantIntOp::create(b, b.getI32Type(), tile * 8 + e % 2),
+                laneColLimit)));
     Value alibiDistance;
     if (colBaseF) {
       Value colF = arith::AddFOp::create(b, colBaseF, lb.f32(double(tile * 8 + e % 2)));
