@@ -197,6 +197,15 @@ SmallVector<Value> FragmentSoftmax::scores(ArrayRef<Value> acc, Value colBegin, 
     }
     t2i32 = arith::IndexCastOp::create(b, i32, t2);
   }
+  // Whether the key indexes loads: document ids, or a load in a score or
+  // mask function (a tensor read at k).
+  auto regionLoads = [](Region &region) {
+    bool loads = false;
+    region.walk([&](memref::LoadOp) { loads = true; });
+    return loads;
+  };
+  bool columnLoads = op.getQDocIds() || regionLoads(op.getScoreMod()) ||
+                     regionLoads(op.getMaskMod());
   // The lane's first key of the tile and how far past it Sk - 1 lies (i32).
   Value laneColBegin = arith::AddIOp::create(b, colBegin, t2);
   Value laneColLimit = arith::IndexCastOp::create(
@@ -209,17 +218,24 @@ SmallVector<Value> FragmentSoftmax::scores(ArrayRef<Value> acc, Value colBegin, 
         b, colBegin, arith::AddIOp::create(b, lb.index(tile * 8 + e % 2), t2));
     // Keys past Sk (a partial last tile) are masked below; score functions
     // and masks are evaluated at a valid key so that a captured tensor
-    // indexed by k is never over-read: min(col, Sk - 1), taken as the lane's
-    // first key of the tile plus min(offset, its limit) in i32, so that the
-    // 32 columns a lane holds share one 64-bit base and each costs one
-    // IMNMX with an immediate (a 64-bit min and address per column before).
-    Value colEval = arith::AddIOp::create(
-        b, laneColBegin,
-        arith::IndexCastOp::create(
-            b, b.getIndexType(),
-            arith::MinSIOp::create(
-                b, arith::ConstantIntOp::create(b, b.getI32Type(), tile * 8 + e % 2),
-                laneColLimit)));
+    // indexed by k is never over-read: min(col, Sk - 1). Where the key
+    // indexes loads (document ids, a tensor read in a score or mask
+    // function), it is the lane's first key of the tile plus min(offset, its
+    // limit) in i32: the 32 columns a lane holds share one 64-bit base and
+    // each costs one IMNMX with an immediate and one IMAD.WIDE, against a
+    // 64-bit min and address per column. Where it only enters arithmetic
+    // (a mask_mod of q and k), the 64-bit min stays: there the i32 form
+    // spilled the 64-key kernel of test/Target/Inputs/heavy_scores_no_tensor.json.
+    Value colEval =
+        columnLoads
+            ? (Value)arith::AddIOp::create(
+                  b, laneColBegin,
+                  arith::IndexCastOp::create(
+                      b, b.getIndexType(),
+                      arith::MinSIOp::create(
+                          b, arith::ConstantIntOp::create(b, b.getI32Type(), tile * 8 + e % 2),
+                          laneColLimit)))
+            : (Value)arith::MinSIOp::create(b, col, lastCol);
     Value alibiDistance;
     if (colBaseF) {
       Value colF = arith::AddFOp::create(b, colBaseF, lb.f32(double(tile * 8 + e % 2)));
