@@ -72,9 +72,9 @@ int64_t elementBytes(ElementType t) { return t == ElementType::F32 ? 4 : 2; }
 /// only, a tensor read in the mask alone, custom masks, soft-cap and Dv = 64
 /// (32 O accumulators) with `score + bias[h, k]` do not. Since session 14's
 /// lighter epilogue heavy_scores.json fits 128-key tiles, and with the i32
-/// key offsets of branch doc-mask-i32 custom.json does too (124 B of spills
-/// before); the rule still gives both 64-key tiles until an H200 call says
-/// which is faster.
+/// key offsets of FragmentSoftmax::scores custom.json does too (124 B of
+/// spills before); the rule still gives both 64-key tiles until an H200 call
+/// says which is faster.
 bool hopperKeyTileSpills(const Spec &spec) {
   return spec.headDimV == 128 && spec.scoreExpr &&
          exprReadsTensorAt(*spec.scoreExpr, ExprVar::K);
