@@ -90,7 +90,10 @@ bool hopperKeyTileSpills(const Spec &spec) {
 /// 2026-12-03-v14-walk-poly/, 2026-12-03-v15-persistent-q2/) the persistent
 /// kernel ran block-sparse 90% at 4k +12-13% (287 / 289 vs 258 / 256 TFLOP/s:
 /// ~3 live tiles per q tile, where the one-item grid pays a block's start
-/// and end per item), at 16k -2% / +4%, and 50% within 1%.
+/// and end per item), at 16k -2% / +4%, and 50% within 1%. Session 15 (bench/
+/// results/2026-12-04-v27-session15/ c2): the grid with three K/V stages (which
+/// only the one-item grid has room for at D = 128) won 90% at 16k by 3% (521.6
+/// vs 506.8) and lost 4k by 12% (354.6 vs 402.3); window lost 3-5% there.
 /// And at D = Dv = 128 for unmasked (dense) attention and sliding windows,
 /// the other short-item shapes: in session 7's call (bench/results/
 /// 2026-12-03-v17-item-overlap/) dense ran S = 1k / 4k / 16k 449 / 588 / 629

@@ -82,11 +82,9 @@ build/bin/attn-compile bench/specs/b_softcap.json -o gpu-kernels/bench_libdevice
 # Block-sparse 90% at 16k waits on its next K / V stage for 12.6% of the samples
 # (session 14's c5 profile): three stages, which fit only the one-item grid at
 # D = 128 (229492 bytes; the persistent default's two Q buffers leave room for
-# two). Session 15's c1: block50 / block90 16k +1 / +2% against the persistent
-# default. Now block-sparse and window (the other persistent-by-default mask) at
-# 4k and 16k: checks CHECKS=tc_sm_90a_grid_kv3/; bench --kernels
-# gpu-kernels/bench_grid_kv3 --only block50,block90,window --seq 4096,16384, against
-# the default and gpu-kernels/bench_grid in the same call.
+# two). Session 15 (c1, c2): block90 16k +3% against the persistent default, 4k
+# -12%; window -3-5%: defaults kept. Checks CHECKS=tc_sm_90a_grid_kv3/; bench
+# --kernels gpu-kernels/bench_grid_kv3 --only block50,block90,window --seq 4096,16384.
 build/bin/attn-compile examples/{block_sparse,window}.json -o gpu-kernels/tc_sm_90a_grid_kv3 \
   --chip sm_90a --cubin --fail-on-spills --persistent=false --kv-stages=3 -q
 build/bin/attn-compile bench/specs/b_{block_sparse,window}.json -o gpu-kernels/bench_grid_kv3 \
