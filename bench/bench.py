@@ -439,6 +439,15 @@ class Bench:
                                          text=True, timeout=10).stdout.strip() or os.environ.get("ATTN_COMMIT", "")
         except Exception:  # noqa: BLE001
             m["commit"] = os.environ.get("ATTN_COMMIT", "")
+        # The compiler commit the kernels were built from (scripts/gpu/prepare.sh
+        # writes gpu-kernels/COMMIT, "-dirty" when lib/, include/ or tools/ had
+        # uncommitted changes): the GPU machine's git metadata can lag the
+        # carried working tree, so "commit" alone may name an older tree.
+        try:
+            with open(os.path.join(os.path.dirname(os.path.abspath(self.args.kernels)), "COMMIT")) as f:
+                m["kernels_commit"] = f.read().strip()
+        except OSError:
+            m["kernels_commit"] = ""
         try:
             with open(os.path.join(self.args.fla_path, "COMMIT")) as f:
                 m["fla_commit"] = f.read().strip()

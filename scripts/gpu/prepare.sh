@@ -189,6 +189,8 @@ build/bin/attn-compile examples/causal.json -o gpu-kernels/cpp_example --chip sm
 # Run the sm_80 PTX through the driver's JIT.
 rm -f gpu-kernels/sm_80/*.cubin gpu-kernels/tc_sm_80/*.cubin
 sed -i 's/"cubin": "[^"]*"/"cubin": null/' gpu-kernels/sm_80/*.json gpu-kernels/tc_sm_80/*.json
+# The compiler commit these kernels come from (bench.py records it as kernels_commit).
+echo "$(git rev-parse HEAD)$(git diff --quiet HEAD -- lib include tools || echo -dirty)" > gpu-kernels/COMMIT
 mkdir -p third_party/nlohmann_json/include
 cp -r /usr/include/nlohmann third_party/nlohmann_json/include/
 # The runtime-only build on the GPU machine also builds libattn_runtime.so
