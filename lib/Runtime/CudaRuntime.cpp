@@ -302,6 +302,18 @@ bool describeTensorMap(const std::string &kernel, const std::string &role,
 
 bool runCudaKernel(const KernelManifest &m, const ExecInputs &in, ExecOutputs &out,
                    std::string &error, const CudaRunOptions &options) {
+  // A longer sequence's kernel (the manifest's dispatch), as attn_kernel_launch.
+  if (int chosen = m.selectVariant(in.Sk); chosen >= 0) {
+    KernelManifest variant;
+    std::string path = m.directory + "/" + m.dispatch[chosen].manifest;
+    if (!readManifest(path, variant, error))
+      return false;
+    if (!variant.dispatch.empty()) {
+      error = path + ": a dispatch variant with a dispatch of its own";
+      return false;
+    }
+    return runCudaKernel(variant, in, out, error, options);
+  }
   Driver &d = Driver::get();
   if (!d.loadError.empty()) {
     error = d.loadError;
@@ -459,6 +471,9 @@ struct attn_kernel {
   /// stream, the memset before each launch is in stream order).
   std::map<CUstream, CUdeviceptr> tileCounters;
   std::mutex tileCountersMutex;
+  /// The manifest's `dispatch` variants (kernels for longer sequences), in
+  /// its order; each an ordinary kernel of its own.
+  std::vector<std::unique_ptr<attn_kernel>> variants;
 };
 
 namespace attn {
@@ -676,6 +691,30 @@ attn_status attn_kernel_load(const char *manifestPath, attn_kernel **kernel, cha
   std::string error;
   if (!attn::readManifest(manifestPath, k->manifest, error))
     return attn::reportStatus(err, errLen, ATTN_ERROR_IO, error);
+  // The roles a caller binds, the dynamic scheduler's counter aside (the
+  // variants may differ in having one).
+  auto boundRoles = [](const attn::KernelManifest &m) {
+    std::vector<std::string> roles = m.argumentRoles;
+    if (m.hasTileCounter())
+      roles.pop_back();
+    return roles;
+  };
+  for (const attn::KernelManifest::SeqVariant &v : k->manifest.dispatch) {
+    std::string path = k->manifest.directory + "/" + v.manifest;
+    auto variant = std::make_unique<attn_kernel>();
+    if (!attn::readManifest(path, variant->manifest, error))
+      return attn::reportStatus(err, errLen, ATTN_ERROR_IO,
+                                std::string(manifestPath) + ": dispatch variant: " + error);
+    const attn::KernelManifest &vm = variant->manifest;
+    if (!vm.dispatch.empty() || boundRoles(vm) != boundRoles(k->manifest) ||
+        vm.chip != k->manifest.chip)
+      return attn::reportStatus(
+          err, errLen, ATTN_ERROR_IO,
+          std::string(manifestPath) + ": dispatch variant " + path +
+              ": expected a kernel for the same chip and argument roles, with no dispatch "
+              "of its own");
+    k->variants.push_back(std::move(variant));
+  }
   *kernel = k.release();
   return ATTN_OK;
 }
@@ -683,6 +722,8 @@ attn_status attn_kernel_load(const char *manifestPath, attn_kernel **kernel, cha
 void attn_kernel_destroy(attn_kernel *kernel) {
   if (!kernel)
     return;
+  for (auto &variant : kernel->variants)
+    attn_kernel_destroy(variant.release());
   if (kernel->module)
     attn::Driver::get().moduleUnload(kernel->module);
   for (auto &[stream, counter] : kernel->tileCounters)
@@ -711,6 +752,16 @@ attn_status attn_kernel_launch(attn_kernel *kernel, const attn_tensor *args, int
   std::string error;
   if (!validateLaunchArguments(m, args, numArgs, sizes, error))
     return reportStatus(err, errLen, ATTN_ERROR_INVALID_ARGUMENT, error);
+  // A longer sequence's kernel (the manifest's dispatch): the same arguments,
+  // less a tile counter the variant has no role for (it keeps its own).
+  if (int chosen = m.selectVariant(sizes.Sk); chosen >= 0) {
+    attn_kernel *variant = kernel->variants[chosen].get();
+    int bound = numArgs;
+    if (m.hasTileCounter() && numArgs == int(m.argumentRoles.size()) &&
+        !variant->manifest.hasTileCounter())
+      --bound;
+    return attn_kernel_launch(variant, args, bound, stream, err, errLen);
+  }
   Driver &d = Driver::get();
   if (!d.loadError.empty())
     return reportStatus(err, errLen, ATTN_ERROR_CUDA, d.loadError);

@@ -83,6 +83,12 @@ std::string KernelManifest::toJson(const std::string &specJson,
                    {"candidate", tuningCandidate},
                    {"options", options.is_object() ? options : json::object()}};
   }
+  if (!dispatch.empty()) {
+    json variants = json::array();
+    for (const SeqVariant &v : dispatch)
+      variants.push_back({{"min_seq_k", v.minSeqK}, {"manifest", v.manifest}});
+    j["dispatch"] = variants;
+  }
   j["spec"] = json::parse(specJson, nullptr, false);
   json extra = json::parse(extraJson, nullptr, false);
   if (extra.is_object())
@@ -99,6 +105,14 @@ bool fail(std::string &error, const std::string &path, const std::string &msg) {
 }
 
 } // namespace
+
+int KernelManifest::selectVariant(int64_t sk) const {
+  int chosen = -1;
+  for (size_t i = 0; i < dispatch.size(); ++i)
+    if (sk >= dispatch[i].minSeqK)
+      chosen = int(i);
+  return chosen;
+}
 
 bool readWholeFile(const std::string &path, std::string &out) {
   std::ifstream in(path, std::ios::binary);
@@ -248,6 +262,28 @@ bool readManifest(const std::string &path, KernelManifest &m, std::string &error
     m.tuningGroup = t["group"].get<std::string>();
     m.tuningCandidate = t["candidate"].get<std::string>();
     m.tuningOptions = t.contains("options") ? t["options"].dump() : "{}";
+  }
+  m.dispatch.clear();
+  if (j.contains("dispatch")) {
+    const json &d = j["dispatch"];
+    if (!d.is_array())
+      return fail(error, path, "dispatch: expected an array of {\"min_seq_k\", \"manifest\"}");
+    for (size_t i = 0; i < d.size(); ++i) {
+      const json &v = d[i];
+      std::string where = "dispatch[" + std::to_string(i) + "]";
+      if (!v.is_object() || !v.contains("min_seq_k") || !v["min_seq_k"].is_number_integer() ||
+          v["min_seq_k"].get<int64_t>() < 1)
+        return fail(error, path, where + ".min_seq_k: expected a positive integer");
+      if (!v.contains("manifest") || !v["manifest"].is_string() ||
+          v["manifest"].get<std::string>().empty() ||
+          v["manifest"].get<std::string>().find('/') != std::string::npos)
+        return fail(error, path,
+                    where + ".manifest: expected the file name of a manifest in this directory");
+      int64_t minSeqK = v["min_seq_k"].get<int64_t>();
+      if (!m.dispatch.empty() && minSeqK <= m.dispatch.back().minSeqK)
+        return fail(error, path, where + ".min_seq_k: expected increasing values");
+      m.dispatch.push_back({minSeqK, v["manifest"].get<std::string>()});
+    }
   }
   m.spec = std::move(spec);
   auto slash = path.find_last_of('/');

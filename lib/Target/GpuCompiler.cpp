@@ -35,6 +35,8 @@
 
 #include "mlir/Support/Timing.h"
 
+#include <nlohmann/json.hpp>
+
 #include <chrono>
 #include <map>
 #include <functional>
@@ -381,10 +383,75 @@ bool runPtxas(const std::string &cudaHome, const std::string &chip, const std::s
 
 } // namespace
 
+namespace {
+bool compileKernel(const Spec &spec, const std::string &specPath,
+                   const GpuCompileOptions &options, const std::string &outDir,
+                   const std::vector<KernelManifest::SeqVariant> &dispatch,
+                   KernelManifest &manifest, PtxasReport &report, std::string &error);
+} // namespace
+
+std::optional<SeqDispatchPlan> seqDispatchPlan(const Spec &spec, const std::string &chip) {
+  // Block-sparse layouts of whole 128 x 128 tiles at D = 128 (persistent by
+  // default): at S = 16k the one-item grid with three K/V stages (room for
+  // which only the grid has) ran block-sparse 90% +2.1% and +2.9% and 50%
+  // +0.8% and +0.7% in two H200 calls (bench/results/2026-12-04-v27-session15/
+  // c1, c2), and lost 4k by 12%; 8k is unmeasured, hence 16k.
+  if (chip == "sm_90a" && spec.kind == VariantKind::Attention && hopperPersistent(spec) &&
+      spec.blockSparse && !spec.causal && !spec.window && spec.headDim == 128 &&
+      (spec.dtype == ElementType::BF16 || spec.dtype == ElementType::F16))
+    return SeqDispatchPlan{16384, [](GpuCompileOptions &o) {
+                             o.persistent = false;
+                             o.dynamicScheduler = false;
+                             o.kvStages = 3;
+                           }};
+  return std::nullopt;
+}
+
 bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
                        const GpuCompileOptions &options, const std::string &outDir,
                        KernelManifest &manifest, PtxasReport &report,
                        std::string &error) {
+  std::vector<KernelManifest::SeqVariant> dispatch;
+  std::optional<SeqDispatchPlan> plan;
+  if (options.seqDispatch && options.tuningGroup.empty() && options.blockQ == 0 &&
+      options.blockK == 0)
+    plan = seqDispatchPlan(spec, options.chip);
+  if (plan) {
+    // The variant: the same spec under its own name (its files and entry),
+    // compiled with the plan's options.
+    std::string variantName = spec.name + "_sk" + std::to_string(plan->minSeqK);
+    Spec variant;
+    nlohmann::ordered_json renamed = nlohmann::ordered_json::parse(spec.canonicalJson, nullptr, false);
+    if (!renamed.is_object()) {
+      error = "internal error: the canonical spec is not a JSON object";
+      return false;
+    }
+    renamed["name"] = variantName;
+    if (!parseSpec(renamed.dump(), variant, error)) {
+      error = "internal error: the renamed spec does not parse: " + error;
+      return false;
+    }
+    GpuCompileOptions variantOptions = options;
+    plan->apply(variantOptions);
+    variantOptions.timings = nullptr;
+    KernelManifest variantManifest;
+    PtxasReport variantReport;
+    if (!compileKernel(variant, specPath, variantOptions, outDir, {}, variantManifest,
+                       variantReport, error)) {
+      error = spec.name + ": its kernel for Sk >= " + std::to_string(plan->minSeqK) +
+              " (--seq-dispatch): " + error;
+      return false;
+    }
+    dispatch.push_back({plan->minSeqK, variantName + ".json"});
+  }
+  return compileKernel(spec, specPath, options, outDir, dispatch, manifest, report, error);
+}
+
+namespace {
+bool compileKernel(const Spec &spec, const std::string &specPath,
+                   const GpuCompileOptions &options, const std::string &outDir,
+                   const std::vector<KernelManifest::SeqVariant> &dispatch,
+                   KernelManifest &manifest, PtxasReport &report, std::string &error) {
   if (options.chip != "sm_80" && options.chip != "sm_90a" && options.chip != "sm_90") {
     error = "unsupported chip '" + options.chip + "' (expected sm_80, sm_90 or sm_90a)";
     return false;
@@ -701,6 +768,7 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
   manifest.tuningGroup = options.tuningGroup;
   manifest.tuningCandidate = options.tuningCandidate;
   manifest.tuningOptions = options.tuningOptionsJson;
+  manifest.dispatch = dispatch;
   // Self-contained, like a manifest read from disk: the spec it was built from.
   manifest.spec = std::make_unique<Spec>();
   if (!parseSpec(spec.canonicalJson, *manifest.spec, error)) {
@@ -724,6 +792,7 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
   timer.lap("cubin rename + manifest");
   return written;
 }
+} // namespace
 
 //===----------------------------------------------------------------------===//
 // Tuning candidates

@@ -167,6 +167,39 @@ TEST(Manifest, ReadsTheDynamicSchedulersTileCounterRole) {
   EXPECT_NE(error.find("tile_counter must be the last argument"), std::string::npos) << error;
 }
 
+std::string withDispatch(const std::string &dispatch,
+                         const std::string &base = manifestJson()) {
+  return base.substr(0, base.rfind('}')) + R"(, "dispatch": )" + dispatch + "}";
+}
+
+TEST(Manifest, ReadsSequenceDispatchAndPicksTheLongestMatchingVariant) {
+  KernelManifest m;
+  std::string error;
+  // An ordinary manifest: no variants, every launch runs its own kernel.
+  ASSERT_TRUE(readManifest(writeTemp("nodispatch.json", manifestJson()), m, error)) << error;
+  EXPECT_TRUE(m.dispatch.empty());
+  EXPECT_EQ(m.selectVariant(1 << 20), -1);
+  ASSERT_TRUE(readManifest(writeTemp("dispatch.json",
+                                     withDispatch(R"([{"min_seq_k": 8192, "manifest": "c_sk8192.json"},
+                                                     {"min_seq_k": 16384, "manifest": "c_sk16384.json"}])")),
+                           m, error))
+      << error;
+  ASSERT_EQ(m.dispatch.size(), 2u);
+  EXPECT_EQ(m.dispatch[1].manifest, "c_sk16384.json");
+  EXPECT_EQ(m.selectVariant(8191), -1);
+  EXPECT_EQ(m.selectVariant(8192), 0);
+  EXPECT_EQ(m.selectVariant(16383), 0);
+  EXPECT_EQ(m.selectVariant(16384), 1);
+  EXPECT_EQ(m.selectVariant(100000), 1);
+  // Written back in the same order.
+  KernelManifest back;
+  ASSERT_TRUE(readManifest(writeTemp("dispatch2.json", m.toJson(kCausalSpec)), back, error))
+      << error;
+  ASSERT_EQ(back.dispatch.size(), 2u);
+  EXPECT_EQ(back.dispatch[0].minSeqK, 8192);
+  EXPECT_EQ(back.dispatch[0].manifest, "c_sk8192.json");
+}
+
 TEST(Manifest, RejectsMalformedFilesWithTheKeyPath) {
   struct Case {
     std::string text, message;
@@ -183,6 +216,16 @@ TEST(Manifest, RejectsMalformedFilesWithTheKeyPath) {
        "tensor_maps[0].box: expected [columns, rows], each in [1, 256]"},
       {withTensorMaps(R"([{"argument": 0, "box": [64, 128], "swizzle": 100}])"),
        "tensor_maps[0].swizzle: expected 0, 32, 64 or 128"},
+      {withDispatch(R"({"min_seq_k": 8192})"), "dispatch: expected an array"},
+      {withDispatch(R"([{"min_seq_k": 0, "manifest": "v.json"}])"),
+       "dispatch[0].min_seq_k: expected a positive integer"},
+      {withDispatch(R"([{"min_seq_k": 8192}])"),
+       "dispatch[0].manifest: expected the file name of a manifest in this directory"},
+      {withDispatch(R"([{"min_seq_k": 8192, "manifest": "../v.json"}])"),
+       "dispatch[0].manifest: expected the file name of a manifest in this directory"},
+      {withDispatch(R"([{"min_seq_k": 8192, "manifest": "a.json"},
+                        {"min_seq_k": 4096, "manifest": "b.json"}])"),
+       "dispatch[1].min_seq_k: expected increasing values"},
   };
   for (const Case &c : cases) {
     KernelManifest m;
@@ -270,6 +313,51 @@ TEST(CApi, LoadReportsUnreadableManifests) {
             ATTN_ERROR_IO);
   EXPECT_NE(std::string(err).find("cannot open"), std::string::npos) << err;
   EXPECT_EQ(attn_kernel_load(nullptr, &kernel, err, sizeof err), ATTN_ERROR_INVALID_ARGUMENT);
+}
+
+TEST(CApi, LoadChecksDispatchVariants) {
+  attn_kernel *kernel = nullptr;
+  char err[1024];
+  // A variant that is missing, one with other argument roles, one with a
+  // dispatch of its own: each refused at load, naming the file.
+  writeTemp("dv_main_missing.json",
+            withDispatch(R"([{"min_seq_k": 64, "manifest": "dv_absent.json"}])"));
+  EXPECT_EQ(attn_kernel_load((testing::TempDir() + "dv_main_missing.json").c_str(), &kernel,
+                             err, sizeof err),
+            ATTN_ERROR_IO);
+  EXPECT_NE(std::string(err).find("dispatch variant"), std::string::npos) << err;
+  EXPECT_NE(std::string(err).find("dv_absent.json"), std::string::npos) << err;
+  // Other roles: the spec without an lse output (kCausalSpec's arguments
+  // less "lse" are still its argument list).
+  writeTemp("dv_other.json", manifestJson(R"({"symbol": "Sq", "ceil_div": 64})",
+                                          R"(["query", "key", "value", "out"])"));
+  writeTemp("dv_main_other.json",
+            withDispatch(R"([{"min_seq_k": 64, "manifest": "dv_other.json"}])"));
+  EXPECT_EQ(attn_kernel_load((testing::TempDir() + "dv_main_other.json").c_str(), &kernel, err,
+                             sizeof err),
+            ATTN_ERROR_IO);
+  EXPECT_NE(std::string(err).find("same chip and argument roles"), std::string::npos) << err;
+  writeTemp("dv_main_roles.json",
+            withDispatch(R"([{"min_seq_k": 64, "manifest": "dv_nested.json"}])"));
+  writeTemp("dv_nested.json",
+            withDispatch(R"([{"min_seq_k": 128, "manifest": "dv_ok.json"}])"));
+  EXPECT_EQ(attn_kernel_load((testing::TempDir() + "dv_main_roles.json").c_str(), &kernel, err,
+                             sizeof err),
+            ATTN_ERROR_IO);
+  EXPECT_NE(std::string(err).find("no dispatch of its own"), std::string::npos) << err;
+  // A variant with the dynamic scheduler's counter besides the same roles:
+  // accepted (the counter is the runtime's).
+  writeTemp("dv_counter.json",
+            manifestJson(R"({"symbol": "Sq", "ceil_div": 64})",
+                         R"(["query", "key", "value", "out", "lse", "tile_counter"])"));
+  writeTemp("dv_main_ok.json",
+            withDispatch(R"([{"min_seq_k": 64, "manifest": "dv_counter.json"}])"));
+  ASSERT_EQ(attn_kernel_load((testing::TempDir() + "dv_main_ok.json").c_str(), &kernel, err,
+                             sizeof err),
+            ATTN_OK)
+      << err;
+  EXPECT_EQ(attn_kernel_num_arguments(kernel), 5);
+  attn_kernel_destroy(kernel);
 }
 
 TEST(CApi, ChecksArgumentsAgainstTheSpec) {

@@ -87,6 +87,12 @@ static cl::opt<bool> dynamicScheduler(
              "every launch) instead of a static order (default: on for plain causal masks "
              "and documents at head dim 128; --dynamic-scheduler=false for the static "
              "order / one-item grid)"));
+static cl::opt<bool> seqDispatch(
+    "seq-dispatch", cl::init(false),
+    cl::desc("Also compile a kernel for long sequences where the heuristic has one "
+             "(block-sparse of whole tiles at head dim 128 on sm_90a: the one-item grid "
+             "with 3 K/V stages for Sk >= 16384) into <name>_sk<N>.json, listed under the "
+             "manifest's \"dispatch\"; the runtime picks it per launch (experimental)"));
 static cl::opt<bool> fastTanh(
     "fast-tanh", cl::init(true),
     cl::desc("tanh (soft-cap, score_mod) as one tanh.approx.f32 (MUFU.TANH, relative "
@@ -187,6 +193,7 @@ int main(int argc, char **argv) {
     options.itemOverlap = itemOverlap;
   if (dynamicScheduler.getNumOccurrences())
     options.dynamicScheduler = dynamicScheduler;
+  options.seqDispatch = seqDispatch;
   if (dynamicScheduler && persistent.getNumOccurrences() && !persistent) {
     llvm::errs() << "attn-compile: error: --dynamic-scheduler needs persistent blocks (it "
                     "schedules their work items); drop --persistent=false\n";
@@ -329,6 +336,8 @@ int main(int argc, char **argv) {
         os << " persistent";
       if (llvm::is_contained(manifest.argumentRoles, attn::kTileCounterRole))
         os << " dynamic";
+      for (const attn::KernelManifest::SeqVariant &v : manifest.dispatch)
+        os << ", Sk >= " << v.minSeqK << ": " << v.manifest;
       os << ", " << llvm::format("%.0f", ms) << " ms\n";
       result.ok = true;
       result.name = spec.name;

@@ -27,7 +27,8 @@ struct CudaRunOptions {
   double *medianMilliseconds = nullptr; ///< receives the median when timing
 };
 
-/// Loads the manifest's kernel (cubin if present, else PTX) on the device,
+/// Loads the manifest's kernel (cubin if present, else PTX; the dispatch
+/// variant for the inputs' Sk, if any) on the device,
 /// copies the inputs, launches, and copies the outputs back. Outputs are
 /// poisoned with NaN before the launch.
 bool runCudaKernel(const KernelManifest &manifest, const ExecInputs &in,

@@ -65,6 +65,19 @@ struct KernelManifest {
   /// text). All empty for an ordinary kernel. toJson writes them under the
   /// "tuning" key.
   std::string tuningGroup, tuningCandidate, tuningOptions;
+  /// Kernels for longer sequences (attn-compile --seq-dispatch): a launch
+  /// whose Sk is at least `minSeqK` runs the kernel of `manifest` (a file
+  /// beside this one, the same spec and argument roles) instead of this one;
+  /// the largest matching minSeqK wins. Written under "dispatch", sorted by
+  /// minSeqK; empty for an ordinary kernel.
+  struct SeqVariant {
+    int64_t minSeqK = 0;
+    std::string manifest;
+  };
+  std::vector<SeqVariant> dispatch;
+  /// The index into `dispatch` of the variant a launch with key length `sk`
+  /// runs, or -1 for this manifest's own kernel.
+  int selectVariant(int64_t sk) const;
   std::unique_ptr<Spec> spec;
   std::string directory; ///< where the manifest was read from (for relative paths)
 

@@ -6,6 +6,8 @@
 #include "attn/Spec/Spec.h"
 
 #include <optional>
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -42,6 +44,10 @@ struct GpuCompileOptions {
   /// plain causal masks and documents at D = Dv = 128); requires persistent
   /// blocks.
   std::optional<bool> dynamicScheduler;
+  /// Also compile, where the heuristic has one (seqDispatchPlan), a kernel
+  /// for long sequences into `<name>_sk<N>.json` and list it under the
+  /// manifest's "dispatch": launches with Sk >= N run it (experimental, off).
+  bool seqDispatch = false;
   bool chunkedLinear = true;      ///< linear kinds: chunkwise tensor-core kernel
   bool chunkedLinearPrefetch = true; ///< chunkwise kernel: cp.async next-chunk prefetch
   /// Chunkwise kernel on sm_90a: the wgmma + TMA form where it applies (no,
@@ -117,6 +123,17 @@ struct PtxasReport {
 /// `outDir/<name>.json`, each written atomically, and fills `manifest` as
 /// readManifest would (spec included). Softmax kernels always return LSE.
 /// Errors name the stage that failed.
+/// A kernel for long sequences: launches with Sk >= minSeqK run the spec
+/// compiled with `apply`'s options instead of the default kernel.
+struct SeqDispatchPlan {
+  int64_t minSeqK = 0;
+  std::function<void(GpuCompileOptions &)> apply;
+};
+
+/// The long-sequence kernel the heuristic gives the spec on `chip`, if any
+/// (what attn-compile --seq-dispatch builds).
+std::optional<SeqDispatchPlan> seqDispatchPlan(const Spec &spec, const std::string &chip);
+
 bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
                        const GpuCompileOptions &options, const std::string &outDir,
                        KernelManifest &manifest, PtxasReport &report,
