@@ -305,13 +305,8 @@ bool runCudaKernel(const KernelManifest &m, const ExecInputs &in, ExecOutputs &o
   // A longer sequence's kernel (the manifest's dispatch), as attn_kernel_launch.
   if (int chosen = m.selectVariant(in.Sk); chosen >= 0) {
     KernelManifest variant;
-    std::string path = m.directory + "/" + m.dispatch[chosen].manifest;
-    if (!readManifest(path, variant, error))
+    if (!readDispatchVariant(m, size_t(chosen), variant, error))
       return false;
-    if (!variant.dispatch.empty()) {
-      error = path + ": a dispatch variant with a dispatch of its own";
-      return false;
-    }
     return runCudaKernel(variant, in, out, error, options);
   }
   Driver &d = Driver::get();
@@ -691,28 +686,10 @@ attn_status attn_kernel_load(const char *manifestPath, attn_kernel **kernel, cha
   std::string error;
   if (!attn::readManifest(manifestPath, k->manifest, error))
     return attn::reportStatus(err, errLen, ATTN_ERROR_IO, error);
-  // The roles a caller binds, the dynamic scheduler's counter aside (the
-  // variants may differ in having one).
-  auto boundRoles = [](const attn::KernelManifest &m) {
-    std::vector<std::string> roles = m.argumentRoles;
-    if (m.hasTileCounter())
-      roles.pop_back();
-    return roles;
-  };
-  for (const attn::KernelManifest::SeqVariant &v : k->manifest.dispatch) {
-    std::string path = k->manifest.directory + "/" + v.manifest;
+  for (size_t i = 0; i < k->manifest.dispatch.size(); ++i) {
     auto variant = std::make_unique<attn_kernel>();
-    if (!attn::readManifest(path, variant->manifest, error))
-      return attn::reportStatus(err, errLen, ATTN_ERROR_IO,
-                                std::string(manifestPath) + ": dispatch variant: " + error);
-    const attn::KernelManifest &vm = variant->manifest;
-    if (!vm.dispatch.empty() || boundRoles(vm) != boundRoles(k->manifest) ||
-        vm.chip != k->manifest.chip)
-      return attn::reportStatus(
-          err, errLen, ATTN_ERROR_IO,
-          std::string(manifestPath) + ": dispatch variant " + path +
-              ": expected a kernel for the same chip and argument roles, with no dispatch "
-              "of its own");
+    if (!attn::readDispatchVariant(k->manifest, i, variant->manifest, error))
+      return attn::reportStatus(err, errLen, ATTN_ERROR_IO, std::string(manifestPath) + ": " + error);
     k->variants.push_back(std::move(variant));
   }
   *kernel = k.release();

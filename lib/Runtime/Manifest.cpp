@@ -114,6 +114,32 @@ int KernelManifest::selectVariant(int64_t sk) const {
   return chosen;
 }
 
+bool readDispatchVariant(const KernelManifest &m, size_t index, KernelManifest &variant,
+                         std::string &error) {
+  std::string path = m.directory + "/" + m.dispatch[index].manifest;
+  std::string readError;
+  if (!readManifest(path, variant, readError)) {
+    error = "dispatch variant " + path + ": " + readError;
+    return false;
+  }
+  // The roles a caller binds, the dynamic scheduler's counter aside (the
+  // variants may differ in having one).
+  auto boundRoles = [](const KernelManifest &k) {
+    std::vector<std::string> roles = k.argumentRoles;
+    if (k.hasTileCounter())
+      roles.pop_back();
+    return roles;
+  };
+  if (!variant.dispatch.empty() || boundRoles(variant) != boundRoles(m) ||
+      variant.chip != m.chip) {
+    error = "dispatch variant " + path +
+            ": expected a kernel for the same chip and argument roles, with no dispatch of "
+            "its own";
+    return false;
+  }
+  return true;
+}
+
 bool readWholeFile(const std::string &path, std::string &out) {
   std::ifstream in(path, std::ios::binary);
   if (!in)

@@ -318,44 +318,33 @@ TEST(CApi, LoadReportsUnreadableManifests) {
 TEST(CApi, LoadChecksDispatchVariants) {
   attn_kernel *kernel = nullptr;
   char err[1024];
+  // Loads a default kernel whose dispatch names `variantFile` for Sk >= 64.
+  auto loadWithVariant = [&](const std::string &mainFile, const std::string &variantFile) {
+    writeTemp(mainFile, withDispatch(R"([{"min_seq_k": 64, "manifest": ")" + variantFile +
+                                     R"("}])"));
+    return attn_kernel_load((testing::TempDir() + mainFile).c_str(), &kernel, err, sizeof err);
+  };
   // A variant that is missing, one with other argument roles, one with a
   // dispatch of its own: each refused at load, naming the file.
-  writeTemp("dv_main_missing.json",
-            withDispatch(R"([{"min_seq_k": 64, "manifest": "dv_absent.json"}])"));
-  EXPECT_EQ(attn_kernel_load((testing::TempDir() + "dv_main_missing.json").c_str(), &kernel,
-                             err, sizeof err),
-            ATTN_ERROR_IO);
+  EXPECT_EQ(loadWithVariant("dv_main_missing.json", "dv_absent.json"), ATTN_ERROR_IO);
   EXPECT_NE(std::string(err).find("dispatch variant"), std::string::npos) << err;
   EXPECT_NE(std::string(err).find("dv_absent.json"), std::string::npos) << err;
   // Other roles: the spec without an lse output (kCausalSpec's arguments
   // less "lse" are still its argument list).
   writeTemp("dv_other.json", manifestJson(R"({"symbol": "Sq", "ceil_div": 64})",
                                           R"(["query", "key", "value", "out"])"));
-  writeTemp("dv_main_other.json",
-            withDispatch(R"([{"min_seq_k": 64, "manifest": "dv_other.json"}])"));
-  EXPECT_EQ(attn_kernel_load((testing::TempDir() + "dv_main_other.json").c_str(), &kernel, err,
-                             sizeof err),
-            ATTN_ERROR_IO);
+  EXPECT_EQ(loadWithVariant("dv_main_other.json", "dv_other.json"), ATTN_ERROR_IO);
   EXPECT_NE(std::string(err).find("same chip and argument roles"), std::string::npos) << err;
-  writeTemp("dv_main_roles.json",
-            withDispatch(R"([{"min_seq_k": 64, "manifest": "dv_nested.json"}])"));
   writeTemp("dv_nested.json",
             withDispatch(R"([{"min_seq_k": 128, "manifest": "dv_ok.json"}])"));
-  EXPECT_EQ(attn_kernel_load((testing::TempDir() + "dv_main_roles.json").c_str(), &kernel, err,
-                             sizeof err),
-            ATTN_ERROR_IO);
+  EXPECT_EQ(loadWithVariant("dv_main_nested.json", "dv_nested.json"), ATTN_ERROR_IO);
   EXPECT_NE(std::string(err).find("no dispatch of its own"), std::string::npos) << err;
   // A variant with the dynamic scheduler's counter besides the same roles:
   // accepted (the counter is the runtime's).
   writeTemp("dv_counter.json",
             manifestJson(R"({"symbol": "Sq", "ceil_div": 64})",
                          R"(["query", "key", "value", "out", "lse", "tile_counter"])"));
-  writeTemp("dv_main_ok.json",
-            withDispatch(R"([{"min_seq_k": 64, "manifest": "dv_counter.json"}])"));
-  ASSERT_EQ(attn_kernel_load((testing::TempDir() + "dv_main_ok.json").c_str(), &kernel, err,
-                             sizeof err),
-            ATTN_OK)
-      << err;
+  ASSERT_EQ(loadWithVariant("dv_main_ok.json", "dv_counter.json"), ATTN_OK) << err;
   EXPECT_EQ(attn_kernel_num_arguments(kernel), 5);
   attn_kernel_destroy(kernel);
 }

@@ -97,6 +97,13 @@ bool readWholeFile(const std::string &path, std::string &out);
 /// Reads a manifest; errors name the file and the key path.
 bool readManifest(const std::string &path, KernelManifest &manifest, std::string &error);
 
+/// Reads `manifest.dispatch[index]`'s manifest into `variant` and checks that
+/// it can stand in for `manifest`: the same chip and argument roles (the
+/// dynamic scheduler's counter aside), no dispatch of its own. Errors start
+/// with "dispatch variant <path>: ".
+bool readDispatchVariant(const KernelManifest &manifest, size_t index, KernelManifest &variant,
+                         std::string &error);
+
 } // namespace attn
 
 #endif // ATTN_RUNTIME_MANIFEST_H

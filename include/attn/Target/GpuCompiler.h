@@ -5,7 +5,6 @@
 #include "attn/Runtime/Manifest.h"
 #include "attn/Spec/Spec.h"
 
-#include <optional>
 #include <functional>
 #include <optional>
 #include <string>
@@ -119,10 +118,6 @@ struct PtxasReport {
   int64_t blockQ = 0, blockK = 0;
 };
 
-/// Compiles one spec to `outDir/<name>.ptx` (and `.cubin`) plus the manifest
-/// `outDir/<name>.json`, each written atomically, and fills `manifest` as
-/// readManifest would (spec included). Softmax kernels always return LSE.
-/// Errors name the stage that failed.
 /// A kernel for long sequences: launches with Sk >= minSeqK run the spec
 /// compiled with `apply`'s options instead of the default kernel.
 struct SeqDispatchPlan {
@@ -134,6 +129,12 @@ struct SeqDispatchPlan {
 /// (what attn-compile --seq-dispatch builds).
 std::optional<SeqDispatchPlan> seqDispatchPlan(const Spec &spec, const std::string &chip);
 
+/// Compiles one spec to `outDir/<name>.ptx` (and `.cubin`) plus the manifest
+/// `outDir/<name>.json`, each written atomically, and fills `manifest` as
+/// readManifest would (spec included). Softmax kernels always return LSE.
+/// With options.seqDispatch and a seqDispatchPlan, also the long-sequence
+/// kernel `<name>_sk<N>`, listed in the manifest's dispatch.
+/// Errors name the stage that failed.
 bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
                        const GpuCompileOptions &options, const std::string &outDir,
                        KernelManifest &manifest, PtxasReport &report,
