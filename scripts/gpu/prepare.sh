@@ -63,6 +63,10 @@ build/bin/attn-compile bench/specs/b_dense_d64.json -o gpu-kernels/bench_d64_p19
   --chip sm_90a --cubin --fail-on-spills --persistent --dynamic-scheduler --block-q 192 --block-k 128 -q
 build/bin/attn-compile bench/specs/b_{dense,causal}_d64.json -o gpu-kernels/bench_d64_bq128 \
   --chip sm_90a --cubin --fail-on-spills --block-q 128 -q
+# Session 16: dense / causal D = 64 on persistent blocks with 128-row tiles, for a per-S
+# kernel choice at S = 1k (session 11: dense D = 64 1k +11%, 4k / 16k -5-10%).
+build/bin/attn-compile bench/specs/b_{dense,causal}_d64.json -o gpu-kernels/bench_d64_p128 \
+  --chip sm_90a --cubin --fail-on-spills --persistent --block-q 128 -q
 build/bin/attn-compile bench/specs/b_{dense,causal}_d64.json -o gpu-kernels/bench_d64_pp0 \
   --chip sm_90a --cubin --fail-on-spills --block-q 192 --ping-pong=false -q
 build/bin/attn-compile bench/specs/b_{dense,causal}_d64.json -o gpu-kernels/bench_d64_bk64 \
