@@ -510,7 +510,9 @@ bool compileKernel(const Spec &spec, const std::string &specPath,
   auto hopperOptions = [&](int64_t bq) {
     bool pingPong = options.pingPong.value_or(bq != 192);
     return std::string("{tensor-cores=1 wgmma=1") +
-           (options.documentTiles ? " document-tiles=1" : "") + (pingPong ? " ping-pong=1" : "") +
+           (options.documentTiles ? " document-tiles=1" : "") +
+           (options.documentTiles && options.documentIdsInShared ? " document-ids-in-shared=1"
+                                                                  : "") + (pingPong ? " ping-pong=1" : "") +
            (persistent ? " persistent=1" : "") +
            (itemOverlap ? " item-overlap=1" : "") +
            (dynamicScheduler ? " dynamic-scheduler=1" : "") +

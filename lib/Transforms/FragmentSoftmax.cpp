@@ -142,7 +142,8 @@ FragmentSoftmax::FragmentSoftmax(KernelBuilder &kb, FragmentBuilder &fb, ScoreEm
   }
 }
 
-SmallVector<Value> FragmentSoftmax::scores(ArrayRef<Value> acc, Value colBegin, Value needMask) {
+SmallVector<Value> FragmentSoftmax::scores(ArrayRef<Value> acc, Value colBegin, Value needMask,
+                                           const std::function<Value(int64_t)> &kvDocIdAt) {
   ImplicitLocOpBuilder &b = kb.b;
   LoopBuilder &lb = kb.lb;
   Value lastCol = arith::SubIOp::create(b, seqK, lb.index(1));
@@ -210,6 +211,14 @@ SmallVector<Value> FragmentSoftmax::scores(ArrayRef<Value> acc, Value colBegin, 
   Value laneColBegin = arith::AddIOp::create(b, colBegin, t2);
   Value laneColLimit = arith::IndexCastOp::create(
       b, b.getI32Type(), arith::SubIOp::create(b, lastCol, laneColBegin));
+  // With the key ids supplied (kvDocIdAt, as inline asm the compiler may
+  // not move loads across), the rows' two ids are loaded once here: left to
+  // visible(), each column pair reloaded them.
+  Value qDocIds[2];
+  if (kvDocIdAt && op.getQDocIds() && maskAlways)
+    for (int r = 0; r < 2; ++r)
+      qDocIds[r] = memref::LoadOp::create(b, emitter.operand(op.getQDocIds()),
+                                          ValueRange{batch, evalRows[r]});
   SmallVector<Value> s;
   for (int64_t i = 0; i < int64_t(acc.size()); ++i) {
     int64_t tile = i / 4, e = i % 4;
@@ -259,6 +268,9 @@ SmallVector<Value> FragmentSoftmax::scores(ArrayRef<Value> acc, Value colBegin, 
               : rawScale ? acc[i]
                          : emitter.score(acc[i], batch, head, row, colEval, alibiDistance);
     }
+    Value kvDocId;
+    if (kvDocIdAt && op.getQDocIds() && maskAlways)
+      kvDocId = kvDocIdAt(tile * 8 + e % 2);
     auto maskedScore = [&] {
       if (offsetMasks) {
         Value offset = arith::AddIOp::create(
@@ -267,13 +279,17 @@ SmallVector<Value> FragmentSoftmax::scores(ArrayRef<Value> acc, Value colBegin, 
         if (relLo[e / 2])
           vis = arith::AndIOp::create(
               b, vis, arith::CmpIOp::create(b, arith::CmpIPredicate::sge, offset, relLo[e / 2]));
-        MaskParts rest{/*diagonal=*/false, /*blockMask=*/!blockMaskPerTile};
+        MaskParts rest{/*diagonal=*/false, /*blockMask=*/!blockMaskPerTile, kvDocId,
+                       kvDocId ? qDocIds[e / 2] : Value()};
         if (emitter.hasMasks(rest))
           vis = arith::AndIOp::create(b, vis, emitter.visible(batch, head, row, colEval, rest));
         return arith::SelectOp::create(b, vis, score, lb.negInf()).getResult();
       }
       Value inSeq = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, col, seqK);
-      Value vis = arith::AndIOp::create(b, inSeq, emitter.visible(batch, head, row, colEval));
+      MaskParts all;
+      all.kvDocId = kvDocId;
+      all.qDocId = kvDocId ? qDocIds[e / 2] : Value();
+      Value vis = arith::AndIOp::create(b, inSeq, emitter.visible(batch, head, row, colEval, all));
       return arith::SelectOp::create(b, vis, score, lb.negInf()).getResult();
     };
     // A mask known statically (the Hopper kernel's masked and unmasked copies)

@@ -17,6 +17,7 @@
 #include "ScoreEmitter.h"
 
 #include <array>
+#include <functional>
 
 namespace attn {
 
@@ -81,7 +82,12 @@ public:
   /// score is linear: update() knows which) (n tiles x 4 values,
   /// keys from `colBegin`), -inf where masked. Masks are evaluated only when
   /// `needMask` holds (partial tiles).
-  SmallVector<Value> scores(ArrayRef<Value> acc, Value colBegin, Value needMask);
+  ///
+  /// `kvDocIdAt`, where given, supplies the document id of the lane's key at
+  /// offset c (tile * 8 + e % 2, before the lane's 2 * (lane % 4)) of the
+  /// tile, instead of a load from the kv id tensor.
+  SmallVector<Value> scores(ArrayRef<Value> acc, Value colBegin, Value needMask,
+                            const std::function<Value(int64_t)> &kvDocIdAt = nullptr);
 
   /// One online-softmax step: the new max and sum, O rescaled, and P
   /// (same layout as `s`, f32) for the P V product.

@@ -353,6 +353,9 @@ struct WgmmaKernelOptions {
   /// memref<1xi32> kernel argument after the host's, zero at launch; marked
   /// `attn.tile_counter`) instead of the static blockIdx.x + k * gridDim.x.
   bool dynamicScheduler = false;
+  /// With documentTiles: the producer stages each live tile's key document
+  /// ids in shared memory with its K, and the masked softmax reads them there.
+  bool documentIdsInShared = false;
 };
 
 /// The Hopper (sm_90a) wgmma + TMA softmax kernel; see WgmmaSoftmaxKernel.cpp.

@@ -351,7 +351,7 @@ struct LowerToGpuKernelsPass
           if (wgmma && buildWgmmaSoftmaxKernel(b, gpuModule, host, attention,
                                                 {documentTiles, pingPong, persistent,
                                                  lazyRescale, polyExp2Eighths, kvStages,
-                                                 itemOverlap, dynamicScheduler}))
+                                                 itemOverlap, dynamicScheduler, documentIdsInShared}))
             return;
           if (!tensorCores || !buildMmaSoftmaxKernel(b, gpuModule, host, attention, cpAsync))
             buildSoftmaxKernel(b, gpuModule, host, attention);

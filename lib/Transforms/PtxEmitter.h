@@ -45,6 +45,12 @@ public:
     emit({}, {bar, i32(bytes)}, "mbarrier.arrive.expect_tx.shared::cta.b64 _, [$0], $1;",
          "r,r");
   }
+  /// Raises the current phase's expected transaction bytes without arriving
+  /// (the arrival comes later, once other writes it must cover are done).
+  void expectTx(Value bar, int64_t bytes) {
+    emit({}, {bar, i32(bytes)}, "mbarrier.expect_tx.relaxed.cta.shared::cta.b64 [$0], $1;",
+         "r,r");
+  }
   /// Blocks until the phase with parity `parity` of `bar` has completed.
   /// Waits for the phase with `parity` to complete. The suspend-time hint
   /// (10 ms, as CUTLASS) lets the hardware park the thread until the phase

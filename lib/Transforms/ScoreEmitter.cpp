@@ -125,8 +125,12 @@ Value ScoreEmitter::visible(Value batch, Value head, Value row, Value col, MaskP
                                arith::ConstantIntOp::create(b, 0, 8)));
   }
   if (op.getQDocIds()) {
-    Value qd = memref::LoadOp::create(b, operand(op.getQDocIds()), ValueRange{batch, row});
-    Value kd = memref::LoadOp::create(b, operand(op.getKvDocIds()), ValueRange{batch, col});
+    Value qd = parts.qDocId ? parts.qDocId
+                            : (Value)memref::LoadOp::create(b, operand(op.getQDocIds()),
+                                                            ValueRange{batch, row});
+    Value kd = parts.kvDocId ? parts.kvDocId
+                             : (Value)memref::LoadOp::create(b, operand(op.getKvDocIds()),
+                                                             ValueRange{batch, col});
     both(arith::CmpIOp::create(b, arith::CmpIPredicate::eq, qd, kd));
   }
   if (!op.getMaskMod().empty())

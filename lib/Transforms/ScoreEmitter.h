@@ -25,6 +25,11 @@ constexpr double kLn2 = 0.6931471805599453;
 struct MaskParts {
   bool diagonal = true;  ///< causal and window bounds
   bool blockMask = true; ///< the block-sparse layout
+  /// The key's document id, where the caller has it already (the Hopper
+  /// kernel stages a tile's ids in shared memory); null: loaded.
+  mlir::Value kvDocId;
+  /// The query's document id, where the caller has it already; null: loaded.
+  mlir::Value qDocId;
 };
 
 class ScoreEmitter {

@@ -42,6 +42,7 @@
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 
+#include <map>
 #include <string>
 
 namespace attn {
@@ -135,6 +136,15 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   // word next to its stage, the item's last live tile marked. The consumers
   // follow the words and never walk a dead tile.
   bool tileList = classifyDocuments || skipEmptyTiles;
+  // Staged key ids (`documentIdsInShared`): the producer warp writes each
+  // live tile's key document ids into shared memory next to its K, so the
+  // masked softmax reads a lane's 32 ids as 16 LDS.64 at immediate offsets
+  // (issuable in any order) instead of 32 LDG, each with its own address
+  // (their L1 latency was exposed three columns at a time in session 15's
+  // SASS). The ring has two slots per stage: tile n's slot is rewritten for
+  // tile n + 2 * stages, which the producer issues only after every consumer
+  // warp released K of tile n + stages, i.e. after its softmax of tile n.
+  bool stagedDocIds = classifyDocuments && options.documentIdsInShared;
   // A tile-list word: kt << 2 | documents full << 1 | last tile of the item.
   constexpr int64_t kLastBit = 0, kFullBit = 1, kWordShift = 2;
   // The producer warps' named barrier (ping-pong takes 1 .. 3).
@@ -146,6 +156,8 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   // for the producer, as the persistent one.
   RegisterSplit registers =
       registerSplit(consumerGroups, persistent || classifyDocuments, blockK);
+  if (stagedDocIds && consumerGroups == 2)
+    registers = RegisterSplit{56, 224};
 
   // Byte offsets in the dynamic shared memory.
   int64_t qBoxBytes = blockQ * 128, kvBoxBytes = blockK * 128;
@@ -164,7 +176,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   // Byte offsets for `n` K / V stages.
   struct Layout {
     int64_t kOffset, vOffset, barOffset, qEmptyOffset, slotOffset, wordOffset, exchangeOffset,
-        pendingOffset, sharedBytes;
+        pendingOffset, idsOffset, sharedBytes;
   };
   auto layoutFor = [&](int64_t n) {
     Layout l;
@@ -181,7 +193,10 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     l.exchangeOffset = l.wordOffset + (tileList ? 4 * n : 0);
     l.pendingOffset = l.exchangeOffset + (walkWarps > 1 ? 2 * walkWarps * 8 : 0);
     // Item overlap: each consumer thread's pending item (see the consumer).
-    l.sharedBytes = l.pendingOffset + (itemOverlap ? consumerGroups * 128 * kPendingBytes : 0);
+    int64_t pendingEnd = l.pendingOffset + (itemOverlap ? consumerGroups * 128 * kPendingBytes : 0);
+    // Staged key ids: 2 n slots of blockK i32, 16-byte aligned (STS.128).
+    l.idsOffset = (pendingEnd + 15) / 16 * 16;
+    l.sharedBytes = stagedDocIds ? l.idsOffset + 2 * n * blockK * 4 : pendingEnd;
     return l;
   };
   // K / V stages (options.kvStages, 2 by default): as many as asked and fit
@@ -191,7 +206,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   while (stages > 2 && layoutFor(stages).sharedBytes > kMaxSharedBytes)
     --stages;
   auto [kOffset, vOffset, barOffset, qEmptyOffset, slotOffset, wordOffset, exchangeOffset,
-        pendingOffset, sharedBytes] = layoutFor(stages);
+        pendingOffset, idsOffset, sharedBytes] = layoutFor(stages);
 
   memref::GlobalOp smemGlobal = getDynamicSharedMemory(b, module);
   IRMapping map;
@@ -291,6 +306,12 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     Value stage = arith::RemUIOp::create(b, i, c32(stages));
     Value round = arith::DivUIOp::create(b, i, c32(stages)); // the stage's fill number
     return std::make_pair(stage, round);
+  };
+  // The i-th visited tile's staged key ids (stagedDocIds): slot i % (2 stages).
+  auto idSlot = [&](Value i) {
+    return at(arith::AddIOp::create(
+        b, c32(idsOffset),
+        arith::MulIOp::create(b, arith::RemUIOp::create(b, i, c32(2 * stages)), c32(blockK * 4))));
   };
 
   // A work item: one q tile of one (batch, head). Longest first: with causal
@@ -395,10 +416,14 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                            [&](Value w, ValueRange carried) { return body(itemOf(w), carried); });
   };
 
+  // Without `arrive`, only the bytes are expected: the caller arrives later.
   auto loadTile = [&](const Item &item, Value kt, Value stage, Value bar, int64_t offset,
-                      int64_t stageBytes, int64_t width, Value tensorMap) {
+                      int64_t stageBytes, int64_t width, Value tensorMap, bool arrive = true) {
     Value row = toI32(arith::MulIOp::create(b, kt, lb.index(blockK)));
-    ptx.arriveExpectTx(bar, blockK * width * 2);
+    if (arrive)
+      ptx.arriveExpectTx(bar, blockK * width * 2);
+    else
+      ptx.expectTx(bar, blockK * width * 2);
     for (int64_t box = 0; box < width / kBoxCols; ++box)
       ptx.tmaLoad(at(arith::AddIOp::create(b, c32(offset + box * kvBoxBytes),
                                            arith::MulIOp::create(b, stage, c32(stageBytes)))),
@@ -601,18 +626,76 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     auto [stage, round] = stageOf(count);
     Value refill = arith::CmpIOp::create(b, arith::CmpIPredicate::uge, round, c32(1));
     Value emptyParity = arith::RemUIOp::create(b, arith::SubIOp::create(b, round, c32(1)), c32(2));
+    // Staged key ids: the whole producer warp runs this, lane 0 issues.
+    // Lane 0 expects K's bytes and starts its TMA; then each lane loads its
+    // blockK / 32 consecutive ids (clamped at Sk - 1, as the walk; they hit
+    // in L1 / L2 after the walk's loads), writes them, and after a warp
+    // barrier lane 0 arrives on K's full barrier, so the consumers see the
+    // ids with K. (Loaded before the stage wait instead, they were live
+    // across it: 16 bytes spilled under the producer's 40 registers.)
+    auto single = [&](const std::function<void()> &body) {
+      if (stagedDocIds)
+        lb.ifThen(laneZeroOfAll, body);
+      else
+        body();
+    };
+    int64_t idsPerLane = blockK / 32;
     lb.ifThen(refill, [&] { ptx.wait(stageBar(KEmpty, stage), emptyParity); });
     if (tileList)
-      ptx.emit({}, {wordAddress(stage), word}, "st.shared.u32 [$0], $1;", "r,r");
+      single([&] { ptx.emit({}, {wordAddress(stage), word}, "st.shared.u32 [$0], $1;", "r,r"); });
     if (!kt) {
-      lb.ifThen(refill, [&] { ptx.wait(stageBar(VEmpty, stage), emptyParity); });
-      ptx.arrive(stageBar(KFull, stage));
-      ptx.arrive(stageBar(VFull, stage));
+      single([&] {
+        lb.ifThen(refill, [&] { ptx.wait(stageBar(VEmpty, stage), emptyParity); });
+        ptx.arrive(stageBar(KFull, stage));
+        ptx.arrive(stageBar(VFull, stage));
+      });
       return;
     }
-    loadTile(item, kt, stage, stageBar(KFull, stage), kOffset, kStageBytes, d, kMap);
-    lb.ifThen(refill, [&] { ptx.wait(stageBar(VEmpty, stage), emptyParity); });
-    loadTile(item, kt, stage, stageBar(VFull, stage), vOffset, vStageBytes, dv, vMap);
+    if (!stagedDocIds) {
+      loadTile(item, kt, stage, stageBar(KFull, stage), kOffset, kStageBytes, d, kMap);
+    } else {
+      single([&] {
+        loadTile(item, kt, stage, stageBar(KFull, stage), kOffset, kStageBytes, d, kMap,
+                 /*arrive=*/false);
+      });
+      Value first = arith::AddIOp::create(b, arith::MulIOp::create(b, kt, lb.index(blockK)),
+                                          arith::MulIOp::create(b, lane, lb.index(idsPerLane)));
+      Value last = arith::SubIOp::create(b, seqK, lb.index(1));
+      SmallVector<Value> ids;
+      for (int64_t i = 0; i < idsPerLane; ++i)
+        ids.push_back(memref::LoadOp::create(
+            b, map.lookup(op.getKvDocIds()),
+            ValueRange{item.batch,
+                       arith::MinSIOp::create(
+                           b, arith::AddIOp::create(b, first, lb.index(i)), last)}));
+      Value dst = arith::AddIOp::create(
+          b, idSlot(count),
+          toI32(arith::MulIOp::create(b, lane, lb.index(idsPerLane * 4))));
+      SmallVector<Value> operands = {dst};
+      operands.append(ids.begin(), ids.end());
+      std::string regs, constraints = "r";
+      for (int64_t i = 0; i < idsPerLane; ++i) {
+        regs += (i ? ", $" : "$") + std::to_string(i + 1);
+        constraints += ",r";
+      }
+      ptx.emit({}, operands,
+               "st.shared.v" + std::to_string(idsPerLane) + ".u32 [$0], {" + regs + "};",
+               constraints);
+      ptx.emit({}, {}, "bar.warp.sync -1;", "");
+      single([&] { ptx.arrive(stageBar(KFull, stage)); });
+    }
+    single([&] {
+      lb.ifThen(refill, [&] { ptx.wait(stageBar(VEmpty, stage), emptyParity); });
+      loadTile(item, kt, stage, stageBar(VFull, stage), vOffset, vStageBytes, dv, vMap);
+    });
+  };
+  // Who issues tiles: the issuer, or (staged key ids) the whole first
+  // producer warp.
+  auto tileIssuer = [&](const std::function<void()> &body) {
+    if (stagedDocIds)
+      lb.ifThen(producerWarp, body);
+    else
+      issuer(body);
   };
   lb.ifThen(walkWarps > 1 ? lb.boolean(true) : tileList ? producerWarp : firstThread, [&] {
     // Carried over items: the number of items so far, of tiles loaded, of
@@ -742,7 +825,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                       count = kb.ifWithResults(
                           hasPending, {i32},
                           [&] {
-                            issuer([&] { issueWord(pending, count); });
+                            tileIssuer([&] { issueWord(pending, count); });
                             return SmallVector<Value>{arith::AddIOp::create(b, count, c32(1))};
                           },
                           [&] { return SmallVector<Value>{count}; })[0];
@@ -760,7 +843,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     // The last live tile, marked; an item without live tiles gets an end
     // word (-1) in a stage of its own.
     Value count = walked[0], pending = walked[1];
-    issuer([&] {
+    tileIssuer([&] {
       lb.ifThen(
           arith::CmpIOp::create(b, arith::CmpIPredicate::sge, pending, c32(0)),
           [&] { issueWord(arith::OrIOp::create(b, pending, c32(1 << kLastBit)), count); },
@@ -869,9 +952,23 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   // or trained inputs, almost only on a row's first tiles). Masks only when
   // `masked`.
   auto softmaxTile = [&](FragmentSoftmax &softmax, Value kt, ArrayRef<Value> acc,
-                         const SoftmaxState &st, bool masked) {
+                         const SoftmaxState &st, bool masked, Value idLaneSlot) {
     Value colBegin = arith::MulIOp::create(b, kt, lb.index(blockK));
-    SmallVector<Value> sc = softmax.scores(acc, colBegin, lb.boolean(masked));
+    // Staged key ids: the lane's columns c and c + 1 (c = 8 j) are one
+    // ld.shared.v2 at idLaneSlot + 4 c.
+    std::map<int64_t, std::pair<Value, Value>> idPairs;
+    std::function<Value(int64_t)> kvDocIdAt;
+    if (idLaneSlot && masked)
+      kvDocIdAt = [&](int64_t c) -> Value {
+        auto &pair = idPairs[c / 2];
+        if (!pair.first) {
+          Value both = ptx.emit({i32, i32}, {arith::AddIOp::create(b, idLaneSlot, c32(c / 2 * 8))},
+                                "ld.shared.v2.u32 {$0, $1}, [$2];", "=r,=r,r");
+          pair = {LLVM::ExtractValueOp::create(b, both, 0), LLVM::ExtractValueOp::create(b, both, 1)};
+        }
+        return c % 2 ? pair.second : pair.first;
+      };
+    SmallVector<Value> sc = softmax.scores(acc, colBegin, lb.boolean(masked), kvDocIdAt);
     SmallVector<Value> p;
     SoftmaxState next = softmax.update(st, sc, p, options.lazyRescale, options.polyExp2Eighths);
     SmallVector<Value> results = {next.max[0], next.max[1], next.sum[0], next.sum[1],
@@ -1043,6 +1140,10 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
           return o;
         });
     acc = ptx.fenceOperands(acc);
+    // Staged key ids: every lane's reads of earlier tiles' ids before lane 0
+    // releases this stage (see stagedDocIds).
+    if (stagedDocIds)
+      ptx.emit({}, {}, "bar.warp.sync -1;", "");
     lb.ifThen(laneZero, [&] { ptx.arrive(stageBar(KEmpty, stage)); });
 
     SoftmaxState st;
@@ -1055,8 +1156,12 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     if (options.lazyRescale)
       smTypes.push_back(b.getI1Type());
     SmallVector<Value> sm;
+    Value idLaneSlot =
+        stagedDocIds ? (Value)arith::AddIOp::create(b, idSlot(count),
+                                                    toI32(arith::MulIOp::create(b, t2, lb.index(4))))
+                     : Value();
     if (alwaysMasked) {
-      sm = softmaxTile(softmax, kt, acc, st, /*masked=*/true);
+      sm = softmaxTile(softmax, kt, acc, st, /*masked=*/true, idLaneSlot);
     } else {
       Value partial = arith::OrIOp::create(
           b, arith::CmpIOp::create(b, arith::CmpIPredicate::slt, kt, range.fullBegin),
@@ -1065,8 +1170,8 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
         partial = arith::OrIOp::create(
             b, partial, arith::XOrIOp::create(b, documentsFull, lb.boolean(true)));
       sm = kb.ifWithResults(
-          partial, smTypes, [&] { return softmaxTile(softmax, kt, acc, st, true); },
-          [&] { return softmaxTile(softmax, kt, acc, st, false); });
+          partial, smTypes, [&] { return softmaxTile(softmax, kt, acc, st, true, idLaneSlot); },
+          [&] { return softmaxTile(softmax, kt, acc, st, false, idLaneSlot); });
     }
     // The previous P V is done: release its V stage, rescale O.
     ptx.wgmmaWait(0);

@@ -101,6 +101,11 @@ static cl::opt<bool> documentTiles(
     "document-tiles", cl::init(true),
     cl::desc("Hopper kernel: classify k tiles from the document ids at run time "
              "(default; --document-tiles=false masks every tile element by element)"));
+static cl::opt<bool> documentIdsInShared(
+    "document-ids-in-shared", cl::init(true),
+    cl::desc("Hopper kernel with --document-tiles: the producer stages each live k tile's "
+             "key document ids in shared memory with its K, where the masked softmax reads "
+             "them (default; =false: the softmax loads them from global memory)"));
 static cl::opt<bool> chunkedLinear(
     "chunked-linear", cl::init(true),
     cl::desc("Linear kinds: the chunkwise tensor-core kernel (mma.sync) for f16/bf16, "
@@ -185,6 +190,7 @@ int main(int argc, char **argv) {
   options.tensorCores = tensorCores;
   options.cpAsync = cpAsync;
   options.documentTiles = documentTiles;
+  options.documentIdsInShared = documentIdsInShared;
   options.fastTanh = fastTanh;
   if (pingPong.getNumOccurrences())
     options.pingPong = pingPong;

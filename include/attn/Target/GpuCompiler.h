@@ -19,6 +19,9 @@ struct GpuCompileOptions {
   bool tensorCores = true;        ///< mma.sync kernel for f16/bf16 softmax
   bool cpAsync = true;            ///< mma.sync kernel: cp.async double buffering
   bool documentTiles = true;      ///< Hopper kernel: run-time document tile classes
+  /// Hopper kernel with documentTiles: each live tile's key document ids
+  /// staged in shared memory with its K (read there by the masked softmax).
+  bool documentIdsInShared = true;
   /// Hopper kernel: consumer warpgroups take turns; unset: the heuristic (on
   /// for 128-row tiles, off for 192-row ones, where the H200 ran faster without).
   std::optional<bool> pingPong;

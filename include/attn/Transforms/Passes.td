@@ -203,6 +203,11 @@ def AttnLowerToGpuKernels : Pass<"attn-lower-to-gpu-kernels", "::mlir::ModuleOp"
     Option<"documentTiles", "document-tiles", "bool", /*default=*/"false",
            "In the wgmma kernel, classify k tiles from the document ids at run "
            "time (attn-compile's default)">,
+    Option<"documentIdsInShared", "document-ids-in-shared", "bool", /*default=*/"false",
+           "With document-tiles, stage each live k tile's key document ids in "
+           "shared memory with its K (the producer warp writes them), so the "
+           "masked softmax reads them there instead of from global memory "
+           "(attn-compile's default)">,
   ];
   let dependentDialects = ["::mlir::gpu::GPUDialect", "::mlir::vector::VectorDialect",
                            "::mlir::NVVM::NVVMDialect", "::mlir::LLVM::LLVMDialect",
