@@ -391,19 +391,40 @@ bool compileKernel(const Spec &spec, const std::string &specPath,
 } // namespace
 
 std::optional<SeqDispatchPlan> seqDispatchPlan(const Spec &spec, const std::string &chip) {
+  if (chip != "sm_90a" || spec.kind != VariantKind::Attention ||
+      (spec.dtype != ElementType::BF16 && spec.dtype != ElementType::F16))
+    return std::nullopt;
   // Block-sparse layouts of whole 128 x 128 tiles at D = 128 (persistent by
   // default): at S = 16k the one-item grid with three K/V stages (room for
-  // which only the grid has) ran block-sparse 90% +2.1% and +2.9% and 50%
-  // +0.8% and +0.7% in two H200 calls (bench/results/2026-12-04-v27-session15/
-  // c1, c2), and lost 4k by 12%; 8k is unmeasured, hence 16k.
-  if (chip == "sm_90a" && spec.kind == VariantKind::Attention && hopperPersistent(spec) &&
-      spec.blockSparse && !spec.causal && !spec.window && spec.headDim == 128 &&
-      (spec.dtype == ElementType::BF16 || spec.dtype == ElementType::F16))
-    return SeqDispatchPlan{16384, [](GpuCompileOptions &o) {
-                             o.persistent = false;
+  // which only the grid has) ran block-sparse 90% +2.1% / +2.9% (session 15)
+  // and +2.0% (session 16: 522.0 / 517.0 against 507.0 / 513.3 TFLOP/s
+  // through this dispatch), block-sparse 50% +0.7-0.8%, and lost 4k by 12%;
+  // 8k is unmeasured, hence 16k (bench/results/2026-12-04-v27-session15/,
+  // 2026-12-04-v28-session16/).
+  if (hopperPersistent(spec) && spec.blockSparse && !spec.causal && !spec.window &&
+      spec.headDim == 128)
+    return SeqDispatchPlan{nullptr,
+                           {{16384, [](GpuCompileOptions &o) {
+                               o.persistent = false;
+                               o.dynamicScheduler = false;
+                               o.kvStages = 3;
+                             }}}};
+  // Dense at D = Dv = 64: the default (persistent, 192-row tiles) wins 2k /
+  // 4k by 7%, but at S = 1k 128-row tiles win, whose last q tile is not a
+  // third full (session 11: +11%; session 16, two runs: 409.3 / 423.5
+  // against 396.9 / 398.9 TFLOP/s at 1k, 429.4 / 432.6 against 469.3 /
+  // 459.5 at 2k, 451.1 / 453.4 against 483.1 at 4k): those for Sk < 2048.
+  bool plain = !spec.causal && !spec.window && !spec.blockSparse && !spec.documents &&
+               !spec.softcap && spec.alibi == AlibiShape::None && !spec.maskExpr &&
+               !spec.scoreExpr;
+  if (plain && spec.headDim == 64 && spec.headDimV == 64)
+    return SeqDispatchPlan{[](GpuCompileOptions &o) {
+                             o.persistent = true;
                              o.dynamicScheduler = false;
-                             o.kvStages = 3;
-                           }};
+                             o.blockQ = 128;
+                             o.blockK = 128;
+                           },
+                           {{2048, [](GpuCompileOptions &) {}}}};
   return std::nullopt;
 }
 
@@ -414,37 +435,44 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
   std::vector<KernelManifest::SeqVariant> dispatch;
   std::optional<SeqDispatchPlan> plan;
   if (options.seqDispatch && options.tuningGroup.empty() && options.blockQ == 0 &&
-      options.blockK == 0)
+      options.blockK == 0 && !options.persistent.has_value() &&
+      !options.dynamicScheduler.has_value() && !options.kvStages.has_value())
     plan = seqDispatchPlan(spec, options.chip);
+  GpuCompileOptions baseOptions = options;
   if (plan) {
-    // The variant: the same spec under its own name (its files and entry),
-    // compiled with the plan's options.
-    std::string variantName = spec.name + "_sk" + std::to_string(plan->minSeqK);
-    Spec variant;
-    nlohmann::ordered_json renamed = nlohmann::ordered_json::parse(spec.canonicalJson, nullptr, false);
-    if (!renamed.is_object()) {
-      error = "internal error: the canonical spec is not a JSON object";
-      return false;
+    for (const SeqDispatchPlan::Variant &v : plan->variants) {
+      // The variant: the same spec under its own name (its files and entry),
+      // compiled with the plan's options.
+      std::string variantName = spec.name + "_sk" + std::to_string(v.minSeqK);
+      Spec variant;
+      nlohmann::ordered_json renamed =
+          nlohmann::ordered_json::parse(spec.canonicalJson, nullptr, false);
+      if (!renamed.is_object()) {
+        error = "internal error: the canonical spec is not a JSON object";
+        return false;
+      }
+      renamed["name"] = variantName;
+      if (!parseSpec(renamed.dump(), variant, error)) {
+        error = "internal error: the renamed spec does not parse: " + error;
+        return false;
+      }
+      GpuCompileOptions variantOptions = options;
+      v.apply(variantOptions);
+      variantOptions.timings = nullptr;
+      KernelManifest variantManifest;
+      PtxasReport variantReport;
+      if (!compileKernel(variant, specPath, variantOptions, outDir, {}, variantManifest,
+                         variantReport, error)) {
+        error = spec.name + ": its kernel for Sk >= " + std::to_string(v.minSeqK) +
+                " (--seq-dispatch): " + error;
+        return false;
+      }
+      dispatch.push_back({v.minSeqK, variantName + ".json"});
     }
-    renamed["name"] = variantName;
-    if (!parseSpec(renamed.dump(), variant, error)) {
-      error = "internal error: the renamed spec does not parse: " + error;
-      return false;
-    }
-    GpuCompileOptions variantOptions = options;
-    plan->apply(variantOptions);
-    variantOptions.timings = nullptr;
-    KernelManifest variantManifest;
-    PtxasReport variantReport;
-    if (!compileKernel(variant, specPath, variantOptions, outDir, {}, variantManifest,
-                       variantReport, error)) {
-      error = spec.name + ": its kernel for Sk >= " + std::to_string(plan->minSeqK) +
-              " (--seq-dispatch): " + error;
-      return false;
-    }
-    dispatch.push_back({plan->minSeqK, variantName + ".json"});
+    if (plan->base)
+      plan->base(baseOptions);
   }
-  return compileKernel(spec, specPath, options, outDir, dispatch, manifest, report, error);
+  return compileKernel(spec, specPath, baseOptions, outDir, dispatch, manifest, report, error);
 }
 
 namespace {

@@ -165,7 +165,7 @@ def cache_dir(chip, compiler):
 def compile_spec(spec, out_dir, chip, compiler, extra_args=()):
     """Compiles `spec` into `out_dir` with attn-compile (PTX; a cubin for sm_90a).
     Writes into a private directory first and renames the files into place, the
-    manifest last. Returns the manifest's path."""
+    manifest last (after its dispatch variants'). Returns the manifest's path."""
     name = spec["name"]
     try:
         os.makedirs(out_dir, exist_ok=True)
@@ -185,12 +185,20 @@ def compile_spec(spec, out_dir, chip, compiler, extra_args=()):
         if r.returncode != 0:
             raise AttnError(1, f"attn-compile failed for kernel {name} ({chip}):\n"
                                f"{(r.stderr or r.stdout).strip()}\nspec: {canonical_json(spec)}")
-        with open(os.path.join(build, name + ".json")) as f:
-            manifest = json.load(f)
-        for key in ("ptx", "cubin"):
-            if manifest.get(key):
-                os.replace(os.path.join(build, manifest[key]), os.path.join(out_dir, manifest[key]))
-        os.replace(os.path.join(build, name + ".json"), os.path.join(out_dir, name + ".json"))
+        def install(manifest_file):
+            with open(os.path.join(build, manifest_file)) as f:
+                manifest = json.load(f)
+            # Per-sequence-length kernels (the manifest's "dispatch") first:
+            # a manifest in place implies its variants are.
+            for variant in manifest.get("dispatch", []):
+                install(variant["manifest"])
+            for key in ("ptx", "cubin"):
+                if manifest.get(key):
+                    os.replace(os.path.join(build, manifest[key]),
+                               os.path.join(out_dir, manifest[key]))
+            os.replace(os.path.join(build, manifest_file), os.path.join(out_dir, manifest_file))
+
+        install(name + ".json")
     except OSError as e:
         raise AttnError(4, f"cannot write kernel {name} into {out_dir}: {e}") from e
     finally:

@@ -93,16 +93,16 @@ build/bin/attn-compile examples/{block_sparse,window}.json -o gpu-kernels/tc_sm_
   --chip sm_90a --cubin --fail-on-spills --persistent=false --kv-stages=3 -q
 build/bin/attn-compile bench/specs/b_{block_sparse,window}.json -o gpu-kernels/bench_grid_kv3 \
   --chip sm_90a --cubin --fail-on-spills --persistent=false --kv-stages=3 -q
-# --seq-dispatch (experimental, session 15; not yet run on a GPU): block-sparse's
-# persistent default plus the grid + 3-stage kernel above for Sk >= 16384 behind one
-# manifest (its "dispatch"; attn_kernel_launch and attn-exec pick per launch). Checks:
-# CHECKS=tc_sm_90a_seqdispatch/ (both kernels at the check shapes); bench --kernels
-# gpu-kernels/bench_seqdispatch --only block50,block90 --seq 4096,16384 against the
-# default: 4k should match the default, 16k bench_grid_kv3 (the launch picks it).
-build/bin/attn-compile examples/block_sparse.json -o gpu-kernels/tc_sm_90a_seqdispatch \
-  --chip sm_90a --cubin --fail-on-spills --seq-dispatch -q
-build/bin/attn-compile bench/specs/b_block_sparse.json -o gpu-kernels/bench_seqdispatch \
-  --chip sm_90a --cubin --fail-on-spills --seq-dispatch -q
+# Per-sequence-length kernels (--seq-dispatch, the default since session 16: block-sparse
+# gets the grid + 3-stage kernel above for Sk >= 16384, dense D = 64 persistent 128-row
+# tiles below Sk = 2048): the bench kernels with one kernel for every length, for
+# same-call comparisons (--kernels gpu-kernels/bench_noseqdispatch).
+build/bin/attn-compile bench/specs/b_{block_sparse,dense_d64}.json -o gpu-kernels/bench_noseqdispatch \
+  --chip sm_90a --cubin --fail-on-spills --seq-dispatch=false -q
+# Documents with the key ids loaded from global memory by the masked softmax (before
+# session 16's --document-ids-in-shared): --kernels gpu-kernels/bench_docglobal --only document.
+build/bin/attn-compile bench/specs/b_document.json -o gpu-kernels/bench_docglobal \
+  --chip sm_90a --cubin --fail-on-spills --document-ids-in-shared=false -q
 # Three and four K/V stages (--kv-stages; 2 by default): checks (CHECKS=tc_sm_90a_kv3/)
 # and same-call bench comparisons (bench_kv3, bench_kv4 at D = 64).
 build/bin/attn-compile examples/{dense,causal,window,document,block_sparse}.json test/gpu/specs/{dense_d64,causal_gqa_d64}.json \

@@ -356,9 +356,18 @@ def test_prebuild_writes_every_gpu_test_kernel(prebuilt):
     for name, spec in specs.items():
         with open(os.path.join(prebuilt, name + ".json")) as f:
             assert json.load(f)["spec"] == json.loads(S.canonical_json(spec))
-    # Only manifests are *.json (test/gpu/run_gpu_checks.py globs for them), no leftovers.
+    # Only manifests are *.json (test/gpu/run_gpu_checks.py globs for them): the
+    # kernels' and their per-sequence-length variants' (dispatch), no leftovers.
     files = os.listdir(prebuilt)
-    assert sorted(f for f in files if f.endswith(".json")) == sorted(n + ".json" for n in names)
+    manifests = set()
+    for name in names:
+        manifests.add(name + ".json")
+        with open(os.path.join(prebuilt, name + ".json")) as f:
+            for variant in json.load(f).get("dispatch", []):
+                assert os.path.exists(os.path.join(prebuilt, variant["manifest"]))
+                manifests.add(variant["manifest"])
+    assert len(manifests) > len(names)  # dense at head dim 64 has a variant
+    assert sorted(f for f in files if f.endswith(".json")) == sorted(manifests)
     assert not [f for f in files if f.startswith(".tmp")]
 
 

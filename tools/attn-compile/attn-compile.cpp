@@ -88,11 +88,15 @@ static cl::opt<bool> dynamicScheduler(
              "and documents at head dim 128; --dynamic-scheduler=false for the static "
              "order / one-item grid)"));
 static cl::opt<bool> seqDispatch(
-    "seq-dispatch", cl::init(false),
-    cl::desc("Also compile a kernel for long sequences where the heuristic has one "
-             "(block-sparse of whole tiles at head dim 128 on sm_90a: the one-item grid "
-             "with 3 K/V stages for Sk >= 16384) into <name>_sk<N>.json, listed under the "
-             "manifest's \"dispatch\"; the runtime picks it per launch (experimental)"));
+    "seq-dispatch", cl::init(true),
+    cl::desc("Kernels per sequence length where the heuristic has a plan (sm_90a: "
+             "block-sparse of whole tiles at head dim 128 gets the one-item grid with 3 K/V "
+             "stages for Sk >= 16384; dense at head dim 64 gets persistent 128-row tiles "
+             "below Sk = 2048 and the default 192-row kernel from 2048): the variants go "
+             "to <name>_sk<N>.json, listed under the manifest's \"dispatch\", and the "
+             "runtime picks one per launch (default; off with explicit tiles, "
+             "--persistent, --dynamic-scheduler, --kv-stages or a tuning group; "
+             "=false: one kernel)"));
 static cl::opt<bool> fastTanh(
     "fast-tanh", cl::init(true),
     cl::desc("tanh (soft-cap, score_mod) as one tanh.approx.f32 (MUFU.TANH, relative "

@@ -46,10 +46,11 @@ struct GpuCompileOptions {
   /// plain causal masks and documents at D = Dv = 128); requires persistent
   /// blocks.
   std::optional<bool> dynamicScheduler;
-  /// Also compile, where the heuristic has one (seqDispatchPlan), a kernel
-  /// for long sequences into `<name>_sk<N>.json` and list it under the
-  /// manifest's "dispatch": launches with Sk >= N run it (experimental, off).
-  bool seqDispatch = false;
+  /// Where the heuristic has a plan (seqDispatchPlan), kernels per sequence
+  /// length: the default kernel for short sequences and `<name>_sk<N>.json`
+  /// for Sk >= N, listed under the manifest's "dispatch" and picked by the
+  /// runtime per launch. Off: one kernel, the heuristic's for all lengths.
+  bool seqDispatch = true;
   bool chunkedLinear = true;      ///< linear kinds: chunkwise tensor-core kernel
   bool chunkedLinearPrefetch = true; ///< chunkwise kernel: cp.async next-chunk prefetch
   /// Chunkwise kernel on sm_90a: the wgmma + TMA form where it applies (no,
@@ -121,22 +122,30 @@ struct PtxasReport {
   int64_t blockQ = 0, blockK = 0;
 };
 
-/// A kernel for long sequences: launches with Sk >= minSeqK run the spec
-/// compiled with `apply`'s options instead of the default kernel.
+/// Kernels per sequence length behind one manifest: the default kernel,
+/// compiled with `base`'s options (if any), serves launches with Sk below
+/// every variant's bound; a variant serves Sk >= its minSeqK (the largest
+/// such bound wins), compiled with the caller's options changed by `apply`
+/// (not by `base`).
 struct SeqDispatchPlan {
-  int64_t minSeqK = 0;
-  std::function<void(GpuCompileOptions &)> apply;
+  std::function<void(GpuCompileOptions &)> base;
+  struct Variant {
+    int64_t minSeqK = 0;
+    std::function<void(GpuCompileOptions &)> apply;
+  };
+  std::vector<Variant> variants;
 };
 
-/// The long-sequence kernel the heuristic gives the spec on `chip`, if any
-/// (what attn-compile --seq-dispatch builds).
+/// The per-sequence-length kernels the heuristic gives the spec on `chip`,
+/// if any (what compileSpecForGpu builds with options.seqDispatch).
 std::optional<SeqDispatchPlan> seqDispatchPlan(const Spec &spec, const std::string &chip);
 
 /// Compiles one spec to `outDir/<name>.ptx` (and `.cubin`) plus the manifest
 /// `outDir/<name>.json`, each written atomically, and fills `manifest` as
 /// readManifest would (spec included). Softmax kernels always return LSE.
-/// With options.seqDispatch and a seqDispatchPlan, also the long-sequence
-/// kernel `<name>_sk<N>`, listed in the manifest's dispatch.
+/// With options.seqDispatch and a seqDispatchPlan, the default kernel takes
+/// the plan's base options and each variant is compiled too, as
+/// `<name>_sk<N>`, listed in the manifest's dispatch.
 /// Errors name the stage that failed.
 bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
                        const GpuCompileOptions &options, const std::string &outDir,
