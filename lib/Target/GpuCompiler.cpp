@@ -436,7 +436,8 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
   std::optional<SeqDispatchPlan> plan;
   if (options.seqDispatch && options.tuningGroup.empty() && options.blockQ == 0 &&
       options.blockK == 0 && !options.persistent.has_value() &&
-      !options.dynamicScheduler.has_value() && !options.kvStages.has_value())
+      !options.dynamicScheduler.has_value() && !options.kvStages.has_value() &&
+      usesHopperKernel(spec, options))
     plan = seqDispatchPlan(spec, options.chip);
   GpuCompileOptions baseOptions = options;
   if (plan) {
