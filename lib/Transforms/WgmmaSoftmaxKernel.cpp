@@ -144,7 +144,15 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   // SASS). The ring has two slots per stage: tile n's slot is rewritten for
   // tile n + 2 * stages, which the producer issues only after every consumer
   // warp released K of tile n + stages, i.e. after its softmax of tile n.
-  bool stagedDocIds = classifyDocuments && options.documentIdsInShared;
+  bool stagedDocIds = classifyDocuments && options.documentIdsInShared && consumerGroups == 2;
+  // The ring's handovers (producer lanes' writes -> lane 0's full arrival;
+  // consumer lanes' reads -> lane 0's empty arrival) go through a named
+  // barrier of the warp's 32 threads: bar.warp.sync orders them too (PTX),
+  // but compute-sanitizer's racecheck does not model it and reported the
+  // rewrites of changed ids as races (session 16, c2). Ids: 4-7 and 9-12
+  // for consumer warps 0-7 (1-3 are ping-pong's, 8 the walk's), 13 for the
+  // producer warp.
+  constexpr int64_t kProducerIdBarrier = 13;
   // A tile-list word: kt << 2 | documents full << 1 | last tile of the item.
   constexpr int64_t kLastBit = 0, kFullBit = 1, kWordShift = 2;
   // The producer warps' named barrier (ping-pong takes 1 .. 3).
@@ -681,7 +689,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
       ptx.emit({}, operands,
                "st.shared.v" + std::to_string(idsPerLane) + ".u32 [$0], {" + regs + "};",
                constraints);
-      ptx.emit({}, {}, "bar.warp.sync -1;", "");
+      ptx.namedBarrierSync(c32(kProducerIdBarrier), 32);
       single([&] { ptx.arrive(stageBar(KFull, stage)); });
     }
     single([&] {
@@ -858,6 +866,14 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   // Consumer warp w (0..7) holds rows 16w + g and 16w + g + 8 of the tile:
   // the wgmma accumulator layout of warpgroup w / 4, its warp w % 4.
   Value consumerWarp = arith::SubIOp::create(b, warp, lb.index(4));
+  // Staged key ids: this warp's named barrier (see kProducerIdBarrier).
+  Value consumerIdBarrier;
+  if (stagedDocIds) {
+    Value w = toI32(consumerWarp);
+    consumerIdBarrier = arith::SelectOp::create(
+        b, arith::CmpIOp::create(b, arith::CmpIPredicate::ult, w, c32(4)),
+        arith::AddIOp::create(b, w, c32(4)), arith::AddIOp::create(b, w, c32(5)));
+  }
   Value consumerGroup = arith::SubIOp::create(b, wg, lb.index(1));
   Value r0 = arith::AddIOp::create(b, arith::MulIOp::create(b, consumerWarp, lb.index(16)), g);
   Value laneZero = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, lane, lb.index(0));
@@ -1143,7 +1159,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     // Staged key ids: every lane's reads of earlier tiles' ids before lane 0
     // releases this stage (see stagedDocIds).
     if (stagedDocIds)
-      ptx.emit({}, {}, "bar.warp.sync -1;", "");
+      ptx.namedBarrierSync(consumerIdBarrier, 32);
     lb.ifThen(laneZero, [&] { ptx.arrive(stageBar(KEmpty, stage)); });
 
     SoftmaxState st;
