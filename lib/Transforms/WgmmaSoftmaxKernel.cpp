@@ -145,14 +145,14 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   // tile n + 2 * stages, which the producer issues only after every consumer
   // warp released K of tile n + stages, i.e. after its softmax of tile n.
   bool stagedDocIds = classifyDocuments && options.documentIdsInShared && consumerGroups == 2;
-  // The ring's handovers (producer lanes' writes -> lane 0's full arrival;
-  // consumer lanes' reads -> lane 0's empty arrival) go through a named
-  // barrier of the warp's 32 threads: bar.warp.sync orders them too (PTX),
-  // but compute-sanitizer's racecheck does not model it and reported the
-  // rewrites of changed ids as races (session 16, c2). Ids: 4-7 and 9-12
-  // for consumer warps 0-7 (1-3 are ping-pong's, 8 the walk's), 13 for the
-  // producer warp.
-  constexpr int64_t kProducerIdBarrier = 13;
+  // The ring's handovers: each producer lane arrives on K's full barrier
+  // after its own id stores (count 32); the consumer lanes' reads reach
+  // lane 0's empty arrival through a named barrier of the warp's 32 threads
+  // (ids 4-7 and 9-12 for consumer warps 0-7; 1-3 are ping-pong's, 8 the
+  // walk's). bar.warp.sync orders them too (PTX), but compute-sanitizer's
+  // racecheck does not model it and reported the rewrites of changed ids as
+  // races (session 16, c2); a producer-side named barrier (c3) left a
+  // report on the walk's item slot.
   // A tile-list word: kt << 2 | documents full << 1 | last tile of the item.
   constexpr int64_t kLastBit = 0, kFullBit = 1, kWordShift = 2;
   // The producer warps' named barrier (ping-pong takes 1 .. 3).
@@ -597,7 +597,9 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
         ptx.mbarrierInit(qEmptyBar(c32(buffer)), consumerWarps);
     }
     for (int64_t s = 0; s < stages; ++s) {
-      ptx.mbarrierInit(at(c32(barOffset + 8 + 8 * (stages * KFull + s))), 1);
+      // Staged key ids: every lane of the producer warp arrives (after its
+      // own id stores).
+      ptx.mbarrierInit(at(c32(barOffset + 8 + 8 * (stages * KFull + s))), stagedDocIds ? 32 : 1);
       ptx.mbarrierInit(at(c32(barOffset + 8 + 8 * (stages * VFull + s))), 1);
       // Released by one lane of each consumer warp.
       ptx.mbarrierInit(at(c32(barOffset + 8 + 8 * (stages * KEmpty + s))), consumerWarps);
@@ -637,9 +639,8 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     // Staged key ids: the whole producer warp runs this, lane 0 issues.
     // Lane 0 expects K's bytes and starts its TMA; then each lane loads its
     // blockK / 32 consecutive ids (clamped at Sk - 1, as the walk; they hit
-    // in L1 / L2 after the walk's loads), writes them, and after a warp
-    // barrier lane 0 arrives on K's full barrier, so the consumers see the
-    // ids with K. (Loaded before the stage wait instead, they were live
+    // in L1 / L2 after the walk's loads), writes them and arrives on K's
+    // full barrier (32 arrivals), so the consumers see the ids with K. (Loaded before the stage wait instead, they were live
     // across it: 16 bytes spilled under the producer's 40 registers.)
     auto single = [&](const std::function<void()> &body) {
       if (stagedDocIds)
@@ -654,7 +655,11 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     if (!kt) {
       single([&] {
         lb.ifThen(refill, [&] { ptx.wait(stageBar(VEmpty, stage), emptyParity); });
-        ptx.arrive(stageBar(KFull, stage));
+        if (stagedDocIds)
+          ptx.emit({}, {stageBar(KFull, stage)}, "mbarrier.arrive.shared::cta.b64 _, [$0], 32;",
+                   "r");
+        else
+          ptx.arrive(stageBar(KFull, stage));
         ptx.arrive(stageBar(VFull, stage));
       });
       return;
@@ -689,8 +694,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
       ptx.emit({}, operands,
                "st.shared.v" + std::to_string(idsPerLane) + ".u32 [$0], {" + regs + "};",
                constraints);
-      ptx.namedBarrierSync(c32(kProducerIdBarrier), 32);
-      single([&] { ptx.arrive(stageBar(KFull, stage)); });
+      ptx.arrive(stageBar(KFull, stage));
     }
     single([&] {
       lb.ifThen(refill, [&] { ptx.wait(stageBar(VEmpty, stage), emptyParity); });
@@ -866,7 +870,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   // Consumer warp w (0..7) holds rows 16w + g and 16w + g + 8 of the tile:
   // the wgmma accumulator layout of warpgroup w / 4, its warp w % 4.
   Value consumerWarp = arith::SubIOp::create(b, warp, lb.index(4));
-  // Staged key ids: this warp's named barrier (see kProducerIdBarrier).
+  // Staged key ids: this warp's named barrier (see stagedDocIds).
   Value consumerIdBarrier;
   if (stagedDocIds) {
     Value w = toI32(consumerWarp);
