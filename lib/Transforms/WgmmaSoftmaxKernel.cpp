@@ -144,7 +144,10 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   // SASS). The ring has two slots per stage: tile n's slot is rewritten for
   // tile n + 2 * stages, which the producer issues only after every consumer
   // warp released K of tile n + stages, i.e. after its softmax of tile n.
-  bool stagedDocIds = classifyDocuments && options.documentIdsInShared && consumerGroups == 2;
+  // (Two consumer warpgroups: one named barrier id per consumer warp, see
+  // below; 64- or 128-key tiles: one st.shared.v2 / .v4 per producer lane.)
+  bool stagedDocIds = classifyDocuments && options.documentIdsInShared && consumerGroups == 2 &&
+                      (blockK == 64 || blockK == 128);
   // The ring's handovers: each producer lane arrives on K's full barrier
   // after its own id stores (count 32); the consumer lanes' reads reach
   // lane 0's empty arrival through a named barrier of the warp's 32 threads
@@ -164,7 +167,8 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   // for the producer, as the persistent one.
   RegisterSplit registers =
       registerSplit(consumerGroups, persistent || classifyDocuments, blockK);
-  if (stagedDocIds && consumerGroups == 2)
+  // The producer warp's id copy needs more than 40 (8 B spilled at 40 / 232).
+  if (stagedDocIds)
     registers = RegisterSplit{56, 224};
 
   // Byte offsets in the dynamic shared memory.
@@ -640,8 +644,9 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     // Lane 0 expects K's bytes and starts its TMA; then each lane loads its
     // blockK / 32 consecutive ids (clamped at Sk - 1, as the walk; they hit
     // in L1 / L2 after the walk's loads), writes them and arrives on K's
-    // full barrier (32 arrivals), so the consumers see the ids with K. (Loaded before the stage wait instead, they were live
-    // across it: 16 bytes spilled under the producer's 40 registers.)
+    // full barrier (32 arrivals), so the consumers see the ids with K.
+    // (Loaded before the stage wait instead, they were live across it: 16
+    // bytes spilled under the producer's 40 registers.)
     auto single = [&](const std::function<void()> &body) {
       if (stagedDocIds)
         lb.ifThen(laneZeroOfAll, body);
