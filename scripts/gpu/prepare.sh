@@ -209,5 +209,27 @@ mkdir -p third_party/nlohmann_json/include
 cp -r /usr/include/nlohmann third_party/nlohmann_json/include/
 # The runtime-only build on the GPU machine also builds libattn_runtime.so
 # (python/attn looks for it in build-rt/lib).
-echo "prepared: $(ls gpu-kernels/sm_90a/*.json | wc -l) kernels per chip," \
-  "$(ls gpu-kernels/torch/sm_90a/*.json | wc -l) for the torch binding"
+# The device tool carries at most 64 MiB (tracked files, untracked ones git does not
+# ignore, and the carried gpu-kernels/ + third_party/); every folder above is ~44 MiB.
+# GPU_SLIM=1 keeps only what a default scripts/gpu/all.sh run reads (tc_sm_90a, bench,
+# torch, cpp_example) plus the folders named in GPU_KEEP (space-separated, e.g.
+# GPU_KEEP="bench_docglobal bench_noseqdispatch"); the rest were compiled (the ptxas
+# gate ran) and are deleted.
+if [ "${GPU_SLIM:-0}" = 1 ]; then
+  for dir in gpu-kernels/*/; do
+    name=$(basename "$dir")
+    case " tc_sm_90a bench torch cpp_example ${GPU_KEEP:-} " in
+      *" $name "*) ;;
+      *) rm -rf "$dir" ;;
+    esac
+  done
+  rm -f gpu-kernels/tune.log
+fi
+echo "prepared: $(ls gpu-kernels/tc_sm_90a/*.json | wc -l) default sm_90a manifests (with" \
+  "per-length variants), $(ls gpu-kernels/torch/sm_90a/*.json | wc -l) for the torch binding;" \
+  "carry: $(du -smc gpu-kernels third_party | tail -1 | cut -f1) MiB of gpu-kernels + third_party"
+carry_mib=$(du -smc gpu-kernels third_party | tail -1 | cut -f1)
+if [ "$carry_mib" -gt 40 ]; then
+  echo "warning: ${carry_mib} MiB to carry, near the device tool's 64 MiB with the tracked files;" \
+    "rerun with GPU_SLIM=1 (and GPU_KEEP=\"folders the call needs\")"
+fi
