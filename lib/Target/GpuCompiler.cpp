@@ -108,9 +108,14 @@ bool hopperKeyTileSpills(const Spec &spec) {
 /// against the one-item grid's 372.2 / 367.9, 488.3 / 488.4, 515.7 / 516.0
 /// (cuDNN 446.5 / 433.7 at 1k); with 128-row tiles persistence had won 1k and
 /// lost 4k / 16k by 5-10% (session 12).
+/// No score modifier and no mask beyond the diagonal, windows and block layouts.
+bool hasPlainScores(const Spec &spec) {
+  return !spec.documents && !spec.softcap && spec.alibi == AlibiShape::None && !spec.maskExpr &&
+         !spec.scoreExpr;
+}
+
 bool hopperPersistent(const Spec &spec) {
-  bool plainScores = !spec.documents && !spec.softcap && spec.alibi == AlibiShape::None &&
-                     !spec.maskExpr && !spec.scoreExpr;
+  bool plainScores = hasPlainScores(spec);
   bool plain = plainScores && !spec.window;
   if (plain && !spec.blockSparse && spec.headDim == 64 && spec.headDimV == 64)
     return true; // causal and dense at D = 64
@@ -414,10 +419,8 @@ std::optional<SeqDispatchPlan> seqDispatchPlan(const Spec &spec, const std::stri
   // third full (session 11: +11%; session 16, two runs: 409.3 / 423.5
   // against 396.9 / 398.9 TFLOP/s at 1k, 429.4 / 432.6 against 469.3 /
   // 459.5 at 2k, 451.1 / 453.4 against 483.1 at 4k): those for Sk < 2048.
-  bool plain = !spec.causal && !spec.window && !spec.blockSparse && !spec.documents &&
-               !spec.softcap && spec.alibi == AlibiShape::None && !spec.maskExpr &&
-               !spec.scoreExpr;
-  if (plain && spec.headDim == 64 && spec.headDimV == 64)
+  bool dense = hasPlainScores(spec) && !spec.causal && !spec.window && !spec.blockSparse;
+  if (dense && spec.headDim == 64 && spec.headDimV == 64)
     return SeqDispatchPlan{[](GpuCompileOptions &o) {
                              o.persistent = true;
                              o.dynamicScheduler = false;
@@ -441,17 +444,17 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
     plan = seqDispatchPlan(spec, options.chip);
   GpuCompileOptions baseOptions = options;
   if (plan) {
+    nlohmann::ordered_json renamed =
+        nlohmann::ordered_json::parse(spec.canonicalJson, nullptr, false);
+    if (!renamed.is_object()) {
+      error = "internal error: the canonical spec is not a JSON object";
+      return false;
+    }
     for (const SeqDispatchPlan::Variant &v : plan->variants) {
       // The variant: the same spec under its own name (its files and entry),
       // compiled with the plan's options.
       std::string variantName = spec.name + "_sk" + std::to_string(v.minSeqK);
       Spec variant;
-      nlohmann::ordered_json renamed =
-          nlohmann::ordered_json::parse(spec.canonicalJson, nullptr, false);
-      if (!renamed.is_object()) {
-        error = "internal error: the canonical spec is not a JSON object";
-        return false;
-      }
       renamed["name"] = variantName;
       if (!parseSpec(renamed.dump(), variant, error)) {
         error = "internal error: the renamed spec does not parse: " + error;
@@ -541,7 +544,8 @@ bool compileKernel(const Spec &spec, const std::string &specPath,
     return std::string("{tensor-cores=1 wgmma=1") +
            (options.documentTiles ? " document-tiles=1" : "") +
            (options.documentTiles && options.documentIdsInShared ? " document-ids-in-shared=1"
-                                                                  : "") + (pingPong ? " ping-pong=1" : "") +
+                                                                  : "") +
+           (pingPong ? " ping-pong=1" : "") +
            (persistent ? " persistent=1" : "") +
            (itemOverlap ? " item-overlap=1" : "") +
            (dynamicScheduler ? " dynamic-scheduler=1" : "") +

@@ -214,8 +214,9 @@ SmallVector<Value> FragmentSoftmax::scores(ArrayRef<Value> acc, Value colBegin, 
   // With the key ids supplied (kvDocIdAt, as inline asm the compiler may
   // not move loads across), the rows' two ids are loaded once here: left to
   // visible(), each column pair reloaded them.
+  bool suppliedDocIds = kvDocIdAt && op.getQDocIds() && maskAlways;
   Value qDocIds[2];
-  if (kvDocIdAt && op.getQDocIds() && maskAlways)
+  if (suppliedDocIds)
     for (int r = 0; r < 2; ++r)
       qDocIds[r] = memref::LoadOp::create(b, emitter.operand(op.getQDocIds()),
                                           ValueRange{batch, evalRows[r]});
@@ -268,9 +269,12 @@ SmallVector<Value> FragmentSoftmax::scores(ArrayRef<Value> acc, Value colBegin, 
               : rawScale ? acc[i]
                          : emitter.score(acc[i], batch, head, row, colEval, alibiDistance);
     }
-    Value kvDocId;
-    if (kvDocIdAt && op.getQDocIds() && maskAlways)
-      kvDocId = kvDocIdAt(tile * 8 + e % 2);
+    // The ids visible() compares (null: it loads them).
+    MaskParts docIds;
+    if (suppliedDocIds) {
+      docIds.kvDocId = kvDocIdAt(tile * 8 + e % 2);
+      docIds.qDocId = qDocIds[e / 2];
+    }
     auto maskedScore = [&] {
       if (offsetMasks) {
         Value offset = arith::AddIOp::create(
@@ -279,17 +283,15 @@ SmallVector<Value> FragmentSoftmax::scores(ArrayRef<Value> acc, Value colBegin, 
         if (relLo[e / 2])
           vis = arith::AndIOp::create(
               b, vis, arith::CmpIOp::create(b, arith::CmpIPredicate::sge, offset, relLo[e / 2]));
-        MaskParts rest{/*diagonal=*/false, /*blockMask=*/!blockMaskPerTile, kvDocId,
-                       kvDocId ? qDocIds[e / 2] : Value()};
+        MaskParts rest{/*diagonal=*/false, /*blockMask=*/!blockMaskPerTile, docIds.kvDocId,
+                       docIds.qDocId};
         if (emitter.hasMasks(rest))
           vis = arith::AndIOp::create(b, vis, emitter.visible(batch, head, row, colEval, rest));
         return arith::SelectOp::create(b, vis, score, lb.negInf()).getResult();
       }
       Value inSeq = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, col, seqK);
-      MaskParts all;
-      all.kvDocId = kvDocId;
-      all.qDocId = kvDocId ? qDocIds[e / 2] : Value();
-      Value vis = arith::AndIOp::create(b, inSeq, emitter.visible(batch, head, row, colEval, all));
+      Value vis =
+          arith::AndIOp::create(b, inSeq, emitter.visible(batch, head, row, colEval, docIds));
       return arith::SelectOp::create(b, vis, score, lb.negInf()).getResult();
     };
     // A mask known statically (the Hopper kernel's masked and unmasked copies)

@@ -63,10 +63,15 @@ constexpr int64_t kMaxSharedBytes = 232448;
 // those consumers spilled and attn-compile fell back to 64-key tiles; at
 // 32 / 160 dense D = 64 compiles spill-free (the causal walk then spills
 // 12-20 B in the producer, and falls back to 64-key tiles as before).
+// Staged document ids (two consumer groups only): the producer warp's id
+// copy needs 56 (8 B spilled at 40 / 232); 128 * 56 + 256 * 224 = 64512.
 struct RegisterSplit {
   int64_t producer, consumer;
 };
-RegisterSplit registerSplit(int64_t consumerGroups, bool persistent, int64_t blockK) {
+RegisterSplit registerSplit(int64_t consumerGroups, bool persistent, int64_t blockK,
+                            bool stagedDocIds) {
+  if (stagedDocIds)
+    return RegisterSplit{56, 224};
   if (consumerGroups == 2)
     return persistent ? RegisterSplit{40, 232} : RegisterSplit{24, 240};
   if (!persistent)
@@ -166,10 +171,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   // The document walk keeps 16 id loads per lane in flight: more registers
   // for the producer, as the persistent one.
   RegisterSplit registers =
-      registerSplit(consumerGroups, persistent || classifyDocuments, blockK);
-  // The producer warp's id copy needs more than 40 (8 B spilled at 40 / 232).
-  if (stagedDocIds)
-    registers = RegisterSplit{56, 224};
+      registerSplit(consumerGroups, persistent || classifyDocuments, blockK, stagedDocIds);
 
   // Byte offsets in the dynamic shared memory.
   int64_t qBoxBytes = blockQ * 128, kvBoxBytes = blockK * 128;
@@ -445,14 +447,22 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   ScoreEmitter emitter(op, b, seqQ, seqK, map);
   Value layout = op.getBlockMask() ? map.lookup(op.getBlockMask()) : Value();
   // The ids of `count` rows or keys from `first`, count / 32 per lane (lane
-  // + 32 i), past `limit` clamped to the last one (that only repeats a real
-  // row's or key's id, so it can widen a range but never hide a visible pair).
-  auto laneIds = [&](Value ids, Value batch, Value first, int64_t count, Value limit) {
+  // + 32 i; `consecutive`: 32 lane + i, for one vector store), past `limit`
+  // clamped to the last one (that only repeats a real row's or key's id, so
+  // it can widen a range but never hide a visible pair).
+  auto laneIds = [&](Value ids, Value batch, Value first, int64_t count, Value limit,
+                     bool consecutive = false) {
     Value last = arith::SubIOp::create(b, limit, lb.index(1));
     SmallVector<Value> loaded;
-    for (int64_t i = 0; i < count / 32; ++i) {
-      Value idx = arith::AddIOp::create(
-          b, first, arith::AddIOp::create(b, lane, lb.index(32 * i)));
+    int64_t perLane = count / 32;
+    for (int64_t i = 0; i < perLane; ++i) {
+      Value idx = consecutive
+                      ? (Value)arith::AddIOp::create(
+                            b, arith::AddIOp::create(
+                                   b, first, arith::MulIOp::create(b, lane, lb.index(perLane))),
+                            lb.index(i))
+                      : (Value)arith::AddIOp::create(
+                            b, first, arith::AddIOp::create(b, lane, lb.index(32 * i)));
       loaded.push_back(memref::LoadOp::create(
           b, ids, ValueRange{batch, arith::MinSIOp::create(b, idx, last)}));
     }
@@ -676,16 +686,9 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
         loadTile(item, kt, stage, stageBar(KFull, stage), kOffset, kStageBytes, d, kMap,
                  /*arrive=*/false);
       });
-      Value first = arith::AddIOp::create(b, arith::MulIOp::create(b, kt, lb.index(blockK)),
-                                          arith::MulIOp::create(b, lane, lb.index(idsPerLane)));
-      Value last = arith::SubIOp::create(b, seqK, lb.index(1));
-      SmallVector<Value> ids;
-      for (int64_t i = 0; i < idsPerLane; ++i)
-        ids.push_back(memref::LoadOp::create(
-            b, map.lookup(op.getKvDocIds()),
-            ValueRange{item.batch,
-                       arith::MinSIOp::create(
-                           b, arith::AddIOp::create(b, first, lb.index(i)), last)}));
+      SmallVector<Value> ids =
+          laneIds(map.lookup(op.getKvDocIds()), item.batch,
+                  arith::MulIOp::create(b, kt, lb.index(blockK)), blockK, seqK, /*consecutive=*/true);
       Value dst = arith::AddIOp::create(
           b, idSlot(count),
           toI32(arith::MulIOp::create(b, lane, lb.index(idsPerLane * 4))));
@@ -979,15 +982,15 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   auto softmaxTile = [&](FragmentSoftmax &softmax, Value kt, ArrayRef<Value> acc,
                          const SoftmaxState &st, bool masked, Value idLaneSlot) {
     Value colBegin = arith::MulIOp::create(b, kt, lb.index(blockK));
-    // Staged key ids: the lane's columns c and c + 1 (c = 8 j) are one
-    // ld.shared.v2 at idLaneSlot + 4 c.
+    // Staged key ids: the lane's columns 8 j and 8 j + 1 are one
+    // ld.shared.v2 at idLaneSlot + 32 j.
     std::map<int64_t, std::pair<Value, Value>> idPairs;
     std::function<Value(int64_t)> kvDocIdAt;
     if (idLaneSlot && masked)
       kvDocIdAt = [&](int64_t c) -> Value {
-        auto &pair = idPairs[c / 2];
+        auto &pair = idPairs[c / 8];
         if (!pair.first) {
-          Value both = ptx.emit({i32, i32}, {arith::AddIOp::create(b, idLaneSlot, c32(c / 2 * 8))},
+          Value both = ptx.emit({i32, i32}, {arith::AddIOp::create(b, idLaneSlot, c32(c / 8 * 32))},
                                 "ld.shared.v2.u32 {$0, $1}, [$2];", "=r,=r,r");
           pair = {LLVM::ExtractValueOp::create(b, both, 0), LLVM::ExtractValueOp::create(b, both, 1)};
         }
