@@ -545,6 +545,10 @@ bool compileKernel(const Spec &spec, const std::string &specPath,
            (options.documentTiles ? " document-tiles=1" : "") +
            (options.documentTiles && options.documentIdsInShared ? " document-ids-in-shared=1"
                                                                   : "") +
+           (options.documentTiles && options.documentTileSummary
+                ? " document-tile-summary=1 document-tile-summary-entries=" +
+                      std::to_string(options.documentTileSummaryEntries)
+                : "") +
            (pingPong ? " ping-pong=1" : "") +
            (persistent ? " persistent=1" : "") +
            (itemOverlap ? " item-overlap=1" : "") +

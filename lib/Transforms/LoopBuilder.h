@@ -30,10 +30,10 @@ public:
   mlir::Value negInf() { return f32(-std::numeric_limits<double>::infinity()); }
   mlir::Value boolean(bool v) { return mlir::arith::ConstantIntOp::create(b, v, 1); }
 
-  /// scf.for lb..ub step 1 with no carried values.
-  void forLoop(mlir::Value lb, mlir::Value ub,
-               const std::function<void(mlir::Value)> &body) {
-    auto loop = mlir::scf::ForOp::create(b, lb, ub, index(1));
+  /// scf.for lb..ub (step 1, or `step`) with no carried values.
+  void forLoop(mlir::Value lb, mlir::Value ub, const std::function<void(mlir::Value)> &body,
+               mlir::Value step = {}) {
+    auto loop = mlir::scf::ForOp::create(b, lb, ub, step ? step : index(1));
     mlir::OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(loop.getBody());
     body(loop.getInductionVar());

@@ -351,7 +351,8 @@ struct LowerToGpuKernelsPass
           if (wgmma && buildWgmmaSoftmaxKernel(b, gpuModule, host, attention,
                                                 {documentTiles, pingPong, persistent,
                                                  lazyRescale, polyExp2Eighths, kvStages,
-                                                 itemOverlap, dynamicScheduler, documentIdsInShared}))
+                                                 itemOverlap, dynamicScheduler, documentIdsInShared,
+                                                 documentTileSummary, documentTileSummaryEntries}))
             return;
           if (!tensorCores || !buildMmaSoftmaxKernel(b, gpuModule, host, attention, cpAsync))
             buildSoftmaxKernel(b, gpuModule, host, attention);

@@ -52,6 +52,11 @@ namespace {
 constexpr int64_t kRowsPerWarpgroup = 64;
 // The most dynamic shared memory an sm_90 block may have (227 KB).
 constexpr int64_t kMaxSharedBytes = 232448;
+// The document tile summary: not below this many [min, max] entries where
+// shared memory is short (a smaller capacity asked for explicitly is kept).
+constexpr int64_t kMinSummaryTiles = 256;
+// Summary entries each consumer warp computes per round of loads at block start.
+constexpr int64_t kSummaryUnroll = 8;
 // setmaxnreg budgets (multiples of 8, producer + consumers <= 65536):
 //   two consumer warpgroups (128 query rows): 128 * 24 + 256 * 240 = 64512
 //   (the FlashAttention-3 split for one producer, two consumers);
@@ -71,7 +76,7 @@ struct RegisterSplit {
 RegisterSplit registerSplit(int64_t consumerGroups, bool persistent, int64_t blockK,
                             bool stagedDocIds) {
   if (stagedDocIds)
-    return RegisterSplit{56, 224};
+    return RegisterSplit{48, 232};
   if (consumerGroups == 2)
     return persistent ? RegisterSplit{40, 232} : RegisterSplit{24, 240};
   if (!persistent)
@@ -165,6 +170,9 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   constexpr int64_t kLastBit = 0, kFullBit = 1, kWordShift = 2;
   // The producer warps' named barrier (ping-pong takes 1 .. 3).
   constexpr int64_t kWalkBarrier = 8;
+  // The document tile summary's release: the consumers arrive once it is
+  // written, the walk warps wait (the whole block).
+  constexpr int64_t kSummaryBarrier = 13;
   // A consumer thread's pending item, parked in shared memory (item
   // overlap): work index, max[2], sum[2].
   constexpr int64_t kPendingBytes = 20;
@@ -221,6 +229,32 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     --stages;
   auto [kOffset, vOffset, barOffset, qEmptyOffset, slotOffset, wordOffset, exchangeOffset,
         pendingOffset, idsOffset, sharedBytes] = layoutFor(stages);
+  // Document tile summary (`documentTileSummary`, persistent blocks): at
+  // block start every warp helps to write each k tile's [min, max] key id
+  // (batch-major, 8 bytes an entry) into shared memory, if batch x k tiles
+  // fit; then each item's walk begins at the first tile whose range meets
+  // the q tile's [lo, hi] (a scan of 32 entries a step). The walk otherwise
+  // classified every dead tile before a late document's first live one, a
+  // round of global id loads per 8 tiles (S = 16k: up to 13 rounds per item;
+  // session 17's c1, the walk started at the documents' known starts: +3% at
+  // 4k, +6.7% at 16k). A range that meets the q tile's can still hold no
+  // matching id (unsorted ids): the walk, which still classifies every tile
+  // from there, skips it. The block reads all batch x Sk ids once (128 KB at
+  // 32k tokens, from L2), where the walk read a q tile's preceding ones per
+  // item.
+  int64_t summaryOffset = (sharedBytes + 7) / 8 * 8;
+  // (4096 entries by default: 32 KB, batch x k tiles of 128 keys up to 512k
+  // tokens.)
+  int64_t summaryCapacity =
+      classifyDocuments && persistent && options.documentTileSummary
+          ? std::min<int64_t>(options.documentTileSummaryEntries,
+                              (kMaxSharedBytes - summaryOffset) / 8)
+          : 0;
+  bool tileSummary =
+      summaryCapacity > 0 &&
+      summaryCapacity >= std::min(kMinSummaryTiles, options.documentTileSummaryEntries);
+  if (tileSummary)
+    sharedBytes = summaryOffset + 8 * summaryCapacity;
 
   memref::GlobalOp smemGlobal = getDynamicSharedMemory(b, module);
   IRMapping map;
@@ -599,6 +633,70 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     return batch;
   };
 
+  // The document tile summary (see tileSummary): entry p = batch * kTiles +
+  // tile, written by the producer warpgroup (the walk warps, its readers)
+  // before its first item.
+  Value summaryTiles, useSummary;
+  auto summaryAt = [&](Value entry) {
+    return at(arith::AddIOp::create(b, c32(summaryOffset),
+                                    arith::MulIOp::create(b, toI32(entry), c32(8))));
+  };
+  // The number of summary entries (batch x k tiles) and whether they fit.
+  auto summaryExtent = [&]() -> std::pair<Value, Value> {
+    Value kvIds = map.lookup(op.getKvDocIds());
+    summaryTiles = arith::CeilDivUIOp::create(b, seqK, lb.index(blockK));
+    Value total = arith::MulIOp::create(b, summaryTiles, lb.dim(kvIds, 0));
+    return {total, arith::CmpIOp::create(b, arith::CmpIPredicate::ule, total,
+                                         lb.index(summaryCapacity))};
+  };
+  // Writes the summary: warp `w` of `warps` takes kSummaryUnroll entries a
+  // round (their loads in flight together), each a warp-wide min / max of the
+  // tile's key ids (clamped at Sk - 1 as the walk's: a repeated real id).
+  // The consumer warps write it before their first item, with the registers
+  // they hold then (the producer warps at 48 spilled above 2 entries a
+  // round: 32 rounds at 32k tokens), and release it to the walk warps on
+  // a named barrier of the whole block.
+  auto writeSummary = [&](Value w, int64_t warps, Value total) {
+    Value kvIds = map.lookup(op.getKvDocIds());
+    Value lastEntry = arith::SubIOp::create(b, total, lb.index(1));
+    Value lane0 = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, lane, lb.index(0));
+    auto redux = [&](StringRef kind, Value v) {
+      return ptx.emit({i32}, {v}, ("redux.sync." + kind + ".s32 $0, $1, 0xffffffff;").str(),
+                      "=r,r");
+    };
+    lb.forLoop(
+        arith::MulIOp::create(b, w, lb.index(kSummaryUnroll)), total,
+        [&](Value base) {
+          SmallVector<Value> entries;
+          SmallVector<SmallVector<Value>> ids;
+          for (int64_t u = 0; u < kSummaryUnroll; ++u) {
+            Value entry = arith::MinUIOp::create(b, arith::AddIOp::create(b, base, lb.index(u)),
+                                                 lastEntry);
+            entries.push_back(entry);
+            Value tile = arith::RemUIOp::create(b, entry, summaryTiles);
+            ids.push_back(laneIds(kvIds, arith::DivUIOp::create(b, entry, summaryTiles),
+                                  arith::MulIOp::create(b, tile, lb.index(blockK)), blockK, seqK));
+          }
+          for (int64_t u = 0; u < kSummaryUnroll; ++u) {
+            Value lo = ids[u][0], hi = ids[u][0];
+            for (Value id : ArrayRef<Value>(ids[u]).drop_front()) {
+              lo = arith::MinSIOp::create(b, lo, id);
+              hi = arith::MaxSIOp::create(b, hi, id);
+            }
+            lo = redux("min", lo);
+            hi = redux("max", hi);
+            Value fresh = arith::CmpIOp::create(
+                b, arith::CmpIPredicate::ult, arith::AddIOp::create(b, base, lb.index(u)), total);
+            lb.ifThen(arith::AndIOp::create(b, lane0, fresh), [&] {
+              ptx.emit({}, {summaryAt(entries[u]), lo, hi}, "st.shared.v2.u32 [$0], {$1, $2};",
+                       "r,r,r");
+            });
+          }
+        },
+        lb.index(warps * kSummaryUnroll));
+    ptx.namedBarrierArrive(c32(kSummaryBarrier), threads);
+  };
+
   Value firstThread = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, tid, lb.index(0));
   lb.ifThen(firstThread, [&] {
     // Released by one lane of each consumer warp once its last S = Q K^T of
@@ -630,6 +728,13 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   auto roles = scf::IfOp::create(b, TypeRange(), isProducerGroup, /*withElseRegion=*/true);
   b.setInsertionPointToStart(&roles.getThenRegion().front());
   ptx.setMaxRegisters(registers.producer, /*increase=*/false);
+  // The walk warps wait for the consumers' summary (see writeSummary).
+  if (tileSummary) {
+    Value total;
+    std::tie(total, useSummary) = summaryExtent();
+    lb.ifThen(useSummary, [&] { ptx.namedBarrierSync(c32(kSummaryBarrier), threads); });
+  }
+
   // One thread issues; with a tile list its whole warp (documents: the
   // whole warpgroup) classifies (votes, a ballot) and thread 0 issues.
   Value producerWarp = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, warp, lb.index(0));
@@ -776,9 +881,55 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                                      })[0];
       return SmallVector<Value>{arith::AddIOp::create(b, itemCount, c32(1)), loaded, items[2]};
     }
-    Value tiles = arith::MaxSIOp::create(b, arith::SubIOp::create(b, range.end, range.begin),
-                                         lb.index(0));
     ItemClasses classes = classesOf(item);
+    // Where the walk begins: with the summary, the first tile whose [min,
+    // max] meets the q tile's ids (range.end for none), 32 entries a step;
+    // every walk warp finds the same one.
+    Value walkBegin = range.begin;
+    if (tileSummary) {
+      Value entryBase = arith::MulIOp::create(b, item.batch, summaryTiles);
+      Value last = arith::SubIOp::create(b, range.end, lb.index(1));
+      auto firstPossiblyLive = [&]() -> SmallVector<Value> {
+        Type index = b.getIndexType();
+        return {kb.whileWithState(
+            {range.begin, range.end}, {index, index},
+            [&](ValueRange state) {
+              Value more = arith::AndIOp::create(
+                  b, arith::CmpIOp::create(b, arith::CmpIPredicate::slt, state[0], range.end),
+                  arith::CmpIOp::create(b, arith::CmpIPredicate::eq, state[1], range.end));
+              return std::make_pair(more, SmallVector<Value>(state));
+            },
+            [&](ValueRange state) {
+              Value candidate = arith::AddIOp::create(b, state[0], lane);
+              Value both = ptx.emit(
+                  {i32, i32},
+                  {summaryAt(arith::AddIOp::create(
+                      b, entryBase, arith::MinSIOp::create(b, candidate, last)))},
+                  "ld.shared.v2.u32 {$0, $1}, [$2];", "=r,=r,r");
+              Value lo = LLVM::ExtractValueOp::create(b, both, 0);
+              Value hi = LLVM::ExtractValueOp::create(b, both, 1);
+              Value meets = arith::AndIOp::create(
+                  b, arith::CmpIOp::create(b, arith::CmpIPredicate::slt, candidate, range.end),
+                  arith::AndIOp::create(
+                      b, arith::CmpIOp::create(b, arith::CmpIPredicate::sge, hi, classes.qDocLo),
+                      arith::CmpIOp::create(b, arith::CmpIPredicate::sle, lo, classes.qDocHi)));
+              Value ballot = NVVM::VoteSyncOp::create(b, i32, c32(-1), meets,
+                                                      NVVM::VoteSyncKind::ballot);
+              Value lowest = ptx.emit({i32}, {ballot},
+                                      "{ .reg .b32 attn_rev; brev.b32 attn_rev, $1; "
+                                      "clz.b32 $0, attn_rev; }",
+                                      "=r,r");
+              Value found = arith::SelectOp::create(
+                  b, arith::CmpIOp::create(b, arith::CmpIPredicate::ne, ballot, c32(0)),
+                  arith::AddIOp::create(b, state[0],
+                                        arith::IndexCastOp::create(b, index, lowest)),
+                  state[1]);
+              return SmallVector<Value>{arith::AddIOp::create(b, state[0], lb.index(32)), found};
+            })[1]};
+      };
+      walkBegin = kb.ifWithResults(useSummary, {b.getIndexType()}, firstPossiblyLive,
+                                   [&] { return SmallVector<Value>{range.begin}; })[0];
+    }
     // Carried: the tiles loaded, and the live tile found last, not yet
     // issued (its word, -1 for none): a tile is issued once the next live one
     // is found, or marked last when none is. An end word in a stage of its
@@ -824,10 +975,10 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
       return all;
     };
     SmallVector<Value> walked = kb.forWithState(
-        lb.index(0), tiles, lb.index(roundTiles), {items[1], c32(-1), items[2]},
-        [&](Value j, ValueRange walkState) {
-          Value first = arith::AddIOp::create(b, range.begin, j);
-          Batch batch = classifyRound(first, arith::SubIOp::create(b, tiles, j), walkState[2]);
+        walkBegin, range.end, lb.index(roundTiles), {items[1], c32(-1), items[2]},
+        [&](Value first, ValueRange walkState) {
+          Batch batch =
+              classifyRound(first, arith::SubIOp::create(b, range.end, first), walkState[2]);
           SmallVector<Value> state = kb.forWithState(
               lb.index(0), lb.index(roundTiles), lb.index(1), walkState.drop_back(),
               [&](Value t, ValueRange pendingState) {
@@ -878,6 +1029,10 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   // Consumer warp w (0..7) holds rows 16w + g and 16w + g + 8 of the tile:
   // the wgmma accumulator layout of warpgroup w / 4, its warp w % 4.
   Value consumerWarp = arith::SubIOp::create(b, warp, lb.index(4));
+  if (tileSummary) {
+    auto [total, fits] = summaryExtent();
+    lb.ifThen(fits, [&] { writeSummary(consumerWarp, consumerGroups * 4, total); });
+  }
   // Staged key ids: this warp's named barrier (see stagedDocIds).
   Value consumerIdBarrier;
   if (stagedDocIds) {

@@ -517,7 +517,7 @@ def from_layout(spec, a):
 def make_inputs(spec, rng, B, Hq, Hkv, Sq, Sk, Dqk, Dv, magnitude=1.0,
                 encoding="f32", unrounded=False, block_mask_shape=None,
                 empty_block_rows=True, tensor_shapes=None, key_ramp=None,
-                gate_range=None):
+                gate_range=None, doc_order="sorted"):
     """Random inputs for `spec` (never zeros). Returns (files, logical) where
     `files` maps file names to arrays to save and `logical` holds the float64
     values the implementations compute on. `key_ramp` = r scales key s by
@@ -552,8 +552,21 @@ def make_inputs(spec, rng, B, Hq, Hkv, Sq, Sk, Dqk, Dv, magnitude=1.0,
             files["block_mask.npy"] = bm
             x["block_mask"] = bm
         if spec.documents:
+            # doc_order: "sorted" (packed sequences), "reversed" (descending:
+            # the last document's keys first), "shuffled" (no order), or
+            # "disjoint" (query ids 1-2, key ids 0 and 3, both shuffled: every
+            # k tile's [min, max] meets a q tile's, yet no pair is visible).
             for name, S in (("q_doc_ids", Sq), ("kv_doc_ids", Sk)):
-                ids = np.sort(rng.integers(0, 4, size=(B, S)), axis=1).astype(np.int32)
+                if doc_order == "disjoint":
+                    choices = [1, 2] if name == "q_doc_ids" else [0, 3]
+                    ids = rng.choice(choices, size=(B, S)).astype(np.int32)
+                else:
+                    ids = rng.integers(0, 4, size=(B, S))
+                    if doc_order in ("sorted", "reversed"):
+                        ids = np.sort(ids, axis=1)
+                    if doc_order == "reversed":
+                        ids = ids[:, ::-1]
+                    ids = np.ascontiguousarray(ids).astype(np.int32)
                 files[name + ".npy"] = ids
                 x[name] = ids
         if spec.alibi is not None:

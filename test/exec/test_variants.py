@@ -189,3 +189,19 @@ def test_gated_long_strong_decay(gate, chunk, device, tmp_path):
     h = d["shape"]["heads"] or 2
     run_case(tmp_path, d, device, 1, h, h, 1500, 1500, d["shape"]["head_dim"],
              d["shape"]["head_dim_v"], seed_of("decay", gate, chunk), mutate=_strong_decay)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("order", ["reversed", "shuffled", "disjoint"])
+def test_document_id_orders(order, device, tmp_path):
+    """The GPU checks' document id orders (run_gpu_checks.py: make_inputs'
+    doc_order): the Hopper kernel's tile summary must not skip a tile whose
+    ids are out of order, and "disjoint" leaves every row fully masked."""
+    d = attn(mask={"documents": True, "causal": True})
+    x, _ = run_case(tmp_path, d, device, 2, 4, 1, 70, 150, 16, 8,
+                    seed_of("doc_order", order), doc_order=order)
+    kv = x["kv_doc_ids"]
+    if order == "reversed":
+        assert (np.diff(kv, axis=1) <= 0).all() and (np.diff(kv, axis=1) < 0).any()
+    if order == "disjoint":
+        assert not np.isin(x["q_doc_ids"], kv).any()

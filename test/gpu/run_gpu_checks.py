@@ -57,8 +57,13 @@ def shapes_for(spec):
         # refilled several times (mbarrier phases flip). The last case ramps
         # the keys up to 8x along Sk: rows' maxima keep growing past the
         # Hopper kernel's lazy-rescale headroom (2^8) on later tiles.
-        return [(2, 130, 257), (1, 257, 100), (2, 1, 77), (1, 300, 300), (1, 513, 1100),
-                (1, 200, 1100, 8.0)]
+        cases = [(2, 130, 257), (1, 257, 100), (2, 1, 77), (1, 300, 300), (1, 513, 1100),
+                 (1, 200, 1100, 8.0)]
+        # Document ids in other orders than sorted: the walk's tile summary
+        # (ranges that meet without a matching id; the first live tile early).
+        if spec.documents:
+            cases += [(2, 513, 1100, {"docs": order}) for order in ("reversed", "shuffled", "disjoint")]
+        return cases
     # Gated kinds also under strong decay: natural-log gates down to -8 per
     # step (a chunk's cumulative decay reaches e^-500, far past f32's range),
     # where only an exponent discipline of differences <= 0 stays finite.
@@ -105,7 +110,7 @@ def sdpa_errors(spec, x, ref_o):
 
 
 def run_case(exec_path, manifest_path, spec, B, Sq, Sk, seed, work, kernel_kind="simt",
-             key_ramp=None, gate_range=None):
+             key_ramp=None, gate_range=None, doc_order="sorted"):
     d = spec.json
     shape = d["shape"]
     if spec.attention:
@@ -118,7 +123,7 @@ def run_case(exec_path, manifest_path, spec, B, Sq, Sk, seed, work, kernel_kind=
     rng = np.random.default_rng(seed)
     tensor_shapes = None
     files, x = make_inputs(spec, rng, B, Hq, Hkv, Sq, Sk, Dqk, Dv, tensor_shapes=tensor_shapes,
-                           key_ramp=key_ramp, gate_range=gate_range)
+                           key_ramp=key_ramp, gate_range=gate_range, doc_order=doc_order)
     in_dir, out_dir = os.path.join(work, "in"), os.path.join(work, "out")
     save_inputs(in_dir, files)
     row = {"B": B, "Sq": Sq, "Sk": Sk, "Hq": Hq, "Hkv": Hkv, "Dqk": Dqk, "Dv": Dv}
@@ -126,6 +131,8 @@ def run_case(exec_path, manifest_path, spec, B, Sq, Sk, seed, work, kernel_kind=
         row["key_ramp"] = key_ramp
     if gate_range:
         row["gates"] = list(gate_range)
+    if doc_order != "sorted":
+        row["docs"] = doc_order
     # A kernel that hangs (a deadlock) is a failed row, not a stuck run.
     t_exec = time.monotonic()
     try:
@@ -208,13 +215,14 @@ def check_case(exec_path, case):
     extra = shape[3] if len(shape) > 3 else None
     key_ramp = extra if isinstance(extra, float) else None
     gate_range = extra.get("gates") if isinstance(extra, dict) else None
+    doc_order = extra.get("docs", "sorted") if isinstance(extra, dict) else "sorted"
     with open(mpath) as f:
         man = json.load(f)
     spec = PySpec(man["spec"])
     with tempfile.TemporaryDirectory() as work:
         try:
             row = run_case(exec_path, mpath, spec, B, Sq, Sk, seed, work,
-                           man.get("kernel", "simt"), key_ramp, gate_range)
+                           man.get("kernel", "simt"), key_ramp, gate_range, doc_order)
         except Exception as e:  # noqa: BLE001 - a crashed check is a failed row
             row = {"B": B, "Sq": Sq, "Sk": Sk, "ok": False, "error": repr(e)[:300]}
     row.update(kernel=name, chip=chip)
@@ -311,6 +319,8 @@ def main():
         sk = f"{r['Sk']} (keys ramped to {r['key_ramp']:g}x)" if r.get("key_ramp") else r["Sk"]
         if r.get("gates"):
             sk = f"{r['Sk']} (gates -{r['gates'][1]:g} .. -{r['gates'][0]:g} per step)"
+        if r.get("docs"):
+            sk = f"{r['Sk']} (document ids {r['docs']})"
         lines.append(f"| {r['kernel']} | {r['chip']} | {r['B']} | {r['Sq']} | {sk} | {r['Hq']}/{r.get('Hkv', '-')} | "
                      f"{r['Dqk']}/{r['Dv']} | {r.get('err_o', float('nan')):.2e} | "
                      f"{second_error(r)} | {r.get('masked_rows', '-')} | {sds} | "

@@ -110,6 +110,18 @@ static cl::opt<bool> documentIdsInShared(
     cl::desc("Hopper kernel with --document-tiles: the producer stages each live k tile's "
              "key document ids in shared memory with its K, where the masked softmax reads "
              "them (default; =false: the softmax loads them from global memory)"));
+static cl::opt<bool> documentTileSummary(
+    "document-tile-summary", cl::init(true),
+    cl::desc("Persistent Hopper kernel with --document-tiles: every block first "
+             "summarizes each k tile's key document ids as [min, max] in shared memory "
+             "(when batch x k tiles fit), and each item's walk starts at the first tile "
+             "whose range meets the q tile's (default; =false: the walk starts at the "
+             "first k tile)"));
+static cl::opt<unsigned> documentTileSummaryEntries(
+    "document-tile-summary-entries", cl::init(4096), cl::Hidden,
+    cl::desc("With --document-tile-summary: at most this many [min, max] entries "
+             "(batch x k tiles; more at run time: the walk from the first tile). For tests "
+             "of that fallback"));
 static cl::opt<bool> chunkedLinear(
     "chunked-linear", cl::init(true),
     cl::desc("Linear kinds: the chunkwise tensor-core kernel (mma.sync) for f16/bf16, "
@@ -195,6 +207,8 @@ int main(int argc, char **argv) {
   options.cpAsync = cpAsync;
   options.documentTiles = documentTiles;
   options.documentIdsInShared = documentIdsInShared;
+  options.documentTileSummary = documentTileSummary;
+  options.documentTileSummaryEntries = documentTileSummaryEntries;
   options.fastTanh = fastTanh;
   if (pingPong.getNumOccurrences())
     options.pingPong = pingPong;
