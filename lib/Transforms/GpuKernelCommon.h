@@ -357,13 +357,13 @@ struct WgmmaKernelOptions {
   /// ids in shared memory with its K, and the masked softmax reads them there.
   bool documentIdsInShared = false;
   /// With documentTiles in a persistent kernel: every block summarizes each
-  /// k tile's key ids as [min, max] in shared memory first (when batch x k
-  /// tiles fit), and each item's walk starts at its first tile whose range
-  /// meets the q tile's.
+  /// k tile's key ids as [min, max] in shared memory first and, from it, each
+  /// q tile's first k tile whose range meets the q tile's (when batch x tiles
+  /// fit), where each item's walk starts.
   bool documentTileSummary = false;
-  /// The summary's capacity in entries (batch x k tiles; fewer where shared
-  /// memory is short).
-  int64_t documentTileSummaryEntries = 4096;
+  /// The summary's capacity in entries (batch x k tiles, batch x q tiles;
+  /// fewer where shared memory is short).
+  int64_t documentTileSummaryEntries = 2048;
 };
 
 /// The Hopper (sm_90a) wgmma + TMA softmax kernel; see WgmmaSoftmaxKernel.cpp.

@@ -56,7 +56,7 @@ constexpr int64_t kMaxSharedBytes = 232448;
 // shared memory is short (a smaller capacity asked for explicitly is kept).
 constexpr int64_t kMinSummaryTiles = 256;
 // Summary entries each consumer warp computes per round of loads at block start.
-constexpr int64_t kSummaryUnroll = 8;
+constexpr int64_t kSummaryUnroll = 2;
 // setmaxnreg budgets (multiples of 8, producer + consumers <= 65536):
 //   two consumer warpgroups (128 query rows): 128 * 24 + 256 * 240 = 64512
 //   (the FlashAttention-3 split for one producer, two consumers);
@@ -76,7 +76,7 @@ struct RegisterSplit {
 RegisterSplit registerSplit(int64_t consumerGroups, bool persistent, int64_t blockK,
                             bool stagedDocIds) {
   if (stagedDocIds)
-    return RegisterSplit{48, 232};
+    return RegisterSplit{56, 224};
   if (consumerGroups == 2)
     return persistent ? RegisterSplit{40, 232} : RegisterSplit{24, 240};
   if (!persistent)
@@ -173,6 +173,8 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   // The document tile summary's release: the consumers arrive once it is
   // written, the walk warps wait (the whole block).
   constexpr int64_t kSummaryBarrier = 13;
+  // The consumer warps' barrier between the summary and the walk starts.
+  constexpr int64_t kConsumersBarrier = 14;
   // A consumer thread's pending item, parked in shared memory (item
   // overlap): work index, max[2], sum[2].
   constexpr int64_t kPendingBytes = 20;
@@ -180,6 +182,19 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   // for the producer, as the persistent one.
   RegisterSplit registers =
       registerSplit(consumerGroups, persistent || classifyDocuments, blockK, stagedDocIds);
+  // setmaxnreg moves registers inside the block's pool, which the launch
+  // sized at 65536 / threads rounded down to 8 per thread: a split above it
+  // leaves the consumers' setmaxnreg.inc waiting forever (session 17's
+  // 48 / 232 hung every document kernel).
+  {
+    int64_t warpgroups = consumerGroups + 1;
+    int64_t pool = 65536 / (128 * warpgroups) / 8 * 8 * warpgroups;
+    if (registers.producer + consumerGroups * registers.consumer > pool)
+      llvm::report_fatal_error("wgmma kernel: register split " +
+                               Twine(registers.producer) + " / " + Twine(registers.consumer) +
+                               " exceeds the block's pool of " + Twine(pool) +
+                               " registers per warpgroup lane");
+  }
 
   // Byte offsets in the dynamic shared memory.
   int64_t qBoxBytes = blockQ * 128, kvBoxBytes = blockK * 128;
@@ -229,32 +244,35 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     --stages;
   auto [kOffset, vOffset, barOffset, qEmptyOffset, slotOffset, wordOffset, exchangeOffset,
         pendingOffset, idsOffset, sharedBytes] = layoutFor(stages);
-  // Document tile summary (`documentTileSummary`, persistent blocks): at
-  // block start every warp helps to write each k tile's [min, max] key id
-  // (batch-major, 8 bytes an entry) into shared memory, if batch x k tiles
-  // fit; then each item's walk begins at the first tile whose range meets
-  // the q tile's [lo, hi] (a scan of 32 entries a step). The walk otherwise
-  // classified every dead tile before a late document's first live one, a
-  // round of global id loads per 8 tiles (S = 16k: up to 13 rounds per item;
-  // session 17's c1, the walk started at the documents' known starts: +3% at
-  // 4k, +6.7% at 16k). A range that meets the q tile's can still hold no
-  // matching id (unsorted ids): the walk, which still classifies every tile
-  // from there, skips it. The block reads all batch x Sk ids once (128 KB at
-  // 32k tokens, from L2), where the walk read a q tile's preceding ones per
-  // item.
+  // Document walk starts (`documentTileSummary`, persistent blocks): at
+  // block start the consumer warps write each k tile's [min, max] key id
+  // (batch-major, 8 bytes an entry), then from it each (batch, q tile)'s
+  // first k tile whose range meets the q tile's [min, max] (4 bytes an
+  // entry), if both fit; each item's walk then begins at its q tile's
+  // entry. The walk otherwise classified every dead tile before a late
+  // document's first live one, a round of global id loads per 8 tiles
+  // (S = 16k: up to 13 rounds per item; session 17's c1, the walk started at
+  // the documents' known starts: +3% at 4k, +6.7% at 16k). A range that meets
+  // the q tile's can still hold no matching id (unsorted ids): the walk,
+  // which still classifies every tile from there, skips it. The block reads
+  // all batch x (Sq + Sk) ids once (256 KB at 32k tokens, from L2), where
+  // the walk read a q tile's preceding ones per item. (The scan in the
+  // producer, per item, cost the consumers a register: 4 B spilled at
+  // 56 / 224, and the producer spilled at 40 / 232.)
   int64_t summaryOffset = (sharedBytes + 7) / 8 * 8;
-  // (4096 entries by default: 32 KB, batch x k tiles of 128 keys up to 512k
-  // tokens.)
+  // (2048 entries of each by default: 24 KB, batch x tiles of 128 keys up to
+  // 256k tokens.)
   int64_t summaryCapacity =
       classifyDocuments && persistent && options.documentTileSummary
           ? std::min<int64_t>(options.documentTileSummaryEntries,
-                              (kMaxSharedBytes - summaryOffset) / 8)
+                              (kMaxSharedBytes - summaryOffset) / 12)
           : 0;
   bool tileSummary =
       summaryCapacity > 0 &&
       summaryCapacity >= std::min(kMinSummaryTiles, options.documentTileSummaryEntries);
+  int64_t startsOffset = summaryOffset + 8 * summaryCapacity;
   if (tileSummary)
-    sharedBytes = summaryOffset + 8 * summaryCapacity;
+    sharedBytes = startsOffset + 4 * summaryCapacity;
 
   memref::GlobalOp smemGlobal = getDynamicSharedMemory(b, module);
   IRMapping map;
@@ -636,18 +654,34 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   // The document tile summary (see tileSummary): entry p = batch * kTiles +
   // tile, written by the producer warpgroup (the walk warps, its readers)
   // before its first item.
-  Value summaryTiles, useSummary;
-  auto summaryAt = [&](Value entry) {
-    return at(arith::AddIOp::create(b, c32(summaryOffset),
-                                    arith::MulIOp::create(b, toI32(entry), c32(8))));
+  Value summaryTiles, qTileCount, useSummary;
+  auto startAt = [&](Value entry) {
+    return at(arith::AddIOp::create(b, c32(startsOffset),
+                                    arith::MulIOp::create(b, toI32(entry), c32(4))));
   };
-  // The number of summary entries (batch x k tiles) and whether they fit.
+  auto summaryAt = [&](Value entry) {
+    if (entry.getType().isIndex())
+      entry = toI32(entry);
+    return at(arith::AddIOp::create(b, c32(summaryOffset), arith::MulIOp::create(b, entry, c32(8))));
+  };
+  // The number of summary entries (batch x k tiles) and whether they and
+  // the walk starts (batch x q tiles) fit.
   auto summaryExtent = [&]() -> std::pair<Value, Value> {
     Value kvIds = map.lookup(op.getKvDocIds());
-    summaryTiles = arith::CeilDivUIOp::create(b, seqK, lb.index(blockK));
+    qTileCount = arith::DivUIOp::create(
+        b, arith::AddIOp::create(b, seqQ, lb.index(blockQ - 1)), lb.index(blockQ));
+    Value starts = arith::MulIOp::create(b, qTileCount, lb.dim(kvIds, 0));
+    // (Not arith.ceildivui: LLVM merged it with the consumers' own k-tile
+    // count, hoisted to the kernel's entry, live through their loop.)
+    summaryTiles = arith::DivUIOp::create(
+        b, arith::AddIOp::create(b, seqK, lb.index(blockK - 1)), lb.index(blockK));
     Value total = arith::MulIOp::create(b, summaryTiles, lb.dim(kvIds, 0));
-    return {total, arith::CmpIOp::create(b, arith::CmpIPredicate::ule, total,
-                                         lb.index(summaryCapacity))};
+    return {total, arith::AndIOp::create(
+                       b,
+                       arith::CmpIOp::create(b, arith::CmpIPredicate::ule, total,
+                                             lb.index(summaryCapacity)),
+                       arith::CmpIOp::create(b, arith::CmpIPredicate::ule, starts,
+                                             lb.index(summaryCapacity)))};
   };
   // Writes the summary: warp `w` of `warps` takes kSummaryUnroll entries a
   // round (their loads in flight together), each a warp-wide min / max of the
@@ -690,6 +724,81 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
             lb.ifThen(arith::AndIOp::create(b, lane0, fresh), [&] {
               ptx.emit({}, {summaryAt(entries[u]), lo, hi}, "st.shared.v2.u32 [$0], {$1, $2};",
                        "r,r,r");
+            });
+          }
+        },
+        lb.index(warps * kSummaryUnroll));
+    // Every consumer warp's entries written: the walk starts, each a warp's
+    // q tile [min, max] and a scan of 32 entries a step, kSummaryUnroll q
+    // tiles a round.
+    ptx.namedBarrierSync(c32(kConsumersBarrier), warps * 32);
+    Value qIds = map.lookup(op.getQDocIds());
+    Value starts = arith::MulIOp::create(b, qTileCount, lb.dim(qIds, 0));
+    Value lastStart = arith::SubIOp::create(b, starts, lb.index(1));
+    Value kTiles = toI32(summaryTiles);
+    Value lastTile = arith::SubIOp::create(b, kTiles, c32(1));
+    lb.forLoop(
+        arith::MulIOp::create(b, w, lb.index(kSummaryUnroll)), starts,
+        [&](Value base) {
+          SmallVector<Value> jobs, batches;
+          SmallVector<SmallVector<Value>> ids;
+          for (int64_t u = 0; u < kSummaryUnroll; ++u) {
+            Value job = arith::MinUIOp::create(b, arith::AddIOp::create(b, base, lb.index(u)),
+                                               lastStart);
+            jobs.push_back(job);
+            Value qTile = arith::RemUIOp::create(b, job, qTileCount);
+            batches.push_back(arith::DivUIOp::create(b, job, qTileCount));
+            ids.push_back(laneIds(qIds, batches.back(),
+                                  arith::MulIOp::create(b, qTile, lb.index(blockQ)), blockQ, seqQ));
+          }
+          for (int64_t u = 0; u < kSummaryUnroll; ++u) {
+            Value lo = ids[u][0], hi = ids[u][0];
+            for (Value id : ArrayRef<Value>(ids[u]).drop_front()) {
+              lo = arith::MinSIOp::create(b, lo, id);
+              hi = arith::MaxSIOp::create(b, hi, id);
+            }
+            lo = redux("min", lo);
+            hi = redux("max", hi);
+            Value entryBase = arith::MulIOp::create(b, toI32(batches[u]), kTiles);
+            SmallVector<Value> exit = kb.whileWithState(
+                {c32(0)}, {i32, i32},
+                [&](ValueRange state) {
+                  Value candidate = arith::AddIOp::create(b, state[0], toI32(lane));
+                  Value both = ptx.emit(
+                      {i32, i32},
+                      {summaryAt(arith::AddIOp::create(
+                          b, entryBase, arith::MinSIOp::create(b, candidate, lastTile)))},
+                      "ld.shared.v2.u32 {$0, $1}, [$2];", "=r,=r,r");
+                  Value kLo = LLVM::ExtractValueOp::create(b, both, 0);
+                  Value kHi = LLVM::ExtractValueOp::create(b, both, 1);
+                  Value meets = arith::AndIOp::create(
+                      b, arith::CmpIOp::create(b, arith::CmpIPredicate::slt, candidate, kTiles),
+                      arith::AndIOp::create(
+                          b, arith::CmpIOp::create(b, arith::CmpIPredicate::sge, kHi, lo),
+                          arith::CmpIOp::create(b, arith::CmpIPredicate::sle, kLo, hi)));
+                  Value ballot = NVVM::VoteSyncOp::create(b, i32, c32(-1), meets,
+                                                          NVVM::VoteSyncKind::ballot);
+                  Value more = arith::AndIOp::create(
+                      b, arith::CmpIOp::create(b, arith::CmpIPredicate::eq, ballot, c32(0)),
+                      arith::CmpIOp::create(b, arith::CmpIPredicate::slt,
+                                            arith::AddIOp::create(b, state[0], c32(32)), kTiles));
+                  return std::make_pair(more, SmallVector<Value>{state[0], ballot});
+                },
+                [&](ValueRange passed) {
+                  return SmallVector<Value>{arith::AddIOp::create(b, passed[0], c32(32))};
+                });
+            // The lowest set bit of the exit's ballot (none: no k tile meets).
+            Value lowest = ptx.emit({i32}, {exit[1]},
+                                    "{ .reg .b32 attn_rev; brev.b32 attn_rev, $1; "
+                                    "clz.b32 $0, attn_rev; }",
+                                    "=r,r");
+            Value start = arith::SelectOp::create(
+                b, arith::CmpIOp::create(b, arith::CmpIPredicate::ne, exit[1], c32(0)),
+                arith::AddIOp::create(b, exit[0], lowest), kTiles);
+            Value fresh = arith::CmpIOp::create(
+                b, arith::CmpIPredicate::ult, arith::AddIOp::create(b, base, lb.index(u)), starts);
+            lb.ifThen(arith::AndIOp::create(b, lane0, fresh), [&] {
+              ptx.emit({}, {startAt(jobs[u]), start}, "st.shared.u32 [$0], $1;", "r,r");
             });
           }
         },
@@ -887,47 +996,16 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     // every walk warp finds the same one.
     Value walkBegin = range.begin;
     if (tileSummary) {
-      Value entryBase = arith::MulIOp::create(b, item.batch, summaryTiles);
-      Value last = arith::SubIOp::create(b, range.end, lb.index(1));
-      auto firstPossiblyLive = [&]() -> SmallVector<Value> {
-        Type index = b.getIndexType();
-        return {kb.whileWithState(
-            {range.begin, range.end}, {index, index},
-            [&](ValueRange state) {
-              Value more = arith::AndIOp::create(
-                  b, arith::CmpIOp::create(b, arith::CmpIPredicate::slt, state[0], range.end),
-                  arith::CmpIOp::create(b, arith::CmpIPredicate::eq, state[1], range.end));
-              return std::make_pair(more, SmallVector<Value>(state));
-            },
-            [&](ValueRange state) {
-              Value candidate = arith::AddIOp::create(b, state[0], lane);
-              Value both = ptx.emit(
-                  {i32, i32},
-                  {summaryAt(arith::AddIOp::create(
-                      b, entryBase, arith::MinSIOp::create(b, candidate, last)))},
-                  "ld.shared.v2.u32 {$0, $1}, [$2];", "=r,=r,r");
-              Value lo = LLVM::ExtractValueOp::create(b, both, 0);
-              Value hi = LLVM::ExtractValueOp::create(b, both, 1);
-              Value meets = arith::AndIOp::create(
-                  b, arith::CmpIOp::create(b, arith::CmpIPredicate::slt, candidate, range.end),
-                  arith::AndIOp::create(
-                      b, arith::CmpIOp::create(b, arith::CmpIPredicate::sge, hi, classes.qDocLo),
-                      arith::CmpIOp::create(b, arith::CmpIPredicate::sle, lo, classes.qDocHi)));
-              Value ballot = NVVM::VoteSyncOp::create(b, i32, c32(-1), meets,
-                                                      NVVM::VoteSyncKind::ballot);
-              Value lowest = ptx.emit({i32}, {ballot},
-                                      "{ .reg .b32 attn_rev; brev.b32 attn_rev, $1; "
-                                      "clz.b32 $0, attn_rev; }",
-                                      "=r,r");
-              Value found = arith::SelectOp::create(
-                  b, arith::CmpIOp::create(b, arith::CmpIPredicate::ne, ballot, c32(0)),
-                  arith::AddIOp::create(b, state[0],
-                                        arith::IndexCastOp::create(b, index, lowest)),
-                  state[1]);
-              return SmallVector<Value>{arith::AddIOp::create(b, state[0], lb.index(32)), found};
-            })[1]};
+      auto fromTable = [&]() -> SmallVector<Value> {
+        Value start = ptx.emit(
+            {i32},
+            {startAt(arith::AddIOp::create(b, arith::MulIOp::create(b, item.batch, qTileCount),
+                                           item.tile))},
+            "ld.shared.u32 $0, [$1];", "=r,r");
+        return {arith::MaxSIOp::create(
+            b, range.begin, arith::IndexCastOp::create(b, b.getIndexType(), start))};
       };
-      walkBegin = kb.ifWithResults(useSummary, {b.getIndexType()}, firstPossiblyLive,
+      walkBegin = kb.ifWithResults(useSummary, {b.getIndexType()}, fromTable,
                                    [&] { return SmallVector<Value>{range.begin}; })[0];
     }
     // Carried: the tiles loaded, and the live tile found last, not yet

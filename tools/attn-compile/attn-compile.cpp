@@ -114,13 +114,13 @@ static cl::opt<bool> documentTileSummary(
     "document-tile-summary", cl::init(true),
     cl::desc("Persistent Hopper kernel with --document-tiles: every block first "
              "summarizes each k tile's key document ids as [min, max] in shared memory "
-             "(when batch x k tiles fit), and each item's walk starts at the first tile "
-             "whose range meets the q tile's (default; =false: the walk starts at the "
-             "first k tile)"));
+             "and, from it, each q tile's first k tile whose range meets the q tile's "
+             "(when batch x tiles fit), where each item's walk starts (default; =false: "
+             "the walk starts at the first k tile)"));
 static cl::opt<unsigned> documentTileSummaryEntries(
-    "document-tile-summary-entries", cl::init(4096), cl::Hidden,
-    cl::desc("With --document-tile-summary: at most this many [min, max] entries "
-             "(batch x k tiles; more at run time: the walk from the first tile). For tests "
+    "document-tile-summary-entries", cl::init(2048), cl::Hidden,
+    cl::desc("With --document-tile-summary: at most this many entries (batch x k tiles, "
+             "batch x q tiles; more at run time: the walk from the first tile). For tests "
              "of that fallback"));
 static cl::opt<bool> chunkedLinear(
     "chunked-linear", cl::init(true),

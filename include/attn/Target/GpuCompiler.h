@@ -23,12 +23,12 @@ struct GpuCompileOptions {
   /// staged in shared memory with its K (read there by the masked softmax).
   bool documentIdsInShared = true;
   /// Persistent Hopper kernel with documentTiles: a [min, max] id summary of
-  /// every k tile in shared memory, from which each item's walk starts at
+  /// every k tile in shared memory, from which each q tile's walk starts at
   /// its first possibly live tile.
   bool documentTileSummary = true;
-  /// The summary's capacity in entries (batch x k tiles); a launch with more
-  /// walks from the first tile.
-  unsigned documentTileSummaryEntries = 4096;
+  /// The summary's capacity in entries (batch x k tiles, batch x q tiles); a
+  /// launch with more walks from the first tile.
+  unsigned documentTileSummaryEntries = 2048;
   /// Hopper kernel: consumer warpgroups take turns; unset: the heuristic (on
   /// for 128-row tiles, off for 192-row ones, where the H200 ran faster without).
   std::optional<bool> pingPong;

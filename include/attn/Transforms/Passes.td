@@ -210,13 +210,15 @@ def AttnLowerToGpuKernels : Pass<"attn-lower-to-gpu-kernels", "::mlir::ModuleOp"
            "(attn-compile's default)">,
     Option<"documentTileSummary", "document-tile-summary", "bool", /*default=*/"false",
            "With document-tiles in a persistent kernel, summarize every k tile's "
-           "key document ids as [min, max] in shared memory at block start (when "
-           "batch x k tiles fit), and start each item's walk at the first tile "
-           "whose range meets the q tile's (attn-compile's default)">,
+           "key document ids as [min, max] in shared memory at block start and, "
+           "from it, each q tile's first k tile whose range meets the q tile's "
+           "(when batch x tiles fit), where each item's walk starts "
+           "(attn-compile's default)">,
     Option<"documentTileSummaryEntries", "document-tile-summary-entries", "int64_t",
-           /*default=*/"4096",
-           "The document tile summary's capacity in entries (batch x k tiles); "
-           "a launch with more walks from the first tile">,
+           /*default=*/"2048",
+           "The document tile summary's capacity in entries (batch x k tiles, and "
+           "batch x q tiles for the walk starts); a launch with more walks from "
+           "the first tile">,
   ];
   let dependentDialects = ["::mlir::gpu::GPUDialect", "::mlir::vector::VectorDialect",
                            "::mlir::NVVM::NVVMDialect", "::mlir::LLVM::LLVMDialect",
