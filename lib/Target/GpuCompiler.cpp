@@ -419,6 +419,16 @@ std::optional<SeqDispatchPlan> seqDispatchPlan(const Spec &spec, const std::stri
   // third full (session 11: +11%; session 16, two runs: 409.3 / 423.5
   // against 396.9 / 398.9 TFLOP/s at 1k, 429.4 / 432.6 against 469.3 /
   // 459.5 at 2k, 451.1 / 453.4 against 483.1 at 4k): those for Sk < 2048.
+  // Documents (persistent at D = 128): the per-block tile summary and walk
+  // starts for Sk >= 16384. Session 17, two interleaved runs each
+  // (bench/results/2026-12-04-v29-session17/): at 16k 485.6 / 494.8 TFLOP/s
+  // against 466.0 / 488.7 without (+2.6% on the means; walks started at the
+  // known document starts, the ceiling, ran +6.7%), at 4k 378.7 / 375.9
+  // against 389.2 / 389.9 (-3%: the block-start work, ~1 us a round, is a
+  // larger share of a 0.55 ms launch than the dead rounds it saves).
+  if (spec.documents && hopperDynamicScheduler(spec))
+    return SeqDispatchPlan{[](GpuCompileOptions &o) { o.documentTileSummary = false; },
+                           {{16384, [](GpuCompileOptions &o) { o.documentTileSummary = true; }}}};
   bool dense = hasPlainScores(spec) && !spec.causal && !spec.window && !spec.blockSparse;
   if (dense && spec.headDim == 64 && spec.headDimV == 64)
     return SeqDispatchPlan{[](GpuCompileOptions &o) {
@@ -440,6 +450,7 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
   if (options.seqDispatch && options.tuningGroup.empty() && options.blockQ == 0 &&
       options.blockK == 0 && !options.persistent.has_value() &&
       !options.dynamicScheduler.has_value() && !options.kvStages.has_value() &&
+      !options.documentTileSummary.has_value() &&
       usesHopperKernel(spec, options))
     plan = seqDispatchPlan(spec, options.chip);
   GpuCompileOptions baseOptions = options;
@@ -545,7 +556,7 @@ bool compileKernel(const Spec &spec, const std::string &specPath,
            (options.documentTiles ? " document-tiles=1" : "") +
            (options.documentTiles && options.documentIdsInShared ? " document-ids-in-shared=1"
                                                                   : "") +
-           (options.documentTiles && options.documentTileSummary
+           (options.documentTiles && options.documentTileSummary.value_or(false)
                 ? " document-tile-summary=1 document-tile-summary-entries=" +
                       std::to_string(options.documentTileSummaryEntries)
                 : "") +

@@ -111,12 +111,13 @@ static cl::opt<bool> documentIdsInShared(
              "key document ids in shared memory with its K, where the masked softmax reads "
              "them (default; =false: the softmax loads them from global memory)"));
 static cl::opt<bool> documentTileSummary(
-    "document-tile-summary", cl::init(true),
+    "document-tile-summary", cl::init(false),
     cl::desc("Persistent Hopper kernel with --document-tiles: every block first "
              "summarizes each k tile's key document ids as [min, max] in shared memory "
              "and, from it, each q tile's first k tile whose range meets the q tile's "
-             "(when batch x tiles fit), where each item's walk starts (default; =false: "
-             "the walk starts at the first k tile)"));
+             "(when batch x tiles fit), where each item's walk starts (default: with "
+             "--seq-dispatch, a kernel with it for Sk >= 16384; =false: the walk starts "
+             "at the first k tile)"));
 static cl::opt<unsigned> documentTileSummaryEntries(
     "document-tile-summary-entries", cl::init(2048), cl::Hidden,
     cl::desc("With --document-tile-summary: at most this many entries (batch x k tiles, "
@@ -207,7 +208,8 @@ int main(int argc, char **argv) {
   options.cpAsync = cpAsync;
   options.documentTiles = documentTiles;
   options.documentIdsInShared = documentIdsInShared;
-  options.documentTileSummary = documentTileSummary;
+  if (documentTileSummary.getNumOccurrences())
+    options.documentTileSummary = documentTileSummary;
   options.documentTileSummaryEntries = documentTileSummaryEntries;
   options.fastTanh = fastTanh;
   if (pingPong.getNumOccurrences())

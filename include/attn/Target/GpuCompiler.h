@@ -24,8 +24,9 @@ struct GpuCompileOptions {
   bool documentIdsInShared = true;
   /// Persistent Hopper kernel with documentTiles: a [min, max] id summary of
   /// every k tile in shared memory, from which each q tile's walk starts at
-  /// its first possibly live tile.
-  bool documentTileSummary = true;
+  /// its first possibly live tile. Unset: the heuristic (with seqDispatch, a
+  /// kernel with it for Sk >= 16384; off otherwise).
+  std::optional<bool> documentTileSummary;
   /// The summary's capacity in entries (batch x k tiles, batch x q tiles); a
   /// launch with more walks from the first tile.
   unsigned documentTileSummaryEntries = 2048;
