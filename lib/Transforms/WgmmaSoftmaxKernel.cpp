@@ -55,7 +55,9 @@ constexpr int64_t kMaxSharedBytes = 232448;
 // The document tile summary: not below this many [min, max] entries where
 // shared memory is short (a smaller capacity asked for explicitly is kept).
 constexpr int64_t kMinSummaryTiles = 256;
-// Summary entries each consumer warp computes per round of loads at block start.
+// Summary entries (k tiles, then q tiles) each consumer warp takes per round
+// of loads at block start (what session 17 measured; 4 compiles spill-free
+// too, unmeasured; 8 spilled).
 constexpr int64_t kSummaryUnroll = 2;
 // setmaxnreg budgets (multiples of 8, producer + consumers <= 65536):
 //   two consumer warpgroups (128 query rows): 128 * 24 + 256 * 240 = 64512
@@ -652,8 +654,8 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   };
 
   // The document tile summary (see tileSummary): entry p = batch * kTiles +
-  // tile, written by the producer warpgroup (the walk warps, its readers)
-  // before its first item.
+  // k tile, and the walk starts: entry batch * qTiles + q tile; written by
+  // the consumer warps before their first item, read by the walk warps.
   Value summaryTiles, qTileCount, useSummary;
   auto startAt = [&](Value entry) {
     return at(arith::AddIOp::create(b, c32(startsOffset),
@@ -687,9 +689,9 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   // round (their loads in flight together), each a warp-wide min / max of the
   // tile's key ids (clamped at Sk - 1 as the walk's: a repeated real id).
   // The consumer warps write it before their first item, with the registers
-  // they hold then (the producer warps at 48 spilled above 2 entries a
-  // round: 32 rounds at 32k tokens), and release it to the walk warps on
-  // a named barrier of the whole block.
+  // they hold then (in the producer warps, at 56 registers, the consumers
+  // spilled 4 B however few entries a round), and release it with the walk
+  // starts to the walk warps on a named barrier of the whole block.
   auto writeSummary = [&](Value w, int64_t warps, Value total) {
     Value kvIds = map.lookup(op.getKvDocIds());
     Value lastEntry = arith::SubIOp::create(b, total, lb.index(1));
@@ -991,9 +993,9 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
       return SmallVector<Value>{arith::AddIOp::create(b, itemCount, c32(1)), loaded, items[2]};
     }
     ItemClasses classes = classesOf(item);
-    // Where the walk begins: with the summary, the first tile whose [min,
-    // max] meets the q tile's ids (range.end for none), 32 entries a step;
-    // every walk warp finds the same one.
+    // Where the walk begins: with the summary, its q tile's entry in the
+    // start table (the first k tile whose range meets the q tile's; kTiles
+    // for none), never before the plan's range.
     Value walkBegin = range.begin;
     if (tileSummary) {
       auto fromTable = [&]() -> SmallVector<Value> {
