@@ -75,8 +75,8 @@ constexpr int64_t kSummaryUnroll = 2;
 struct RegisterSplit {
   int64_t producer, consumer;
 };
-RegisterSplit registerSplit(int64_t consumerGroups, bool persistent, int64_t blockK,
-                            bool stagedDocIds) {
+constexpr RegisterSplit registerSplit(int64_t consumerGroups, bool persistent, int64_t blockK,
+                                      bool stagedDocIds) {
   if (stagedDocIds)
     return RegisterSplit{56, 224};
   if (consumerGroups == 2)
@@ -85,6 +85,29 @@ RegisterSplit registerSplit(int64_t consumerGroups, bool persistent, int64_t blo
     return RegisterSplit{24, 160};
   return blockK == 128 ? RegisterSplit{32, 160} : RegisterSplit{40, 152};
 }
+// setmaxnreg moves registers inside the block's pool, which the launch sized
+// at 65536 / threads rounded down to 8 a thread: per warpgroup lane, this.
+// A split above it leaves the consumers' setmaxnreg.inc waiting forever
+// (session 17: 48 / 232 with two consumer groups, 512 > 504, hung every
+// document kernel). Checked for every split at compile time.
+constexpr int64_t setmaxnregPool(int64_t warpgroups) {
+  return 65536 / (128 * warpgroups) / 8 * 8 * warpgroups;
+}
+constexpr bool everyRegisterSplitFits() {
+  for (int64_t groups = 1; groups <= 3; ++groups)
+    for (bool persistent : {false, true})
+      for (int64_t blockK : {64, 128})
+        for (bool staged : {false, groups == 2}) { // staged ids: two groups only
+          RegisterSplit r = registerSplit(groups, persistent, blockK, staged);
+          if (r.producer % 8 || r.consumer % 8 || r.producer < 24 || r.consumer > 256 ||
+              r.producer + groups * r.consumer > setmaxnregPool(groups + 1))
+            return false;
+        }
+  return true;
+}
+static_assert(everyRegisterSplitFits(),
+              "a producer / consumer register split exceeds the block's pool (or setmaxnreg's "
+              "range: multiples of 8 in [24, 256])");
 constexpr int64_t kBoxCols = 64; // 128 bytes of 16-bit elements: one swizzle row
 // K + V bytes of the (batch, head) pairs a persistent grid works on at once:
 // about a third of the H100 / H200 L2 (50 MB), leaving room for Q, O and the
@@ -184,19 +207,6 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   // for the producer, as the persistent one.
   RegisterSplit registers =
       registerSplit(consumerGroups, persistent || classifyDocuments, blockK, stagedDocIds);
-  // setmaxnreg moves registers inside the block's pool, which the launch
-  // sized at 65536 / threads rounded down to 8 per thread: a split above it
-  // leaves the consumers' setmaxnreg.inc waiting forever (session 17's
-  // 48 / 232 hung every document kernel).
-  {
-    int64_t warpgroups = consumerGroups + 1;
-    int64_t pool = 65536 / (128 * warpgroups) / 8 * 8 * warpgroups;
-    if (registers.producer + consumerGroups * registers.consumer > pool)
-      llvm::report_fatal_error("wgmma kernel: register split " +
-                               Twine(registers.producer) + " / " + Twine(registers.consumer) +
-                               " exceeds the block's pool of " + Twine(pool) +
-                               " registers per warpgroup lane");
-  }
 
   // Byte offsets in the dynamic shared memory.
   int64_t qBoxBytes = blockQ * 128, kvBoxBytes = blockK * 128;
