@@ -103,14 +103,15 @@ build/bin/attn-compile bench/specs/b_{block_sparse,dense_d64}.json -o gpu-kernel
 # session 16's --document-ids-in-shared): --kernels gpu-kernels/bench_docglobal --only document.
 build/bin/attn-compile bench/specs/b_document.json -o gpu-kernels/bench_docglobal \
   --chip sm_90a --cubin --fail-on-spills --document-ids-in-shared=false -q
-# Documents without the per-block tile summary (session 17's --document-tile-summary, the
-# default for persistent document kernels): --kernels gpu-kernels/bench_docnosummary --only document.
+# Documents without the per-block tile summary (session 17's --document-tile-summary, by
+# default the documents' kernel for Sk >= 16384): --kernels gpu-kernels/bench_docnosummary
+# --only document --seq 16384.
 build/bin/attn-compile bench/specs/b_document.json -o gpu-kernels/bench_docnosummary \
   --chip sm_90a --cubin --fail-on-spills --document-tile-summary=false -q
 # The summary's run-time fallback (batch x k tiles over its capacity: the walk from the
 # first tile), checked with a capacity of 8 entries: CHECKS=tc_sm_90a_docsum8/.
 build/bin/attn-compile examples/document.json -o gpu-kernels/tc_sm_90a_docsum8 \
-  --chip sm_90a --cubin --fail-on-spills --document-tile-summary-entries=8 -q
+  --chip sm_90a --cubin --fail-on-spills --document-tile-summary --document-tile-summary-entries=8 -q
 # Three and four K/V stages (--kv-stages; 2 by default): checks (CHECKS=tc_sm_90a_kv3/)
 # and same-call bench comparisons (bench_kv3, bench_kv4 at D = 64).
 build/bin/attn-compile examples/{dense,causal,window,document,block_sparse}.json test/gpu/specs/{dense_d64,causal_gqa_d64}.json \
