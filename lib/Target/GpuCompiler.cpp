@@ -558,7 +558,9 @@ bool compileKernel(const Spec &spec, const std::string &specPath,
                                                                   : "") +
            (options.documentTiles && options.documentTileSummary.value_or(false)
                 ? " document-tile-summary=1 document-tile-summary-entries=" +
-                      std::to_string(options.documentTileSummaryEntries)
+                      std::to_string(options.documentTileSummaryEntries) +
+                      " document-tile-summary-unroll=" +
+                      std::to_string(options.documentTileSummaryUnroll)
                 : "") +
            (pingPong ? " ping-pong=1" : "") +
            (persistent ? " persistent=1" : "") +

@@ -364,6 +364,8 @@ struct WgmmaKernelOptions {
   /// The summary's capacity in entries (batch x k tiles, batch x q tiles;
   /// fewer where shared memory is short).
   int64_t documentTileSummaryEntries = 2048;
+  /// Summary entries each consumer warp computes per round of loads.
+  int64_t documentTileSummaryUnroll = 2;
 };
 
 /// The Hopper (sm_90a) wgmma + TMA softmax kernel; see WgmmaSoftmaxKernel.cpp.

@@ -352,7 +352,8 @@ struct LowerToGpuKernelsPass
                                                 {documentTiles, pingPong, persistent,
                                                  lazyRescale, polyExp2Eighths, kvStages,
                                                  itemOverlap, dynamicScheduler, documentIdsInShared,
-                                                 documentTileSummary, documentTileSummaryEntries}))
+                                                 documentTileSummary, documentTileSummaryEntries,
+                                                 documentTileSummaryUnroll}))
             return;
           if (!tensorCores || !buildMmaSoftmaxKernel(b, gpuModule, host, attention, cpAsync))
             buildSoftmaxKernel(b, gpuModule, host, attention);

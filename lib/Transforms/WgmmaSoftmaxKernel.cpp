@@ -55,10 +55,6 @@ constexpr int64_t kMaxSharedBytes = 232448;
 // The document tile summary: not below this many [min, max] entries where
 // shared memory is short (a smaller capacity asked for explicitly is kept).
 constexpr int64_t kMinSummaryTiles = 256;
-// Summary entries (k tiles, then q tiles) each consumer warp takes per round
-// of loads at block start (what session 17 measured; 4 compiles spill-free
-// too, unmeasured; 8 spilled).
-constexpr int64_t kSummaryUnroll = 2;
 // setmaxnreg budgets (multiples of 8, producer + consumers <= 65536):
 //   two consumer warpgroups (128 query rows): 128 * 24 + 256 * 240 = 64512
 //   (the FlashAttention-3 split for one producer, two consumers);
@@ -282,6 +278,10 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   bool tileSummary =
       summaryCapacity > 0 &&
       summaryCapacity >= std::min(kMinSummaryTiles, options.documentTileSummaryEntries);
+  // Entries (k tiles, then q tiles) each consumer warp takes per round of
+  // loads at block start: 2 by default (what session 17 measured; 4 compiles
+  // spill-free too; 8 spilled).
+  int64_t summaryUnroll = std::max<int64_t>(1, options.documentTileSummaryUnroll);
   int64_t startsOffset = summaryOffset + 8 * summaryCapacity;
   if (tileSummary)
     sharedBytes = startsOffset + 4 * summaryCapacity;
@@ -695,7 +695,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                        arith::CmpIOp::create(b, arith::CmpIPredicate::ule, starts,
                                              lb.index(summaryCapacity)))};
   };
-  // Writes the summary: warp `w` of `warps` takes kSummaryUnroll entries a
+  // Writes the summary: warp `w` of `warps` takes summaryUnroll entries a
   // round (their loads in flight together), each a warp-wide min / max of the
   // tile's key ids (clamped at Sk - 1 as the walk's: a repeated real id).
   // The consumer warps write it before their first item, with the registers
@@ -711,11 +711,11 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                       "=r,r");
     };
     lb.forLoop(
-        arith::MulIOp::create(b, w, lb.index(kSummaryUnroll)), total,
+        arith::MulIOp::create(b, w, lb.index(summaryUnroll)), total,
         [&](Value base) {
           SmallVector<Value> entries;
           SmallVector<SmallVector<Value>> ids;
-          for (int64_t u = 0; u < kSummaryUnroll; ++u) {
+          for (int64_t u = 0; u < summaryUnroll; ++u) {
             Value entry = arith::MinUIOp::create(b, arith::AddIOp::create(b, base, lb.index(u)),
                                                  lastEntry);
             entries.push_back(entry);
@@ -723,7 +723,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
             ids.push_back(laneIds(kvIds, arith::DivUIOp::create(b, entry, summaryTiles),
                                   arith::MulIOp::create(b, tile, lb.index(blockK)), blockK, seqK));
           }
-          for (int64_t u = 0; u < kSummaryUnroll; ++u) {
+          for (int64_t u = 0; u < summaryUnroll; ++u) {
             Value lo = ids[u][0], hi = ids[u][0];
             for (Value id : ArrayRef<Value>(ids[u]).drop_front()) {
               lo = arith::MinSIOp::create(b, lo, id);
@@ -739,9 +739,9 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
             });
           }
         },
-        lb.index(warps * kSummaryUnroll));
+        lb.index(warps * summaryUnroll));
     // Every consumer warp's entries written: the walk starts, each a warp's
-    // q tile [min, max] and a scan of 32 entries a step, kSummaryUnroll q
+    // q tile [min, max] and a scan of 32 entries a step, summaryUnroll q
     // tiles a round.
     ptx.namedBarrierSync(c32(kConsumersBarrier), warps * 32);
     Value qIds = map.lookup(op.getQDocIds());
@@ -750,11 +750,11 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     Value kTiles = toI32(summaryTiles);
     Value lastTile = arith::SubIOp::create(b, kTiles, c32(1));
     lb.forLoop(
-        arith::MulIOp::create(b, w, lb.index(kSummaryUnroll)), starts,
+        arith::MulIOp::create(b, w, lb.index(summaryUnroll)), starts,
         [&](Value base) {
           SmallVector<Value> jobs, batches;
           SmallVector<SmallVector<Value>> ids;
-          for (int64_t u = 0; u < kSummaryUnroll; ++u) {
+          for (int64_t u = 0; u < summaryUnroll; ++u) {
             Value job = arith::MinUIOp::create(b, arith::AddIOp::create(b, base, lb.index(u)),
                                                lastStart);
             jobs.push_back(job);
@@ -763,7 +763,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
             ids.push_back(laneIds(qIds, batches.back(),
                                   arith::MulIOp::create(b, qTile, lb.index(blockQ)), blockQ, seqQ));
           }
-          for (int64_t u = 0; u < kSummaryUnroll; ++u) {
+          for (int64_t u = 0; u < summaryUnroll; ++u) {
             Value lo = ids[u][0], hi = ids[u][0];
             for (Value id : ArrayRef<Value>(ids[u]).drop_front()) {
               lo = arith::MinSIOp::create(b, lo, id);
@@ -814,7 +814,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
             });
           }
         },
-        lb.index(warps * kSummaryUnroll));
+        lb.index(warps * summaryUnroll));
     ptx.namedBarrierArrive(c32(kSummaryBarrier), threads);
   };
 

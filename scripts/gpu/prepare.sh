@@ -108,6 +108,14 @@ build/bin/attn-compile bench/specs/b_document.json -o gpu-kernels/bench_docgloba
 # --only document --seq 16384.
 build/bin/attn-compile bench/specs/b_document.json -o gpu-kernels/bench_docnosummary \
   --chip sm_90a --cubin --fail-on-spills --document-tile-summary=false -q
+# The summary at every length (bench_docsum2, what the Sk >= 16384 kernel is) and with 4
+# entries a consumer warp per round of block-start loads (bench_docsum4, compiled
+# spill-free, unmeasured): --only document --seq 4096,16384 against bench and
+# bench_docnosummary (session 17: the block-start work ate the 4k gain).
+build/bin/attn-compile bench/specs/b_document.json -o gpu-kernels/bench_docsum2 \
+  --chip sm_90a --cubin --fail-on-spills --document-tile-summary -q
+build/bin/attn-compile bench/specs/b_document.json -o gpu-kernels/bench_docsum4 \
+  --chip sm_90a --cubin --fail-on-spills --document-tile-summary --document-tile-summary-unroll=4 -q
 # The summary's run-time fallback (batch x k tiles over its capacity: the walk from the
 # first tile), checked with a capacity of 8 entries: CHECKS=tc_sm_90a_docsum8/.
 build/bin/attn-compile examples/document.json -o gpu-kernels/tc_sm_90a_docsum8 \

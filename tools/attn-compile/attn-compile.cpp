@@ -123,6 +123,10 @@ static cl::opt<unsigned> documentTileSummaryEntries(
     cl::desc("With --document-tile-summary: at most this many entries (batch x k tiles, "
              "batch x q tiles; more at run time: the walk from the first tile). For tests "
              "of that fallback"));
+static cl::opt<unsigned> documentTileSummaryUnroll(
+    "document-tile-summary-unroll", cl::init(2), cl::Hidden,
+    cl::desc("With --document-tile-summary: entries each consumer warp computes per round "
+             "of loads at block start (2; for same-call comparisons)"));
 static cl::opt<bool> chunkedLinear(
     "chunked-linear", cl::init(true),
     cl::desc("Linear kinds: the chunkwise tensor-core kernel (mma.sync) for f16/bf16, "
@@ -211,6 +215,7 @@ int main(int argc, char **argv) {
   if (documentTileSummary.getNumOccurrences())
     options.documentTileSummary = documentTileSummary;
   options.documentTileSummaryEntries = documentTileSummaryEntries;
+  options.documentTileSummaryUnroll = documentTileSummaryUnroll;
   options.fastTanh = fastTanh;
   if (pingPong.getNumOccurrences())
     options.pingPong = pingPong;

@@ -30,6 +30,8 @@ struct GpuCompileOptions {
   /// The summary's capacity in entries (batch x k tiles, batch x q tiles); a
   /// launch with more walks from the first tile.
   unsigned documentTileSummaryEntries = 2048;
+  /// Summary entries each consumer warp computes per round of loads.
+  unsigned documentTileSummaryUnroll = 2;
   /// Hopper kernel: consumer warpgroups take turns; unset: the heuristic (on
   /// for 128-row tiles, off for 192-row ones, where the H200 ran faster without).
   std::optional<bool> pingPong;

@@ -219,6 +219,9 @@ def AttnLowerToGpuKernels : Pass<"attn-lower-to-gpu-kernels", "::mlir::ModuleOp"
            "The document tile summary's capacity in entries (batch x k tiles, and "
            "batch x q tiles for the walk starts); a launch with more walks from "
            "the first tile">,
+    Option<"documentTileSummaryUnroll", "document-tile-summary-unroll", "int64_t",
+           /*default=*/"2",
+           "Summary entries each consumer warp computes per round of loads">,
   ];
   let dependentDialects = ["::mlir::gpu::GPUDialect", "::mlir::vector::VectorDialect",
                            "::mlir::NVVM::NVVMDialect", "::mlir::LLVM::LLVMDialect",
