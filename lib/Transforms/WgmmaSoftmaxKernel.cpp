@@ -666,7 +666,6 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   // The document tile summary (see tileSummary): entry p = batch * kTiles +
   // k tile, and the walk starts: entry batch * qTiles + q tile; written by
   // the consumer warps before their first item, read by the walk warps.
-  Value summaryTiles, qTileCount, useSummary;
   auto startAt = [&](Value entry) {
     return at(arith::AddIOp::create(b, c32(startsOffset),
                                     arith::MulIOp::create(b, toI32(entry), c32(4))));
@@ -676,145 +675,137 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
       entry = toI32(entry);
     return at(arith::AddIOp::create(b, c32(summaryOffset), arith::MulIOp::create(b, entry, c32(8))));
   };
-  // The number of summary entries (batch x k tiles) and whether they and
-  // the walk starts (batch x q tiles) fit.
-  auto summaryExtent = [&]() -> std::pair<Value, Value> {
-    Value kvIds = map.lookup(op.getKvDocIds());
-    qTileCount = arith::DivUIOp::create(
-        b, arith::AddIOp::create(b, seqQ, lb.index(blockQ - 1)), lb.index(blockQ));
-    Value starts = arith::MulIOp::create(b, qTileCount, lb.dim(kvIds, 0));
+  // Per batch: k tiles (the summary's entries) and q tiles (the walk
+  // starts'); whether both tables fit this launch.
+  struct SummaryExtent {
+    Value kTiles, qTiles, kEntries, qEntries, fits;
+  };
+  auto summaryExtent = [&]() {
+    Value batches = lb.dim(map.lookup(op.getKvDocIds()), 0);
+    SummaryExtent e;
     // (Not arith.ceildivui: LLVM merged it with the consumers' own k-tile
     // count, hoisted to the kernel's entry, live through their loop.)
-    summaryTiles = arith::DivUIOp::create(
+    e.qTiles = arith::DivUIOp::create(
+        b, arith::AddIOp::create(b, seqQ, lb.index(blockQ - 1)), lb.index(blockQ));
+    e.kTiles = arith::DivUIOp::create(
         b, arith::AddIOp::create(b, seqK, lb.index(blockK - 1)), lb.index(blockK));
-    Value total = arith::MulIOp::create(b, summaryTiles, lb.dim(kvIds, 0));
-    return {total, arith::AndIOp::create(
-                       b,
-                       arith::CmpIOp::create(b, arith::CmpIPredicate::ule, total,
-                                             lb.index(summaryCapacity)),
-                       arith::CmpIOp::create(b, arith::CmpIPredicate::ule, starts,
-                                             lb.index(summaryCapacity)))};
+    e.qEntries = arith::MulIOp::create(b, e.qTiles, batches);
+    e.kEntries = arith::MulIOp::create(b, e.kTiles, batches);
+    e.fits = arith::AndIOp::create(
+        b,
+        arith::CmpIOp::create(b, arith::CmpIPredicate::ule, e.kEntries,
+                              lb.index(summaryCapacity)),
+        arith::CmpIOp::create(b, arith::CmpIPredicate::ule, e.qEntries,
+                              lb.index(summaryCapacity)));
+    return e;
   };
-  // Writes the summary: warp `w` of `warps` takes summaryUnroll entries a
-  // round (their loads in flight together), each a warp-wide min / max of the
-  // tile's key ids (clamped at Sk - 1 as the walk's: a repeated real id).
-  // The consumer warps write it before their first item, with the registers
-  // they hold then (in the producer warps, at 56 registers, the consumers
-  // spilled 4 B however few entries a round), and release it with the walk
-  // starts to the walk warps on a named barrier of the whole block.
-  auto writeSummary = [&](Value w, int64_t warps, Value total) {
-    Value kvIds = map.lookup(op.getKvDocIds());
-    Value lastEntry = arith::SubIOp::create(b, total, lb.index(1));
+  // Warp `w` of `warps` over `count` entries (batch * `tiles` + tile, tiles
+  // of `size` rows of `ids`, `limit` long), unroll a round (their loads in
+  // flight together): `finish(entry, lo, hi, fresh)` gets the tile's
+  // warp-wide [min, max] id (fresh: not a clamped repeat of the last entry).
+  auto warpRangeRounds =
+      [&](Value w, int64_t warps, Value count, Value ids, Value tiles, int64_t size,
+          Value limit, const std::function<void(Value, Value, Value, Value)> &finish) {
+        Value last = arith::SubIOp::create(b, count, lb.index(1));
+        auto redux = [&](StringRef kind, Value v) {
+          return ptx.emit({i32}, {v},
+                          ("redux.sync." + kind + ".s32 $0, $1, 0xffffffff;").str(), "=r,r");
+        };
+        lb.forLoop(
+            arith::MulIOp::create(b, w, lb.index(summaryUnroll)), count,
+            [&](Value base) {
+              SmallVector<Value> entries;
+              SmallVector<SmallVector<Value>> loaded;
+              for (int64_t u = 0; u < summaryUnroll; ++u) {
+                Value entry = arith::MinUIOp::create(
+                    b, arith::AddIOp::create(b, base, lb.index(u)), last);
+                entries.push_back(entry);
+                Value tile = arith::RemUIOp::create(b, entry, tiles);
+                loaded.push_back(laneIds(ids, arith::DivUIOp::create(b, entry, tiles),
+                                         arith::MulIOp::create(b, tile, lb.index(size)), size,
+                                         limit));
+              }
+              for (int64_t u = 0; u < summaryUnroll; ++u) {
+                Value lo = loaded[u][0], hi = loaded[u][0];
+                for (Value id : ArrayRef<Value>(loaded[u]).drop_front()) {
+                  lo = arith::MinSIOp::create(b, lo, id);
+                  hi = arith::MaxSIOp::create(b, hi, id);
+                }
+                lo = redux("min", lo);
+                hi = redux("max", hi);
+                finish(entries[u], lo, hi,
+                       arith::CmpIOp::create(b, arith::CmpIPredicate::ult,
+                                             arith::AddIOp::create(b, base, lb.index(u)), count));
+              }
+            },
+            lb.index(warps * summaryUnroll));
+      };
+  // Writes the summary, then the walk starts: each k tile's [min, max] key
+  // id (clamped at Sk - 1 as the walk's: a repeated real id), then each q
+  // tile's first k tile whose range meets its own [min, max] (a scan of 32
+  // entries a step). The consumer warps write them before their first item,
+  // with the registers they hold then (in the producer warps, at 56
+  // registers, the consumers spilled 4 B however few entries a round), and
+  // release both to the walk warps on a named barrier of the whole block.
+  auto writeSummary = [&](Value w, int64_t warps, const SummaryExtent &e) {
     Value lane0 = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, lane, lb.index(0));
-    auto redux = [&](StringRef kind, Value v) {
-      return ptx.emit({i32}, {v}, ("redux.sync." + kind + ".s32 $0, $1, 0xffffffff;").str(),
-                      "=r,r");
-    };
-    lb.forLoop(
-        arith::MulIOp::create(b, w, lb.index(summaryUnroll)), total,
-        [&](Value base) {
-          SmallVector<Value> entries;
-          SmallVector<SmallVector<Value>> ids;
-          for (int64_t u = 0; u < summaryUnroll; ++u) {
-            Value entry = arith::MinUIOp::create(b, arith::AddIOp::create(b, base, lb.index(u)),
-                                                 lastEntry);
-            entries.push_back(entry);
-            Value tile = arith::RemUIOp::create(b, entry, summaryTiles);
-            ids.push_back(laneIds(kvIds, arith::DivUIOp::create(b, entry, summaryTiles),
-                                  arith::MulIOp::create(b, tile, lb.index(blockK)), blockK, seqK));
-          }
-          for (int64_t u = 0; u < summaryUnroll; ++u) {
-            Value lo = ids[u][0], hi = ids[u][0];
-            for (Value id : ArrayRef<Value>(ids[u]).drop_front()) {
-              lo = arith::MinSIOp::create(b, lo, id);
-              hi = arith::MaxSIOp::create(b, hi, id);
-            }
-            lo = redux("min", lo);
-            hi = redux("max", hi);
-            Value fresh = arith::CmpIOp::create(
-                b, arith::CmpIPredicate::ult, arith::AddIOp::create(b, base, lb.index(u)), total);
-            lb.ifThen(arith::AndIOp::create(b, lane0, fresh), [&] {
-              ptx.emit({}, {summaryAt(entries[u]), lo, hi}, "st.shared.v2.u32 [$0], {$1, $2};",
-                       "r,r,r");
-            });
-          }
-        },
-        lb.index(warps * summaryUnroll));
-    // Every consumer warp's entries written: the walk starts, each a warp's
-    // q tile [min, max] and a scan of 32 entries a step, summaryUnroll q
-    // tiles a round.
+    Value kvIds = map.lookup(op.getKvDocIds()), qIds = map.lookup(op.getQDocIds());
+    warpRangeRounds(
+        w, warps, e.kEntries, kvIds, e.kTiles, blockK, seqK,
+        [&](Value entry, Value lo, Value hi, Value fresh) {
+          lb.ifThen(arith::AndIOp::create(b, lane0, fresh), [&] {
+            ptx.emit({}, {summaryAt(entry), lo, hi}, "st.shared.v2.u32 [$0], {$1, $2};",
+                     "r,r,r");
+          });
+        });
+    // Every consumer warp's entries written.
     ptx.namedBarrierSync(c32(kConsumersBarrier), warps * 32);
-    Value qIds = map.lookup(op.getQDocIds());
-    Value starts = arith::MulIOp::create(b, qTileCount, lb.dim(qIds, 0));
-    Value lastStart = arith::SubIOp::create(b, starts, lb.index(1));
-    Value kTiles = toI32(summaryTiles);
+    Value kTiles = toI32(e.kTiles);
     Value lastTile = arith::SubIOp::create(b, kTiles, c32(1));
-    lb.forLoop(
-        arith::MulIOp::create(b, w, lb.index(summaryUnroll)), starts,
-        [&](Value base) {
-          SmallVector<Value> jobs, batches;
-          SmallVector<SmallVector<Value>> ids;
-          for (int64_t u = 0; u < summaryUnroll; ++u) {
-            Value job = arith::MinUIOp::create(b, arith::AddIOp::create(b, base, lb.index(u)),
-                                               lastStart);
-            jobs.push_back(job);
-            Value qTile = arith::RemUIOp::create(b, job, qTileCount);
-            batches.push_back(arith::DivUIOp::create(b, job, qTileCount));
-            ids.push_back(laneIds(qIds, batches.back(),
-                                  arith::MulIOp::create(b, qTile, lb.index(blockQ)), blockQ, seqQ));
-          }
-          for (int64_t u = 0; u < summaryUnroll; ++u) {
-            Value lo = ids[u][0], hi = ids[u][0];
-            for (Value id : ArrayRef<Value>(ids[u]).drop_front()) {
-              lo = arith::MinSIOp::create(b, lo, id);
-              hi = arith::MaxSIOp::create(b, hi, id);
-            }
-            lo = redux("min", lo);
-            hi = redux("max", hi);
-            Value entryBase = arith::MulIOp::create(b, toI32(batches[u]), kTiles);
-            SmallVector<Value> exit = kb.whileWithState(
-                {c32(0)}, {i32, i32},
-                [&](ValueRange state) {
-                  Value candidate = arith::AddIOp::create(b, state[0], toI32(lane));
-                  Value both = ptx.emit(
-                      {i32, i32},
-                      {summaryAt(arith::AddIOp::create(
-                          b, entryBase, arith::MinSIOp::create(b, candidate, lastTile)))},
-                      "ld.shared.v2.u32 {$0, $1}, [$2];", "=r,=r,r");
-                  Value kLo = LLVM::ExtractValueOp::create(b, both, 0);
-                  Value kHi = LLVM::ExtractValueOp::create(b, both, 1);
-                  Value meets = arith::AndIOp::create(
-                      b, arith::CmpIOp::create(b, arith::CmpIPredicate::slt, candidate, kTiles),
-                      arith::AndIOp::create(
-                          b, arith::CmpIOp::create(b, arith::CmpIPredicate::sge, kHi, lo),
-                          arith::CmpIOp::create(b, arith::CmpIPredicate::sle, kLo, hi)));
-                  Value ballot = NVVM::VoteSyncOp::create(b, i32, c32(-1), meets,
-                                                          NVVM::VoteSyncKind::ballot);
-                  Value more = arith::AndIOp::create(
-                      b, arith::CmpIOp::create(b, arith::CmpIPredicate::eq, ballot, c32(0)),
-                      arith::CmpIOp::create(b, arith::CmpIPredicate::slt,
-                                            arith::AddIOp::create(b, state[0], c32(32)), kTiles));
-                  return std::make_pair(more, SmallVector<Value>{state[0], ballot});
-                },
-                [&](ValueRange passed) {
-                  return SmallVector<Value>{arith::AddIOp::create(b, passed[0], c32(32))};
-                });
-            // The lowest set bit of the exit's ballot (none: no k tile meets).
-            Value lowest = ptx.emit({i32}, {exit[1]},
-                                    "{ .reg .b32 attn_rev; brev.b32 attn_rev, $1; "
-                                    "clz.b32 $0, attn_rev; }",
-                                    "=r,r");
-            Value start = arith::SelectOp::create(
-                b, arith::CmpIOp::create(b, arith::CmpIPredicate::ne, exit[1], c32(0)),
-                arith::AddIOp::create(b, exit[0], lowest), kTiles);
-            Value fresh = arith::CmpIOp::create(
-                b, arith::CmpIPredicate::ult, arith::AddIOp::create(b, base, lb.index(u)), starts);
-            lb.ifThen(arith::AndIOp::create(b, lane0, fresh), [&] {
-              ptx.emit({}, {startAt(jobs[u]), start}, "st.shared.u32 [$0], $1;", "r,r");
-            });
-          }
-        },
-        lb.index(warps * summaryUnroll));
+    warpRangeRounds(
+        w, warps, e.qEntries, qIds, e.qTiles, blockQ, seqQ,
+        [&](Value entry, Value lo, Value hi, Value fresh) {
+          Value entryBase =
+              arith::MulIOp::create(b, toI32(arith::DivUIOp::create(b, entry, e.qTiles)), kTiles);
+          SmallVector<Value> exit = kb.whileWithState(
+              {c32(0)}, {i32, i32},
+              [&](ValueRange state) {
+                Value candidate = arith::AddIOp::create(b, state[0], toI32(lane));
+                Value both = ptx.emit(
+                    {i32, i32},
+                    {summaryAt(arith::AddIOp::create(
+                        b, entryBase, arith::MinSIOp::create(b, candidate, lastTile)))},
+                    "ld.shared.v2.u32 {$0, $1}, [$2];", "=r,=r,r");
+                Value kLo = LLVM::ExtractValueOp::create(b, both, 0);
+                Value kHi = LLVM::ExtractValueOp::create(b, both, 1);
+                Value meets = arith::AndIOp::create(
+                    b, arith::CmpIOp::create(b, arith::CmpIPredicate::slt, candidate, kTiles),
+                    arith::AndIOp::create(
+                        b, arith::CmpIOp::create(b, arith::CmpIPredicate::sge, kHi, lo),
+                        arith::CmpIOp::create(b, arith::CmpIPredicate::sle, kLo, hi)));
+                Value ballot = NVVM::VoteSyncOp::create(b, i32, c32(-1), meets,
+                                                        NVVM::VoteSyncKind::ballot);
+                Value more = arith::AndIOp::create(
+                    b, arith::CmpIOp::create(b, arith::CmpIPredicate::eq, ballot, c32(0)),
+                    arith::CmpIOp::create(b, arith::CmpIPredicate::slt,
+                                          arith::AddIOp::create(b, state[0], c32(32)), kTiles));
+                return std::make_pair(more, SmallVector<Value>{state[0], ballot});
+              },
+              [&](ValueRange passed) {
+                return SmallVector<Value>{arith::AddIOp::create(b, passed[0], c32(32))};
+              });
+          // The lowest set bit of the exit's ballot (none: no k tile meets).
+          Value lowest = ptx.emit({i32}, {exit[1]},
+                                  "{ .reg .b32 attn_rev; brev.b32 attn_rev, $1; "
+                                  "clz.b32 $0, attn_rev; }",
+                                  "=r,r");
+          Value start = arith::SelectOp::create(
+              b, arith::CmpIOp::create(b, arith::CmpIPredicate::ne, exit[1], c32(0)),
+              arith::AddIOp::create(b, exit[0], lowest), kTiles);
+          lb.ifThen(arith::AndIOp::create(b, lane0, fresh), [&] {
+            ptx.emit({}, {startAt(entry), start}, "st.shared.u32 [$0], $1;", "r,r");
+          });
+        });
     ptx.namedBarrierArrive(c32(kSummaryBarrier), threads);
   };
 
@@ -850,10 +841,10 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   b.setInsertionPointToStart(&roles.getThenRegion().front());
   ptx.setMaxRegisters(registers.producer, /*increase=*/false);
   // The walk warps wait for the consumers' summary (see writeSummary).
+  SummaryExtent walkSummary;
   if (tileSummary) {
-    Value total;
-    std::tie(total, useSummary) = summaryExtent();
-    lb.ifThen(useSummary, [&] { ptx.namedBarrierSync(c32(kSummaryBarrier), threads); });
+    walkSummary = summaryExtent();
+    lb.ifThen(walkSummary.fits, [&] { ptx.namedBarrierSync(c32(kSummaryBarrier), threads); });
   }
 
   // One thread issues; with a tile list its whole warp (documents: the
@@ -1011,13 +1002,13 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
       auto fromTable = [&]() -> SmallVector<Value> {
         Value start = ptx.emit(
             {i32},
-            {startAt(arith::AddIOp::create(b, arith::MulIOp::create(b, item.batch, qTileCount),
+            {startAt(arith::AddIOp::create(b, arith::MulIOp::create(b, item.batch, walkSummary.qTiles),
                                            item.tile))},
             "ld.shared.u32 $0, [$1];", "=r,r");
         return {arith::MaxSIOp::create(
             b, range.begin, arith::IndexCastOp::create(b, b.getIndexType(), start))};
       };
-      walkBegin = kb.ifWithResults(useSummary, {b.getIndexType()}, fromTable,
+      walkBegin = kb.ifWithResults(walkSummary.fits, {b.getIndexType()}, fromTable,
                                    [&] { return SmallVector<Value>{range.begin}; })[0];
     }
     // Carried: the tiles loaded, and the live tile found last, not yet
@@ -1120,8 +1111,8 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   // the wgmma accumulator layout of warpgroup w / 4, its warp w % 4.
   Value consumerWarp = arith::SubIOp::create(b, warp, lb.index(4));
   if (tileSummary) {
-    auto [total, fits] = summaryExtent();
-    lb.ifThen(fits, [&] { writeSummary(consumerWarp, consumerGroups * 4, total); });
+    SummaryExtent extent = summaryExtent();
+    lb.ifThen(extent.fits, [&] { writeSummary(consumerWarp, consumerGroups * 4, extent); });
   }
   // Staged key ids: this warp's named barrier (see stagedDocIds).
   Value consumerIdBarrier;
