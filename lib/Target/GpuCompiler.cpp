@@ -562,6 +562,7 @@ bool compileKernel(const Spec &spec, const std::string &specPath,
                       " document-tile-summary-unroll=" +
                       std::to_string(options.documentTileSummaryUnroll)
                 : "") +
+           (options.stagedOutputStore ? " staged-output-store=1" : "") +
            (pingPong ? " ping-pong=1" : "") +
            (persistent ? " persistent=1" : "") +
            (itemOverlap ? " item-overlap=1" : "") +

@@ -1,6 +1,7 @@
 //===- FragmentSoftmax.cpp - online softmax on tensor-core accumulators ---===//
 
 #include "FragmentSoftmax.h"
+#include "PtxEmitter.h"
 
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
@@ -387,7 +388,8 @@ std::array<Value, 4> FragmentSoftmax::pOperand(ArrayRef<Value> p, int64_t u, boo
           fb.packF32(hi[0], hi[1], asI32), fb.packF32(hi[2], hi[3], asI32)};
 }
 
-void FragmentSoftmax::finalize(const SoftmaxState &state, Value out, Value lse) {
+void FragmentSoftmax::finalize(const SoftmaxState &state, Value out, Value lse,
+                               const OutputStaging *staging) {
   ImplicitLocOpBuilder &b = kb.b;
   LoopBuilder &lb = kb.lb;
   Type f32 = fb.f32;
@@ -448,6 +450,9 @@ void FragmentSoftmax::finalize(const SoftmaxState &state, Value out, Value lse) 
                               llvm::MaybeAlign(pairBytes));
     }
   };
+  if (staging) {
+    storeStaged(state, inv, out, *staging);
+  } else {
   // Both rows in one block where both are valid (all but a partial last q
   // tile), so that ptxas schedules the two rows' stores together instead of
   // sinking row 1's reciprocal below row 0's stores.
@@ -461,6 +466,7 @@ void FragmentSoftmax::finalize(const SoftmaxState &state, Value out, Value lse) 
         for (int r = 0; r < 2; ++r)
           lb.ifThen(valid[r], [&] { storeRow(r); });
       });
+  }
   if (lse) {
     Value firstLane = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, t2, lb.index(0));
     for (int r = 0; r < 2; ++r)
@@ -468,6 +474,88 @@ void FragmentSoftmax::finalize(const SoftmaxState &state, Value out, Value lse) 
         memref::StoreOp::create(b, natural[r], lse, ValueRange{batch, head, rows[r]});
       });
   }
+}
+
+void FragmentSoftmax::storeStaged(const SoftmaxState &state, ArrayRef<Value> inv, Value out,
+                                  const OutputStaging &staging) {
+  ImplicitLocOpBuilder &b = kb.b;
+  LoopBuilder &lb = kb.lb;
+  PtxEmitter ptx(b);
+  Type i32 = b.getI32Type();
+  int64_t nTilesO = state.o.size() / 4, dv = nTilesO * 8;
+  auto toI32 = [&](Value index) { return arith::IndexCastOp::create(b, i32, index); };
+  // The lane from %laneid here, not from the thread index: LLVM hoisted the
+  // lane's address arithmetic out of the item loop, and the registers it
+  // kept live through the softmax spilled (causal 24 B, window 80 B at
+  // D = 128 with 128-key tiles).
+  Value lane = arith::IndexCastUIOp::create(
+      b, b.getIndexType(), ptx.emit({i32}, {}, "mov.u32 $0, %laneid;", "=r"));
+  Value t2 = arith::MulIOp::create(b, arith::RemUIOp::create(b, lane, lb.index(4)), lb.index(2));
+  // Writes: the pair (row g + 8 r, columns 8 n + t2, + 1) goes to box n / 8,
+  // row g + 8 r, chunk (n % 8) ^ g, bytes 2 t2 .. 2 t2 + 3. For one n the
+  // warp's 8 rows x 4 lanes hit 32 distinct banks.
+  Value g = arith::DivUIOp::create(b, lane, lb.index(4));
+  Value g16 = toI32(arith::MulIOp::create(b, g, lb.index(16)));
+  Value laneBase = arith::AddIOp::create(
+      b, staging.base,
+      toI32(arith::AddIOp::create(b, arith::MulIOp::create(b, g, lb.index(128)),
+                                  arith::MulIOp::create(b, t2, lb.index(2)))));
+  for (int r = 0; r < 2; ++r)
+    for (int64_t n = 0; n < nTilesO; ++n) {
+      Value x = arith::MulFOp::create(b, state.o[n * 4 + 2 * r], inv[r]);
+      Value y = arith::MulFOp::create(b, state.o[n * 4 + 2 * r + 1], inv[r]);
+      Value chunk = arith::XOrIOp::create(b, g16, ptx.i32(n % 8 * 16));
+      Value address = arith::AddIOp::create(
+          b, arith::AddIOp::create(b, laneBase, ptx.i32(r * 8 * 128 + n / 8 * staging.boxBytes)),
+          chunk);
+      ptx.emit({}, {address, fb.packF32(x, y, /*asI32=*/true)}, "st.shared.b32 [$0], $1;", "r,r");
+    }
+  // The warp's own rows: a warp barrier orders its lanes' writes and reads.
+  ptx.emit({}, {}, "bar.warp.sync -1;", "");
+  // Reads: lane l takes 16-byte chunk l % chunks of row l / chunks of each
+  // group of 32 / chunks rows (chunks = dv / 8 a row); 8 lanes read one
+  // row's 128 bytes of a box, whose chunks the swizzle spreads over all
+  // banks.
+  int64_t chunks = dv / 8, rowsPerStep = 32 / chunks;
+  Value chunk = arith::RemUIOp::create(b, lane, lb.index(chunks));
+  Value rowInStep = arith::DivUIOp::create(b, lane, lb.index(chunks));
+  Value chunkInBox = toI32(arith::RemUIOp::create(b, chunk, lb.index(8)));
+  Value boxOffset = toI32(arith::MulIOp::create(b, arith::DivUIOp::create(b, chunk, lb.index(8)),
+                                                lb.index(staging.boxBytes)));
+  // The warp's first row (this lane's first row is g rows below it).
+  Value warpRow = arith::SubIOp::create(b, rows[0], g);
+  Value col = arith::MulIOp::create(b, chunk, lb.index(8));
+  // Rows from the warp's first to the sequence end (negative past it), so
+  // that the per-step bound is one 32-bit compare.
+  Value rowsLeft = toI32(arith::SubIOp::create(b, seqQ, warpRow));
+  VectorType v8 = VectorType::get({8}, fb.elem);
+  for (int64_t step = 0; step < 16 / rowsPerStep; ++step) {
+    Value rowLocal = arith::AddIOp::create(b, rowInStep, lb.index(step * rowsPerStep));
+    Value swizzled = arith::XOrIOp::create(
+        b, chunkInBox, toI32(arith::RemUIOp::create(b, rowLocal, lb.index(8))));
+    Value address = arith::AddIOp::create(
+        b,
+        arith::AddIOp::create(b, staging.base,
+                              arith::AddIOp::create(b, boxOffset,
+                                                    toI32(arith::MulIOp::create(
+                                                        b, rowLocal, lb.index(128))))),
+        arith::MulIOp::create(b, swizzled, ptx.i32(16)));
+    Value words = ptx.emit({i32, i32, i32, i32}, {address},
+                           "ld.shared.v4.b32 {$0, $1, $2, $3}, [$4];", "=r,=r,=r,=r,r");
+    SmallVector<Value> parts;
+    for (int64_t i = 0; i < 4; ++i)
+      parts.push_back(LLVM::ExtractValueOp::create(b, words, i));
+    Value packed = vector::FromElementsOp::create(b, VectorType::get({4}, i32), parts);
+    Value row = arith::AddIOp::create(b, warpRow, rowLocal);
+    lb.ifThen(arith::CmpIOp::create(b, arith::CmpIPredicate::slt, toI32(rowLocal), rowsLeft), [&] {
+      // 16 bytes from a 16-byte aligned column of a 16-byte aligned row (as
+      // the launch requires).
+      vector::StoreOp::create(b, vector::BitCastOp::create(b, v8, packed), out,
+                              ValueRange{batch, head, row, col}, false, llvm::MaybeAlign(16));
+    });
+  }
+  // Every lane's reads are done before the caller hands the bytes on.
+  ptx.emit({}, {}, "bar.warp.sync -1;", "");
 }
 
 } // namespace attn

@@ -69,6 +69,17 @@ struct SoftmaxState {
   static SoftmaxState initial(LoopBuilder &lb, int64_t oValues);
 };
 
+/// Where finalize() may stage a warp's 16 rows of O in shared memory before
+/// writing them out as whole rows (see finalize). Columns come in 64-wide
+/// boxes of 16 rows x 128 bytes, `boxBytes` apart, the 16-byte chunk c of
+/// row r at chunk c ^ (r % 8) (the 128-byte swizzle, so that neither the
+/// fragment-order writes nor the row-order reads conflict on banks).
+struct OutputStaging {
+  /// i32 shared address of the warp's row 0 in the first box.
+  Value base;
+  int64_t boxBytes;
+};
+
 class FragmentSoftmax {
 public:
   /// `rows` are this lane's two query rows (in the sequence); `t2` is
@@ -117,9 +128,21 @@ public:
   std::array<Value, 4> pOperand(ArrayRef<Value> p, int64_t u, bool asI32 = false);
 
   /// out = O / sum (zero for rows that saw no key), lse on lane t = 0.
-  void finalize(const SoftmaxState &state, Value out, Value lse);
+  ///
+  /// With `staging` (16-bit O in the inputs' element type, head dim a
+  /// multiple of 64), the warp writes its fragments to shared memory first
+  /// and then each lane stores 16 contiguous bytes of a row: a warp's store
+  /// covers whole rows (4 cache lines at D = 128) instead of 16 bytes of 8
+  /// rows (8 lines for 128 bytes). The warp must own the staging bytes; they
+  /// are free again when finalize returns (every lane's reads are done).
+  void finalize(const SoftmaxState &state, Value out, Value lse,
+                const OutputStaging *staging = nullptr);
 
 private:
+  /// finalize()'s stores through shared memory (`inv`: the rows' 1 / sum).
+  void storeStaged(const SoftmaxState &state, ArrayRef<Value> inv, Value out,
+                   const OutputStaging &staging);
+
   KernelBuilder &kb;
   FragmentBuilder &fb;
   ScoreEmitter &emitter;

@@ -366,6 +366,10 @@ struct WgmmaKernelOptions {
   int64_t documentTileSummaryEntries = 2048;
   /// Summary entries each consumer warp computes per round of loads.
   int64_t documentTileSummaryUnroll = 2;
+  /// Each consumer warp stages its rows of O in shared memory (its rows of
+  /// the item's Q buffer) and stores whole rows (FragmentSoftmax's
+  /// OutputStaging), where the output is 16-bit and fits there.
+  bool stagedOutputStore = false;
 };
 
 /// The Hopper (sm_90a) wgmma + TMA softmax kernel; see WgmmaSoftmaxKernel.cpp.

@@ -353,7 +353,7 @@ struct LowerToGpuKernelsPass
                                                  lazyRescale, polyExp2Eighths, kvStages,
                                                  itemOverlap, dynamicScheduler, documentIdsInShared,
                                                  documentTileSummary, documentTileSummaryEntries,
-                                                 documentTileSummaryUnroll}))
+                                                 documentTileSummaryUnroll, stagedOutputStore}))
             return;
           if (!tensorCores || !buildMmaSoftmaxKernel(b, gpuModule, host, attention, cpAsync))
             buildSoftmaxKernel(b, gpuModule, host, attention);

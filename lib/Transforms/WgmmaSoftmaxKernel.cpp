@@ -140,6 +140,19 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
       vType.getElementType() != et || (d != 64 && d != 128) || (dv != 64 && dv != 128) ||
       (plan.getBlockK() != 64 && plan.getBlockK() != 128) || qArg < 0 || kArg < 0 || vArg < 0)
     return false;
+  // O through shared memory (`stagedOutputStore`): each consumer warp
+  // writes its 16 rows of O into its own rows of the item's Q buffer, which
+  // no S = Q K^T reads after the item's last tile, and stores whole rows
+  // from there. A warp store of O straight from the accumulator fragments
+  // covers 16 bytes of 8 rows: 8 cache lines (L1 tag lookups) for 128 bytes,
+  // 1024 per warpgroup and item at D = 128, the largest once-per-item cost in
+  // the H200 profile of dense D = 128 at S = 1k (session 18). Staged, a warp
+  // store covers two whole rows (4 lines for 512 bytes). Needs O in the
+  // inputs' 16-bit type and no wider than Q; not with item overlap, which
+  // writes an item out after its Q buffer went back to the producer.
+  bool stageOutput =
+      options.stagedOutputStore && !itemOverlap &&
+      cast<MemRefType>(op.getOut().getType()).getElementType() == et && dv <= d;
   // Two consumer warpgroups (128 query rows), or three (192 rows; FA3's
   // head-dim-64 shape): at D = 64 the softmax is twice as heavy per FLOP, so
   // a third warpgroup's softmax keeps the tensor cores fed. Its 160 registers
@@ -1521,9 +1534,13 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   }
   // Every S = Q K^T of the item is done: the producer may refill Q.
   // (Dynamic scheduler: lane 0 is the one lane that read the buffer's item
-  // index, which the producer rewrites once the buffer is released.)
-  if (persistent)
+  // index, which the producer rewrites once the buffer is released.) With
+  // O staged in the Q buffer, only after the item's output is written.
+  auto releaseQ = [&] {
     lb.ifThen(laneZero, [&] { ptx.arrive(qEmptyBar(qBuffer)); });
+  };
+  if (persistent && !stageOutput)
+    releaseQ();
   if (pingPong && !persistent)
     balanceTurns();
   Value anyTile = arith::CmpIOp::create(b, arith::CmpIPredicate::ugt, carriedOut[tail + 2],
@@ -1563,7 +1580,27 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
       [&] { return oFinal; });
   SmallVector<Value> state = {carriedOut[0], carriedOut[1], carriedOut[2], carriedOut[3]};
   state.append(oFinal.begin(), oFinal.end());
-  softmax.finalize(SoftmaxState::unflatten(state), out, lse);
+  if (stageOutput) {
+    // This warp's rows of the item's Q buffer (16 rows x 128 bytes a box).
+    // (The warp from %tid.x here: see storeStaged's %laneid.)
+    Value warp32 = arith::DivUIOp::create(
+        b, ptx.emit({i32}, {}, "mov.u32 $0, %tid.x;", "=r"), c32(32));
+    OutputStaging staging{
+        at(arith::AddIOp::create(
+            b, arith::MulIOp::create(b, qBuffer, c32(qBytes)),
+            arith::MulIOp::create(b, arith::SubIOp::create(b, warp32, c32(4)), c32(16 * 128)))),
+        qBoxBytes};
+    softmax.finalize(SoftmaxState::unflatten(state), out, lse, &staging);
+    if (persistent) {
+      // The producer's next TMA into this buffer is an async-proxy write
+      // after this warp's generic-proxy reads and writes of it.
+      ptx.fenceProxyAsync();
+      ptx.emit({}, {}, "bar.warp.sync -1;", "");
+      releaseQ();
+    }
+  } else {
+    softmax.finalize(SoftmaxState::unflatten(state), out, lse);
+  }
   return SmallVector<Value>{arith::AddIOp::create(b, itemCount, c32(1)), nextCount};
   }, dynamic ? std::function<Value(ValueRange)>(consumerNextItem) : nullptr);
   if (itemOverlap) {

@@ -116,6 +116,10 @@ build/bin/attn-compile bench/specs/b_document.json -o gpu-kernels/bench_docsum2 
   --chip sm_90a --cubin --fail-on-spills --document-tile-summary -q
 build/bin/attn-compile bench/specs/b_document.json -o gpu-kernels/bench_docsum4 \
   --chip sm_90a --cubin --fail-on-spills --document-tile-summary --document-tile-summary-unroll=4 -q
+# O straight from the accumulator fragments (4-byte pairs, 8 rows a warp store), as before
+# session 18's staged output: --kernels gpu-kernels/bench_pairs against bench.
+build/bin/attn-compile bench/specs/b_{dense,causal,dense_d64,causal_d64,window,block_sparse,document,alibi,softcap}.json \
+  -o gpu-kernels/bench_pairs --chip sm_90a --cubin --fail-on-spills --staged-output-store=false -q
 # The summary's run-time fallback (batch x k tiles over its capacity: the walk from the
 # first tile), checked with a capacity of 8 entries: CHECKS=tc_sm_90a_docsum8/.
 build/bin/attn-compile examples/document.json -o gpu-kernels/tc_sm_90a_docsum8 \

@@ -127,6 +127,11 @@ static cl::opt<unsigned> documentTileSummaryUnroll(
     "document-tile-summary-unroll", cl::init(2), cl::Hidden,
     cl::desc("With --document-tile-summary: entries each consumer warp computes per round "
              "of loads at block start (2; for same-call comparisons)"));
+static cl::opt<bool> stagedOutputStore(
+    "staged-output-store", cl::init(true),
+    cl::desc("Hopper kernel: each consumer warp stages its rows of O in shared memory and "
+             "stores whole rows, 16 bytes a lane (default; =false: 4-byte pairs straight from "
+             "the accumulator fragments, 8 rows a warp store)"));
 static cl::opt<bool> chunkedLinear(
     "chunked-linear", cl::init(true),
     cl::desc("Linear kinds: the chunkwise tensor-core kernel (mma.sync) for f16/bf16, "
@@ -216,6 +221,7 @@ int main(int argc, char **argv) {
     options.documentTileSummary = documentTileSummary;
   options.documentTileSummaryEntries = documentTileSummaryEntries;
   options.documentTileSummaryUnroll = documentTileSummaryUnroll;
+  options.stagedOutputStore = stagedOutputStore;
   options.fastTanh = fastTanh;
   if (pingPong.getNumOccurrences())
     options.pingPong = pingPong;

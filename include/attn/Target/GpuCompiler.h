@@ -32,6 +32,9 @@ struct GpuCompileOptions {
   unsigned documentTileSummaryEntries = 2048;
   /// Summary entries each consumer warp computes per round of loads.
   unsigned documentTileSummaryUnroll = 2;
+  /// Hopper kernel: each consumer warp writes O through shared memory, whole
+  /// rows at a time, instead of 4-byte pairs straight from its fragments.
+  bool stagedOutputStore = true;
   /// Hopper kernel: consumer warpgroups take turns; unset: the heuristic (on
   /// for 128-row tiles, off for 192-row ones, where the H200 ran faster without).
   std::optional<bool> pingPong;

@@ -222,6 +222,10 @@ def AttnLowerToGpuKernels : Pass<"attn-lower-to-gpu-kernels", "::mlir::ModuleOp"
     Option<"documentTileSummaryUnroll", "document-tile-summary-unroll", "int64_t",
            /*default=*/"2",
            "Summary entries each consumer warp computes per round of loads">,
+    Option<"stagedOutputStore", "staged-output-store", "bool", /*default=*/"false",
+           "In the wgmma kernel, stage each warp's rows of O in shared memory (its "
+           "rows of the item's Q buffer) and store whole rows, 16 bytes a lane "
+           "(attn-compile's default)">,
   ];
   let dependentDialects = ["::mlir::gpu::GPUDialect", "::mlir::vector::VectorDialect",
                            "::mlir::NVVM::NVVMDialect", "::mlir::LLVM::LLVMDialect",
