@@ -429,6 +429,17 @@ std::optional<SeqDispatchPlan> seqDispatchPlan(const Spec &spec, const std::stri
   if (spec.documents && hopperDynamicScheduler(spec))
     return SeqDispatchPlan{[](GpuCompileOptions &o) { o.documentTileSummary = false; },
                            {{16384, [](GpuCompileOptions &o) { o.documentTileSummary = true; }}}};
+  // Plain causal at D = Dv = 64 (persistent, static order): from Sk = 4096
+  // the dynamic scheduler's global counter, as causal at D = 128. Session 18
+  // (bench/results/2026-12-04-v30-session18/c4, two interleaved runs each):
+  // 4k 417.0 / 424.4 TFLOP/s against 411.5 / 411.3 (+2.3%), 1k 326.2 / 325.8
+  // against 328.2 / 327.8 (-0.6%, so not below 4k); through this dispatch
+  // (c5) 4k 427.4 / 421.1 against 421.4 / 414.6 (+1.5%), 16k 454.3 / 452.8
+  // against 450.0 / 451.1 (+0.4%).
+  if (hasPlainScores(spec) && spec.causal && !spec.window && !spec.blockSparse &&
+      !spec.documents && spec.headDim == 64 && spec.headDimV == 64 && hopperPersistent(spec))
+    return SeqDispatchPlan{nullptr,
+                           {{4096, [](GpuCompileOptions &o) { o.dynamicScheduler = true; }}}};
   bool dense = hasPlainScores(spec) && !spec.causal && !spec.window && !spec.blockSparse;
   if (dense && spec.headDim == 64 && spec.headDimV == 64)
     return SeqDispatchPlan{[](GpuCompileOptions &o) {
