@@ -49,15 +49,26 @@ std::string sha256Hex(llvm::StringRef data) {
   return llvm::toHex(llvm::SHA256::hash(llvm::arrayRefFromStringRef(data)), true);
 }
 
+/// Whether a manifest's PTX matches the manifest's hash.
+bool ptxMatches(const attn::KernelManifest &m) {
+  auto ptx = llvm::MemoryBuffer::getFile(m.directory + "/" + m.ptxFile);
+  return ptx && sha256Hex((*ptx)->getBuffer()) == m.sha256;
+}
+
 /// A disk entry is usable when its manifest parses and its PTX matches the
-/// manifest's hash (a truncated or edited file does not).
+/// manifest's hash (a truncated or edited file does not), and so do those of
+/// its per-length variants (--seq-dispatch), which the kernel loads with it.
 bool entryIsValid(const std::string &entryDir, const std::string &name) {
   attn::KernelManifest m;
   std::string error;
-  if (!attn::readManifest(entryDir + "/" + name + ".json", m, error))
+  if (!attn::readManifest(entryDir + "/" + name + ".json", m, error) || !ptxMatches(m))
     return false;
-  auto ptx = llvm::MemoryBuffer::getFile(entryDir + "/" + m.ptxFile);
-  return ptx && sha256Hex((*ptx)->getBuffer()) == m.sha256;
+  for (size_t i = 0; i < m.dispatch.size(); ++i) {
+    attn::KernelManifest variant;
+    if (!attn::readDispatchVariant(m, i, variant, error) || !ptxMatches(variant))
+      return false;
+  }
+  return true;
 }
 
 } // namespace

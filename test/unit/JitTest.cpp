@@ -86,10 +86,12 @@ TEST(Jit, RebuildsACorruptOrTruncatedEntry) {
   ASSERT_EQ(attn_jit_create(dir.c_str(), nullptr, &jit, err, sizeof err), ATTN_OK);
   ASSERT_EQ(attn_jit_get_kernel(jit, spec(2).c_str(), &kernel, err, sizeof err), ATTN_OK) << err;
   attn_jit_destroy(jit);
-  // Truncate the cached PTX: its hash no longer matches the manifest.
+  // Truncate the cached kernel's PTX (not a per-length variant's: causal D = 64
+  // has one for Sk >= 4096): its hash no longer matches the manifest.
   int truncated = 0;
   for (auto &entry : fs::recursive_directory_iterator(dir))
-    if (entry.path().extension() == ".ptx") {
+    if (entry.path().extension() == ".ptx" &&
+        entry.path().filename().string().find("_sk") == std::string::npos) {
       fs::resize_file(entry.path(), fs::file_size(entry.path()) / 2);
       ++truncated;
     }
@@ -230,5 +232,34 @@ TEST(Jit, TuningCompilesTheCandidatesOnce) {
       << err;
   attn_jit_get_stats(jit, &stats);
   EXPECT_EQ(stats.compiles, 2u);
+  attn_jit_destroy(jit);
+}
+
+TEST(Jit, RebuildsAnEntryWithACorruptSeqVariant) {
+  // Dense at D = 64 compiles a second kernel for Sk >= 2048 behind the same
+  // manifest (--seq-dispatch); the kernel loads it too, so a truncated variant
+  // makes the whole entry stale.
+  std::string dir = freshDir("variant");
+  std::string dense = R"({"name": "d", "kind": "attention", "dtype": "bf16",
+      "shape": {"heads_q": 2, "heads_kv": 2, "head_dim": 64}})";
+  char err[512];
+  attn_jit *jit = nullptr;
+  attn_kernel *kernel = nullptr;
+  ASSERT_EQ(attn_jit_create(dir.c_str(), nullptr, &jit, err, sizeof err), ATTN_OK);
+  ASSERT_EQ(attn_jit_get_kernel(jit, dense.c_str(), &kernel, err, sizeof err), ATTN_OK) << err;
+  attn_jit_destroy(jit);
+  int truncated = 0;
+  for (auto &entry : fs::recursive_directory_iterator(dir))
+    if (entry.path().filename() == "d_sk2048.ptx") {
+      fs::resize_file(entry.path(), fs::file_size(entry.path()) / 2);
+      ++truncated;
+    }
+  ASSERT_EQ(truncated, 1);
+  ASSERT_EQ(attn_jit_create(dir.c_str(), nullptr, &jit, err, sizeof err), ATTN_OK);
+  ASSERT_EQ(attn_jit_get_kernel(jit, dense.c_str(), &kernel, err, sizeof err), ATTN_OK) << err;
+  attn_jit_stats stats;
+  attn_jit_get_stats(jit, &stats);
+  EXPECT_EQ(stats.rebuilt_corrupt_entries, 1u);
+  EXPECT_EQ(stats.compiles, 1u);
   attn_jit_destroy(jit);
 }
