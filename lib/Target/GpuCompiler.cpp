@@ -437,7 +437,7 @@ std::optional<SeqDispatchPlan> seqDispatchPlan(const Spec &spec, const std::stri
   // (c5) 4k 427.4 / 421.1 against 421.4 / 414.6 (+1.5%), 16k 454.3 / 452.8
   // against 450.0 / 451.1 (+0.4%).
   if (hasPlainScores(spec) && spec.causal && !spec.window && !spec.blockSparse &&
-      !spec.documents && spec.headDim == 64 && spec.headDimV == 64 && hopperPersistent(spec))
+      spec.headDim == 64 && spec.headDimV == 64)
     return SeqDispatchPlan{nullptr,
                            {{4096, [](GpuCompileOptions &o) { o.dynamicScheduler = true; }}}};
   bool dense = hasPlainScores(spec) && !spec.causal && !spec.window && !spec.blockSparse;

@@ -511,7 +511,7 @@ void FragmentSoftmax::storeStaged(const SoftmaxState &state, ArrayRef<Value> inv
       ptx.emit({}, {address, fb.packF32(x, y, /*asI32=*/true)}, "st.shared.b32 [$0], $1;", "r,r");
     }
   // The warp's own rows: a warp barrier orders its lanes' writes and reads.
-  ptx.emit({}, {}, "bar.warp.sync -1;", "");
+  ptx.warpSync();
   // Reads: lane l takes 16-byte chunk l % chunks of row l / chunks of each
   // group of 32 / chunks rows (chunks = dv / 8 a row); 8 lanes read one
   // row's 128 bytes of a box, whose chunks the swizzle spreads over all
@@ -555,7 +555,7 @@ void FragmentSoftmax::storeStaged(const SoftmaxState &state, ArrayRef<Value> inv
     });
   }
   // Every lane's reads are done before the caller hands the bytes on.
-  ptx.emit({}, {}, "bar.warp.sync -1;", "");
+  ptx.warpSync();
 }
 
 } // namespace attn

@@ -97,6 +97,8 @@ public:
   /// Orders this thread's generic-proxy shared-memory accesses before later
   /// async-proxy ones (wgmma operand reads, TMA) and vice versa.
   void fenceProxyAsync() { emit({}, {}, "fence.proxy.async.shared::cta;", ""); }
+  /// Every lane of the warp; orders their shared-memory accesses too.
+  void warpSync() { emit({}, {}, "bar.warp.sync -1;", ""); }
 
   void wgmmaFence() { emit({}, {}, "wgmma.fence.sync.aligned;", ""); }
   void wgmmaCommit() { emit({}, {}, "wgmma.commit_group.sync.aligned;", ""); }

@@ -974,7 +974,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
       if (walkWarps > 1)
         ptx.namedBarrierSync(c32(kWalkBarrier), walkWarps * 32);
       else
-        ptx.emit({}, {}, "bar.warp.sync -1;", "");
+        ptx.warpSync();
       return ptx.emit({i32}, {slotAddress(buffer)}, "ld.shared.u32 $0, [$1];", "=r,r");
     };
     forEachItem({c32(0), c32(0), c32(0)}, [&](const Item &item, ValueRange items) {
@@ -1595,7 +1595,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
       // The producer's next TMA into this buffer is an async-proxy write
       // after this warp's generic-proxy reads and writes of it.
       ptx.fenceProxyAsync();
-      ptx.emit({}, {}, "bar.warp.sync -1;", "");
+      ptx.warpSync();
       releaseQ();
     }
   } else {
