@@ -574,6 +574,10 @@ bool compileKernel(const Spec &spec, const std::string &specPath,
                       std::to_string(options.documentTileSummaryUnroll)
                 : "") +
            (options.stagedOutputStore ? " staged-output-store=1" : "") +
+           (options.documentTiles && options.documentItemOrder
+                ? " document-item-order=1 document-item-order-entries=" +
+                      std::to_string(options.documentItemOrderEntries)
+                : "") +
            (pingPong ? " ping-pong=1" : "") +
            (persistent ? " persistent=1" : "") +
            (itemOverlap ? " item-overlap=1" : "") +

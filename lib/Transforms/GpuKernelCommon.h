@@ -370,6 +370,15 @@ struct WgmmaKernelOptions {
   /// the item's Q buffer) and stores whole rows (FragmentSoftmax's
   /// OutputStaging), where the output is 16-bit and fits there.
   bool stagedOutputStore = false;
+  /// With documentTiles in a persistent kernel: every block ranks the q tiles
+  /// of each batch by their estimated live k tiles at block start, and the
+  /// items run in two phases (the longer half of every pair's q tiles first),
+  /// longest first inside each, so the longest items do not start last.
+  bool documentItemOrder = false;
+  /// The item order's capacity in entries (batch x q tiles, batch x k tiles;
+  /// fewer where shared memory is short); a launch with more keeps the
+  /// q-tile-descending order.
+  int64_t documentItemOrderEntries = 2048;
 };
 
 /// The Hopper (sm_90a) wgmma + TMA softmax kernel; see WgmmaSoftmaxKernel.cpp.

@@ -322,6 +322,16 @@ struct LowerToGpuKernelsPass
                          << " is not in 2..4";
       return signalPassFailure();
     }
+    // Table capacities in entries: a kernel sizes its shared memory by them.
+    for (auto [name, entries] :
+         {std::pair<StringRef, int64_t>{"document-tile-summary-entries",
+                                        documentTileSummaryEntries},
+          {"document-item-order-entries", documentItemOrderEntries}})
+      if (entries < 1) {
+        module.emitError() << "attn-lower-to-gpu-kernels: " << name << "=" << entries
+                           << " is not a positive number of entries";
+        return signalPassFailure();
+      }
     SmallVector<func::FuncOp> hosts;
     for (auto func : module.getOps<func::FuncOp>()) {
       bool hasAttn = false;
@@ -353,7 +363,8 @@ struct LowerToGpuKernelsPass
                                                  lazyRescale, polyExp2Eighths, kvStages,
                                                  itemOverlap, dynamicScheduler, documentIdsInShared,
                                                  documentTileSummary, documentTileSummaryEntries,
-                                                 documentTileSummaryUnroll, stagedOutputStore}))
+                                                 documentTileSummaryUnroll, stagedOutputStore,
+                                                 documentItemOrder, documentItemOrderEntries}))
             return;
           if (!tensorCores || !buildMmaSoftmaxKernel(b, gpuModule, host, attention, cpAsync))
             buildSoftmaxKernel(b, gpuModule, host, attention);

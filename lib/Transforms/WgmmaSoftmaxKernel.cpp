@@ -55,6 +55,8 @@ constexpr int64_t kMaxSharedBytes = 232448;
 // The document tile summary: not below this many [min, max] entries where
 // shared memory is short (a smaller capacity asked for explicitly is kept).
 constexpr int64_t kMinSummaryTiles = 256;
+// The document item order's smallest useful capacity (entries).
+constexpr int64_t kMinOrderEntries = 64;
 // setmaxnreg budgets (multiples of 8, producer + consumers <= 65536):
 //   two consumer warpgroups (128 query rows): 128 * 24 + 256 * 240 = 64512
 //   (the FlashAttention-3 split for one producer, two consumers);
@@ -204,8 +206,9 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   constexpr int64_t kLastBit = 0, kFullBit = 1, kWordShift = 2;
   // The producer warps' named barrier (ping-pong takes 1 .. 3).
   constexpr int64_t kWalkBarrier = 8;
-  // The document tile summary's release: the consumers arrive once it is
-  // written, the walk warps wait (the whole block).
+  // The block-start tables' release (the document tile summary, the item
+  // order): the consumers arrive once they are written, the producer warps
+  // wait (the whole block).
   constexpr int64_t kSummaryBarrier = 13;
   // The consumer warps' barrier between the summary and the walk starts.
   constexpr int64_t kConsumersBarrier = 14;
@@ -298,6 +301,38 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   int64_t startsOffset = summaryOffset + 8 * summaryCapacity;
   if (tileSummary)
     sharedBytes = startsOffset + 4 * summaryCapacity;
+  // Document item order (`documentItemOrder`, persistent blocks). Document
+  // items differ in length by the data (a q tile visits its document's k
+  // tiles up to the diagonal), so the q-tile-descending order can leave the
+  // longest items to the end of the schedule: with the bench's 16k documents
+  // (8330 / 3386 / 1595 / 3073 tokens) the last group's 66-tile items start
+  // half way through it, and a list-scheduling model of the dynamic counter
+  // put the makespan 7.7% (4k: 4.7%) over the ideal. At block start the
+  // consumer warps estimate each (batch, q tile)'s live k tiles from the
+  // first and last key id of every tile (exact for sorted ids; for any ids
+  // only the order depends on it) and rank each batch's q tiles, longest
+  // first; the items then run in two phases, every pair's longer half of q
+  // tiles first, each phase in the L2 groups' order (model: 0.7% / 0.8%
+  // over the ideal; the long phase has twice a group's pairs in flight).
+  // A header (the phase-one ranks per pair and whether the order fits this
+  // launch: 16 bytes, read at each item so that nothing of it is live
+  // through the consumers' loop, where its registers spilled the masked
+  // softmax at 128-key tiles) and the ranks (4 bytes an entry) follow the
+  // summary; the block-start
+  // scratch (each k tile's first and last id, 8 bytes; each q tile's
+  // estimate, 4 bytes) lies over the K / V stages, which no TMA load writes
+  // before the order is released to the producer.
+  int64_t orderOffset = (sharedBytes + 15) / 16 * 16;
+  int64_t orderCapacity =
+      classifyDocuments && persistent && options.documentItemOrder
+          ? std::min({options.documentItemOrderEntries, (kMaxSharedBytes - orderOffset - 16) / 4,
+                      stages * (kStageBytes + vStageBytes) / 12})
+          : 0;
+  bool itemOrder = orderCapacity >= std::min(kMinOrderEntries, options.documentItemOrderEntries);
+  int64_t orderScratchK = kOffset, orderScratchLength = kOffset + 8 * orderCapacity;
+  int64_t orderTableOffset = orderOffset + 16;
+  if (itemOrder)
+    sharedBytes = orderTableOffset + 4 * orderCapacity;
 
   memref::GlobalOp smemGlobal = getDynamicSharedMemory(b, module);
   IRMapping map;
@@ -442,30 +477,88 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   // into spills. Whatever perGroup comes out (even from a wrapped product at
   // absurd sizes), clamped to [1, pairs] the map stays a bijection onto the
   // items; only the L2 locality depends on it.
+  // Whether this launch's entries (batch x q tiles, batch x k tiles) fit the
+  // document item order (see itemOrder).
+  auto orderFits = [&]() -> Value {
+    Value batches = toI32(lb.dim(q, 0));
+    Value kTiles = toI32(arith::DivUIOp::create(
+        b, arith::AddIOp::create(b, seqK, lb.index(blockK - 1)), lb.index(blockK)));
+    auto within = [&](Value tiles) {
+      return arith::CmpIOp::create(b, arith::CmpIPredicate::ule,
+                                   arith::MulIOp::create(b, batches, tiles), c32(orderCapacity));
+    };
+    return arith::AndIOp::create(b, within(toI32(qTiles)), within(kTiles));
+  };
+  // The item order's rank table: entry batch * q tiles + rank holds the q
+  // tile of that rank (longest first).
+  auto orderAt = [&](Value entry) {
+    return at(
+        arith::AddIOp::create(b, c32(orderTableOffset), arith::MulIOp::create(b, entry, c32(4))));
+  };
+  // The (batch, head) pairs of an L2 group (see itemOf), of `pairs` in all.
+  auto pairsPerGroup = [&](Value pairs) -> Value {
+    Value pairBytes = toI32(arith::MulIOp::create(b, seqK, lb.index((d + dv) * 2)));
+    Value perGroup = arith::MaxUIOp::create(
+        b, c32(1),
+        arith::DivUIOp::create(b, arith::MulIOp::create(b, c32(kL2GroupBytes), toI32(group)),
+                               pairBytes));
+    return arith::MinUIOp::create(b, perGroup, pairs);
+  };
   auto itemOf = [&](Value w) {
     auto i32Of = [&](Value index) { return toI32(index).getResult(); };
     auto indexOf = [&](Value v) {
       return arith::IndexCastUIOp::create(b, b.getIndexType(), v).getResult();
     };
-    Value tiles = i32Of(qTiles), heads32 = i32Of(heads);
+    Value tiles = itemOrder ? Value() : i32Of(qTiles), heads32 = i32Of(heads);
     Value pairs = arith::MulIOp::create(b, heads32, i32Of(lb.dim(q, 0)));
-    Value pairBytes = i32Of(arith::MulIOp::create(b, seqK, lb.index((d + dv) * 2)));
-    Value perGroup = arith::MaxUIOp::create(
-        b, c32(1),
-        arith::DivUIOp::create(b, arith::MulIOp::create(b, c32(kL2GroupBytes), i32Of(group)),
-                               pairBytes));
-    perGroup = arith::MinUIOp::create(b, perGroup, pairs);
-    Value groupItems = arith::MulIOp::create(b, perGroup, tiles);
+    Value perGroup, header;
+    if (itemOrder) {
+      // With the item order, the header holds the q tiles and group size
+      // too: read at each item, not live through the consumers' loop.
+      header = ptx.emit({i32, i32, i32, i32}, {at(c32(orderOffset))},
+                        "ld.shared.v4.u32 {$0, $1, $2, $3}, [$4];", "=r,=r,=r,=r,r");
+      tiles = LLVM::ExtractValueOp::create(b, header, 2);
+      perGroup = LLVM::ExtractValueOp::create(b, header, 3);
+    } else {
+      perGroup = pairsPerGroup(pairs);
+    }
     Value w32 = w.getType().isInteger(32) ? w : i32Of(w);
+    // A phase's ranks [rankBase, rankBase + ranks) of every pair; without
+    // the item order, one phase of every rank (rank r: q tile tiles - 1 - r).
+    Value rankBase = c32(0), ranks = tiles, phaseW = w32, fits;
+    if (itemOrder) {
+      // Phase one: every pair's ceil(tiles / 2) longest q tiles; phase two
+      // the rest (where the order does not fit, every rank: one phase, as
+      // without it).
+      Value longRanks = LLVM::ExtractValueOp::create(b, header, 0);
+      fits = arith::CmpIOp::create(b, arith::CmpIPredicate::ne,
+                                   LLVM::ExtractValueOp::create(b, header, 1), c32(0));
+      Value phaseOne = arith::MulIOp::create(b, longRanks, pairs);
+      Value second = arith::CmpIOp::create(b, arith::CmpIPredicate::uge, w32, phaseOne);
+      phaseW = arith::SelectOp::create(b, second, arith::SubIOp::create(b, w32, phaseOne), w32);
+      ranks = arith::SelectOp::create(b, second, arith::SubIOp::create(b, tiles, longRanks),
+                                      longRanks);
+      rankBase = arith::SelectOp::create(b, second, longRanks, c32(0));
+    }
+    Value groupItems = arith::MulIOp::create(b, perGroup, ranks);
     Value firstPair =
-        arith::MulIOp::create(b, arith::DivUIOp::create(b, w32, groupItems), perGroup);
+        arith::MulIOp::create(b, arith::DivUIOp::create(b, phaseW, groupItems), perGroup);
     // The last group may hold fewer pairs.
     Value groupPairs =
         arith::MinUIOp::create(b, perGroup, arith::SubIOp::create(b, pairs, firstPair));
-    Value rest = arith::RemUIOp::create(b, w32, groupItems);
-    Value tile = arith::SubIOp::create(b, arith::SubIOp::create(b, tiles, c32(1)),
-                                       arith::DivUIOp::create(b, rest, groupPairs));
+    Value rest = arith::RemUIOp::create(b, phaseW, groupItems);
+    Value rank = arith::AddIOp::create(b, rankBase, arith::DivUIOp::create(b, rest, groupPairs));
+    Value tile = arith::SubIOp::create(b, arith::SubIOp::create(b, tiles, c32(1)), rank);
     Value pair = arith::AddIOp::create(b, firstPair, arith::RemUIOp::create(b, rest, groupPairs));
+    if (itemOrder) {
+      // The rank's q tile in the pair's batch (the entry clamped into the
+      // table where the order does not fit and the load is unused).
+      Value entry = arith::AddIOp::create(
+          b, arith::MulIOp::create(b, arith::DivUIOp::create(b, pair, heads32), tiles), rank);
+      entry = arith::MinUIOp::create(b, entry, c32(orderCapacity - 1));
+      Value ranked = ptx.emit({i32}, {orderAt(entry)}, "ld.shared.u32 $0, [$1];", "=r,r");
+      tile = arith::SelectOp::create(b, fits, ranked, tile);
+    }
     Item item = makeItem(indexOf(tile), indexOf(arith::RemUIOp::create(b, pair, heads32)),
                          indexOf(arith::DivUIOp::create(b, pair, heads32)));
     item.work = w32;
@@ -819,7 +912,112 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
             ptx.emit({}, {startAt(entry), start}, "st.shared.u32 [$0], $1;", "r,r");
           });
         });
-    ptx.namedBarrierArrive(c32(kSummaryBarrier), threads);
+  };
+  // Writes the item order (see itemOrder) with the consumers' `threads`
+  // threads (thread `t` of them): each k tile's first and last key id, then
+  // each q tile's estimate (the k tiles of its range whose [first, last]
+  // meets the q tile's [first, last] id), then each q tile's rank in its
+  // batch (more k tiles first; among equals the later q tile, as the
+  // q-tile-descending order), the q tile written at its rank. Integer
+  // counts: every block computes the same permutation, so the item map
+  // stays a bijection whatever the ids.
+  auto writeItemOrder = [&](Value t, int64_t threads) {
+    Value batches = lb.dim(q, 0);
+    Value kTiles = arith::DivUIOp::create(
+        b, arith::AddIOp::create(b, seqK, lb.index(blockK - 1)), lb.index(blockK));
+    Value kvIds = map.lookup(op.getKvDocIds()), qIds = map.lookup(op.getQDocIds());
+    Value step = lb.index(threads);
+    auto idAt = [&](Value ids, Value batch, Value pos) -> Value {
+      return memref::LoadOp::create(b, ids, ValueRange{batch, pos});
+    };
+    auto scratchAt = [&](int64_t offset, Value entry, int64_t bytes) {
+      return at(arith::AddIOp::create(b, c32(offset),
+                                      arith::MulIOp::create(b, toI32(entry), c32(bytes))));
+    };
+    // The ids of a tile's first and last row (`size` rows from tile `tile`,
+    // `limit` long).
+    auto tileEnds = [&](Value ids, Value batch, Value tile, int64_t size, Value limit) {
+      Value first = arith::MulIOp::create(b, tile, lb.index(size));
+      Value last = arith::SubIOp::create(
+          b, arith::MinUIOp::create(b, arith::AddIOp::create(b, first, lb.index(size)), limit),
+          lb.index(1));
+      return std::make_pair(idAt(ids, batch, first), idAt(ids, batch, last));
+    };
+    auto load = [&](Value address) {
+      return ptx.emit({i32}, {address}, "ld.shared.u32 $0, [$1];", "=r,r");
+    };
+    lb.forLoop(
+        t, arith::MulIOp::create(b, batches, kTiles),
+        [&](Value entry) {
+          auto [lo, hi] = tileEnds(kvIds, arith::DivUIOp::create(b, entry, kTiles),
+                                   arith::RemUIOp::create(b, entry, kTiles), blockK, seqK);
+          ptx.emit({}, {scratchAt(orderScratchK, entry, 8), lo, hi},
+                   "st.shared.v2.u32 [$0], {$1, $2};", "r,r,r");
+        },
+        step);
+    ptx.namedBarrierSync(c32(kConsumersBarrier), threads);
+    Value qEntries = arith::MulIOp::create(b, batches, qTiles);
+    lb.forLoop(
+        t, qEntries,
+        [&](Value entry) {
+          Value batch = arith::DivUIOp::create(b, entry, qTiles);
+          Value tile = arith::RemUIOp::create(b, entry, qTiles);
+          auto [qLo, qHi] = tileEnds(qIds, batch, tile, blockQ, seqQ);
+          KTileRange range = emitKTileRange(b, plan, tile, seqQ, seqK, /*withFullRange=*/false);
+          Value base = arith::MulIOp::create(b, batch, kTiles);
+          Value count = kb.forWithState(
+              range.begin, range.end, lb.index(1), {c32(0)},
+              [&](Value kt, ValueRange carried) {
+                Value both = ptx.emit(
+                    {i32, i32}, {scratchAt(orderScratchK, arith::AddIOp::create(b, base, kt), 8)},
+                    "ld.shared.v2.u32 {$0, $1}, [$2];", "=r,=r,r");
+                Value kLo = LLVM::ExtractValueOp::create(b, both, 0);
+                Value kHi = LLVM::ExtractValueOp::create(b, both, 1);
+                Value meets = arith::AndIOp::create(
+                    b, arith::CmpIOp::create(b, arith::CmpIPredicate::sge, kHi, qLo),
+                    arith::CmpIOp::create(b, arith::CmpIPredicate::sle, kLo, qHi));
+                return SmallVector<Value>{arith::AddIOp::create(
+                    b, carried[0], arith::ExtUIOp::create(b, i32, meets))};
+              })[0];
+          ptx.emit({}, {scratchAt(orderScratchLength, entry, 4), count}, "st.shared.u32 [$0], $1;",
+                   "r,r");
+        },
+        step);
+    ptx.namedBarrierSync(c32(kConsumersBarrier), threads);
+    lb.forLoop(
+        t, qEntries,
+        [&](Value entry) {
+          Value tile = toI32(arith::RemUIOp::create(b, entry, qTiles));
+          Value base = arith::SubIOp::create(b, entry, arith::RemUIOp::create(b, entry, qTiles));
+          Value mine = load(scratchAt(orderScratchLength, entry, 4));
+          Value rank = kb.forWithState(
+              lb.index(0), qTiles, lb.index(1), {c32(0)},
+              [&](Value other, ValueRange carried) {
+                Value theirs =
+                    load(scratchAt(orderScratchLength, arith::AddIOp::create(b, base, other), 4));
+                Value before = arith::OrIOp::create(
+                    b, arith::CmpIOp::create(b, arith::CmpIPredicate::ugt, theirs, mine),
+                    arith::AndIOp::create(
+                        b, arith::CmpIOp::create(b, arith::CmpIPredicate::eq, theirs, mine),
+                        arith::CmpIOp::create(b, arith::CmpIPredicate::ugt, toI32(other), tile)));
+                return SmallVector<Value>{arith::AddIOp::create(
+                    b, carried[0], arith::ExtUIOp::create(b, i32, before))};
+              })[0];
+          ptx.emit({}, {orderAt(arith::AddIOp::create(b, toI32(base), rank)), tile},
+                   "st.shared.u32 [$0], $1;", "r,r");
+        },
+        step);
+    // The scratch lies over the K / V stages, which the producer's TMA loads
+    // (the async proxy) write next.
+    ptx.fenceProxyAsync();
+  };
+
+  // Whether the consumers' block-start tables (the summary, where
+  // `summaryFits` is given, and the item order) are written this launch, to
+  // be released to the producer; null without either.
+  // (With the item order always: its header is written every launch.)
+  auto blockStartReleased = [&](Value summaryFits) -> Value {
+    return itemOrder ? lb.boolean(true) : summaryFits;
   };
 
   Value firstThread = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, tid, lb.index(0));
@@ -853,12 +1051,13 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   auto roles = scf::IfOp::create(b, TypeRange(), isProducerGroup, /*withElseRegion=*/true);
   b.setInsertionPointToStart(&roles.getThenRegion().front());
   ptx.setMaxRegisters(registers.producer, /*increase=*/false);
-  // The walk warps wait for the consumers' summary (see writeSummary).
+  // The producer waits for the consumers' summary (see writeSummary) and
+  // item order (see writeItemOrder), where this launch has either.
   SummaryExtent walkSummary;
-  if (tileSummary) {
+  if (tileSummary)
     walkSummary = summaryExtent();
-    lb.ifThen(walkSummary.fits, [&] { ptx.namedBarrierSync(c32(kSummaryBarrier), threads); });
-  }
+  if (Value released = blockStartReleased(tileSummary ? walkSummary.fits : Value()))
+    lb.ifThen(released, [&] { ptx.namedBarrierSync(c32(kSummaryBarrier), threads); });
 
   // One thread issues; with a tile list its whole warp (documents: the
   // whole warpgroup) classifies (votes, a ballot) and thread 0 issues.
@@ -1123,10 +1322,30 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   // Consumer warp w (0..7) holds rows 16w + g and 16w + g + 8 of the tile:
   // the wgmma accumulator layout of warpgroup w / 4, its warp w % 4.
   Value consumerWarp = arith::SubIOp::create(b, warp, lb.index(4));
+  SummaryExtent extent;
   if (tileSummary) {
-    SummaryExtent extent = summaryExtent();
+    extent = summaryExtent();
     lb.ifThen(extent.fits, [&] { writeSummary(consumerWarp, consumerGroups * 4, extent); });
   }
+  if (itemOrder) {
+    Value t = arith::SubIOp::create(b, tid, lb.index(128));
+    Value fits = orderFits();
+    lb.ifThen(arith::CmpIOp::create(b, arith::CmpIPredicate::eq, t, lb.index(0)), [&] {
+      Value tiles = toI32(qTiles);
+      Value longRanks = arith::SelectOp::create(
+          b, fits, arith::DivUIOp::create(b, arith::AddIOp::create(b, tiles, c32(1)), c32(2)),
+          tiles);
+      Value pairs = arith::MulIOp::create(b, toI32(heads), toI32(lb.dim(q, 0)));
+      ptx.emit({}, {at(c32(orderOffset)), longRanks, arith::ExtUIOp::create(b, i32, fits), tiles,
+                    pairsPerGroup(pairs)},
+               "st.shared.v4.u32 [$0], {$1, $2, $3, $4};", "r,r,r,r,r");
+    });
+    lb.ifThen(fits, [&] { writeItemOrder(t, consumerGroups * 128); });
+    // The header and the ranks, for every consumer thread's first item.
+    ptx.namedBarrierSync(c32(kConsumersBarrier), consumerGroups * 128);
+  }
+  if (Value released = blockStartReleased(tileSummary ? extent.fits : Value()))
+    lb.ifThen(released, [&] { ptx.namedBarrierArrive(c32(kSummaryBarrier), threads); });
   // Staged key ids: this warp's named barrier (see stagedDocIds).
   Value consumerIdBarrier;
   if (stagedDocIds) {
@@ -1590,7 +1809,10 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
             b, arith::MulIOp::create(b, qBuffer, c32(qBytes)),
             arith::MulIOp::create(b, arith::SubIOp::create(b, warp32, c32(4)), c32(16 * 128)))),
         qBoxBytes};
-    softmax.finalize(SoftmaxState::unflatten(state), out, lse, &staging);
+    // (With the item order, the item again from its index: its ranked
+    // q tile, a shared-memory load, is not kept live through the loop.)
+    (itemOrder ? softmaxOf(itemOf(item.work)) : softmax)
+        .finalize(SoftmaxState::unflatten(state), out, lse, &staging);
     if (persistent) {
       // The producer's next TMA into this buffer is an async-proxy write
       // after this warp's generic-proxy reads and writes of it.
@@ -1599,7 +1821,8 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
       releaseQ();
     }
   } else {
-    softmax.finalize(SoftmaxState::unflatten(state), out, lse);
+    (itemOrder ? softmaxOf(itemOf(item.work)) : softmax)
+        .finalize(SoftmaxState::unflatten(state), out, lse);
   }
   return SmallVector<Value>{arith::AddIOp::create(b, itemCount, c32(1)), nextCount};
   }, dynamic ? std::function<Value(ValueRange)>(consumerNextItem) : nullptr);

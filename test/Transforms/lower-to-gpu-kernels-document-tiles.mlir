@@ -1,5 +1,11 @@
 // RUN: attn-opt %s --attn-plan-tiles="block-q=128 block-k=128" --attn-lower-to-gpu-kernels="tensor-cores=1 wgmma=1 document-tiles=1" | FileCheck %s
 // RUN: attn-opt %s --attn-plan-tiles="block-q=128 block-k=128" --attn-lower-to-gpu-kernels="tensor-cores=1 wgmma=1" | FileCheck %s --check-prefix=OFF
+// RUN: attn-opt %s --attn-plan-tiles="block-q=128 block-k=128" --attn-lower-to-gpu-kernels="tensor-cores=1 wgmma=1 document-tiles=1 persistent=1 document-item-order=1" | FileCheck %s --check-prefix=ORDER
+// RUN: attn-opt %s --attn-plan-tiles="block-q=128 block-k=128" --attn-lower-to-gpu-kernels="tensor-cores=1 wgmma=1 document-tiles=1 persistent=1 document-item-order=1 document-item-order-entries=100" | FileCheck %s --check-prefix=ORDER100
+// RUN: attn-opt %s --attn-plan-tiles="block-q=128 block-k=128" --attn-lower-to-gpu-kernels="tensor-cores=1 wgmma=1 document-tiles=1 persistent=1" | FileCheck %s --check-prefix=NOORDER
+// RUN: attn-opt %s --attn-plan-tiles="block-q=128 block-k=128" --attn-lower-to-gpu-kernels="tensor-cores=1 wgmma=1 document-tiles=1 document-item-order=1" | FileCheck %s --check-prefix=NOORDER
+// RUN: not attn-opt %s --attn-plan-tiles="block-q=128 block-k=128" --attn-lower-to-gpu-kernels="tensor-cores=1 wgmma=1 document-tiles=1 persistent=1 document-item-order=1 document-item-order-entries=0" 2>&1 | FileCheck %s --check-prefix=BADORDER
+// RUN: not attn-opt %s --attn-plan-tiles="block-q=128 block-k=128" --attn-lower-to-gpu-kernels="tensor-cores=1 wgmma=1 document-tiles=1 persistent=1 document-tile-summary=1 document-tile-summary-entries=-5" 2>&1 | FileCheck %s --check-prefix=BADSUMMARY
 
 // Document tiles classified at run time, by the producer only. Each of its
 // four warps reduces the q tile's document ids to [lo, hi] (4 per lane, then
@@ -42,6 +48,38 @@
 // CHECK: wgmma.mma_async
 // CHECK-NOT: nvvm.vote.sync  all
 // CHECK: gpu.return
+
+// The item order (persistent blocks, document-item-order): 16 header bytes and
+// 4 bytes an entry (2048 by default) above the persistent kernel's 196776. The
+// producer waits on the block-wide barrier before its first item. The
+// consumers write the header (st.shared.v4) and the k tiles' first and last
+// key ids (st.shared.v2), meet on their 256-thread barrier, count each q
+// tile's k tiles, meet, rank, fence the async proxy (the scratch lies over the K / V
+// stages) and release the producer. itemOf reads the header at each item: in
+// the producer and the consumers (item start, epilogue).
+// ORDER-LABEL: gpu.func @document
+// ORDER-SAME: attn.dynamic_shared_memory = 204992 : i64
+// ORDER: bar.sync $0, 384;
+// ORDER: ld.shared.v4.u32
+// ORDER: st.shared.v4.u32 [$0], {$1, $2, $3, $4};
+// ORDER: st.shared.v2.u32 [$0], {$1, $2};
+// ORDER: bar.sync $0, 256;
+// ORDER: ld.shared.v2.u32
+// ORDER: bar.sync $0, 256;
+// ORDER: fence.proxy.async.shared::cta;
+// ORDER: bar.sync $0, 256;
+// ORDER: bar.arrive $0, 384;
+// ORDER: ld.shared.v4.u32
+// ORDER: ld.shared.v4.u32
+// ORDER: gpu.return
+// ORDER100-LABEL: gpu.func @document
+// ORDER100-SAME: attn.dynamic_shared_memory = 197200 : i64
+// BADORDER: error: attn-lower-to-gpu-kernels: document-item-order-entries=0 is not a positive number of entries
+// BADSUMMARY: error: attn-lower-to-gpu-kernels: document-tile-summary-entries=-5 is not a positive number of entries
+// Without persistent blocks (one item a block) or the option: none of it.
+// NOORDER-LABEL: gpu.func @document
+// NOORDER-NOT: ld.shared.v4.u32
+// NOORDER: gpu.return
 
 // Off by default: no reduction of document ids.
 // OFF-LABEL: gpu.func @document

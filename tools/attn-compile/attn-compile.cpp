@@ -132,6 +132,16 @@ static cl::opt<bool> stagedOutputStore(
     cl::desc("Hopper kernel: each consumer warp stages its rows of O in shared memory and "
              "stores whole rows, 16 bytes a lane (default; =false: 4-byte pairs straight from "
              "the accumulator fragments, 8 rows a warp store)"));
+static cl::opt<bool> documentItemOrder(
+    "document-item-order", cl::init(true),
+    cl::desc("Persistent Hopper kernel with document ids: rank each batch's q tiles by their "
+             "estimated live k tiles at block start and run every pair's longer half of q "
+             "tiles first, longest first (default; =false: q tiles in descending order)"));
+static cl::opt<unsigned> documentItemOrderEntries(
+    "document-item-order-entries", cl::init(2048), cl::Hidden,
+    cl::desc("With --document-item-order: at most this many entries (batch x q tiles, batch "
+             "x k tiles; more at run time: the q-tile-descending order). For tests of that "
+             "fallback"));
 static cl::opt<bool> chunkedLinear(
     "chunked-linear", cl::init(true),
     cl::desc("Linear kinds: the chunkwise tensor-core kernel (mma.sync) for f16/bf16, "
@@ -222,6 +232,8 @@ int main(int argc, char **argv) {
   options.documentTileSummaryEntries = documentTileSummaryEntries;
   options.documentTileSummaryUnroll = documentTileSummaryUnroll;
   options.stagedOutputStore = stagedOutputStore;
+  options.documentItemOrder = documentItemOrder;
+  options.documentItemOrderEntries = documentItemOrderEntries;
   options.fastTanh = fastTanh;
   if (pingPong.getNumOccurrences())
     options.pingPong = pingPong;

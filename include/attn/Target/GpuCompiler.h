@@ -35,6 +35,13 @@ struct GpuCompileOptions {
   /// Hopper kernel: each consumer warp writes O through shared memory, whole
   /// rows at a time, instead of 4-byte pairs straight from its fragments.
   bool stagedOutputStore = true;
+  /// Persistent Hopper kernel with documentTiles: the q tiles ranked by their
+  /// estimated live k tiles at block start, the longer half of every pair's
+  /// items first (longest first), so that no long item starts last.
+  bool documentItemOrder = true;
+  /// The item order's capacity in entries (batch x q tiles, batch x k tiles);
+  /// a launch with more keeps the q-tile-descending order.
+  unsigned documentItemOrderEntries = 2048;
   /// Hopper kernel: consumer warpgroups take turns; unset: the heuristic (on
   /// for 128-row tiles, off for 192-row ones, where the H200 ran faster without).
   std::optional<bool> pingPong;

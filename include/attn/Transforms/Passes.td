@@ -226,6 +226,15 @@ def AttnLowerToGpuKernels : Pass<"attn-lower-to-gpu-kernels", "::mlir::ModuleOp"
            "In the wgmma kernel, stage each warp's rows of O in shared memory (its "
            "rows of the item's Q buffer) and store whole rows, 16 bytes a lane "
            "(attn-compile's default)">,
+    Option<"documentItemOrder", "document-item-order", "bool", /*default=*/"false",
+           "With document-tiles in a persistent kernel, rank each batch's q tiles by "
+           "their estimated live k tiles at block start and run the items in two "
+           "phases (every pair's longer half of q tiles first), longest first "
+           "inside each (attn-compile's default)">,
+    Option<"documentItemOrderEntries", "document-item-order-entries", "int64_t",
+           /*default=*/"2048",
+           "The document item order's capacity in entries (batch x q tiles and "
+           "batch x k tiles); a launch with more keeps the q-tile-descending order">,
   ];
   let dependentDialects = ["::mlir::gpu::GPUDialect", "::mlir::vector::VectorDialect",
                            "::mlir::NVVM::NVVMDialect", "::mlir::LLVM::LLVMDialect",
