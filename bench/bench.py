@@ -131,6 +131,10 @@ def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kernels", default=os.path.join(REPO, "gpu-kernels", "bench"),
                     help="folder of our compiled manifests (scripts/gpu/prepare.sh)")
+    ap.add_argument("--ab-kernels", default=None, metavar="DIR",
+                    help="a second folder of our manifests, timed as 'ours_b' in the same rounds as "
+                         "--kernels (the round's order alternates), for A/Bs that the GPU's drift "
+                         "between separate runs would swamp; the table adds ours_b and ours/ours_b")
     ap.add_argument("--out", default=os.environ.get("OUT") or "bench-out", help="output folder")
     ap.add_argument("--only", default="all",
                     help="comma list of variants (%s) or groups (%s)" % (",".join(SOFTMAX + LINEAR),
@@ -434,6 +438,8 @@ class Bench:
              "nvidia_smi_start": nvsmi(), "time_start": time.strftime("%Y-%m-%d %H:%M:%S"),
              "kernels": os.path.abspath(self.args.kernels), "tol": self.args.tol,
              "reps": self.args.reps, "seed": self.args.seed}
+        if self.args.ab_kernels:
+            m["ab_kernels"] = os.path.abspath(self.args.ab_kernels)
         try:
             m["commit"] = subprocess.run(["git", "-C", REPO, "rev-parse", "HEAD"], capture_output=True,
                                          text=True, timeout=10).stdout.strip() or os.environ.get("ATTN_COMMIT", "")
@@ -486,25 +492,27 @@ class Bench:
         self.write()
 
     # -- our kernels
-    def kernel(self, name):
-        if name not in self.kernels:
+    def kernel(self, name, folder=None):
+        folder = folder or self.args.kernels
+        if (folder, name) not in self.kernels:
             import attn
-            k = attn.Kernel(os.path.join(self.args.kernels, name + ".json"), library=self.args.lib)
+            k = attn.Kernel(os.path.join(folder, name + ".json"), library=self.args.lib)
             self.meta.setdefault("attn_runtime_lib", getattr(attn.load_library(self.args.lib), "_name", ""))
             info = {}
             try:
-                with open(os.path.join(self.args.kernels, name + ".json")) as f:
+                with open(os.path.join(folder, name + ".json")) as f:
                     man = json.load(f)
                 info = {key: man.get(key) for key in ("kernel", "tiles", "ptxas", "sha256", "chip", "launch")}
             except Exception:  # noqa: BLE001
                 pass
-            self.kernels[name] = (k, info)
-        return self.kernels[name]
+            self.kernels[(folder, name)] = (k, info)
+        return self.kernels[(folder, name)]
 
-    def ours_fn(self, name, tensors):
-        """Binds tensors to the kernel's roles; returns (launch fn, manifest info)."""
+    def ours_fn(self, name, tensors, folder=None):
+        """Binds tensors to the kernel's roles (the kernel from `folder`, default --kernels);
+        returns (launch fn, manifest info)."""
         import torch
-        k, info = self.kernel(name)
+        k, info = self.kernel(name, folder)
         roles = k.roles
         # The dynamic scheduler's tile counter (a trailing role) is left to the runtime,
         # which keeps one per stream and zeroes it (cuMemsetD32Async) before every launch:
@@ -644,7 +652,10 @@ class Bench:
                 if self.broken:
                     return
         for rep in range(a.reps):
-            for name, fn in fns.items():
+            order = list(fns.items())
+            if a.ab_kernels and rep % 2:
+                order.reverse()  # an A/B: neither side always runs first in a round
+            for name, fn in order:
                 cell = row["impls"][name]
                 if cell.get("status") == "error":
                     continue
@@ -692,7 +703,7 @@ class Bench:
 
         impls = {}
         if not a.no_ours:
-            def ours_setup():
+            def ours_setup(folder=None):
                 # bhsd specs: the kernels assume contiguous [B, H, S, D] (identity layout).
                 out = torch.full_like(q, float("nan"))
                 lse = torch.full((B, H, S), float("nan"), dtype=torch.float32, device="cuda")
@@ -705,13 +716,15 @@ class Bench:
                     tensors["kv_doc_ids"] = ids
                 if "alibi_slopes" in extras:
                     tensors["alibi_slopes"] = extras["alibi_slopes"]
-                launch, info = self.ours_fn(SPEC[(variant, D)], tensors)
+                launch, info = self.ours_fn(SPEC[(variant, D)], tensors, folder)
 
                 def fn():
                     launch()
                     return out
                 return fn, dict(info, spec=SPEC[(variant, D)])
             impls["ours"] = (ours_setup, lambda out: (out, slices_of(out)))
+            if a.ab_kernels:
+                impls["ours_b"] = (lambda: ours_setup(a.ab_kernels), lambda out: (out, slices_of(out)))
         if variant in ("dense", "causal"):
             from torch.nn.attention import SDPBackend, sdpa_kernel
             for peer, be in (("cudnn", SDPBackend.CUDNN_ATTENTION), ("flash", SDPBackend.FLASH_ATTENTION)):
@@ -788,18 +801,22 @@ class Bench:
 
         impls = {}
         if not a.no_ours:
-            def ours_setup():
+            def ours_setup(folder=None):
                 qo, ko, vo = (t.transpose(1, 2).contiguous() for t in (q, k, v))
                 go = g.float().transpose(1, 2).contiguous()
                 out = torch.full_like(qo, float("nan"))
                 launch, info = self.ours_fn(SPEC[(variant, D)],
-                                            {"query": qo, "key": ko, "value": vo, "gates": go, "out": out})
+                                            {"query": qo, "key": ko, "value": vo, "gates": go, "out": out},
+                                            folder)
 
                 def fn():
                     launch()
                     return out
                 return fn, dict(info, spec=SPEC[(variant, D)])
             impls["ours"] = (ours_setup, lambda out: (out, [out[b, h] for (b, h) in pairs]))
+            if a.ab_kernels:
+                impls["ours_b"] = (lambda: ours_setup(a.ab_kernels),
+                                   lambda out: (out, [out[b, h] for (b, h) in pairs]))
         if "fla" in a.peer_set:
             def fla_setup():
                 fns = self.import_fla()
@@ -858,7 +875,7 @@ class Bench:
 
     def fmt_row(self, r):
         parts = [f"{r['variant']:<10} S={r['S']:<6} D={r['D']:<4} B={r['B']:<3} H={r['H']:<3}"]
-        for name in ["ours"] + PEERS:
+        for name in ["ours", "ours_b"] + PEERS:
             c = r["impls"].get(name)
             if not c:
                 continue
@@ -906,6 +923,18 @@ class Bench:
                 f"{cell('fla')} | {self._f(r.get('ratio_to_cudnn'), '.2f')} | {self._f(r.get('ratio_to_flash'), '.2f')} | "
                 f"{self._f(r.get('ratio_to_flex'), '.2f')} | {self._f(r.get('ratio_to_fla'), '.2f')} | "
                 f"{status.replace('|', '/')[:200]} |")
+        ab = [r for r in self.rows if r["impls"].get("ours_b")]
+        if ab:
+            lines += ["", f"A/B in the same rounds: ours = {self.meta.get('kernels', self.args.kernels)}, ours_b = "
+                      f"{self.meta.get('ab_kernels')} (each round's order alternates).", "",
+                      "| variant | S | D | ours TFLOP/s | ours_b TFLOP/s | ours/ours_b | ours ms reps | "
+                      "ours_b ms reps |", "|---|---|---|---|---|---|---|---|"]
+            for r in ab:
+                o, bb = r["impls"].get("ours", {}), r["impls"]["ours_b"]
+                reps = [" ".join(self._f(x, ".3f") for x in c.get("ms_reps", [])) for c in (o, bb)]
+                lines.append(f"| {r['variant']} | {r['S']} | {r['D']} | {self._f(o.get('tflops'), '.1f')} | "
+                             f"{self._f(bb.get('tflops'), '.1f')} | {self._f(r.get('ratio_to_ours_b'), '.3f')} | "
+                             f"{reps[0]} | {reps[1]} |")
         text = "\n".join(lines) + "\n"
         with open(os.path.join(self.args.out, "bench.md"), "w") as f:
             f.write(text)

@@ -82,6 +82,13 @@ public:
   void namedBarrierSync(Value id, int64_t threads) {
     emit({}, {id}, "bar.sync $0, " + std::to_string(threads) + ";", "r");
   }
+  /// The same without `.aligned`: for threads of a warp that may reach it
+  /// from different places (LLVM may duplicate an inline-asm barrier into
+  /// both sides of a divergent branch; `bar.sync`, which is
+  /// `barrier.sync.aligned`, is then undefined and hung on the H200).
+  void namedBarrierSyncDivergent(Value id, int64_t threads) {
+    emit({}, {id}, "barrier.sync $0, " + std::to_string(threads) + ";", "r");
+  }
   void namedBarrierArrive(Value id, int64_t threads) {
     emit({}, {id}, "bar.arrive $0, " + std::to_string(threads) + ";", "r");
   }

@@ -946,67 +946,75 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     auto load = [&](Value address) {
       return ptx.emit({i32}, {address}, "ld.shared.u32 $0, [$1];", "=r,r");
     };
-    lb.forLoop(
-        t, arith::MulIOp::create(b, batches, kTiles),
-        [&](Value entry) {
-          auto [lo, hi] = tileEnds(kvIds, arith::DivUIOp::create(b, entry, kTiles),
-                                   arith::RemUIOp::create(b, entry, kTiles), blockK, seqK);
-          ptx.emit({}, {scratchAt(orderScratchK, entry, 8), lo, hi},
-                   "st.shared.v2.u32 [$0], {$1, $2};", "r,r,r");
-        },
-        step);
-    ptx.namedBarrierSync(c32(kConsumersBarrier), threads);
+    // Entries t, t + threads, ... below `count`, in rounds of `threads` (the
+    // same trip count in every thread; entries past the end skip the body),
+    // so that the barrier after them is one instruction for the whole warp.
+    // (A thread-strided loop let LLVM duplicate it into the branch that skips
+    // the loops and the one that runs them: with fewer entries than threads
+    // the lanes of a warp split between two `bar.sync`s and the block hung.)
+    // The barriers are the non-aligned `barrier.sync` besides.
+    auto forEachEntry = [&](Value count, const std::function<void(Value)> &body) {
+      lb.forLoop(
+          lb.index(0), count,
+          [&](Value round) {
+            Value entry = arith::AddIOp::create(b, round, t);
+            lb.ifThen(arith::CmpIOp::create(b, arith::CmpIPredicate::ult, entry, count),
+                      [&] { body(entry); });
+          },
+          step);
+    };
+    forEachEntry(arith::MulIOp::create(b, batches, kTiles), [&](Value entry) {
+      auto [lo, hi] = tileEnds(kvIds, arith::DivUIOp::create(b, entry, kTiles),
+                               arith::RemUIOp::create(b, entry, kTiles), blockK, seqK);
+      ptx.emit({}, {scratchAt(orderScratchK, entry, 8), lo, hi}, "st.shared.v2.u32 [$0], {$1, $2};",
+               "r,r,r");
+    });
+    ptx.namedBarrierSyncDivergent(c32(kConsumersBarrier), threads);
     Value qEntries = arith::MulIOp::create(b, batches, qTiles);
-    lb.forLoop(
-        t, qEntries,
-        [&](Value entry) {
-          Value batch = arith::DivUIOp::create(b, entry, qTiles);
-          Value tile = arith::RemUIOp::create(b, entry, qTiles);
-          auto [qLo, qHi] = tileEnds(qIds, batch, tile, blockQ, seqQ);
-          KTileRange range = emitKTileRange(b, plan, tile, seqQ, seqK, /*withFullRange=*/false);
-          Value base = arith::MulIOp::create(b, batch, kTiles);
-          Value count = kb.forWithState(
-              range.begin, range.end, lb.index(1), {c32(0)},
-              [&](Value kt, ValueRange carried) {
-                Value both = ptx.emit(
-                    {i32, i32}, {scratchAt(orderScratchK, arith::AddIOp::create(b, base, kt), 8)},
-                    "ld.shared.v2.u32 {$0, $1}, [$2];", "=r,=r,r");
-                Value kLo = LLVM::ExtractValueOp::create(b, both, 0);
-                Value kHi = LLVM::ExtractValueOp::create(b, both, 1);
-                Value meets = arith::AndIOp::create(
-                    b, arith::CmpIOp::create(b, arith::CmpIPredicate::sge, kHi, qLo),
-                    arith::CmpIOp::create(b, arith::CmpIPredicate::sle, kLo, qHi));
-                return SmallVector<Value>{arith::AddIOp::create(
-                    b, carried[0], arith::ExtUIOp::create(b, i32, meets))};
-              })[0];
-          ptx.emit({}, {scratchAt(orderScratchLength, entry, 4), count}, "st.shared.u32 [$0], $1;",
-                   "r,r");
-        },
-        step);
-    ptx.namedBarrierSync(c32(kConsumersBarrier), threads);
-    lb.forLoop(
-        t, qEntries,
-        [&](Value entry) {
-          Value tile = toI32(arith::RemUIOp::create(b, entry, qTiles));
-          Value base = arith::SubIOp::create(b, entry, arith::RemUIOp::create(b, entry, qTiles));
-          Value mine = load(scratchAt(orderScratchLength, entry, 4));
-          Value rank = kb.forWithState(
-              lb.index(0), qTiles, lb.index(1), {c32(0)},
-              [&](Value other, ValueRange carried) {
-                Value theirs =
-                    load(scratchAt(orderScratchLength, arith::AddIOp::create(b, base, other), 4));
-                Value before = arith::OrIOp::create(
-                    b, arith::CmpIOp::create(b, arith::CmpIPredicate::ugt, theirs, mine),
-                    arith::AndIOp::create(
-                        b, arith::CmpIOp::create(b, arith::CmpIPredicate::eq, theirs, mine),
-                        arith::CmpIOp::create(b, arith::CmpIPredicate::ugt, toI32(other), tile)));
-                return SmallVector<Value>{arith::AddIOp::create(
-                    b, carried[0], arith::ExtUIOp::create(b, i32, before))};
-              })[0];
-          ptx.emit({}, {orderAt(arith::AddIOp::create(b, toI32(base), rank)), tile},
-                   "st.shared.u32 [$0], $1;", "r,r");
-        },
-        step);
+    forEachEntry(qEntries, [&](Value entry) {
+      Value batch = arith::DivUIOp::create(b, entry, qTiles);
+      Value tile = arith::RemUIOp::create(b, entry, qTiles);
+      auto [qLo, qHi] = tileEnds(qIds, batch, tile, blockQ, seqQ);
+      KTileRange range = emitKTileRange(b, plan, tile, seqQ, seqK, /*withFullRange=*/false);
+      Value base = arith::MulIOp::create(b, batch, kTiles);
+      Value count = kb.forWithState(
+          range.begin, range.end, lb.index(1), {c32(0)},
+          [&](Value kt, ValueRange carried) {
+            Value both = ptx.emit(
+                {i32, i32}, {scratchAt(orderScratchK, arith::AddIOp::create(b, base, kt), 8)},
+                "ld.shared.v2.u32 {$0, $1}, [$2];", "=r,=r,r");
+            Value kLo = LLVM::ExtractValueOp::create(b, both, 0);
+            Value kHi = LLVM::ExtractValueOp::create(b, both, 1);
+            Value meets = arith::AndIOp::create(
+                b, arith::CmpIOp::create(b, arith::CmpIPredicate::sge, kHi, qLo),
+                arith::CmpIOp::create(b, arith::CmpIPredicate::sle, kLo, qHi));
+            return SmallVector<Value>{arith::AddIOp::create(
+                b, carried[0], arith::ExtUIOp::create(b, i32, meets))};
+          })[0];
+      ptx.emit({}, {scratchAt(orderScratchLength, entry, 4), count}, "st.shared.u32 [$0], $1;",
+               "r,r");
+    });
+    ptx.namedBarrierSyncDivergent(c32(kConsumersBarrier), threads);
+    forEachEntry(qEntries, [&](Value entry) {
+      Value tile = toI32(arith::RemUIOp::create(b, entry, qTiles));
+      Value base = arith::SubIOp::create(b, entry, arith::RemUIOp::create(b, entry, qTiles));
+      Value mine = load(scratchAt(orderScratchLength, entry, 4));
+      Value rank = kb.forWithState(
+          lb.index(0), qTiles, lb.index(1), {c32(0)},
+          [&](Value other, ValueRange carried) {
+            Value theirs =
+                load(scratchAt(orderScratchLength, arith::AddIOp::create(b, base, other), 4));
+            Value before = arith::OrIOp::create(
+                b, arith::CmpIOp::create(b, arith::CmpIPredicate::ugt, theirs, mine),
+                arith::AndIOp::create(
+                    b, arith::CmpIOp::create(b, arith::CmpIPredicate::eq, theirs, mine),
+                    arith::CmpIOp::create(b, arith::CmpIPredicate::ugt, toI32(other), tile)));
+            return SmallVector<Value>{arith::AddIOp::create(
+                b, carried[0], arith::ExtUIOp::create(b, i32, before))};
+          })[0];
+      ptx.emit({}, {orderAt(arith::AddIOp::create(b, toI32(base), rank)), tile},
+               "st.shared.u32 [$0], $1;", "r,r");
+    });
     // The scratch lies over the K / V stages, which the producer's TMA loads
     // (the async proxy) write next.
     ptx.fenceProxyAsync();
@@ -1342,7 +1350,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     });
     lb.ifThen(fits, [&] { writeItemOrder(t, consumerGroups * 128); });
     // The header and the ranks, for every consumer thread's first item.
-    ptx.namedBarrierSync(c32(kConsumersBarrier), consumerGroups * 128);
+    ptx.namedBarrierSyncDivergent(c32(kConsumersBarrier), consumerGroups * 128);
   }
   if (Value released = blockStartReleased(tileSummary ? extent.fits : Value()))
     lb.ifThen(released, [&] { ptx.namedBarrierArrive(c32(kSummaryBarrier), threads); });

@@ -55,19 +55,22 @@
 // consumers write the header (st.shared.v4) and the k tiles' first and last
 // key ids (st.shared.v2), meet on their 256-thread barrier, count each q
 // tile's k tiles, meet, rank, fence the async proxy (the scratch lies over the K / V
-// stages) and release the producer. itemOf reads the header at each item: in
-// the producer and the consumers (item start, epilogue).
+// stages) and release the producer. Their barriers are the non-aligned
+// `barrier.sync`: each thread takes its own entries, and with `bar.sync`
+// (aligned) a warp whose lanes reached two copies of a barrier hung on the
+// H200. itemOf reads the header at each item: in the producer and the
+// consumers (item start, epilogue).
 // ORDER-LABEL: gpu.func @document
 // ORDER-SAME: attn.dynamic_shared_memory = 204992 : i64
 // ORDER: bar.sync $0, 384;
 // ORDER: ld.shared.v4.u32
 // ORDER: st.shared.v4.u32 [$0], {$1, $2, $3, $4};
 // ORDER: st.shared.v2.u32 [$0], {$1, $2};
-// ORDER: bar.sync $0, 256;
+// ORDER: barrier.sync $0, 256;
 // ORDER: ld.shared.v2.u32
-// ORDER: bar.sync $0, 256;
+// ORDER: barrier.sync $0, 256;
 // ORDER: fence.proxy.async.shared::cta;
-// ORDER: bar.sync $0, 256;
+// ORDER: barrier.sync $0, 256;
 // ORDER: bar.arrive $0, 384;
 // ORDER: ld.shared.v4.u32
 // ORDER: ld.shared.v4.u32

@@ -52,3 +52,32 @@ def test_peers_none_means_ours_only():
     import bench
     assert bench.parse_args(["--peers", "none", "--only", "linear"]).peer_set == set()
     assert bench.parse_args(["--peers", "fla,none"]).peer_set == {"fla"}
+
+
+def test_render_ab_rows(tmp_path):
+    """--ab-kernels: ours_b in the same rounds, its own table with the ratio and the reps."""
+    ours, other = cell(410.0), cell(400.0)
+    ours["ms_reps"], other["ms_reps"] = [0.512, 0.514, 0.511], [0.52, 0.53, 0.525]
+    doc = {
+        "meta": {"gpu": "NVIDIA H200", "kernels": "/k/bench", "ab_kernels": "/k/bench_docorder0",
+                 "argv": ["bench.py", "--ab-kernels", "/k/bench_docorder0"]},
+        "ceilings": {},
+        "rows": [{"variant": "document", "S": 4096, "D": 128, "B": 8, "H": 16, "group": "softmax",
+                  "status": "ok", "impls": {"ours": ours, "ours_b": other}, "ratio_to_ours_b": 1.025}],
+    }
+    src = tmp_path / "recorded.json"
+    src.write_text(json.dumps(doc))
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, BENCH, "--render", str(src), "--out", str(out)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    table = (out / "bench.md").read_text()
+    assert "ours = /k/bench, ours_b = /k/bench_docorder0" in table
+    assert "| document | 4096 | 128 | 410.0 | 400.0 | 1.025 | 0.512 0.514 0.511 | 0.520 0.530 0.525 |" in table
+
+
+def test_ab_kernels_argument():
+    sys.path.insert(0, os.path.dirname(BENCH))
+    import bench
+    assert bench.parse_args([]).ab_kernels is None
+    assert bench.parse_args(["--ab-kernels", "gpu-kernels/x"]).ab_kernels == "gpu-kernels/x"
