@@ -426,9 +426,23 @@ std::optional<SeqDispatchPlan> seqDispatchPlan(const Spec &spec, const std::stri
   // known document starts, the ceiling, ran +6.7%), at 4k 378.7 / 375.9
   // against 389.2 / 389.9 (-3%: the block-start work, ~1 us a round, is a
   // larger share of a 0.55 ms launch than the dead rounds it saves).
+  // The item order (longer half of every pair's q tiles first) likewise from
+  // Sk = 16384 unless asked either way. Session 19, same-round A/Bs
+  // (bench.py --ab-kernels, bench/results/2026-12-04-v31-session19/): at 16k
+  // +3.5 / +5.9 / +5.8 / +1.4% against the q-tile-descending order or its
+  // one-phase form, at 4k 1.000 / 0.990 / 0.987 / 0.992 (the model's 4k tail
+  // did not show; each pair's K / V read in both phases).
   if (spec.documents && hopperDynamicScheduler(spec))
-    return SeqDispatchPlan{[](GpuCompileOptions &o) { o.documentTileSummary = false; },
-                           {{16384, [](GpuCompileOptions &o) { o.documentTileSummary = true; }}}};
+    return SeqDispatchPlan{[](GpuCompileOptions &o) {
+                             o.documentTileSummary = false;
+                             if (!o.documentItemOrder.has_value())
+                               o.documentItemOrder = false;
+                           },
+                           {{16384, [](GpuCompileOptions &o) {
+                               o.documentTileSummary = true;
+                               if (!o.documentItemOrder.has_value())
+                                 o.documentItemOrder = true;
+                             }}}};
   // Plain causal at D = Dv = 64 (persistent, static order): from Sk = 4096
   // the dynamic scheduler's global counter, as causal at D = 128. Session 18
   // (bench/results/2026-12-04-v30-session18/c4, two interleaved runs each):
@@ -574,9 +588,11 @@ bool compileKernel(const Spec &spec, const std::string &specPath,
                       std::to_string(options.documentTileSummaryUnroll)
                 : "") +
            (options.stagedOutputStore ? " staged-output-store=1" : "") +
-           (options.documentTiles && options.documentItemOrder
+           (options.documentTiles && options.documentItemOrder.value_or(true)
                 ? " document-item-order=1 document-item-order-entries=" +
-                      std::to_string(options.documentItemOrderEntries)
+                      std::to_string(options.documentItemOrderEntries) +
+                      " document-item-order-phases=" +
+                      std::to_string(options.documentItemOrderPhases)
                 : "") +
            (pingPong ? " ping-pong=1" : "") +
            (persistent ? " persistent=1" : "") +

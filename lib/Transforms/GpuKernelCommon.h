@@ -379,6 +379,9 @@ struct WgmmaKernelOptions {
   /// fewer where shared memory is short); a launch with more keeps the
   /// q-tile-descending order.
   int64_t documentItemOrderEntries = 2048;
+  /// The item order's phases: 2 (every pair's longer half of q tiles first)
+  /// or 1 (longest first inside each L2 group only).
+  int64_t documentItemOrderPhases = 2;
 };
 
 /// The Hopper (sm_90a) wgmma + TMA softmax kernel; see WgmmaSoftmaxKernel.cpp.

@@ -332,6 +332,11 @@ struct LowerToGpuKernelsPass
                            << " is not a positive number of entries";
         return signalPassFailure();
       }
+    if (documentItemOrderPhases < 1 || documentItemOrderPhases > 2) {
+      module.emitError() << "attn-lower-to-gpu-kernels: document-item-order-phases="
+                         << documentItemOrderPhases.getValue() << " is not 1 or 2";
+      return signalPassFailure();
+    }
     SmallVector<func::FuncOp> hosts;
     for (auto func : module.getOps<func::FuncOp>()) {
       bool hasAttn = false;
@@ -364,7 +369,8 @@ struct LowerToGpuKernelsPass
                                                  itemOverlap, dynamicScheduler, documentIdsInShared,
                                                  documentTileSummary, documentTileSummaryEntries,
                                                  documentTileSummaryUnroll, stagedOutputStore,
-                                                 documentItemOrder, documentItemOrderEntries}))
+                                                 documentItemOrder, documentItemOrderEntries,
+                                                 documentItemOrderPhases}))
             return;
           if (!tensorCores || !buildMmaSoftmaxKernel(b, gpuModule, host, attention, cpAsync))
             buildSoftmaxKernel(b, gpuModule, host, attention);

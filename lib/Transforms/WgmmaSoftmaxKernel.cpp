@@ -1340,9 +1340,15 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     Value fits = orderFits();
     lb.ifThen(arith::CmpIOp::create(b, arith::CmpIPredicate::eq, t, lb.index(0)), [&] {
       Value tiles = toI32(qTiles);
-      Value longRanks = arith::SelectOp::create(
-          b, fits, arith::DivUIOp::create(b, arith::AddIOp::create(b, tiles, c32(1)), c32(2)),
-          tiles);
+      // (One phase, options.documentItemOrderPhases = 1: every rank.)
+      Value longRanks =
+          options.documentItemOrderPhases == 2
+              ? arith::SelectOp::create(
+                    b, fits,
+                    arith::DivUIOp::create(b, arith::AddIOp::create(b, tiles, c32(1)), c32(2)),
+                    tiles)
+                    .getResult()
+              : tiles;
       Value pairs = arith::MulIOp::create(b, toI32(heads), toI32(lb.dim(q, 0)));
       ptx.emit({}, {at(c32(orderOffset)), longRanks, arith::ExtUIOp::create(b, i32, fits), tiles,
                     pairsPerGroup(pairs)},

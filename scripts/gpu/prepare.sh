@@ -124,18 +124,27 @@ build/bin/attn-compile bench/specs/b_{dense,causal,dense_d64,causal_d64,window,b
 # first tile), checked with a capacity of 8 entries: CHECKS=tc_sm_90a_docsum8/.
 build/bin/attn-compile examples/document.json -o gpu-kernels/tc_sm_90a_docsum8 \
   --chip sm_90a --cubin --fail-on-spills --document-tile-summary --document-tile-summary-entries=8 -q
-# Documents' items in q-tile-descending order (before session 19's --document-item-order,
-# the default: every pair's longer half of q tiles first, ranked at block start): same-call
-# A/B --kernels gpu-kernels/bench_docorder0 --only document against bench.
+# Documents' item order (session 19's --document-item-order: every pair's longer half of
+# q tiles first, ranked at block start; by default the documents' kernel for Sk >= 16384):
+# in q-tile-descending order at every length (bench_docorder0), the order at every length
+# (bench_docorder), and its one-phase form at every length (bench_docorder1p:
+# --document-item-order-phases=1, longest first inside each L2 group only). Same-round
+# A/Bs: --only document --ab-kernels gpu-kernels/bench_docorder0 (bench.py).
 build/bin/attn-compile bench/specs/b_document.json -o gpu-kernels/bench_docorder0 \
   --chip sm_90a --cubin --fail-on-spills --document-item-order=false -q
+build/bin/attn-compile bench/specs/b_document.json -o gpu-kernels/bench_docorder \
+  --chip sm_90a --cubin --fail-on-spills --document-item-order -q
+build/bin/attn-compile bench/specs/b_document.json -o gpu-kernels/bench_docorder1p \
+  --chip sm_90a --cubin --fail-on-spills --document-item-order --document-item-order-phases=1 -q
+build/bin/attn-compile examples/document.json -o gpu-kernels/tc_sm_90a_docorder1p \
+  --chip sm_90a --cubin --fail-on-spills --document-item-order --document-item-order-phases=1 -q
 # The item order's run-time fallback (batch x q or k tiles over its capacity: one phase,
 # q tiles descending) next to launches that fit, with a capacity of 8 entries, with and
 # without the tile summary: CHECKS=tc_sm_90a_docorder8/.
 build/bin/attn-compile examples/document.json -o gpu-kernels/tc_sm_90a_docorder8 \
-  --chip sm_90a --cubin --fail-on-spills --document-item-order-entries=8 -q
+  --chip sm_90a --cubin --fail-on-spills --document-item-order --document-item-order-entries=8 -q
 build/bin/attn-compile examples/document.json -o gpu-kernels/tc_sm_90a_docorder8/summary \
-  --chip sm_90a --cubin --fail-on-spills --document-item-order-entries=8 --document-tile-summary -q
+  --chip sm_90a --cubin --fail-on-spills --document-item-order --document-item-order-entries=8 --document-tile-summary -q
 # Three and four K/V stages (--kv-stages; 2 by default): checks (CHECKS=tc_sm_90a_kv3/)
 # and same-call bench comparisons (bench_kv3, bench_kv4 at D = 64).
 build/bin/attn-compile examples/{dense,causal,window,document,block_sparse}.json test/gpu/specs/{dense_d64,causal_gqa_d64}.json \

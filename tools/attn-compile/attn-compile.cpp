@@ -136,12 +136,18 @@ static cl::opt<bool> documentItemOrder(
     "document-item-order", cl::init(true),
     cl::desc("Persistent Hopper kernel with document ids: rank each batch's q tiles by their "
              "estimated live k tiles at block start and run every pair's longer half of q "
-             "tiles first, longest first (default; =false: q tiles in descending order)"));
+             "tiles first, longest first (=false: q tiles in descending order; unset: with "
+             "--seq-dispatch the kernel for Sk >= 16384 has it, a single kernel has it)"));
 static cl::opt<unsigned> documentItemOrderEntries(
     "document-item-order-entries", cl::init(2048), cl::Hidden,
     cl::desc("With --document-item-order: at most this many entries (batch x q tiles, batch "
              "x k tiles; more at run time: the q-tile-descending order). For tests of that "
              "fallback"));
+static cl::opt<unsigned> documentItemOrderPhases(
+    "document-item-order-phases", cl::init(2),
+    cl::desc("With --document-item-order: 2 (every pair's longer half of q tiles first, each "
+             "phase in the L2 groups' order; default) or 1 (longest first inside each L2 group "
+             "only, each group's K / V read once)"));
 static cl::opt<bool> chunkedLinear(
     "chunked-linear", cl::init(true),
     cl::desc("Linear kinds: the chunkwise tensor-core kernel (mma.sync) for f16/bf16, "
@@ -232,8 +238,10 @@ int main(int argc, char **argv) {
   options.documentTileSummaryEntries = documentTileSummaryEntries;
   options.documentTileSummaryUnroll = documentTileSummaryUnroll;
   options.stagedOutputStore = stagedOutputStore;
-  options.documentItemOrder = documentItemOrder;
+  if (documentItemOrder.getNumOccurrences())
+    options.documentItemOrder = documentItemOrder;
   options.documentItemOrderEntries = documentItemOrderEntries;
+  options.documentItemOrderPhases = documentItemOrderPhases;
   options.fastTanh = fastTanh;
   if (pingPong.getNumOccurrences())
     options.pingPong = pingPong;

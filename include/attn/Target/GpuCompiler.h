@@ -37,11 +37,16 @@ struct GpuCompileOptions {
   bool stagedOutputStore = true;
   /// Persistent Hopper kernel with documentTiles: the q tiles ranked by their
   /// estimated live k tiles at block start, the longer half of every pair's
-  /// items first (longest first), so that no long item starts last.
-  bool documentItemOrder = true;
+  /// items first (longest first), so that no long item starts last. Unset:
+  /// the heuristic (with seqDispatch, the kernel for Sk >= 16384 has it, the
+  /// shorter lengths' not; a single kernel has it).
+  std::optional<bool> documentItemOrder;
   /// The item order's capacity in entries (batch x q tiles, batch x k tiles);
   /// a launch with more keeps the q-tile-descending order.
   unsigned documentItemOrderEntries = 2048;
+  /// The item order's phases: 2 (the longer half of every pair's q tiles
+  /// first) or 1 (longest first inside each L2 group only).
+  unsigned documentItemOrderPhases = 2;
   /// Hopper kernel: consumer warpgroups take turns; unset: the heuristic (on
   /// for 128-row tiles, off for 192-row ones, where the H200 ran faster without).
   std::optional<bool> pingPong;

@@ -235,6 +235,11 @@ def AttnLowerToGpuKernels : Pass<"attn-lower-to-gpu-kernels", "::mlir::ModuleOp"
            /*default=*/"2048",
            "The document item order's capacity in entries (batch x q tiles and "
            "batch x k tiles); a launch with more keeps the q-tile-descending order">,
+    Option<"documentItemOrderPhases", "document-item-order-phases", "int64_t",
+           /*default=*/"2",
+           "The document item order's phases: 2 (every pair's longer half of q tiles "
+           "first, each phase in the L2 groups' order) or 1 (longest first inside "
+           "each L2 group)">,
   ];
   let dependentDialects = ["::mlir::gpu::GPUDialect", "::mlir::vector::VectorDialect",
                            "::mlir::NVVM::NVVMDialect", "::mlir::LLVM::LLVMDialect",
