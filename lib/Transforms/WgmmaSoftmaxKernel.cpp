@@ -314,11 +314,13 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   // first; the items then run in two phases, every pair's longer half of q
   // tiles first, each phase in the L2 groups' order (model: 0.7% / 0.8%
   // over the ideal; the long phase has twice a group's pairs in flight).
-  // A header (the phase-one ranks per pair and whether the order fits this
-  // launch: 16 bytes, read at each item so that nothing of it is live
-  // through the consumers' loop, where its registers spilled the masked
-  // softmax at 128-key tiles) and the ranks (4 bytes an entry) follow the
-  // summary; the block-start
+  // H200, same-round A/Bs (session 19): 16k +3.5-5.9%, 4k none (each pair's
+  // K / V is read in both phases), hence attn-compile's plan gives it to the
+  // Sk >= 16384 kernel. A header (the phase-one ranks per pair, whether the
+  // order fits this launch, the q tiles and the pairs per group: 16 bytes,
+  // read at each item so that nothing of it is live through the consumers'
+  // loop, where its registers spilled the masked softmax at 128-key tiles)
+  // and the ranks (4 bytes an entry) follow the summary; the block-start
   // scratch (each k tile's first and last id, 8 bytes; each q tile's
   // estimate, 4 bytes) lies over the K / V stages, which no TMA load writes
   // before the order is released to the producer.
