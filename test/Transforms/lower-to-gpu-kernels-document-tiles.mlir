@@ -4,6 +4,9 @@
 // RUN: attn-opt %s --attn-plan-tiles="block-q=128 block-k=128" --attn-lower-to-gpu-kernels="tensor-cores=1 wgmma=1 document-tiles=1 persistent=1 document-item-order=1 document-item-order-entries=100" | FileCheck %s --check-prefix=ORDER100
 // RUN: attn-opt %s --attn-plan-tiles="block-q=128 block-k=128" --attn-lower-to-gpu-kernels="tensor-cores=1 wgmma=1 document-tiles=1 persistent=1" | FileCheck %s --check-prefix=NOORDER
 // RUN: attn-opt %s --attn-plan-tiles="block-q=128 block-k=128" --attn-lower-to-gpu-kernels="tensor-cores=1 wgmma=1 document-tiles=1 document-item-order=1" | FileCheck %s --check-prefix=NOORDER
+// RUN: attn-opt %s --attn-plan-tiles="block-q=128 block-k=128" --attn-lower-to-gpu-kernels="tensor-cores=1 wgmma=1 document-tiles=1 persistent=1 document-item-order=1 document-item-order-phases=1" | FileCheck %s --check-prefix=PHASES1
+// RUN: attn-opt %s --attn-plan-tiles="block-q=128 block-k=128" --attn-lower-to-gpu-kernels="tensor-cores=1 wgmma=1 document-tiles=1 persistent=1 document-item-order=1 document-item-order-phases=2" | FileCheck %s --check-prefix=PHASES2
+// RUN: not attn-opt %s --attn-plan-tiles="block-q=128 block-k=128" --attn-lower-to-gpu-kernels="tensor-cores=1 wgmma=1 document-tiles=1 persistent=1 document-item-order=1 document-item-order-phases=3" 2>&1 | FileCheck %s --check-prefix=BADPHASES
 // RUN: not attn-opt %s --attn-plan-tiles="block-q=128 block-k=128" --attn-lower-to-gpu-kernels="tensor-cores=1 wgmma=1 document-tiles=1 persistent=1 document-item-order=1 document-item-order-entries=0" 2>&1 | FileCheck %s --check-prefix=BADORDER
 // RUN: not attn-opt %s --attn-plan-tiles="block-q=128 block-k=128" --attn-lower-to-gpu-kernels="tensor-cores=1 wgmma=1 document-tiles=1 persistent=1 document-tile-summary=1 document-tile-summary-entries=-5" 2>&1 | FileCheck %s --check-prefix=BADSUMMARY
 
@@ -77,6 +80,14 @@
 // ORDER: gpu.return
 // ORDER100-LABEL: gpu.func @document
 // ORDER100-SAME: attn.dynamic_shared_memory = 197200 : i64
+// The header's phase-one ranks (its first word after the address): with one
+// phase every q tile, the same value as its q-tile count (third word); with
+// two, ceil(tiles / 2) where the order fits.
+// PHASES1: "st.shared.v4.u32 [$0], {$1, $2, $3, $4};", "r,r,r,r,r" %{{[0-9]+}}, %[[TILES:[0-9]+]], %{{[0-9]+}}, %[[TILES]], %{{[0-9]+}}
+// PHASES2: %[[HALF:[0-9]+]] = arith.divui %{{[0-9]+}}, %c2_i32 : i32
+// PHASES2-NEXT: %[[LONG:[0-9]+]] = arith.select %{{[0-9]+}}, %[[HALF]], %[[TILES2:[0-9]+]] : i32
+// PHASES2: "st.shared.v4.u32 [$0], {$1, $2, $3, $4};", "r,r,r,r,r" %{{[0-9]+}}, %[[LONG]], %{{[0-9]+}}, %[[TILES2]], %{{[0-9]+}}
+// BADPHASES: error: attn-lower-to-gpu-kernels: document-item-order-phases=3 is not 1 or 2
 // BADORDER: error: attn-lower-to-gpu-kernels: document-item-order-entries=0 is not a positive number of entries
 // BADSUMMARY: error: attn-lower-to-gpu-kernels: document-tile-summary-entries=-5 is not a positive number of entries
 // Without persistent blocks (one item a block) or the option: none of it.
