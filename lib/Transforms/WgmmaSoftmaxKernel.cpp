@@ -479,12 +479,18 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   // into spills. Whatever perGroup comes out (even from a wrapped product at
   // absurd sizes), clamped to [1, pairs] the map stays a bijection onto the
   // items; only the L2 locality depends on it.
+  // The launch's k tiles (index). (Not arith.ceildivui: LLVM merged it with
+  // the consumers' own k-tile count, hoisted to the kernel's entry, live
+  // through their loop.)
+  auto kTileCount = [&]() -> Value {
+    return arith::DivUIOp::create(
+        b, arith::AddIOp::create(b, seqK, lb.index(blockK - 1)), lb.index(blockK));
+  };
   // Whether this launch's entries (batch x q tiles, batch x k tiles) fit the
   // document item order (see itemOrder).
   auto orderFits = [&]() -> Value {
     Value batches = toI32(lb.dim(q, 0));
-    Value kTiles = toI32(arith::DivUIOp::create(
-        b, arith::AddIOp::create(b, seqK, lb.index(blockK - 1)), lb.index(blockK)));
+    Value kTiles = toI32(kTileCount());
     auto within = [&](Value tiles) {
       return arith::CmpIOp::create(b, arith::CmpIPredicate::ule,
                                    arith::MulIOp::create(b, batches, tiles), c32(orderCapacity));
@@ -791,12 +797,10 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   auto summaryExtent = [&]() {
     Value batches = lb.dim(map.lookup(op.getKvDocIds()), 0);
     SummaryExtent e;
-    // (Not arith.ceildivui: LLVM merged it with the consumers' own k-tile
-    // count, hoisted to the kernel's entry, live through their loop.)
+    // (Not arith.ceildivui, as kTileCount.)
     e.qTiles = arith::DivUIOp::create(
         b, arith::AddIOp::create(b, seqQ, lb.index(blockQ - 1)), lb.index(blockQ));
-    e.kTiles = arith::DivUIOp::create(
-        b, arith::AddIOp::create(b, seqK, lb.index(blockK - 1)), lb.index(blockK));
+    e.kTiles = kTileCount();
     e.qEntries = arith::MulIOp::create(b, e.qTiles, batches);
     e.kEntries = arith::MulIOp::create(b, e.kTiles, batches);
     e.fits = arith::AndIOp::create(
@@ -925,8 +929,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   // stays a bijection whatever the ids.
   auto writeItemOrder = [&](Value t, int64_t threads) {
     Value batches = lb.dim(q, 0);
-    Value kTiles = arith::DivUIOp::create(
-        b, arith::AddIOp::create(b, seqK, lb.index(blockK - 1)), lb.index(blockK));
+    Value kTiles = kTileCount();
     Value kvIds = map.lookup(op.getKvDocIds()), qIds = map.lookup(op.getQDocIds());
     Value step = lb.index(threads);
     auto idAt = [&](Value ids, Value batch, Value pos) -> Value {
@@ -1815,6 +1818,9 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
       [&] { return oFinal; });
   SmallVector<Value> state = {carriedOut[0], carriedOut[1], carriedOut[2], carriedOut[3]};
   state.append(oFinal.begin(), oFinal.end());
+  // With the item order, the item again from its index for the epilogue: its
+  // ranked q tile, a shared-memory load, is not kept live through the loop.
+  auto epilogueSoftmax = [&] { return itemOrder ? softmaxOf(itemOf(item.work)) : softmax; };
   if (stageOutput) {
     // This warp's rows of the item's Q buffer (16 rows x 128 bytes a box).
     // (The warp from %tid.x here: see storeStaged's %laneid.)
@@ -1825,10 +1831,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
             b, arith::MulIOp::create(b, qBuffer, c32(qBytes)),
             arith::MulIOp::create(b, arith::SubIOp::create(b, warp32, c32(4)), c32(16 * 128)))),
         qBoxBytes};
-    // (With the item order, the item again from its index: its ranked
-    // q tile, a shared-memory load, is not kept live through the loop.)
-    (itemOrder ? softmaxOf(itemOf(item.work)) : softmax)
-        .finalize(SoftmaxState::unflatten(state), out, lse, &staging);
+    epilogueSoftmax().finalize(SoftmaxState::unflatten(state), out, lse, &staging);
     if (persistent) {
       // The producer's next TMA into this buffer is an async-proxy write
       // after this warp's generic-proxy reads and writes of it.
@@ -1837,8 +1840,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
       releaseQ();
     }
   } else {
-    (itemOrder ? softmaxOf(itemOf(item.work)) : softmax)
-        .finalize(SoftmaxState::unflatten(state), out, lse);
+    epilogueSoftmax().finalize(SoftmaxState::unflatten(state), out, lse);
   }
   return SmallVector<Value>{arith::AddIOp::create(b, itemCount, c32(1)), nextCount};
   }, dynamic ? std::function<Value(ValueRange)>(consumerNextItem) : nullptr);

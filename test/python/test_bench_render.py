@@ -13,6 +13,17 @@ def cell(tflops, status="ok"):
     return {"tflops": tflops, "ms": 1.0, "rel_err": 2.5e-3, "status": status}
 
 
+def render(tmp_path, doc):
+    """bench.py --render of `doc` (a recorded bench.json); returns the rebuilt bench.md."""
+    src = tmp_path / "recorded.json"
+    src.write_text(json.dumps(doc))
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, BENCH, "--render", str(src), "--out", str(out)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return (out / "bench.md").read_text()
+
+
 def test_render_rebuilds_table(tmp_path):
     doc = {
         "meta": {"gpu": "NVIDIA H200", "torch": "2.11", "argv": ["bench.py", "--reps", "5"]},
@@ -26,13 +37,7 @@ def test_render_rebuilds_table(tmp_path):
              "ratio_to_fla": 0.846},
         ],
     }
-    src = tmp_path / "recorded.json"
-    src.write_text(json.dumps(doc))
-    out = tmp_path / "out"
-    r = subprocess.run([sys.executable, BENCH, "--render", str(src), "--out", str(out)],
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
-    table = (out / "bench.md").read_text()
+    table = render(tmp_path, doc)
     assert "| dense | 1024 | 128 | 32×16 | 564.0 |" in table
     assert "| 470.0 |" in table and "| 1.20 |" in table
     assert "39.0 FAIL" in table and "| 0.85 |" in table
@@ -65,13 +70,7 @@ def test_render_ab_rows(tmp_path):
         "rows": [{"variant": "document", "S": 4096, "D": 128, "B": 8, "H": 16, "group": "softmax",
                   "status": "ok", "impls": {"ours": ours, "ours_b": other}, "ratio_to_ours_b": 1.025}],
     }
-    src = tmp_path / "recorded.json"
-    src.write_text(json.dumps(doc))
-    out = tmp_path / "out"
-    r = subprocess.run([sys.executable, BENCH, "--render", str(src), "--out", str(out)],
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
-    table = (out / "bench.md").read_text()
+    table = render(tmp_path, doc)
     assert "ours = /k/bench, ours_b = /k/bench_docorder0" in table
     assert "| document | 4096 | 128 | 410.0 | 400.0 | 1.025 | 0.512 0.514 0.511 | 0.520 0.530 0.525 |" in table
 
