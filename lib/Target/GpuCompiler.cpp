@@ -596,6 +596,7 @@ bool compileKernel(const Spec &spec, const std::string &specPath,
                 : "") +
            (pingPong ? " ping-pong=1" : "") +
            (persistent ? " persistent=1" : "") +
+           (persistent && options.crossHeadTiles.value_or(false) ? " cross-head-tiles=1" : "") +
            (itemOverlap ? " item-overlap=1" : "") +
            (dynamicScheduler ? " dynamic-scheduler=1" : "") +
            (options.lazyRescale ? " lazy-rescale=1" : "") + " poly-exp2=" +

@@ -382,6 +382,11 @@ struct WgmmaKernelOptions {
   /// The item order's phases: 2 (every pair's longer half of q tiles first)
   /// or 1 (longest first inside each L2 group only).
   int64_t documentItemOrderPhases = 2;
+  /// Persistent blocks: the query rows of all (batch, head) pairs as one
+  /// sequence of 64-row slices, an item the next slice per consumer
+  /// warpgroup (two pairs at most; marked `attn.cross_head_tiles`), where the
+  /// k tile range does not depend on the q tile.
+  bool crossHeadTiles = false;
 };
 
 /// The Hopper (sm_90a) wgmma + TMA softmax kernel; see WgmmaSoftmaxKernel.cpp.

@@ -370,7 +370,7 @@ struct LowerToGpuKernelsPass
                                                  documentTileSummary, documentTileSummaryEntries,
                                                  documentTileSummaryUnroll, stagedOutputStore,
                                                  documentItemOrder, documentItemOrderEntries,
-                                                 documentItemOrderPhases}))
+                                                 documentItemOrderPhases, crossHeadTiles}))
             return;
           if (!tensorCores || !buildMmaSoftmaxKernel(b, gpuModule, host, attention, cpAsync))
             buildSoftmaxKernel(b, gpuModule, host, attention);

@@ -202,6 +202,25 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   // racecheck does not model it and reported the rewrites of changed ids as
   // races (session 16, c2); a producer-side named barrier (c3) left a
   // report on the walk's item slot.
+  // Cross-head tiles (`crossHeadTiles`, persistent blocks): the query rows of
+  // every (batch, head) pair, cut into 64-row slices (one per consumer
+  // warpgroup), run as one sequence, and an item is the next consumerGroups
+  // slices, whichever pairs they belong to. With 192-row tiles a pair of
+  // S = 1k rows is 5 1/3 tiles: its last tile computed 128 rows of zeros on
+  // two of its three warpgroups (11% of the work at 1k, 3% at 4k). An item
+  // spans at most two pairs (each pair has at least consumerGroups - 1
+  // slices, empty ones past the sequence end if it is that short), so each
+  // K / V stage has two slots: the first slice's pair's tile and, where the
+  // last slice belongs to another (batch, KV head), that pair's; each
+  // warpgroup reads its slice's slot. Only where the k tiles a q tile visits
+  // do not depend on the q tile (no causal or window bound) and nothing is
+  // classified per tile at run time.
+  auto planUsesTile = [&](AffineMapAttr map) { return map.getValue().isFunctionOfDim(0); };
+  bool crossHead = options.crossHeadTiles && persistent && !itemOverlap && !tileList &&
+                   !op.getBlockMask() && !op.getQDocIds() && !planUsesTile(plan.getKvBegin()) &&
+                   !planUsesTile(plan.getKvEnd()) && !planUsesTile(plan.getFullBegin()) &&
+                   !planUsesTile(plan.getFullEnd());
+  int64_t kvSlots = crossHead ? 2 : 1;
   // A tile-list word: kt << 2 | documents full << 1 | last tile of the item.
   constexpr int64_t kLastBit = 0, kFullBit = 1, kWordShift = 2;
   // The producer warps' named barrier (ping-pong takes 1 .. 3).
@@ -242,8 +261,8 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   auto layoutFor = [&](int64_t n) {
     Layout l;
     l.kOffset = qBuffers * qBytes;
-    l.vOffset = l.kOffset + n * kStageBytes;
-    l.barOffset = l.vOffset + n * vStageBytes;
+    l.vOffset = l.kOffset + n * kvSlots * kStageBytes;
+    l.barOffset = l.vOffset + n * kvSlots * vStageBytes;
     // mbarriers: q full, per stage k/v full and empty; persistent: q empty
     // per buffer, then buffer 1's q full.
     l.qEmptyOffset = l.barOffset + 8 * (1 + 4 * n);
@@ -266,6 +285,13 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   int64_t stages = options.kvStages;
   while (stages > 2 && layoutFor(stages).sharedBytes > kMaxSharedBytes)
     --stages;
+  // Cross-head tiles' second slot fits at D = 64 (180 KB with two Q buffers),
+  // not at D = 128 (320 KB), whose 128-row tiles it helps only at lengths
+  // that are no multiple of 128.
+  if (crossHead && layoutFor(stages).sharedBytes > kMaxSharedBytes) {
+    crossHead = false;
+    kvSlots = 1;
+  }
   auto [kOffset, vOffset, barOffset, qEmptyOffset, slotOffset, wordOffset, exchangeOffset,
         pendingOffset, idsOffset, sharedBytes] = layoutFor(stages);
   // Document walk starts (`documentTileSummary`, persistent blocks): at
@@ -356,13 +382,16 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   kernel->setAttr("attn.dynamic_shared_memory", b.getI64IntegerAttr(sharedBytes));
   if (persistent)
     kernel->setAttr("attn.persistent", b.getUnitAttr());
+  if (crossHead)
+    kernel->setAttr("attn.cross_head_tiles", b.getUnitAttr());
   // A register cap at entry (.maxntid with .minnctapersm 1: 65536 / 384 ->
   // 168 per thread) is what lets setmaxnreg move registers between roles.
   kernel->setAttr(NVVM::NVVMDialect::getMaxntidAttrName(),
                   b.getDenseI32ArrayAttr({int32_t(threads), 1, 1}));
   kernel->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(), b.getI32IntegerAttr(1));
   kernel->setAttr("attn.tensor_maps",
-                  b.getArrayAttr({tensorMapAttr(b, qArg, kBoxCols, blockQ),
+                  b.getArrayAttr({tensorMapAttr(b, qArg, kBoxCols,
+                                                crossHead ? kRowsPerWarpgroup : blockQ),
                                   tensorMapAttr(b, kArg, kBoxCols, blockK),
                                   tensorMapAttr(b, vArg, kBoxCols, blockK)}));
 
@@ -451,13 +480,29 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   struct Item {
     Value tile, head, batch, kvHead, rowBegin, coordBatch, coordHead, coordKvHead;
     Value work; // persistent: the item's index (i32), from which itemOf rebuilds it
+    // Cross-head tiles: the slice's first row (i32); its K / V slot (i32, 0
+    // or 1); whether the item's last slice reads another (batch, KV head)
+    // than its first, and that pair's coordinates (slot 1's).
+    Value sliceRow, kvSlot, mixed, secondBatch, secondKvHead;
   };
   Value qTiles = arith::CeilDivUIOp::create(b, seqQ, lb.index(blockQ));
+  Value pairs32 =
+      crossHead ? toI32(arith::MulIOp::create(b, heads, lb.dim(q, 0))).getResult() : Value();
+  // Cross-head tiles: each pair's 64-row slices, at least consumerGroups - 1
+  // (so that an item's slices span two pairs at most).
+  Value slicesPerPair =
+      crossHead ? (Value)arith::MaxUIOp::create(
+                      b, toI32(arith::CeilDivUIOp::create(b, seqQ, lb.index(kRowsPerWarpgroup))),
+                      c32(consumerGroups - 1))
+                : Value();
   // The number of items (dynamic scheduler: the end of the counter's range).
   Value itemTotal32 =
-      dynamic ? toI32(arith::MulIOp::create(b, qTiles, arith::MulIOp::create(b, heads, lb.dim(q, 0))))
-                    .getResult()
-              : Value();
+      crossHead ? arith::CeilDivUIOp::create(b, arith::MulIOp::create(b, pairs32, slicesPerPair),
+                                             c32(consumerGroups))
+                      .getResult()
+      : dynamic ? toI32(arith::MulIOp::create(b, qTiles, arith::MulIOp::create(b, heads, lb.dim(q, 0))))
+                      .getResult()
+                : Value();
   auto makeItem = [&](Value tile, Value head, Value batch) {
     Item it{tile, head, batch, arith::DivUIOp::create(b, head, group),
             arith::MulIOp::create(b, tile, lb.index(blockQ))};
@@ -466,6 +511,64 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     it.coordKvHead = toI32(it.kvHead);
     return it;
   };
+  // Cross-head tiles: warpgroup `g32`'s slice of item `w32` (both i32). The
+  // slices run pair-major (pairs head-fastest, as the items otherwise), a
+  // pair's rows inside; a slice past the last pair's (the last item's tail)
+  // is an empty one of the last pair, past its sequence end (its Q loads
+  // are zero-filled and it writes no rows). rowBegin is the slice's first
+  // row less the warpgroup's 64 g rows, so that the consumers' row of the
+  // tile (16 w + lane / 4, warpgroup included) lands in the slice.
+  Value kvHeads32, headCount32, group32;
+  if (crossHead) {
+    kvHeads32 = toI32(lb.dim(k, 1));
+    headCount32 = toI32(heads);
+    group32 = toI32(group);
+  }
+  auto sliceOf = [&](Value slice) {
+    Value total = arith::MulIOp::create(b, pairs32, slicesPerPair);
+    Value past = arith::CmpIOp::create(b, arith::CmpIPredicate::uge, slice, total);
+    Value pair = arith::SelectOp::create(b, past, arith::SubIOp::create(b, pairs32, c32(1)),
+                                         arith::DivUIOp::create(b, slice, slicesPerPair));
+    Value row = arith::SelectOp::create(
+        b, past, arith::MulIOp::create(b, slicesPerPair, c32(kRowsPerWarpgroup)),
+        arith::MulIOp::create(b, arith::RemUIOp::create(b, slice, slicesPerPair),
+                              c32(kRowsPerWarpgroup)));
+    return std::make_pair(pair, row);
+  };
+  // A pair's (batch, KV head) as one number: slices of query heads that
+  // share a KV head (GQA) read one slot.
+  auto kvPairOf = [&](Value pair) {
+    return arith::AddIOp::create(
+        b, arith::MulIOp::create(b, arith::DivUIOp::create(b, pair, headCount32), kvHeads32),
+        arith::DivUIOp::create(b, arith::RemUIOp::create(b, pair, headCount32), group32));
+  };
+  auto sliceItem = [&](Value w32, Value g32) {
+    auto indexOf = [&](Value v) {
+      return arith::IndexCastUIOp::create(b, b.getIndexType(), v).getResult();
+    };
+    Value first = arith::MulIOp::create(b, w32, c32(consumerGroups));
+    auto [pair, row] = sliceOf(arith::AddIOp::create(b, first, g32));
+    Value firstKv = kvPairOf(sliceOf(first).first);
+    Value lastPair = sliceOf(arith::AddIOp::create(b, first, c32(consumerGroups - 1))).first;
+    Item item = makeItem(lb.index(0), indexOf(arith::RemUIOp::create(b, pair, headCount32)),
+                         indexOf(arith::DivUIOp::create(b, pair, headCount32)));
+    item.rowBegin = arith::SubIOp::create(
+        b, indexOf(row), arith::MulIOp::create(b, indexOf(g32), lb.index(kRowsPerWarpgroup)));
+    item.work = w32;
+    item.sliceRow = row;
+    item.kvSlot = arith::ExtUIOp::create(
+        b, i32, arith::CmpIOp::create(b, arith::CmpIPredicate::ne, kvPairOf(pair), firstKv));
+    item.mixed =
+        arith::CmpIOp::create(b, arith::CmpIPredicate::ne, kvPairOf(lastPair), firstKv);
+    item.secondBatch = arith::DivUIOp::create(b, lastPair, headCount32);
+    item.secondKvHead =
+        arith::DivUIOp::create(b, arith::RemUIOp::create(b, lastPair, headCount32), group32);
+    return item;
+  };
+  // The warpgroup whose slice itemOf gives (cross-head tiles): 0 for the
+  // producer, whose item loads every slice's Q from it; each consumer
+  // warpgroup its own.
+  Value itemGroup32 = crossHead ? c32(0) : Value();
   // Persistent order, L2-aware: the (batch, head) pairs are cut into groups
   // whose K and V fit in kL2GroupBytes together, and a group's items run
   // before the next group's (longest first inside it). Walking the q tiles
@@ -513,6 +616,8 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     return arith::MinUIOp::create(b, perGroup, pairs);
   };
   auto itemOf = [&](Value w) {
+    if (crossHead)
+      return sliceItem(w.getType().isInteger(32) ? w : toI32(w).getResult(), itemGroup32);
     auto i32Of = [&](Value index) { return toI32(index).getResult(); };
     auto indexOf = [&](Value v) {
       return arith::IndexCastUIOp::create(b, b.getIndexType(), v).getResult();
@@ -586,9 +691,11 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                            gpu::BlockIdOp::create(b, gpu::Dimension::z)),
                   init);
     }
-    Value total = arith::MulIOp::create(b, qTiles, arith::MulIOp::create(b, heads, lb.dim(q, 0)));
+    Value total =
+        crossHead ? (Value)arith::IndexCastUIOp::create(b, b.getIndexType(), itemTotal32)
+                  : arith::MulIOp::create(b, qTiles, arith::MulIOp::create(b, heads, lb.dim(q, 0)));
     if (dynamic) {
-      Value total32 = toI32(total);
+      Value total32 = crossHead ? itemTotal32 : toI32(total).getResult();
       SmallVector<Type> passedTypes(init.getTypes());
       passedTypes.push_back(i32);
       return kb.whileWithState(
@@ -609,17 +716,30 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   };
 
   // Without `arrive`, only the bytes are expected: the caller arrives later.
+  // Cross-head tiles: a stage holds kvSlots tiles (stageBytes each); slot 1,
+  // the item's second (batch, KV head)'s, is loaded where the item is mixed,
+  // its bytes expected before the arrival, which could otherwise complete
+  // the phase with only slot 0's landed.
   auto loadTile = [&](const Item &item, Value kt, Value stage, Value bar, int64_t offset,
                       int64_t stageBytes, int64_t width, Value tensorMap, bool arrive = true) {
     Value row = toI32(arith::MulIOp::create(b, kt, lb.index(blockK)));
+    auto copy = [&](int64_t slot, Value kvHead, Value batch) {
+      for (int64_t box = 0; box < width / kBoxCols; ++box)
+        ptx.tmaLoad(at(arith::AddIOp::create(
+                        b, c32(offset + slot * stageBytes + box * kvBoxBytes),
+                        arith::MulIOp::create(b, stage, c32(kvSlots * stageBytes)))),
+                    tensorMap, {c32(box * kBoxCols), row, kvHead, batch}, bar);
+    };
+    if (crossHead)
+      lb.ifThen(item.mixed, [&] {
+        ptx.expectTx(bar, blockK * width * 2);
+        copy(1, item.secondKvHead, item.secondBatch);
+      });
     if (arrive)
       ptx.arriveExpectTx(bar, blockK * width * 2);
     else
       ptx.expectTx(bar, blockK * width * 2);
-    for (int64_t box = 0; box < width / kBoxCols; ++box)
-      ptx.tmaLoad(at(arith::AddIOp::create(b, c32(offset + box * kvBoxBytes),
-                                           arith::MulIOp::create(b, stage, c32(stageBytes)))),
-                  tensorMap, {c32(box * kBoxCols), row, item.coordKvHead, item.coordBatch}, bar);
+    copy(0, item.coordKvHead, item.coordBatch);
   };
 
   ScoreEmitter emitter(op, b, seqQ, seqK, map);
@@ -1203,11 +1323,17 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
       }
       Value full = qFullBar(buffer);
       ptx.arriveExpectTx(full, blockQ * d * 2);
-      Value row = toI32(item.rowBegin);
+      Value itemRow = crossHead ? Value() : toI32(item.rowBegin).getResult();
       Value base = arith::MulIOp::create(b, buffer, c32(qBytes));
-      for (int64_t box = 0; box < d / kBoxCols; ++box)
-        ptx.tmaLoad(at(arith::AddIOp::create(b, base, c32(box * qBoxBytes))), qMap,
-                    {c32(box * kBoxCols), row, item.coordHead, item.coordBatch}, full);
+      // Cross-head tiles: each warpgroup's 64 rows from its slice's pair.
+      for (int64_t g = 0; g < (crossHead ? consumerGroups : 1); ++g) {
+        Item slice = crossHead ? sliceItem(item.work, c32(g)) : item;
+        Value row = crossHead ? slice.sliceRow : itemRow;
+        for (int64_t box = 0; box < d / kBoxCols; ++box)
+          ptx.tmaLoad(at(arith::AddIOp::create(
+                          b, base, c32(box * qBoxBytes + g * kRowsPerWarpgroup * 128))),
+                      qMap, {c32(box * kBoxCols), row, slice.coordHead, slice.coordBatch}, full);
+      }
     });
     if (!tileList) {
       Value loaded = kb.forWithState(range.begin, range.end, lb.index(1), {items[1]},
@@ -1416,6 +1542,10 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   Value qWarpgroupOffset =
       arith::MulIOp::create(b, toI32(consumerGroup), c32(kRowsPerWarpgroup * 128));
   Value qItemOffset = qWarpgroupOffset;
+  // Cross-head tiles: this warpgroup's K / V slot in each stage (per item).
+  Value kvSlot;
+  if (crossHead)
+    itemGroup32 = toI32(consumerGroup);
   int64_t nTilesO = dv / 8;
   // One k tile: S = Q K^T, softmax, O += P V; element masks only when
   // `masked` (the tile is partial, or masks are known only per element).
@@ -1425,7 +1555,9 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   // still work on P_{j-1} V_{j-1}; O is rescaled once that product is done.
   // The last tile's P V runs after the loop.
   auto issueS = [&](Value stage, Value parity) {
-    Value kStage = arith::MulIOp::create(b, stage, c32(kStageBytes));
+    Value kStage = arith::MulIOp::create(b, stage, c32(kvSlots * kStageBytes));
+    if (crossHead)
+      kStage = arith::AddIOp::create(b, kStage, arith::MulIOp::create(b, kvSlot, c32(kStageBytes)));
     // Every operand is ready before the fence: ptxas otherwise inserts a
     // warpgroup.arrive before each wgmma whose registers were just written.
     SmallVector<std::pair<Value, Value>> descs;
@@ -1447,7 +1579,9 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   };
   // O += P V for the tile in `stage` (P as packed A-operand registers).
   auto issuePV = [&](ArrayRef<Value> o, ArrayRef<Value> pPacked, Value stage, Value parity) {
-    Value vStage = arith::MulIOp::create(b, stage, c32(vStageBytes));
+    Value vStage = arith::MulIOp::create(b, stage, c32(kvSlots * vStageBytes));
+    if (crossHead)
+      vStage = arith::AddIOp::create(b, vStage, arith::MulIOp::create(b, kvSlot, c32(vStageBytes)));
     SmallVector<Value> descs;
     for (int64_t u = 0; u < blockK / 16; ++u)
       descs.push_back(
@@ -1584,6 +1718,8 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     ptx.wait(qFullBar(qBuffer), arith::RemUIOp::create(b, qUse, c32(2)));
   qItemOffset = arith::AddIOp::create(b, qWarpgroupOffset,
                                       arith::MulIOp::create(b, qBuffer, c32(qBytes)));
+  if (crossHead)
+    kvSlot = item.kvSlot;
   if (pingPong && !persistent)
     letFirstGroupStart();
   // Carried over k tiles: max[2], sum[2], O, P of the previous tile, its

@@ -138,6 +138,12 @@ static cl::opt<bool> documentItemOrder(
              "estimated live k tiles at block start and run every pair's longer half of q "
              "tiles first, longest first (=false: q tiles in descending order; unset: with "
              "--seq-dispatch the kernel for Sk >= 16384 has it, a single kernel has it)"));
+static cl::opt<bool> crossHeadTiles(
+    "cross-head-tiles", cl::init(false),
+    cl::desc("Persistent Hopper kernel where the k tiles do not depend on the q tile "
+             "(dense): the query rows of every (batch, head) as one sequence of 64-row "
+             "slices, an item one slice per consumer warpgroup across head boundaries, so "
+             "that 192-row tiles compute no rows of zeros past a sequence end"));
 static cl::opt<unsigned> documentItemOrderEntries(
     "document-item-order-entries", cl::init(2048), cl::Hidden,
     cl::desc("With --document-item-order: at most this many entries (batch x q tiles, batch "
@@ -241,6 +247,8 @@ int main(int argc, char **argv) {
   if (documentItemOrder.getNumOccurrences())
     options.documentItemOrder = documentItemOrder;
   options.documentItemOrderEntries = documentItemOrderEntries;
+  if (crossHeadTiles.getNumOccurrences())
+    options.crossHeadTiles = crossHeadTiles;
   options.documentItemOrderPhases = documentItemOrderPhases;
   options.fastTanh = fastTanh;
   if (pingPong.getNumOccurrences())

@@ -47,6 +47,11 @@ struct GpuCompileOptions {
   /// The item order's phases: 2 (the longer half of every pair's q tiles
   /// first) or 1 (longest first inside each L2 group only).
   unsigned documentItemOrderPhases = 2;
+  /// Persistent Hopper kernel without q-dependent k ranges (dense): the query
+  /// rows of all (batch, head) pairs as one sequence of 64-row slices, so
+  /// that 192-row tiles compute no rows past a sequence end but the last.
+  /// Unset: the heuristic (see seqDispatchPlan).
+  std::optional<bool> crossHeadTiles;
   /// Hopper kernel: consumer warpgroups take turns; unset: the heuristic (on
   /// for 128-row tiles, off for 192-row ones, where the H200 ran faster without).
   std::optional<bool> pingPong;

@@ -240,6 +240,12 @@ def AttnLowerToGpuKernels : Pass<"attn-lower-to-gpu-kernels", "::mlir::ModuleOp"
            "The document item order's phases: 2 (every pair's longer half of q tiles "
            "first, each phase in the L2 groups' order) or 1 (longest first inside "
            "each L2 group)">,
+    Option<"crossHeadTiles", "cross-head-tiles", "bool", /*default=*/"false",
+           "In the persistent wgmma kernel, run the query rows of every (batch, head) "
+           "as one sequence of 64-row slices, one per consumer warpgroup, so that no "
+           "tile is partly past a sequence end but the launch's last (where the k "
+           "tiles a q tile visits do not depend on it and none are classified at run "
+           "time; ignored otherwise)">,
   ];
   let dependentDialects = ["::mlir::gpu::GPUDialect", "::mlir::vector::VectorDialect",
                            "::mlir::NVVM::NVVMDialect", "::mlir::LLVM::LLVMDialect",
