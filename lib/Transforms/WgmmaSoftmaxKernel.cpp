@@ -1565,9 +1565,15 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
       arith::MulIOp::create(b, toI32(consumerGroup), c32(kRowsPerWarpgroup * 128));
   Value qItemOffset = qWarpgroupOffset;
   // Cross-head tiles: this warpgroup's K / V slot in each stage (per item).
+  // (Broadcast from lane 0, as CUTLASS's canonical warp index: ptxas then
+  // treats the group, and the slot computed from it, as warp-uniform and
+  // keeps the K / V descriptors in uniform registers. From %tid.x directly,
+  // every wgmma of the loop waited on an R2UR of its descriptor, and dense
+  // D = 64 ran 5-6% slower at 4k and 16k: H200, session 20's c1 and c2.)
   Value kvSlot;
   if (crossHead)
-    itemGroup32 = toI32(consumerGroup);
+    itemGroup32 = ptx.emit({i32}, {toI32(consumerGroup)},
+                           "shfl.sync.idx.b32 $0, $1, 0, 0x1f, 0xffffffff;", "=r,r");
   int64_t nTilesO = dv / 8;
   // One k tile: S = Q K^T, softmax, O += P V; element masks only when
   // `masked` (the tile is partial, or masks are known only per element).
