@@ -145,6 +145,20 @@ bool hopperDynamicScheduler(const Spec &spec) {
   return spec.documents || spec.causal;
 }
 
+/// Whether the persistent Hopper kernel runs cross-head tiles unless asked:
+/// for dense attention at D = Dv = 64 (192-row tiles, 5 1/3 a head at
+/// S = 1k). Session 20's same-round A/Bs on the H200 (bench/results/
+/// 2026-12-04-v32-session20/ c3), 192-row tiles with them at every length
+/// against the per-length default (128-row tiles below Sk = 2048): S = 1k /
+/// 4k / 16k 445.0 / 490.3 / 502.5 TFLOP/s against 401.7 / 480.1 / 501.3 (+11 /
+/// +2 / +0.2%; cuDNN 420.7 / 451.6 / 453.8). Elsewhere the k tiles depend on
+/// the q tile (causal, windows), or D = 128's two K / V slots would not fit
+/// the shared memory.
+bool hopperCrossHeadTiles(const Spec &spec) {
+  return hasPlainScores(spec) && !spec.causal && !spec.window && !spec.blockSparse &&
+         spec.headDim == 64 && spec.headDimV == 64;
+}
+
 /// Weights per 8 elements the Hopper kernel takes with the FMA-pipe
 /// polynomial instead of MUFU.EX2 unless asked: none. In one H200 call
 /// (bench/results/2026-12-03-v14-walk-poly/) 2 in 8 lost 8-13% on dense /
@@ -414,11 +428,9 @@ std::optional<SeqDispatchPlan> seqDispatchPlan(const Spec &spec, const std::stri
                                o.dynamicScheduler = false;
                                o.kvStages = 3;
                              }}}};
-  // Dense at D = Dv = 64: the default (persistent, 192-row tiles) wins 2k /
-  // 4k by 7%, but at S = 1k 128-row tiles win, whose last q tile is not a
-  // third full (session 11: +11%; session 16, two runs: 409.3 / 423.5
-  // against 396.9 / 398.9 TFLOP/s at 1k, 429.4 / 432.6 against 469.3 /
-  // 459.5 at 2k, 451.1 / 453.4 against 483.1 at 4k): those for Sk < 2048.
+  // (Dense at D = Dv = 64 had 128-row tiles below Sk = 2048, where the last
+  // 192-row q tile of a head was a third full, until session 20's cross-head
+  // tiles, which beat them at 1k by 11%: one kernel since; hopperCrossHeadTiles.)
   // Documents (persistent at D = 128): the per-block tile summary and walk
   // starts for Sk >= 16384. Session 17, two interleaved runs each
   // (bench/results/2026-12-04-v29-session17/): at 16k 485.6 / 494.8 TFLOP/s
@@ -454,15 +466,6 @@ std::optional<SeqDispatchPlan> seqDispatchPlan(const Spec &spec, const std::stri
       spec.headDim == 64 && spec.headDimV == 64)
     return SeqDispatchPlan{nullptr,
                            {{4096, [](GpuCompileOptions &o) { o.dynamicScheduler = true; }}}};
-  bool dense = hasPlainScores(spec) && !spec.causal && !spec.window && !spec.blockSparse;
-  if (dense && spec.headDim == 64 && spec.headDimV == 64)
-    return SeqDispatchPlan{[](GpuCompileOptions &o) {
-                             o.persistent = true;
-                             o.dynamicScheduler = false;
-                             o.blockQ = 128;
-                             o.blockK = 128;
-                           },
-                           {{2048, [](GpuCompileOptions &) {}}}};
   return std::nullopt;
 }
 
@@ -549,6 +552,9 @@ bool compileKernel(const Spec &spec, const std::string &specPath,
                                                        !options.persistent.has_value());
   bool tensorCores = usesTensorCores(spec, options);
   bool hopper = usesHopperKernel(spec, options);
+  bool crossHeadTiles = persistent && options.crossHeadTiles.value_or(hopperCrossHeadTiles(spec));
+  // Cleared (and the kernel rebuilt) where the uniform warpgroup index spills.
+  bool uniformWarpgroupIndex = options.uniformWarpgroupIndex;
   if (hopper)
     std::tie(heuristicQ, heuristicK) =
         std::make_pair(hopperQueryTile(spec), hopperKeyTileSpills(spec) ? int64_t(64) : int64_t(128));
@@ -563,6 +569,7 @@ bool compileKernel(const Spec &spec, const std::string &specPath,
     int64_t threads = 0, dynamicShared = 0, gridX = 1;
     bool persistent = false;
     bool tileCounter = false; // the dynamic scheduler's counter argument
+    bool crossHeadTiles = false;
     std::vector<TensorMapArgument> tensorMaps;
   };
   // Item overlap (experimental, off unless asked) carries an item's O and P
@@ -596,7 +603,8 @@ bool compileKernel(const Spec &spec, const std::string &specPath,
                 : "") +
            (pingPong ? " ping-pong=1" : "") +
            (persistent ? " persistent=1" : "") +
-           (persistent && options.crossHeadTiles.value_or(false) ? " cross-head-tiles=1" : "") +
+           (crossHeadTiles ? " cross-head-tiles=1" : "") +
+           (uniformWarpgroupIndex ? " uniform-warpgroup-index=1" : "") +
            (itemOverlap ? " item-overlap=1" : "") +
            (dynamicScheduler ? " dynamic-scheduler=1" : "") +
            (options.lazyRescale ? " lazy-rescale=1" : "") + " poly-exp2=" +
@@ -655,6 +663,7 @@ bool compileKernel(const Spec &spec, const std::string &specPath,
         g.dynamicShared = t.getInt();
       g.persistent |= f->hasAttr("attn.persistent");
       g.tileCounter |= f->hasAttr("attn.tile_counter");
+      g.crossHeadTiles |= f->hasAttr("attn.cross_head_tiles");
       if (auto t = f->getAttrOfType<IntegerAttr>("attn.grid_x"))
         g.gridX = t.getInt();
       if (auto kind = f->getAttrOfType<StringAttr>("attn.tensor_cores"))
@@ -799,9 +808,23 @@ bool compileKernel(const Spec &spec, const std::string &specPath,
     if (!regenerate())
       return false;
   }
+  // The uniform warpgroup index moves the descriptors into uniform
+  // registers, which mostly saves registers (the heavy-score test specs fit
+  // 64-key tiles only with it) but can cost a few (the persistent window
+  // kernel spilled 32 B with 128-key tiles): each tile shape is tried with
+  // it, then without.
+  auto withoutUniformIndexIfSpilling = [&] {
+    if (!hopper || !uniformWarpgroupIndex || !spills())
+      return true;
+    uniformWarpgroupIndex = false;
+    return regenerate();
+  };
+  if (!withoutUniformIndexIfSpilling())
+    return false;
   if (hopper && options.blockK <= 0 && bk == 128 && spills()) {
     bk = 64;
-    if (!regenerate())
+    uniformWarpgroupIndex = options.uniformWarpgroupIndex;
+    if (!regenerate() || !withoutUniformIndexIfSpilling())
       return false;
   }
   timer.restart();
@@ -841,6 +864,8 @@ bool compileKernel(const Spec &spec, const std::string &specPath,
   report.kernel = gen.kind;
   report.blockQ = bq;
   report.blockK = bk;
+  report.crossHeadTiles = gen.crossHeadTiles;
+  report.uniformWarpgroupIndex = hopper && uniformWarpgroupIndex;
   manifest.tensorMaps = gen.tensorMaps;
   manifest.argumentRoles = argumentRoles(spec, /*withLse=*/true);
   // The dynamic scheduler's counter: the kernel's argument after the spec's
@@ -865,6 +890,11 @@ bool compileKernel(const Spec &spec, const std::string &specPath,
                       "\", \"kernel\": \"" + gen.kind +
                       "\", \"tiles\": {\"block_q\": " + std::to_string(bq) +
                       ", \"block_k\": " + std::to_string(bk) + "}";
+  // The Hopper kernel's techniques that the spec or a fallback decides.
+  if (gen.kind == "wgmma")
+    extra += std::string(", \"wgmma\": {\"cross_head_tiles\": ") +
+             (report.crossHeadTiles ? "true" : "false") + ", \"uniform_warpgroup_index\": " +
+             (report.uniformWarpgroupIndex ? "true" : "false") + "}";
   if (report.ran)
     extra += ", \"ptxas\": {\"registers\": " + std::to_string(report.registers) +
              ", \"stack_frame_bytes\": " + std::to_string(report.stackFrameBytes) +

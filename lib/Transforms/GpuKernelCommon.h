@@ -387,6 +387,9 @@ struct WgmmaKernelOptions {
   /// warpgroup (two pairs at most; marked `attn.cross_head_tiles`), where the
   /// k tile range does not depend on the q tile.
   bool crossHeadTiles = false;
+  /// Each consumer warpgroup's index broadcast from lane 0, so that ptxas
+  /// treats it (and the wgmma descriptors computed from it) as warp-uniform.
+  bool uniformWarpgroupIndex = false;
 };
 
 /// The Hopper (sm_90a) wgmma + TMA softmax kernel; see WgmmaSoftmaxKernel.cpp.

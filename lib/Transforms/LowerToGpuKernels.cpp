@@ -370,7 +370,8 @@ struct LowerToGpuKernelsPass
                                                  documentTileSummary, documentTileSummaryEntries,
                                                  documentTileSummaryUnroll, stagedOutputStore,
                                                  documentItemOrder, documentItemOrderEntries,
-                                                 documentItemOrderPhases, crossHeadTiles}))
+                                                 documentItemOrderPhases, crossHeadTiles,
+                                                 uniformWarpgroupIndex}))
             return;
           if (!tensorCores || !buildMmaSoftmaxKernel(b, gpuModule, host, attention, cpAsync))
             buildSoftmaxKernel(b, gpuModule, host, attention);

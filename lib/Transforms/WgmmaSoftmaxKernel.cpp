@@ -1521,7 +1521,20 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
         b, arith::CmpIOp::create(b, arith::CmpIPredicate::ult, w, c32(4)),
         arith::AddIOp::create(b, w, c32(4)), arith::AddIOp::create(b, w, c32(5)));
   }
+  // The consumer warpgroup (`uniformWarpgroupIndex`: broadcast from lane 0,
+  // as CUTLASS's canonical warp index). ptxas then knows it is warp-uniform
+  // and computes what derives from it (the warpgroup's Q rows in the wgmma
+  // descriptors, the ping-pong turns, cross-head tiles' K / V slot) in
+  // uniform registers. From %tid.x every wgmma of S = Q K^T waits on an
+  // R2UR of its Q descriptor; same-round A/Bs on the H200 (session 20, c3):
+  // +0.5-5% on every row measured (1k: ALiBi, soft-cap, documents +4-5%).
+  auto broadcast = [&](Value v32) {
+    return ptx.emit({i32}, {v32}, "shfl.sync.idx.b32 $0, $1, 0, 0x1f, 0xffffffff;", "=r,r");
+  };
   Value consumerGroup = arith::SubIOp::create(b, wg, lb.index(1));
+  if (options.uniformWarpgroupIndex)
+    consumerGroup =
+        arith::IndexCastUIOp::create(b, b.getIndexType(), broadcast(toI32(consumerGroup)));
   Value r0 = arith::AddIOp::create(b, arith::MulIOp::create(b, consumerWarp, lb.index(16)), g);
   Value laneZero = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, lane, lb.index(0));
   // Ping-pong (`pingPong`, attn-compile's default; FA3's warp
@@ -1565,15 +1578,13 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
       arith::MulIOp::create(b, toI32(consumerGroup), c32(kRowsPerWarpgroup * 128));
   Value qItemOffset = qWarpgroupOffset;
   // Cross-head tiles: this warpgroup's K / V slot in each stage (per item).
-  // (Broadcast from lane 0, as CUTLASS's canonical warp index: ptxas then
-  // treats the group, and the slot computed from it, as warp-uniform and
-  // keeps the K / V descriptors in uniform registers. From %tid.x directly,
-  // every wgmma of the loop waited on an R2UR of its descriptor, and dense
-  // D = 64 ran 5-6% slower at 4k and 16k: H200, session 20's c1 and c2.)
+  // (Cross-head tiles always broadcast the group: from %tid.x, every wgmma
+  // of the loop waited on an R2UR of its K or V descriptor, and dense D = 64
+  // ran 5-6% slower at 4k and 16k; session 20's c1 and c2.)
   Value kvSlot;
   if (crossHead)
-    itemGroup32 = ptx.emit({i32}, {toI32(consumerGroup)},
-                           "shfl.sync.idx.b32 $0, $1, 0, 0x1f, 0xffffffff;", "=r,r");
+    itemGroup32 = options.uniformWarpgroupIndex ? toI32(consumerGroup).getResult()
+                                                : broadcast(toI32(consumerGroup));
   int64_t nTilesO = dv / 8;
   // One k tile: S = Q K^T, softmax, O += P V; element masks only when
   // `masked` (the tile is partial, or masks are known only per element).

@@ -236,12 +236,12 @@ TEST(Jit, TuningCompilesTheCandidatesOnce) {
 }
 
 TEST(Jit, RebuildsAnEntryWithACorruptSeqVariant) {
-  // Dense at D = 64 compiles a second kernel for Sk >= 2048 behind the same
-  // manifest (--seq-dispatch); the kernel loads it too, so a truncated variant
-  // makes the whole entry stale.
+  // Plain causal at D = 64 compiles a second kernel for Sk >= 4096 behind the
+  // same manifest (--seq-dispatch); the kernel loads it too, so a truncated
+  // variant makes the whole entry stale.
   std::string dir = freshDir("variant");
   std::string dense = R"({"name": "d", "kind": "attention", "dtype": "bf16",
-      "shape": {"heads_q": 2, "heads_kv": 2, "head_dim": 64}})";
+      "shape": {"heads_q": 2, "heads_kv": 2, "head_dim": 64}, "mask": {"causal": true}})";
   char err[512];
   attn_jit *jit = nullptr;
   attn_kernel *kernel = nullptr;
@@ -250,7 +250,7 @@ TEST(Jit, RebuildsAnEntryWithACorruptSeqVariant) {
   attn_jit_destroy(jit);
   int truncated = 0;
   for (auto &entry : fs::recursive_directory_iterator(dir))
-    if (entry.path().filename() == "d_sk2048.ptx") {
+    if (entry.path().filename() == "d_sk4096.ptx") {
       fs::resize_file(entry.path(), fs::file_size(entry.path()) / 2);
       ++truncated;
     }

@@ -144,6 +144,11 @@ static cl::opt<bool> crossHeadTiles(
              "(dense): the query rows of every (batch, head) as one sequence of 64-row "
              "slices, an item one slice per consumer warpgroup across head boundaries, so "
              "that 192-row tiles compute no rows of zeros past a sequence end"));
+static cl::opt<bool> uniformWarpgroupIndex(
+    "uniform-warpgroup-index", cl::init(true),
+    cl::desc("Hopper kernel: broadcast each consumer warpgroup's index from lane 0 so that "
+             "ptxas keeps the wgmma descriptors derived from it in uniform registers "
+             "(default; where it spills, the kernel is rebuilt without it first)"));
 static cl::opt<unsigned> documentItemOrderEntries(
     "document-item-order-entries", cl::init(2048), cl::Hidden,
     cl::desc("With --document-item-order: at most this many entries (batch x q tiles, batch "
@@ -249,6 +254,7 @@ int main(int argc, char **argv) {
   options.documentItemOrderEntries = documentItemOrderEntries;
   if (crossHeadTiles.getNumOccurrences())
     options.crossHeadTiles = crossHeadTiles;
+  options.uniformWarpgroupIndex = uniformWarpgroupIndex;
   options.documentItemOrderPhases = documentItemOrderPhases;
   options.fastTanh = fastTanh;
   if (pingPong.getNumOccurrences())
@@ -401,6 +407,8 @@ int main(int argc, char **argv) {
         os << " persistent";
       if (llvm::is_contained(manifest.argumentRoles, attn::kTileCounterRole))
         os << " dynamic";
+      if (report.crossHeadTiles)
+        os << " cross-head";
       for (const attn::KernelManifest::SeqVariant &v : manifest.dispatch)
         os << ", Sk >= " << v.minSeqK << ": " << v.manifest;
       os << ", " << llvm::format("%.0f", ms) << " ms\n";

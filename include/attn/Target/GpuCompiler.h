@@ -52,6 +52,10 @@ struct GpuCompileOptions {
   /// that 192-row tiles compute no rows past a sequence end but the last.
   /// Unset: the heuristic (see seqDispatchPlan).
   std::optional<bool> crossHeadTiles;
+  /// Hopper kernel: each consumer warpgroup's index broadcast from lane 0, so
+  /// that its wgmma descriptors live in uniform registers. Where that spills,
+  /// the kernel is rebuilt without it before smaller tiles are tried.
+  bool uniformWarpgroupIndex = true;
   /// Hopper kernel: consumer warpgroups take turns; unset: the heuristic (on
   /// for 128-row tiles, off for 192-row ones, where the H200 ran faster without).
   std::optional<bool> pingPong;
@@ -150,6 +154,9 @@ struct PtxasReport {
   /// fallbacks may have changed from the heuristic's.
   std::string kernel;
   int64_t blockQ = 0, blockK = 0;
+  /// Hopper kernel: cross-head tiles applied; the uniform warpgroup index
+  /// kept (a spill fallback may have dropped it).
+  bool crossHeadTiles = false, uniformWarpgroupIndex = false;
 };
 
 /// Kernels per sequence length behind one manifest: the default kernel,

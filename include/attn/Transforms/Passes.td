@@ -240,6 +240,10 @@ def AttnLowerToGpuKernels : Pass<"attn-lower-to-gpu-kernels", "::mlir::ModuleOp"
            "The document item order's phases: 2 (every pair's longer half of q tiles "
            "first, each phase in the L2 groups' order) or 1 (longest first inside "
            "each L2 group)">,
+    Option<"uniformWarpgroupIndex", "uniform-warpgroup-index", "bool", /*default=*/"false",
+           "In the wgmma kernel, broadcast each consumer warpgroup's index from lane "
+           "0 (shfl.sync), so that ptxas computes what derives from it, the wgmma "
+           "descriptors of Q among it, in uniform registers (attn-compile's default)">,
     Option<"crossHeadTiles", "cross-head-tiles", "bool", /*default=*/"false",
            "In the persistent wgmma kernel, run the query rows of every (batch, head) "
            "as one sequence of 64-row slices, one per consumer warpgroup, so that no "
