@@ -621,10 +621,10 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
       // perLane items, lanes its pairs, perLane about a pair's items) is
       // item (p % lanes) * perLane + p / lanes, so that the items in flight
       // at once spread over the group's pairs. In slice order they share one
-      // or two pairs' K / V at S = 16k (132 items of 85 a pair), which ran
-      // dense D = 64 6.7% slower there than the 192-row tiles without (4k
-      // 4.6%, 1k 5.5% faster; H200, session 20's c1). A last, partial span
-      // runs in slice order.
+      // or two pairs' K / V at S = 16k (132 items of 85 a pair). (Measured
+      // only together with the R2UR stalls of session 20's c1 / c2, which
+      // both orders had: equal there; not measured alone since.) A last,
+      // partial span runs in slice order.
       Value p = w.getType().isInteger(32) ? w : toI32(w).getResult();
       Value lanes = pairsPerGroup(pairs32);
       Value perLane = arith::CeilDivUIOp::create(b, slicesPerPair, c32(consumerGroups));

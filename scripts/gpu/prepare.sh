@@ -145,13 +145,12 @@ build/bin/attn-compile examples/document.json -o gpu-kernels/tc_sm_90a_docorder8
   --chip sm_90a --cubin --fail-on-spills --document-item-order --document-item-order-entries=8 -q
 build/bin/attn-compile examples/document.json -o gpu-kernels/tc_sm_90a_docorder8/summary \
   --chip sm_90a --cubin --fail-on-spills --document-item-order --document-item-order-entries=8 --document-tile-summary -q
-# Cross-head tiles (session 20's --cross-head-tiles, persistent dense): the query rows of
-# every (batch, head) as one sequence of 64-row slices, so that 192-row tiles at S = 1k
-# (5 1/3 a head) compute no rows of zeros. Checks: CHECKS=tc_sm_90a_crosshead/ (192 rows
-# static and dynamic, 128 rows at D = 64; GQA, bshd, Sq of 1 and 130-513 rows).
-# Same-round A/B: --only dense --head-dims 64 --kernels gpu-kernels/bench_crosshead
-# --ab-kernels gpu-kernels/bench (192-row cross-head tiles at every length against the
-# per-length default).
+# Cross-head tiles (session 20's --cross-head-tiles; the default for dense D = 64 since):
+# the query rows of every (batch, head) as one sequence of 64-row slices, so that 192-row
+# tiles at S = 1k (5 1/3 a head) compute no rows of zeros. Checks of the shapes the default
+# does not build: CHECKS=tc_sm_90a_crosshead/ (192 rows static and dynamic, 128 rows at
+# D = 64; GQA, bshd, Sq of 1 and 130-513 rows). Same-round A/B against the 192-row tiles
+# without: --only dense --head-dims 64 --ab-kernels gpu-kernels/bench_crosshead0.
 ch_specs=(test/gpu/specs/{dense_d64,dense_gqa_bshd_d64}.json)
 build/bin/attn-compile "${ch_specs[@]}" -o gpu-kernels/tc_sm_90a_crosshead \
   --chip sm_90a --cubin --fail-on-spills --persistent --block-q 192 --cross-head-tiles -q
@@ -159,10 +158,15 @@ build/bin/attn-compile "${ch_specs[@]}" -o gpu-kernels/tc_sm_90a_crosshead/dyn \
   --chip sm_90a --cubin --fail-on-spills --persistent --dynamic-scheduler --block-q 192 --cross-head-tiles -q
 build/bin/attn-compile "${ch_specs[@]}" -o gpu-kernels/tc_sm_90a_crosshead/bq128 \
   --chip sm_90a --cubin --fail-on-spills --persistent --block-q 128 --cross-head-tiles -q
-build/bin/attn-compile bench/specs/b_dense_d64.json -o gpu-kernels/bench_crosshead \
-  --chip sm_90a --cubin --fail-on-spills --seq-dispatch=false --cross-head-tiles -q
+build/bin/attn-compile bench/specs/b_dense_d64.json -o gpu-kernels/bench_crosshead0 \
+  --chip sm_90a --cubin --fail-on-spills --cross-head-tiles=false -q
 build/bin/attn-compile bench/specs/b_dense_d64.json -o gpu-kernels/bench_crosshead_dyn \
-  --chip sm_90a --cubin --fail-on-spills --seq-dispatch=false --dynamic-scheduler --cross-head-tiles -q
+  --chip sm_90a --cubin --fail-on-spills --dynamic-scheduler --cross-head-tiles -q
+# The consumer warpgroup's index from %tid.x (before session 20's uniform index, by
+# default since; it keeps the wgmma descriptors in uniform registers): every softmax
+# bench spec, --ab-kernels gpu-kernels/bench_uniform0.
+build/bin/attn-compile bench/specs/b_{dense,causal,dense_d64,causal_d64,window,block_sparse,document,alibi,softcap}.json \
+  -o gpu-kernels/bench_uniform0 --chip sm_90a --cubin --fail-on-spills --uniform-warpgroup-index=false -q
 # Three and four K/V stages (--kv-stages; 2 by default): checks (CHECKS=tc_sm_90a_kv3/)
 # and same-call bench comparisons (bench_kv3, bench_kv4 at D = 64).
 build/bin/attn-compile examples/{dense,causal,window,document,block_sparse}.json test/gpu/specs/{dense_d64,causal_gqa_d64}.json \
