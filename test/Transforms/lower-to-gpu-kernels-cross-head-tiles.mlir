@@ -7,10 +7,8 @@
 // Cross-head tiles (persistent blocks): the query rows of every (batch, head)
 // pair run as one sequence of 64-row slices, at least consumer groups - 1 a
 // pair (ceildiv(Sq, 64), maxui 2 with three groups), and an item is the next
-// three slices (ceildiv by 3 for the item count). Items run in an L2
-// group's order: position p of a whole span of lanes x perLane items
-// (perLane = ceildiv(slices a pair, 3)) is item (p % lanes) * perLane +
-// p / lanes; a partial last span (start + span > items) in slice order. Q's tensor map has a box of
+// three slices (ceildiv by 3 for the item count, the static loop's bound),
+// in slice order. Q's tensor map has a box of
 // 64 rows, and the producer loads each warpgroup's slice from its own pair:
 // three loads after Q's arrive.expect_tx of all 192 rows (24576 bytes at
 // D = 64). Each K / V stage has two slots (65536 bytes more shared memory
@@ -27,10 +25,8 @@
 // CHECK: arith.maxui %{{.*}}, %c2_i32 : i32
 // CHECK: %[[ITEMS:.*]] = arith.ceildivui %{{.*}}, %c3_i32 : i32
 // CHECK: setmaxnreg.dec.sync.aligned.u32 32
-// CHECK: scf.for
-// CHECK: arith.ceildivui %{{.*}}, %c3_i32{{.*}} : i32
-// CHECK: %[[WHOLE:.*]] = arith.cmpi ule, %{{.*}}, %[[ITEMS]] : i32
-// CHECK-NEXT: arith.select %[[WHOLE]]
+// CHECK: arith.index_castui %[[ITEMS]] : i32 to index
+// CHECK: scf.for %{{.*}} = %block_id_x to %{{.*}} step %grid_dim_x
 // CHECK: mbarrier.arrive.expect_tx.shared::cta.b64 _, [$0], $1;", "r,r" %{{.*}}, %c24576_i32
 // CHECK-COUNT-3: cp.async.bulk.tensor.4d
 // CHECK: mbarrier.expect_tx.relaxed.cta.shared::cta.b64 [$0], $1;", "r,r" %{{.*}}, %c16384_i32
