@@ -94,10 +94,10 @@ build/bin/attn-compile examples/{block_sparse,window}.json -o gpu-kernels/tc_sm_
 build/bin/attn-compile bench/specs/b_{block_sparse,window}.json -o gpu-kernels/bench_grid_kv3 \
   --chip sm_90a --cubin --fail-on-spills --persistent=false --kv-stages=3 -q
 # Per-sequence-length kernels (--seq-dispatch, the default since session 16: block-sparse
-# gets the grid + 3-stage kernel above for Sk >= 16384, dense D = 64 persistent 128-row
-# tiles below Sk = 2048): the bench kernels with one kernel for every length, for
+# gets the grid + 3-stage kernel above for Sk >= 16384, causal D = 64 the dynamic scheduler
+# from Sk = 4096): the bench kernels with one kernel for every length, for
 # same-call comparisons (--kernels gpu-kernels/bench_noseqdispatch).
-build/bin/attn-compile bench/specs/b_{block_sparse,dense_d64,causal_d64}.json -o gpu-kernels/bench_noseqdispatch \
+build/bin/attn-compile bench/specs/b_{block_sparse,causal_d64}.json -o gpu-kernels/bench_noseqdispatch \
   --chip sm_90a --cubin --fail-on-spills --seq-dispatch=false -q
 # Documents with the key ids loaded from global memory by the masked softmax (before
 # session 16's --document-ids-in-shared): --kernels gpu-kernels/bench_docglobal --only document.

@@ -91,8 +91,9 @@ static cl::opt<bool> seqDispatch(
     "seq-dispatch", cl::init(true),
     cl::desc("Kernels per sequence length where the heuristic has a plan (sm_90a: "
              "block-sparse of whole tiles at head dim 128 gets the one-item grid with 3 K/V "
-             "stages for Sk >= 16384; dense at head dim 64 gets persistent 128-row tiles "
-             "below Sk = 2048 and the default 192-row kernel from 2048): the variants go "
+             "stages for Sk >= 16384; plain causal at head dim 64 the dynamic scheduler from "
+             "Sk = 4096; documents at head dim 128 the tile summary and item order from "
+             "Sk = 16384): the variants go "
              "to <name>_sk<N>.json, listed under the manifest's \"dispatch\", and the "
              "runtime picks one per launch (default; off with explicit tiles, "
              "--persistent, --dynamic-scheduler, --kv-stages or a tuning group; "
