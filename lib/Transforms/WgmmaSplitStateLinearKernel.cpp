@@ -462,16 +462,27 @@ bool buildWgmmaSplitStateLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp 
       placeLane(opaque(tid));
       Value t0 = mul(c, idx(kChunk));
       Stage st = stageOf(opaque(c));
+      // The stage's and the slot's byte offsets broadcast from lane 0: ptxas
+      // then knows the descriptors computed from them are warp-uniform (from
+      // %tid.x, through the chunk index, every wgmma waited on R2URs). Not
+      // with the producer's K scaling (experimental), whose leaner registers
+      // it spilled (28 B).
+      auto broadcast32 = [&](Value v) -> Value {
+        if (kByProducer)
+          return v;
+        return ptx.emit({i32}, {v}, "shfl.sync.idx.b32 $0, $1, 0, 0x1f, 0xffffffff;", "=r,r");
+      };
+      Value stageBase = broadcast32(st.base);
+      Value slotBase = broadcast32(mul(st.slot, c32(slotBytes)));
       SmallVector<Value> qDesc, kDesc, sDesc;
       for (int64_t step = 0; step < dk / 16; ++step) {
         int64_t box = step * 16 / kBoxCols, inBox = (step * 16 % kBoxCols) * 2;
-        qDesc.push_back(descriptor(add(st.base, c32(qOff + box * kBoxBytes + inBox)), 16));
-        kDesc.push_back(descriptor(add(st.base, c32(kOff + box * kBoxBytes + inBox)), 16));
+        qDesc.push_back(descriptor(add(stageBase, c32(qOff + box * kBoxBytes + inBox)), 16));
+        kDesc.push_back(descriptor(add(stageBase, c32(kOff + box * kBoxBytes + inBox)), 16));
         // S_c [Dk rows][64] per value half (halfBytes apart): 16 rows a step.
-        sDesc.push_back(descriptor(
-            add(mul(st.slot, c32(slotBytes)), c32(sOff + step * 16 * 128)), halfBytes));
+        sDesc.push_back(descriptor(add(slotBase, c32(sOff + step * 16 * 128)), halfBytes));
       }
-      SmallVector<Value> vDesc = vDescriptors(st.base);
+      SmallVector<Value> vDesc = vDescriptors(stageBase);
       ptx.wait(fullBar(st.i32), st.parity);
       ptx.wait(readyBar(st.slot), st.slotParity);
       // A = Q K^T and OQ = Q S_c, two groups.
