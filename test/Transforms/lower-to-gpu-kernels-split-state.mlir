@@ -58,8 +58,11 @@
 // Outputs: chunks w, w + 2, ...: wait for the stage and the state slot;
 // A = Q K^T (N = 64) and Q S_c (N = Dv = 128, S MN-major) as two groups;
 // slot freed after both; O += A V with A from registers; stage released.
+// The stage's and the slot's byte offsets are broadcast from lane 0 before
+// the descriptors are built from them, so that ptxas keeps those uniform.
 // CHECK: setmaxnreg.inc.sync.aligned.u32 160
 // CHECK: scf.for
+// CHECK-COUNT-2: "shfl.sync.idx.b32 $0, $1, 0, 0x1f, 0xffffffff;", "=r,r"
 // CHECK: mbarrier.try_wait.parity
 // CHECK: mbarrier.try_wait.parity
 // CHECK-COUNT-8: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {{.*}}p, 1, 1, 0, 0;
@@ -131,7 +134,9 @@
 // PKS-NOT: bar.sync
 // PKS: wgmma.fence.sync.aligned;
 // PKS-COUNT-8: wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {{.*}}p, 1, 1, 1, 1;
+// (The output warpgroups keep the unbroadcast offsets: it spilled 28 B here.)
 // PKS: setmaxnreg.inc.sync.aligned.u32 160
+// PKS-NOT: shfl.sync.idx.b32 $0, $1, 0, 0x1f
 // PKS-LABEL: gpu.func @linear_plain
 // PKS-SAME: attn.dynamic_shared_memory = 66112
 // PKS-NOT: attn.producer_k_scale
