@@ -106,6 +106,15 @@ public:
   void fenceProxyAsync() { emit({}, {}, "fence.proxy.async.shared::cta;", ""); }
   /// Every lane of the warp; orders their shared-memory accesses too.
   void warpSync() { emit({}, {}, "bar.warp.sync -1;", ""); }
+  /// A warp-uniform i32 `v32` from lane 0 (CUTLASS's canonical warp index):
+  /// the same value, but ptxas can now prove it warp-uniform and keeps what
+  /// derives from it (wgmma descriptors among it) in uniform registers, where
+  /// one from %tid.x costs an R2UR before every use. Opaque to LLVM too (it
+  /// is not hoisted out of loops).
+  Value broadcastFromLaneZero(Value v32) {
+    return emit({b.getI32Type()}, {v32}, "shfl.sync.idx.b32 $0, $1, 0, 0x1f, 0xffffffff;",
+                "=r,r");
+  }
 
   void wgmmaFence() { emit({}, {}, "wgmma.fence.sync.aligned;", ""); }
   void wgmmaCommit() { emit({}, {}, "wgmma.commit_group.sync.aligned;", ""); }

@@ -1510,13 +1510,10 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   // uniform registers. From %tid.x every wgmma of S = Q K^T waits on an
   // R2UR of its Q descriptor; same-round A/Bs on the H200 (session 20, c3):
   // +0.5-5% on every row measured (1k: ALiBi, soft-cap, documents +4-5%).
-  auto broadcast = [&](Value v32) {
-    return ptx.emit({i32}, {v32}, "shfl.sync.idx.b32 $0, $1, 0, 0x1f, 0xffffffff;", "=r,r");
-  };
   Value consumerGroup = arith::SubIOp::create(b, wg, lb.index(1));
   if (options.uniformWarpgroupIndex)
-    consumerGroup =
-        arith::IndexCastUIOp::create(b, b.getIndexType(), broadcast(toI32(consumerGroup)));
+    consumerGroup = arith::IndexCastUIOp::create(b, b.getIndexType(),
+                                                 ptx.broadcastFromLaneZero(toI32(consumerGroup)));
   Value r0 = arith::AddIOp::create(b, arith::MulIOp::create(b, consumerWarp, lb.index(16)), g);
   Value laneZero = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, lane, lb.index(0));
   // Ping-pong (`pingPong`, attn-compile's default; FA3's warp
@@ -1566,7 +1563,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   Value kvSlot;
   if (crossHead)
     itemGroup32 = options.uniformWarpgroupIndex ? toI32(consumerGroup).getResult()
-                                                : broadcast(toI32(consumerGroup));
+                                                : ptx.broadcastFromLaneZero(toI32(consumerGroup));
   int64_t nTilesO = dv / 8;
   // One k tile: S = Q K^T, softmax, O += P V; element masks only when
   // `masked` (the tile is partial, or masks are known only per element).

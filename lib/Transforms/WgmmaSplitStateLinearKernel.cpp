@@ -470,7 +470,7 @@ bool buildWgmmaSplitStateLinearKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp 
       auto broadcast32 = [&](Value v) -> Value {
         if (kByProducer)
           return v;
-        return ptx.emit({i32}, {v}, "shfl.sync.idx.b32 $0, $1, 0, 0x1f, 0xffffffff;", "=r,r");
+        return ptx.broadcastFromLaneZero(v);
       };
       Value stageBase = broadcast32(st.base);
       Value slotBase = broadcast32(mul(st.slot, c32(slotBytes)));
