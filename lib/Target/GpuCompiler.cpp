@@ -159,6 +159,18 @@ bool hopperCrossHeadTiles(const Spec &spec) {
          spec.headDim == 64 && spec.headDimV == 64;
 }
 
+/// Whether the Hopper kernel takes half diagonal keys unless asked: for
+/// plain causal attention. Session 21's same-round A/Bs on the H200
+/// (bench/results/2026-12-04-v33-session21/ c1), with against without:
+/// causal D = 64 1k / 4k / 16k 338.9 / 437.1 / 462.9 TFLOP/s against 326.6 /
+/// 418.2 / 451.9 (+3.8 / +4.5 / +2.4%), D = 128 0.997 / 1.000 / 1.023. ALiBi
+/// and soft-cap (causal) ran +2.4 / +0.1% at 4k but -0.9 / -2.6% at 16k, and
+/// the persistent window kernel spills with them: off there.
+bool hopperHalfDiagonalKeys(const Spec &spec) {
+  return hasPlainScores(spec) && spec.causal && !spec.window && !spec.blockSparse &&
+         !spec.documents;
+}
+
 /// Weights per 8 elements the Hopper kernel takes with the FMA-pipe
 /// polynomial instead of MUFU.EX2 unless asked: none. In one H200 call
 /// (bench/results/2026-12-03-v14-walk-poly/) 2 in 8 lost 8-13% on dense /
@@ -555,6 +567,8 @@ bool compileKernel(const Spec &spec, const std::string &specPath,
   bool crossHeadTiles = persistent && options.crossHeadTiles.value_or(hopperCrossHeadTiles(spec));
   // Cleared (and the kernel rebuilt) where the uniform warpgroup index spills.
   bool uniformWarpgroupIndex = options.uniformWarpgroupIndex;
+  // Cleared (and the kernel rebuilt) where the half diagonal keys spill.
+  bool halfDiagonalKeys = options.halfDiagonalKeys.value_or(hopperHalfDiagonalKeys(spec));
   if (hopper)
     std::tie(heuristicQ, heuristicK) =
         std::make_pair(hopperQueryTile(spec), hopperKeyTileSpills(spec) ? int64_t(64) : int64_t(128));
@@ -570,6 +584,7 @@ bool compileKernel(const Spec &spec, const std::string &specPath,
     bool persistent = false;
     bool tileCounter = false; // the dynamic scheduler's counter argument
     bool crossHeadTiles = false;
+    bool halfDiagonalKeys = false;
     std::vector<TensorMapArgument> tensorMaps;
   };
   // Item overlap (experimental, off unless asked) carries an item's O and P
@@ -605,6 +620,7 @@ bool compileKernel(const Spec &spec, const std::string &specPath,
            (persistent ? " persistent=1" : "") +
            (crossHeadTiles ? " cross-head-tiles=1" : "") +
            (uniformWarpgroupIndex ? " uniform-warpgroup-index=1" : "") +
+           (halfDiagonalKeys ? " half-diagonal-keys=1" : "") +
            (itemOverlap ? " item-overlap=1" : "") +
            (dynamicScheduler ? " dynamic-scheduler=1" : "") +
            (options.lazyRescale ? " lazy-rescale=1" : "") + " poly-exp2=" +
@@ -664,6 +680,7 @@ bool compileKernel(const Spec &spec, const std::string &specPath,
       g.persistent |= f->hasAttr("attn.persistent");
       g.tileCounter |= f->hasAttr("attn.tile_counter");
       g.crossHeadTiles |= f->hasAttr("attn.cross_head_tiles");
+      g.halfDiagonalKeys |= f->hasAttr("attn.half_diagonal_keys");
       if (auto t = f->getAttrOfType<IntegerAttr>("attn.grid_x"))
         g.gridX = t.getInt();
       if (auto kind = f->getAttrOfType<StringAttr>("attn.tensor_cores"))
@@ -819,7 +836,16 @@ bool compileKernel(const Spec &spec, const std::string &specPath,
     uniformWarpgroupIndex = false;
     return regenerate();
   };
-  if (!withoutUniformIndexIfSpilling())
+  // The half diagonal keys add a copy of the softmax and of both products
+  // for one tile: dropped first where they spill (they only apply to
+  // 128-key tiles).
+  auto withoutHalfDiagonalIfSpilling = [&] {
+    if (!hopper || !gen.halfDiagonalKeys || !spills())
+      return true;
+    halfDiagonalKeys = false;
+    return regenerate();
+  };
+  if (!withoutHalfDiagonalIfSpilling() || !withoutUniformIndexIfSpilling())
     return false;
   if (hopper && options.blockK <= 0 && bk == 128 && spills()) {
     bk = 64;
@@ -865,6 +891,7 @@ bool compileKernel(const Spec &spec, const std::string &specPath,
   report.blockQ = bq;
   report.blockK = bk;
   report.crossHeadTiles = gen.crossHeadTiles;
+  report.halfDiagonalKeys = gen.halfDiagonalKeys;
   report.uniformWarpgroupIndex = hopper && uniformWarpgroupIndex;
   manifest.tensorMaps = gen.tensorMaps;
   manifest.argumentRoles = argumentRoles(spec, /*withLse=*/true);
@@ -894,7 +921,8 @@ bool compileKernel(const Spec &spec, const std::string &specPath,
   if (gen.kind == "wgmma")
     extra += std::string(", \"wgmma\": {\"cross_head_tiles\": ") +
              (report.crossHeadTiles ? "true" : "false") + ", \"uniform_warpgroup_index\": " +
-             (report.uniformWarpgroupIndex ? "true" : "false") + "}";
+             (report.uniformWarpgroupIndex ? "true" : "false") + ", \"half_diagonal_keys\": " +
+             (report.halfDiagonalKeys ? "true" : "false") + "}";
   if (report.ran)
     extra += ", \"ptxas\": {\"registers\": " + std::to_string(report.registers) +
              ", \"stack_frame_bytes\": " + std::to_string(report.stackFrameBytes) +

@@ -390,6 +390,10 @@ struct WgmmaKernelOptions {
   /// Each consumer warpgroup's index broadcast from lane 0, so that ptxas
   /// treats it (and the wgmma descriptors computed from it) as warp-uniform.
   bool uniformWarpgroupIndex = false;
+  /// Causal / window masks with 128-key tiles: on an item's last k tile, a
+  /// consumer warpgroup whose rows see none of the tile's second 64 keys
+  /// computes S with N = 64 and P V with half the k steps.
+  bool halfDiagonalKeys = false;
 };
 
 /// The Hopper (sm_90a) wgmma + TMA softmax kernel; see WgmmaSoftmaxKernel.cpp.

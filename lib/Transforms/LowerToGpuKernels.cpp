@@ -371,7 +371,7 @@ struct LowerToGpuKernelsPass
                                                  documentTileSummaryUnroll, stagedOutputStore,
                                                  documentItemOrder, documentItemOrderEntries,
                                                  documentItemOrderPhases, crossHeadTiles,
-                                                 uniformWarpgroupIndex}))
+                                                 uniformWarpgroupIndex, halfDiagonalKeys}))
             return;
           if (!tensorCores || !buildMmaSoftmaxKernel(b, gpuModule, host, attention, cpAsync))
             buildSoftmaxKernel(b, gpuModule, host, attention);

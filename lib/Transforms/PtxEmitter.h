@@ -116,7 +116,12 @@ public:
                 "=r,r");
   }
 
-  void wgmmaFence() { emit({}, {}, "wgmma.fence.sync.aligned;", ""); }
+  /// A `tag` (a PTX comment) keeps LLVM from hoisting the fences of two
+  /// branches' wgmma sequences above the branch: ptxas wants the fence in
+  /// the products' own block (else C7519 / C7513).
+  void wgmmaFence(StringRef tag = "") {
+    emit({}, {}, "wgmma.fence.sync.aligned;" + (tag.empty() ? "" : " // " + tag.str()), "");
+  }
   void wgmmaCommit() { emit({}, {}, "wgmma.commit_group.sync.aligned;", ""); }
   /// Waits until at most `pending` committed wgmma groups are in flight.
   void wgmmaWait(int pending) {
@@ -125,10 +130,12 @@ public:
 
   /// acc += A B for one m64nNk16 step. A is a shared-memory descriptor
   /// (`aDesc`, MN-major when `transposeA`) or 4 registers (`aRegs`); B is a
-  /// descriptor, MN-major when `transposeB`.
+  /// descriptor, MN-major when `transposeB`. With `accumulate` false the
+  /// product overwrites the accumulators (scale-d = 0), whose inputs are then
+  /// never read: `acc` only gives their count.
   SmallVector<Value> wgmma(ArrayRef<Value> acc, Value aDesc, ArrayRef<Value> aRegs,
                            Value bDesc, int64_t n, Type elem, bool transposeB,
-                           bool transposeA = false) {
+                           bool transposeA = false, bool accumulate = true) {
     int64_t m = acc.size();
     std::string type = elem.isBF16() ? "bf16" : "f16";
     std::string ptx = "{\n.reg .pred p;\nsetp.ne.b32 p, $SCALE, 0;\n"
@@ -142,6 +149,11 @@ public:
     for (int64_t i = 0; i < m; ++i)
       constraints += std::to_string(i) + ",";
     SmallVector<Value> operands(acc.begin(), acc.end());
+    // Undefined inputs need no register moves between the wgmma fence and
+    // the product (ptxas otherwise injects a warpgroup.arrive: C7519).
+    if (!accumulate)
+      for (Value &v : operands)
+        v = LLVM::UndefOp::create(b, b.getF32Type());
     int64_t next = 2 * m;
     if (aDesc) {
       ptx += "}, $" + std::to_string(next++);
@@ -158,10 +170,10 @@ public:
     }
     ptx += ", $" + std::to_string(next++);
     operands.push_back(bDesc);
-    constraints += "l,r";
-    std::string scale = "$" + std::to_string(next);
-    ptx.replace(ptx.find("$SCALE"), 6, scale);
-    operands.push_back(i32(1));
+    constraints += "l";
+    // scale-d from an immediate: a register operand is a move LLVM may place
+    // between the wgmma fence and the product (C7519).
+    ptx.replace(ptx.find("$SCALE"), 6, accumulate ? "1" : "0");
     // scale-d = p (accumulate), scale-a = scale-b = 1, then the transposes
     // (A from registers has no transpose immediate).
     ptx += std::string(", p, 1, 1") + (aDesc ? (transposeA ? ", 1" : ", 0") : "") +

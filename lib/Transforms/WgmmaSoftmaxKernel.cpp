@@ -221,6 +221,16 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                    !planUsesTile(plan.getKvEnd()) && !planUsesTile(plan.getFullBegin()) &&
                    !planUsesTile(plan.getFullEnd());
   int64_t kvSlots = crossHead ? 2 : 1;
+  // Half diagonal keys (`halfDiagonalKeys`): under a causal or window bound
+  // an item's last k tile is the diagonal one, where a 128-row item's first
+  // warpgroup (rows 0 .. 63) sees at most the tile's first 64 keys. That
+  // warpgroup then computes S = Q K^T with N = 64, the softmax of 64 columns
+  // and P V with half the k steps: a quarter of the diagonal tile's products
+  // and exponentials (~5% of all at S = 1k). Only on the item's last tile,
+  // so the P V inside the loop is always whole and only the one after it
+  // may be half; not with a tile list (whose last tile is known late).
+  bool halfDiagonal = options.halfDiagonalKeys && blockK == 128 && !tileList && !crossHead &&
+                      !itemOverlap && (op.getCausal() || op.getWindowAttr());
   // A tile-list word: kt << 2 | documents full << 1 | last tile of the item.
   constexpr int64_t kLastBit = 0, kFullBit = 1, kWordShift = 2;
   // The producer warps' named barrier (ping-pong takes 1 .. 3).
@@ -384,6 +394,8 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     kernel->setAttr("attn.persistent", b.getUnitAttr());
   if (crossHead)
     kernel->setAttr("attn.cross_head_tiles", b.getUnitAttr());
+  if (halfDiagonal)
+    kernel->setAttr("attn.half_diagonal_keys", b.getUnitAttr());
   // A register cap at entry (.maxntid with .minnctapersm 1: 65536 / 384 ->
   // 168 per thread) is what lets setmaxnreg move registers between roles.
   kernel->setAttr(NVVM::NVVMDialect::getMaxntidAttrName(),
@@ -1572,7 +1584,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   // waits for S_j only, and runs tile j's softmax while the tensor cores
   // still work on P_{j-1} V_{j-1}; O is rescaled once that product is done.
   // The last tile's P V runs after the loop.
-  auto issueS = [&](Value stage, Value parity) {
+  auto issueS = [&](Value stage, Value parity, bool half) {
     Value kStage = arith::MulIOp::create(b, stage, c32(kvSlots * kStageBytes));
     if (crossHead)
       kStage = arith::AddIOp::create(b, kStage, arith::MulIOp::create(b, kvSlot, c32(kStageBytes)));
@@ -1587,16 +1599,22 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
            descriptor(arith::AddIOp::create(b, kStage, c32(kOffset + box * kvBoxBytes + inBox)),
                       16)});
     }
-    SmallVector<Value> acc(blockK / 2, lb.f32(0.0));
+    // Half diagonal keys: N = 64, the first blockK / 4 accumulators.
+    int64_t n = half ? blockK / 2 : blockK;
+    SmallVector<Value> acc(n / 2, lb.f32(0.0));
     ptx.wait(stageBar(KFull, stage), parity);
-    ptx.wgmmaFence();
-    for (auto [aDesc, bDesc] : descs)
-      acc = ptx.wgmma(acc, aDesc, {}, bDesc, blockK, et, /*transposeB=*/false);
+    ptx.wgmmaFence(half ? "half keys" : "");
+    // (Half diagonal keys, whose branches keep LLVM from hoisting the zero
+    // accumulators' moves out of the loop: the first step overwrites them.)
+    for (auto [i, descPair] : llvm::enumerate(descs))
+      acc = ptx.wgmma(acc, descPair.first, {}, descPair.second, n, et, /*transposeB=*/false,
+                      /*transposeA=*/false, /*accumulate=*/!(halfDiagonal && i == 0));
     ptx.wgmmaCommit();
     return acc;
   };
   // O += P V for the tile in `stage` (P as packed A-operand registers).
-  auto issuePV = [&](ArrayRef<Value> o, ArrayRef<Value> pPacked, Value stage, Value parity) {
+  auto issuePV = [&](ArrayRef<Value> o, ArrayRef<Value> pPacked, Value stage, Value parity,
+                     bool half = false) {
     Value vStage = arith::MulIOp::create(b, stage, c32(kvSlots * vStageBytes));
     if (crossHead)
       vStage = arith::AddIOp::create(b, vStage, arith::MulIOp::create(b, kvSlot, c32(vStageBytes)));
@@ -1605,9 +1623,10 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
       descs.push_back(
           descriptor(arith::AddIOp::create(b, vStage, c32(vOffset + u * 16 * 128)), kvBoxBytes));
     ptx.wait(stageBar(VFull, stage), parity);
-    ptx.wgmmaFence();
+    ptx.wgmmaFence(half ? "half keys" : "");
+    // Half diagonal keys: the k steps of the first 64 keys.
     SmallVector<Value> acc(o.begin(), o.end());
-    for (int64_t u = 0; u < blockK / 16; ++u)
+    for (int64_t u = 0; u < (half ? blockK / 32 : blockK / 16); ++u)
       acc = ptx.wgmma(acc, Value(), pPacked.slice(4 * u, 4), descs[u], dv, et,
                       /*transposeB=*/true);
     ptx.wgmmaCommit();
@@ -1619,7 +1638,8 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   // or trained inputs, almost only on a row's first tiles). Masks only when
   // `masked`.
   auto softmaxTile = [&](FragmentSoftmax &softmax, Value kt, ArrayRef<Value> acc,
-                         const SoftmaxState &st, bool masked, Value idLaneSlot) {
+                         const SoftmaxState &st, bool masked, Value idLaneSlot,
+                         ArrayRef<Value> pastHalf = {}) {
     Value colBegin = arith::MulIOp::create(b, kt, lb.index(blockK));
     // Staged key ids: the lane's columns 8 j and 8 j + 1 are one
     // ld.shared.v2 at idLaneSlot + 32 j.
@@ -1641,6 +1661,13 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     SmallVector<Value> results = {next.max[0], next.max[1], next.sum[0], next.sum[1],
                                   next.alpha[0], next.alpha[1]};
     for (int64_t u = 0; u < blockK / 16; ++u) {
+      // A half-key tile's P past its 64 columns, never read by its P V:
+      // `pastHalf`'s registers (the previous P). Zeros, moved into them at
+      // the branch's end, made ptxas serialize the loop's wgmma (C7513).
+      if (8 * u >= int64_t(p.size())) {
+        results.append(pastHalf.begin() + 4 * u, pastHalf.begin() + 4 * u + 4);
+        continue;
+      }
       std::array<Value, 4> regs = softmax.pOperand(p, u, /*asI32=*/true);
       results.append(regs.begin(), regs.end());
     }
@@ -1732,6 +1759,25 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   FragmentSoftmax softmax = softmaxOf(item);
   KTileRange range = emitKTileRange(b, plan, item.tile, seqQ, seqK);
   auto [qBuffer, qUse] = qBufferOf(itemCount);
+  // Half diagonal keys: k tile kt is the item's last and none of this
+  // warpgroup's rows sees its second 64 keys (its last row's bound is below).
+  auto halfKeysAt = [&](Value kt) -> Value {
+    Value lastRow = arith::AddIOp::create(
+        b, item.rowBegin,
+        arith::AddIOp::create(b, arith::MulIOp::create(b, consumerGroup, lb.index(kRowsPerWarpgroup)),
+                              lb.index(kRowsPerWarpgroup - 1)));
+    Value hi = emitter.visibleInterval(lastRow).second;
+    Value secondHalf = arith::AddIOp::create(b, arith::MulIOp::create(b, kt, lb.index(blockK)),
+                                             lb.index(blockK / 2));
+    Value last = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, kt,
+                                       arith::SubIOp::create(b, range.end, lb.index(1)));
+    Value half = arith::AndIOp::create(
+        b, last, arith::CmpIOp::create(b, arith::CmpIPredicate::slt, hi, secondHalf));
+    // The same on every lane; a vote makes that visible to ptxas, which
+    // otherwise keeps what the branch joins (the stage, the descriptors)
+    // in per-thread registers and serializes every wgmma (C7513).
+    return half;
+  };
   if (!dynamic)
     ptx.wait(qFullBar(qBuffer), arith::RemUIOp::create(b, qUse, c32(2)));
   qItemOffset = arith::AddIOp::create(b, qWarpgroupOffset,
@@ -1755,15 +1801,16 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   int64_t oBegin = 4, pBegin = 4 + nTilesO * 4, tail = pBegin + pRegs;
   // Tile kt on the carried state; with a tile list, `documentsFull` says
   // whether the tile's document test is all-true.
-  auto consumeTile = [&](Value kt, Value documentsFull, ValueRange carried) {
+  auto consumeTileAs = [&](bool halfTile, Value kt, Value documentsFull, ValueRange carried) {
     Value count = carried[tail + 2];
     auto [stage, round] = stageOf(count);
     Value parity = arith::RemUIOp::create(b, round, c32(2));
     Value prevStage = carried[tail], prevParity = carried[tail + 1];
     // A P V to issue: the item's previous tile's, or (item overlap) the
     // pending item's last.
-    Value hasPrev =
+    Value laterTile =
         arith::CmpIOp::create(b, arith::CmpIPredicate::ugt, count, firstCount).getResult();
+    Value hasPrev = laterTile;
     Value firstOfItem;
     if (itemOverlap) {
       firstOfItem = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, count, firstCount);
@@ -1774,7 +1821,7 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
 
     if (pingPong)
       ptx.namedBarrierSync(myTurn, kTurnThreads);
-    SmallVector<Value> acc = issueS(stage, parity);
+    SmallVector<Value> acc = issueS(stage, parity, halfTile);
     // With a previous tile: issue its P V, then wait for S only
     // (wait_group 1: the older group); else wait for S alone.
     o = kb.ifWithResults(
@@ -1829,19 +1876,24 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
         stagedDocIds ? (Value)arith::AddIOp::create(b, idSlot(count),
                                                     toI32(arith::MulIOp::create(b, t2, lb.index(4))))
                      : Value();
-    if (alwaysMasked) {
-      sm = softmaxTile(softmax, kt, acc, st, /*masked=*/true, idLaneSlot);
-    } else {
+    auto wholeTile = [&]() -> SmallVector<Value> {
+      if (alwaysMasked)
+        return softmaxTile(softmax, kt, acc, st, /*masked=*/true, idLaneSlot);
       Value partial = arith::OrIOp::create(
           b, arith::CmpIOp::create(b, arith::CmpIPredicate::slt, kt, range.fullBegin),
           arith::CmpIOp::create(b, arith::CmpIPredicate::sge, kt, range.fullEnd));
       if (classifyDocuments)
         partial = arith::OrIOp::create(
             b, partial, arith::XOrIOp::create(b, documentsFull, lb.boolean(true)));
-      sm = kb.ifWithResults(
+      return kb.ifWithResults(
           partial, smTypes, [&] { return softmaxTile(softmax, kt, acc, st, true, idLaneSlot); },
           [&] { return softmaxTile(softmax, kt, acc, st, false, idLaneSlot); });
-    }
+    };
+    // Half diagonal keys: the softmax of the first 64 columns (masked: the
+    // diagonal runs through them).
+    sm = halfTile ? softmaxTile(softmax, kt, acc, st, /*masked=*/true, idLaneSlot,
+                                  SmallVector<Value>(prevP))
+                  : wholeTile();
     // The previous P V is done: release its V stage, rescale O.
     ptx.wgmmaWait(0);
     o = ptx.fenceOperands(o);
@@ -1854,22 +1906,63 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
         scaled.push_back(arith::MulFOp::create(b, o[i], sm[4 + (i % 4) / 2]));
       return scaled;
     };
+    // (Lazy rescale: never on an item's first tile, whose O is still zero
+    // but whose max always grows from -inf: 32-64 multiplies an item.)
     o = options.lazyRescale
-            ? kb.ifWithResults(sm.back(), TypeRange(ValueRange(o).getTypes()),
-                               rescaled, [&] { return o; })
+            ? kb.ifWithResults(arith::AndIOp::create(b, sm.back(), laterTile),
+                               TypeRange(ValueRange(o).getTypes()), rescaled, [&] { return o; })
             : rescaled();
     next.append(o.begin(), o.end());
     next.append(sm.begin() + 6, sm.begin() + 6 + pRegs);
     next.append({stage, parity, arith::AddIOp::create(b, count, c32(1))});
     return next;
   };
+  auto consumeTile = [&](Value kt, Value documentsFull, ValueRange carried) {
+    return consumeTileAs(false, kt, documentsFull, carried);
+  };
   SmallVector<Value> carriedOut;
   Value nextCount; // the first tile count of the next item
+  // Half diagonal keys: whether the item's last tile is a half one for this
+  // warpgroup, which then runs after the loop (peeled). (A branch between a
+  // half and a whole copy inside the loop made ptxas keep the loop's stage
+  // and descriptors in per-thread registers and serialize every wgmma of
+  // the kernel: C7513.)
+  Value halfLast;
+  if (halfDiagonal && !tileList)
+    halfLast = arith::AndIOp::create(
+        b, arith::CmpIOp::create(b, arith::CmpIPredicate::ugt, range.end, range.begin),
+        halfKeysAt(arith::SubIOp::create(b, range.end, lb.index(1))));
   if (!tileList) {
-    carriedOut = kb.forWithState(range.begin, range.end, lb.index(1), init,
+    Value loopEnd = halfLast ? (Value)arith::SelectOp::create(
+                                   b, halfLast, arith::SubIOp::create(b, range.end, lb.index(1)),
+                                   range.end)
+                             : range.end;
+    carriedOut = kb.forWithState(range.begin, loopEnd, lb.index(1), init,
                                  [&](Value kt, ValueRange carried) {
                                    return consumeTile(kt, Value(), carried);
                                  });
+    if (halfLast) {
+      // The peeled half tile. Only the softmax state, O and P pass the
+      // branch; its stage, parity and count follow from the loop's count
+      // (selects, not joins, which would cost their uniformity).
+      SmallVector<Value> data(carriedOut.begin(), carriedOut.begin() + tail);
+      SmallVector<Value> peeled = kb.ifWithResults(
+          halfLast, TypeRange(ValueRange(data).getTypes()),
+          [&] {
+            SmallVector<Value> next = consumeTileAs(
+                true, arith::SubIOp::create(b, range.end, lb.index(1)), Value(), carriedOut);
+            return SmallVector<Value>(next.begin(), next.begin() + tail);
+          },
+          [&] { return data; });
+      Value count = carriedOut[tail + 2];
+      auto [stage, round] = stageOf(count);
+      Value parity = arith::RemUIOp::create(b, round, c32(2));
+      peeled.push_back(arith::SelectOp::create(b, halfLast, stage, carriedOut[tail]));
+      peeled.push_back(arith::SelectOp::create(b, halfLast, parity, carriedOut[tail + 1]));
+      peeled.push_back(arith::SelectOp::create(
+          b, halfLast, arith::AddIOp::create(b, count, c32(1)), count));
+      carriedOut = peeled;
+    }
     nextCount = carriedOut[tail + 2];
   } else {
     // Follow the producer's words: after a tile not marked last, wait for
@@ -1957,12 +2050,21 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   oFinal = kb.ifWithResults(
       anyTile, TypeRange(ValueRange(oFinal).getTypes()),
       [&] {
+        auto lastPV = [&](bool half) {
+          SmallVector<Value> o =
+              issuePV(oFinal, SmallVector<Value>(carriedOut.begin() + pBegin,
+                                                 carriedOut.begin() + tail),
+                      carriedOut[tail], carriedOut[tail + 1], half);
+          ptx.wgmmaWait(0);
+          return ptx.fenceOperands(o);
+        };
+        // (Half diagonal keys: the wait in each copy, as in consumeTile.)
         SmallVector<Value> o =
-            issuePV(oFinal, SmallVector<Value>(carriedOut.begin() + pBegin,
-                                               carriedOut.begin() + tail),
-                    carriedOut[tail], carriedOut[tail + 1]);
-        ptx.wgmmaWait(0);
-        o = ptx.fenceOperands(o);
+            halfLast
+                ? kb.ifWithResults(halfLast,
+                                   TypeRange(ValueRange(oFinal).getTypes()),
+                                   [&] { return lastPV(true); }, [&] { return lastPV(false); })
+                : lastPV(false);
         // A persistent block's producer refills this V stage for a later
         // item: release it (a one-item block ends here instead).
         if (persistent)

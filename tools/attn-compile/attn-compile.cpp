@@ -145,6 +145,12 @@ static cl::opt<bool> crossHeadTiles(
              "(dense): the query rows of every (batch, head) as one sequence of 64-row "
              "slices, an item one slice per consumer warpgroup across head boundaries, so "
              "that 192-row tiles compute no rows of zeros past a sequence end"));
+static cl::opt<bool> halfDiagonalKeys(
+    "half-diagonal-keys", cl::init(false),
+    cl::desc("Hopper kernel under a causal or window bound with 128-key tiles: on an item's "
+             "last (diagonal) key tile, a consumer warpgroup whose rows see only the tile's "
+             "first 64 keys computes S with N = 64 and P V with half the k steps (unset: on "
+             "for plain causal attention; where it spills, rebuilt without)"));
 static cl::opt<bool> uniformWarpgroupIndex(
     "uniform-warpgroup-index", cl::init(true),
     cl::desc("Hopper kernel: broadcast each consumer warpgroup's index from lane 0 so that "
@@ -255,6 +261,8 @@ int main(int argc, char **argv) {
   options.documentItemOrderEntries = documentItemOrderEntries;
   if (crossHeadTiles.getNumOccurrences())
     options.crossHeadTiles = crossHeadTiles;
+  if (halfDiagonalKeys.getNumOccurrences())
+    options.halfDiagonalKeys = halfDiagonalKeys;
   options.uniformWarpgroupIndex = uniformWarpgroupIndex;
   options.documentItemOrderPhases = documentItemOrderPhases;
   options.fastTanh = fastTanh;
@@ -411,6 +419,8 @@ int main(int argc, char **argv) {
         os << " dynamic";
       if (report.crossHeadTiles)
         os << " cross-head";
+      if (report.halfDiagonalKeys)
+        os << " half-diagonal";
       for (const attn::KernelManifest::SeqVariant &v : manifest.dispatch)
         os << ", Sk >= " << v.minSeqK << ": " << v.manifest;
       os << ", " << llvm::format("%.0f", ms) << " ms\n";
@@ -424,6 +434,12 @@ int main(int argc, char **argv) {
                       "kernel, key tiles that do not depend on the query tile: no causal or "
                       "window bound, block layout or document ids, and head dim 64); "
                       "compiled without it\n";
+      if (halfDiagonalKeys.getNumOccurrences() && halfDiagonalKeys &&
+          spec.kind == attn::VariantKind::Attention && !report.halfDiagonalKeys)
+        result.note += "attn-compile: note: " + spec.name +
+                       ": --half-diagonal-keys does not apply (it needs the Hopper kernel with "
+                       "128-key tiles under a causal or window bound, no block layout or "
+                       "document ids, and no spills with it); compiled without it\n";
       result.name = spec.name;
       result.kind = attn::variantKindName(spec.kind);
       result.dtype = attn::elementTypeName(spec.dtype);

@@ -56,6 +56,11 @@ struct GpuCompileOptions {
   /// that its wgmma descriptors live in uniform registers. Where that spills,
   /// the kernel is rebuilt without it before smaller tiles are tried.
   bool uniformWarpgroupIndex = true;
+  /// Hopper kernel under a causal or window bound: on an item's last
+  /// (diagonal) k tile, the consumer warpgroup that sees only its first 64
+  /// keys computes half the products. Unset: the heuristic. Where it spills,
+  /// the kernel is rebuilt without it first.
+  std::optional<bool> halfDiagonalKeys;
   /// Hopper kernel: consumer warpgroups take turns; unset: the heuristic (on
   /// for 128-row tiles, off for 192-row ones, where the H200 ran faster without).
   std::optional<bool> pingPong;
@@ -157,6 +162,9 @@ struct PtxasReport {
   /// Hopper kernel: cross-head tiles applied; the uniform warpgroup index
   /// kept (a spill fallback may have dropped it).
   bool crossHeadTiles = false, uniformWarpgroupIndex = false;
+  /// Hopper kernel: the half diagonal keys applied (causal or window bound,
+  /// 128-key tiles, no tile list; a spill fallback may have dropped them).
+  bool halfDiagonalKeys = false;
 };
 
 /// Kernels per sequence length behind one manifest: the default kernel,

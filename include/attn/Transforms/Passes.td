@@ -250,6 +250,12 @@ def AttnLowerToGpuKernels : Pass<"attn-lower-to-gpu-kernels", "::mlir::ModuleOp"
            "tile is partly past a sequence end but the launch's last (where the k "
            "tiles a q tile visits do not depend on it and none are classified at run "
            "time; ignored otherwise)">,
+    Option<"halfDiagonalKeys", "half-diagonal-keys", "bool", /*default=*/"false",
+           "In the wgmma kernel under a causal or window bound with 128-key tiles: "
+           "on an item's last k tile, a consumer warpgroup whose rows see none of "
+           "the tile's second 64 keys computes S = Q K^T with N = 64 and P V with "
+           "half the k steps (ignored with tile lists, cross-head tiles and item "
+           "overlap)">,
   ];
   let dependentDialects = ["::mlir::gpu::GPUDialect", "::mlir::vector::VectorDialect",
                            "::mlir::NVVM::NVVMDialect", "::mlir::LLVM::LLVMDialect",
