@@ -147,6 +147,10 @@ def parse_args(argv=None):
     ap.add_argument("--peers", default=",".join(PEERS), help="peers to run: " + ",".join(PEERS) + ", or none (ours only)")
     ap.add_argument("--no-ours", action="store_true", help="peers only")
     ap.add_argument("--reps", type=int, default=3, help="interleaved repetitions per row (median)")
+    ap.add_argument("--paired-dense", action=argparse.BooleanOptionalAction, default=True,
+                    help="masked softmax rows also time our dense kernel on the same inputs in the "
+                         "same rounds (ours_dense), for a %% of dense that the GPU clock's drift "
+                         "between rows does not move (default on)")
     ap.add_argument("--tol", type=float, default=1e-2)
     ap.add_argument("--seed", type=int, default=1234, help="as peers.py (masks depend on it)")
     ap.add_argument("--budget-s", type=float, default=400.0,
@@ -625,7 +629,7 @@ class Bench:
         import torch
         a = self.args
         fns = {}
-        for name, (setup, outputs) in impls.items():
+        for name, (setup, outputs, *own_reference) in impls.items():
             cell = row["impls"].setdefault(name, {})
             try:
                 fn, info = setup()
@@ -637,7 +641,7 @@ class Bench:
                 cell["first_call_s"] = round(time.perf_counter() - t0, 3)
                 full, slices = outputs(res)
                 finite = bool(torch.isfinite(full).all())
-                err = rel_err(slices, reference)
+                err = rel_err(slices, own_reference[0] if own_reference else reference)
                 cell["rel_err"] = err
                 cell["finite"] = finite
                 cell["status"] = "ok" if finite and math.isfinite(err) and err <= a.tol else "FAIL"
@@ -725,6 +729,24 @@ class Bench:
             impls["ours"] = (ours_setup, lambda out: (out, slices_of(out)))
             if a.ab_kernels:
                 impls["ours_b"] = (lambda: ours_setup(a.ab_kernels), lambda out: (out, slices_of(out)))
+            if a.paired_dense and variant in MASKED and ("dense", D) in SPEC:
+                # Our dense kernel on the same inputs, in the same rounds (checked
+                # against the unmasked reference): the masked row's % of dense per
+                # round, which the clock's drift between rows does not move.
+                def dense_setup():
+                    out = torch.full_like(q, float("nan"))
+                    lse = torch.full((B, H, S), float("nan"), dtype=torch.float32, device="cuda")
+                    launch, info = self.ours_fn(SPEC[("dense", D)], {"query": q, "key": k, "value": v,
+                                                                    "out": out, "lse": lse}, None)
+
+                    def fn():
+                        launch()
+                        return out
+                    return fn, dict(info, spec=SPEC[("dense", D)])
+                dense_reference = [ref_attn(q[b, h], k[b, h], v[b, h], D ** -0.5, b=b, h=h)
+                                   for (b, h) in pairs]
+                impls["ours_dense"] = (dense_setup, lambda out: (out, slices_of(out)), dense_reference)
+                row["dense_flops"] = 2 * B * H * S * S * (D + D)
         if variant in ("dense", "causal"):
             from torch.nn.attention import SDPBackend, sdpa_kernel
             for peer, be in (("cudnn", SDPBackend.CUDNN_ATTENTION), ("flash", SDPBackend.FLASH_ATTENTION)):
@@ -847,7 +869,9 @@ class Bench:
             if not reps:
                 continue
             cell["ms"] = statistics.median(reps)
-            cell["tflops"] = row["flops"] / (cell["ms"] * 1e-3) / 1e12
+            # (ours_dense computes every (q, k) pair of the masked row's inputs.)
+            flops = row["dense_flops"] if name == "ours_dense" else row["flops"]
+            cell["tflops"] = flops / (cell["ms"] * 1e-3) / 1e12
             if mm:
                 cell["pct_matmul"] = 100.0 * cell["tflops"] / mm
             if row.get("bytes"):
@@ -856,13 +880,19 @@ class Bench:
                     cell["pct_copy"] = 100.0 * cell["gbps"] / cp
         ours = row["impls"].get("ours", {})
         for name, cell in row["impls"].items():
-            if name != "ours" and ours.get("ms") and cell.get("ms"):
+            if name not in ("ours", "ours_dense") and ours.get("ms") and cell.get("ms"):
                 row["ratio_to_" + name] = cell["ms"] / ours["ms"]
         if row["variant"] in MASKED and ours.get("tflops"):
             dense = [r for r in self.rows if r["variant"] == "dense" and r["S"] == row["S"] and r["D"] == 128
                      and r["impls"].get("ours", {}).get("tflops")]
             if dense:
                 row["ours_frac_of_dense"] = ours["tflops"] / dense[0]["impls"]["ours"]["tflops"]
+            # The same ratio per round against ours_dense (same inputs, same rounds):
+            # TFLOP/s over unmasked pairs / dense TFLOP/s = entries_frac * dense ms / ours ms.
+            paired = row["impls"].get("ours_dense", {})
+            if paired.get("status") == "ok" and len(paired.get("ms_reps") or []) == len(ours.get("ms_reps") or []):
+                row["ours_frac_of_dense_same_round"] = statistics.median(
+                    row["entries_frac"] * d / m for d, m in zip(paired["ms_reps"], ours["ms_reps"]))
 
     @staticmethod
     def _f(x, spec):
@@ -935,6 +965,20 @@ class Bench:
                 lines.append(f"| {r['variant']} | {r['S']} | {r['D']} | {self._f(o.get('tflops'), '.1f')} | "
                              f"{self._f(bb.get('tflops'), '.1f')} | {self._f(r.get('ratio_to_ours_b'), '.3f')} | "
                              f"{reps[0]} | {reps[1]} |")
+        masked = [r for r in self.rows if r.get("ours_frac_of_dense") or r.get("ours_frac_of_dense_same_round")]
+        if masked:
+            lines += ["", "Masked rows against our dense kernel (TFLOP/s over unmasked pairs / our dense "
+                      "TFLOP/s): against the dense row of the same S (timed earlier), and per round against "
+                      "our dense kernel timed in the same rounds on the same inputs (ours_dense; median).", "",
+                      "| variant | S | D | ours TFLOP/s | % of the dense row | ours_dense TFLOP/s | "
+                      "% of dense, same rounds |", "|---|---|---|---|---|---|---|"]
+            for r in masked:
+                o, d = r["impls"].get("ours", {}), r["impls"].get("ours_dense", {})
+                pct = [None if r.get(key) is None else 100 * r[key]
+                       for key in ("ours_frac_of_dense", "ours_frac_of_dense_same_round")]
+                lines.append(f"| {r['variant']} | {r['S']} | {r['D']} | {self._f(o.get('tflops'), '.1f')} | "
+                             f"{self._f(pct[0], '.1f')} | {self._f(d.get('tflops'), '.1f')} | "
+                             f"{self._f(pct[1], '.1f')} |")
         text = "\n".join(lines) + "\n"
         with open(os.path.join(self.args.out, "bench.md"), "w") as f:
             f.write(text)

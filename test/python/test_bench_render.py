@@ -80,3 +80,39 @@ def test_ab_kernels_argument():
     import bench
     assert bench.parse_args([]).ab_kernels is None
     assert bench.parse_args(["--ab-kernels", "gpu-kernels/x"]).ab_kernels == "gpu-kernels/x"
+
+
+def test_render_masked_rows_against_dense(tmp_path):
+    """Masked rows: % of the dense row and % of ours_dense timed in the same rounds."""
+    doc = {
+        "meta": {"gpu": "NVIDIA H200", "argv": ["bench.py"]},
+        "ceilings": {},
+        "rows": [
+            {"variant": "dense", "S": 4096, "D": 128, "B": 8, "H": 16, "group": "softmax",
+             "status": "ok", "impls": {"ours": cell(700.0)}},
+            {"variant": "window", "S": 4096, "D": 128, "B": 8, "H": 16, "group": "softmax",
+             "status": "ok", "impls": {"ours": cell(504.0), "ours_dense": cell(630.0)},
+             "ours_frac_of_dense": 0.72, "ours_frac_of_dense_same_round": 0.8},
+        ],
+    }
+    table = render(tmp_path, doc)
+    assert "Masked rows against our dense kernel" in table
+    assert "| window | 4096 | 128 | 504.0 | 72.0 | 630.0 | 80.0 |" in table
+
+
+def test_same_round_fraction(tmp_path):
+    """finish_row: the per-round ratio entries_frac * dense ms / masked ms, median over rounds;
+    ours_dense's TFLOP/s count every pair; no ratio_to_ours_dense."""
+    sys.path.insert(0, os.path.dirname(BENCH))
+    import bench
+    b = bench.Bench.__new__(bench.Bench)
+    b.ceil, b.rows = {}, []
+    row = {"variant": "window", "S": 4096, "D": 128, "flops": 1e12, "dense_flops": 4e12,
+           "entries_frac": 0.25,
+           "impls": {"ours": {"ms_reps": [2.0, 2.0, 4.0], "status": "ok"},
+                     "ours_dense": {"ms_reps": [6.0, 7.0, 8.0], "status": "ok"}}}
+    b.finish_row(row)
+    # rounds: 0.25 * 6 / 2, 0.25 * 7 / 2, 0.25 * 8 / 4 = 0.75, 0.875, 0.5 -> median 0.75
+    assert abs(row["ours_frac_of_dense_same_round"] - 0.75) < 1e-12
+    assert abs(row["impls"]["ours_dense"]["tflops"] - 4e12 / 7e-3 / 1e12) < 1e-9
+    assert "ratio_to_ours_dense" not in row
