@@ -409,6 +409,11 @@ bool runPtxas(const std::string &cudaHome, const std::string &chip, const std::s
     report.registers = std::stoi(m[1]);
   if (std::regex_search(report.log, m, smem))
     report.sharedMemoryBytes = std::stoi(m[1]);
+  std::regex serialized(R"(\((C75\d\d)\) Potential Performance Loss: (wgmma[^\n]*serialized[^\n]*?)(?: in the function '[^']*')?\s*\n)");
+  if (std::regex_search(report.log, m, serialized)) {
+    report.wgmmaSerialized = true;
+    report.wgmmaSerializedWhy = m[1].str() + ": " + m[2].str();
+  }
   return true;
 }
 
@@ -928,7 +933,8 @@ bool compileKernel(const Spec &spec, const std::string &specPath,
              ", \"stack_frame_bytes\": " + std::to_string(report.stackFrameBytes) +
              ", \"spill_store_bytes\": " + std::to_string(report.spillStoreBytes) +
              ", \"spill_load_bytes\": " + std::to_string(report.spillLoadBytes) +
-             ", \"shared_memory_bytes\": " + std::to_string(report.sharedMemoryBytes) + "}";
+             ", \"shared_memory_bytes\": " + std::to_string(report.sharedMemoryBytes) +
+             ", \"wgmma_serialized\": " + (report.wgmmaSerialized ? "true" : "false") + "}";
   extra += "}";
   bool written = writeAtomically(outDir + "/" + spec.name + ".json",
                                  manifest.toJson(spec.canonicalJson, extra), error);

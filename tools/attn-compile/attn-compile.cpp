@@ -434,6 +434,12 @@ int main(int argc, char **argv) {
                       "kernel, key tiles that do not depend on the query tile: no causal or "
                       "window bound, block layout or document ids, and head dim 64); "
                       "compiled without it\n";
+      // ptxas serialized the wgmma instructions: correct, but much slower,
+      // and said only among ptxas's infos.
+      if (report.wgmmaSerialized)
+        result.note += "attn-compile: warning: " + spec.name +
+                       ": ptxas serialized the kernel's wgmma instructions (" +
+                       report.wgmmaSerializedWhy + "); it runs correctly but slower\n";
       if (halfDiagonalKeys.getNumOccurrences() && halfDiagonalKeys &&
           spec.kind == attn::VariantKind::Attention && !report.halfDiagonalKeys)
         result.note += "attn-compile: note: " + spec.name +

@@ -153,6 +153,12 @@ struct PtxasReport {
   int registers = 0;
   int stackFrameBytes = 0, spillStoreBytes = 0, spillLoadBytes = 0;
   int sharedMemoryBytes = 0;
+  /// ptxas serialized the kernel's wgmma instructions (its "Potential
+  /// Performance Loss" infos C7510-C7520: every wgmma then waits for the one
+  /// before); `wgmmaSerializedWhy` is its first such message. The kernel is
+  /// correct but loses the tensor cores' pipelining, so attn-compile warns.
+  bool wgmmaSerialized = false;
+  std::string wgmmaSerializedWhy;
   std::string log;
   /// The kernel compileSpecForGpu settled on (set whether or not ptxas ran):
   /// its kind (wgmma, mma.sync, chunked, simt) and tile, which the spill
