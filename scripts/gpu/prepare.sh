@@ -162,11 +162,13 @@ build/bin/attn-compile bench/specs/b_dense_d64.json -o gpu-kernels/bench_crosshe
   --chip sm_90a --cubin --fail-on-spills --cross-head-tiles=false -q
 build/bin/attn-compile bench/specs/b_dense_d64.json -o gpu-kernels/bench_crosshead_dyn \
   --chip sm_90a --cubin --fail-on-spills --dynamic-scheduler --cross-head-tiles -q
-# Half diagonal keys (session 21's --half-diagonal-keys): on an item's last (diagonal)
-# k tile, the warpgroup whose rows see only its first 64 keys computes half the products,
-# the tile peeled off the loop. Checks of every causal / window spec with it on the
-# default scheduler and on the one-item grid (CHECKS=tc_sm_90a_halfdiag/), bench A/B
-# with --kernels gpu-kernels/bench_halfdiag --ab-kernels gpu-kernels/bench.
+# Half diagonal keys (session 21's --half-diagonal-keys, the default for plain causal
+# since): on an item's last (diagonal) k tile, the warpgroup whose rows see only its
+# first 64 keys computes half the products, the tile peeled off the loop. Checks of every
+# causal / window spec with it on the default scheduler and on the one-item grid
+# (CHECKS=tc_sm_90a_halfdiag/); bench A/Bs: ALiBi / soft-cap / window with it
+# (--kernels gpu-kernels/bench_halfdiag --ab-kernels gpu-kernels/bench), causal without
+# it (--kernels gpu-kernels/bench_nohalf --ab-kernels gpu-kernels/bench).
 hd_specs=(examples/{causal,gqa,bshd,window}.json
   test/gpu/specs/{causal_gqa_d64,alibi_causal_lse,window_f16_d64,alibi_band_f16_d64}.json)
 build/bin/attn-compile "${hd_specs[@]}" -o gpu-kernels/tc_sm_90a_halfdiag \
@@ -175,6 +177,8 @@ build/bin/attn-compile "${hd_specs[@]}" -o gpu-kernels/tc_sm_90a_halfdiag/grid \
   --chip sm_90a --cubin --fail-on-spills --half-diagonal-keys --persistent=false -q
 build/bin/attn-compile bench/specs/b_{causal,causal_d64,window,alibi,softcap}.json \
   -o gpu-kernels/bench_halfdiag --chip sm_90a --cubin --fail-on-spills --half-diagonal-keys -q
+build/bin/attn-compile bench/specs/b_{causal,causal_d64}.json \
+  -o gpu-kernels/bench_nohalf --chip sm_90a --cubin --fail-on-spills --half-diagonal-keys=false -q
 # The consumer warpgroup's index from %tid.x (before session 20's uniform index, by
 # default since; it keeps the wgmma descriptors in uniform registers): every softmax
 # bench spec, --ab-kernels gpu-kernels/bench_uniform0.
