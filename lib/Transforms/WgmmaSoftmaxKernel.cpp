@@ -1662,8 +1662,9 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                                   next.alpha[0], next.alpha[1]};
     for (int64_t u = 0; u < blockK / 16; ++u) {
       // A half-key tile's P past its 64 columns, never read by its P V:
-      // `pastHalf`'s registers (the previous P). Zeros, moved into them at
-      // the branch's end, made ptxas serialize the loop's wgmma (C7513).
+      // `pastHalf`'s registers (the previous P), which need no moves at the
+      // branch's end, unlike zeros (with the copies inside the loop, moves
+      // there were one suspect of ptxas's C7513).
       if (8 * u >= int64_t(p.size())) {
         results.append(pastHalf.begin() + 4 * u, pastHalf.begin() + 4 * u + 4);
         continue;
@@ -1771,12 +1772,8 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                                              lb.index(blockK / 2));
     Value last = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, kt,
                                        arith::SubIOp::create(b, range.end, lb.index(1)));
-    Value half = arith::AndIOp::create(
+    return arith::AndIOp::create(
         b, last, arith::CmpIOp::create(b, arith::CmpIPredicate::slt, hi, secondHalf));
-    // The same on every lane; a vote makes that visible to ptxas, which
-    // otherwise keeps what the branch joins (the stage, the descriptors)
-    // in per-thread registers and serializes every wgmma (C7513).
-    return half;
   };
   if (!dynamic)
     ptx.wait(qFullBar(qBuffer), arith::RemUIOp::create(b, qUse, c32(2)));
