@@ -974,24 +974,38 @@ std::vector<TuningCandidateOptions> tuningCandidates(const Spec &spec,
     std::vector<std::pair<bool, bool>> schedules = {{false, false}, {true, false}};
     if (hopperDynamicScheduler(spec))
       schedules.push_back({true, true});
+    // Under a causal or window bound (no tile list), 128-key tiles also come
+    // with the half diagonal keys the other way round from the heuristic
+    // (tag suffix _hd1 / _hd0): they won 2-5% on plain causal D = 64 but were
+    // mixed on ALiBi and soft-cap (session 21).
+    bool halfEligible = (spec.causal || spec.window) && !spec.documents && !spec.blockSparse;
+    bool halfDefault = base.halfDiagonalKeys.value_or(hopperHalfDiagonalKeys(spec));
     for (auto [bq, bk] : tiles)
       for (bool pp : {true, false})
-        for (auto [pers, dyn] : schedules) {
-          GpuCompileOptions o = base;
-          o.blockQ = bq;
-          o.blockK = bk;
-          o.pingPong = pp;
-          o.persistent = pers;
-          o.dynamicScheduler = dyn;
-          add(std::string(bq == 128 ? "" : "bq" + std::to_string(bq) + "_") + "bk" +
-                  std::to_string(bk) + "_pp" + (pp ? "1" : "0") +
-                  (dyn ? "_dyn" : pers ? "_pers1" : "_pers0"),
-              o,
-              "{\"kernel\": \"wgmma\", \"block_q\": " + std::to_string(bq) +
-                  ", \"block_k\": " + std::to_string(bk) + ", \"ping_pong\": " + flag(pp) +
-                  ", \"persistent\": " + flag(pers) +
-                  (dyn ? ", \"dynamic_scheduler\": true" : "") + "}");
-        }
+        for (auto [pers, dyn] : schedules)
+          for (bool half : {halfDefault, !halfDefault}) {
+            bool halfApplies = halfEligible && bk == 128;
+            if (half != halfDefault && !halfApplies)
+              continue;
+            GpuCompileOptions o = base;
+            o.blockQ = bq;
+            o.blockK = bk;
+            o.pingPong = pp;
+            o.persistent = pers;
+            o.dynamicScheduler = dyn;
+            o.halfDiagonalKeys = half;
+            add(std::string(bq == 128 ? "" : "bq" + std::to_string(bq) + "_") + "bk" +
+                    std::to_string(bk) + "_pp" + (pp ? "1" : "0") +
+                    (dyn ? "_dyn" : pers ? "_pers1" : "_pers0") +
+                    (half == halfDefault ? "" : half ? "_hd1" : "_hd0"),
+                o,
+                "{\"kernel\": \"wgmma\", \"block_q\": " + std::to_string(bq) +
+                    ", \"block_k\": " + std::to_string(bk) + ", \"ping_pong\": " + flag(pp) +
+                    ", \"persistent\": " + flag(pers) +
+                    (dyn ? ", \"dynamic_scheduler\": true" : "") +
+                    (halfApplies ? std::string(", \"half_diagonal_keys\": ") + flag(half) : "") +
+                    "}");
+          }
   } else if (usesTensorCores(spec, base)) {
     // The mma.sync kernel's tile is fixed (64 x 32); what varies is whether
     // K/V are double-buffered with cp.async.
