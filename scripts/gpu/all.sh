@@ -59,7 +59,10 @@ fi
   for cubin in gpu-kernels/tc_sm_90a/*.cubin gpu-kernels/bench/*.cubin gpu-kernels/bench_linwg*/*.cubin; do
     [ -f "$cubin" ] || continue
     sass=$(cuobjdump -sass "$cubin" 2>/dev/null)
-    echo "$cubin: HGMMA $(grep -c HGMMA <<<"$sass"), UTMALDG $(grep -c UTMALDG <<<"$sass"), HMMA $(grep -c 'HMMA' <<<"$sass"), LDL/STL $(grep -cE 'LDL|STL' <<<"$sass")"
+    # R2UR: descriptors moved from general to uniform registers (each one
+    # before an HGMMA is a stall; session 20); WARPGROUP.DEPBAR: waits between
+    # wgmma groups (one after every HGMMA when ptxas serialized them; session 21).
+    echo "$cubin: HGMMA $(grep -c HGMMA <<<"$sass"), UTMALDG $(grep -c UTMALDG <<<"$sass"), HMMA $(grep -c 'HMMA' <<<"$sass"), LDL/STL $(grep -cE 'LDL|STL' <<<"$sass"), R2UR $(grep -c R2UR <<<"$sass"), WARPGROUP.DEPBAR $(grep -c 'WARPGROUP.DEPBAR' <<<"$sass")"
   done
 } > "$out/sass.txt" 2>&1
 cat "$out/sass.txt"
