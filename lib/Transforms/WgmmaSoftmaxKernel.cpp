@@ -1760,21 +1760,6 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   FragmentSoftmax softmax = softmaxOf(item);
   KTileRange range = emitKTileRange(b, plan, item.tile, seqQ, seqK);
   auto [qBuffer, qUse] = qBufferOf(itemCount);
-  // Half diagonal keys: k tile kt is the item's last and none of this
-  // warpgroup's rows sees its second 64 keys (its last row's bound is below).
-  auto halfKeysAt = [&](Value kt) -> Value {
-    Value lastRow = arith::AddIOp::create(
-        b, item.rowBegin,
-        arith::AddIOp::create(b, arith::MulIOp::create(b, consumerGroup, lb.index(kRowsPerWarpgroup)),
-                              lb.index(kRowsPerWarpgroup - 1)));
-    Value hi = emitter.visibleInterval(lastRow).second;
-    Value secondHalf = arith::AddIOp::create(b, arith::MulIOp::create(b, kt, lb.index(blockK)),
-                                             lb.index(blockK / 2));
-    Value last = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, kt,
-                                       arith::SubIOp::create(b, range.end, lb.index(1)));
-    return arith::AndIOp::create(
-        b, last, arith::CmpIOp::create(b, arith::CmpIPredicate::slt, hi, secondHalf));
-  };
   if (!dynamic)
     ptx.wait(qFullBar(qBuffer), arith::RemUIOp::create(b, qUse, c32(2)));
   qItemOffset = arith::AddIOp::create(b, qWarpgroupOffset,
@@ -1924,11 +1909,22 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   // half and a whole copy inside the loop made ptxas keep the loop's stage
   // and descriptors in per-thread registers and serialize every wgmma of
   // the kernel: C7513.)
+  // It is one when the item has tiles and this warpgroup's last row sees no
+  // key of the last tile's second half.
   Value halfLast;
-  if (halfDiagonal && !tileList)
+  if (halfDiagonal && !tileList) {
+    Value lastRow = arith::AddIOp::create(
+        b, item.rowBegin,
+        arith::AddIOp::create(b, arith::MulIOp::create(b, consumerGroup, lb.index(kRowsPerWarpgroup)),
+                              lb.index(kRowsPerWarpgroup - 1)));
+    Value lastTile = arith::SubIOp::create(b, range.end, lb.index(1));
+    Value secondHalf = arith::AddIOp::create(
+        b, arith::MulIOp::create(b, lastTile, lb.index(blockK)), lb.index(blockK / 2));
     halfLast = arith::AndIOp::create(
         b, arith::CmpIOp::create(b, arith::CmpIPredicate::ugt, range.end, range.begin),
-        halfKeysAt(arith::SubIOp::create(b, range.end, lb.index(1))));
+        arith::CmpIOp::create(b, arith::CmpIPredicate::slt,
+                              emitter.visibleInterval(lastRow).second, secondHalf));
+  }
   if (!tileList) {
     Value loopEnd = halfLast ? (Value)arith::SelectOp::create(
                                    b, halfLast, arith::SubIOp::create(b, range.end, lb.index(1)),
