@@ -707,25 +707,26 @@ class Bench:
 
         impls = {}
         if not a.no_ours:
-            def ours_setup(folder=None):
+            def ours_setup(folder=None, spec=SPEC[(variant, D)]):
                 # bhsd specs: the kernels assume contiguous [B, H, S, D] (identity layout).
                 out = torch.full_like(q, float("nan"))
                 lse = torch.full((B, H, S), float("nan"), dtype=torch.float32, device="cuda")
                 tensors = {"query": q, "key": k, "value": v, "out": out, "lse": lse}
-                if "block_mask" in extras:
-                    tensors["block_mask"] = extras["block_mask"]
-                if "doc" in extras:
-                    ids = extras["doc"].expand(B, S).contiguous()
-                    tensors["q_doc_ids"] = ids
-                    tensors["kv_doc_ids"] = ids
-                if "alibi_slopes" in extras:
-                    tensors["alibi_slopes"] = extras["alibi_slopes"]
-                launch, info = self.ours_fn(SPEC[(variant, D)], tensors, folder)
+                if spec == SPEC[(variant, D)]:  # the mask's tensors (not ours_dense's)
+                    if "block_mask" in extras:
+                        tensors["block_mask"] = extras["block_mask"]
+                    if "doc" in extras:
+                        ids = extras["doc"].expand(B, S).contiguous()
+                        tensors["q_doc_ids"] = ids
+                        tensors["kv_doc_ids"] = ids
+                    if "alibi_slopes" in extras:
+                        tensors["alibi_slopes"] = extras["alibi_slopes"]
+                launch, info = self.ours_fn(spec, tensors, folder)
 
                 def fn():
                     launch()
                     return out
-                return fn, dict(info, spec=SPEC[(variant, D)])
+                return fn, dict(info, spec=spec)
             impls["ours"] = (ours_setup, lambda out: (out, slices_of(out)))
             if a.ab_kernels:
                 impls["ours_b"] = (lambda: ours_setup(a.ab_kernels), lambda out: (out, slices_of(out)))
@@ -733,19 +734,10 @@ class Bench:
                 # Our dense kernel on the same inputs, in the same rounds (checked
                 # against the unmasked reference): the masked row's % of dense per
                 # round, which the clock's drift between rows does not move.
-                def dense_setup():
-                    out = torch.full_like(q, float("nan"))
-                    lse = torch.full((B, H, S), float("nan"), dtype=torch.float32, device="cuda")
-                    launch, info = self.ours_fn(SPEC[("dense", D)], {"query": q, "key": k, "value": v,
-                                                                    "out": out, "lse": lse}, None)
-
-                    def fn():
-                        launch()
-                        return out
-                    return fn, dict(info, spec=SPEC[("dense", D)])
                 dense_reference = [ref_attn(q[b, h], k[b, h], v[b, h], D ** -0.5, b=b, h=h)
                                    for (b, h) in pairs]
-                impls["ours_dense"] = (dense_setup, lambda out: (out, slices_of(out)), dense_reference)
+                impls["ours_dense"] = (lambda: ours_setup(spec=SPEC[("dense", D)]),
+                                       lambda out: (out, slices_of(out)), dense_reference)
                 row["dense_flops"] = 2 * B * H * S * S * (D + D)
         if variant in ("dense", "causal"):
             from torch.nn.attention import SDPBackend, sdpa_kernel
