@@ -30,63 +30,85 @@
 
 using namespace llvm;
 
-static cl::list<std::string> specs(cl::Positional, cl::OneOrMore,
-                                   cl::desc("<spec.json>..."));
+// --help lists these three categories only: the LLVM and MLIR options linked
+// into the tool stay reachable (--help-hidden lists them) but out of the way.
+static cl::OptionCategory generalOptions("Compile options");
+static cl::OptionCategory softmaxKernelOptions(
+    "Softmax kernel shape (defaults come from the heuristic; for experiments and tuning)");
+static cl::OptionCategory linearKernelOptions(
+    "Linear kernel shape (defaults come from the heuristic; for experiments)");
+
+static cl::list<std::string> specs(cl::Positional, cl::OneOrMore, cl::desc("<spec.json>..."),
+                                   cl::cat(generalOptions));
 static cl::opt<std::string> outDir("o", cl::Required, cl::desc("Output directory"),
-                                   cl::value_desc("dir"));
+                                   cl::value_desc("dir"), cl::cat(generalOptions));
 static cl::opt<std::string> chip("chip", cl::init("sm_90a"),
-                                 cl::desc("Target chip: sm_80 or sm_90a"));
-static cl::opt<bool> cubin("cubin", cl::desc("Also assemble a cubin with ptxas"));
-static cl::opt<bool> failOnSpills(
-    "fail-on-spills", cl::desc("With --cubin: fail on any spill or stack frame"));
-static cl::opt<int64_t> blockQ("block-q", cl::init(0), cl::desc("Query tile rows (0: heuristic)"));
-static cl::opt<int64_t> blockK("block-k", cl::init(0), cl::desc("Key tile length (0: heuristic)"));
-static cl::opt<bool> quiet("q", cl::desc("Print nothing on success"));
-static cl::opt<std::string> header(
-    "header", cl::desc("Also write a C header with one launch function per kernel "
-                       "(over attn_runtime.h) to this file"),
-    cl::value_desc("file.h"), cl::init(""));
+                                 cl::desc("Target chip: sm_80 or sm_90a"), cl::cat(generalOptions));
+static cl::opt<bool> cubin("cubin", cl::desc("Also assemble a cubin with ptxas"),
+                           cl::cat(generalOptions));
+static cl::opt<bool> failOnSpills("fail-on-spills",
+                                  cl::desc("With --cubin: fail on any spill or stack frame"),
+                                  cl::cat(generalOptions));
+static cl::opt<int64_t> blockQ("block-q", cl::init(0), cl::desc("Query tile rows (0: heuristic)"),
+                               cl::cat(softmaxKernelOptions));
+static cl::opt<int64_t> blockK("block-k", cl::init(0), cl::desc("Key tile length (0: heuristic)"),
+                               cl::cat(softmaxKernelOptions));
+static cl::opt<bool> quiet("q", cl::desc("Print nothing on success"), cl::cat(generalOptions));
+static cl::opt<std::string>
+    header("header",
+           cl::desc("Also write a C header with one launch function per kernel "
+                    "(over attn_runtime.h) to this file"),
+           cl::value_desc("file.h"), cl::init(""), cl::cat(generalOptions));
 static cl::opt<unsigned> jobs("j", cl::init(0),
-                              cl::desc("Compile this many specs at once (0: one per core)"));
-static cl::opt<bool> cpAsync(
-    "cp-async", cl::init(true),
-    cl::desc("mma.sync kernel: double-buffer K/V with cp.async (default; "
-             "--cp-async=false loads them synchronously)"));
-static cl::opt<bool> pingPong(
-    "ping-pong", cl::init(true),
-    cl::desc("Hopper kernel: consumer warpgroups take turns issuing their products "
-             "(default: on for 128-row tiles, off for 192-row ones; "
-             "--ping-pong=false lets them run freely)"));
-static cl::opt<bool> persistent(
-    "persistent", cl::init(false),
-    cl::desc("Hopper kernel: one block per SM loops over the (q tile, head, batch) work "
-             "items, longest first (experimental: correct on the H200 but slower than the "
-             "default grid)"));
-static cl::opt<bool> lazyRescale(
-    "lazy-rescale", cl::init(true),
-    cl::desc("Hopper kernel: rescale O only when a row's max grows past a headroom of "
-             "2^8 (default; --lazy-rescale=false rescales on every tile)"));
-static cl::opt<int64_t> polyExp2(
-    "poly-exp2", cl::init(0),
-    cl::desc("Hopper kernel: take the softmax weights of N elements in every 8 with a "
-             "polynomial on the FMA pipe instead of MUFU.EX2 (FlashAttention-4), 0-8 "
-             "(default: the heuristic)"));
-static cl::opt<int64_t> kvStages(
-    "kv-stages", cl::init(2),
-    cl::desc("Hopper kernel: K/V pipeline stages, 2-4 (default 2; fewer where they "
-             "would not fit the shared memory)"));
-static cl::opt<bool> itemOverlap(
-    "item-overlap", cl::init(false),
-    cl::desc("Hopper persistent kernel: issue an item's last P V with the next item's "
-             "first S = Q K^T and write its output before that tile's softmax "
-             "(experimental: measured 2-5% slower at head dim 64; spills at 128)"));
+                              cl::desc("Compile this many specs at once (0: one per core)"),
+                              cl::cat(generalOptions));
+static cl::opt<bool> cpAsync("cp-async", cl::init(true),
+                             cl::desc("mma.sync kernel: double-buffer K/V with cp.async (default; "
+                                      "--cp-async=false loads them synchronously)"),
+                             cl::cat(softmaxKernelOptions));
+static cl::opt<bool>
+    pingPong("ping-pong", cl::init(true),
+             cl::desc("Hopper kernel: consumer warpgroups take turns issuing their products "
+                      "(default: on for 128-row tiles, off for 192-row ones; "
+                      "--ping-pong=false lets them run freely)"),
+             cl::cat(softmaxKernelOptions));
+static cl::opt<bool>
+    persistent("persistent", cl::init(false),
+               cl::desc("Hopper kernel: one block per SM loops over the (q tile, head, batch) work "
+                        "items, longest first (default: on where the heuristic measured it faster, "
+                        "see the manifest's launch.persistent_blocks_per_sm; =false for the "
+                        "one-item grid)"),
+               cl::cat(softmaxKernelOptions));
+static cl::opt<bool>
+    lazyRescale("lazy-rescale", cl::init(true),
+                cl::desc("Hopper kernel: rescale O only when a row's max grows past a headroom of "
+                         "2^8 (default; --lazy-rescale=false rescales on every tile)"),
+                cl::cat(softmaxKernelOptions));
+static cl::opt<int64_t>
+    polyExp2("poly-exp2", cl::init(0),
+             cl::desc("Hopper kernel: take the softmax weights of N elements in every 8 with a "
+                      "polynomial on the FMA pipe instead of MUFU.EX2 (FlashAttention-4), 0-8 "
+                      "(default: the heuristic)"),
+             cl::cat(softmaxKernelOptions));
+static cl::opt<int64_t>
+    kvStages("kv-stages", cl::init(2),
+             cl::desc("Hopper kernel: K/V pipeline stages, 2-4 (default 2; fewer where they "
+                      "would not fit the shared memory)"),
+             cl::cat(softmaxKernelOptions));
+static cl::opt<bool>
+    itemOverlap("item-overlap", cl::init(false),
+                cl::desc("Hopper persistent kernel: issue an item's last P V with the next item's "
+                         "first S = Q K^T and write its output before that tile's softmax "
+                         "(experimental: measured 2-5% slower at head dim 64; spills at 128)"),
+                cl::cat(softmaxKernelOptions));
 static cl::opt<bool> dynamicScheduler(
     "dynamic-scheduler", cl::init(false),
     cl::desc("Hopper kernel: persistent blocks that take each next work item from a "
              "global counter (manifest role tile_counter, zeroed by the runtime before "
              "every launch) instead of a static order (default: on for plain causal masks "
              "and documents at head dim 128; --dynamic-scheduler=false for the static "
-             "order / one-item grid)"));
+             "order / one-item grid)"),
+    cl::cat(softmaxKernelOptions));
 static cl::opt<bool> seqDispatch(
     "seq-dispatch", cl::init(true),
     cl::desc("Kernels per sequence length where the heuristic has a plan (sm_90a: "
@@ -97,20 +119,24 @@ static cl::opt<bool> seqDispatch(
              "to <name>_sk<N>.json, listed under the manifest's \"dispatch\", and the "
              "runtime picks one per launch (default; off with explicit tiles, "
              "--persistent, --dynamic-scheduler, --kv-stages or a tuning group; "
-             "=false: one kernel)"));
-static cl::opt<bool> fastTanh(
-    "fast-tanh", cl::init(true),
-    cl::desc("tanh (soft-cap, score_mod) as one tanh.approx.f32 (MUFU.TANH, relative "
-             "error <= 2^-10.99) (default; --fast-tanh=false for libdevice's tanhf)"));
-static cl::opt<bool> documentTiles(
-    "document-tiles", cl::init(true),
-    cl::desc("Hopper kernel: classify k tiles from the document ids at run time "
-             "(default; --document-tiles=false masks every tile element by element)"));
+             "=false: one kernel)"),
+    cl::cat(softmaxKernelOptions));
+static cl::opt<bool>
+    fastTanh("fast-tanh", cl::init(true),
+             cl::desc("tanh (soft-cap, score_mod) as one tanh.approx.f32 (MUFU.TANH, relative "
+                      "error <= 2^-10.99) (default; --fast-tanh=false for libdevice's tanhf)"),
+             cl::cat(softmaxKernelOptions));
+static cl::opt<bool>
+    documentTiles("document-tiles", cl::init(true),
+                  cl::desc("Hopper kernel: classify k tiles from the document ids at run time "
+                           "(default; --document-tiles=false masks every tile element by element)"),
+                  cl::cat(softmaxKernelOptions));
 static cl::opt<bool> documentIdsInShared(
     "document-ids-in-shared", cl::init(true),
     cl::desc("Hopper kernel with --document-tiles: the producer stages each live k tile's "
              "key document ids in shared memory with its K, where the masked softmax reads "
-             "them (default; =false: the softmax loads them from global memory)"));
+             "them (default; =false: the softmax loads them from global memory)"),
+    cl::cat(softmaxKernelOptions));
 static cl::opt<bool> documentTileSummary(
     "document-tile-summary", cl::init(false),
     cl::desc("Persistent Hopper kernel with --document-tiles: every block first "
@@ -118,118 +144,142 @@ static cl::opt<bool> documentTileSummary(
              "and, from it, each q tile's first k tile whose range meets the q tile's "
              "(when batch x tiles fit), where each item's walk starts (default: with "
              "--seq-dispatch, a kernel with it for Sk >= 16384; =false: the walk starts "
-             "at the first k tile)"));
+             "at the first k tile)"),
+    cl::cat(softmaxKernelOptions));
 static cl::opt<unsigned> documentTileSummaryEntries(
     "document-tile-summary-entries", cl::init(2048), cl::Hidden,
     cl::desc("With --document-tile-summary: at most this many entries (batch x k tiles, "
              "batch x q tiles; more at run time: the walk from the first tile). For tests "
-             "of that fallback"));
+             "of that fallback"),
+    cl::cat(softmaxKernelOptions));
 static cl::opt<unsigned> documentTileSummaryUnroll(
     "document-tile-summary-unroll", cl::init(2), cl::Hidden,
     cl::desc("With --document-tile-summary: entries each consumer warp computes per round "
-             "of loads at block start (2; for same-call comparisons)"));
+             "of loads at block start (2; for same-call comparisons)"),
+    cl::cat(softmaxKernelOptions));
 static cl::opt<bool> stagedOutputStore(
     "staged-output-store", cl::init(true),
     cl::desc("Hopper kernel: each consumer warp stages its rows of O in shared memory and "
              "stores whole rows, 16 bytes a lane (default; =false: 4-byte pairs straight from "
-             "the accumulator fragments, 8 rows a warp store)"));
+             "the accumulator fragments, 8 rows a warp store)"),
+    cl::cat(softmaxKernelOptions));
 static cl::opt<bool> documentItemOrder(
     "document-item-order", cl::init(true),
     cl::desc("Persistent Hopper kernel with document ids: rank each batch's q tiles by their "
              "estimated live k tiles at block start and run every pair's longer half of q "
              "tiles first, longest first (=false: q tiles in descending order; unset: with "
-             "--seq-dispatch the kernel for Sk >= 16384 has it, a single kernel has it)"));
+             "--seq-dispatch the kernel for Sk >= 16384 has it, a single kernel has it)"),
+    cl::cat(softmaxKernelOptions));
 static cl::opt<bool> crossHeadTiles(
     "cross-head-tiles", cl::init(false),
     cl::desc("Persistent Hopper kernel where the k tiles do not depend on the q tile "
              "(dense): the query rows of every (batch, head) as one sequence of 64-row "
              "slices, an item one slice per consumer warpgroup across head boundaries, so "
-             "that 192-row tiles compute no rows of zeros past a sequence end"));
+             "that 192-row tiles compute no rows of zeros past a sequence end"),
+    cl::cat(softmaxKernelOptions));
 static cl::opt<bool> halfDiagonalKeys(
     "half-diagonal-keys", cl::init(false),
     cl::desc("Hopper kernel under a causal or window bound with 128-key tiles: on an item's "
              "last (diagonal) key tile, a consumer warpgroup whose rows see only the tile's "
              "first 64 keys computes S with N = 64 and P V with half the k steps (unset: on "
-             "for plain causal attention; where it spills, rebuilt without)"));
+             "for plain causal attention; where it spills, rebuilt without)"),
+    cl::cat(softmaxKernelOptions));
 static cl::opt<bool> uniformWarpgroupIndex(
     "uniform-warpgroup-index", cl::init(true),
     cl::desc("Hopper kernel: broadcast each consumer warpgroup's index from lane 0 so that "
              "ptxas keeps the wgmma descriptors derived from it in uniform registers "
-             "(default; where it spills, the kernel is rebuilt without it first)"));
+             "(default; where it spills, the kernel is rebuilt without it first)"),
+    cl::cat(softmaxKernelOptions));
 static cl::opt<unsigned> documentItemOrderEntries(
     "document-item-order-entries", cl::init(2048), cl::Hidden,
     cl::desc("With --document-item-order: at most this many entries (batch x q tiles, batch "
              "x k tiles; more at run time: the q-tile-descending order). For tests of that "
-             "fallback"));
+             "fallback"),
+    cl::cat(softmaxKernelOptions));
 static cl::opt<unsigned> documentItemOrderPhases(
     "document-item-order-phases", cl::init(2),
     cl::desc("With --document-item-order: 2 (every pair's longer half of q tiles first, each "
              "phase in the L2 groups' order; default) or 1 (longest first inside each L2 group "
-             "only, each group's K / V read once)"));
+             "only, each group's K / V read once)"),
+    cl::cat(softmaxKernelOptions));
 static cl::opt<bool> chunkedLinear(
     "chunked-linear", cl::init(true),
     cl::desc("Linear kinds: the chunkwise tensor-core kernel (mma.sync) for f16/bf16, "
-             "head dims 64/128 (default; --chunked-linear=false for the recurrent kernel)"));
+             "head dims 64/128 (default; --chunked-linear=false for the recurrent kernel)"),
+    cl::cat(linearKernelOptions));
 static cl::opt<bool> chunkedLinearPrefetch(
     "chunked-linear-prefetch", cl::init(true),
     cl::desc("Chunkwise linear kernel: double-buffer Q/K/V and fetch the next chunk "
              "with cp.async while this one is computed, where two blocks still fit "
-             "an SM (default; --chunked-linear-prefetch=false stages synchronously)"));
+             "an SM (default; --chunked-linear-prefetch=false stages synchronously)"),
+    cl::cat(linearKernelOptions));
 static cl::opt<bool> chunkedLinearWgmma(
     "chunked-linear-wgmma", cl::init(true),
     cl::desc("Chunkwise linear kernel on sm_90a: wgmma + TMA + mbarrier with a producer "
              "warp, for no / scalar / head-constant gates, identity feature map, no "
              "normalizer (default; --chunked-linear-wgmma=false for the mma.sync kernel; "
-             "other chips and cases unchanged)"));
+             "other chips and cases unchanged)"),
+    cl::cat(linearKernelOptions));
 static cl::opt<bool> chunkedLinearWgmmaOverlap(
     "chunked-linear-wgmma-overlap", cl::init(false),
     cl::desc("With --chunked-linear-wgmma: issue the next chunk's Q K^T before this "
-             "chunk's output and state are written out (experimental)"));
+             "chunk's output and state are written out (experimental)"),
+    cl::cat(linearKernelOptions));
 static cl::opt<bool> chunkedLinearWgmmaVector(
     "chunked-linear-wgmma-vector", cl::init(true),
     cl::desc("With --chunked-linear-wgmma: the wgmma chunkwise kernel also for vector "
              "gates (GLA; default; 1 block per SM at Dk = 128; =false for the mma.sync "
-             "kernel)"));
+             "kernel)"),
+    cl::cat(linearKernelOptions));
 static cl::opt<bool> chunkedLinearProducerDiagonal(
     "chunked-linear-producer-diagonal", cl::init(false),
     cl::desc("With --chunked-linear-wgmma-vector at Dk = 128: the producer warpgroup "
              "computes the 8 x 8 diagonal triangles of A a chunk ahead of the consumer "
-             "(experimental)"));
+             "(experimental)"),
+    cl::cat(linearKernelOptions));
 static cl::opt<bool> chunkedLinearTwoConsumers(
     "chunked-linear-two-consumers", cl::init(true),
     cl::desc("With --chunked-linear-wgmma-vector at Dk = Dv = 128: one block per (batch, "
              "head) with two consumer warpgroups, one per 64-column value half, that "
-             "share the intra-chunk A (default; =false for one block per value half)"));
+             "share the intra-chunk A (default; =false for one block per value half)"),
+    cl::cat(linearKernelOptions));
 static cl::opt<bool> chunkedLinearSplitState(
     "chunked-linear-split-state", cl::init(true),
     cl::desc("With --chunked-linear-wgmma, for no / scalar / head-constant gates: one "
              "block per (batch, head) with the state recurrence on its own warpgroup "
              "and the chunk outputs on two more (default; =false for one block per "
-             "64 value columns with one consumer warpgroup)"));
+             "64 value columns with one consumer warpgroup)"),
+    cl::cat(linearKernelOptions));
 static cl::opt<bool> chunkedLinearProducerKScale(
     "chunked-linear-producer-k-scale", cl::init(false),
     cl::desc("With --chunked-linear-split-state and gates: the producer warpgroup's idle "
-             "warps scale K for the state update a chunk ahead (experimental)"));
-static cl::opt<bool> timeStages(
-    "time-stages",
-    cl::desc("Print where each spec's compile time went (stages, wall and CPU "
-             "seconds, and MLIR's pass timing) to stderr"));
+             "warps scale K for the state update a chunk ahead (experimental)"),
+    cl::cat(linearKernelOptions));
+static cl::opt<bool>
+    timeStages("time-stages",
+               cl::desc("Print where each spec's compile time went (stages, wall and CPU "
+                        "seconds, and MLIR's pass timing) to stderr"),
+               cl::cat(generalOptions));
 static cl::opt<bool> upstreamNvvmPipeline(
     "upstream-nvvm-pipeline", cl::Hidden,
     cl::desc("Lower with upstream's gpu-lower-to-nvvm-pipeline as one pass (testing: "
-             "the PTX must be byte-identical to the default)"));
+             "the PTX must be byte-identical to the default)"),
+    cl::cat(generalOptions));
 static cl::opt<bool> tuneCandidates(
     "tune-candidates",
     cl::desc("Write every legal tuning candidate of each spec (tile sizes and kernel-shape "
              "flags) to DIR/<name>/<candidate>/, skipping candidates that spill, for "
-             "attn_tune / attn-exec --tune to choose from on the GPU"));
-static cl::opt<bool> tensorCores(
-    "tensor-cores", cl::init(true),
-    cl::desc("Use the mma.sync kernel for f16/bf16 softmax attention (default; "
-             "--tensor-cores=false for the SIMT kernel)"));
+             "attn_tune / attn-exec --tune to choose from on the GPU"),
+    cl::cat(generalOptions));
+static cl::opt<bool>
+    tensorCores("tensor-cores", cl::init(true),
+                cl::desc("Use the mma.sync kernel for f16/bf16 softmax attention (default; "
+                         "--tensor-cores=false for the SIMT kernel)"),
+                cl::cat(softmaxKernelOptions));
 
 int main(int argc, char **argv) {
   InitLLVM init(argc, argv);
+  cl::HideUnrelatedOptions({&generalOptions, &softmaxKernelOptions, &linearKernelOptions});
   cl::ParseCommandLineOptions(argc, argv, "attn GPU kernel compiler\n");
   if (tuneCandidates && (blockQ > 0 || blockK > 0)) {
     errs() << "attn-compile: error: --tune-candidates chooses the tile sizes: drop "
