@@ -31,6 +31,8 @@
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Program.h"
 #include "llvm/Support/SHA256.h"
+#include "llvm/Support/ThreadPool.h"
+#include "llvm/Support/Threading.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include "mlir/Support/Timing.h"
@@ -499,40 +501,68 @@ bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
       usesHopperKernel(spec, options))
     plan = seqDispatchPlan(spec, options.chip);
   GpuCompileOptions baseOptions = options;
-  if (plan) {
-    nlohmann::ordered_json renamed =
-        nlohmann::ordered_json::parse(spec.canonicalJson, nullptr, false);
-    if (!renamed.is_object()) {
-      error = "internal error: the canonical spec is not a JSON object";
+  if (!plan)
+    return compileKernel(spec, specPath, baseOptions, outDir, dispatch, manifest, report, error);
+
+  nlohmann::ordered_json renamed =
+      nlohmann::ordered_json::parse(spec.canonicalJson, nullptr, false);
+  if (!renamed.is_object()) {
+    error = "internal error: the canonical spec is not a JSON object";
+    return false;
+  }
+  // Each variant: the same spec under its own name (its files and entry),
+  // compiled with the plan's options. Their names are known before any is
+  // built, so the base kernel's manifest can list them up front.
+  struct VariantBuild {
+    Spec spec;
+    GpuCompileOptions options;
+    int64_t minSeqK = 0;
+    KernelManifest manifest;
+    PtxasReport report;
+    std::string error;
+    bool ok = false;
+  };
+  std::vector<VariantBuild> variants(plan->variants.size());
+  for (size_t i = 0; i < plan->variants.size(); ++i) {
+    const SeqDispatchPlan::Variant &v = plan->variants[i];
+    VariantBuild &b = variants[i];
+    std::string variantName = spec.name + "_sk" + std::to_string(v.minSeqK);
+    renamed["name"] = variantName;
+    if (!parseSpec(renamed.dump(), b.spec, error)) {
+      error = "internal error: the renamed spec does not parse: " + error;
       return false;
     }
-    for (const SeqDispatchPlan::Variant &v : plan->variants) {
-      // The variant: the same spec under its own name (its files and entry),
-      // compiled with the plan's options.
-      std::string variantName = spec.name + "_sk" + std::to_string(v.minSeqK);
-      Spec variant;
-      renamed["name"] = variantName;
-      if (!parseSpec(renamed.dump(), variant, error)) {
-        error = "internal error: the renamed spec does not parse: " + error;
-        return false;
-      }
-      GpuCompileOptions variantOptions = options;
-      v.apply(variantOptions);
-      variantOptions.timings = nullptr;
-      KernelManifest variantManifest;
-      PtxasReport variantReport;
-      if (!compileKernel(variant, specPath, variantOptions, outDir, {}, variantManifest,
-                         variantReport, error)) {
-        error = spec.name + ": its kernel for Sk >= " + std::to_string(v.minSeqK) +
-                " (--seq-dispatch): " + error;
-        return false;
-      }
-      dispatch.push_back({v.minSeqK, variantName + ".json"});
-    }
-    if (plan->base)
-      plan->base(baseOptions);
+    b.options = options;
+    v.apply(b.options);
+    b.options.timings = nullptr;
+    b.minSeqK = v.minSeqK;
+    dispatch.push_back({v.minSeqK, variantName + ".json"});
   }
-  return compileKernel(spec, specPath, baseOptions, outDir, dispatch, manifest, report, error);
+  if (plan->base)
+    plan->base(baseOptions);
+  // The variants build on the pool's threads while this one builds the base
+  // kernel: each build has its own MLIRContext and output files, and most of
+  // a build's time is ptxas (a child process), so a spec with one variant
+  // compiles in about the time of its slower kernel instead of the sum (the
+  // JIT's first-use latency; attn-compile's specs already run in parallel).
+  {
+    llvm::DefaultThreadPool pool(llvm::hardware_concurrency(unsigned(variants.size())));
+    for (VariantBuild &b : variants)
+      pool.async([&b, &specPath, &outDir] {
+        b.ok = compileKernel(b.spec, specPath, b.options, outDir, {}, b.manifest, b.report,
+                             b.error);
+      });
+    bool baseOk =
+        compileKernel(spec, specPath, baseOptions, outDir, dispatch, manifest, report, error);
+    pool.wait();
+    for (const VariantBuild &b : variants)
+      if (!b.ok) {
+        error = spec.name + ": its kernel for Sk >= " + std::to_string(b.minSeqK) +
+                " (--seq-dispatch): " + b.error;
+        return false;
+      }
+    return baseOk;
+  }
 }
 
 namespace {
