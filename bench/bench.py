@@ -76,6 +76,10 @@ LINEAR = ["gla", "simple_gla"]
 GROUPS = {"all": SOFTMAX + LINEAR, "softmax": SOFTMAX, "masked": MASKED, "linear": LINEAR}
 PEERS = ["flash", "cudnn", "flex", "fla"]
 FLA_CHUNK = 64
+# Where every tensor lives. Only test/python/test_bench_cpu.py changes it (to
+# "cpu", with our launch emulated and the timer replaced), to run the whole
+# harness without a GPU.
+DEVICE = "cuda"
 
 # Our kernel (manifest name in --kernels) per variant and head dim.
 SPEC = {("dense", 128): "b_dense", ("dense", 64): "b_dense_d64",
@@ -226,7 +230,14 @@ def plan_rows(args):
 
 def sync():
     import torch
-    torch.cuda.synchronize()
+    if DEVICE == "cuda":
+        torch.cuda.synchronize()
+
+
+def empty_cache():
+    import torch
+    if DEVICE == "cuda":
+        empty_cache()
 
 
 def time_fn(fn, min_rep_ms=30.0, max_rep_ms=300.0, target_iters=20, warmup_ms=10.0):
@@ -309,11 +320,11 @@ def ref_linear(q, k, v, g, scale):
 def count_entries(mask_fn, Sq, Sk, rows=1024):
     """Exact number of (q, k) pairs mask_fn keeps (b = h = 0), as peers.py."""
     import torch
-    kv = torch.arange(Sk, device="cuda")[None, :]
-    z = torch.tensor(0, device="cuda")
+    kv = torch.arange(Sk, device=DEVICE)[None, :]
+    z = torch.tensor(0, device=DEVICE)
     total = 0
     for r0 in range(0, Sq, rows):
-        q = torch.arange(r0, min(Sq, r0 + rows), device="cuda")[:, None]
+        q = torch.arange(r0, min(Sq, r0 + rows), device=DEVICE)[:, None]
         total += int(mask_fn(z, z, q, kv).sum())
     return total
 
@@ -341,10 +352,11 @@ def nvsmi():
         return f"nvidia-smi failed: {e}"
 
 
-def softmax_variant(name, S, H, seed, device="cuda"):
+def softmax_variant(name, S, H, seed, device=None):
     """mask_fn, score_fn, FLOP rule, description, extra tensors of our kernel: the same
     definitions as peers.py's flex_variant (same seeds, so the same random masks)."""
     import torch
+    device = device or DEVICE
     extras = {}
 
     def causal(b, h, q, kv):
@@ -435,10 +447,14 @@ class Bench:
     def env(self):
         import torch
         import triton
-        p = torch.cuda.get_device_properties(0)
+        if DEVICE == "cuda":
+            p = torch.cuda.get_device_properties(0)
+            gpu, sms = p.name, p.multi_processor_count
+        else:
+            gpu, sms = DEVICE, 0
         m = {"argv": sys.argv, "torch": torch.__version__, "cuda": torch.version.cuda,
              "cudnn": torch.backends.cudnn.version(), "triton": triton.__version__,
-             "python": sys.version.split()[0], "gpu": p.name, "sm_count": p.multi_processor_count,
+             "python": sys.version.split()[0], "gpu": gpu, "sm_count": sms,
              "nvidia_smi_start": nvsmi(), "time_start": time.strftime("%Y-%m-%d %H:%M:%S"),
              "kernels": os.path.abspath(self.args.kernels), "tol": self.args.tol,
              "reps": self.args.reps, "seed": self.args.seed}
@@ -472,7 +488,7 @@ class Bench:
         wu = 300.0
         try:
             n = int(self.args.copy_gib * 2**30) // 2
-            src = torch.randn(n, dtype=torch.bfloat16, device="cuda")
+            src = torch.randn(n, dtype=torch.bfloat16, device=DEVICE)
             dst = torch.empty_like(src)
             _, med, _ = time_fn(lambda: dst.copy_(src), warmup_ms=wu, max_rep_ms=500)
             self.ceil["copy_gbps" + tag] = 4 * n / (med * 1e-3) / 1e9
@@ -483,14 +499,14 @@ class Bench:
             self.ceil["copy_error" + tag] = f"{type(e).__name__}: {e}"[:300]
         try:
             N = 8192
-            x = torch.randn(N, N, dtype=torch.bfloat16, device="cuda")
-            y = torch.randn(N, N, dtype=torch.bfloat16, device="cuda")
+            x = torch.randn(N, N, dtype=torch.bfloat16, device=DEVICE)
+            y = torch.randn(N, N, dtype=torch.bfloat16, device=DEVICE)
             _, med, _ = time_fn(lambda: torch.matmul(x, y), warmup_ms=wu, max_rep_ms=500)
             self.ceil["matmul_tflops" + tag] = 2 * N ** 3 / (med * 1e-3) / 1e12
             x = y = None
         except Exception as e:  # noqa: BLE001
             self.ceil["matmul_error" + tag] = f"{type(e).__name__}: {e}"[:300]
-        torch.cuda.empty_cache()
+        empty_cache()
         self.ceil["nvidia_smi" + tag] = nvsmi()
         log(f"CEILINGS{tag}: {json.dumps(self.ceil)}")
         self.write()
@@ -526,7 +542,7 @@ class Bench:
         if missing:
             raise KeyError(f"{name}: no tensor for argument role(s) {missing} (roles {roles})")
         launch_args = [tensors[r] for r in bound]
-        stream = torch.cuda.current_stream().cuda_stream
+        stream = torch.cuda.current_stream().cuda_stream if DEVICE == "cuda" else 0
 
         def fn():
             k.launch(*launch_args, stream=stream)
@@ -612,7 +628,7 @@ class Bench:
         self.write()
         log(self.fmt_row(row))
         import torch
-        torch.cuda.empty_cache()
+        empty_cache()
 
     def check_context(self, where):
         try:
@@ -695,9 +711,9 @@ class Bench:
         row["flops"] = 2 * B * H * entries * (D + D)
         row["flop_rule"] = rule
         torch.manual_seed(a.seed * 1000 + (zlib.crc32(f"{variant}/{S}/{D}".encode()) & 0xFFFF))
-        q = torch.randn(B, H, S, D, dtype=torch.bfloat16, device="cuda")
-        k = torch.randn(B, H, S, D, dtype=torch.bfloat16, device="cuda")
-        v = torch.randn(B, H, S, D, dtype=torch.bfloat16, device="cuda")
+        q = torch.randn(B, H, S, D, dtype=torch.bfloat16, device=DEVICE)
+        k = torch.randn(B, H, S, D, dtype=torch.bfloat16, device=DEVICE)
+        v = torch.randn(B, H, S, D, dtype=torch.bfloat16, device=DEVICE)
         pairs = check_pairs(B, H)
         reference = [ref_attn(q[b, h], k[b, h], v[b, h], D ** -0.5, mask_fn=mask_fn, score_fn=score_fn,
                               b=b, h=h) for (b, h) in pairs]
@@ -710,7 +726,7 @@ class Bench:
             def ours_setup(folder=None, spec=SPEC[(variant, D)]):
                 # bhsd specs: the kernels assume contiguous [B, H, S, D] (identity layout).
                 out = torch.full_like(q, float("nan"))
-                lse = torch.full((B, H, S), float("nan"), dtype=torch.float32, device="cuda")
+                lse = torch.full((B, H, S), float("nan"), dtype=torch.float32, device=DEVICE)
                 tensors = {"query": q, "key": k, "value": v, "out": out, "lse": lse}
                 if spec == SPEC[(variant, D)]:  # the mask's tensors (not ours_dense's)
                     if "block_mask" in extras:
@@ -762,7 +778,7 @@ class Bench:
                 info = {}
                 if mask_fn is not None:
                     t0 = time.perf_counter()
-                    bm = create_block_mask(mask_fn, None, None, S, S, device="cuda")
+                    bm = create_block_mask(mask_fn, None, None, S, S, device=DEVICE)
                     sync()
                     info["blockmask_s"] = round(time.perf_counter() - t0, 3)
                     try:
@@ -789,11 +805,11 @@ class Bench:
                        else "per-head scalar gates g [B,T,H] = logsigmoid(randn)/16")
         torch.manual_seed(a.seed * 1000 + (zlib.crc32(f"{variant}/{T}/{D}".encode()) & 0xFFFF))
         # FLA's layout: [B, T, H, D] (its default, head_first=False).
-        q = torch.randn(B, T, H, D, dtype=torch.bfloat16, device="cuda")
-        k = torch.randn(B, T, H, D, dtype=torch.bfloat16, device="cuda")
-        v = torch.randn(B, T, H, D, dtype=torch.bfloat16, device="cuda")
+        q = torch.randn(B, T, H, D, dtype=torch.bfloat16, device=DEVICE)
+        k = torch.randn(B, T, H, D, dtype=torch.bfloat16, device=DEVICE)
+        v = torch.randn(B, T, H, D, dtype=torch.bfloat16, device=DEVICE)
         gshape = (B, T, H, D) if variant == "gla" else (B, T, H)
-        g = (F.logsigmoid(torch.randn(*gshape, device="cuda")) / 16).to(torch.bfloat16)
+        g = (F.logsigmoid(torch.randn(*gshape, device=DEVICE)) / 16).to(torch.bfloat16)
         scale = D ** -0.5
         pairs = check_pairs(B, H)
 
@@ -1031,7 +1047,7 @@ def main(argv=None):
         return
     rows = plan_rows(args)
     import torch
-    assert torch.cuda.is_available(), "needs a CUDA GPU"
+    assert DEVICE != "cuda" or torch.cuda.is_available(), "needs a CUDA GPU"
     try:  # float32 references must be IEEE float32 (the default; as peers.py)
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
@@ -1057,7 +1073,7 @@ def main(argv=None):
             t0 = time.perf_counter()
             try:  # start Inductor's compile workers once (peers.py's warm_compile)
                 f = torch.compile(lambda x: torch.sin(x) * 2 + 1)
-                f(torch.randn(1024, device="cuda"))
+                f(torch.randn(1024, device=DEVICE))
                 sync()
             except Exception as e:  # noqa: BLE001
                 log(f"warm-up compile failed: {e}")
