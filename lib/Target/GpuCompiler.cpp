@@ -277,7 +277,7 @@ std::pair<int64_t, int64_t> chooseGpuTiles(const Spec &spec) {
 
 bool usesTensorCores(const Spec &spec, const GpuCompileOptions &options) {
   return options.tensorCores && spec.kind == VariantKind::Attention &&
-         spec.dtype != ElementType::F32;
+         spec.dtype != ElementType::F32 && mmaSyncSoftmaxSupports(spec.headDim, spec.headDimV);
 }
 
 // The Hopper kernel (sm_90a: wgmma + TMA) covers head dims 64 and 128 with
@@ -574,6 +574,17 @@ bool compileKernel(const Spec &spec, const std::string &specPath,
     error = "unsupported chip '" + options.chip + "' (expected sm_80, sm_90 or sm_90a)";
     return false;
   }
+  // Past this the SIMT kernels' unrolled rows would take minutes to build
+  // and spill everything (a spec's head dims are otherwise unbounded: the
+  // CPU path takes any).
+  for (auto [key, dim] : {std::pair<const char *, int64_t>{"head_dim", spec.headDim},
+                          {"head_dim_v", spec.headDimV}})
+    if (dim > kMaxGpuHeadDim) {
+      error = specPath + ": shape." + key + " = " + std::to_string(dim) +
+              ": the GPU kernels take head dims up to " + std::to_string(kMaxGpuHeadDim) +
+              " (tensor cores up to 256)";
+      return false;
+    }
   std::string cudaHome = options.cudaHome;
   if (cudaHome.empty())
     cudaHome = std::getenv("CUDA_HOME") ? std::getenv("CUDA_HOME") : ATTN_DEFAULT_CUDA_HOME;

@@ -46,9 +46,11 @@ void buildSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   int64_t dv = cast<MemRefType>(op.getValue().getType()).getDimSize(3);
   // A thread holds q.k's operands (D lanes) and its part of the accumulator
   // in registers: split the value columns over `split` threads per row until
-  // that fits well under the 255-register limit (no spills).
+  // that fits well under the 255-register limit (no spills), and while the
+  // block stays within 1024 threads (past that, large head dims spill rather
+  // than fail to launch).
   int64_t split = 1;
-  while (d + dv / split > 160 && dv % (split * 2) == 0)
+  while (d + dv / split > 160 && dv % (split * 2) == 0 && bq * split * 2 <= 1024)
     split *= 2;
   int64_t dvPart = dv / split, threads = bq * split;
   int64_t wd = chunkWidth(d), wv = chunkWidth(dvPart);

@@ -58,6 +58,10 @@ public:
 
 } // namespace
 
+bool mmaSyncSoftmaxSupports(int64_t d, int64_t dv) {
+  return d % 16 == 0 && dv % 8 == 0 && d <= 256 && dv <= 256;
+}
+
 bool buildMmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                            func::FuncOp host, AttentionOp op, bool cpAsync) {
   auto qType = cast<MemRefType>(op.getQuery().getType());
@@ -65,7 +69,7 @@ bool buildMmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   int64_t d = qType.getDimSize(3);
   int64_t dv = cast<MemRefType>(op.getValue().getType()).getDimSize(3);
   TilePlanAttr plan = op.getTilePlanAttr();
-  if (!(et.isBF16() || et.isF16()) || d % 16 != 0 || dv % 8 != 0 || d > 256 || dv > 256 ||
+  if (!(et.isBF16() || et.isF16()) || !mmaSyncSoftmaxSupports(d, dv) ||
       plan.getBlockQ() != kBlockQ || plan.getBlockK() != kBlockK)
     return false;
   // cp.async needs 16-byte rows; two stages must fit the 48 KB of static

@@ -28,6 +28,16 @@ void registerAttnPipelines();
 /// ExecutionEngine. Functions get the C interface (_mlir_ciface_<name>).
 mlir::LogicalResult buildCpuPipeline(mlir::OpPassManager &pm);
 
+/// Whether the mma.sync softmax kernel (f16 / bf16) covers these head dims:
+/// the lowering builds it only then (the SIMT kernel otherwise), and the GPU
+/// compiler chooses tiles for whichever kernel will be built.
+bool mmaSyncSoftmaxSupports(int64_t headDim, int64_t headDimV);
+
+/// The largest head dim (of queries / keys, or of values) any GPU kernel
+/// takes: past 256 only the SIMT kernels, which hold a row's operands in
+/// registers, fully unrolled.
+constexpr int64_t kMaxGpuHeadDim = 512;
+
 } // namespace attn
 
 #endif // ATTN_TRANSFORMS_PASSES_H
