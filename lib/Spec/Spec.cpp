@@ -993,10 +993,18 @@ bool Validator::parseOptions(const json &root) {
   if (!checkKeys(*options, "options",
                  {{"block_q", kAttn}, {"block_k", kAttn}, {"chunk", kLinear}}))
     return false;
-  for (const char *key : {"block_q", "block_k", "chunk"}) {
+  // The bounds of attn-plan-tiles (tiles) and attn-tile-linear (chunks),
+  // checked here too so that a spec is rejected where it is read, whichever
+  // path compiles it.
+  for (auto [key, limit] : {std::pair<const char *, int64_t>{"block_q", kMaxSpecTile},
+                            {"block_k", kMaxSpecTile},
+                            {"chunk", kMaxSpecChunk}}) {
     int64_t v = 0;
     if (!getPositiveInt(*options, "options", key, v))
       return false;
+    if (v > limit)
+      return fail(child("options", key), std::to_string(v) + " is too large (the limit is " +
+                                             std::to_string(limit) + ")");
   }
   spec.options = *options;
   return true;

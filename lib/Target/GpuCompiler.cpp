@@ -488,10 +488,25 @@ std::optional<SeqDispatchPlan> seqDispatchPlan(const Spec &spec, const std::stri
   return std::nullopt;
 }
 
+namespace {
+/// A tile option of the spec ("options": {"block_q": ...}), 0 if absent.
+int64_t specTileOption(const Spec &spec, const char *key) {
+  auto it = spec.options.find(key);
+  return it != spec.options.end() && it->is_number_integer() ? it->get<int64_t>() : 0;
+}
+} // namespace
+
 bool compileSpecForGpu(const Spec &spec, const std::string &specPath,
-                       const GpuCompileOptions &options, const std::string &outDir,
+                       const GpuCompileOptions &requested, const std::string &outDir,
                        KernelManifest &manifest, PtxasReport &report,
                        std::string &error) {
+  // The spec's tile options stand where --block-q / --block-k are not given
+  // (as in attn-plan-tiles): tiles fixed either way, no per-length kernels.
+  GpuCompileOptions options = requested;
+  if (options.blockQ <= 0)
+    options.blockQ = specTileOption(spec, "block_q");
+  if (options.blockK <= 0)
+    options.blockK = specTileOption(spec, "block_k");
   std::vector<KernelManifest::SeqVariant> dispatch;
   std::optional<SeqDispatchPlan> plan;
   if (options.seqDispatch && options.tuningGroup.empty() && options.blockQ == 0 &&
@@ -1097,6 +1112,11 @@ bool compileTuningCandidates(const Spec &spec, const std::string &specPath,
                              const GpuCompileOptions &base, const std::string &outDir,
                              std::vector<TuningCandidateResult> &results, std::string &error) {
   results.clear();
+  if (specTileOption(spec, "block_q") > 0 || specTileOption(spec, "block_k") > 0) {
+    error = specPath + ": options.block_q / block_k fix the tiles that tuning chooses: "
+                       "drop them from the spec to tune it";
+    return false;
+  }
   std::string group = tuningGroupId(spec, base.chip);
   std::string specDir = outDir + "/" + spec.name;
   // Candidates of an earlier compile (another compiler, other options) would

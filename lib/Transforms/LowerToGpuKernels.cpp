@@ -36,6 +36,21 @@ namespace attn {
 
 namespace {
 
+/// Head dims past kMaxGpuHeadDim: an error on the op (the SIMT kernels unroll
+/// a row's columns, and 2^31 of them never finish building).
+bool headDimsFitGpuKernels(Operation *op, Value query, Value value) {
+  for (auto [name, v] : {std::pair<const char *, Value>{"query / key", query}, {"value", value}}) {
+    int64_t dim = cast<MemRefType>(v.getType()).getDimSize(3);
+    if (ShapedType::isDynamic(dim) || dim > kMaxGpuHeadDim) {
+      op->emitOpError() << "has a " << name << " head dim of "
+                        << (ShapedType::isDynamic(dim) ? std::string("?") : std::to_string(dim))
+                        << "; the GPU kernels take static head dims up to " << kMaxGpuHeadDim;
+      return false;
+    }
+  }
+  return true;
+}
+
 void buildSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                         func::FuncOp host, AttentionOp op) {
   TilePlanAttr plan = op.getTilePlanAttr();
@@ -365,6 +380,10 @@ struct LowerToGpuKernelsPass
             ok = false;
             return;
           }
+          if (!headDimsFitGpuKernels(attention, attention.getQuery(), attention.getValue())) {
+            ok = false;
+            return;
+          }
           if (wgmma && buildWgmmaSoftmaxKernel(b, gpuModule, host, attention,
                                                 {documentTiles, pingPong, persistent,
                                                  lazyRescale, polyExp2Eighths, kvStages,
@@ -378,6 +397,10 @@ struct LowerToGpuKernelsPass
           if (!tensorCores || !buildMmaSoftmaxKernel(b, gpuModule, host, attention, cpAsync))
             buildSoftmaxKernel(b, gpuModule, host, attention);
         } else if (std::optional<LinearProblem> p = getLinearProblem(op)) {
+          if (!headDimsFitGpuKernels(op, p->query, p->value)) {
+            ok = false;
+            return;
+          }
           if (chunkedLinearWgmma && chunkedLinearSplitState &&
               buildWgmmaSplitStateLinearKernel(b, gpuModule, host, *p,
                                                chunkedLinearProducerKScale))
@@ -397,6 +420,22 @@ struct LowerToGpuKernelsPass
         return signalPassFailure();
       host.erase();
     }
+    // A block of more than 256 threads cannot give each thread ptxas's
+    // default of up to 255 registers (64K per SM): such a kernel states its
+    // block size (.maxntid), and ptxas then keeps registers x threads within
+    // the SM's (spilling if it must) instead of building a kernel whose launch
+    // fails (SIMT kernels of wide head dims or explicit large tiles). The
+    // Hopper and wgmma linear kernels set theirs, with a blocks-per-SM hint.
+    // Not on smaller blocks: LLVM also reads it as the range of %tid.x and
+    // simplifies index arithmetic, which changes every kernel's PTX (left for
+    // a GPU-checked change).
+    gpuModule.walk([&](gpu::GPUFuncOp kernel) {
+      auto threads = kernel->getAttrOfType<IntegerAttr>("attn.block_threads");
+      if (threads && threads.getInt() > 256 &&
+          !kernel->hasAttr(NVVM::NVVMDialect::getMaxntidAttrName()))
+        kernel->setAttr(NVVM::NVVMDialect::getMaxntidAttrName(),
+                        b.getDenseI32ArrayAttr({int32_t(threads.getInt()), 1, 1}));
+    });
     if (fastTanh)
       replaceTanhByApproximation(gpuModule);
   }

@@ -59,7 +59,10 @@ public:
 } // namespace
 
 bool mmaSyncSoftmaxSupports(int64_t d, int64_t dv) {
-  return d % 16 == 0 && dv % 8 == 0 && d <= 256 && dv <= 256;
+  // One stage of Q, K and V tiles must fit the 48 KB of static shared memory
+  // (ptxas rejects more: d = dv = 256 needs 64 KB).
+  return d % 16 == 0 && dv % 8 == 0 && d <= 256 && dv <= 256 &&
+         (kBlockQ * d + kBlockK * (d + dv)) * 2 <= 48 * 1024;
 }
 
 bool buildMmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,

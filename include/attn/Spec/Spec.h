@@ -35,6 +35,10 @@ const char *featureMapName(FeatureMapKind f);
 const char *gateKindName(GateKindSpec g);
 
 constexpr int64_t kDynamic = -1;
+/// The largest options.block_q / block_k and options.chunk a spec may ask
+/// for: attn-plan-tiles' and attn-tile-linear's own bounds.
+constexpr int64_t kMaxSpecTile = 4096;
+constexpr int64_t kMaxSpecChunk = 1024;
 
 struct Spec {
   std::string name;
@@ -68,7 +72,8 @@ struct Spec {
   GateKindSpec gate = GateKindSpec::Scalar;
   bool initialState = false, finalState = false;
 
-  /// Compiler options (tile sizes, chunk size); validated keys only.
+  /// Compiler options (tile sizes, chunk size); validated keys only, within
+  /// kMaxSpecTile / kMaxSpecChunk.
   nlohmann::ordered_json options = nlohmann::ordered_json::object();
 
   /// The spec as given, re-serialized canonically (for manifests and hashes).
