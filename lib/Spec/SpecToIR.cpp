@@ -386,9 +386,26 @@ Value SpecModuleBuilder::emit(const Expr &e) {
       return arith::SubIOp::create(builder, loc, l, r);
     if (op == "*")
       return arith::MulIOp::create(builder, loc, l, r);
+    // INT64_MIN / -1 overflows, which arith.divsi / remsi (LLVM's sdiv /
+    // srem) leave undefined: found by fuzzing as NaN outputs on the CPU path.
+    // Define it as the reference does: a divisor of -1 negates (wrapping, so
+    // INT64_MIN / -1 = INT64_MIN) and leaves remainder 0. A constant divisor
+    // folds the guard away.
+    // (Ints are index values here: an IntegerAttr of that type, not
+    // ConstantIntOp, which takes integer types only.)
+    auto constant = [&](int64_t v) -> Value {
+      return arith::ConstantOp::create(builder, loc, builder.getIntegerAttr(l.getType(), v));
+    };
+    Value byMinusOne =
+        arith::CmpIOp::create(builder, loc, arith::CmpIPredicate::eq, r, constant(-1));
+    Value safe = arith::SelectOp::create(builder, loc, byMinusOne, constant(1), r);
+    Value zero = constant(0);
     if (op == "/")
-      return arith::DivSIOp::create(builder, loc, l, r);
-    return arith::RemSIOp::create(builder, loc, l, r);
+      return arith::SelectOp::create(builder, loc, byMinusOne,
+                                     arith::SubIOp::create(builder, loc, zero, l),
+                                     arith::DivSIOp::create(builder, loc, l, safe));
+    return arith::SelectOp::create(builder, loc, byMinusOne, zero,
+                                   arith::RemSIOp::create(builder, loc, l, safe));
   }
   case ExprKind::Call: {
     if (e.op == "select")

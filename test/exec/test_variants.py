@@ -205,3 +205,18 @@ def test_document_id_orders(order, device, tmp_path):
         assert (np.diff(kv, axis=1) <= 0).all() and (np.diff(kv, axis=1) < 0).any()
     if order == "disjoint":
         assert not np.isin(x["q_doc_ids"], kv).any()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("expr", [
+    "(-9223372036854775807 - 1) / -1 < k",
+    "(-9223372036854775807 - 1 + k - k) / (k - k - 1) < k",
+    "(-9223372036854775807 - 1 + k - k) % (k - k - 1) == 0",
+    "(q - 7) / (k % 2 * 2 - 1) <= k",
+])
+def test_int_division_overflow_wraps(expr, device, tmp_path):
+    """The smallest Int over -1 wraps (found by fuzzing: the compiled path's
+    sdiv overflow is undefined in LLVM and gave NaN everywhere); a variable
+    divisor that is -1 on some keys takes the same path."""
+    d = attn(mask={"custom": expr})
+    run_case(tmp_path, d, device, 1, 4, 1, 5, 9, 16, 8, seed_of("intmin", expr))
