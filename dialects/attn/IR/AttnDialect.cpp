@@ -13,6 +13,36 @@ using namespace attn;
 #define GET_ATTRDEF_CLASSES
 #include "attn/IR/AttnAttrs.cpp.inc"
 
+LogicalResult TilePlanAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                                   int64_t blockQ, int64_t blockK, AffineMapAttr kvBegin,
+                                   AffineMapAttr fullBegin, AffineMapAttr fullEnd,
+                                   AffineMapAttr kvEnd, ArrayAttr dataMasks, bool) {
+  // attn-plan-tiles' bound on tile sizes (kMaxBlock there).
+  constexpr int64_t kMaxBlock = 4096;
+  for (auto [name, size] : {std::pair<const char *, int64_t>{"block_q", blockQ},
+                            {"block_k", blockK}})
+    if (size < 1 || size > kMaxBlock)
+      return emitError() << "tile_plan " << name << " must be between 1 and " << kMaxBlock
+                         << ", got " << size;
+  for (auto [name, map] : {std::pair<const char *, AffineMapAttr>{"kv_begin", kvBegin},
+                           {"full_begin", fullBegin},
+                           {"full_end", fullEnd},
+                           {"kv_end", kvEnd}}) {
+    AffineMap m = map.getValue();
+    if (m.getNumDims() != 1 || m.getNumSymbols() != 2 || m.getNumResults() < 1)
+      return emitError() << "tile_plan " << name
+                         << " must be a map (t)[Sq, Sk] with at least one result, got " << map;
+  }
+  for (Attribute mask : dataMasks) {
+    auto name = dyn_cast<StringAttr>(mask);
+    if (!name || (name.getValue() != "block_sparse" && name.getValue() != "documents"))
+      return emitError() << "tile_plan data_masks holds \"block_sparse\" and \"documents\" "
+                            "only, got "
+                         << mask;
+  }
+  return success();
+}
+
 void AttnDialect::initialize() {
   addOperations<
 #define GET_OP_LIST

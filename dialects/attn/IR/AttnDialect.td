@@ -148,6 +148,10 @@ def Attn_TilePlanAttr : Attn_Attr<"TilePlan", "tile_plan"> {
                         "::mlir::ArrayAttr":$data_masks,
                         "bool":$element_mask_everywhere);
   let assemblyFormat = "`<` struct(params) `>`";
+  // Hand-written plans (attn-opt on IR) are checked as attn-plan-tiles' are
+  // built: tile sizes in [1, 4096], bound maps (t)[Sq, Sk] with at least one
+  // result, data masks from the known set.
+  let genVerifyDecl = 1;
 }
 
 #endif // ATTN_DIALECT_TD
