@@ -8,7 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash scripts/build.sh >/dev/null
 rm -rf gpu-kernels
-specs=(examples/*.json test/gpu/specs/*.json)
+# Head dims past the tensor-core kernels (test/gpu/specs/wide_heads_*.json: the SIMT
+# kernel, which spills there by design) are compiled into the same folders without
+# the spill gate.
+specs=(examples/*.json $(ls test/gpu/specs/*.json | grep -v '/wide_heads_'))
+wide=(test/gpu/specs/wide_heads_*.json)
 build/bin/attn-compile "${specs[@]}" -o gpu-kernels/sm_90a --chip sm_90a --cubin --fail-on-spills --tensor-cores=false
 build/bin/attn-compile "${specs[@]}" -o gpu-kernels/sm_80 --chip sm_80 --cubin --fail-on-spills --tensor-cores=false -q
 # The default kernels: tensor cores where they apply (f16/bf16 softmax): wgmma + TMA
@@ -16,6 +20,9 @@ build/bin/attn-compile "${specs[@]}" -o gpu-kernels/sm_80 --chip sm_80 --cubin -
 # the chunkwise tensor-core kernel for f16/bf16 linear and gated linear attention.
 build/bin/attn-compile "${specs[@]}" -o gpu-kernels/tc_sm_90a --chip sm_90a --cubin --fail-on-spills -q
 build/bin/attn-compile "${specs[@]}" -o gpu-kernels/tc_sm_80 --chip sm_80 --cubin --fail-on-spills -q
+for dir_chip in sm_90a:sm_90a sm_80:sm_80 tc_sm_90a:sm_90a tc_sm_80:sm_80; do
+  build/bin/attn-compile "${wide[@]}" -o "gpu-kernels/${dir_chip%%:*}" --chip "${dir_chip##*:}" --cubin -q
+done
 # The benchmark's kernels (bench/bench.py): every bench/specs/*.json (softmax variants at
 # D=128, dense/causal at D=64, gated linear attention with vector and scalar gates).
 build/bin/attn-compile bench/specs/*.json -o gpu-kernels/bench --chip sm_90a --cubin --fail-on-spills -q
