@@ -16,6 +16,8 @@
 #include <cstdio>
 #include <dlfcn.h>
 #include <fstream>
+#include <limits>
+#include <random>
 
 using namespace attn;
 
@@ -435,6 +437,63 @@ TEST(CApi, ChecksArgumentsAgainstTheSpec) {
 #endif
 
 #ifdef ATTN_HAVE_CUDA
+// The C API's argument checks under random damage to valid arguments (a
+// seeded property test, 20,000 cases): ranks past ATTN_MAX_RANK or negative,
+// extreme sizes and strides, unknown dtypes, null data, wrong counts. Each
+// case must come back as accepted with sane sizes or refused with a message;
+// a crash or an out-of-bounds read (under the sanitizers) fails the suite.
+TEST(CApi, ArgumentChecksSurviveRandomDamage) {
+  KernelManifest manifest;
+  std::string error;
+  ASSERT_TRUE(readManifest(writeTemp("capi_fuzz.json", manifestJson()), manifest, error)) << error;
+  int dummy = 0;
+  auto bshd = [&](int64_t b, int64_t h, int64_t s, int64_t d) {
+    return tensor({b, h, s, d}, ATTN_BF16, &dummy, {s * h * d, d, h * d, 1});
+  };
+  const std::vector<attn_tensor> valid = {bshd(2, 4, 100, 8), bshd(2, 2, 130, 8),
+                                          bshd(2, 2, 130, 8), bshd(2, 4, 100, 8),
+                                          tensor({2, 4, 100}, ATTN_F32, &dummy)};
+  const int64_t extremes[] = {0, -1, 1, 3, 1 << 20, int64_t(1) << 31, int64_t(1) << 62,
+                              std::numeric_limits<int64_t>::max(),
+                              std::numeric_limits<int64_t>::min()};
+  const int32_t ranks[] = {-1, 0, 1, 3, 4, 5, ATTN_MAX_RANK, ATTN_MAX_RANK + 1, 1 << 30};
+  std::mt19937_64 rng(22);
+  auto pick = [&](auto &array) { return array[rng() % std::size(array)]; };
+  int accepted = 0, refused = 0;
+  for (int iter = 0; iter < 20000; ++iter) {
+    std::vector<attn_tensor> args = valid;
+    int numArgs = 5;
+    for (int m = 0, n = 1 + int(rng() % 3); m < n; ++m) {
+      attn_tensor &t = args[rng() % args.size()];
+      int d = int(rng() % ATTN_MAX_RANK);
+      switch (rng() % 7) {
+      case 0: t.ndim = pick(ranks); break;
+      case 1: t.shape[d] = pick(extremes); break;
+      case 2: t.strides[d] = pick(extremes); break;
+      case 3: t.dtype = attn_dtype(int(rng() % 9) - 2); break;
+      case 4: t.data = nullptr; break;
+      case 5: numArgs = int(rng() % 8) - 1; break;
+      default: t = args[rng() % args.size()]; break; // another role's tensor
+      }
+    }
+    ExecInputs sizes;
+    std::string message;
+    bool ok = validateLaunchArguments(manifest, numArgs > 0 ? args.data() : nullptr, numArgs,
+                                      sizes, message);
+    if (ok) {
+      ++accepted;
+      EXPECT_TRUE(sizes.B > 0 && sizes.Hq > 0 && sizes.Sq > 0 && sizes.Sk > 0) << iter;
+    } else {
+      ++refused;
+      EXPECT_FALSE(message.empty()) << iter;
+    }
+  }
+  // Damage that changes nothing (a stride of a size-1 dimension, the same
+  // tensor again) is accepted; most is refused.
+  EXPECT_GT(refused, 15000);
+  EXPECT_GT(accepted, 0);
+}
+
 TEST(CApi, BindsTheTileCounterRoleOrLeavesItToTheRuntime) {
   KernelManifest manifest;
   std::string error;
