@@ -489,7 +489,18 @@ std::string expectedString(const std::vector<int64_t> &dims) {
   return s + "]";
 }
 
-const char *dtypeName(attn_dtype d) {
+/// A tensor's dtype as the integer a C caller stored: reading the enum
+/// itself is undefined in C++ when that value is no enumerator's (garbage in
+/// an uninitialized struct; UBSan flagged it under the argument-check
+/// property test).
+int32_t dtypeCode(const attn_tensor &t) {
+  static_assert(sizeof(t.dtype) == sizeof(int32_t), "attn_dtype is an int");
+  int32_t code;
+  std::memcpy(&code, &t.dtype, sizeof code);
+  return code;
+}
+
+std::string dtypeName(int32_t d) {
   switch (d) {
   case ATTN_F32:
     return "f32";
@@ -502,7 +513,7 @@ const char *dtypeName(attn_dtype d) {
   case ATTN_U8:
     return "u8";
   }
-  return "unknown";
+  return "unknown dtype " + std::to_string(d);
 }
 
 BufferElem bufferElemOf(attn_dtype d) {
@@ -529,6 +540,9 @@ attn_dtype dtypeOf(ElementType t) {
 
 /// Checks every argument against the spec and binds the problem sizes.
 /// Needs no GPU; messages name the argument, what was expected and found.
+/// More elements than an H200's 141 GB could hold even as bytes.
+constexpr int64_t kMaxTensorElements = int64_t(1) << 40;
+
 bool validateLaunchArguments(const KernelManifest &m, const attn_tensor *args, int numArgs,
                              ExecInputs &sizes, std::string &error) {
   const Spec &spec = *m.spec;
@@ -551,6 +565,19 @@ bool validateLaunchArguments(const KernelManifest &m, const attn_tensor *args, i
               std::to_string(ATTN_MAX_RANK) + ", got rank " + std::to_string(args[i].ndim);
       return false;
     }
+  // Sizes no device memory could hold are refused here, before any size or
+  // stride arithmetic on them (2^62 elements overflowed the layout's
+  // strides: UBSan, under the argument-check property test).
+  for (int i = 0; i < numArgs; ++i) {
+    int64_t elements = 1;
+    for (int d = 0; d < args[i].ndim; ++d)
+      if (args[i].shape[d] < 0 || __builtin_mul_overflow(elements, args[i].shape[d], &elements) ||
+          elements > kMaxTensorElements) {
+        error = m.name + ": " + roles[i] + ": shape " + shapeString(args[i]) +
+                " is negative or larger than any device memory (at most 2^40 elements)";
+        return false;
+      }
+  }
   const attn_tensor &q = args[0], &k = args[1], &v = args[2];
   for (int i = 0; i < 3; ++i)
     if (args[i].ndim != 4) {
@@ -631,7 +658,7 @@ bool validateLaunchArguments(const KernelManifest &m, const attn_tensor *args, i
       expected = {1};
       dtype = ATTN_I32;
     }
-    bool ok = args[i].dtype == dtype && args[i].ndim == int(expected.size());
+    bool ok = dtypeCode(args[i]) == dtype && args[i].ndim == int(expected.size());
     for (size_t d = 0; ok && d < expected.size(); ++d) {
       int64_t e = expected[d];
       int64_t full = d == 0 ? B : Hq;
@@ -639,7 +666,7 @@ bool validateLaunchArguments(const KernelManifest &m, const attn_tensor *args, i
     }
     if (!ok) {
       error = m.name + ": " + role + ": expected " + dtypeName(dtype) + " " +
-              expectedString(expected) + ", got " + dtypeName(args[i].dtype) + " " +
+              expectedString(expected) + ", got " + dtypeName(dtypeCode(args[i])) + " " +
               shapeString(args[i]);
       return false;
     }
