@@ -14,7 +14,7 @@ short seeded campaign.
 usage: scripts/fuzz/diff_exec.py [--specs N] [--seed S] [--workers W]
                                  [--seconds T] [--out DIR] [--bin DIR]
 """
-import argparse, collections, json, os, random, shutil, sys, time, traceback
+import collections, json, os, random, shutil, sys, time, traceback
 from multiprocessing import Pool
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.join(ROOT, "test", "exec"))
 sys.path.insert(0, HERE)
 import numpy as np  # noqa: E402
 import attn_numpy as an  # noqa: E402
-from fuzz_spec import classify, run, signature  # noqa: E402
+from fuzz_spec import campaign_parser, classify, run, signature  # noqa: E402
 
 # Set by main() (and in each worker, through the pool's initializer).
 EXEC = os.path.join(ROOT, "build", "bin", "attn-exec")
@@ -207,14 +207,8 @@ def _init_worker(exec_path, out):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--specs", type=int, default=500)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--seconds", type=float, default=1e9, help="stop after this long")
-    ap.add_argument("--out", default="fuzz-out", help="work files, crashes/, the log")
-    ap.add_argument("--bin", default=os.path.join(ROOT, "build", "bin"), help="folder of attn-exec")
-    a = ap.parse_args(argv)
+    a = campaign_parser(__doc__, "--specs", 500, "work files, crashes/, the log",
+                        "folder of attn-exec").parse_args(argv)
     out = os.path.abspath(a.out)
     os.makedirs(os.path.join(out, "crashes"), exist_ok=True)
     _init_worker(os.path.join(os.path.abspath(a.bin), "attn-exec"), out)

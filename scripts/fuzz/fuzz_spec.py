@@ -562,16 +562,21 @@ def _init_worker(bin_dir, out):
     load_seeds.cache = load_seeds()
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--mutants", type=int, default=1000)
+def campaign_parser(doc, count_flag, count_default, out_help, bin_help):
+    """The options every fuzzer here takes (diff_exec.py too)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
+    ap.add_argument(count_flag, type=int, default=count_default)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=1e9, help="stop after this long")
-    ap.add_argument("--out", default="fuzz-out", help="work files, crashes/, summary.json")
-    ap.add_argument("--bin", default=os.path.join(ROOT, "build", "bin"),
-                    help="folder of attn-compile and attn-opt")
-    a = ap.parse_args(argv)
+    ap.add_argument("--out", default="fuzz-out", help=out_help)
+    ap.add_argument("--bin", default=os.path.join(ROOT, "build", "bin"), help=bin_help)
+    return ap
+
+
+def main(argv=None):
+    a = campaign_parser(__doc__, "--mutants", 1000, "work files, crashes/, summary.json",
+                        "folder of attn-compile and attn-opt").parse_args(argv)
     n, seed, workers, tlimit = a.mutants, a.seed, a.workers, a.seconds
     out_dir = os.path.abspath(a.out)
     os.makedirs(out_dir, exist_ok=True)
