@@ -50,8 +50,33 @@ def load_library(path=None):
     lib.attn_kernel_launch.argtypes = [ctypes.c_void_p, ctypes.POINTER(_Tensor), ctypes.c_int,
                                        ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]
     lib.attn_kernel_launch.restype = ctypes.c_int
+    lib.attn_kernel_launch_dlpack.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p),
+                                              ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p,
+                                              ctypes.c_size_t]
+    lib.attn_kernel_launch_dlpack.restype = ctypes.c_int
     _lib = lib
     return lib
+
+
+_capsule_valid = ctypes.pythonapi.PyCapsule_IsValid
+_capsule_valid.argtypes = [ctypes.py_object, ctypes.c_char_p]
+_capsule_valid.restype = ctypes.c_int
+_capsule_pointer = ctypes.pythonapi.PyCapsule_GetPointer
+_capsule_pointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+_capsule_pointer.restype = ctypes.c_void_p
+_DLPACK_CUDA = 2  # DLDeviceType kDLCUDA
+
+
+def _dlpack_capsule(t, stream):
+    """A DLPack capsule ("dltensor") for `t`: `t` itself if it is one, else
+    t.__dlpack__(), with `stream` for CUDA tensors so the producer's pending
+    work is ordered before the launch (the DLPack stream protocol)."""
+    if type(t).__name__ == "PyCapsule":
+        return t
+    if not hasattr(t, "__dlpack__"):
+        raise AttnError(1, f"{type(t).__name__} is neither a DLPack capsule nor has __dlpack__")
+    on_cuda = hasattr(t, "__dlpack_device__") and t.__dlpack_device__()[0] == _DLPACK_CUDA
+    return t.__dlpack__(stream=stream) if on_cuda and stream is not None else t.__dlpack__()
 
 
 def _dtype_name(t):
@@ -98,6 +123,26 @@ class Kernel:
         args = (_Tensor * max(len(tensors), 1))(*[_tensor(t) for t in tensors])
         err = ctypes.create_string_buffer(1024)
         status = self._lib.attn_kernel_launch(self._handle, args, len(tensors), stream, err, len(err))
+        if status:
+            raise AttnError(status, err.value.decode())
+
+    def launch_dlpack(self, *tensors, stream=None):
+        """launch() for DLPack tensors (JAX, CuPy, NumPy, torch: anything with
+        __dlpack__, or unconsumed "dltensor" capsules), in roles order. The
+        capsules are borrowed for the call, not consumed: their producers keep
+        the memory."""
+        capsules = [_dlpack_capsule(t, stream) for t in tensors]
+        pointers = (ctypes.c_void_p * max(len(capsules), 1))()
+        for i, c in enumerate(capsules):
+            if not _capsule_valid(c, b"dltensor"):
+                raise AttnError(1, f"argument {i}: expected an unconsumed DLPack capsule named "
+                                   "'dltensor' (a versioned or used one is not accepted)")
+            # DLManagedTensor begins with its DLTensor.
+            pointers[i] = _capsule_pointer(c, b"dltensor")
+        err = ctypes.create_string_buffer(1024)
+        status = self._lib.attn_kernel_launch_dlpack(self._handle, pointers, len(capsules), stream,
+                                                     err, len(err))
+        del capsules
         if status:
             raise AttnError(status, err.value.decode())
 

@@ -81,6 +81,10 @@ if [ "${TORCH_TESTS:-1}" = 1 ] && [ -f test/gpu/test_torch_ops.py ] && [ -d gpu-
     limited "${TORCH_TIMEOUT:-150}" python3 -m pytest -q -x test/gpu/test_torch_ops.py -p no:cacheprovider \
     > "$out/torch_tests.txt" 2>&1
   echo "torch tests: exit $?"; tail -15 "$out/torch_tests.txt"; snapshot
+  # The C API's DLPack launch with torch CUDA tensors (the default causal kernel).
+  ATTN_RUNTIME_LIB=$PWD/build-rt/lib/libattn_runtime.so ATTN_DLPACK_KERNELS=$PWD/gpu-kernels/tc_sm_90a \
+    limited 60 python3 -m pytest -q test/gpu/test_dlpack.py -p no:cacheprovider > "$out/dlpack_tests.txt" 2>&1
+  echo "dlpack tests: exit $?"; tail -3 "$out/dlpack_tests.txt"; snapshot
 fi
 # First-call latency of our PyTorch op next to FlexAttention's ($FIRST_CALL_ARGS,
 # e.g. "--variants causal --repeats 1"; skipped when empty).

@@ -99,3 +99,36 @@ def test_tile_counter_role(dynamic_manifest):
     with pytest.raises(attn.AttnError) as e:
         k.launch(q, q, q, q)
     assert "expected 6 tensors (query, key, value, out, lse, tile_counter), got 4" in str(e.value)
+
+
+def test_dlpack_launch_paths(causal_manifest):
+    """Kernel.launch_dlpack on the CPU machine: NumPy arrays are DLPack
+    producers too, in host memory, so the C API's DLPack conversion refuses
+    them by argument; objects that are not DLPack, and capsules already
+    consumed, are refused before the C call."""
+    import ctypes
+    k = attn.Kernel(causal_manifest)
+    q = np.ones((2, 16, 10, 128), np.float16)
+    lse = np.ones((2, 16, 10), np.float32)
+    with pytest.raises(attn.AttnError) as e:
+        k.launch_dlpack(q, q, q, q, lse)
+    assert e.value.status == "not on device"
+    assert "argument 0 (query): the tensor is not on a CUDA device (DLPack device type 1)" in str(e.value)
+    # A capsule is accepted as such (and only borrowed: usable again).
+    capsule = q.__dlpack__()
+    for _ in range(2):
+        with pytest.raises(attn.AttnError) as e:
+            k.launch_dlpack(capsule, q, q, q, lse)
+        assert e.value.status == "not on device"
+    with pytest.raises(attn.AttnError) as e:
+        k.launch_dlpack(q, q, q, q, object())
+    assert e.value.status == "invalid argument"
+    assert "object is neither a DLPack capsule nor has __dlpack__" in str(e.value)
+    new_capsule = ctypes.pythonapi.PyCapsule_New
+    new_capsule.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
+    new_capsule.restype = ctypes.py_object
+    used_name = ctypes.c_char_p(b"used_dltensor")  # outlives the capsule below
+    used = new_capsule(q.ctypes.data, used_name, None)
+    with pytest.raises(attn.AttnError) as e:
+        k.launch_dlpack(used, q, q, q, lse)
+    assert "argument 0: expected an unconsumed DLPack capsule named 'dltensor'" in str(e.value)
