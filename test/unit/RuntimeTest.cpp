@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstdio>
 #include <dlfcn.h>
+#include <cstring>
 #include <fstream>
 #include <limits>
 #include <random>
@@ -492,6 +493,22 @@ TEST(CApi, ArgumentChecksSurviveRandomDamage) {
   // tensor again) is accepted; most is refused.
   EXPECT_GT(refused, 15000);
   EXPECT_GT(accepted, 0);
+
+  // The two refusals the sanitizers asked for, by message.
+  ExecInputs sizes;
+  std::string message;
+  std::vector<attn_tensor> args = valid;
+  int32_t garbage = 17;
+  std::memcpy(&args[1].dtype, &garbage, sizeof garbage);
+  EXPECT_FALSE(validateLaunchArguments(manifest, args.data(), 5, sizes, message));
+  EXPECT_NE(message.find("key: expected bf16 [2, 2, 130, 8], got unknown dtype 17"),
+            std::string::npos) << message;
+  args = valid;
+  args[0].shape[2] = int64_t(1) << 62;
+  EXPECT_FALSE(validateLaunchArguments(manifest, args.data(), 5, sizes, message));
+  EXPECT_NE(message.find("query: shape [2, 4, 4611686018427387904, 8] is negative or larger "
+                         "than any device memory (at most 2^40 elements)"),
+            std::string::npos) << message;
 }
 
 TEST(CApi, BindsTheTileCounterRoleOrLeavesItToTheRuntime) {
