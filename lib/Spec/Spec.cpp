@@ -993,8 +993,8 @@ bool Validator::parseOptions(const json &root) {
   if (!checkKeys(*options, "options",
                  {{"block_q", kAttn}, {"block_k", kAttn}, {"chunk", kLinear}}))
     return false;
-  // The bounds of attn-plan-tiles (tiles) and attn-tile-linear (chunks),
-  // checked here too so that a spec is rejected where it is read, whichever
+  // The bounds attn-plan-tiles (tiles) and attn-tile-linear (chunks) check
+  // too (attn/Spec/Limits.h): a spec is rejected where it is read, whichever
   // path compiles it.
   for (auto [key, limit] : {std::pair<const char *, int64_t>{"block_q", kMaxSpecTile},
                             {"block_k", kMaxSpecTile},

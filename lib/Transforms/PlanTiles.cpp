@@ -11,6 +11,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "attn/Analysis/MaskAnalysis.h"
+#include "attn/Spec/Limits.h"
 #include "attn/Transforms/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -27,24 +28,22 @@ namespace {
 
 constexpr int64_t kDefaultBlock = 64;
 
-constexpr int64_t kMaxBlock = 4096;
-
 /// A tile size: the pass option, else the enclosing function's attn.options,
 /// else the default. Out-of-range values are errors at the op.
 FailureOr<int64_t> chooseTileSize(Operation *op, int64_t option, StringRef optionName,
                                   StringRef key) {
-  if (option < 0 || option > kMaxBlock)
+  if (option < 0 || option > kMaxSpecTile)
     return op->emitOpError() << "attn-plan-tiles option " << optionName
-                             << " must be between 1 and " << kMaxBlock
+                             << " must be between 1 and " << kMaxSpecTile
                              << " (0: default), got " << option;
   if (option > 0)
     return option;
   if (auto func = op->getParentOfType<func::FuncOp>())
     if (auto opts = func->getAttrOfType<DictionaryAttr>("attn.options"))
       if (auto v = opts.getAs<IntegerAttr>(key)) {
-        if (v.getInt() < 1 || v.getInt() > kMaxBlock)
+        if (v.getInt() < 1 || v.getInt() > kMaxSpecTile)
           return op->emitOpError() << "attn.options." << key << " must be between 1 and "
-                                   << kMaxBlock << ", got " << v.getInt();
+                                   << kMaxSpecTile << ", got " << v.getInt();
         return v.getInt();
       }
   return kDefaultBlock;

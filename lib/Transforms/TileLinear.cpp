@@ -17,6 +17,7 @@
 
 #include "LinearProblem.h"
 #include "LoopBuilder.h"
+#include "attn/Spec/Limits.h"
 #include "attn/Transforms/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -236,18 +237,17 @@ private:
 /// The chunk length: the pass option, else attn.options.chunk, else 64. The
 /// chunk's staging buffers live on the stack, hence the upper bound.
 FailureOr<int64_t> chooseChunk(Operation *op, int64_t option) {
-  constexpr int64_t kMaxChunk = 1024;
-  if (option < 0 || option > kMaxChunk)
+  if (option < 0 || option > kMaxSpecChunk)
     return op->emitOpError() << "attn-tile-linear option chunk must be between 1 and "
-                             << kMaxChunk << " (0: default), got " << option;
+                             << kMaxSpecChunk << " (0: default), got " << option;
   if (option > 0)
     return option;
   if (auto func = op->getParentOfType<func::FuncOp>())
     if (auto opts = func->getAttrOfType<DictionaryAttr>("attn.options"))
       if (auto v = opts.getAs<IntegerAttr>("chunk")) {
-        if (v.getInt() < 1 || v.getInt() > kMaxChunk)
+        if (v.getInt() < 1 || v.getInt() > kMaxSpecChunk)
           return op->emitOpError() << "attn.options.chunk must be between 1 and "
-                                   << kMaxChunk << ", got " << v.getInt();
+                                   << kMaxSpecChunk << ", got " << v.getInt();
         return v.getInt();
       }
   return 64;

@@ -142,7 +142,6 @@ class Kernel:
         err = ctypes.create_string_buffer(1024)
         status = self._lib.attn_kernel_launch_dlpack(self._handle, pointers, len(capsules), stream,
                                                      err, len(err))
-        del capsules
         if status:
             raise AttnError(status, err.value.decode())
 

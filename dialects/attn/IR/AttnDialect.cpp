@@ -1,6 +1,7 @@
 //===- AttnDialect.cpp - attn dialect registration ------------------------===//
 #include "attn/IR/AttnDialect.h"
 #include "attn/IR/AttnOps.h"
+#include "attn/Spec/Limits.h"
 
 #include "llvm/ADT/TypeSwitch.h"
 
@@ -17,12 +18,10 @@ LogicalResult TilePlanAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                                    int64_t blockQ, int64_t blockK, AffineMapAttr kvBegin,
                                    AffineMapAttr fullBegin, AffineMapAttr fullEnd,
                                    AffineMapAttr kvEnd, ArrayAttr dataMasks, bool) {
-  // attn-plan-tiles' bound on tile sizes (kMaxBlock there).
-  constexpr int64_t kMaxBlock = 4096;
   for (auto [name, size] : {std::pair<const char *, int64_t>{"block_q", blockQ},
                             {"block_k", blockK}})
-    if (size < 1 || size > kMaxBlock)
-      return emitError() << "tile_plan " << name << " must be between 1 and " << kMaxBlock
+    if (size < 1 || size > kMaxSpecTile)
+      return emitError() << "tile_plan " << name << " must be between 1 and " << kMaxSpecTile
                          << ", got " << size;
   for (auto [name, map] : {std::pair<const char *, AffineMapAttr>{"kv_begin", kvBegin},
                            {"full_begin", fullBegin},

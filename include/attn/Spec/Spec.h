@@ -10,6 +10,7 @@
 #define ATTN_SPEC_SPEC_H
 
 #include "attn/Spec/Expr.h"
+#include "attn/Spec/Limits.h"
 
 #include <nlohmann/json.hpp>
 
@@ -35,10 +36,6 @@ const char *featureMapName(FeatureMapKind f);
 const char *gateKindName(GateKindSpec g);
 
 constexpr int64_t kDynamic = -1;
-/// The largest options.block_q / block_k and options.chunk a spec may ask
-/// for: attn-plan-tiles' and attn-tile-linear's own bounds.
-constexpr int64_t kMaxSpecTile = 4096;
-constexpr int64_t kMaxSpecChunk = 1024;
 
 struct Spec {
   std::string name;
@@ -73,7 +70,7 @@ struct Spec {
   bool initialState = false, finalState = false;
 
   /// Compiler options (tile sizes, chunk size); validated keys only, within
-  /// kMaxSpecTile / kMaxSpecChunk.
+  /// kMaxSpecTile / kMaxSpecChunk (attn/Spec/Limits.h).
   nlohmann::ordered_json options = nlohmann::ordered_json::object();
 
   /// The spec as given, re-serialized canonically (for manifests and hashes).
