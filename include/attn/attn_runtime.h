@@ -50,6 +50,15 @@ void attn_kernel_destroy(attn_kernel *kernel);
 int attn_kernel_num_arguments(const attn_kernel *kernel);
 const char *attn_kernel_argument_role(const attn_kernel *kernel, int index);
 
+/* 1 if the kernel reads argument `index` only through a TMA tensor map that
+ * the launch encodes from the tensor's own strides: the argument then takes
+ * any strides such a map can describe (unit last stride, the others positive
+ * multiples of 16 bytes, 16-byte aligned data), e.g. the query of a packed
+ * [B, S, 3, H, D] projection, without a copy. 0 if it must have the strides
+ * of the spec's layout (or for a bad kernel or index). Holds for every
+ * per-length variant of the kernel. */
+int attn_kernel_argument_any_strides(const attn_kernel *kernel, int index);
+
 /* Checks every tensor against the kernel's spec, then launches on `stream`
  * (a CUstream; NULL for the default stream). Asynchronous: synchronize the
  * stream before reading outputs. A kernel compiled with --dynamic-scheduler

@@ -288,8 +288,10 @@ bool describeTensorMap(const std::string &kernel, const std::string &role,
     if (shape[2 - i] == 1 && (bytes <= 0 || bytes % 16 != 0))
       bytes = (shape[3] * int64_t(elementBytes) + 15) / 16 * 16;
     if (bytes <= 0 || bytes % 16 != 0 || bytes >= (int64_t(1) << 40)) {
-      error = where + "stride of dimension " + std::to_string(2 - i) + " is " +
-              std::to_string(bytes) + " bytes; TMA needs a positive multiple of 16";
+      static const char *const names[] = {"B", "H", "S"};
+      error = where + "stride of dimension " + std::to_string(2 - i) + " (" + names[2 - i] +
+              ") is " + std::to_string(bytes) +
+              " bytes; TMA needs a positive multiple of 16 below 2^40";
       return false;
     }
     g.strides[i] = uint64_t(bytes);
@@ -675,9 +677,22 @@ bool validateLaunchArguments(const KernelManifest &m, const attn_tensor *args, i
               "got stride " + std::to_string(args[i].strides[3]);
       return false;
     }
+    std::vector<int64_t> shape(args[i].shape, args[i].shape + args[i].ndim);
+    // An argument the kernel reads only through its tensor map takes the
+    // tensor's own strides (the map is encoded from them at launch): any a
+    // map can describe, checked here as the launch will encode them.
+    auto map = std::find_if(m.tensorMaps.begin(), m.tensorMaps.end(),
+                            [&](const TensorMapArgument &t) { return t.argument == i; });
+    if (map != m.tensorMaps.end() && map->anyStrides) {
+      TensorMapGeometry geometry;
+      if (!describeTensorMap(m.name, role, *map, uint64_t(reinterpret_cast<uintptr_t>(args[i].data)),
+                             shape, std::vector<int64_t>(args[i].strides, args[i].strides + args[i].ndim),
+                             bufferElemSize(bufferElemOf(dtype)), geometry, error))
+        return false;
+      continue;
+    }
     // The kernel computes addresses from the spec's layout: other strides
     // would read the wrong elements, so they are refused, never guessed.
-    std::vector<int64_t> shape(args[i].shape, args[i].shape + args[i].ndim);
     std::vector<int64_t> want = expectedStrides(spec, role, shape);
     for (size_t d = 0; d < want.size(); ++d)
       if (shape[d] > 1 && args[i].strides[d] != want[d]) {
@@ -743,6 +758,23 @@ const char *attn_kernel_argument_role(const attn_kernel *kernel, int index) {
   if (!kernel || index < 0 || index >= int(kernel->manifest.argumentRoles.size()))
     return nullptr;
   return kernel->manifest.argumentRoles[index].c_str();
+}
+
+int attn_kernel_argument_any_strides(const attn_kernel *kernel, int index) {
+  if (!kernel || index < 0 || index >= int(kernel->manifest.argumentRoles.size()))
+    return 0;
+  auto anyStrides = [index](const attn::KernelManifest &m) {
+    for (const attn::TensorMapArgument &t : m.tensorMaps)
+      if (t.argument == index)
+        return t.anyStrides;
+    return false;
+  };
+  if (!anyStrides(kernel->manifest))
+    return 0;
+  for (const auto &variant : kernel->variants)
+    if (!anyStrides(variant->manifest))
+      return 0;
+  return 1;
 }
 
 attn_status attn_kernel_launch(attn_kernel *kernel, const attn_tensor *args, int numArgs,
@@ -939,10 +971,12 @@ attn_status tuneCudaCandidates(const TuningCandidateSet &set, const attn_tensor 
   }
   const KernelManifest &first = set.manifests.front();
   ExecInputs sizes;
-  if (!validateLaunchArguments(first, args, numArgs, sizes, error)) {
-    error = "attn_tune: " + error;
-    return ATTN_ERROR_INVALID_ARGUMENT;
-  }
+  // Every candidate: they may differ in the strides they take (any_strides).
+  for (const KernelManifest &candidate : set.manifests)
+    if (!validateLaunchArguments(candidate, args, numArgs, sizes, error)) {
+      error = "attn_tune: " + error;
+      return ATTN_ERROR_INVALID_ARGUMENT;
+    }
   Driver *driver = nullptr;
   if (attn_status s = openDevice(driver, device, error); s != ATTN_OK)
     return s;

@@ -70,10 +70,13 @@ std::string KernelManifest::toJson(const std::string &specJson,
   j["arguments"] = argumentRoles;
   if (!tensorMaps.empty()) {
     json maps = json::array();
-    for (const TensorMapArgument &t : tensorMaps)
-      maps.push_back({{"argument", t.argument},
-                      {"box", {t.boxCols, t.boxRows}},
-                      {"swizzle", t.swizzle}});
+    for (const TensorMapArgument &t : tensorMaps) {
+      json entry = {{"argument", t.argument}, {"box", {t.boxCols, t.boxRows}},
+                    {"swizzle", t.swizzle}};
+      if (t.anyStrides)
+        entry["any_strides"] = true;
+      maps.push_back(entry);
+    }
     j["tensor_maps"] = maps;
   }
   j["sha256"] = sha256;
@@ -268,8 +271,11 @@ bool readManifest(const std::string &path, KernelManifest &m, std::string &error
                             : -1;
       if (swizzle != 0 && swizzle != 32 && swizzle != 64 && swizzle != 128)
         return fail(error, path, where + ".swizzle: expected 0, 32, 64 or 128");
+      json anyStrides = t.value("any_strides", json(false));
+      if (!anyStrides.is_boolean())
+        return fail(error, path, where + ".any_strides: expected true or false");
       m.tensorMaps.push_back({t["argument"].get<int64_t>(), t["box"][0].get<int64_t>(),
-                              t["box"][1].get<int64_t>(), swizzle});
+                              t["box"][1].get<int64_t>(), swizzle, anyStrides.get<bool>()});
     }
   }
   m.tuningGroup.clear();
@@ -315,6 +321,26 @@ bool readManifest(const std::string &path, KernelManifest &m, std::string &error
   auto slash = path.find_last_of('/');
   m.directory = slash == std::string::npos ? "." : path.substr(0, slash);
   return true;
+}
+
+void markAnyStrides(const std::vector<int64_t> &argumentParameters,
+                    const std::vector<bool> &usedParameters,
+                    std::vector<TensorMapArgument> &tensorMaps) {
+  std::vector<int64_t> first;
+  int64_t total = 0;
+  for (int64_t count : argumentParameters) {
+    first.push_back(total);
+    total += count;
+  }
+  if (total == 0 || total != int64_t(usedParameters.size()))
+    return;
+  for (TensorMapArgument &map : tensorMaps) {
+    if (map.argument < 0 || map.argument >= int64_t(first.size()) ||
+        argumentParameters[map.argument] < 3)
+      continue;
+    int64_t allocated = first[map.argument], aligned = allocated + 1;
+    map.anyStrides = !usedParameters[allocated] && !usedParameters[aligned];
+  }
 }
 
 } // namespace attn

@@ -216,6 +216,14 @@ class PtxSerializer : public NVVM::SerializeGPUModuleBase {
 public:
   using SerializeGPUModuleBase::SerializeGPUModuleBase;
 
+  /// Asks for which parameters of the kernel `entry` the optimized LLVM IR
+  /// still uses (one flag per parameter, in order), read just before NVPTX
+  /// codegen: a parameter without a use is never loaded by the PTX.
+  void recordUsedParameters(std::string entry, std::vector<bool> *used) {
+    usedEntry = std::move(entry);
+    usedParameters = used;
+  }
+
 protected:
   LogicalResult optimizeModule(llvm::Module &module, int optLevel) override {
     FailureOr<llvm::TargetMachine *> targetMachine = getOrCreateTargetMachine();
@@ -253,6 +261,10 @@ protected:
     FailureOr<llvm::TargetMachine *> targetMachine = getOrCreateTargetMachine();
     if (failed(targetMachine))
       return getOperation().emitError() << "no LLVM target machine for " << triple;
+    if (usedParameters)
+      if (llvm::Function *kernel = llvmModule.getFunction(usedEntry))
+        for (llvm::Argument &parameter : kernel->args())
+          usedParameters->push_back(!parameter.use_empty());
     FailureOr<SmallString<0>> ptx = translateModuleToISA(
         llvmModule, **targetMachine, [&] { return getOperation().emitError(); });
     if (failed(ptx))
@@ -261,6 +273,10 @@ protected:
       isaCallback(*ptx);
     return SmallVector<char, 0>(ptx->begin(), ptx->end());
   }
+
+private:
+  std::string usedEntry;
+  std::vector<bool> *usedParameters = nullptr;
 };
 
 /// Tile sizes of the SIMT kernel: Q, K and V tiles must fit the 48 KiB of
@@ -426,6 +442,7 @@ bool compileKernel(const Spec &spec, const std::string &specPath,
                    const GpuCompileOptions &options, const std::string &outDir,
                    const std::vector<KernelManifest::SeqVariant> &dispatch,
                    KernelManifest &manifest, PtxasReport &report, std::string &error);
+
 } // namespace
 
 std::optional<SeqDispatchPlan> seqDispatchPlan(const Spec &spec, const std::string &chip) {
@@ -647,6 +664,11 @@ bool compileKernel(const Spec &spec, const std::string &specPath,
     bool crossHeadTiles = false;
     bool halfDiagonalKeys = false;
     std::vector<TensorMapArgument> tensorMaps;
+    // Per kernel argument, the number of PTX parameters it takes (a memref
+    // descriptor: 3 + 2 * rank), and per parameter whether the optimized
+    // kernel uses it (empty where not recorded: the upstream pipeline).
+    std::vector<int64_t> argumentParameters;
+    std::vector<bool> usedParameters;
   };
   // Item overlap (experimental, off unless asked) carries an item's O and P
   // into the next item. Measured on the H200 at D = 64 (bench/results/
@@ -748,6 +770,10 @@ bool compileKernel(const Spec &spec, const std::string &specPath,
         g.kind = kind.getValue().str();
       else if (f->hasAttr("attn.tensor_cores"))
         g.kind = "mma.sync";
+      if (f.isKernel())
+        for (Type t : f.getArgumentTypes())
+          g.argumentParameters.push_back(
+              isa<MemRefType>(t) ? 3 + 2 * cast<MemRefType>(t).getRank() : 1);
       if (auto maps = f->getAttrOfType<ArrayAttr>("attn.tensor_maps"))
         for (auto entry : maps.getAsRange<DictionaryAttr>()) {
           auto get = [&](StringRef key) { return cast<IntegerAttr>(entry.get(key)).getInt(); };
@@ -820,6 +846,7 @@ bool compileKernel(const Spec &spec, const std::string &specPath,
         if (!target || ptx)
           return;
         PtxSerializer serializer(*gpuModule, target, targetOptions);
+        serializer.recordUsedParameters(spec.name, &g.usedParameters);
         serializer.init();
         ptx = serializer.run();
       });
@@ -955,6 +982,7 @@ bool compileKernel(const Spec &spec, const std::string &specPath,
   report.halfDiagonalKeys = gen.halfDiagonalKeys;
   report.uniformWarpgroupIndex = hopper && uniformWarpgroupIndex;
   manifest.tensorMaps = gen.tensorMaps;
+  markAnyStrides(gen.argumentParameters, gen.usedParameters, manifest.tensorMaps);
   manifest.argumentRoles = argumentRoles(spec, /*withLse=*/true);
   // The dynamic scheduler's counter: the kernel's argument after the spec's
   // tensors (an int32 tensor of one element, zeroed before every launch).

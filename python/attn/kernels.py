@@ -210,6 +210,7 @@ def _load(path):
     kernel = Kernel(path)
     kernel.manifest_path = path
     kernel.cached_roles = kernel.roles
+    kernel.cached_any_strides = kernel.any_strides
     return kernel
 
 

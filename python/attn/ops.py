@@ -91,14 +91,39 @@ def _int_or_float(t):
 _LAID_OUT = ("query", "key", "value", "out", "gates")
 
 
+# The inputs a kernel may read through TMA tensor maps: passed to _launch as the
+# caller gave them and conformed to the spec's layout only where the kernel
+# reads them another way (see _bind).
+_MAPPED = ("query", "key", "value")
+
+
+def _bind(kernel, layout, roles):
+    """`roles` with each of _MAPPED as it is where `kernel` reads it only through
+    a tensor map encoded from its own strides (Hopper kernels: e.g. the slices
+    of a packed QKV projection, no copy) and a TMA map can describe it, else
+    conformed to `layout`."""
+    takes = getattr(kernel, "cached_any_strides", frozenset())
+    bound = dict(roles)
+    for r in _MAPPED:
+        t = bound.get(r)
+        if t is None:
+            continue
+        if not (r in takes and S.tma_readable(t.data_ptr(), tuple(t.shape), t.stride(),
+                                              t.element_size())):
+            bound[r] = _conform(t, layout)
+    return bound
+
+
 def _launch(spec, roles, device, alternative=None):
     """Resolves the kernel for `spec` and launches it on the current stream of `device`.
 
-    `alternative` (a function of a layout returning the spec in that layout) is
-    tried when no kernel exists for `spec` and every laid-out tensor is also
-    dense in the other layout (extents of 1 make [B, H, S, D] and [B, S, H, D]
-    coincide, e.g. one query row while decoding), so a directory holding only
-    one of the two kernels serves such calls too."""
+    The _MAPPED roles may come in any strides: each is conformed to the spec's
+    layout unless the kernel takes it as it is (_bind). `alternative` (a
+    function of a layout returning the spec in that layout) is tried when no
+    kernel exists for `spec` and every laid-out tensor is also dense in the
+    other layout (extents of 1 make [B, H, S, D] and [B, S, H, D] coincide,
+    e.g. one query row while decoding), so a directory holding only one of the
+    two kernels serves such calls too."""
     if device.type == "cuda":
         capability = torch.cuda.get_device_capability(device)
         stream = torch.cuda.current_stream(device).cuda_stream or None
@@ -108,6 +133,8 @@ def _launch(spec, roles, device, alternative=None):
     try:
         kernel = get_kernel(spec, chip, capability)
     except KernelNotFoundError:
+        roles = {r: _conform(t, spec["layout"]) if r in _MAPPED else t
+                 for r, t in roles.items()}
         other = "bshd" if spec["layout"] == "bhsd" else "bhsd"
         if alternative is None or not all(
                 S.fits_layout(tuple(t.shape), t.stride(), other)
@@ -139,6 +166,7 @@ def _role_argument(roles, role):
 
 
 def _launch_kernel(kernel, spec, roles, stream):
+    roles = _bind(kernel, spec.get("layout", "bhsd"), roles)
     try:
         args = [_role_argument(roles, r) for r in kernel.cached_roles]
     except KeyError as e:
@@ -208,8 +236,7 @@ def attention_op(q: Tensor, k: Tensor, v: Tensor, block_mask: Optional[Tensor],
         out.zero_()
         lse.fill_(-math.inf)
         return out, lse
-    roles = {"query": _conform(q, layout), "key": _conform(k, layout),
-             "value": _conform(v, layout), "out": out, "lse": lse}
+    roles = {"query": q, "key": k, "value": v, "out": out, "lse": lse}
     if block_mask is not None:
         roles["block_mask"] = _dense(block_mask, torch.uint8)
     if q_doc_ids is not None:
@@ -283,8 +310,7 @@ def _linear_run(spec, q, k, v, g, initial_state, final_state, layout, alternativ
             else:
                 ht.copy_(initial_state)
         return out, ht
-    roles = {"query": _conform(q, layout), "key": _conform(k, layout),
-             "value": _conform(v, layout), "out": out}
+    roles = {"query": q, "key": k, "value": v, "out": out}
     if g is not None:
         g32 = g if g.dtype == torch.float32 else g.to(torch.float32)
         roles["gates"] = _conform(g32, layout, rows=False)

@@ -47,6 +47,8 @@ def load_library(path=None):
     lib.attn_kernel_num_arguments.restype = ctypes.c_int
     lib.attn_kernel_argument_role.argtypes = [ctypes.c_void_p, ctypes.c_int]
     lib.attn_kernel_argument_role.restype = ctypes.c_char_p
+    lib.attn_kernel_argument_any_strides.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    lib.attn_kernel_argument_any_strides.restype = ctypes.c_int
     lib.attn_kernel_launch.argtypes = [ctypes.c_void_p, ctypes.POINTER(_Tensor), ctypes.c_int,
                                        ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]
     lib.attn_kernel_launch.restype = ctypes.c_int
@@ -117,6 +119,17 @@ class Kernel:
     def roles(self):
         n = self._lib.attn_kernel_num_arguments(self._handle)
         return [self._lib.attn_kernel_argument_role(self._handle, i).decode() for i in range(n)]
+
+    @property
+    def any_strides(self):
+        """The roles the kernel reads only through TMA tensor maps encoded at
+        launch from the tensors' own strides: these take any strides such a map
+        can describe (unit last stride, the others positive multiples of 16
+        bytes, 16-byte aligned data), not only the spec layout's."""
+        n = self._lib.attn_kernel_num_arguments(self._handle)
+        return frozenset(self._lib.attn_kernel_argument_role(self._handle, i).decode()
+                         for i in range(n)
+                         if self._lib.attn_kernel_argument_any_strides(self._handle, i))
 
     def launch(self, *tensors, stream=None):
         """Launches on `stream` (a CUstream handle as int, or None for the default)."""

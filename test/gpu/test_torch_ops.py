@@ -201,8 +201,9 @@ def test_linear_eager(cfg, shape):
 # Memory: views without copies, misaligned views, streams.
 
 def test_bshd_views_of_a_packed_qkv_buffer():
-    """q, k, v as views of one [B, S, 3, H, D] projection (stride(S) = 3*H*D: copied
-    into a dense bshd layout by the binding), and of [B, S, H, D] tensors (no copy)."""
+    """q, k, v as views of one [B, S, 3, H, D] projection (stride(S) = 3*H*D: read in
+    place by the sm_90a kernel, copied into a dense bshd layout for others), and of
+    [B, S, H, D] tensors (no copy)."""
     cfg = BY_ID["dense_bf16_d128_bshd"]
     B, S, H, D = 2, 200, 4, 128
     g = torch.Generator(device=DEVICE).manual_seed(5)
@@ -218,7 +219,67 @@ def test_bshd_views_of_a_packed_qkv_buffer():
         assert rel(to_np(out), reference(ps, x)["o"]) <= 1e-2
 
 
-def test_misaligned_and_strided_views_are_copied():
+def _packed(tensors, dtype):
+    """Views of one [B, S, sum(H), D] buffer (a fused projection, heads packed
+    side by side) holding the values of `tensors` (logical [B, H, S, D] arrays):
+    stride(S) = sum(H) * D, neither a bhsd nor a bshd layout."""
+    x = torch.cat([torch.from_numpy(np.ascontiguousarray(t.transpose(0, 2, 1, 3), np.float32))
+                   for t in tensors], dim=2).to(device=DEVICE, dtype=dtype)
+    views, first = [], 0
+    for t in tensors:
+        views.append(x[:, :, first:first + t.shape[1]].transpose(1, 2))
+        first += t.shape[1]
+    return views
+
+
+def _launched(monkeypatch):
+    """Records each launch's kernel and tensors."""
+    launches = []
+    original = attn.Kernel.launch
+
+    def launch(self, *tensors, stream=None):
+        launches.append((self, tensors))
+        return original(self, *tensors, stream=stream)
+
+    monkeypatch.setattr(attn.Kernel, "launch", launch)
+    return launches
+
+
+# The bshd configurations: packed views are in [B, S, H, D] memory order, and the
+# GPU machine has only the prebuilt kernels (no compiler for the bhsd ones).
+@pytest.mark.parametrize("cid", ["causal_f16_d64_bshd", "dense_bf16_d128_bshd",
+                                 "gla_vector_f16_d64_bshd", "linear_relu_f16_d64_bshd"])
+def test_packed_projections_are_read_in_place(cid, monkeypatch):
+    """q, k, v (and GQA's fewer k / v heads) as views of one fused projection: a
+    kernel that reads them only through TMA maps (`any_strides`, the sm_90a
+    kernels) gets the views themselves, no copy; the result matches the reference."""
+    cfg = BY_ID[cid]
+    launches = _launched(monkeypatch)
+    if cfg["op"] == "attention":
+        (q, k, v), kw, ps, x = attention_case(cfg, 2, 6, 2, 257, 257, seed_of(cid, "packed"))
+    else:
+        (q, k, v, *rest), kw, fn, ps, x = linear_case(cfg, 2, 3, 333, seed_of(cid, "packed"))
+    q, k, v = _packed([x["q"], x["k"], x["v"]], q.dtype)
+    if cfg["op"] == "attention":
+        out, lse = attn.attention(q, k, v, return_lse=True, **kw)
+    else:
+        out = fn(q, k, v, *rest, **kw)
+        out = out[0] if isinstance(out, tuple) else out
+    sync()
+    kernel, tensors = launches[-1]
+    if torch.cuda.get_device_capability()[0] == 9:
+        assert kernel.cached_any_strides >= {"query", "key", "value"}, kernel.manifest_path
+    for role, t, view in zip(kernel.cached_roles, tensors, (q, k, v)):
+        assert (t.data_ptr() == view.data_ptr()) == (role in kernel.cached_any_strides), role
+    ref = reference(ps, x)
+    assert rel(to_np(out), ref["o"]) <= TOL[cfg["dtype"]]
+    if cfg["op"] == "attention":
+        check_attention(ps, q, out, lse, ref)
+
+
+def test_misaligned_and_strided_views():
+    """A misaligned q is copied; k with padded rows is read in place on sm_90a (a
+    TMA map describes it) and copied for other kernels. Right either way."""
     cfg = BY_ID["causal_bf16_d128"]
     B, H, S, D = 1, 2, 70, 128
     base = torch.randn(B * H * S * D + 1, device=DEVICE, dtype=torch.bfloat16)

@@ -668,7 +668,10 @@ def _check_layouts(kernel, tensors):
     with open(kernel.manifest_path) as f:
         layout = json.load(f)["spec"].get("layout", "bhsd")
     for role, t in zip(kernel.cached_roles, tensors):
-        if role in ("query", "key", "value", "out"):
+        if role in kernel.cached_any_strides:  # read through a TMA map of its own strides
+            assert S.tma_readable(t.data_ptr(), tuple(t.shape), t.stride(), t.element_size()), \
+                (role, t.stride())
+        elif role in ("query", "key", "value", "out"):
             assert S.fits_layout(tuple(t.shape), t.stride(), layout), (role, t.stride())
             assert S.aligned(t.data_ptr(), tuple(t.shape), t.stride(), t.element_size()), role
         else:
@@ -716,24 +719,46 @@ def test_views_are_passed_without_copies(cpu_as_device):
     assert [t.data_ptr() for t in tensors[:3]] == [q.data_ptr(), k.data_ptr(), v.data_ptr()]
     assert json.load(open(kernel.manifest_path))["spec"]["layout"] == "bshd"
     assert tensors[3].transpose(1, 2).is_contiguous()  # out in the same memory order
-    # Views of a packed [B, S, 3, H, D] projection (stride(S) = 3*H*D): the runtime
-    # accepts only dense layouts, so they are copied into bshd.
+    # Views of a packed [B, S, 3, H, D] projection (stride(S) = 3*H*D): the sm_90a
+    # kernel reads query, key and value only through TMA maps encoded from the
+    # tensors' own strides, so they pass as they are (and the runtime's checks
+    # accept them: the error is the device's, not the strides').
     qkv = torch.randn(2, 50, 3, 4, 128, dtype=torch.bfloat16)
     q, k, v = (qkv[:, :, i].transpose(1, 2) for i in range(3))
     _expect_runtime_device_error(lambda: attn.attention(q, k, v))
     kernel, tensors = cpu_as_device[-1]
     assert json.load(open(kernel.manifest_path))["spec"]["layout"] == "bshd"
-    assert tensors[0].data_ptr() != q.data_ptr()
+    assert kernel.cached_any_strides == {"query", "key", "value"}
+    assert [t.data_ptr() for t in tensors[:3]] == [q.data_ptr(), k.data_ptr(), v.data_ptr()]
     _check_layouts(kernel, tensors)
-    # A misaligned view and rows that are not contiguous are copied.
+    # Rows padded to 256 columns too; a view a TMA map cannot describe (data
+    # 2 bytes off a 16-byte boundary) is copied.
     base = torch.randn(2 * 4 * 50 * 128 + 1, dtype=torch.bfloat16)
     qm = base[1:].view(2, 4, 50, 128)
     wide = torch.randn(2, 4, 50, 256, dtype=torch.bfloat16)[..., :128]
     c = torch.randn(2, 4, 50, 128, dtype=torch.bfloat16)
     _expect_runtime_device_error(lambda: attn.attention(qm, wide, c, causal=True))
     kernel, tensors = cpu_as_device[-1]
-    assert tensors[0].data_ptr() != qm.data_ptr() and tensors[1].data_ptr() != wide.data_ptr()
-    assert tensors[2].data_ptr() == c.data_ptr()
+    assert tensors[0].data_ptr() != qm.data_ptr()
+    assert tensors[1].data_ptr() == wide.data_ptr() and tensors[2].data_ptr() == c.data_ptr()
+    _check_layouts(kernel, tensors)
+
+
+@needs_torch
+def test_kernels_that_read_through_pointers_get_copies_in_their_layout(cpu_as_device,
+                                                                       monkeypatch):
+    # The sm_80 kernel (mma.sync) computes addresses from the spec's layout: the
+    # packed views are copied into bshd (compiled on first use).
+    monkeypatch.delenv("ATTN_KERNEL_PATH")
+    monkeypatch.setenv("ATTN_CHIP", "sm_80")
+    monkeypatch.setenv("ATTN_COMPILE", COMPILER)
+    qkv = torch.randn(2, 50, 3, 4, 128, dtype=torch.bfloat16)
+    q, k, v = (qkv[:, :, i].transpose(1, 2) for i in range(3))
+    _expect_runtime_device_error(lambda: attn.attention(q, k, v))
+    kernel, tensors = cpu_as_device[-1]
+    assert json.load(open(kernel.manifest_path))["chip"] == "sm_80"
+    assert kernel.cached_any_strides == frozenset()
+    assert all(t.data_ptr() != x.data_ptr() for t, x in zip(tensors, (q, k, v)))
     _check_layouts(kernel, tensors)
 
 

@@ -144,6 +144,67 @@ TEST(Manifest, ReadsTensorMapsAndWritesThemBack) {
   EXPECT_EQ(back.tensorMaps[1].boxRows, 64);
 }
 
+TEST(Manifest, ReadsAnyStridesOfTensorMapsAndWritesThemBack) {
+  KernelManifest m;
+  std::string error;
+  ASSERT_TRUE(readManifest(writeTemp("anys.json", withTensorMaps(
+                                         R"([{"argument": 0, "box": [64, 128], "swizzle": 128,
+                                              "any_strides": true},
+                                             {"argument": 1, "box": [64, 128], "swizzle": 128,
+                                              "any_strides": false},
+                                             {"argument": 2, "box": [64, 128], "swizzle": 128}])")),
+                           m, error))
+      << error;
+  ASSERT_EQ(m.tensorMaps.size(), 3u);
+  EXPECT_TRUE(m.tensorMaps[0].anyStrides);
+  EXPECT_FALSE(m.tensorMaps[1].anyStrides);
+  EXPECT_FALSE(m.tensorMaps[2].anyStrides); // absent: the layout's strides only
+  KernelManifest back;
+  ASSERT_TRUE(readManifest(writeTemp("anys2.json", m.toJson(kCausalSpec)), back, error)) << error;
+  ASSERT_EQ(back.tensorMaps.size(), 3u);
+  EXPECT_TRUE(back.tensorMaps[0].anyStrides);
+  EXPECT_FALSE(back.tensorMaps[1].anyStrides);
+  KernelManifest bad;
+  EXPECT_FALSE(readManifest(writeTemp("anys3.json", withTensorMaps(
+                                          R"([{"argument": 0, "box": [64, 128],
+                                               "any_strides": "yes"}])")),
+                            bad, error));
+  EXPECT_NE(error.find("tensor_maps[0].any_strides: expected true or false"), std::string::npos)
+      << error;
+}
+
+TEST(Manifest, MarksTensorMapsWhoseArgumentsOnlyTheMapReads) {
+  // Arguments: a rank-4 memref (11 parameters), another (11), a rank-1 memref
+  // (5), then three tensor-map pointers (1 each).
+  std::vector<int64_t> parameters = {11, 11, 5, 1, 1, 1};
+  std::vector<bool> used(11 + 11 + 5 + 3, false);
+  used[3] = used[5] = true;       // argument 0: sizes only
+  used[11 + 1] = true;            // argument 1: its aligned pointer
+  used[22 + 1] = true;            // argument 2: its aligned pointer (no map)
+  used[27] = used[28] = used[29] = true;
+  auto maps = [] {
+    return std::vector<TensorMapArgument>{{0, 64, 128, 128}, {1, 64, 128, 128}};
+  };
+  std::vector<TensorMapArgument> m = maps();
+  markAnyStrides(parameters, used, m);
+  EXPECT_TRUE(m[0].anyStrides);
+  EXPECT_FALSE(m[1].anyStrides);
+  // The allocated pointer counts as a read too.
+  used[0] = true;
+  m = maps();
+  markAnyStrides(parameters, used, m);
+  EXPECT_FALSE(m[0].anyStrides);
+  // Counts that do not add up (or nothing recorded): nothing is marked.
+  used[0] = false;
+  used.pop_back();
+  m = maps();
+  markAnyStrides(parameters, used, m);
+  EXPECT_FALSE(m[0].anyStrides);
+  m = maps();
+  markAnyStrides(parameters, {}, m);
+  EXPECT_FALSE(m[0].anyStrides);
+}
+
 TEST(Manifest, ReadsTheDynamicSchedulersTileCounterRole) {
   KernelManifest m;
   std::string error;
@@ -550,6 +611,73 @@ TEST(CApi, BindsTheTileCounterRoleOrLeavesItToTheRuntime) {
 #endif
 
 #ifdef ATTN_HAVE_CUDA
+TEST(CApi, TakesAnyStridesWhereTheKernelReadsOnlyThroughTensorMaps) {
+  // query and key: read only through their maps; value: a map, but the
+  // kernel also reads its pointer (no any_strides).
+  std::string maps = R"([{"argument": 0, "box": [8, 64], "swizzle": 0, "any_strides": true},
+                         {"argument": 1, "box": [8, 64], "swizzle": 0, "any_strides": true},
+                         {"argument": 2, "box": [8, 64], "swizzle": 0}])";
+  KernelManifest manifest;
+  std::string error;
+  ASSERT_TRUE(readManifest(writeTemp("anycapi.json", withTensorMaps(maps)), manifest, error))
+      << error;
+  alignas(16) static char data[64];
+  const int64_t B = 2, Hq = 4, Hkv = 2, Sq = 100, Sk = 130, D = 8;
+  // Slices of packed projections, [B, S, 3, Hq, D] for the query and
+  // [B, S, 2, Hkv, D] for key and value: neither bhsd nor bshd strides.
+  attn_tensor q = tensor({B, Hq, Sq, D}, ATTN_BF16, data, {Sq * 3 * Hq * D, D, 3 * Hq * D, 1});
+  attn_tensor k = tensor({B, Hkv, Sk, D}, ATTN_BF16, data, {Sk * 2 * Hkv * D, D, 2 * Hkv * D, 1});
+  attn_tensor v = tensor({B, Hkv, Sk, D}, ATTN_BF16, data, {Sk * Hkv * D, D, Hkv * D, 1});
+  attn_tensor out = tensor({B, Hq, Sq, D}, ATTN_BF16, data, {Sq * Hq * D, D, Hq * D, 1});
+  attn_tensor lse = tensor({B, Hq, Sq}, ATTN_F32, data);
+  std::vector<attn_tensor> args = {q, k, v, out, lse};
+  attn::ExecInputs sizes;
+  ASSERT_TRUE(attn::validateLaunchArguments(manifest, args.data(), 5, sizes, error)) << error;
+  EXPECT_EQ(sizes.Sq, Sq);
+  EXPECT_EQ(sizes.Sk, Sk);
+  // The value's pointer is read: its strides must still be the layout's.
+  auto bad = args;
+  bad[2] = k;
+  EXPECT_FALSE(attn::validateLaunchArguments(manifest, bad.data(), 5, sizes, error));
+  EXPECT_NE(error.find("value: strides [4160, 8, 32, 1] do not match the kernel's bshd layout"),
+            std::string::npos) << error;
+  // What a tensor map cannot describe is refused, naming the dimension.
+  bad = args;
+  bad[0].strides[2] = 3 * Hq * D + 4; // 200 bytes
+  EXPECT_FALSE(attn::validateLaunchArguments(manifest, bad.data(), 5, sizes, error));
+  EXPECT_NE(error.find("c: query: stride of dimension 2 (S) is 200 bytes; TMA needs a positive "
+                       "multiple of 16"),
+            std::string::npos) << error;
+  bad = args;
+  bad[1].strides[1] = 0; // a broadcast over heads
+  EXPECT_FALSE(attn::validateLaunchArguments(manifest, bad.data(), 5, sizes, error));
+  EXPECT_NE(error.find("key: stride of dimension 1 (H) is 0 bytes"), std::string::npos) << error;
+  bad = args;
+  bad[0].data = data + 8;
+  EXPECT_FALSE(attn::validateLaunchArguments(manifest, bad.data(), 5, sizes, error));
+  EXPECT_NE(error.find("query: the data pointer must be 16-byte aligned for TMA"),
+            std::string::npos) << error;
+  bad = args;
+  bad[1].strides[3] = 2;
+  EXPECT_FALSE(attn::validateLaunchArguments(manifest, bad.data(), 5, sizes, error));
+  EXPECT_NE(error.find("key: the head dimension must be contiguous"), std::string::npos) << error;
+  // The C API's accessor, for a framework deciding whether to copy.
+  attn_kernel *kernel = nullptr;
+  char err[512];
+  ASSERT_EQ(attn_kernel_load(writeTemp("anycapi2.json", withTensorMaps(maps)).c_str(), &kernel,
+                             err, sizeof err),
+            ATTN_OK)
+      << err;
+  EXPECT_EQ(attn_kernel_argument_any_strides(kernel, 0), 1);
+  EXPECT_EQ(attn_kernel_argument_any_strides(kernel, 1), 1);
+  EXPECT_EQ(attn_kernel_argument_any_strides(kernel, 2), 0);
+  EXPECT_EQ(attn_kernel_argument_any_strides(kernel, 3), 0);
+  EXPECT_EQ(attn_kernel_argument_any_strides(kernel, 5), 0);
+  EXPECT_EQ(attn_kernel_argument_any_strides(kernel, -1), 0);
+  EXPECT_EQ(attn_kernel_argument_any_strides(nullptr, 0), 0);
+  attn_kernel_destroy(kernel);
+}
+
 TEST(TensorMaps, DescribeBshdViewsAndRejectWhatTmaCannotRead) {
   TensorMapArgument spec{0, 64, 128, 128};
   TensorMapGeometry g;
@@ -581,7 +709,7 @@ TEST(TensorMaps, DescribeBshdViewsAndRejectWhatTmaCannotRead) {
       {{2, 4, 100, 128}, {51200, 12800, 1, 100}, 0x1000, "the last dimension must be contiguous"},
       {{2, 4, 100, 128}, {51200, 12800, 128, 1}, 0x1008, "must be 16-byte aligned for TMA"},
       {{2, 4, 100, 60}, {24000, 6000, 60, 1}, 0x1000,
-       "stride of dimension 2 is 120 bytes; TMA needs a positive multiple of 16"},
+       "stride of dimension 2 (S) is 120 bytes; TMA needs a positive multiple of 16 below 2^40"},
   };
   for (const Case &c : cases) {
     EXPECT_FALSE(describeTensorMap("k", "key", spec, c.address, c.shape, c.strides, 2, g, error));

@@ -34,7 +34,26 @@ struct TensorMapArgument {
   int64_t argument = 0; ///< index into the argument list (ABI order)
   int64_t boxCols = 0, boxRows = 0;
   int64_t swizzle = 0; ///< bytes: 0 (none), 32, 64 or 128
+  /// The kernel reads the argument only through this map: its data pointer
+  /// and descriptor strides are never loaded (found by the compiler in the
+  /// kernel's optimized LLVM IR). The map is encoded at launch from the
+  /// tensor's own strides, so the launch takes any strides a tensor map can
+  /// describe (unit last stride, the others positive multiples of 16 bytes,
+  /// 16-byte aligned data), not only those of the spec's layout: e.g. the
+  /// query of a packed [B, S, 3, H, D] projection, without a copy.
+  bool anyStrides = false;
 };
+
+/// Marks the tensor maps whose argument the kernel reads only through the
+/// map (TensorMapArgument::anyStrides): neither the argument's allocated nor
+/// its aligned pointer is used by the optimized kernel. `usedParameters` has
+/// one flag per PTX parameter of the kernel; `argumentParameters` says how
+/// many parameters each argument takes (3 + 2 * rank for a memref
+/// descriptor, 1 for a pointer). Where they do not add up (nothing was
+/// recorded), nothing is marked.
+void markAnyStrides(const std::vector<int64_t> &argumentParameters,
+                    const std::vector<bool> &usedParameters,
+                    std::vector<TensorMapArgument> &tensorMaps);
 
 /// The dynamic tile scheduler's counter (attn-compile --dynamic-scheduler):
 /// an int32 tensor of one element, zero at every launch, the kernel's last
