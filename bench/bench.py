@@ -155,6 +155,11 @@ def parse_args(argv=None):
                     help="masked softmax rows also time our dense kernel on the same inputs in the "
                          "same rounds (ours_dense), for a %% of dense that the GPU clock's drift "
                          "between rows does not move (default on)")
+    ap.add_argument("--packed-qkv", action="store_true",
+                    help="softmax rows: q, k and v are views of one [B, S, 3, H, D] projection "
+                         "(stride(S) = 3*H*D) for every implementation; ours reads them in place "
+                         "(the Hopper kernels' any_strides) and 'ours_copy' times the copy into "
+                         "the kernel's layout first (what the binding did before session 23)")
     ap.add_argument("--tol", type=float, default=1e-2)
     ap.add_argument("--seed", type=int, default=1234, help="as peers.py (masks depend on it)")
     ap.add_argument("--budget-s", type=float, default=400.0,
@@ -711,9 +716,14 @@ class Bench:
         row["flops"] = 2 * B * H * entries * (D + D)
         row["flop_rule"] = rule
         torch.manual_seed(a.seed * 1000 + (zlib.crc32(f"{variant}/{S}/{D}".encode()) & 0xFFFF))
-        q = torch.randn(B, H, S, D, dtype=torch.bfloat16, device=DEVICE)
-        k = torch.randn(B, H, S, D, dtype=torch.bfloat16, device=DEVICE)
-        v = torch.randn(B, H, S, D, dtype=torch.bfloat16, device=DEVICE)
+        if a.packed_qkv:
+            qkv = torch.randn(B, S, 3, H, D, dtype=torch.bfloat16, device=DEVICE)
+            q, k, v = (qkv[:, :, i].transpose(1, 2) for i in range(3))
+            row["packed_qkv"] = True
+        else:
+            q = torch.randn(B, H, S, D, dtype=torch.bfloat16, device=DEVICE)
+            k = torch.randn(B, H, S, D, dtype=torch.bfloat16, device=DEVICE)
+            v = torch.randn(B, H, S, D, dtype=torch.bfloat16, device=DEVICE)
         pairs = check_pairs(B, H)
         reference = [ref_attn(q[b, h], k[b, h], v[b, h], D ** -0.5, mask_fn=mask_fn, score_fn=score_fn,
                               b=b, h=h) for (b, h) in pairs]
@@ -723,11 +733,16 @@ class Bench:
 
         impls = {}
         if not a.no_ours:
-            def ours_setup(folder=None, spec=SPEC[(variant, D)]):
-                # bhsd specs: the kernels assume contiguous [B, H, S, D] (identity layout).
-                out = torch.full_like(q, float("nan"))
+            def ours_setup(folder=None, spec=SPEC[(variant, D)], copy=False):
+                # bhsd specs: out (and q, k, v unless the kernel reads them only by
+                # TMA) contiguous [B, H, S, D]. `copy`: q, k, v copied into that
+                # layout inside the timed launch, as a caller whose kernel cannot
+                # read its views must.
+                out = torch.empty(B, H, S, D, dtype=torch.bfloat16, device=DEVICE).fill_(float("nan"))
                 lse = torch.full((B, H, S), float("nan"), dtype=torch.float32, device=DEVICE)
-                tensors = {"query": q, "key": k, "value": v, "out": out, "lse": lse}
+                dense = [torch.empty(B, H, S, D, dtype=torch.bfloat16, device=DEVICE) for _ in range(3)] \
+                    if copy else [q, k, v]
+                tensors = {"query": dense[0], "key": dense[1], "value": dense[2], "out": out, "lse": lse}
                 if spec == SPEC[(variant, D)]:  # the mask's tensors (not ours_dense's)
                     if "block_mask" in extras:
                         tensors["block_mask"] = extras["block_mask"]
@@ -740,10 +755,15 @@ class Bench:
                 launch, info = self.ours_fn(spec, tensors, folder)
 
                 def fn():
+                    if copy:
+                        for dst, src in zip(dense, (q, k, v)):
+                            dst.copy_(src)
                     launch()
                     return out
                 return fn, dict(info, spec=spec)
             impls["ours"] = (ours_setup, lambda out: (out, slices_of(out)))
+            if a.packed_qkv:
+                impls["ours_copy"] = (lambda: ours_setup(copy=True), lambda out: (out, slices_of(out)))
             if a.ab_kernels:
                 impls["ours_b"] = (lambda: ours_setup(a.ab_kernels), lambda out: (out, slices_of(out)))
             if a.paired_dense and variant in MASKED and ("dense", D) in SPEC:
@@ -913,7 +933,7 @@ class Bench:
 
     def fmt_row(self, r):
         parts = [f"{r['variant']:<10} S={r['S']:<6} D={r['D']:<4} B={r['B']:<3} H={r['H']:<3}"]
-        for name in ["ours", "ours_b"] + PEERS:
+        for name in ["ours", "ours_b", "ours_copy"] + PEERS:
             c = r["impls"].get(name)
             if not c:
                 continue
@@ -973,6 +993,17 @@ class Bench:
                 lines.append(f"| {r['variant']} | {r['S']} | {r['D']} | {self._f(o.get('tflops'), '.1f')} | "
                              f"{self._f(bb.get('tflops'), '.1f')} | {self._f(r.get('ratio_to_ours_b'), '.3f')} | "
                              f"{reps[0]} | {reps[1]} |")
+        packed = [r for r in self.rows if r["impls"].get("ours_copy")]
+        if packed:
+            lines += ["", "q, k, v as views of one [B, S, 3, H, D] projection (--packed-qkv), every "
+                      "implementation on the same views: ours reads them in place, ours_copy copies them "
+                      "into the kernel's layout inside the timed region (the same kernel after).", "",
+                      "| variant | S | D | ours TFLOP/s | ours_copy TFLOP/s | ours_copy / ours (time) |",
+                      "|---|---|---|---|---|---|"]
+            for r in packed:
+                o, c = r["impls"].get("ours", {}), r["impls"]["ours_copy"]
+                lines.append(f"| {r['variant']} | {r['S']} | {r['D']} | {self._f(o.get('tflops'), '.1f')} | "
+                             f"{self._f(c.get('tflops'), '.1f')} | {self._f(r.get('ratio_to_ours_copy'), '.3f')} |")
         masked = [r for r in self.rows if r.get("ours_frac_of_dense") or r.get("ours_frac_of_dense_same_round")]
         if masked:
             lines += ["", "Masked rows against our dense kernel (TFLOP/s over unmasked pairs / our dense "

@@ -36,6 +36,7 @@ pytestmark = pytest.mark.skipif(not os.path.isfile(COMPILER),
                                 reason="build/bin/attn-compile not built")
 
 import attn  # noqa: E402
+import attn.spec as spec_py  # noqa: E402
 import attn_numpy  # noqa: E402
 import bench  # noqa: E402
 
@@ -58,6 +59,7 @@ class EmulatedKernel:
     once: bench.py launches each kernel once per round, and ours_b is the same
     kernel on the same inputs."""
     launches = []
+    query_strides = []
     cache = {}
 
     def __init__(self, manifest, library=None):
@@ -65,6 +67,8 @@ class EmulatedKernel:
             man = json.load(f)
         self.name = man["name"]
         self._roles = list(man["arguments"])
+        self.any_strides = {self._roles[m["argument"]] for m in man.get("tensor_maps", [])
+                            if m.get("any_strides")}
         self.spec = attn_numpy.PySpec(man["spec"] if isinstance(man["spec"], dict)
                                       else json.loads(man["spec"]))
 
@@ -77,10 +81,20 @@ class EmulatedKernel:
         assert len(tensors) == len(bound), (self.name, bound, len(tensors))
         t = dict(zip(bound, tensors))
         EmulatedKernel.launches.append((self.name, sorted(t)))
+        EmulatedKernel.query_strides.append((self.name, tuple(t["query"].stride())))
         q = t["query"]
         for role in ("key", "value", "out"):
             assert t[role].shape[:2] == q.shape[:2], (self.name, role, t[role].shape)
-        assert t["out"].is_contiguous() and q.is_contiguous()
+        # The runtime's stride checks: the layout's (bhsd: contiguous), or for the
+        # roles read only through TMA maps, any strides a map can describe.
+        assert t["out"].is_contiguous()
+        for role in ("query", "key", "value"):
+            ten = t[role]
+            if role in self.any_strides:
+                assert spec_py.tma_readable(ten.data_ptr(), tuple(ten.shape), ten.stride(),
+                                            ten.element_size()), (self.name, role, ten.stride())
+            else:
+                assert ten.is_contiguous(), (self.name, role, ten.stride())
         key = (self.name,) + tuple((role, id(ten), ten._version) for role, ten in sorted(t.items())
                                    if role not in ("out", "lse"))
         if key not in EmulatedKernel.cache:
@@ -141,6 +155,7 @@ def cpu_bench(monkeypatch):
     monkeypatch.setattr(attn, "Kernel", EmulatedKernel)
     monkeypatch.setattr(attn, "load_library", lambda lib=None: object())
     EmulatedKernel.launches = []
+    EmulatedKernel.query_strides = []
     EmulatedKernel.cache = {}
     return bench
 
@@ -189,6 +204,31 @@ def test_softmax_rows_through_the_harness(cpu_bench, kernels, tmp_path):
     md = (tmp_path / "bench.md").read_text()
     assert "Masked rows against our dense kernel" in md
     assert "ours_b" in md
+
+
+def test_packed_projections_through_the_harness(cpu_bench, kernels, tmp_path):
+    # --packed-qkv: every implementation on views of one [B, S, 3, H, D] buffer;
+    # ours takes them as they are (the sm_90a kernels' any_strides), ours_copy
+    # copies them into the kernel's layout first. Both must pass the row's check.
+    variants = ["causal", "document"]
+    out = tmp_path / "packed"
+    cpu_bench.main(["--kernels", kernels, "--out", str(out), "--only", ",".join(variants),
+                    "--seq", str(SEQ), "--head-dims", "128", "--peers", "none", "--reps", "2",
+                    "--ceilings", "none", "--tokens", str(SEQ), "--model-dim", "2048",
+                    "--budget-s", "3000", "--packed-qkv"])
+    with open(out / "bench.json") as f:
+        rows = {r["variant"]: r for r in json.load(f)["rows"]}
+    assert sorted(rows) == sorted(variants)
+    for v, row in rows.items():
+        assert row["status"] == "ok" and row["packed_qkv"], (v, row.get("error"))
+        assert {"ours", "ours_copy"} <= set(row["impls"]), sorted(row["impls"])
+        for name, cell in row["impls"].items():
+            assert cell["status"] == "ok" and cell["rel_err"] < 1e-2, (v, name, cell)
+    assert "--packed-qkv" in (out / "bench.md").read_text()
+    # ours got the views themselves, ours_copy dense [B, H, S, D] copies.
+    B, H, S, D = rows["causal"]["B"], rows["causal"]["H"], SEQ, 128
+    seen = {st for name, st in EmulatedKernel.query_strides if name == "b_causal"}
+    assert seen == {(S * 3 * H * D, D, 3 * H * D, 1), (H * S * D, S * D, D, 1)}, seen
 
 
 def test_linear_rows_through_the_harness(cpu_bench, kernels, tmp_path):
