@@ -451,6 +451,54 @@ def attention(q, k, v, *, causal=False, window=None, block_mask=None, block_size
     return (out, lse) if return_lse else out
 
 
+def merge_attention(outs, lses):
+    """Merges partial results of softmax attention over disjoint sets of keys into
+    the result over their union: split-KV decoding, ring (context-parallel)
+    attention, a KV cache in pages. Each (outs[i], lses[i]) is what
+    attention(q, k_i, v_i, return_lse=True) returns for one part k_i, v_i of the
+    keys, with the same queries, scale and score modification (masks may differ
+    per part, e.g. causal only on the part holding the diagonal):
+
+        lse = log(sum_i exp(lses[i])),   out = sum_i exp(lses[i] - lse) * outs[i]
+
+    outs: tensors [B, H, S, Dv] (same shape, dtype and device); lses: float32
+    [B, H, S]. Computed in float32 with plain torch ops (differentiable).
+    Returns (out in outs' dtype, contiguous, and lse float32). Rows no part saw
+    (every lse -inf) give out 0 and lse -inf, as attention does; never NaN.
+    """
+    if not isinstance(outs, (list, tuple)) or not isinstance(lses, (list, tuple)):
+        raise AttnArgumentError("merge_attention: expected lists (outs, lses) of the parts' "
+                                "outputs and log-sum-exps")
+    if not outs or len(outs) != len(lses):
+        raise AttnArgumentError(f"merge_attention: {len(outs)} outputs and {len(lses)} lses; "
+                                "expected the same number, at least one")
+    _require_tensors(**{f"outs[{i}]": o for i, o in enumerate(outs)})
+    _require_tensors(**{f"lses[{i}]": x for i, x in enumerate(lses)})
+    o0 = outs[0]
+    if o0.dim() != 4 or not o0.is_floating_point():
+        raise AttnArgumentError(f"outs[0]: expected a floating-point [B, H, S, Dv] tensor, got "
+                                f"{o0.dtype} {list(o0.shape)}")
+    for i, (o, x) in enumerate(zip(outs, lses)):
+        if o.shape != o0.shape or o.dtype != o0.dtype or o.device != o0.device:
+            raise AttnArgumentError(f"outs[{i}]: expected {o0.dtype} {list(o0.shape)} on "
+                                    f"{o0.device} like outs[0], got {o.dtype} {list(o.shape)} "
+                                    f"on {o.device}")
+        if x.shape != o0.shape[:3] or x.dtype != torch.float32 or x.device != o0.device:
+            raise AttnArgumentError(f"lses[{i}]: expected float32 {list(o0.shape[:3])} on "
+                                    f"{o0.device}, got {x.dtype} {list(x.shape)} on {x.device}")
+    lse = torch.stack(list(lses))                       # [N, B, H, S]
+    top = lse.amax(0)
+    # Rows that no part saw: every exponent -inf; shift by 0 so that they stay
+    # 0 / -inf instead of becoming NaN (-inf - -inf).
+    top = torch.where(torch.isneginf(top), torch.zeros_like(top), top)
+    weight = torch.exp(lse - top)                       # exp(-inf) = 0 for empty parts
+    total = weight.sum(0)
+    merged_lse = top + torch.log(total)                 # log(0) = -inf for unseen rows
+    weight = weight / torch.where(total > 0, total, torch.ones_like(total))
+    out = sum(w.unsqueeze(-1) * o.float() for w, o in zip(weight, outs))
+    return out.to(o0.dtype).contiguous(), merged_lse
+
+
 def linear_attention(q, k, v, *, feature_map="identity", normalize=False, scale=None,
                      initial_state=None, return_final_state=False):
     """Causal linear attention over q, k [B, H, S, D], v [B, H, S, Dv]:

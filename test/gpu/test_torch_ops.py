@@ -322,6 +322,26 @@ def test_no_keys_gives_zero_rows():
     assert (out == 0).all() and torch.isneginf(lse).all()
 
 
+@pytest.mark.parametrize("Sq", [1, 200])
+def test_split_keys_merge_into_the_whole(Sq):
+    """Split-KV: our kernel on disjoint parts of the keys (sizes not multiples of
+    the tiles, one of them a single key, one empty), merged with merge_attention,
+    equals the kernel on all keys and the float64 reference (GQA, bf16, D = 64)."""
+    cfg = BY_ID["dense_bf16_d64"]
+    B, Hq, Hkv, Sk = 2, 4, 2, 1000
+    (q, k, v), kw, ps, x = attention_case(cfg, B, Hq, Hkv, Sq, Sk, seed_of("split", Sq))
+    cuts = [0, 333, 334, 334, 777, Sk]
+    parts = [attn.attention(q, k[:, :, a:b], v[:, :, a:b], return_lse=True)
+             for a, b in zip(cuts, cuts[1:])]
+    out, lse = attn.merge_attention([o for o, _ in parts], [l for _, l in parts])
+    whole, whole_lse = attn.attention(q, k, v, return_lse=True)
+    sync()
+    ref = reference(ps, x)
+    check_attention(ps, q, out, lse, ref)
+    assert rel(to_np(out), to_np(whole)) <= 1e-2
+    assert rel(to_np(lse), to_np(whole_lse)) <= 1e-5
+
+
 def test_kernels_come_from_the_kernel_directory():
     """Without a compiler (the GPU machine) every kernel was found in a kernel directory."""
     from attn import kernels

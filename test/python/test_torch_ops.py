@@ -905,3 +905,83 @@ def test_tile_counter_role_gets_a_fresh_zero_tensor():
     plain = FakeKernel(["query", "key", "value", "out", "lse"])
     O._launch_kernel(plain, {"name": "x"}, roles, None)
     assert len(plain.launched[0]) == 5
+
+
+# ==========================================================================
+# merge_attention: partial results over disjoint keys (CPU, plain torch ops).
+
+def _partial_attention(q, k, v, visible):
+    """float64 attention of q over k, v where `visible` [Sq, Sk] allows: (out, lse),
+    out 0 and lse -inf on rows that see no key."""
+    s = (q @ k.transpose(-1, -2)) / q.shape[-1] ** 0.5
+    s = s.masked_fill(~visible, float("-inf"))
+    lse = torch.logsumexp(s, -1)
+    p = torch.exp(s - lse[..., None]).nan_to_num(0.0)
+    return p @ v, lse
+
+
+@needs_torch
+def test_merge_attention_equals_attention_over_the_union():
+    torch.manual_seed(3)
+    B, H, Sq, Sk, D, Dv = 2, 3, 120, 100, 16, 8
+    q = torch.randn(B, H, Sq, D, dtype=torch.float64)
+    k = torch.randn(B, H, Sk, D, dtype=torch.float64)
+    v = torch.randn(B, H, Sk, Dv, dtype=torch.float64)
+    i = torch.arange(Sq)[:, None]
+    j = torch.arange(Sk)[None, :]
+    causal = j <= i + Sk - Sq  # rows 0..19 see no key at all
+    full_out, full_lse = _partial_attention(q, k, v, causal)
+    cuts = [0, 40, 41, 77, Sk]
+    outs, lses = [], []
+    for a, b in zip(cuts, cuts[1:]):
+        o, x = _partial_attention(q, k[:, :, a:b], v[:, :, a:b], causal[:, a:b])
+        outs.append(o.float())
+        lses.append(x.float())
+    assert torch.isneginf(lses[-1]).any()  # parts with rows they do not reach
+    out, lse = attn.merge_attention(outs, lses)
+    assert out.dtype == torch.float32 and lse.dtype == torch.float32
+    assert not out.isnan().any() and not lse.isnan().any()
+    assert torch.isneginf(lse[:, :, :20]).all() and (out[:, :, :20] == 0).all()
+    torch.testing.assert_close(out.double(), full_out, rtol=1e-5, atol=1e-5)
+    seen = ~torch.isneginf(full_lse)
+    torch.testing.assert_close(lse.double()[seen], full_lse[seen], rtol=1e-5, atol=1e-5)
+    # One part is itself; bf16 outputs stay bf16.
+    o1, l1 = attn.merge_attention(outs[:1], lses[:1])
+    torch.testing.assert_close(o1, outs[0])
+    ob, _ = attn.merge_attention([o.bfloat16() for o in outs], lses)
+    assert ob.dtype == torch.bfloat16
+    torch.testing.assert_close(ob.double(), full_out, rtol=2e-2, atol=2e-2)
+    # Merging is associative: ((0, 1), (2, 3)) equals all four at once.
+    left = attn.merge_attention(outs[:2], lses[:2])
+    right = attn.merge_attention(outs[2:], lses[2:])
+    nested = attn.merge_attention([left[0], right[0]], [left[1], right[1]])
+    torch.testing.assert_close(nested[0], out, rtol=1e-5, atol=1e-6)
+
+
+@needs_torch
+@pytest.mark.parametrize("call, match", [
+    (lambda o, x: attn.merge_attention([], []), "0 outputs and 0 lses"),
+    (lambda o, x: attn.merge_attention([o, o], [x]), "2 outputs and 1 lses"),
+    (lambda o, x: attn.merge_attention(o, x), "expected lists"),
+    (lambda o, x: attn.merge_attention([o, o[..., :4]], [x, x]), r"outs\[1\]: expected"),
+    (lambda o, x: attn.merge_attention([o, o], [x, x.double()]),
+     r"lses\[1\]: expected float32 \[2, 3, 5\]"),
+    (lambda o, x: attn.merge_attention([o, o], [x, x[:, :, :4]]), r"lses\[1\]: expected"),
+    (lambda o, x: attn.merge_attention([o, 1.0], [x, x]), r"outs\[1\]: expected a torch.Tensor"),
+    (lambda o, x: attn.merge_attention([o[0]], [x[0]]), r"outs\[0\]: expected a floating-point"),
+])
+def test_merge_attention_errors(call, match):
+    o = torch.randn(2, 3, 5, 8)
+    x = torch.randn(2, 3, 5)
+    with pytest.raises(attn.AttnArgumentError, match=match):
+        call(o, x)
+
+
+@needs_torch
+@pytest.mark.parametrize("Sq", [1, 200])
+def test_gpu_split_keys_test_runs_with_an_emulated_launch(emulated, monkeypatch, Sq):
+    # test/gpu/test_torch_ops.py's split-KV test, on the CPU with the launch
+    # emulated in torch: its parts, merge and checks hold together.
+    gpu = _gpu_tests()
+    monkeypatch.setattr(gpu, "DEVICE", "cpu")
+    gpu.test_split_keys_merge_into_the_whole(Sq)
