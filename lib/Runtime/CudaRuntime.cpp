@@ -282,16 +282,26 @@ bool describeTensorMap(const std::string &kernel, const std::string &role,
   }
   for (int i = 0; i < 4; ++i)
     g.dims[i] = uint64_t(shape[3 - i]);
+  constexpr int64_t kMaxStrideBytes = int64_t(1) << 40; // cuTensorMapEncodeTiled's bound
   for (int i = 0; i < 3; ++i) {
-    int64_t bytes = strides[2 - i] * int64_t(elementBytes);
+    // A caller's stride may be anything (any_strides arguments): compared
+    // before it is scaled, so that no product overflows.
+    int64_t stride = strides[2 - i];
+    bool inRange = stride > 0 && stride < kMaxStrideBytes / int64_t(elementBytes);
+    int64_t bytes = inRange ? stride * int64_t(elementBytes) : 0;
     // A dimension of extent 1 is never stepped over: any stride will do.
-    if (shape[2 - i] == 1 && (bytes <= 0 || bytes % 16 != 0))
+    if (shape[2 - i] == 1 && (!inRange || bytes % 16 != 0)) {
       bytes = (shape[3] * int64_t(elementBytes) + 15) / 16 * 16;
-    if (bytes <= 0 || bytes % 16 != 0 || bytes >= (int64_t(1) << 40)) {
+      inRange = true;
+    }
+    if (!inRange || bytes % 16 != 0) {
       static const char *const names[] = {"B", "H", "S"};
       error = where + "stride of dimension " + std::to_string(2 - i) + " (" + names[2 - i] +
-              ") is " + std::to_string(bytes) +
-              " bytes; TMA needs a positive multiple of 16 below 2^40";
+              ") is " +
+              (stride >= 0 && stride < kMaxStrideBytes
+                   ? std::to_string(stride * int64_t(elementBytes)) + " bytes"
+                   : std::to_string(stride) + " elements") +
+              "; TMA needs a positive multiple of 16 below 2^40";
       return false;
     }
     g.strides[i] = uint64_t(bytes);
