@@ -338,8 +338,15 @@ void markAnyStrides(const std::vector<int64_t> &argumentParameters,
     if (map.argument < 0 || map.argument >= int64_t(first.size()) ||
         argumentParameters[map.argument] < 3)
       continue;
-    int64_t allocated = first[map.argument], aligned = allocated + 1;
-    map.anyStrides = !usedParameters[allocated] && !usedParameters[aligned];
+    // {allocated, aligned, offset, sizes[rank], strides[rank]}: only sizes
+    // may be used.
+    int64_t begin = first[map.argument], count = argumentParameters[map.argument];
+    int64_t rank = (count - 3) / 2;
+    bool unused = true;
+    for (int64_t p = begin; p < begin + count; ++p)
+      if (p < begin + 3 || p >= begin + 3 + rank)
+        unused = unused && !usedParameters[p];
+    map.anyStrides = unused;
   }
 }
 

@@ -327,7 +327,8 @@ def choose_layout(*tensors):
     being the query: the one every tensor fits (the query's memory order when
     every tensor fits both), else the one most fit, else the query's order.
     The query's order is bshd when stride(H) < stride(S), else bhsd. Tensors that
-    do not fit are copied into the layout chosen (attn/ops.py)."""
+    do not fit are copied into the layout chosen (attn/ops.py), unless the kernel
+    reads them only through TMA maps and a map describes them (tma_readable)."""
     fit = {lay: [fits_layout(s, st, lay) for s, st in tensors] for lay in LAYOUTS}
     shape, stride = tensors[0]
     order = "bshd" if len(stride) == 4 and stride[1] < stride[2] else "bhsd"

@@ -189,13 +189,15 @@ TEST(Manifest, MarksTensorMapsWhoseArgumentsOnlyTheMapReads) {
   markAnyStrides(parameters, used, m);
   EXPECT_TRUE(m[0].anyStrides);
   EXPECT_FALSE(m[1].anyStrides);
-  // The allocated pointer counts as a read too.
-  used[0] = true;
-  m = maps();
-  markAnyStrides(parameters, used, m);
-  EXPECT_FALSE(m[0].anyStrides);
+  // The allocated pointer, the offset and a stride count as reads too.
+  for (int p : {0, 2, 7, 10}) {
+    used[p] = true;
+    m = maps();
+    markAnyStrides(parameters, used, m);
+    EXPECT_FALSE(m[0].anyStrides) << p;
+    used[p] = false;
+  }
   // Counts that do not add up (or nothing recorded): nothing is marked.
-  used[0] = false;
   used.pop_back();
   m = maps();
   markAnyStrides(parameters, used, m);

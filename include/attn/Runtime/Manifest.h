@@ -45,8 +45,9 @@ struct TensorMapArgument {
 };
 
 /// Marks the tensor maps whose argument the kernel reads only through the
-/// map (TensorMapArgument::anyStrides): neither the argument's allocated nor
-/// its aligned pointer is used by the optimized kernel. `usedParameters` has
+/// map (TensorMapArgument::anyStrides): of the argument's descriptor the
+/// optimized kernel uses only the sizes (never the allocated or aligned
+/// pointer, the offset or a stride). `usedParameters` has
 /// one flag per PTX parameter of the kernel; `argumentParameters` says how
 /// many parameters each argument takes (3 + 2 * rank for a memref
 /// descriptor, 1 for a pointer). Where they do not add up (nothing was
