@@ -7,6 +7,7 @@ PyTorch ops (need torch; imported on first use, or with `import attn.ops`):
     out = attn.linear_attention(q, k, v, feature_map="elu_plus_one", normalize=True)
     out = attn.gated_linear_attention(q, k, v, g)
     out, lse = attn.merge_attention([o1, o2], [lse1, lse2])  # parts over disjoint keys
+    out = attn.attention_varlen(q, k, v, cu_seqlens, causal=True)  # FA's varlen layout
     attn.add_kernel_dir("gpu-kernels/torch/sm_90a")   # or $ATTN_KERNEL_PATH
 
 registered as torch.ops.attn.attention / linear_attention /
@@ -27,7 +28,8 @@ from .kernels import KernelNotFoundError, add_kernel_dir, kernel_dirs  # noqa: F
 from .runtime import AttnError, Kernel, load_library  # noqa: F401
 from .spec import AttnArgumentError  # noqa: F401
 
-_OPS = ("attention", "linear_attention", "gated_linear_attention", "merge_attention")
+_OPS = ("attention", "attention_varlen", "linear_attention", "gated_linear_attention",
+        "merge_attention")
 
 
 def __getattr__(name):

@@ -451,6 +451,96 @@ def attention(q, k, v, *, causal=False, window=None, block_mask=None, block_size
     return (out, lse) if return_lse else out
 
 
+def _lengths_and_ids(name, cu, total):
+    """Per-sequence lengths and the sequence index of every token (int32 [1, total])
+    from cumulative lengths `cu` [B + 1]."""
+    if not isinstance(cu, torch.Tensor) or cu.dim() != 1 or cu.numel() < 2 or \
+            cu.dtype not in (torch.int32, torch.int64):
+        raise AttnArgumentError(f"{name}: expected an int32 or int64 tensor [B + 1] of "
+                                "cumulative sequence lengths (0, len0, len0 + len1, ...)")
+    lengths = cu[1:] - cu[:-1]
+    if not torch.compiler.is_compiling():
+        # One host sync, in eager mode only: a wrong cu_seqlens would otherwise
+        # give ids that describe other sequences (a silent wrong answer).
+        first, last, shortest = (int(x) for x in (cu[0], cu[-1], lengths.min()))
+        if first != 0 or last != total or shortest < 0:
+            raise AttnArgumentError(
+                f"{name}: expected 0 first, nondecreasing, and {total} (the tokens given) "
+                f"last; got first {first}, last {last}, shortest sequence {shortest}")
+    ids = torch.repeat_interleave(torch.arange(lengths.numel(), device=cu.device,
+                                               dtype=torch.int32),
+                                  lengths, output_size=total)
+    return lengths, ids.view(1, total)
+
+
+def attention_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k=None, *, causal=False, window=None,
+                     softcap=None, alibi_slopes=None, scale=None, return_lse=False):
+    """FlashAttention's variable-length interface: B sequences stored back to back,
+    q [total_q, Hq, D], k [total_k, Hkv, D], v [total_k, Hkv, Dv] (any strides with
+    a unit last one), cu_seqlens_q / cu_seqlens_k int [B + 1] = (0, len0,
+    len0 + len1, ..., total); cu_seqlens_k defaults to cu_seqlens_q (self-attention).
+
+    Each query attends only to its own sequence's keys; causal and window are
+    aligned bottom-right per sequence (key j of a sequence with Lk keys is visible
+    to its query i of Lq iff j <= i + Lk - Lq, as FlashAttention does). Equal
+    query and key lengths run as one document-masked launch ([1, H, total, D]
+    views, no copy; our document tile classification skips every other
+    sequence's tiles); unequal ones with causal or window add the per-sequence
+    alignment as a mask expression over two small offset tensors. Returns out
+    [total_q, Hq, Dv] and with return_lse also lse [Hq, total_q] float32 (FA's
+    varlen layouts). In eager mode cu_seqlens are checked (one host sync).
+    """
+    _require_tensors(q=q, k=k, v=v)
+    for n, t in (("q", q), ("k", k), ("v", v)):
+        if t.dim() != 3:
+            raise AttnArgumentError(f"{n}: expected [total, H, D] (sequences back to back), "
+                                    f"got {list(t.shape)}")
+    if k.shape[0] != v.shape[0]:
+        raise AttnArgumentError(f"k and v: expected the same number of tokens, got "
+                                f"{k.shape[0]} and {v.shape[0]}")
+    same = cu_seqlens_k is None or cu_seqlens_k is cu_seqlens_q
+    if cu_seqlens_k is None:
+        cu_seqlens_k = cu_seqlens_q
+    q_len, q_ids = _lengths_and_ids("cu_seqlens_q", cu_seqlens_q, q.shape[0])
+    k_len, k_ids = _lengths_and_ids("cu_seqlens_k", cu_seqlens_k, k.shape[0])
+    if q_len.numel() != k_len.numel():
+        raise AttnArgumentError(f"cu_seqlens_q and cu_seqlens_k: {q_len.numel()} and "
+                                f"{k_len.numel()} sequences")
+    if not same and not torch.compiler.is_compiling():
+        same = bool(torch.equal(cu_seqlens_q.long(), cu_seqlens_k.long()))
+    q4, k4, v4 = (t.unsqueeze(0).transpose(1, 2) for t in (q, k, v))  # [1, H, total, D]
+    w = S.normalize_window(window)
+    kw = dict(softcap=softcap, alibi_slopes=alibi_slopes, scale=scale, return_lse=True)
+    if alibi_slopes is not None and alibi_slopes.dim() == 2:
+        raise AttnArgumentError("alibi_slopes: expected [Hq] (one batch of packed sequences)")
+    if same or (not causal and w is None):
+        # Equal lengths: the global diagonal is every sequence's own.
+        out, lse = attention(q4, k4, v4, causal=causal, window=w, doc_ids=(q_ids, k_ids), **kw)
+    else:
+        # Token offsets that put each sequence's diagonal at 0: key j of a sequence
+        # starting at ks is koff = j - ks; query i of one starting at qs sees keys
+        # with koff <= qoff = i - qs + Lk - Lq (causal), and koff >= qoff - left.
+        seq_q, seq_k = q_ids[0].long(), k_ids[0].long()
+        qoff = (torch.arange(q.shape[0], device=q.device) - cu_seqlens_q[seq_q]
+                + (k_len - q_len)[seq_q]).to(torch.int32)
+        koff = (torch.arange(k.shape[0], device=k.device) - cu_seqlens_k[seq_k]).to(torch.int32)
+        if alibi_slopes is not None:
+            raise AttnArgumentError("alibi_slopes: with unequal query and key lengths and a "
+                                    "causal or window mask, not supported by attention_varlen "
+                                    "(the bias would follow the packed positions)")
+        left = w[0] if w is not None else None
+        right = 0 if causal else w[1]  # causal and a window: their intersection
+        terms = []
+        if right is not None:
+            terms.append(f"koff[k] <= qoff[q] + {right}")
+        if left is not None:
+            terms.append(f"koff[k] >= qoff[q] - {left}")
+        out, lse = attention(q4, k4, v4, doc_ids=(q_ids, k_ids), mask_mod=" && ".join(terms),
+                             tensors={"qoff": qoff, "koff": koff}, **kw)
+    out = out[0].transpose(0, 1)  # [total_q, Hq, Dv]
+    return (out, lse[0]) if return_lse else out
+
+
 def merge_attention(outs, lses):
     """Merges partial results of softmax attention over disjoint sets of keys into
     the result over their union: split-KV decoding, ring (context-parallel)

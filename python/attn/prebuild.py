@@ -58,6 +58,14 @@ GPU_TEST_CONFIGS = [
      "block_size": [64, 64]},
     {"id": "document_bf16_d64", "op": "attention", "dtype": "bf16", "head_dim": 64,
      "causal": True, "documents": True},
+    # attention_varlen's two kernels: equal query and key lengths (documents +
+    # causal), and unequal ones with causal (the per-sequence diagonal as a mask
+    # over two offset tensors; the exact expression attention_varlen writes).
+    {"id": "varlen_bf16_d64_bshd", "op": "attention", "dtype": "bf16", "head_dim": 64,
+     "layout": "bshd", "causal": True, "documents": True},
+    {"id": "varlen_unequal_bf16_d64_bshd", "op": "attention", "dtype": "bf16", "head_dim": 64,
+     "layout": "bshd", "documents": True, "mask_mod": "koff[k] <= qoff[q] + 0",
+     "tensors": {"koff": ["i32", 1], "qoff": ["i32", 1]}},
     {"id": "custom_bf16_d64", "op": "attention", "dtype": "bf16", "head_dim": 64,
      "score_mod": "score + bias[h, k]", "mask_mod": "k <= q + Sk - Sq && q - k < 64",
      "tensors": {"bias": ["f32", 2]}},

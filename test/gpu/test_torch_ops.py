@@ -349,6 +349,52 @@ def test_split_keys_merge_into_the_whole(Sq):
     assert rel(to_np(lse), to_np(whole_lse)) <= 1e-5
 
 
+def _varlen_reference(q, k, v, cu_q, cu_k, causal):
+    """float64, sequence by sequence, bottom-right aligned per sequence (FA's varlen)."""
+    outs, lses = [], []
+    rep = q.shape[1] // k.shape[1]
+    for b in range(len(cu_q) - 1):
+        qs, ks, vs = (t[c[b]:c[b + 1]].double().cpu()
+                      for t, c in ((q, cu_q), (k, cu_k), (v, cu_k)))
+        Lq, Lk = qs.shape[0], ks.shape[0]
+        s = qs.shape[-1] ** -0.5 * torch.einsum("ihd,jhd->hij", qs, ks.repeat_interleave(rep, 1))
+        if causal:
+            i, j = torch.arange(Lq)[:, None], torch.arange(Lk)[None, :]
+            s = s.masked_fill(j > i + Lk - Lq, float("-inf"))
+        lse = torch.logsumexp(s, -1)
+        p = torch.exp(s - lse[..., None]).nan_to_num(0.0)
+        outs.append(torch.einsum("hij,jhd->ihd", p, vs.repeat_interleave(rep, 1)))
+        lses.append(lse)
+    return torch.cat(outs).numpy(), torch.cat(lses, 1).numpy()
+
+
+@pytest.mark.parametrize("unequal", [False, True])
+def test_attention_varlen_matches_each_sequence(unequal):
+    """Packed sequences (lengths not multiples of the tiles, one empty; with
+    unequal key lengths a cached prefix and a sequence with fewer keys than
+    queries, whose first rows see nothing) against each sequence on its own."""
+    g = torch.Generator(device=DEVICE).manual_seed(11 + unequal)
+    lq = [100, 0, 300, 57, 129]
+    lk = [260, 3, 300, 20, 129] if unequal else lq
+    cu_q = torch.tensor([0] + lq, device=DEVICE).cumsum(0).to(torch.int32)
+    cu_k = torch.tensor([0] + lk, device=DEVICE).cumsum(0).to(torch.int32)
+    q = torch.randn(sum(lq), 4, 64, device=DEVICE, dtype=torch.bfloat16, generator=g)
+    k = torch.randn(sum(lk), 2, 64, device=DEVICE, dtype=torch.bfloat16, generator=g)
+    v = torch.randn(sum(lk), 2, 64, device=DEVICE, dtype=torch.bfloat16, generator=g)
+    out, lse = attn.attention_varlen(q, k, v, cu_q, cu_k if unequal else None, causal=True,
+                                     return_lse=True)
+    sync()
+    ref_o, ref_lse = _varlen_reference(q, k, v, cu_q.tolist(), cu_k.tolist(), True)
+    o, l = to_np(out), to_np(lse)
+    assert o.shape == ref_o.shape and l.shape == ref_lse.shape
+    assert not np.isnan(o).any() and not np.isnan(l).any()
+    masked = np.isneginf(ref_lse)
+    assert masked.any() == unequal
+    assert (np.isneginf(l) == masked).all() and (o.transpose(1, 0, 2)[masked] == 0).all()
+    assert rel(o, ref_o) <= 1e-2
+    assert rel(l[~masked], ref_lse[~masked]) <= 1e-3
+
+
 def test_kernels_come_from_the_kernel_directory():
     """Without a compiler (the GPU machine) every kernel was found in a kernel directory."""
     from attn import kernels

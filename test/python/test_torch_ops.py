@@ -985,3 +985,148 @@ def test_gpu_split_keys_test_runs_with_an_emulated_launch(emulated, monkeypatch,
     gpu = _gpu_tests()
     monkeypatch.setattr(gpu, "DEVICE", "cpu")
     gpu.test_split_keys_merge_into_the_whole(Sq)
+
+
+# ==========================================================================
+# attention_varlen: FlashAttention's packed-sequence interface, translated into
+# one document-masked attention call. Checked on the CPU by evaluating the call
+# it makes with the float64 reference of our spec semantics (test/exec/
+# attn_numpy.py) against attention computed sequence by sequence.
+
+def _spec_reference_attention(q, k, v, *, causal=False, window=None, doc_ids=None,
+                              mask_mod=None, tensors=None, softcap=None, alibi_slopes=None,
+                              scale=None, return_lse=False):
+    """attn.attention's semantics in float64 (the spec the binding would compile,
+    evaluated by attn_numpy): stands in for the GPU kernel."""
+    sys.path.insert(0, os.path.join(ROOT, "test", "exec"))
+    import numpy as np
+    import attn_numpy
+    tensors = tensors or {}
+    decls = {n: (S.tensor_spec_dtype(S.TensorInfo(tuple(t.shape), tuple(t.stride()),
+                                                  str(t.dtype).split(".")[-1], "cpu")), t.dim())
+             for n, t in tensors.items()}
+    spec = S.attention_spec(dtype="f32", head_dim=q.shape[3], head_dim_v=v.shape[3],
+                            causal=causal, window=S.normalize_window(window),
+                            documents=doc_ids is not None, softcap=softcap,
+                            alibi="per_head" if alibi_slopes is not None else None,
+                            mask_mod=mask_mod, scale=scale, tensors=decls or None)
+    x = {n: t.double().numpy() for n, t in (("q", q), ("k", k), ("v", v))}
+    if doc_ids is not None:
+        x["q_doc_ids"], x["kv_doc_ids"] = (t.numpy().astype(np.int64) for t in doc_ids)
+    if alibi_slopes is not None:
+        x["alibi_slopes"] = alibi_slopes.double().numpy()
+    for n, t in tensors.items():
+        x[n] = t.numpy()
+    ref = attn_numpy.reference(attn_numpy.PySpec(spec), x)
+    out, lse = torch.from_numpy(ref["o"]), torch.from_numpy(ref["lse"])
+    return (out, lse) if return_lse else out
+
+
+def _per_sequence(q, k, v, cu_q, cu_k, causal, window, scale):
+    """Each sequence on its own, float64, bottom-right aligned per sequence."""
+    outs, lses = [], []
+    rep = q.shape[1] // k.shape[1]
+    for b in range(len(cu_q) - 1):
+        qs, ks = q[cu_q[b]:cu_q[b + 1]].double(), k[cu_k[b]:cu_k[b + 1]].double()
+        vs = v[cu_k[b]:cu_k[b + 1]].double()
+        Lq, Lk = qs.shape[0], ks.shape[0]
+        s = scale * torch.einsum("ihd,jhd->hij", qs, ks.repeat_interleave(rep, 1))
+        i, j = torch.arange(Lq)[:, None], torch.arange(Lk)[None, :]
+        diag = i + Lk - Lq
+        ok = torch.ones(Lq, Lk, dtype=torch.bool)
+        if causal:
+            ok &= j <= diag
+        if window is not None:
+            ok &= (j >= diag - window[0]) & (j <= diag + window[1])
+        s = s.masked_fill(~ok, float("-inf"))
+        lse = torch.logsumexp(s, -1)
+        p = torch.exp(s - lse[..., None]).nan_to_num(0.0)
+        outs.append(torch.einsum("hij,jhd->ihd", p, vs.repeat_interleave(rep, 1)))
+        lses.append(lse)
+    return torch.cat(outs), torch.cat(lses, 1)
+
+
+@needs_torch
+@pytest.mark.parametrize("case", ["equal_causal", "equal_window", "equal_dense",
+                                  "unequal_causal", "unequal_window", "unequal_dense"])
+def test_attention_varlen_matches_attention_per_sequence(monkeypatch, case):
+    import attn.ops as O
+    monkeypatch.setattr(O, "attention", _spec_reference_attention)
+    torch.manual_seed(7)
+    lq = [5, 0, 17, 9]
+    # Unequal: longer keys (a cached prefix), one shorter (rows with no key), one empty.
+    lk = lq if case.startswith("equal") else [12, 3, 17, 4]
+    cu_q = torch.tensor([0] + lq).cumsum(0).to(torch.int32)
+    cu_k = torch.tensor([0] + lk).cumsum(0).to(torch.int32)
+    Hq, Hkv, D, Dv = 4, 2, 8, 4
+    q = torch.randn(sum(lq), Hq, D)
+    k = torch.randn(sum(lk), Hkv, D)
+    v = torch.randn(sum(lk), Hkv, Dv)
+    causal = case.endswith("causal") or case.endswith("window")
+    window = (3, 0) if case.endswith("window") else None
+    out, lse = attn.attention_varlen(q, k, v, cu_q, None if case.startswith("equal") else cu_k,
+                                     causal=causal, window=window, return_lse=True)
+    ref_out, ref_lse = _per_sequence(q, k, v, cu_q.tolist(), cu_k.tolist(), causal, window,
+                                     D ** -0.5)
+    assert out.shape == (sum(lq), Hq, Dv) and lse.shape == (Hq, sum(lq))
+    torch.testing.assert_close(out.double(), ref_out, rtol=1e-9, atol=1e-9)
+    seen = ~torch.isneginf(ref_lse)
+    assert (torch.isneginf(lse) == ~seen).all()
+    torch.testing.assert_close(lse.double()[seen], ref_lse[seen], rtol=1e-9, atol=1e-9)
+    if case == "unequal_causal":
+        assert (~seen).any()  # the sequence with fewer keys than queries
+
+
+@needs_torch
+def test_attention_varlen_errors(monkeypatch):
+    import attn.ops as O
+    monkeypatch.setattr(O, "attention", _spec_reference_attention)
+    q, k = torch.randn(10, 2, 8), torch.randn(12, 2, 8)
+    cu = torch.tensor([0, 4, 10], dtype=torch.int32)
+    with pytest.raises(AttnArgumentError, match=r"q: expected \[total, H, D\]"):
+        attn.attention_varlen(q[None], k, k, cu)
+    with pytest.raises(AttnArgumentError, match="k and v: expected the same number of tokens"):
+        attn.attention_varlen(q, k, k[:5], cu, torch.tensor([0, 6, 12]))
+    with pytest.raises(AttnArgumentError, match=r"cu_seqlens_k: expected 0 first, nondecreasing, "
+                                                r"and 12 \(the tokens given\) last; got first 0, "
+                                                r"last 10"):
+        attn.attention_varlen(q, k, k, cu, cu.clone())
+    with pytest.raises(AttnArgumentError, match="shortest sequence -2"):
+        attn.attention_varlen(q, q, q, torch.tensor([0, 6, 4, 10]))
+    with pytest.raises(AttnArgumentError, match=r"cu_seqlens_q: expected an int32 or int64"):
+        attn.attention_varlen(q, q, q, cu.float())
+    with pytest.raises(AttnArgumentError, match="2 and 3 sequences"):
+        attn.attention_varlen(q, k, k, cu, torch.tensor([0, 6, 8, 12]))
+    with pytest.raises(AttnArgumentError, match="alibi_slopes: with unequal"):
+        attn.attention_varlen(q, k, k, cu, torch.tensor([0, 6, 12]), causal=True,
+                              alibi_slopes=torch.ones(2))
+
+
+@needs_torch
+@pytest.mark.parametrize("unequal", [False, True])
+def test_gpu_varlen_test_runs_with_the_spec_reference(monkeypatch, unequal):
+    # test/gpu/test_torch_ops.py's varlen test on the CPU, attn.attention replaced
+    # by the float64 spec reference: its cases, reference and checks hold together.
+    import attn.ops as O
+    gpu = _gpu_tests()
+    monkeypatch.setattr(gpu, "DEVICE", "cpu")
+    monkeypatch.setattr(O, "attention", _spec_reference_attention)
+    gpu.test_attention_varlen_matches_each_sequence(unequal)
+
+
+@needs_torch
+@pytest.mark.parametrize("unequal", [False, True])
+def test_varlen_calls_resolve_to_the_prebuilt_kernels(cpu_as_device, unequal):
+    # The GPU machine has no compiler: attention_varlen's calls must be exactly the
+    # prebuilt varlen configurations (same spec, hence same kernel name).
+    q = torch.randn(20, 4, 64, dtype=torch.bfloat16)
+    k = torch.randn(26 if unequal else 20, 2, 64, dtype=torch.bfloat16)
+    cu_q = torch.tensor([0, 5, 20], dtype=torch.int32)
+    cu_k = torch.tensor([0, 11, 26], dtype=torch.int32) if unequal else None
+    _expect_runtime_device_error(lambda: attn.attention_varlen(q, k, k, cu_q, cu_k, causal=True))
+    kernel, tensors = cpu_as_device[-1]
+    cid = "varlen_unequal_bf16_d64_bshd" if unequal else "varlen_bf16_d64_bshd"
+    want = S.spec_for(next(c for c in P.GPU_TEST_CONFIGS if c["id"] == cid))["name"]
+    assert kernel.manifest_path.endswith(want + ".json")
+    # [total, H, D] tensors go in as [1, H, total, D] views: no copies.
+    assert tensors[0].data_ptr() == q.data_ptr() and tensors[1].data_ptr() == k.data_ptr()
