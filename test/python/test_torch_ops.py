@@ -644,15 +644,7 @@ def cpu_as_device(monkeypatch, prebuilt, clean_env):
     monkeypatch.setenv("ATTN_COMPILE", "0")
     monkeypatch.setenv("ATTN_CHIP", "sm_90a")
     monkeypatch.setattr(S, "check_device", lambda named: None)
-    launches = []
-    original = attn.Kernel.launch
-
-    def launch(self, *tensors, stream=None):
-        launches.append((self, tensors))
-        return original(self, *tensors, stream=stream)
-
-    monkeypatch.setattr(attn.Kernel, "launch", launch)
-    return launches
+    return _gpu_tests()._launched(monkeypatch)  # the GPU tests' launch recorder
 
 
 def _expect_runtime_device_error(call):
