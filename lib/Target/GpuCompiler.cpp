@@ -693,6 +693,8 @@ bool compileKernel(const Spec &spec, const std::string &specPath,
                       std::to_string(options.documentTileSummaryUnroll)
                 : "") +
            (options.stagedOutputStore ? " staged-output-store=1" : "") +
+           (options.stagedOutputStore && options.earlyOutputRelease ? " early-output-release=1"
+                                                                     : "") +
            (options.documentTiles && options.documentItemOrder.value_or(true)
                 ? " document-item-order=1 document-item-order-entries=" +
                       std::to_string(options.documentItemOrderEntries) +

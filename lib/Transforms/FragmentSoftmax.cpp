@@ -529,6 +529,18 @@ void FragmentSoftmax::storeStaged(const SoftmaxState &state, ArrayRef<Value> inv
   // that the per-step bound is one 32-bit compare.
   Value rowsLeft = toI32(arith::SubIOp::create(b, seqQ, warpRow));
   VectorType v8 = VectorType::get({8}, fb.elem);
+  // Each step's 16 bytes (as 4 x i32), its row and its bound; stored as they
+  // are read, or all after all reads (readsFirst).
+  auto storeStep = [&](Value packed, Value rowLocal) {
+    Value row = arith::AddIOp::create(b, warpRow, rowLocal);
+    lb.ifThen(arith::CmpIOp::create(b, arith::CmpIPredicate::slt, toI32(rowLocal), rowsLeft), [&] {
+      // 16 bytes from a 16-byte aligned column of a 16-byte aligned row (as
+      // the launch requires).
+      vector::StoreOp::create(b, vector::BitCastOp::create(b, v8, packed), out,
+                              ValueRange{batch, head, row, col}, false, llvm::MaybeAlign(16));
+    });
+  };
+  SmallVector<std::pair<Value, Value>> readSteps;
   for (int64_t step = 0; step < 16 / rowsPerStep; ++step) {
     Value rowLocal = arith::AddIOp::create(b, rowInStep, lb.index(step * rowsPerStep));
     Value swizzled = arith::XOrIOp::create(
@@ -546,16 +558,19 @@ void FragmentSoftmax::storeStaged(const SoftmaxState &state, ArrayRef<Value> inv
     for (int64_t i = 0; i < 4; ++i)
       parts.push_back(LLVM::ExtractValueOp::create(b, words, i));
     Value packed = vector::FromElementsOp::create(b, VectorType::get({4}, i32), parts);
-    Value row = arith::AddIOp::create(b, warpRow, rowLocal);
-    lb.ifThen(arith::CmpIOp::create(b, arith::CmpIPredicate::slt, toI32(rowLocal), rowsLeft), [&] {
-      // 16 bytes from a 16-byte aligned column of a 16-byte aligned row (as
-      // the launch requires).
-      vector::StoreOp::create(b, vector::BitCastOp::create(b, v8, packed), out,
-                              ValueRange{batch, head, row, col}, false, llvm::MaybeAlign(16));
-    });
+    if (staging.readsFirst)
+      readSteps.push_back({packed, rowLocal});
+    else
+      storeStep(packed, rowLocal);
   }
   // Every lane's reads are done before the caller hands the bytes on.
   ptx.warpSync();
+  if (!staging.readsFirst)
+    return;
+  if (staging.afterReads)
+    staging.afterReads();
+  for (auto [packed, rowLocal] : readSteps)
+    storeStep(packed, rowLocal);
 }
 
 } // namespace attn

@@ -78,6 +78,13 @@ struct OutputStaging {
   /// i32 shared address of the warp's row 0 in the first box.
   Value base;
   int64_t boxBytes;
+  /// Read every staged row back before the first global store (instead of a
+  /// read and a guarded store per step, each read's latency exposed behind
+  /// the previous step's branch), and call `afterReads` (if set) between the
+  /// reads and the stores: where the caller hands the rows' shared memory on
+  /// without waiting for the global stores.
+  bool readsFirst = false;
+  std::function<void()> afterReads;
 };
 
 class FragmentSoftmax {

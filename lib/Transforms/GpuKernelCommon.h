@@ -394,6 +394,10 @@ struct WgmmaKernelOptions {
   /// consumer warpgroup whose rows see none of the tile's second 64 keys
   /// computes S with N = 64 and P V with half the k steps.
   bool halfDiagonalKeys = false;
+  /// With stagedOutputStore: each warp reads all its staged rows of O back,
+  /// hands the item's Q buffer back (persistent blocks) and only then issues
+  /// its global stores (OutputStaging::readsFirst).
+  bool earlyOutputRelease = false;
 };
 
 /// The Hopper (sm_90a) wgmma + TMA softmax kernel; see WgmmaSoftmaxKernel.cpp.

@@ -392,7 +392,8 @@ struct LowerToGpuKernelsPass
                                                  documentTileSummaryUnroll, stagedOutputStore,
                                                  documentItemOrder, documentItemOrderEntries,
                                                  documentItemOrderPhases, crossHeadTiles,
-                                                 uniformWarpgroupIndex, halfDiagonalKeys}))
+                                                 uniformWarpgroupIndex, halfDiagonalKeys,
+                                                 earlyOutputRelease}))
             return;
           if (!tensorCores || !buildMmaSoftmaxKernel(b, gpuModule, host, attention, cpAsync))
             buildSoftmaxKernel(b, gpuModule, host, attention);

@@ -2080,14 +2080,22 @@ bool buildWgmmaSoftmaxKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
             b, arith::MulIOp::create(b, qBuffer, c32(qBytes)),
             arith::MulIOp::create(b, arith::SubIOp::create(b, warp32, c32(4)), c32(16 * 128)))),
         qBoxBytes};
-    epilogueSoftmax().finalize(SoftmaxState::unflatten(state), out, lse, &staging);
-    if (persistent) {
-      // The producer's next TMA into this buffer is an async-proxy write
-      // after this warp's generic-proxy reads and writes of it.
+    // The producer's next TMA into this buffer is an async-proxy write after
+    // this warp's generic-proxy reads and writes of it.
+    auto handBack = [&] {
       ptx.fenceProxyAsync();
       ptx.warpSync();
       releaseQ();
-    }
+    };
+    // Early release: the buffer goes back once the warp has read its rows,
+    // before the global stores (whose drain the fence would otherwise wait
+    // for); the stores follow from registers.
+    staging.readsFirst = options.earlyOutputRelease;
+    if (options.earlyOutputRelease && persistent)
+      staging.afterReads = handBack;
+    epilogueSoftmax().finalize(SoftmaxState::unflatten(state), out, lse, &staging);
+    if (persistent && !options.earlyOutputRelease)
+      handBack();
   } else {
     epilogueSoftmax().finalize(SoftmaxState::unflatten(state), out, lse);
   }

@@ -186,6 +186,15 @@ build/bin/attn-compile bench/specs/b_{causal,causal_d64,window,alibi,softcap}.js
   -o gpu-kernels/bench_halfdiag --chip sm_90a --cubin --fail-on-spills --half-diagonal-keys -q
 build/bin/attn-compile bench/specs/b_{causal,causal_d64}.json \
   -o gpu-kernels/bench_nohalf --chip sm_90a --cubin --fail-on-spills --half-diagonal-keys=false -q
+# Early output release (session 23's --early-output-release, experimental, off): each
+# consumer warp reads its staged rows of O back, hands the Q buffer to the producer,
+# then stores (the fence no longer waits for the stores' drain). Checks of every
+# default sm_90a spec with it (CHECKS=tc_sm_90a_eor/, each on its default scheduler)
+# and bench A/Bs (--kernels gpu-kernels/bench_eor --ab-kernels gpu-kernels/bench).
+build/bin/attn-compile "${specs[@]}" -o gpu-kernels/tc_sm_90a_eor \
+  --chip sm_90a --cubin --fail-on-spills --early-output-release -q
+build/bin/attn-compile bench/specs/*.json -o gpu-kernels/bench_eor \
+  --chip sm_90a --cubin --fail-on-spills --early-output-release -q
 # The consumer warpgroup's index from %tid.x (before session 20's uniform index, by
 # default since; it keeps the wgmma descriptors in uniform registers): every softmax
 # bench spec, --ab-kernels gpu-kernels/bench_uniform0.

@@ -163,6 +163,12 @@ static cl::opt<bool> stagedOutputStore(
              "stores whole rows, 16 bytes a lane (default; =false: 4-byte pairs straight from "
              "the accumulator fragments, 8 rows a warp store)"),
     cl::cat(softmaxKernelOptions));
+static cl::opt<bool> earlyOutputRelease(
+    "early-output-release", cl::init(false),
+    cl::desc("Hopper kernel with --staged-output-store: each warp reads all its staged rows "
+             "of O back, hands the item's Q buffer to the producer, then issues its global "
+             "stores (experimental; for A/Bs)"),
+    cl::cat(softmaxKernelOptions));
 static cl::opt<bool> documentItemOrder(
     "document-item-order", cl::init(true),
     cl::desc("Persistent Hopper kernel with document ids: rank each batch's q tiles by their "
@@ -306,6 +312,7 @@ int main(int argc, char **argv) {
   options.documentTileSummaryEntries = documentTileSummaryEntries;
   options.documentTileSummaryUnroll = documentTileSummaryUnroll;
   options.stagedOutputStore = stagedOutputStore;
+  options.earlyOutputRelease = earlyOutputRelease;
   if (documentItemOrder.getNumOccurrences())
     options.documentItemOrder = documentItemOrder;
   options.documentItemOrderEntries = documentItemOrderEntries;

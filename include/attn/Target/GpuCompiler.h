@@ -35,6 +35,9 @@ struct GpuCompileOptions {
   /// Hopper kernel: each consumer warp writes O through shared memory, whole
   /// rows at a time, instead of 4-byte pairs straight from its fragments.
   bool stagedOutputStore = true;
+  /// With stagedOutputStore: all staged rows read back, the Q buffer handed
+  /// back, then the global stores (experimental, off).
+  bool earlyOutputRelease = false;
   /// Persistent Hopper kernel with documentTiles: the q tiles ranked by their
   /// estimated live k tiles at block start, the longer half of every pair's
   /// items first (longest first), so that no long item starts last. Unset:

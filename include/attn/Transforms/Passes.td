@@ -226,6 +226,10 @@ def AttnLowerToGpuKernels : Pass<"attn-lower-to-gpu-kernels", "::mlir::ModuleOp"
            "In the wgmma kernel, stage each warp's rows of O in shared memory (its "
            "rows of the item's Q buffer) and store whole rows, 16 bytes a lane "
            "(attn-compile's default)">,
+    Option<"earlyOutputRelease", "early-output-release", "bool", /*default=*/"false",
+           "With staged-output-store, each warp reads all its staged rows of O back, "
+           "hands the item's Q buffer to the producer (persistent blocks), then issues "
+           "its global stores (experimental)">,
     Option<"documentItemOrder", "document-item-order", "bool", /*default=*/"false",
            "With document-tiles in a persistent kernel, rank each batch's q tiles by "
            "their estimated live k tiles at block start and run the items in two "
