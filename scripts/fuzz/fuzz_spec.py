@@ -516,7 +516,7 @@ COMPILE_FLAGS = [
     ["--half-diagonal-keys"], ["--chunked-linear=false"], ["--fast-tanh=false"],
     ["--cubin"], ["--seq-dispatch=false"], ["--document-tile-summary"],
     ["--document-item-order", "--persistent"], ["--ping-pong=false"],
-    ["--staged-output-store=false"], ["--uniform-warpgroup-index=false"],
+    ["--staged-output-store=false"], ["--early-output-release"], ["--uniform-warpgroup-index=false"],
     ["--chunked-linear-wgmma=false"], ["--chunked-linear-split-state=false"],
     ["--chunked-linear-producer-diagonal"], ["--chunked-linear-producer-k-scale"],
     ["--chunked-linear-wgmma-overlap"], ["--lazy-rescale=false"],
