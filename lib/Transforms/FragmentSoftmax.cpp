@@ -563,10 +563,12 @@ void FragmentSoftmax::storeStaged(const SoftmaxState &state, ArrayRef<Value> inv
     else
       storeStep(packed, rowLocal);
   }
-  // Every lane's reads are done before the caller hands the bytes on.
-  ptx.warpSync();
-  if (!staging.readsFirst)
+  if (!staging.readsFirst) {
+    // Every lane's reads are done before the caller hands the bytes on.
+    ptx.warpSync();
     return;
+  }
+  // (afterReads, which hands the bytes on, brings its own fence and barrier.)
   if (staging.afterReads)
     staging.afterReads();
   for (auto [packed, rowLocal] : readSteps)

@@ -451,18 +451,30 @@ def attention(q, k, v, *, causal=False, window=None, block_mask=None, block_size
     return (out, lse) if return_lse else out
 
 
-def _lengths_and_ids(name, cu, total):
+def _checking_on_host():
+    """Whether values may be read back here: not while torch.compile traces, nor
+    while a CUDA graph is captured (a read back would break either)."""
+    if torch.compiler.is_compiling():
+        return False
+    return not (torch.cuda.is_available() and torch.cuda.is_current_stream_capturing())
+
+
+def _lengths_and_ids(name, cu, total, device):
     """Per-sequence lengths and the sequence index of every token (int32 [1, total])
     from cumulative lengths `cu` [B + 1]."""
     if not isinstance(cu, torch.Tensor) or cu.dim() != 1 or cu.numel() < 2 or \
             cu.dtype not in (torch.int32, torch.int64):
         raise AttnArgumentError(f"{name}: expected an int32 or int64 tensor [B + 1] of "
                                 "cumulative sequence lengths (0, len0, len0 + len1, ...)")
+    if cu.device != device:
+        raise AttnArgumentError(f"{name}: expected a tensor on {device} (with q, k, v), got "
+                                f"one on {cu.device}")
     lengths = cu[1:] - cu[:-1]
-    if not torch.compiler.is_compiling():
-        # One host sync, in eager mode only: a wrong cu_seqlens would otherwise
-        # give ids that describe other sequences (a silent wrong answer).
-        first, last, shortest = (int(x) for x in (cu[0], cu[-1], lengths.min()))
+    if _checking_on_host():
+        # One read back per tensor, in eager mode only: a wrong cu_seqlens
+        # would otherwise give ids that describe other sequences (a silent
+        # wrong answer).
+        first, last, shortest = torch.stack([cu[0], cu[-1], lengths.min()]).tolist()
         if first != 0 or last != total or shortest < 0:
             raise AttnArgumentError(
                 f"{name}: expected 0 first, nondecreasing, and {total} (the tokens given) "
@@ -488,7 +500,11 @@ def attention_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k=None, *, causal=False, 
     sequence's tiles); unequal ones with causal or window add the per-sequence
     alignment as a mask expression over two small offset tensors. Returns out
     [total_q, Hq, Dv] and with return_lse also lse [Hq, total_q] float32 (FA's
-    varlen layouts). In eager mode cu_seqlens are checked (one host sync).
+    varlen layouts; rows that see no key, e.g. queries past a shorter sequence's
+    keys, give out 0 and lse -inf, where FlashAttention gives +inf). In eager mode
+    cu_seqlens are checked (one read back each; not while torch.compile traces or
+    a CUDA graph is captured). alibi_slopes: [Hq], -slope * |i + Lk - Lq - j|
+    within each sequence.
     """
     _require_tensors(q=q, k=k, v=v)
     for n, t in (("q", q), ("k", k), ("v", v)):
@@ -501,20 +517,21 @@ def attention_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k=None, *, causal=False, 
     same = cu_seqlens_k is None or cu_seqlens_k is cu_seqlens_q
     if cu_seqlens_k is None:
         cu_seqlens_k = cu_seqlens_q
-    q_len, q_ids = _lengths_and_ids("cu_seqlens_q", cu_seqlens_q, q.shape[0])
-    k_len, k_ids = _lengths_and_ids("cu_seqlens_k", cu_seqlens_k, k.shape[0])
+    q_len, q_ids = _lengths_and_ids("cu_seqlens_q", cu_seqlens_q, q.shape[0], q.device)
+    k_len, k_ids = _lengths_and_ids("cu_seqlens_k", cu_seqlens_k, k.shape[0], q.device)
     if q_len.numel() != k_len.numel():
         raise AttnArgumentError(f"cu_seqlens_q and cu_seqlens_k: {q_len.numel()} and "
                                 f"{k_len.numel()} sequences")
-    if not same and not torch.compiler.is_compiling():
+    if not same and _checking_on_host():
         same = bool(torch.equal(cu_seqlens_q.long(), cu_seqlens_k.long()))
     q4, k4, v4 = (t.unsqueeze(0).transpose(1, 2) for t in (q, k, v))  # [1, H, total, D]
     w = S.normalize_window(window)
     kw = dict(softcap=softcap, alibi_slopes=alibi_slopes, scale=scale, return_lse=True)
-    if alibi_slopes is not None and alibi_slopes.dim() == 2:
+    if alibi_slopes is not None and alibi_slopes.dim() != 1:
         raise AttnArgumentError("alibi_slopes: expected [Hq] (one batch of packed sequences)")
-    if same or (not causal and w is None):
-        # Equal lengths: the global diagonal is every sequence's own.
+    if same or (not causal and w is None and alibi_slopes is None):
+        # Equal lengths: the global diagonal is every sequence's own (and so is
+        # ALiBi's distance |i + Sk - Sq - j| = |i - j| within a sequence).
         out, lse = attention(q4, k4, v4, causal=causal, window=w, doc_ids=(q_ids, k_ids), **kw)
     else:
         # Token offsets that put each sequence's diagonal at 0: key j of a sequence
@@ -524,19 +541,24 @@ def attention_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k=None, *, causal=False, 
         qoff = (torch.arange(q.shape[0], device=q.device) - cu_seqlens_q[seq_q]
                 + (k_len - q_len)[seq_q]).to(torch.int32)
         koff = (torch.arange(k.shape[0], device=k.device) - cu_seqlens_k[seq_k]).to(torch.int32)
-        if alibi_slopes is not None:
-            raise AttnArgumentError("alibi_slopes: with unequal query and key lengths and a "
-                                    "causal or window mask, not supported by attention_varlen "
-                                    "(the bias would follow the packed positions)")
         left = w[0] if w is not None else None
-        right = 0 if causal else w[1]  # causal and a window: their intersection
+        right = 0 if causal else (w[1] if w is not None else None)  # causal: the intersection
         terms = []
         if right is not None:
             terms.append(f"koff[k] <= qoff[q] + {right}")
         if left is not None:
             terms.append(f"koff[k] >= qoff[q] - {left}")
-        out, lse = attention(q4, k4, v4, doc_ids=(q_ids, k_ids), mask_mod=" && ".join(terms),
-                             tensors={"qoff": qoff, "koff": koff}, **kw)
+        tensors = {"qoff": qoff, "koff": koff}
+        score_mod = None
+        if alibi_slopes is not None:
+            # ALiBi from each sequence's own diagonal, after the soft-cap as the
+            # built-in one (docs/spec-format.md: soft-cap, ALiBi, custom score).
+            score_mod = "score - slopes[h] * abs(qoff[q] - koff[k])"
+            tensors["slopes"] = alibi_slopes
+            kw["alibi_slopes"] = None
+        out, lse = attention(q4, k4, v4, doc_ids=(q_ids, k_ids),
+                             mask_mod=" && ".join(terms) if terms else None,
+                             score_mod=score_mod, tensors=tensors, **kw)
     out = out[0].transpose(0, 1)  # [total_q, Hq, Dv]
     return (out, lse[0]) if return_lse else out
 
@@ -583,8 +605,11 @@ def merge_attention(outs, lses):
     top = torch.where(torch.isneginf(top), torch.zeros_like(top), top)
     weight = torch.exp(lse - top)                       # exp(-inf) = 0 for empty parts
     total = weight.sum(0)
-    merged_lse = top + torch.log(total)                 # log(0) = -inf for unseen rows
-    weight = weight / torch.where(total > 0, total, torch.ones_like(total))
+    seen = total > 0
+    safe_total = torch.where(seen, total, torch.ones_like(total))
+    # -inf for unseen rows, with finite gradients (log(0) would give NaN ones).
+    merged_lse = torch.where(seen, top + torch.log(safe_total), torch.full_like(top, -math.inf))
+    weight = weight / safe_total
     out = sum(w.unsqueeze(-1) * o.float() for w, o in zip(weight, outs))
     return out.to(o0.dtype).contiguous(), merged_lse
 

@@ -6,14 +6,19 @@
 // rows of O back from the item's Q buffer (8 x 16 bytes a lane at Dv = 128),
 // then a persistent block hands the buffer back to the producer (the async-proxy
 // fence, a warp barrier, lane 0's arrive on the buffer's empty barrier), and only
-// then come the 8 guarded global stores. By default each read is followed by
-// its store and the hand-back comes after the last store.
+// then come the 8 guarded global stores. The fence is every lane's, and the
+// warp barrier after it precedes lane 0's arrive: the producer's TMA into the
+// buffer follows all 32 lanes' reads. By default each read is followed by its
+// store and the hand-back comes after the last store.
 // CHECK-LABEL: gpu.func @dense
 // CHECK-COUNT-8: ld.shared.v4.b32
 // CHECK-NOT: vector.store
 // CHECK: fence.proxy.async.shared::cta
+// CHECK-NEXT: bar.warp.sync -1
+// CHECK-NEXT: scf.if
 // CHECK-NOT: vector.store
-// CHECK: mbarrier.arrive.shared::cta.b64
+// CHECK: "mbarrier.arrive.shared::cta.b64 _, [$0];"
+// CHECK-NEXT: }
 // CHECK-COUNT-8: vector.store
 
 // DEFAULT-LABEL: gpu.func @dense

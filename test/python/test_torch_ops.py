@@ -951,6 +951,26 @@ def test_merge_attention_equals_attention_over_the_union():
 
 
 @needs_torch
+def test_merge_attention_gradients_are_finite_on_unseen_rows():
+    # A row no part saw (lse -inf everywhere), merged twice (a ring's nested merges),
+    # with the merged lse in the loss: every gradient finite, the unseen row's zero.
+    torch.manual_seed(4)
+    outs = [torch.randn(1, 2, 3, 4, requires_grad=True) for _ in range(3)]
+    lses = [torch.randn(1, 2, 3) for _ in range(3)]
+    for x in lses:
+        x[0, 0, 1] = float("-inf")
+    lses = [x.requires_grad_() for x in lses]
+    inner = attn.merge_attention(outs[:2], lses[:2])
+    out, lse = attn.merge_attention([inner[0], outs[2]], [inner[1], lses[2]])
+    assert torch.isneginf(lse[0, 0, 1]) and (out[0, 0, 1] == 0).all()
+    seen = ~torch.isneginf(lse)
+    (out.sum() + lse[seen].sum()).backward()
+    for t in outs + lses:
+        assert torch.isfinite(t.grad).all()
+    assert (outs[0].grad[0, 0, 1] == 0).all() and lses[0].grad[0, 0, 1] == 0
+
+
+@needs_torch
 @pytest.mark.parametrize("call, match", [
     (lambda o, x: attn.merge_attention([], []), "0 outputs and 0 lses"),
     (lambda o, x: attn.merge_attention([o, o], [x]), "2 outputs and 1 lses"),
@@ -986,8 +1006,8 @@ def test_gpu_split_keys_test_runs_with_an_emulated_launch(emulated, monkeypatch,
 # attn_numpy.py) against attention computed sequence by sequence.
 
 def _spec_reference_attention(q, k, v, *, causal=False, window=None, doc_ids=None,
-                              mask_mod=None, tensors=None, softcap=None, alibi_slopes=None,
-                              scale=None, return_lse=False):
+                              mask_mod=None, score_mod=None, tensors=None, softcap=None,
+                              alibi_slopes=None, scale=None, return_lse=False):
     """attn.attention's semantics in float64 (the spec the binding would compile,
     evaluated by attn_numpy): stands in for the GPU kernel."""
     sys.path.insert(0, os.path.join(ROOT, "test", "exec"))
@@ -1001,7 +1021,8 @@ def _spec_reference_attention(q, k, v, *, causal=False, window=None, doc_ids=Non
                             causal=causal, window=S.normalize_window(window),
                             documents=doc_ids is not None, softcap=softcap,
                             alibi="per_head" if alibi_slopes is not None else None,
-                            mask_mod=mask_mod, scale=scale, tensors=decls or None)
+                            mask_mod=mask_mod, score_mod=score_mod, scale=scale,
+                            tensors=decls or None)
     x = {n: t.double().numpy() for n, t in (("q", q), ("k", k), ("v", v))}
     if doc_ids is not None:
         x["q_doc_ids"], x["kv_doc_ids"] = (t.numpy().astype(np.int64) for t in doc_ids)
@@ -1014,8 +1035,9 @@ def _spec_reference_attention(q, k, v, *, causal=False, window=None, doc_ids=Non
     return (out, lse) if return_lse else out
 
 
-def _per_sequence(q, k, v, cu_q, cu_k, causal, window, scale):
-    """Each sequence on its own, float64, bottom-right aligned per sequence."""
+def _per_sequence(q, k, v, cu_q, cu_k, causal, window, scale, softcap=None, slopes=None):
+    """Each sequence on its own, float64, bottom-right aligned per sequence (soft-cap,
+    then ALiBi -slope * |i + Lk - Lq - j|, as FlashAttention)."""
     outs, lses = [], []
     rep = q.shape[1] // k.shape[1]
     for b in range(len(cu_q) - 1):
@@ -1025,6 +1047,10 @@ def _per_sequence(q, k, v, cu_q, cu_k, causal, window, scale):
         s = scale * torch.einsum("ihd,jhd->hij", qs, ks.repeat_interleave(rep, 1))
         i, j = torch.arange(Lq)[:, None], torch.arange(Lk)[None, :]
         diag = i + Lk - Lq
+        if softcap is not None:
+            s = softcap * torch.tanh(s / softcap)
+        if slopes is not None:
+            s = s - slopes.double()[:, None, None] * (diag - j).abs()
         ok = torch.ones(Lq, Lk, dtype=torch.bool)
         if causal:
             ok &= j <= diag
@@ -1040,7 +1066,9 @@ def _per_sequence(q, k, v, cu_q, cu_k, causal, window, scale):
 
 @needs_torch
 @pytest.mark.parametrize("case", ["equal_causal", "equal_window", "equal_dense",
-                                  "unequal_causal", "unequal_window", "unequal_dense"])
+                                  "unequal_causal", "unequal_window", "unequal_dense",
+                                  "equal_alibi_softcap", "unequal_alibi", "unequal_alibi_causal",
+                                  "unequal_window2_scale"])
 def test_attention_varlen_matches_attention_per_sequence(monkeypatch, case):
     import attn.ops as O
     monkeypatch.setattr(O, "attention", _spec_reference_attention)
@@ -1054,12 +1082,17 @@ def test_attention_varlen_matches_attention_per_sequence(monkeypatch, case):
     q = torch.randn(sum(lq), Hq, D)
     k = torch.randn(sum(lk), Hkv, D)
     v = torch.randn(sum(lk), Hkv, Dv)
-    causal = case.endswith("causal") or case.endswith("window")
-    window = (3, 0) if case.endswith("window") else None
+    causal = case.endswith("causal") or case.endswith("_window")
+    # window2: both sides, no causal bound (the right side must not be dropped).
+    window = (3, 0) if case.endswith("_window") else (4, 2) if "window2" in case else None
+    softcap = 2.0 if "softcap" in case else None
+    slopes = torch.tensor([0.5, 0.25, 0.125, 0.0625]) if "alibi" in case else None
+    scale = 0.2 if "scale" in case else None
     out, lse = attn.attention_varlen(q, k, v, cu_q, None if case.startswith("equal") else cu_k,
-                                     causal=causal, window=window, return_lse=True)
+                                     causal=causal, window=window, softcap=softcap,
+                                     alibi_slopes=slopes, scale=scale, return_lse=True)
     ref_out, ref_lse = _per_sequence(q, k, v, cu_q.tolist(), cu_k.tolist(), causal, window,
-                                     D ** -0.5)
+                                     scale or D ** -0.5, softcap, slopes)
     assert out.shape == (sum(lq), Hq, Dv) and lse.shape == (Hq, sum(lq))
     torch.testing.assert_close(out.double(), ref_out, rtol=1e-9, atol=1e-9)
     seen = ~torch.isneginf(ref_lse)
@@ -1089,9 +1122,11 @@ def test_attention_varlen_errors(monkeypatch):
         attn.attention_varlen(q, q, q, cu.float())
     with pytest.raises(AttnArgumentError, match="2 and 3 sequences"):
         attn.attention_varlen(q, k, k, cu, torch.tensor([0, 6, 8, 12]))
-    with pytest.raises(AttnArgumentError, match="alibi_slopes: with unequal"):
+    with pytest.raises(AttnArgumentError, match=r"alibi_slopes: expected \[Hq\]"):
         attn.attention_varlen(q, k, k, cu, torch.tensor([0, 6, 12]), causal=True,
-                              alibi_slopes=torch.ones(2))
+                              alibi_slopes=torch.ones(1, 2))
+    with pytest.raises(AttnArgumentError, match="cu_seqlens_q: expected a tensor on meta"):
+        attn.attention_varlen(q.to("meta"), k.to("meta"), k.to("meta"), cu)
 
 
 @needs_torch
