@@ -75,6 +75,22 @@ TEST(Jit, CompilesOnceThenHitsMemoryAndDisk) {
   EXPECT_EQ(stats.compiles, 0u);
   EXPECT_EQ(stats.disk_hits, 1u);
   EXPECT_EQ(attn_kernel_num_arguments(again), 5);
+  // The Hopper kernel (and its per-length variant, causal at D = 64) reads q, k
+  // and v only through TMA maps: any strides a map describes (see attn_runtime.h).
+  for (int i = 0; i < 5; ++i)
+    EXPECT_EQ(attn_kernel_argument_any_strides(again, i), i < 3 ? 1 : 0) << i;
+  attn_jit_destroy(jit);
+}
+
+TEST(Jit, PointerReadingKernelsTakeOnlyTheirLayoutsStrides) {
+  std::string dir = freshDir("sm80");
+  char err[512];
+  attn_jit *jit = nullptr;
+  ASSERT_EQ(attn_jit_create(dir.c_str(), "sm_80", &jit, err, sizeof err), ATTN_OK) << err;
+  attn_kernel *kernel = nullptr;
+  ASSERT_EQ(attn_jit_get_kernel(jit, spec(4).c_str(), &kernel, err, sizeof err), ATTN_OK) << err;
+  for (int i = 0; i < attn_kernel_num_arguments(kernel); ++i)
+    EXPECT_EQ(attn_kernel_argument_any_strides(kernel, i), 0) << i;
   attn_jit_destroy(jit);
 }
 
