@@ -73,7 +73,12 @@ REPO = os.path.dirname(HERE)
 SOFTMAX = ["dense", "causal", "window", "block50", "block90", "alibi", "softcap", "document"]
 MASKED = SOFTMAX[2:]
 LINEAR = ["gla", "simple_gla"]
-GROUPS = {"all": SOFTMAX + LINEAR, "softmax": SOFTMAX, "masked": MASKED, "linear": LINEAR}
+# Decoding: one query row per (batch, query head) against a long KV cache, GQA
+# 32 / 8 heads, D = 128: memory-bound (K and V are read once), not in "all".
+DECODE = ["decode"]
+DECODE_HEADS = (32, 8)
+GROUPS = {"all": SOFTMAX + LINEAR, "softmax": SOFTMAX, "masked": MASKED, "linear": LINEAR,
+          "decode": DECODE}
 PEERS = ["flash", "cudnn", "flex", "fla"]
 FLA_CHUNK = 64
 # Where every tensor lives. Only test/python/test_bench_cpu.py changes it (to
@@ -87,12 +92,13 @@ SPEC = {("dense", 128): "b_dense", ("dense", 64): "b_dense_d64",
         ("window", 128): "b_window", ("block50", 128): "b_block_sparse",
         ("block90", 128): "b_block_sparse", ("alibi", 128): "b_alibi",
         ("softcap", 128): "b_softcap", ("document", 128): "b_document",
-        ("gla", 128): "b_gla", ("simple_gla", 128): "b_simple_gla"}
+        ("gla", 128): "b_gla", ("simple_gla", 128): "b_simple_gla", ("decode", 128): "b_decode"}
 # The same variant's name in ../shared/bench/peers.py's flex section.
 PEERS_NAME = {"dense": "full", "causal": "causal", "window": "swa1024",
               "block50": "blocksparse50", "block90": "blocksparse90", "alibi": "alibi_causal",
               "softcap": "softcap50_causal", "document": "document4_causal",
-              "gla": "fla.chunk_gla", "simple_gla": "fla.chunk_simple_gla"}
+              "gla": "fla.chunk_gla", "simple_gla": "fla.chunk_simple_gla",
+              "decode": "(not in peers.py)"}
 
 CONVENTIONS = {
     "dtype": "bfloat16 inputs/outputs; float32 accumulation; our gates float32 (the spec's type), "
@@ -169,6 +175,8 @@ def parse_args(argv=None):
     ap.add_argument("--tokens", type=int, default=32768, help="B*S for softmax rows")
     ap.add_argument("--model-dim", type=int, default=2048, help="H*D for softmax rows")
     ap.add_argument("--linear-batch", type=int, default=8)
+    ap.add_argument("--decode-batch", type=int, default=4,
+                    help="decode rows: batch (one query row each, 32 query / 8 KV heads, D=128)")
     ap.add_argument("--linear-heads", type=int, default=16)
     ap.add_argument("--fla-path", default=os.path.join(REPO, "third_party", "fla"),
                     help="folder holding flash-linear-attention's fla/ package")
@@ -185,11 +193,11 @@ def parse_args(argv=None):
             continue
         if name in GROUPS:
             variants += GROUPS[name]
-        elif name in SOFTMAX + LINEAR:
+        elif name in SOFTMAX + LINEAR + DECODE:
             variants.append(name)
         else:
             ap.error(f"--only: unknown variant or group {name!r}")
-    args.variants = [v for v in SOFTMAX + LINEAR if v in variants]
+    args.variants = [v for v in SOFTMAX + LINEAR + DECODE if v in variants]
     args.peer_set = {p.strip() for p in args.peers.split(",") if p.strip() and p.strip() != "none"}
     bad = args.peer_set - set(PEERS)
     if bad:
@@ -227,6 +235,8 @@ def plan_rows(args):
     if 128 not in args.head_dims:  # masked and linear rows are D=128 only, still run them
         for S in seqs([4096, 16384]):
             rows += [(v, S, 128) for v in MASKED + LINEAR if v in args.variants]
+    if "decode" in args.variants:  # S: the KV cache's length
+        rows += [("decode", S, 128) for S in seqs([8192, 32768])]
     return rows
 
 
@@ -607,6 +617,9 @@ class Bench:
                "impls": {}}
         if linear:
             row.update(group="linear", B=a.linear_batch, H=a.linear_heads)
+        elif variant in DECODE:
+            row.update(group="decode", B=a.decode_batch, H=DECODE_HEADS[0], Hkv=DECODE_HEADS[1],
+                       Sq=1)
         else:
             H = a.model_dim // D
             row.update(group="softmax", B=max(1, a.tokens // S), H=H)
@@ -621,7 +634,8 @@ class Bench:
             row["status"] = "ok"
             t0 = time.time()
             try:
-                (self.linear_row if linear else self.softmax_row)(row)
+                (self.linear_row if linear else
+                 self.decode_row if variant in DECODE else self.softmax_row)(row)
             except Exception as e:  # noqa: BLE001
                 row["status"] = "error"
                 row["error"] = f"{type(e).__name__}: {e}"[:500]
@@ -813,6 +827,57 @@ class Bench:
             impls["flex"] = (flex_setup, lambda out: (out, slices_of(out)))
         self.measure(row, impls, reference)
 
+    def decode_row(self, row):
+        """One query row per (batch, query head) against S keys (GQA): FLOPs
+        2*B*Hq*S*(D+Dv); bytes: K and V once (2*B*Hkv*S*D*2), the floor of a
+        memory-bound kernel. Ours, and SDPA's FLASH / cuDNN with enable_gqa."""
+        import torch
+        import torch.nn.functional as F
+        a = self.args
+        B, Hq, Hkv, S, D = row["B"], row["H"], row["Hkv"], row["S"], row["D"]
+        row["flops"] = 2 * B * Hq * S * (D + D)
+        row["flop_rule"] = "dense"
+        row["bytes"] = 2 * B * Hkv * S * D * 2 + 2 * B * Hq * D * 2
+        torch.manual_seed(a.seed * 1000 + (zlib.crc32(f"decode/{S}/{D}".encode()) & 0xFFFF))
+        q = torch.randn(B, Hq, 1, D, dtype=torch.bfloat16, device=DEVICE)
+        k = torch.randn(B, Hkv, S, D, dtype=torch.bfloat16, device=DEVICE)
+        v = torch.randn(B, Hkv, S, D, dtype=torch.bfloat16, device=DEVICE)
+        rep = Hq // Hkv
+        pairs = check_pairs(B, Hq)
+        reference = [ref_attn(q[b, h], k[b, h // rep], v[b, h // rep], D ** -0.5, b=b, h=h)
+                     for (b, h) in pairs]
+
+        def slices_of(out):
+            return [out[b, h] for (b, h) in pairs]
+        impls = {}
+        if not a.no_ours:
+            def ours_setup(folder=None):
+                out = torch.full_like(q, float("nan"))
+                lse = torch.full((B, Hq, 1), float("nan"), dtype=torch.float32, device=DEVICE)
+                launch, info = self.ours_fn(SPEC[("decode", D)],
+                                            {"query": q, "key": k, "value": v, "out": out,
+                                             "lse": lse}, folder)
+
+                def fn():
+                    launch()
+                    return out
+                return fn, dict(info, spec=SPEC[("decode", D)])
+            impls["ours"] = (ours_setup, lambda out: (out, slices_of(out)))
+            if a.ab_kernels:
+                impls["ours_b"] = (lambda: ours_setup(a.ab_kernels), lambda out: (out, slices_of(out)))
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+        for peer, be in (("cudnn", SDPBackend.CUDNN_ATTENTION), ("flash", SDPBackend.FLASH_ATTENTION)):
+            if peer not in a.peer_set:
+                continue
+
+            def sdpa_setup(be=be):
+                def fn():
+                    with sdpa_kernel([be]):
+                        return F.scaled_dot_product_attention(q, k, v, enable_gqa=True)
+                return fn, {}
+            impls[peer] = (sdpa_setup, lambda out: (out, slices_of(out)))
+        self.measure(row, impls, reference)
+
     def linear_row(self, row):
         import torch
         import torch.nn.functional as F
@@ -993,6 +1058,21 @@ class Bench:
                 lines.append(f"| {r['variant']} | {r['S']} | {r['D']} | {self._f(o.get('tflops'), '.1f')} | "
                              f"{self._f(bb.get('tflops'), '.1f')} | {self._f(r.get('ratio_to_ours_b'), '.3f')} | "
                              f"{reps[0]} | {reps[1]} |")
+        decode = [r for r in self.rows if r["variant"] in DECODE]
+        if decode:
+            lines += ["", "Decoding (--only decode): one query row per (batch, query head), "
+                      f"{DECODE_HEADS[0]} query / {DECODE_HEADS[1]} KV heads, D = 128, S keys; "
+                      "memory-bound, so GB/s of K and V read once and the share of the copy ceiling.",
+                      "", "| S | B | ours us | ours GB/s | % of copy | cuDNN us | FLASH us | "
+                      "ours/cuDNN | ours/FLASH | status |", "|---|---|---|---|---|---|---|---|---|---|"]
+            for r in decode:
+                o, c, f = (r["impls"].get(n, {}) for n in ("ours", "cudnn", "flash"))
+                us = [None if not x.get("ms") else 1e3 * x["ms"] for x in (o, c, f)]
+                lines.append(f"| {r['S']} | {r['B']} | {self._f(us[0], '.1f')} | "
+                             f"{self._f(o.get('gbps'), '.0f')} | {self._f(o.get('pct_copy'), '.0f')} | "
+                             f"{self._f(us[1], '.1f')} | {self._f(us[2], '.1f')} | "
+                             f"{self._f(r.get('ratio_to_cudnn'), '.2f')} | "
+                             f"{self._f(r.get('ratio_to_flash'), '.2f')} | {r.get('status', '')} |")
         packed = [r for r in self.rows if r["impls"].get("ours_copy")]
         if packed:
             lines += ["", "q, k, v as views of one [B, S, 3, H, D] projection (--packed-qkv), every "

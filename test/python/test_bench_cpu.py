@@ -47,7 +47,7 @@ SEQ = 1280
 SOFTMAX_VARIANTS = ["causal", "window", "block50", "alibi", "softcap", "document"]
 LINEAR_SEQ = 320
 LINEAR_VARIANTS = ["gla", "simple_gla"]
-SPECS = ["b_dense", "b_causal", "b_window", "b_block_sparse", "b_alibi", "b_softcap",
+SPECS = ["b_decode", "b_dense", "b_causal", "b_window", "b_block_sparse", "b_alibi", "b_softcap",
          "b_document", "b_gla", "b_simple_gla"]
 # Argument role -> the reference's input name.
 INPUT_OF_ROLE = {"query": "q", "key": "k", "value": "v", "gates": "g"}
@@ -83,8 +83,10 @@ class EmulatedKernel:
         EmulatedKernel.launches.append((self.name, sorted(t)))
         EmulatedKernel.query_strides.append((self.name, tuple(t["query"].stride())))
         q = t["query"]
-        for role in ("key", "value", "out"):
-            assert t[role].shape[:2] == q.shape[:2], (self.name, role, t[role].shape)
+        assert t["out"].shape[:2] == q.shape[:2], (self.name, t["out"].shape)
+        for role in ("key", "value"):  # GQA: fewer key/value heads, dividing the query's
+            assert t[role].shape[0] == q.shape[0] and q.shape[1] % t[role].shape[1] == 0, \
+                (self.name, role, t[role].shape)
         # The runtime's stride checks: the layout's (bhsd: contiguous), or for the
         # roles read only through TMA maps, any strides a map can describe.
         assert t["out"].is_contiguous()
@@ -119,6 +121,9 @@ class EmulatedKernel:
                 elif role == "block_mask":
                     a = a[b:b + 1] if a.shape[0] > 1 else a
                     a = a[:, h:h + 1] if a.shape[1] > 1 else a
+                elif role in ("key", "value"):
+                    kv = h // (H // ten.shape[1])
+                    a = a[b:b + 1, kv:kv + 1]
                 else:
                     a = a[b:b + 1, h:h + 1]
                 x[INPUT_OF_ROLE.get(role, role)] = a
@@ -229,6 +234,28 @@ def test_packed_projections_through_the_harness(cpu_bench, kernels, tmp_path):
     B, H, S, D = rows["causal"]["B"], rows["causal"]["H"], SEQ, 128
     seen = {st for name, st in EmulatedKernel.query_strides if name == "b_causal"}
     assert seen == {(S * 3 * H * D, D, 3 * H * D, 1), (H * S * D, S * D, D, 1)}, seen
+
+
+def test_decode_rows_through_the_harness(cpu_bench, kernels, tmp_path):
+    # --only decode: one query row per (batch, query head), GQA 32 / 8 heads, against
+    # S keys; checked against bench.py's reference (the KV head of each query head).
+    out = tmp_path / "decode"
+    cpu_bench.main(["--kernels", kernels, "--out", str(out), "--only", "decode",
+                    "--seq", "300,1100", "--peers", "none", "--reps", "2", "--ceilings", "none",
+                    "--decode-batch", "2", "--budget-s", "3000"])
+    with open(out / "bench.json") as f:
+        doc = json.load(f)
+    assert doc["meta"]["plan"] == ["decode/S300/D128", "decode/S1100/D128"]
+    for row in doc["rows"]:
+        assert row["status"] == "ok", row.get("error")
+        assert (row["B"], row["H"], row["Hkv"], row["Sq"]) == (2, 32, 8, 1)
+        assert row["bytes"] == 2 * 2 * 8 * row["S"] * 128 * 2 + 2 * 2 * 32 * 128 * 2
+        cell = row["impls"]["ours"]
+        assert cell["status"] == "ok" and cell["rel_err"] < 1e-2, cell
+        assert cell["gbps"] > 0
+    assert "Decoding (--only decode)" in (out / "bench.md").read_text()
+    # decode is its own group: not part of "all".
+    assert "decode" not in bench.GROUPS["all"]
 
 
 def test_linear_rows_through_the_harness(cpu_bench, kernels, tmp_path):
