@@ -359,6 +359,25 @@ def check_pairs(B, H):
     return sorted({(0, 0), (B - 1, H - 1)})
 
 
+def sdpa_impls(peer_set, q, k, v, slices_of, **kwargs):
+    """PyTorch SDPA's cuDNN and FLASH back ends (those in peer_set) as bench
+    implementations on q, k, v (`kwargs`: is_causal, enable_gqa)."""
+    import torch.nn.functional as F
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    impls = {}
+    for peer, be in (("cudnn", SDPBackend.CUDNN_ATTENTION), ("flash", SDPBackend.FLASH_ATTENTION)):
+        if peer not in peer_set:
+            continue
+
+        def sdpa_setup(be=be):
+            def fn():
+                with sdpa_kernel([be]):
+                    return F.scaled_dot_product_attention(q, k, v, **kwargs)
+            return fn, {}
+        impls[peer] = (sdpa_setup, lambda out: (out, slices_of(out)))
+    return impls
+
+
 def nvsmi():
     try:
         return subprocess.run(["nvidia-smi", "--query-gpu=name,clocks.sm,clocks.mem,temperature.gpu,power.draw",
@@ -790,17 +809,7 @@ class Bench:
                                        lambda out: (out, slices_of(out)), dense_reference)
                 row["dense_flops"] = 2 * B * H * S * S * (D + D)
         if variant in ("dense", "causal"):
-            from torch.nn.attention import SDPBackend, sdpa_kernel
-            for peer, be in (("cudnn", SDPBackend.CUDNN_ATTENTION), ("flash", SDPBackend.FLASH_ATTENTION)):
-                if peer not in a.peer_set:
-                    continue
-
-                def sdpa_setup(be=be):
-                    def fn():
-                        with sdpa_kernel([be]):
-                            return F.scaled_dot_product_attention(q, k, v, is_causal=variant == "causal")
-                    return fn, {}
-                impls[peer] = (sdpa_setup, lambda out: (out, slices_of(out)))
+            impls.update(sdpa_impls(a.peer_set, q, k, v, slices_of, is_causal=variant == "causal"))
         if "flex" in a.peer_set:
             def flex_setup():
                 import torch._dynamo
@@ -832,7 +841,6 @@ class Bench:
         2*B*Hq*S*(D+Dv); bytes: K and V once (2*B*Hkv*S*D*2), the floor of a
         memory-bound kernel. Ours, and SDPA's FLASH / cuDNN with enable_gqa."""
         import torch
-        import torch.nn.functional as F
         a = self.args
         B, Hq, Hkv, S, D = row["B"], row["H"], row["Hkv"], row["S"], row["D"]
         row["flops"] = 2 * B * Hq * S * (D + D)
@@ -865,17 +873,7 @@ class Bench:
             impls["ours"] = (ours_setup, lambda out: (out, slices_of(out)))
             if a.ab_kernels:
                 impls["ours_b"] = (lambda: ours_setup(a.ab_kernels), lambda out: (out, slices_of(out)))
-        from torch.nn.attention import SDPBackend, sdpa_kernel
-        for peer, be in (("cudnn", SDPBackend.CUDNN_ATTENTION), ("flash", SDPBackend.FLASH_ATTENTION)):
-            if peer not in a.peer_set:
-                continue
-
-            def sdpa_setup(be=be):
-                def fn():
-                    with sdpa_kernel([be]):
-                        return F.scaled_dot_product_attention(q, k, v, enable_gqa=True)
-                return fn, {}
-            impls[peer] = (sdpa_setup, lambda out: (out, slices_of(out)))
+        impls.update(sdpa_impls(a.peer_set, q, k, v, slices_of, enable_gqa=True))
         self.measure(row, impls, reference)
 
     def linear_row(self, row):
