@@ -730,7 +730,6 @@ class Bench:
 
     def softmax_row(self, row):
         import torch
-        import torch.nn.functional as F
         a = self.args
         variant, S, D, B, H = row["variant"], row["S"], row["D"], row["B"], row["H"]
         mask_fn, score_fn, rule, desc, extras = softmax_variant(variant, S, H, a.seed)
