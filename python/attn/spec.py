@@ -357,10 +357,11 @@ def tma_readable(data_ptr, shape, stride, itemsize):
     the runtime checks before encoding one): unit last stride, 16-byte aligned
     data, and the other strides of extents above 1 positive multiples of 16
     bytes below 2^40."""
-    if len(shape) != 4 or len(stride) != 4 or stride[3] != 1 or data_ptr % ROW_ALIGN:
+    if len(shape) != 4 or len(stride) != 4 or stride[3] != 1:
         return False
-    return all(n == 1 or (st > 0 and st * itemsize % ROW_ALIGN == 0 and st * itemsize < 2 ** 40)
-               for n, st in zip(shape[:3], stride[:3]))
+    # aligned() is the 16-byte part; a map also needs the steps positive and bounded.
+    return aligned(data_ptr, shape, stride, itemsize) and \
+        all(n == 1 or 0 < st * itemsize < 2 ** 40 for n, st in zip(shape[:3], stride[:3]))
 
 
 # --------------------------------------------------------------------------
