@@ -24,6 +24,7 @@ from typing import List, Optional, Tuple
 import torch
 
 from . import spec as S
+from . import splitkv
 from .kernels import KernelNotFoundError, chip_for_capability, get_kernel
 from .spec import AttnArgumentError
 
@@ -383,7 +384,7 @@ def _scale(scale):
 
 def attention(q, k, v, *, causal=False, window=None, block_mask=None, block_size=None,
               doc_ids=None, alibi_slopes=None, softcap=None, score_mod=None, mask_mod=None,
-              tensors=None, scale=None, return_lse=False):
+              tensors=None, scale=None, return_lse=False, num_splits=None):
     """Softmax attention over q [B, Hq, Sq, D], k [B, Hkv, Sk, D], v [B, Hkv, Sk, Dv]
     (CUDA; f16, bf16 or f32; any strides with a unit last one; Hkv dividing Hq).
 
@@ -399,6 +400,14 @@ def attention(q, k, v, *, causal=False, window=None, block_mask=None, block_size
     memory layout, [B, H, S, D] or [B, S, H, D]), and with return_lse also
     lse [B, Hq, Sq] float32 (natural log; -inf for rows that see no key, whose
     out is 0).
+
+    Decoding shapes (few query rows; no mask other than causal / window with
+    one row, no ALiBi or custom expression) run with the query heads of a KV
+    head packed into query rows and, where the work items would leave SMs idle,
+    the keys split into num_splits parts merged by their LSE (attn/splitkv.py).
+    num_splits: None chooses per call (1 off the GPU), 1 never splits, n > 1
+    splits into n equal parts (an error where the call or k / v's strides do
+    not allow it).
     """
     _require_tensors(q=q, k=k, v=v)
     if doc_ids is None:
@@ -442,13 +451,110 @@ def attention(q, k, v, *, causal=False, window=None, block_mask=None, block_size
     if not isinstance(causal, bool):
         raise AttnArgumentError(f"causal: expected a bool, got {causal!r}")
     w = S.normalize_window(window)
-    out, lse = attention_op(
-        q, k, v, block_mask, q_ids, kv_ids, alibi_slopes, tlist, names, causal,
-        None if w is None else list(w), block,
-        None if softcap is None else S._positive_float("softcap", softcap),
-        S._expression("score_mod", score_mod), S._expression("mask_mod", mask_mod),
-        _scale(scale), _layout(q, k, v))
+    softcap = None if softcap is None else S._positive_float("softcap", softcap)
+    score_mod, mask_mod = S._expression("score_mod", score_mod), S._expression("mask_mod", mask_mod)
+    scale = _scale(scale)
+    position_free = (block_mask is None and q_ids is None and alibi_slopes is None and
+                     score_mod is None and mask_mod is None and not tlist)
+    plan = _decode_plan(q, k, v, position_free, causal, w, num_splits)
+    out = None
+    if plan is not None:
+        miss = (plan, q.dtype, q.shape[3], v.shape[3], softcap, scale, str(q.device))
+        if (num_splits or 1) > 1 or miss not in _UNPLANNED:
+            try:
+                out, lse = _attention_planned(plan, q, k, v, softcap, scale)
+            except KernelNotFoundError:
+                # The rewritten call needs the unmasked kernel of this dtype and
+                # head dims (a causal or window bound is dropped for one query
+                # row); a kernel directory without it still serves the call as
+                # given, and is not searched again for it.
+                if num_splits is not None and num_splits > 1:
+                    raise
+                _UNPLANNED.add(miss)
+    if out is None:
+        out, lse = attention_op(
+            q, k, v, block_mask, q_ids, kv_ids, alibi_slopes, tlist, names, causal,
+            None if w is None else list(w), block, softcap, score_mod, mask_mod, scale,
+            _layout(q, k, v))
     return (out, lse) if return_lse else out
+
+
+# Calls (plan, dtype, D, Dv, softcap, scale, device) whose rewritten form found no kernel.
+_UNPLANNED = set()
+
+
+@functools.lru_cache(maxsize=None)
+def _multiprocessors_of(index):
+    return torch.cuda.get_device_properties(index).multi_processor_count
+
+
+def _multiprocessors(device):
+    """The CUDA device's SM count; None where no driver answers (fake tensors on
+    a machine without a GPU: tracing only, no automatic split)."""
+    try:
+        return _multiprocessors_of(device.index if device.index is not None
+                                   else torch.cuda.current_device())
+    except (RuntimeError, AssertionError):
+        return None
+
+
+def _decode_plan(q, k, v, position_free, causal, window, num_splits):
+    """splitkv.plan for this call (None: run it as given)."""
+    if num_splits == 1 and q.dim() == 4 and q.shape[2] >= splitkv.SLICE_ROWS:
+        return None  # nothing to pack or split: skip the checks below
+    # The shapes are checked here as in the op, so that the plan reads valid ones.
+    S.check_attention(_info(q), _info(k), _info(v))
+    sms = _multiprocessors(q.device) if q.device.type == "cuda" else None
+    return splitkv.plan(tuple(q.shape), tuple(k.shape), tuple(k.stride()), tuple(v.shape),
+                        tuple(v.stride()), position_free=position_free, causal=causal,
+                        window=window, num_splits=num_splits, sms=sms)
+
+
+def _key_parts(t, plan):
+    """k or v [B, Hkv, S, D] as plan.splits parts of S / splits keys: [B, Hkv * n,
+    S / n, D] (part j of head h is head h * n + j) or [B * n, Hkv, S / n, D]
+    (part j of batch b is batch b * n + j), a view (splitkv.fold_of)."""
+    B, H, S_, D = t.shape
+    n = plan.splits
+    L = S_ // n
+    sb, sh, ss, sd = t.stride()
+    if plan.fold == "heads":
+        return t.as_strided((B, H * n, L, D), (sb, L * ss, ss, sd), t.storage_offset())
+    return t.as_strided((B * n, H, L, D), (L * ss, sh, ss, sd), t.storage_offset())
+
+
+def _attention_planned(plan, q, k, v, softcap, scale):
+    """attention(q, k, v) without masks, run as `plan` says (attn/splitkv.py)."""
+    B, Hq, Sq, D = q.shape
+    Hkv, Dv = k.shape[1], v.shape[3]
+    G = Hq // Hkv
+    if plan.keys is not None:
+        k, v = k[:, :, plan.keys[0]:plan.keys[1]], v[:, :, plan.keys[0]:plan.keys[1]]
+    # Rows of one head: with packing, query head h = hkv * G + g's row i is
+    # row g * Sq + i of head hkv (a view for one row or [B, H, S, D] order).
+    H, R = (Hkv, G * Sq) if plan.pack else (Hq, Sq)
+    qr = q.reshape(B, H, R, D) if plan.pack else q
+    n = plan.splits
+    g = H // Hkv  # query heads per KV head in the launch
+    if n > 1:
+        if plan.fold == "heads":  # head (hkv * n + j) * g + i: part j of query head hkv * g + i
+            qr = qr.reshape(B, Hkv, 1, g, R, D).expand(B, Hkv, n, g, R, D).reshape(
+                B, Hkv * n * g, R, D)
+        else:                     # batch b * n + j
+            qr = qr.unsqueeze(1).expand(B, n, H, R, D).reshape(B * n, H, R, D)
+        k, v = _key_parts(k, plan), _key_parts(v, plan)
+    out, lse = attention_op(qr, k, v, None, None, None, None, [], "", False, None, None, softcap,
+                            None, None, scale, _layout(qr, k, v))
+    if n > 1:
+        if plan.fold == "heads":
+            out, lse = out.reshape(B, Hkv, n, g, R, Dv), lse.reshape(B, Hkv, n, g, R)
+            out, lse = _merge_parts(out, lse, 2)
+        else:
+            out, lse = _merge_parts(out.reshape(B, n, H, R, Dv), lse.reshape(B, n, H, R), 1)
+    out, lse = out.reshape(B, Hq, Sq, Dv), lse.reshape(B, Hq, Sq)
+    if Sq > 1 and q.stride(1) < q.stride(2):  # q in [B, S, H, D] order: so is out
+        out = out.transpose(1, 2).contiguous().transpose(1, 2)
+    return out, lse
 
 
 def _checking_on_host():
@@ -561,6 +667,17 @@ def attention_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k=None, *, causal=False, 
                              score_mod=score_mod, tensors=tensors, **kw)
     out = out[0].transpose(0, 1)  # [total_q, Hq, Dv]
     return (out, lse[0]) if return_lse else out
+
+
+def _merge_parts(outs, lses, dim):
+    """merge_attention over parts stacked along `dim` (outs [..., Dv], lses float32),
+    in few kernels: this runs after every split decoding launch, where each
+    small kernel costs about as much as a tenth of the attention. Forward only
+    (attention has no autograd formula); rows no part saw give 0 / -inf."""
+    lse = torch.logsumexp(lses, dim, keepdim=True)                  # -inf where unseen
+    weight = torch.exp(lses - lse).nan_to_num_(0.0)                 # NaN (unseen) -> 0
+    out = (weight.unsqueeze(-1) * outs).sum(dim)                    # float32
+    return out.to(outs.dtype), lse.squeeze(dim)
 
 
 def merge_attention(outs, lses):
