@@ -180,6 +180,9 @@ def parse_args(argv=None):
     ap.add_argument("--linear-heads", type=int, default=16)
     ap.add_argument("--fla-path", default=os.path.join(REPO, "third_party", "fla"),
                     help="folder holding flash-linear-attention's fla/ package")
+    ap.add_argument("--binding-kernels", default=os.path.join(REPO, "gpu-kernels", "torch", "sm_90a"),
+                    help="kernel directory of the PyTorch binding's calls (decode rows: "
+                         "attn.attention; scripts/gpu/prepare.sh prebuilds it)")
     ap.add_argument("--lib", default=None, help="libattn_runtime.so (default: $ATTN_RUNTIME_LIB, "
                                                 "build/lib, build-rt/lib)")
     ap.add_argument("--render", metavar="BENCH_JSON", default=None,
@@ -858,6 +861,24 @@ class Bench:
             return [out[b, h] for (b, h) in pairs]
         impls = {}
         if not a.no_ours:
+            # ours: the PyTorch binding's call (attn.attention), which packs the query
+            # heads of a KV head into rows and splits the keys (attn/splitkv.py);
+            # ours_packed: the same without the split (num_splits=1); ours_direct:
+            # the b_decode kernel launched as given (one 64-row slice per query head).
+            def binding_setup(num_splits):
+                import attn
+                from attn import ops as attn_ops
+                attn.add_kernel_dir(a.binding_kernels)
+                os.environ["ATTN_COMPILE"] = "0"  # the GPU machine has no compiler
+                plan = attn_ops._decode_plan(q, k, v, True, False, None, num_splits)
+
+                def fn():
+                    return attn.attention(q, k, v, num_splits=num_splits)
+                return fn, {"plan": None if plan is None else
+                            {"pack": plan.pack, "splits": plan.splits, "fold": plan.fold}}
+            impls["ours"] = (lambda: binding_setup(None), lambda out: (out, slices_of(out)))
+            impls["ours_packed"] = (lambda: binding_setup(1), lambda out: (out, slices_of(out)))
+
             def ours_setup(folder=None):
                 out = torch.full_like(q, float("nan"))
                 lse = torch.full((B, Hq, 1), float("nan"), dtype=torch.float32, device=DEVICE)
@@ -869,7 +890,7 @@ class Bench:
                     launch()
                     return out
                 return fn, dict(info, spec=SPEC[("decode", D)])
-            impls["ours"] = (ours_setup, lambda out: (out, slices_of(out)))
+            impls["ours_direct"] = (ours_setup, lambda out: (out, slices_of(out)))
             if a.ab_kernels:
                 impls["ours_b"] = (lambda: ours_setup(a.ab_kernels), lambda out: (out, slices_of(out)))
         impls.update(sdpa_impls(a.peer_set, q, k, v, slices_of, enable_gqa=True))
@@ -1060,13 +1081,20 @@ class Bench:
             lines += ["", "Decoding (--only decode): one query row per (batch, query head), "
                       f"{DECODE_HEADS[0]} query / {DECODE_HEADS[1]} KV heads, D = 128, S keys; "
                       "memory-bound, so GB/s of K and V read once and the share of the copy ceiling.",
-                      "", "| S | B | ours us | ours GB/s | % of copy | cuDNN us | FLASH us | "
-                      "ours/cuDNN | ours/FLASH | status |", "|---|---|---|---|---|---|---|---|---|---|"]
+                      "ours: attn.attention (query heads packed into rows, keys split: plan); packed: "
+                      "the same, unsplit; direct: the kernel on the call as given.",
+                      "", "| S | B | plan | ours us | ours GB/s | % of copy | packed us | direct us | "
+                      "cuDNN us | FLASH us | ours/cuDNN | ours/FLASH | status |",
+                      "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
             for r in decode:
-                o, c, f = (r["impls"].get(n, {}) for n in ("ours", "cudnn", "flash"))
-                us = [None if not x.get("ms") else 1e3 * x["ms"] for x in (o, c, f)]
-                lines.append(f"| {r['S']} | {r['B']} | {self._f(us[0], '.1f')} | "
+                o, c, f, pk, dr = (r["impls"].get(n, {}) for n in
+                                   ("ours", "cudnn", "flash", "ours_packed", "ours_direct"))
+                us = [None if not x.get("ms") else 1e3 * x["ms"] for x in (o, c, f, pk, dr)]
+                plan = o.get("plan") or {}
+                lines.append(f"| {r['S']} | {r['B']} | {plan.get('splits', '-')} x {plan.get('fold', '-')} | "
+                             f"{self._f(us[0], '.1f')} | "
                              f"{self._f(o.get('gbps'), '.0f')} | {self._f(o.get('pct_copy'), '.0f')} | "
+                             f"{self._f(us[3], '.1f')} | {self._f(us[4], '.1f')} | "
                              f"{self._f(us[1], '.1f')} | {self._f(us[2], '.1f')} | "
                              f"{self._f(r.get('ratio_to_cudnn'), '.2f')} | "
                              f"{self._f(r.get('ratio_to_flash'), '.2f')} | {r.get('status', '')} |")

@@ -489,8 +489,10 @@ def _multiprocessors_of(index):
 
 
 def _multiprocessors(device):
-    """The CUDA device's SM count; None where no driver answers (fake tensors on
-    a machine without a GPU: tracing only, no automatic split)."""
+    """The CUDA device's SM count; None off CUDA or where no driver answers (fake
+    tensors on a machine without a GPU: tracing only, no automatic split)."""
+    if device.type != "cuda":
+        return None
     try:
         return _multiprocessors_of(device.index if device.index is not None
                                    else torch.cuda.current_device())
@@ -504,7 +506,7 @@ def _decode_plan(q, k, v, position_free, causal, window, num_splits):
         return None  # nothing to pack or split: skip the checks below
     # The shapes are checked here as in the op, so that the plan reads valid ones.
     S.check_attention(_info(q), _info(k), _info(v))
-    sms = _multiprocessors(q.device) if q.device.type == "cuda" else None
+    sms = _multiprocessors(q.device)
     return splitkv.plan(tuple(q.shape), tuple(k.shape), tuple(k.stride()), tuple(v.shape),
                         tuple(v.stride()), position_free=position_free, causal=causal,
                         window=window, num_splits=num_splits, sms=sms)

@@ -44,6 +44,8 @@ GPU_TEST_CONFIGS = [
      "layout": "bshd", "causal": True},
     {"id": "dense_bf16_d128_bshd", "op": "attention", "dtype": "bf16", "head_dim": 128,
      "layout": "bshd"},
+    # Decoding (attn/splitkv.py): a [B, H, S, D] KV cache's keys split into parts.
+    {"id": "dense_bf16_d128", "op": "attention", "dtype": "bf16", "head_dim": 128},
     {"id": "window_bf16_d64", "op": "attention", "dtype": "bf16", "head_dim": 64,
      "causal": True, "window": [100, 0]},
     {"id": "window2_f16_d64", "op": "attention", "dtype": "f16", "head_dim": 64,

@@ -349,6 +349,35 @@ def test_split_keys_merge_into_the_whole(Sq):
     assert rel(to_np(lse), to_np(whole_lse)) <= 1e-5
 
 
+@pytest.mark.parametrize("cid,Sq", [("dense_bf16_d128", 1), ("dense_bf16_d128", 5),
+                                     ("dense_bf16_d128_bshd", 1)])
+def test_decoding_packs_heads_and_splits_keys(cid, Sq):
+    """Decoding shapes (attn/splitkv.py): GQA heads packed into query rows, keys
+    split into parts (automatic, explicit, none) of a [B, H, S, D] cache (parts
+    as heads) or a [B, S, H, D] one (parts as batches), and a KV cache slice
+    that cannot be split: each against the float64 reference."""
+    import attn.ops as O
+    cfg = BY_ID[cid]
+    B, Hq, Hkv, Sk = 3, 16, 4, 6000  # 6000 keys: parts of 1200 / 1500 / 2000 / 3000
+    (q, k, v), kw, ps, x = attention_case(cfg, B, Hq, Hkv, Sq, Sk, seed_of("decode", cid, Sq))
+    ref = reference(ps, x)
+    plan = O._decode_plan(q, k, v, True, False, None, None)
+    assert plan.pack and plan.splits > 1, plan  # 6 items on the GPU's SMs
+    for n in (None, 1, 4):
+        out, lse = attn.attention(q, k, v, num_splits=n, return_lse=True)
+        sync()
+        check_attention(ps, q, out, lse, ref)
+    if cfg.get("layout", "bhsd") == "bhsd":
+        cache = torch.full((B, Hkv, 8192, 128), float("nan"), device=DEVICE, dtype=q.dtype)
+        cache_v = cache.clone()
+        cache[:, :, :Sk], cache_v[:, :, :Sk] = k, v
+        ks, vs = cache[:, :, :Sk], cache_v[:, :, :Sk]
+        assert O._decode_plan(q, ks, vs, True, False, None, None).splits == 1
+        out, lse = attn.attention(q, ks, vs, return_lse=True)
+        sync()
+        check_attention(ps, q, out, lse, ref)
+
+
 def _varlen_reference(q, k, v, cu_q, cu_k, causal):
     """float64, sequence by sequence, bottom-right aligned per sequence (FA's varlen)."""
     outs, lses = [], []

@@ -236,23 +236,48 @@ def test_packed_projections_through_the_harness(cpu_bench, kernels, tmp_path):
     assert seen == {(S * 3 * H * D, D, 3 * H * D, 1), (H * S * D, S * D, D, 1)}, seen
 
 
-def test_decode_rows_through_the_harness(cpu_bench, kernels, tmp_path):
+def _emulated_binding_launch(spec, roles, device, alternative=None):
+    """attn.ops._launch on the CPU for the binding's unmasked calls: float64 attention
+    of the tensors it was given (GQA by head ratio)."""
+    assert "mask" not in spec and "score" not in spec, spec
+    q, k, v = (roles[r].double() for r in ("query", "key", "value"))
+    rep = q.shape[1] // k.shape[1]
+    s = q.shape[-1] ** -0.5 * q @ k.repeat_interleave(rep, 1).transpose(-1, -2)
+    lse = torch.logsumexp(s, -1)
+    roles["out"].copy_(torch.exp(s - lse[..., None]) @ v.repeat_interleave(rep, 1))
+    roles["lse"].copy_(lse)
+
+
+def test_decode_rows_through_the_harness(cpu_bench, kernels, tmp_path, monkeypatch):
     # --only decode: one query row per (batch, query head), GQA 32 / 8 heads, against
     # S keys; checked against bench.py's reference (the KV head of each query head).
+    # ours is the binding's call (packed heads, split keys; its launch emulated, an
+    # H200's 132 SMs assumed), ours_direct the b_decode kernel as given.
+    import attn.ops as O
+    monkeypatch.setattr(spec_py, "check_device", lambda named: None)
+    monkeypatch.setattr(O, "_launch", _emulated_binding_launch)
+    monkeypatch.setattr(O, "_multiprocessors", lambda device: 132)
+    monkeypatch.setenv("ATTN_COMPILE", "0")
     out = tmp_path / "decode"
     cpu_bench.main(["--kernels", kernels, "--out", str(out), "--only", "decode",
-                    "--seq", "300,1100", "--peers", "none", "--reps", "2", "--ceilings", "none",
+                    "--seq", "300,4096", "--peers", "none", "--reps", "2", "--ceilings", "none",
                     "--decode-batch", "2", "--budget-s", "3000"])
     with open(out / "bench.json") as f:
         doc = json.load(f)
-    assert doc["meta"]["plan"] == ["decode/S300/D128", "decode/S1100/D128"]
+    assert doc["meta"]["plan"] == ["decode/S300/D128", "decode/S4096/D128"]
     for row in doc["rows"]:
         assert row["status"] == "ok", row.get("error")
         assert (row["B"], row["H"], row["Hkv"], row["Sq"]) == (2, 32, 8, 1)
         assert row["bytes"] == 2 * 2 * 8 * row["S"] * 128 * 2 + 2 * 2 * 32 * 128 * 2
-        cell = row["impls"]["ours"]
-        assert cell["status"] == "ok" and cell["rel_err"] < 1e-2, cell
-        assert cell["gbps"] > 0
+        for name in ("ours", "ours_packed", "ours_direct"):
+            cell = row["impls"][name]
+            assert cell["status"] == "ok" and cell["rel_err"] < 1e-2, (name, cell)
+            assert cell["gbps"] > 0
+        # 8 items of 132 SMs: 4096 keys split in 4 parts of 1024 (300: too few).
+        want = {"pack": True, "splits": 4 if row["S"] == 4096 else 1,
+                "fold": "heads" if row["S"] == 4096 else None}
+        assert row["impls"]["ours"]["plan"] == want
+        assert row["impls"]["ours_packed"]["plan"]["splits"] == 1
     assert "Decoding (--only decode)" in (out / "bench.md").read_text()
     # decode is its own group: not part of "all".
     assert "decode" not in bench.GROUPS["all"]

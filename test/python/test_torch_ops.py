@@ -1019,6 +1019,35 @@ def test_gpu_split_keys_test_runs_with_an_emulated_launch(emulated, monkeypatch,
     gpu.test_split_keys_merge_into_the_whole(Sq)
 
 
+@needs_torch
+@pytest.mark.parametrize("cid,Sq", [("dense_bf16_d128", 1), ("dense_bf16_d128", 5),
+                                     ("dense_bf16_d128_bshd", 1)])
+def test_gpu_decoding_test_runs_with_an_emulated_launch(emulated, monkeypatch, cid, Sq):
+    # test/gpu/test_torch_ops.py's decoding test on the CPU (an H200's 132 SMs
+    # for the automatic split).
+    import attn.ops as O
+    gpu = _gpu_tests()
+    monkeypatch.setattr(gpu, "DEVICE", "cpu")
+    monkeypatch.setattr(O, "_multiprocessors", lambda device: 132)
+    gpu.test_decoding_packs_heads_and_splits_keys(cid, Sq)
+
+
+@needs_torch
+@pytest.mark.parametrize("cid", ["dense_bf16_d128", "dense_bf16_d128_bshd"])
+def test_split_decoding_resolves_to_the_prebuilt_kernels(cpu_as_device, cid):
+    # The GPU machine has no compiler: split decoding calls must launch the
+    # prebuilt unmasked kernels, with the caller's keys as they are.
+    gpu = _gpu_tests()
+    cfg = gpu.BY_ID[cid]
+    (q, k, v), kw, ps, x = gpu.attention_case(cfg, 3, 16, 4, 1, 6000, 1, device="cpu")
+    _expect_runtime_device_error(lambda: attn.attention(q, k, v, num_splits=4))
+    kernel, tensors = cpu_as_device[-1]
+    assert kernel.manifest_path.endswith(S.spec_for(cfg)["name"] + ".json")
+    _check_layouts(kernel, tensors)
+    key = tensors[list(kernel.cached_roles).index("key")]
+    assert key.data_ptr() == k.data_ptr() and key.shape[2] == 1500
+
+
 # ==========================================================================
 # attention_varlen: FlashAttention's packed-sequence interface, translated into
 # one document-masked attention call. Checked on the CPU by evaluating the call
