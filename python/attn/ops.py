@@ -462,7 +462,7 @@ def attention(q, k, v, *, causal=False, window=None, block_mask=None, block_size
         miss = (plan, q.dtype, q.shape[3], v.shape[3], softcap, scale, str(q.device))
         if (num_splits or 1) > 1 or miss not in _UNPLANNED:
             try:
-                out, lse = _attention_planned(plan, q, k, v, softcap, scale)
+                out, lse = _attention_planned(plan, q, k, v, softcap, scale, return_lse)
             except KernelNotFoundError:
                 # The rewritten call needs the unmasked kernel of this dtype and
                 # head dims (a causal or window bound is dropped for one query
@@ -525,8 +525,9 @@ def _key_parts(t, plan):
     return t.as_strided((B * n, H, L, D), (L * ss, sh, ss, sd), t.storage_offset())
 
 
-def _attention_planned(plan, q, k, v, softcap, scale):
-    """attention(q, k, v) without masks, run as `plan` says (attn/splitkv.py)."""
+def _attention_planned(plan, q, k, v, softcap, scale, need_lse=True):
+    """attention(q, k, v) without masks, run as `plan` says (attn/splitkv.py);
+    lse None unless need_lse."""
     B, Hq, Sq, D = q.shape
     Hkv, Dv = k.shape[1], v.shape[3]
     G = Hq // Hkv
@@ -550,10 +551,12 @@ def _attention_planned(plan, q, k, v, softcap, scale):
     if n > 1:
         if plan.fold == "heads":
             out, lse = out.reshape(B, Hkv, n, g, R, Dv), lse.reshape(B, Hkv, n, g, R)
-            out, lse = _merge_parts(out, lse, 2)
+            out, lse = _merge_parts(out, lse, 2, need_lse)
         else:
-            out, lse = _merge_parts(out.reshape(B, n, H, R, Dv), lse.reshape(B, n, H, R), 1)
-    out, lse = out.reshape(B, Hq, Sq, Dv), lse.reshape(B, Hq, Sq)
+            out, lse = _merge_parts(out.reshape(B, n, H, R, Dv), lse.reshape(B, n, H, R), 1,
+                                    need_lse)
+    out = out.reshape(B, Hq, Sq, Dv)
+    lse = None if lse is None else lse.reshape(B, Hq, Sq)
     if Sq > 1 and q.stride(1) < q.stride(2):  # q in [B, S, H, D] order: so is out
         out = out.transpose(1, 2).contiguous().transpose(1, 2)
     return out, lse
@@ -671,15 +674,16 @@ def attention_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k=None, *, causal=False, 
     return (out, lse[0]) if return_lse else out
 
 
-def _merge_parts(outs, lses, dim):
+def _merge_parts(outs, lses, dim, need_lse=True):
     """merge_attention over parts stacked along `dim` (outs [..., Dv], lses float32),
     in few kernels: this runs after every split decoding launch, where each
-    small kernel costs about as much as a tenth of the attention. Forward only
-    (attention has no autograd formula); rows no part saw give 0 / -inf."""
-    lse = torch.logsumexp(lses, dim, keepdim=True)                  # -inf where unseen
-    weight = torch.exp(lses - lse).nan_to_num_(0.0)                 # NaN (unseen) -> 0
-    out = (weight.unsqueeze(-1) * outs).sum(dim)                    # float32
-    return out.to(outs.dtype), lse.squeeze(dim)
+    small kernel costs a few percent of the attention (5 kernels, and the lse
+    only when asked for). Forward only (attention has no autograd formula);
+    rows no part saw give 0 / -inf."""
+    weight = torch.softmax(lses, dim)                               # NaN where unseen
+    out = (weight.unsqueeze(-1) * outs).sum(dim).nan_to_num_(0.0)   # float32
+    lse = torch.logsumexp(lses, dim) if need_lse else None          # -inf where unseen
+    return out.to(outs.dtype), lse
 
 
 def merge_attention(outs, lses):

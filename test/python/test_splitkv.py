@@ -288,6 +288,8 @@ def test_merge_of_parts_with_unseen_rows():
         torch.testing.assert_close(out[b, r].float(), (w[:, None] * outs[b, :, r].float()).sum(0),
                                    rtol=1e-2, atol=1e-2)
         torch.testing.assert_close(lse[b, r], torch.logsumexp(lses[b, :, r], 0))
+    alone, none = _merge_parts(outs, lses, 1, need_lse=False)
+    assert none is None and torch.equal(alone, out)
 
 
 @needs_torch
