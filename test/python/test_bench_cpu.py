@@ -259,7 +259,8 @@ def test_decode_rows_through_the_harness(cpu_bench, kernels, tmp_path, monkeypat
     monkeypatch.setattr(O, "_multiprocessors", lambda device: 132)
     monkeypatch.setenv("ATTN_COMPILE", "0")
     out = tmp_path / "decode"
-    cpu_bench.main(["--kernels", kernels, "--out", str(out), "--only", "decode",
+    cpu_bench.main(["--kernels", kernels, "--binding-kernels", kernels, "--out", str(out),
+                    "--only", "decode",
                     "--seq", "300,4096", "--peers", "none", "--reps", "2", "--ceilings", "none",
                     "--decode-batch", "2", "--budget-s", "3000"])
     with open(out / "bench.json") as f:
