@@ -255,7 +255,7 @@ def sync():
 def empty_cache():
     import torch
     if DEVICE == "cuda":
-        empty_cache()
+        torch.cuda.empty_cache()
 
 
 def time_fn(fn, min_rep_ms=30.0, max_rep_ms=300.0, target_iters=20, warmup_ms=10.0):
