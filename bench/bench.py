@@ -161,6 +161,12 @@ def parse_args(argv=None):
                     help="masked softmax rows also time our dense kernel on the same inputs in the "
                          "same rounds (ours_dense), for a %% of dense that the GPU clock's drift "
                          "between rows does not move (default on)")
+    ap.add_argument("--graphs", action="store_true",
+                    help="time every implementation as one CUDA graph replay (captured after the "
+                         "correctness check; an implementation that cannot be captured is timed "
+                         "eagerly and says why): the launch cost of a served decoding step, not "
+                         "the host's Python and dispatch time, which eager do_bench includes "
+                         "where a call's GPU work is short")
     ap.add_argument("--packed-qkv", action="store_true",
                     help="softmax rows: q, k and v are views of one [B, S, 3, H, D] projection "
                          "(stride(S) = 3*H*D) for every implementation; ours reads them in place "
@@ -277,6 +283,30 @@ def time_fn(fn, min_rep_ms=30.0, max_rep_ms=300.0, target_iters=20, warmup_ms=10
     if not isinstance(r, (list, tuple)):
         r = [r, r, r]
     return float(r[0]), float(r[1]), float(r[2])
+
+
+def graphed(fn):
+    """fn captured as a CUDA graph: a function replaying it (returning what the
+    captured call returned). Warmed up on the capture stream first, so that
+    whatever a launch sets up once per stream (the runtime's tile counter) is
+    not allocated during the capture."""
+    import torch
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for _ in range(2):
+            fn()
+    torch.cuda.current_stream().wait_stream(stream)
+    sync()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph, stream=stream):
+        out = fn()
+    sync()
+
+    def replay():
+        graph.replay()
+        return out
+    return replay
 
 
 def rel_err(outs, refs):
@@ -704,6 +734,14 @@ class Bench:
                 cell["status"] = "ok" if finite and math.isfinite(err) and err <= a.tol else "FAIL"
                 del res, full, slices
                 fns[name] = fn
+                if a.graphs and DEVICE == "cuda":
+                    try:
+                        fns[name] = graphed(fn)
+                        cell["timing"] = "cuda graph"
+                    except Exception as e:  # noqa: BLE001
+                        cell["timing"] = "eager"
+                        cell["graph_error"] = f"{type(e).__name__}: {e}"[:300]
+                        log(f"  !! {name}: no CUDA graph ({cell['graph_error']}); timed eagerly")
             except Exception as e:  # noqa: BLE001
                 cell["status"] = "error"
                 cell["error"] = f"{type(e).__name__}: {e}"[:500]
@@ -1082,7 +1120,9 @@ class Bench:
                       f"{DECODE_HEADS[0]} query / {DECODE_HEADS[1]} KV heads, D = 128, S keys; "
                       "memory-bound, so GB/s of K and V read once and the share of the copy ceiling.",
                       "ours: attn.attention (query heads packed into rows, keys split: plan); packed: "
-                      "the same, unsplit; direct: the kernel on the call as given.",
+                      "the same, unsplit; direct: the kernel on the call as given. Timed as "
+                      + ("CUDA graph replays (--graphs; host time excluded)." if self.args.graphs
+                         else "eager calls (host time included where it exceeds the GPU's)."),
                       "", "| S | B | plan | ours us | ours GB/s | % of copy | packed us | direct us | "
                       "cuDNN us | FLASH us | ours/cuDNN | ours/FLASH | status |",
                       "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
