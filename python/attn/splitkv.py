@@ -1,10 +1,12 @@
 """Decoding-shaped attention: grouped query heads packed into query rows, and
 keys split over more work items (FlashDecoding's split-KV), in the binding.
 
-A kernel item covers a 64-row slice of one (batch, head)'s queries (two slices
-an item on Hopper), so a decoding step (one query row per head) fills 1 row of
-64 and runs B * Hq / 2 items however long the KV cache: on an H200 (132 SMs)
-B = 4, Hq = 32 keeps 64 SMs busy, each doing 64x the needed tensor-core work.
+A Hopper kernel item covers 128 query rows of one (batch, head) at D = 128
+(64-row slices, three an item, at D = 64), so a decoding step (one query row
+per head) fills 1 row of 128 and runs B * Hq items however long the KV cache,
+each computing 128x the needed tensor-core work (bench/results/
+2026-12-05-v33-session24: compute-bound, 359 us at 32k keys where reading
+K and V once takes 126 us).
 Two rewrites of the call, both exact (the same softmax over the same keys),
 fix both without a new kernel:
 
@@ -28,10 +30,9 @@ from typing import Optional, Tuple
 
 from .spec import AttnArgumentError
 
-# Rows of a kernel item's slice (one warpgroup's wgmma M).
+# Rows of one consumer warpgroup's slice of a tile (its wgmma M): packing pays
+# below this many query rows.
 SLICE_ROWS = 64
-# Slices per item on Hopper (two consumer warpgroups).
-SLICES_PER_ITEM = 2
 # A part keeps at least this many keys (8 tiles of 128): an item's fixed cost
 # (its Q load, the pipeline's fill, the epilogue; ~1-1.5 tiles' time, bench/
 # NOTES.md session 23) stays small next to its loop.
@@ -87,10 +88,14 @@ def fold_of(shape, stride, splits):
     return None
 
 
-def items(b, heads, rows):
-    """Kernel items for B * heads (batch, head) pairs of `rows` query rows."""
-    slices = b * heads * -(-rows // SLICE_ROWS)
-    return -(-slices // SLICES_PER_ITEM)
+def items(b, heads, rows, head_dim):
+    """The Hopper kernel's work items for B * heads (batch, head) pairs of `rows`
+    query rows: at head dim <= 64 64-row slices, three to an item, across pairs
+    (cross-head tiles); above, 128-row tiles of one pair each (the second K / V
+    slot of cross-head tiles does not fit in shared memory at D = 128)."""
+    if head_dim <= 64:
+        return -(-(b * heads * -(-rows // SLICE_ROWS)) // 3)
+    return b * heads * -(-rows // 128)
 
 
 def choose_splits(work, sk, sms, divides):
@@ -151,7 +156,7 @@ def plan(q_shape, k_shape, k_stride, v_shape, v_stride, *, position_free, causal
         kf, vf = fold_of(k_shape, k_stride, n), fold_of(v_shape, v_stride, n)
         return kf if kf == vf else None
     if num_splits is None:
-        splits = 1 if sms is None else choose_splits(items(b, heads, rows), n_keys, sms,
+        splits = 1 if sms is None else choose_splits(items(b, heads, rows, q_shape[3]), n_keys, sms,
                                                      lambda n: fold(n) is not None)
     else:
         splits = num_splits

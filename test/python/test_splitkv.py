@@ -42,10 +42,12 @@ def plan(q, k, *, k_stride=None, position_free=True, causal=False, window=None,
 # The plan (no torch)
 
 def test_decoding_packs_heads_and_splits_keys():
-    # The bench's decode rows: B = 4, 32 / 8 heads, one row: 16 items of 132 SMs.
+    # The bench's decode rows: B = 4, 32 / 8 heads, one row: packed, 32 items of 132 SMs.
     p = plan((4, 32, 1, 128), (4, 8, 32768, 128))
     assert p.pack and p.fold == "heads" and p.keys is None
-    assert splitkv.items(4, 8, 4) * p.splits >= 0.8 * 132
+    assert splitkv.items(4, 8, 4, 128) == 32 and p.splits == 4
+    # D = 64: three 64-row slices an item.
+    assert splitkv.items(4, 8, 4, 64) == 11 and splitkv.items(1, 1, 200, 64) == 2
     assert 32768 // p.splits >= splitkv.MIN_KEYS_PER_PART
     # A [B, S, H, D] cache folds its parts into the batch.
     p = plan((4, 32, 1, 128), (4, 8, 32768, 128), k_stride=bshd((4, 8, 32768, 128)))
