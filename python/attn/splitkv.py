@@ -160,6 +160,9 @@ def plan(q_shape, k_shape, k_stride, v_shape, v_stride, *, position_free, causal
                                                      lambda n: fold(n) is not None)
     else:
         splits = num_splits
+        if splits > n_keys and splits > 1:
+            raise AttnArgumentError(f"num_splits={splits}: more parts than keys ({n_keys}); "
+                                    "each part needs at least one key")
         if splits > 1 and fold(splits) is None:
             raise AttnArgumentError(
                 f"num_splits={splits}: the keys ({n_keys}) must divide into {splits} equal "
