@@ -888,10 +888,11 @@ def test_emulated_opcheck(emulated):
 
 
 @needs_torch
-def test_tile_counter_role_gets_a_fresh_zero_tensor():
+def test_tile_counter_role_gets_a_fresh_tensor():
     # The dynamic scheduler's kernels list a trailing tile_counter role: the op makes
-    # torch.zeros(1, dtype=int32) on the query's device for every launch (callers never
-    # pass it); kernels without the role get exactly the tensors they list.
+    # an int32 [1] tensor on the query's device for every launch (callers never pass
+    # it; the runtime zeroes it on the launch stream, CudaRuntime.cpp); kernels without
+    # the role get exactly the tensors they list.
     import attn.ops as O
 
     class FakeKernel:
@@ -911,7 +912,6 @@ def test_tile_counter_role_gets_a_fresh_zero_tensor():
     first, second = k.launched[0][-1], k.launched[1][-1]
     for c in (first, second):
         assert c.dtype == torch.int32 and tuple(c.shape) == (1,) and c.device == q.device
-        assert int(c.item()) == 0
     assert first is not second
     assert "tile_counter" not in roles
     plain = FakeKernel(["query", "key", "value", "out", "lse"])
