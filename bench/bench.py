@@ -609,10 +609,11 @@ class Bench:
         if missing:
             raise KeyError(f"{name}: no tensor for argument role(s) {missing} (roles {roles})")
         launch_args = [tensors[r] for r in bound]
-        stream = torch.cuda.current_stream().cuda_stream if DEVICE == "cuda" else 0
 
         def fn():
-            k.launch(*launch_args, stream=stream)
+            # The current stream at each call: a CUDA graph (--graphs) captures on its own.
+            k.launch(*launch_args,
+                     stream=torch.cuda.current_stream().cuda_stream if DEVICE == "cuda" else 0)
         return fn, dict(info, roles=roles)
 
     # -- FLA
