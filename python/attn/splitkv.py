@@ -12,13 +12,14 @@ fix both without a new kernel:
 
   * packing: the G = Hq / Hkv query heads that share a KV head become query
     rows of one head, q [B, Hq, Sq, D] -> [B, Hkv, G * Sq, D] (a view for
-    Sq = 1), so a slice holds G rows instead of 1;
+    Sq = 1), so a tile holds G rows instead of 1: G times fewer items, each
+    as long as before (G times less work in all, but fewer SMs busy);
   * splitting: the keys of each KV head are cut into n equal parts that the
     kernel sees as n heads (or n batches), k [B, Hkv, Sk, D] ->
     [B, Hkv * n, Sk / n, D], a view of the same memory when the heads' keys
     lie back to back (any contiguous cache); queries are repeated per part
     (a copy of a few KB), and the parts' (out, lse) merged as merge_attention
-    does.
+    does: n times the items, each n times shorter.
 
 Only position-free scores qualify (no mask, ALiBi or custom expression: the
 part's key positions are not the cache's); a causal or window bound qualifies
