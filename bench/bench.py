@@ -903,7 +903,7 @@ class Bench:
             # ours: the PyTorch binding's call (attn.attention), which packs the query
             # heads of a KV head into rows and splits the keys (attn/splitkv.py);
             # ours_packed: the same without the split (num_splits=1); ours_direct:
-            # the b_decode kernel launched as given (one 64-row slice per query head).
+            # the b_decode kernel launched as given (one 128-row tile per query head).
             def binding_setup(num_splits):
                 import attn
                 from attn import ops as attn_ops
@@ -1122,8 +1122,11 @@ class Bench:
                       "memory-bound, so GB/s of K and V read once and the share of the copy ceiling.",
                       "ours: attn.attention (query heads packed into rows, keys split: plan); packed: "
                       "the same, unsplit; direct: the kernel on the call as given. Timed as "
-                      + ("CUDA graph replays (--graphs; host time excluded)." if self.args.graphs
-                         else "eager calls (host time included where it exceeds the GPU's)."),
+                      + ("CUDA graph replays (--graphs; host time excluded)."
+                         if all(c.get("timing") == "cuda graph" for r in decode
+                                for c in r["impls"].values() if c.get("status") == "ok")
+                         else "eager calls (host time included where it exceeds the GPU's; "
+                              "--graphs: see each cell's timing)."),
                       "", "| S | B | plan | ours us | ours GB/s | % of copy | packed us | direct us | "
                       "cuDNN us | FLASH us | ours/cuDNN | ours/FLASH | status |",
                       "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]

@@ -279,9 +279,29 @@ def test_decode_rows_through_the_harness(cpu_bench, kernels, tmp_path, monkeypat
                 "fold": "heads" if row["S"] == 4096 else None}
         assert row["impls"]["ours"]["plan"] == want
         assert row["impls"]["ours_packed"]["plan"]["splits"] == 1
-    assert "Decoding (--only decode)" in (out / "bench.md").read_text()
+    md = (out / "bench.md").read_text()
+    assert "Decoding (--only decode)" in md and "Timed as eager calls" in md
     # decode is its own group: not part of "all".
     assert "decode" not in bench.GROUPS["all"]
+
+
+def test_graphs_flag_times_eagerly_where_nothing_is_captured(cpu_bench, kernels, tmp_path,
+                                                            monkeypatch):
+    # --graphs captures only on a CUDA device; here every cell is timed eagerly and
+    # the report must say so rather than claim graph replays.
+    import attn.ops as O
+    monkeypatch.setattr(spec_py, "check_device", lambda named: None)
+    monkeypatch.setattr(O, "_launch", _emulated_binding_launch)
+    monkeypatch.setenv("ATTN_COMPILE", "0")
+    out = tmp_path / "graphs"
+    cpu_bench.main(["--kernels", kernels, "--binding-kernels", kernels, "--out", str(out),
+                    "--only", "decode", "--seq", "300", "--peers", "none", "--reps", "1",
+                    "--ceilings", "none", "--decode-batch", "1", "--graphs", "--budget-s", "3000"])
+    with open(out / "bench.json") as f:
+        row, = json.load(f)["rows"]
+    assert row["status"] == "ok"
+    assert all(c["status"] == "ok" and "timing" not in c for c in row["impls"].values())
+    assert "Timed as eager calls" in (out / "bench.md").read_text()
 
 
 def test_linear_rows_through_the_harness(cpu_bench, kernels, tmp_path):
