@@ -460,8 +460,9 @@ def attention(q, k, v, *, causal=False, window=None, block_mask=None, block_size
     plan = _decode_plan(q, k, v, position_free, causal, w, num_splits)
     out = None
     if plan is not None:
+        forced = plan.splits > 1 and num_splits is not None  # the caller asked for parts
         miss = (plan, q.dtype, q.shape[3], v.shape[3], softcap, scale, str(q.device))
-        if (num_splits or 1) > 1 or miss not in _UNPLANNED:
+        if forced or miss not in _UNPLANNED:
             try:
                 out, lse = _attention_planned(plan, q, k, v, softcap, scale, return_lse)
             except KernelNotFoundError:
@@ -469,7 +470,7 @@ def attention(q, k, v, *, causal=False, window=None, block_mask=None, block_size
                 # head dims (a causal or window bound is dropped for one query
                 # row); a kernel directory without it still serves the call as
                 # given, and is not searched again for it.
-                if num_splits is not None and num_splits > 1:
+                if forced:
                     raise
                 _UNPLANNED.add(miss)
     if out is None:
@@ -509,8 +510,10 @@ def _decode_plan(q, k, v, position_free, causal, window, num_splits):
     key = (tuple(q.shape), tuple(k.shape), tuple(k.stride()), tuple(v.shape), tuple(v.stride()),
            position_free, causal, window, num_splits, sms)
     # Eager calls repeat their shapes (a decoding loop): the plan is remembered
-    # (~1 us instead of ~12). Not while tracing, whose sizes may be symbolic.
-    if not torch.compiler.is_compiling() and isinstance(num_splits, (int, type(None))):
+    # (~1 us instead of ~12). Not while tracing, whose sizes may be symbolic,
+    # nor for a num_splits that plan() will reject.
+    cacheable = not torch.compiler.is_compiling() and isinstance(num_splits, (int, type(None)))
+    if cacheable:
         plan = _PLANS.get(key, _PLANS)
         if plan is not _PLANS:
             return plan
@@ -518,7 +521,7 @@ def _decode_plan(q, k, v, position_free, causal, window, num_splits):
     S.check_attention(_info(q), _info(k), _info(v))
     plan = splitkv.plan(*key[:5], position_free=position_free, causal=causal, window=window,
                         num_splits=num_splits, sms=sms)
-    if not torch.compiler.is_compiling() and isinstance(num_splits, (int, type(None))):
+    if cacheable:
         if len(_PLANS) >= 4096:
             _PLANS.clear()
         _PLANS[key] = plan
